@@ -1,0 +1,369 @@
+"""``massar``: the operator's command.
+
+Every command takes ``--home DIR`` (or ``MASSAR_HOME``). Errors a person can fix are one
+sentence and a non-zero exit; an unexpected failure is one sentence pointing at the log file
+that holds the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.exceptions import TyperException
+
+from massar.errors import NotYetAvailable, OperatorError
+
+app = typer.Typer(
+    name="massar",
+    help="Massar data platform of a provincial directorate: ingest, validate, consolidate, "
+    "evaluate, and answer the partner funds CNSS and CMR.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+exchange_app = typer.Typer(
+    help="Exchanges with the partner funds CNSS and CMR.", no_args_is_help=True
+)
+app.add_typer(exchange_app, name="exchange")
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        help="The installation's home folder (default: MASSAR_HOME or ./massar-home).",
+        show_default=False,
+    ),
+]
+
+
+class Partner(StrEnum):
+    cnss = "cnss"
+    cmr = "cmr"
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _not_yet(command: str, issue: str) -> None:
+    raise NotYetAvailable(
+        f"'massar {command}' is not available yet: it arrives with the {issue} issue."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Home and demo
+
+
+@app.command()
+def init(home: HomeOption = None) -> None:
+    """Create a home: folders, a commented settings file and the control database."""
+    from massar.home import init_home
+
+    settings = init_home(home)
+    out.print(
+        f"Home ready at {settings.home} (settings: {settings.home / 'massar.toml'}, "
+        f"control database: {settings.resolved_database_url})."
+    )
+
+
+@app.command()
+def generate(
+    outdir: Annotated[Path, typer.Argument(help="Folder to write the province into.")],
+    schools: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=5000,
+            help="Number of schools (default: a Tiznit-like province of about 250).",
+        ),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Random seed; the same seed gives the same province.")
+    ] = 2024,
+    year: Annotated[str, typer.Option(help="School year, YYYY/YYYY.")] = "2023/2024",
+    defects: Annotated[
+        bool, typer.Option("--defects", help="Inject known defects and write ground_truth.csv.")
+    ] = False,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Processes to use (default: all cores).")
+    ] = None,
+) -> None:
+    """Write a synthetic province in the real Massar layouts, plus partner request files."""
+    _check_year(year)
+    _check_writable_folder(outdir)
+    from massar.synthetic import generate_province
+
+    summary = generate_province(
+        outdir, schools=schools, seed=seed, year=year, defects=defects, workers=workers
+    )
+    out.print(
+        f"Generated {summary.schools} schools, {summary.pupils} pupils, {summary.files} files "
+        f"in {summary.seconds:.1f} s into {outdir}."
+    )
+
+
+@app.command()
+def demo(
+    home: HomeOption = None,
+    schools: Annotated[
+        int, typer.Option(min=3, max=5000, help="Schools in the demo province.")
+    ] = 12,
+    seed: Annotated[int, typer.Option(help="Random seed of the demo province.")] = 2024,
+) -> None:
+    """Build a synthetic province in the home and run the whole chain that exists so far."""
+    from massar.demo import run_demo
+
+    summary = run_demo(home, schools=schools, seed=seed, console=out)
+    out.print(summary)
+
+
+# ---------------------------------------------------------------------------------------------
+# Flows
+
+
+@app.command()
+def ingest(
+    path: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A folder of school folders or one school's folder (default: the home's inbox)."
+        ),
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """Ingest and validate the school submissions waiting in the inbox."""
+    _open(home)
+    if path is not None:
+        _check_readable(path)
+    _not_yet("ingest", "ingest and validation")
+
+
+@app.command()
+def nightly(home: HomeOption = None) -> None:
+    """Run the nightly chain: ingest, consolidate into the warehouse, evaluate."""
+    _open(home)
+    _not_yet("nightly", "nightly consolidation")
+
+
+@app.command()
+def evaluate(
+    home: HomeOption = None,
+    year: Annotated[str | None, typer.Option(help="School year, YYYY/YYYY.")] = None,
+    semester: Annotated[int | None, typer.Option(min=1, max=2, help="Semester 1 or 2.")] = None,
+) -> None:
+    """Compute averages, decisions, ranks, exam results and statistics."""
+    if year is not None:
+        _check_year(year)
+    _open(home)
+    _not_yet("evaluate", "evaluation results")
+
+
+@exchange_app.command("run")
+def exchange_run(
+    partner: Annotated[Partner, typer.Argument(help="The partner fund.")],
+    home: HomeOption = None,
+) -> None:
+    """Answer the fund's request: match, build, sign, wait for approval, deliver."""
+    _open(home)
+    _not_yet(f"exchange run {partner.value}", "partner exchanges")
+
+
+@exchange_app.command("verify")
+def exchange_verify(
+    file: Annotated[Path, typer.Argument(help="A produced XML, CSV or manifest file.")],
+) -> None:
+    """Check a produced file's schema or layout and signature, as a partner would."""
+    _check_readable(file)
+    _not_yet("exchange verify", "partner exchanges")
+
+
+@app.command()
+def approve(
+    batch: Annotated[str, typer.Argument(help="The batch id, e.g. CNSS-2024-0001.")],
+    by: Annotated[str, typer.Option("--by", help="Your name, as listed in the approvers setting.")],
+    reject: Annotated[bool, typer.Option("--reject", help="Reject instead of approving.")] = False,
+    comment: Annotated[str, typer.Option(help="A comment kept with the decision.")] = "",
+    home: HomeOption = None,
+) -> None:
+    """Approve (or reject) a partner batch waiting for a decision."""
+    _open(home)
+    _not_yet("approve", "partner exchanges")
+
+
+# ---------------------------------------------------------------------------------------------
+# Looking
+
+
+@app.command()
+def query(
+    sql: Annotated[
+        str,
+        typer.Argument(
+            help="SQL over the warehouse tables, e.g. "
+            '"select state, count(*) from submissions group by state".'
+        ),
+    ],
+    home: HomeOption = None,
+    format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.table,
+) -> None:
+    """Run SQL (DuckDB) over the warehouse tables and the control tables."""
+    from warehouse.control import ControlDatabase
+    from warehouse.query import QueryError, run_query
+
+    settings = _open(home)
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        result = run_query(sql, warehouse=settings.warehouse, database=database)
+    except QueryError as error:
+        raise OperatorError(f"The query failed: {error}") from error
+    finally:
+        database.dispose()
+    _print_table(result, format)
+
+
+@app.command()
+def status(home: HomeOption = None) -> None:
+    """Recent runs, submissions by state, and batches waiting for approval."""
+    from massar.status import installation_status
+
+    settings = _open(home)
+    for table in installation_status(settings):
+        out.print(table)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers of this module
+
+
+def _open(home: Path | None):  # type: ignore[no-untyped-def]
+    from massar.home import open_home
+
+    return open_home(home)
+
+
+def _check_year(year: str) -> None:
+    import re
+
+    match = re.fullmatch(r"(\d{4})/(\d{4})", year)
+    if not match or int(match[2]) != int(match[1]) + 1:
+        raise OperatorError(
+            f"The school year {year!r} is not of the form YYYY/YYYY+1, e.g. 2023/2024."
+        )
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise OperatorError(f"{path} does not exist.")
+    try:
+        if path.is_dir():
+            next(iter(path.iterdir()), None)
+        else:
+            with path.open("rb") as handle:
+                handle.read(1)
+    except OSError as error:
+        raise OperatorError(f"{path} cannot be read ({error.strerror}).") from error
+
+
+def _check_writable_folder(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise OperatorError(f"{path} exists and is not a folder; choose an empty or new folder.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".massar-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise OperatorError(f"{path} is not a writable folder ({error.strerror}).") from error
+
+
+def _print_table(result, format: OutputFormat) -> None:  # type: ignore[no-untyped-def]
+    if format is OutputFormat.csv:
+        import io
+
+        import pyarrow.csv as pacsv
+
+        sink = io.BytesIO()
+        pacsv.write_csv(result, sink)
+        sys.stdout.write(sink.getvalue().decode("utf-8"))
+    elif format is OutputFormat.json:
+        import json
+
+        sys.stdout.write(json.dumps(result.to_pylist(), ensure_ascii=False, default=str) + "\n")
+    else:
+        table = Table(*result.column_names)
+        for row in result.to_pylist():
+            table.add_row(*("" if v is None else str(v) for v in row.values()))
+        out.print(table)
+
+
+def _log_unexpected(error: BaseException) -> Path:
+    """Write the traceback where a developer can find it; return the file."""
+    import os
+    import tempfile
+
+    folder = Path(os.environ.get("MASSAR_HOME") or "massar-home") / "logs"
+    if not folder.is_dir():
+        folder = Path(tempfile.gettempdir())
+    log_file = folder / "massar-errors.log"
+    with log_file.open("a", encoding="utf-8") as handle:
+        handle.write(f"--- {datetime.now(UTC).isoformat()} {' '.join(sys.argv)}\n")
+        handle.write("".join(traceback.format_exception(error)))
+    return log_file
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="massar", standalone_mode=False)
+    except typer.Exit as done:
+        return done.exit_code
+    except TyperException as error:  # bad argument or option: usage line and one sentence
+        show = getattr(error, "show", None)
+        if show is not None:
+            show()
+        else:
+            err.print(f"Error: {error.format_message()}", markup=False, highlight=False)
+        return error.exit_code
+    except typer.Abort:
+        err.print("Interrupted.")
+        return 130
+    except NotYetAvailable as error:
+        err.print(str(error), markup=False, highlight=False)
+        return 3
+    except OperatorError as error:
+        err.print(f"Error: {error}", markup=False, highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        err.print("Interrupted.")
+        return 130
+    except Exception as error:
+        log_file = _log_unexpected(error)
+        err.print(
+            f"Unexpected error ({type(error).__name__}: {error}); the details are in "
+            f"{log_file}. Please report it to the platform's maintainers.",
+            markup=False,
+            highlight=False,
+        )
+        return 70
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

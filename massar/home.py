@@ -1,0 +1,77 @@
+"""The operator's home: one folder that holds everything of an installation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from massar.errors import OperatorError
+from massar.settings import HOME_FOLDERS, SETTINGS_FILE, Settings, load_settings
+
+DEFAULT_SETTINGS_TOML = """\
+# Settings of this Massar platform installation.
+# Every value can also be set in the environment: MASSAR_<NAME>, nested with "__",
+# e.g. MASSAR_DATABASE_URL or MASSAR_PARTNERS__CNSS__HOST. The environment wins.
+
+province = "Tiznit"
+timezone = "Africa/Casablanca"
+
+# Empty: a SQLite file in this home. Production: postgresql+psycopg://user@host/massar
+database_url = ""
+
+# Empty: Prefect's embedded API with its home inside this folder (offline, no telemetry).
+# Production: the URL of the province's Prefect server, e.g. http://127.0.0.1:4200/api
+prefect_api_url = ""
+
+# People allowed to approve a partner batch (the preparer can never approve their own).
+approvers = []
+approval_timeout_hours = 72
+
+# Signing key and X.509 certificate for partner files (PEM); keep them outside the repository.
+# signing_key = "/etc/massar/keys/signing-key.pem"
+# signing_certificate = "/etc/massar/keys/signing-cert.pem"
+
+# Partner funds. Empty host: files are delivered into exchange/<partner>/ in this home.
+# [partners.cnss]
+# host = "sftp.cnss.example"
+# port = 22
+# username = "men-tiznit"
+# private_key = "/etc/massar/keys/cnss_ed25519"
+# host_key = "[sftp.cnss.example]:22 ssh-ed25519 AAAA..."
+"""
+
+
+def init_home(home: Path | str | None = None) -> Settings:
+    """Create the home's folders, a commented settings file and the control database.
+
+    Safe to run again: existing files are kept and the database is only migrated forward.
+    """
+    from massar.settings import resolve_home
+    from warehouse.control import upgrade_database
+
+    home_path = resolve_home(home)
+    try:
+        home_path.mkdir(parents=True, exist_ok=True)
+        for folder in HOME_FOLDERS:
+            (home_path / folder).mkdir(exist_ok=True)
+        settings_file = home_path / SETTINGS_FILE
+        if not settings_file.exists():
+            settings_file.write_text(DEFAULT_SETTINGS_TOML, encoding="utf-8")
+    except OSError as error:
+        raise OperatorError(
+            f"The home folder {home_path} cannot be created ({error.strerror}); choose a "
+            "writable place with --home or MASSAR_HOME."
+        ) from error
+    settings = load_settings(home_path)
+    upgrade_database(settings.resolved_database_url)
+    return settings
+
+
+def open_home(home: Path | str | None = None) -> Settings:
+    """Settings of an existing, initialised home; one clear sentence if it is not one."""
+    settings = load_settings(home)
+    if settings.database_url == "" and not (settings.home / "massar.db").exists():
+        raise OperatorError(
+            f"{settings.home} is not an initialised Massar home (no control database); run "
+            f"'massar init --home {settings.home}' first."
+        )
+    return settings

@@ -1,0 +1,245 @@
+"""The one settings object of an installation.
+
+Read from ``MASSAR_HOME/massar.toml`` and from the environment (``MASSAR_`` prefix, ``__`` for
+nested fields, e.g. ``MASSAR_DATABASE_URL`` or ``MASSAR_PARTNERS__CNSS__HOST``); the environment
+wins over the file. With no file and no variable, everything runs embedded on one machine.
+This is the only module that reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from massar.errors import OperatorError
+
+DEFAULT_HOME = Path("massar-home")
+SETTINGS_FILE = "massar.toml"
+
+# Folders of a home (DESIGN.md, "Operator's home").
+HOME_FOLDERS = (
+    "inbox",
+    "archive",
+    "warehouse",
+    "quarantine",
+    "reports",
+    "exchange",
+    "prefect",
+    "logs",
+    "keys",
+)
+
+
+class PartnerSettings(BaseModel):
+    """How to reach one partner fund and what its exchange is allowed to do."""
+
+    model_config = {"extra": "forbid"}
+
+    enabled: bool = True
+    # Empty host: embedded mode, files are delivered to and fetched from local folders.
+    host: str = ""
+    port: int = 22
+    username: str = ""
+    private_key: Path | None = None
+    # The partner's host key as a known_hosts line; delivery refuses any other key.
+    host_key: str = ""
+    remote_inbox: str = "inbox"  # where we upload responses
+    remote_outbox: str = "outbox"  # where the fund leaves requests and acknowledgements
+    legal_basis: str = ""  # the convention that allows this exchange (law 09-08)
+    age_windows: dict[str, tuple[int, int]] = Field(default_factory=dict)
+    acknowledgement_delay_hours: int = 48
+
+
+class Settings(BaseSettings):
+    """Everything an installation can configure. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MASSAR_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    home: Path = DEFAULT_HOME
+    province: str = "Tiznit"
+    database_url: str = ""  # empty: SQLite file in the home
+    prefect_api_url: str = ""  # empty: Prefect's embedded (ephemeral) API, home inside MASSAR_HOME
+    timezone: str = "Africa/Casablanca"
+    approvers: list[str] = Field(default_factory=list)
+    approval_timeout_hours: int = 72
+    signing_key: Path | None = None
+    signing_certificate: Path | None = None
+    inbox_sftp_host: str = ""  # empty: the inbox is the home's inbox/ folder
+    partners: dict[str, PartnerSettings] = Field(
+        default_factory=lambda: {
+            "cnss": PartnerSettings(
+                legal_basis="Convention MEN-CNSS sur l'échange électronique des attestations de "
+                "scolarité",
+                age_windows={"family_allowance": (12, 21), "survivor_pension": (16, 21)},
+            ),
+            "cmr": PartnerSettings(
+                legal_basis="Convention MEN-CMR sur l'échange électronique des attestations de "
+                "scolarité",
+                age_windows={"orphan_pension": (16, 21), "family_allowance": (12, 21)},
+            ),
+        }
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown time zone {value!r}") from error
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("only sqlite:// and postgresql:// URLs are supported")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments (the TOML file, read by load_settings) come after the environment.
+        return env_settings, init_settings
+
+    # Derived places -------------------------------------------------------------------------
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'massar.db').resolve()}"
+
+    @property
+    def embedded(self) -> bool:
+        return not self.prefect_api_url
+
+    def folder(self, name: str) -> Path:
+        if name not in HOME_FOLDERS:
+            raise KeyError(name)
+        return self.home / name
+
+    @property
+    def inbox(self) -> Path:
+        return self.home / "inbox"
+
+    @property
+    def archive(self) -> Path:
+        return self.home / "archive"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.home / "warehouse"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.home / "quarantine"
+
+    @property
+    def reports(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def exchange(self) -> Path:
+        return self.home / "exchange"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.home / "prefect"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def resolve_home(home: Path | str | None = None, environ: dict[str, str] | None = None) -> Path:
+    """The home given on the command line, else ``MASSAR_HOME``, else ``./massar-home``."""
+    environ = os.environ if environ is None else environ
+    if home:
+        return Path(home)
+    return Path(environ.get("MASSAR_HOME") or DEFAULT_HOME)
+
+
+def load_settings(home: Path | str | None = None, *, require_home: bool = True) -> Settings:
+    """Settings of the installation at ``home`` (file, then environment on top).
+
+    Raises :class:`OperatorError` with one sentence when the home is missing (and required),
+    the settings file is not valid TOML, or a value is not acceptable.
+    """
+    home_path = resolve_home(home)
+    file_values: dict[str, Any] = {}
+    settings_file = home_path / SETTINGS_FILE
+    if require_home and not home_path.is_dir():
+        raise OperatorError(
+            f"The home folder {home_path} does not exist; create it with "
+            f"'massar init --home {home_path}' or point MASSAR_HOME at an existing home."
+        )
+    if settings_file.is_file():
+        try:
+            file_values = tomllib.loads(settings_file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise OperatorError(
+                f"The settings file {settings_file} is not valid TOML: {error}."
+            ) from error
+        except OSError as error:
+            raise OperatorError(
+                f"The settings file {settings_file} cannot be read: {error.strerror}."
+            ) from error
+    file_values["home"] = home_path
+    try:
+        settings = Settings(**file_values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        place = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise OperatorError(
+            f"The setting '{place}' is not acceptable ({first['msg']}); fix it in "
+            f"{settings_file} or in the MASSAR_ environment variables."
+        ) from error
+    # A home given explicitly wins over MASSAR_HOME read by the environment source.
+    settings.home = home_path.resolve()
+    return settings
+
+
+def prefect_environment(settings: Settings) -> dict[str, str]:
+    """Environment variables Prefect needs for this installation, quiet and offline."""
+    values = {
+        "PREFECT_HOME": str(settings.prefect_home.resolve()),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_LOGGING_LEVEL": settings.log_level,
+        "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
+        "PREFECT_UI_ENABLED": "false" if settings.embedded else "true",
+    }
+    if settings.prefect_api_url:
+        values["PREFECT_API_URL"] = settings.prefect_api_url
+    else:
+        values["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "true"
+    return values
+
+
+def apply_prefect_environment(settings: Settings) -> None:
+    """Point Prefect at this installation; call before Prefect is imported."""
+    for key, value in prefect_environment(settings).items():
+        # A variable the operator (or the test harness) already set wins, except the API URL
+        # chosen in the settings file.
+        if key == "PREFECT_API_URL":
+            os.environ[key] = value
+        else:
+            os.environ.setdefault(key, value)

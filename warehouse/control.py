@@ -1,0 +1,269 @@
+"""The control database: the system of record of an installation.
+
+Submissions, findings, exchange batches, approvals, deliveries, acknowledgements, the message
+log and the platform's own run history. SQLite by default, PostgreSQL in production: the models
+use only portable types (no SQLite- or PostgreSQL-only SQL), and the schema is created and
+evolved by Alembic migrations (``warehouse/migrations``), never by ``create_all``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON,
+        datetime: DateTime(timezone=True),
+    }
+
+
+class School(Base):
+    __tablename__ = "schools"
+
+    school_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    name_ar: Mapped[str] = mapped_column(String(200), default="")
+    name_fr: Mapped[str] = mapped_column(String(200), default="")
+    commune: Mapped[str] = mapped_column(String(100), default="")
+    cycle: Mapped[str] = mapped_column(String(20), default="")  # primary | college | lycee
+    school_type: Mapped[str] = mapped_column(String(20), default="main")  # main | satellite
+    parent_school_code: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Submission(Base):
+    """One file a school sent, identified by its sha256 within the school."""
+
+    __tablename__ = "submissions"
+    __table_args__ = (UniqueConstraint("school_code", "sha256", name="uq_submission_file"),)
+
+    submission_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    school_code: Mapped[str] = mapped_column(String(40), index=True)
+    dataset: Mapped[str] = mapped_column(String(40), default="")  # empty until detected
+    file_name: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    archive_path: Mapped[str] = mapped_column(String(1000), default="")
+    school_year: Mapped[str] = mapped_column(String(9), default="")
+    # The rows this submission replaces when accepted (school, year, dataset scope), as text.
+    scope_key: Mapped[str] = mapped_column(String(300), default="", index=True)
+    state: Mapped[str] = mapped_column(String(20), default="received", index=True)
+    rows_read: Mapped[int] = mapped_column(Integer, default=0)
+    rows_accepted: Mapped[int] = mapped_column(Integer, default=0)
+    rows_quarantined: Mapped[int] = mapped_column(Integer, default=0)
+    superseded_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    consolidated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class Finding(Base):
+    """What is wrong with a row, a cell or a whole file, keyed by rule id."""
+
+    __tablename__ = "findings"
+
+    finding_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    submission_id: Mapped[int] = mapped_column(
+        ForeignKey("submissions.submission_id", ondelete="CASCADE"), index=True
+    )
+    school_code: Mapped[str] = mapped_column(String(40), index=True)
+    file_name: Mapped[str] = mapped_column(String(500))
+    sheet: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    sheet_row: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    column_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    rule_id: Mapped[str] = mapped_column(String(10), index=True)
+    severity: Mapped[str] = mapped_column(String(10))  # error | query
+    message_ar: Mapped[str] = mapped_column(Text)
+    message_fr: Mapped[str] = mapped_column(Text)
+
+
+class ExchangeBatch(Base):
+    """One answer to one partner request."""
+
+    __tablename__ = "exchange_batches"
+    __table_args__ = (UniqueConstraint("partner", "sequence", name="uq_batch_sequence"),)
+
+    batch_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    partner: Mapped[str] = mapped_column(String(20), index=True)
+    sequence: Mapped[int] = mapped_column(Integer)
+    profile_version: Mapped[str] = mapped_column(String(20), default="")
+    request_file: Mapped[str] = mapped_column(String(500), default="")
+    request_sha256: Mapped[str] = mapped_column(String(64), default="", index=True)
+    school_year: Mapped[str] = mapped_column(String(9), default="")
+    legal_basis: Mapped[str] = mapped_column(Text, default="")
+    # prepared | waiting_approval | approved | rejected | expired | delivered | acknowledged
+    state: Mapped[str] = mapped_column(String(20), default="prepared", index=True)
+    prepared_by: Mapped[str] = mapped_column(String(100), default="")
+    prepared_at: Mapped[datetime] = mapped_column(default=utcnow)
+    children: Mapped[int] = mapped_column(Integer, default=0)
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)  # per status, match rate
+    manifest_sha256: Mapped[str] = mapped_column(String(64), default="")
+    files: Mapped[dict[str, Any]] = mapped_column(default=dict)  # file name -> sha256
+    flow_run_id: Mapped[str] = mapped_column(String(60), default="")
+
+
+class Approval(Base):
+    __tablename__ = "approvals"
+
+    approval_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("exchange_batches.batch_id"), index=True)
+    decision: Mapped[str] = mapped_column(String(10))  # approved | rejected | expired
+    approver: Mapped[str] = mapped_column(String(100))
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    covered_sha256: Mapped[str] = mapped_column(String(64))  # the manifest approved
+    channel: Mapped[str] = mapped_column(String(20), default="cli")  # cli | prefect-ui
+
+
+class Delivery(Base):
+    """The ledger: one row per file per batch; a delivered row is never sent again."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("batch_id", "file_name", name="uq_delivery_file"),)
+
+    delivery_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("exchange_batches.batch_id"), index=True)
+    partner: Mapped[str] = mapped_column(String(20))
+    file_name: Mapped[str] = mapped_column(String(300))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    remote_path: Mapped[str] = mapped_column(String(500), default="")
+    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending | delivered
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Acknowledgement(Base):
+    __tablename__ = "acknowledgements"
+
+    acknowledgement_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("exchange_batches.batch_id"), index=True)
+    partner: Mapped[str] = mapped_column(String(20))
+    file_name: Mapped[str] = mapped_column(String(300))
+    file_sha256: Mapped[str] = mapped_column(String(64))  # of the acknowledgement file
+    acknowledged_sha256: Mapped[str] = mapped_column(String(64))  # what the fund received
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class MessageLogEntry(Base):
+    """Append-only, hash-chained record of every file sent to a partner."""
+
+    __tablename__ = "message_log"
+
+    sequence: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    logged_at: Mapped[datetime] = mapped_column(default=utcnow)
+    partner: Mapped[str] = mapped_column(String(20))
+    batch_id: Mapped[str] = mapped_column(String(60), index=True)
+    file_name: Mapped[str] = mapped_column(String(300))
+    sha256: Mapped[str] = mapped_column(String(64))
+    signature_sha256: Mapped[str] = mapped_column(String(64), default="")
+    approver: Mapped[str] = mapped_column(String(100), default="")
+    previous_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class Run(Base):
+    """The platform's own record of a flow run (Prefect keeps the operational detail)."""
+
+    __tablename__ = "runs"
+
+    run_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    flow: Mapped[str] = mapped_column(String(60), index=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    state: Mapped[str] = mapped_column(String(20), default="running")
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets foreign keys and a busy timeout."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def upgrade_database(url: str) -> None:
+    """Bring the control database at ``url`` to the newest schema (idempotent)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(config, "head")
+
+
+def database_revision(url: str) -> str | None:
+    """The migration revision the database is at, or None if it was never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+class ControlDatabase:
+    """A handle on the control database: sessions as context managers."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session committed on success and rolled back on error."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
