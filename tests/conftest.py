@@ -1,0 +1,85 @@
+"""Shared fixtures: one Prefect test server for the whole run, temporary homes, one generated
+province per session, and a real OpenSSH sshd for exchange tests."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+# Prefect reads its settings when imported: keep it offline, quiet and out of ~/.prefect.
+_PREFECT_HOME = Path(tempfile.mkdtemp(prefix="massar-tests-prefect-"))
+os.environ.update(
+    {
+        "PREFECT_HOME": str(_PREFECT_HOME),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    }
+)
+for _name in [name for name in os.environ if name.startswith("MASSAR_")]:
+    del os.environ[_name]
+
+import pytest  # noqa: E402
+
+TEST_SCHOOLS = 6
+TEST_SEED = 7
+TEST_YEAR = "2023/2024"
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    """One Prefect server (a subprocess on 127.0.0.1) for every test that runs a flow.
+
+    Yields the API URL, for tests that start a subprocess (CLI, worker) against it.
+    """
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture
+def massar_home(tmp_path: Path):
+    """A fresh, initialised home (folders, settings file, migrated SQLite database)."""
+    from massar.home import init_home
+
+    return init_home(tmp_path / "home")
+
+
+@pytest.fixture(scope="session")
+def province(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small clean province, generated once per test run."""
+    from massar.synthetic import generate_province
+
+    outdir = tmp_path_factory.mktemp("province")
+    generate_province(outdir, schools=TEST_SCHOOLS, seed=TEST_SEED, year=TEST_YEAR)
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def defects_province(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small province with known defects and its ground_truth.csv, generated once."""
+    from massar.synthetic import generate_province
+
+    outdir = tmp_path_factory.mktemp("defects-province")
+    generate_province(outdir, schools=TEST_SCHOOLS, seed=TEST_SEED, year=TEST_YEAR, defects=True)
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server of the machine's binaries on a loopback port, for the whole run."""
+    from tests.harness.postgres import PostgresServer, postgres_binaries
+
+    if postgres_binaries() is None:
+        pytest.fail(
+            "PostgreSQL is not installed: run scripts/system-packages.sh (the README's "
+            "test command does)."
+        )
+    with PostgresServer() as server:
+        yield server.url

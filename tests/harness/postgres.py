@@ -1,0 +1,120 @@
+"""A throw-away PostgreSQL server from the machine's binaries, on a loopback port.
+
+PostgreSQL refuses to run as root: when the tests run as root, the cluster belongs to the
+``postgres`` system user (created by Debian's package) and commands run through ``runuser``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+
+def postgres_binaries() -> Path | None:
+    """The newest installed PostgreSQL bin folder, or None."""
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parent.parent.name)
+    )
+    return Path(found[-1]).parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PostgresServer:
+    """Start with :meth:`start`, stop with :meth:`stop`; :attr:`url` is a SQLAlchemy URL."""
+
+    def __init__(self, database: str = "massar") -> None:
+        binaries = postgres_binaries()
+        if binaries is None:
+            raise RuntimeError(
+                "PostgreSQL server binaries are not installed (run scripts/system-packages.sh)."
+            )
+        self.bin = binaries
+        self.database = database
+        self.port = _free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="massar-pg-"))
+        self.data = self.root / "data"
+        self.as_root = os.geteuid() == 0
+        self.user = "postgres" if self.as_root else pwd.getpwuid(os.geteuid()).pw_name
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{self.database}"
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        command = list(args)
+        if self.as_root:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
+
+    def start(self) -> PostgresServer:
+        if self.as_root:
+            shutil.chown(self.root, user="postgres", group="postgres")
+        self._run(
+            str(self.bin / "initdb"),
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            self.user,
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        )
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off",
+            "start",
+        )
+        self._run(
+            str(self.bin / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            self.user,
+            self.database,
+        )
+        return self
+
+    def stop(self) -> None:
+        try:
+            self._run(
+                str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"
+            )
+        except subprocess.CalledProcessError:
+            pass
+        for _ in range(20):
+            if not (self.data / "postmaster.pid").exists():
+                break
+            time.sleep(0.1)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> PostgresServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

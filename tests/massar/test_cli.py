@@ -1,0 +1,132 @@
+"""The operator's command: every contract command is there, and every mistake is one
+sentence with a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from massar.cli import main
+
+CONTRACT_COMMANDS = [
+    "init",
+    "demo",
+    "generate",
+    "ingest",
+    "nightly",
+    "evaluate",
+    "exchange",
+    "approve",
+    "query",
+    "status",
+]
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_console_script_lists_the_public_commands():
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("massar")), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    for command in CONTRACT_COMMANDS:
+        assert command in result.stdout
+    exchange = subprocess.run(
+        [str(Path(sys.executable).with_name("massar")), "exchange", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "run" in exchange.stdout and "verify" in exchange.stdout
+
+
+def test_init_then_status_and_query(capsys, tmp_path):
+    home = tmp_path / "home"
+    code, out, _ = run(capsys, "init", "--home", str(home))
+    assert code == 0 and "Home ready" in out
+    assert (home / "massar.db").is_file()
+    code, out, _ = run(capsys, "init", "--home", str(home))  # idempotent
+    assert code == 0
+    code, out, _ = run(capsys, "status", "--home", str(home))
+    assert code == 0 and "Submissions by state" in out and "No submission yet." in out
+    code, out, _ = run(
+        capsys,
+        "query",
+        "select count(*) as n from submissions",
+        "--home",
+        str(home),
+        "--format",
+        "json",
+    )
+    assert code == 0 and json.loads(out) == [{"n": 0}]
+    code, out, _ = run(
+        capsys, "query", "select 'تيزنيت' as province", "--home", str(home), "-f", "csv"
+    )
+    assert code == 0 and out.splitlines() == ['"province"', '"تيزنيت"']
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "sentence"),
+    [
+        (["status", "--home", "{tmp}/missing"], 1, "does not exist; create it with 'massar init"),
+        (["query", "selec nothing", "--home", "{home}"], 1, "The query failed"),
+        (["query", "select * from no_such_table", "--home", "{home}"], 1, "The query failed"),
+        (["generate", "{tmp}/p", "--year", "2023-2024"], 1, "is not of the form YYYY/YYYY+1"),
+        (["generate", "{tmp}/p", "--schools", "0"], 2, "Invalid value"),
+        (["ingest", "{tmp}/no-such-folder", "--home", "{home}"], 1, "does not exist"),
+        (["exchange", "verify", "{tmp}/missing.xml"], 1, "does not exist"),
+        (["exchange", "run", "cnsss", "--home", "{home}"], 2, "Invalid value"),
+        (["approve", "CNSS-2024-0001", "--home", "{home}"], 2, "Missing option '--by'"),
+        (["no-such-command"], 2, "No such command"),
+    ],
+)
+def test_mistakes_are_one_clear_sentence(capsys, tmp_path, args, code, sentence):
+    home = tmp_path / "home"
+    main(["init", "--home", str(home)])
+    capsys.readouterr()
+    args = [a.replace("{tmp}", str(tmp_path)).replace("{home}", str(home)) for a in args]
+    got, out, err = run(capsys, *args)
+    assert got == code
+    assert sentence in err
+    assert "Traceback" not in out + err
+
+
+def test_settings_error_reaches_the_operator_as_a_sentence(capsys, tmp_path):
+    home = tmp_path / "home"
+    main(["init", "--home", str(home)])
+    (home / "massar.toml").write_text('timezone = "Mars/Olympus"\n', encoding="utf-8")
+    capsys.readouterr()
+    code, out, err = run(capsys, "status", "--home", str(home))
+    assert code == 1
+    assert "The setting 'timezone' is not acceptable" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["nightly"],
+        ["evaluate"],
+        ["exchange", "run", "cnss"],
+        ["approve", "CNSS-2024-0001", "--by", "Fatima"],
+    ],
+)
+def test_commands_of_later_issues_say_so(capsys, tmp_path, args):
+    home = tmp_path / "home"
+    main(["init", "--home", str(home)])
+    capsys.readouterr()
+    code, _, err = run(capsys, *args, "--home", str(home))
+    assert code == 3
+    assert "is not available yet" in err
+    assert err.strip().count("\n") == 0
