@@ -6,6 +6,7 @@ PostgreSQL refuses to run as root: when the tests run as root, the cluster belon
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd

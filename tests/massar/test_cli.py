@@ -107,7 +107,7 @@ def test_settings_error_reaches_the_operator_as_a_sentence(capsys, tmp_path):
     main(["init", "--home", str(home)])
     (home / "massar.toml").write_text('timezone = "Mars/Olympus"\n', encoding="utf-8")
     capsys.readouterr()
-    code, out, err = run(capsys, "status", "--home", str(home))
+    code, _, err = run(capsys, "status", "--home", str(home))
     assert code == 1
     assert "The setting 'timezone' is not acceptable" in err
     assert "Traceback" not in err
