@@ -102,12 +102,10 @@ class PostgresServer:
         return self
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self._run(
                 str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"
             )
-        except subprocess.CalledProcessError:
-            pass
         for _ in range(20):
             if not (self.data / "postmaster.pid").exists():
                 break
