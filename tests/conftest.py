@@ -83,3 +83,15 @@ def postgres_url() -> Iterator[str]:
         )
     with PostgresServer() as server:
         yield server.url
+
+
+@pytest.fixture
+def sftp_server() -> Iterator:
+    """A real OpenSSH sshd on a free 127.0.0.1 port with a partner account (key only)."""
+    from tests.harness import SftpServer, sshd_available
+
+    if not sshd_available():
+        pytest.fail("OpenSSH's sshd is not installed: run scripts/system-packages.sh (the "
+                    "README's test command does).")
+    with SftpServer() as server:
+        yield server

@@ -349,9 +349,9 @@ _BEN_ROOTS: tuple[Name, ...] = (
 def _family_names() -> tuple[Name, ...]:
     names: list[Name] = list(_FAMILY)
     for ar, fr in _AIT_ROOTS:
-        names.append((f"أيت {ar}", tuple(f"AIT {v}" for v in fr) + (f"AIT-{fr[0]}",)))
+        names.append((f"أيت {ar}", (*(f"AIT {v}" for v in fr), f"AIT-{fr[0]}")))
     for ar, fr in _BEN_ROOTS:
-        names.append((f"بن{ar.replace(' ', '')}", tuple(f"BEN{v}" for v in fr) + (f"BEN {fr[0]}",)))
+        names.append((f"بن{ar.replace(' ', '')}", (*(f"BEN{v}" for v in fr), f"BEN {fr[0]}")))
     for ar, fr in _AIT_ROOTS[:25]:
         names.append((f"أو{ar}", tuple(f"OU{v}" for v in fr)))
     # De-duplicate on the Arabic spelling, keep order.
