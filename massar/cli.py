@@ -146,10 +146,17 @@ def ingest(
     home: HomeOption = None,
 ) -> None:
     """Ingest and validate the school submissions waiting in the inbox."""
-    _open(home)
+    settings = _open(home)
     if path is not None:
         _check_readable(path)
-    _not_yet("ingest", "ingest and validation")
+        if not path.is_dir():
+            raise OperatorError(
+                f"{path} is not a folder; give the inbox (a folder of school "
+                "folders) or one school's folder."
+            )
+    from massar.runner import run_ingest
+
+    out.print(run_ingest(settings, path))
 
 
 @app.command()

@@ -26,6 +26,34 @@ def stage_inbox(province: Path, inbox: Path) -> int:
     return placed
 
 
+def load_school_reference(settings, reference: Path) -> int:  # type: ignore[no-untyped-def]
+    """Record the province's schools (a generated or official schools.csv) in the control
+    database."""
+    import csv
+
+    from warehouse.control import ControlDatabase
+    from warehouse.submissions import upsert_schools
+
+    with reference.open(encoding="utf-8") as handle:
+        rows = [
+            {
+                "school_code": r["school_code"],
+                "name_ar": r.get("name_ar", ""),
+                "name_fr": r.get("name_fr", ""),
+                "commune": r.get("commune", ""),
+                "cycle": r.get("cycle", ""),
+                "school_type": r.get("type", "main"),
+                "parent_school_code": r.get("parent_school_code") or None,
+            }
+            for r in csv.DictReader(handle)
+        ]
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        return upsert_schools(database, rows)
+    finally:
+        database.dispose()
+
+
 def run_demo(home: Path | str | None, *, schools: int, seed: int, console: Console) -> str:
     """Initialise the home, generate a province, stage it in the inbox, run the flows."""
     from massar.synthetic import generate_province
@@ -37,15 +65,22 @@ def run_demo(home: Path | str | None, *, schools: int, seed: int, console: Conso
     console.print(f"Generating a synthetic province of {schools} schools into {province} ...")
     generated = generate_province(province, schools=schools, seed=seed)
     placed = stage_inbox(province, settings.inbox)
+    load_school_reference(settings, province / "schools.csv")
+    console.print(f"{placed} files placed in the inbox; running the ingest flow ...")
+    from massar.runner import run_ingest
+
+    ingest_line = run_ingest(settings)
     lines = [
         f"Demo province: {generated.schools} schools, {generated.pupils} pupils, "
         f"{generated.files} files generated in {generated.seconds:.1f} s.",
         f"{placed} school files placed in {settings.inbox}.",
+        ingest_line,
         f"Partner requests: {province / 'partners'}.",
         f"Control database: {settings.resolved_database_url}.",
-        "No flow has landed yet beyond generation: ingest, nightly consolidation, evaluation "
-        "and exchanges join this demo as their issues land.",
-        f"Look at: {settings.home} (settings in massar.toml); 'massar status --home "
-        f"{settings.home}' for runs and submissions.",
+        "Nightly consolidation, evaluation and partner exchanges join this demo as their "
+        "issues land.",
+        f"Look at: {settings.reports} (one report per school), and run "
+        f"'massar status --home {settings.home}' or 'massar query \"select state, count(*) "
+        f"from submissions group by state\" --home {settings.home}'.",
     ]
     return "\n".join(lines)

@@ -26,6 +26,7 @@ SETTINGS_FILE = "massar.toml"
 HOME_FOLDERS = (
     "inbox",
     "archive",
+    "staging",
     "warehouse",
     "quarantine",
     "reports",
@@ -36,21 +37,28 @@ HOME_FOLDERS = (
 )
 
 
-class PartnerSettings(BaseModel):
-    """How to reach one partner fund and what its exchange is allowed to do."""
+class SftpEndpoint(BaseModel):
+    """An SFTP server we talk to, with its host key pinned. Empty host: not used."""
 
     model_config = {"extra": "forbid"}
 
-    enabled: bool = True
-    # Empty host: embedded mode, files are delivered to and fetched from local folders.
     host: str = ""
     port: int = 22
     username: str = ""
     private_key: Path | None = None
-    # The partner's host key as a known_hosts line; delivery refuses any other key.
+    # The server's host key as a known_hosts line; any other key is refused.
     host_key: str = ""
-    remote_inbox: str = "inbox"  # where we upload responses
-    remote_outbox: str = "outbox"  # where the fund leaves requests and acknowledgements
+    remote_inbox: str = "inbox"  # partners: where we upload; school inbox: where schools drop
+    remote_outbox: str = "outbox"  # partners: where the fund leaves requests and acks
+    timeout_seconds: float = 30.0
+
+
+class PartnerSettings(SftpEndpoint):
+    """How to reach one partner fund and what its exchange is allowed to do.
+
+    Empty host: embedded mode, files are delivered to and fetched from local folders."""
+
+    enabled: bool = True
     legal_basis: str = ""  # the convention that allows this exchange (law 09-08)
     age_windows: dict[str, tuple[int, int]] = Field(default_factory=dict)
     acknowledgement_delay_hours: int = 48
@@ -72,7 +80,9 @@ class Settings(BaseSettings):
     approval_timeout_hours: int = 72
     signing_key: Path | None = None
     signing_certificate: Path | None = None
-    inbox_sftp_host: str = ""  # empty: the inbox is the home's inbox/ folder
+    # Empty host: the inbox is the home's inbox/ folder. Otherwise schools drop files on this
+    # server under <remote_inbox>/<school_code>/ and each ingest fetches the new ones first.
+    inbox_sftp: SftpEndpoint = Field(default_factory=SftpEndpoint)
     partners: dict[str, PartnerSettings] = Field(
         default_factory=lambda: {
             "cnss": PartnerSettings(
@@ -139,6 +149,10 @@ class Settings(BaseSettings):
     @property
     def archive(self) -> Path:
         return self.home / "archive"
+
+    @property
+    def staging(self) -> Path:
+        return self.home / "staging"
 
     @property
     def warehouse(self) -> Path:

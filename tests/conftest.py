@@ -91,7 +91,9 @@ def sftp_server() -> Iterator:
     from tests.harness import SftpServer, sshd_available
 
     if not sshd_available():
-        pytest.fail("OpenSSH's sshd is not installed: run scripts/system-packages.sh (the "
-                    "README's test command does).")
+        pytest.fail(
+            "OpenSSH's sshd is not installed: run scripts/system-packages.sh (the "
+            "README's test command does)."
+        )
     with SftpServer() as server:
         yield server

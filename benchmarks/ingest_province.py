@@ -1,0 +1,150 @@
+"""Benchmark: ingest a Tiznit-like province through the real flow (embedded Prefect).
+
+Prints: total time and its split (register / read / validate / write, summed over the worker
+threads), the time python-calamine alone takes to read the same workbooks (plus the stdlib csv
+module for the CSV files) side by side, a re-ingest of the unchanged inbox, the number of task
+runs, and the peak memory.
+
+    .venv/bin/python benchmarks/ingest_province.py [--schools N] [--province DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def bare_read(inbox: Path) -> tuple[float, int, int]:
+    """python-calamine alone over every workbook (every sheet to Python), csv over the CSVs."""
+    from python_calamine import CalamineWorkbook
+
+    started = time.perf_counter()
+    files = cells = 0
+    for path in sorted(inbox.rglob("*")):
+        if not path.is_file():
+            continue
+        files += 1
+        if path.suffix.lower() in (".xlsx", ".xls"):
+            workbook = CalamineWorkbook.from_path(str(path))
+            for name in workbook.sheet_names:
+                rows = workbook.get_sheet_by_name(name).to_python()
+                cells += sum(len(row) for row in rows)
+        else:
+            raw = path.read_bytes()
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                text = raw.decode("cp1256")
+            cells += sum(len(row) for row in csv.reader(io.StringIO(text)))
+    return time.perf_counter() - started, files, cells
+
+
+def count_task_runs(flow_run_id) -> int:  # type: ignore[no-untyped-def]
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async def count() -> int:
+        async with get_client() as client:
+            return await client.count_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+
+    return asyncio.run(count())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--schools",
+        type=int,
+        default=None,
+        help="schools to generate (default: the Tiznit-like province)",
+    )
+    parser.add_argument(
+        "--province", type=Path, default=None, help="an already generated province to ingest"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = parser.parse_args()
+
+    from massar.demo import stage_inbox
+    from massar.home import init_home
+    from massar.settings import apply_prefect_environment
+
+    work = Path(tempfile.mkdtemp(prefix="massar-bench-ingest-"))
+    try:
+        province = args.province
+        if province is None:
+            from massar.synthetic import generate_province
+
+            province = work / "province"
+            started = time.perf_counter()
+            generated = generate_province(province, schools=args.schools, seed=2024)
+            print(
+                f"generated {generated.schools} schools, {generated.pupils} pupils, "
+                f"{generated.files} files in {time.perf_counter() - started:.1f} s"
+            )
+        settings = init_home(work / "home")
+        apply_prefect_environment(settings)
+        stage_inbox(province, settings.inbox)
+        files = sum(1 for p in settings.inbox.rglob("*") if p.is_file())
+        size = sum(p.stat().st_size for p in settings.inbox.rglob("*") if p.is_file())
+        print(f"inbox: {files} files, {size / 1e6:.1f} MB")
+
+        bare_seconds, bare_files, cells = bare_read(settings.inbox)
+        print(
+            f"bare read (python-calamine + csv, one process): {bare_seconds:.2f} s for "
+            f"{bare_files} files, {cells} cells"
+        )
+
+        from flows.ingest import ingest_submissions
+
+        started = time.perf_counter()
+        state = ingest_submissions(settings, return_state=True)
+        first = time.perf_counter() - started
+        summary = state.result()
+        totals = summary["totals"]
+        print(
+            f"ingest (flow, 2 worker threads): {first:.2f} s for {totals['new_submissions']} "
+            f"submissions, {totals['rows_read']} rows ({totals['rows_read'] / first:,.0f} "
+            "rows/s)"
+        )
+        print(f"  split (summed over threads): {totals['seconds']}")
+        print(
+            f"  outcome: {totals['accepted']} accepted, {totals['partially_accepted']} "
+            f"partially accepted, {totals['rejected']} rejected; {totals['errors']} errors, "
+            f"{totals['queries']} queries"
+        )
+        print(f"  ratio ingest / bare read: {first / bare_seconds:.2f} (target <= 2)")
+        print(f"  task runs in the flow run: {count_task_runs(state.state_details.flow_run_id)}")
+
+        started = time.perf_counter()
+        again = ingest_submissions(settings, return_state=True).result()
+        second = time.perf_counter() - started
+        print(
+            f"re-ingest of the unchanged inbox: {second:.2f} s "
+            f"({100 * second / first:.1f}% of the first; target < 5%), "
+            f"{again['totals']['new_submissions']} new submissions"
+        )
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"peak memory: {peak:.0f} MB (this process), {children:.0f} MB (largest child)")
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Flow ``ingest_submissions``: the inbox → archive → staging | quarantine → school reports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from massar.settings import Settings
+from tasks.ingest import (
+    check_province_task,
+    discover_inbox_task,
+    fetch_sftp_inbox_task,
+    ingest_school_task,
+    publish_ingest_summary,
+    record_run_finish,
+    record_run_start,
+    write_reports_task,
+)
+
+
+@flow(name="ingest_submissions", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=False)
+def ingest_submissions(settings: Settings, inbox: Path | None = None) -> dict:
+    """Ingest every new file of the inbox, one task per school, then check the province and
+    write each concerned school's feedback report. Returns the counts per school."""
+    logger = get_run_logger()
+    run_id = record_run_start(settings, "ingest_submissions")
+    if settings.inbox_sftp.host and inbox is None:
+        fetch_sftp_inbox_task(settings)
+    schools, strangers = discover_inbox_task(inbox or settings.inbox)
+    if strangers:
+        logger.warning(
+            "%d inbox folder(s) are not named after a school code and were left alone: %s",
+            len(strangers),
+            ", ".join(strangers),
+        )
+    progress = create_progress_artifact(
+        progress=0.0, key="ingest-progress", description="Schools of this ingest run processed"
+    )
+    root = inbox or settings.inbox
+    futures = [
+        ingest_school_task.submit(settings, code, files, root if root.name == code else root / code)
+        for code, files in schools.items()
+    ]
+    outcomes = []
+    for done, future in enumerate(as_completed(futures), start=1):
+        outcomes.append(future.result())
+        update_progress_artifact(progress, 100.0 * done / max(len(futures), 1))
+    changed = check_province_task(settings)
+    touched = sorted({o.school_code for o in outcomes if o.new_submissions} | changed)
+    write_reports_task(settings, touched, datetime.now(settings.zone))
+    summary = publish_ingest_summary(outcomes, strangers)
+    record_run_finish(settings, run_id, summary)
+    return summary

@@ -1,0 +1,260 @@
+"""Feedback a school can act on: an XLSX workbook (right-to-left) and a static HTML page.
+
+The report names pupils' codes and values, so it is written only under ``reports/<school>/``
+for the school concerned, never into logs or Prefect artifacts.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import xlsxwriter
+
+from schemas.datasets import DATASETS
+
+STATE_LABELS = {
+    "accepted": ("مقبول", "accepté"),
+    "partially_accepted": ("مقبول جزئيا", "accepté en partie"),
+    "rejected": ("مرفوض", "rejeté"),
+    "received": ("توصل به", "reçu"),
+    "superseded": ("معوض بنسخة أحدث", "remplacé"),
+}
+SEVERITY_LABELS = {"error": ("خطأ", "erreur"), "query": ("استفسار", "question")}
+
+SUMMARY_HEADERS = (
+    ("الملف", "Fichier"),
+    ("نوع المعطيات", "Données"),
+    ("الحالة", "État"),
+    ("الأسطر المقروءة", "Lignes lues"),
+    ("الأسطر المقبولة", "Lignes acceptées"),
+    ("الأسطر الموقوفة", "Lignes en quarantaine"),
+    ("الأخطاء", "Erreurs"),
+    ("الاستفسارات", "Questions"),
+)
+FINDING_HEADERS = (
+    ("القاعدة", "Règle"),
+    ("الخطورة", "Gravité"),
+    ("الملف", "Fichier"),
+    ("الورقة", "Feuille"),
+    ("السطر", "Ligne"),
+    ("العمود", "Colonne"),
+    ("القيمة", "Valeur"),
+    ("الرسالة", "Message (ar)"),
+    ("Message", "Message (fr)"),
+)
+
+
+@dataclass(frozen=True)
+class ReportSubmission:
+    submission_id: int
+    file_name: str
+    dataset: str
+    state: str
+    rows_read: int
+    rows_accepted: int
+    rows_quarantined: int
+
+
+@dataclass(frozen=True)
+class ReportFinding:
+    submission_id: int
+    file_name: str
+    sheet: str | None
+    sheet_row: int | None
+    column_name: str | None
+    value: str | None
+    rule_id: str
+    severity: str
+    message_ar: str
+    message_fr: str
+
+
+def _dataset_title(name: str) -> str:
+    dataset = DATASETS.get(name)
+    return f"{dataset.title_ar} / {dataset.title_fr}" if dataset else (name or "—")
+
+
+def _summary_rows(
+    submissions: list[ReportSubmission], findings: list[ReportFinding]
+) -> list[list[object]]:
+    counts = Counter((f.submission_id, f.severity) for f in findings)
+    rows = []
+    for s in submissions:
+        state_ar, state_fr = STATE_LABELS.get(s.state, (s.state, s.state))
+        rows.append(
+            [
+                s.file_name,
+                _dataset_title(s.dataset),
+                f"{state_ar} / {state_fr}",
+                s.rows_read,
+                s.rows_accepted,
+                s.rows_quarantined,
+                counts[(s.submission_id, "error")],
+                counts[(s.submission_id, "query")],
+            ]
+        )
+    return rows
+
+
+def _finding_rows(findings: list[ReportFinding]) -> list[list[object]]:
+    rows = []
+    for f in findings:
+        severity_ar, severity_fr = SEVERITY_LABELS.get(f.severity, (f.severity, f.severity))
+        rows.append(
+            [
+                f.rule_id,
+                f"{severity_ar} / {severity_fr}",
+                f.file_name,
+                f.sheet or "",
+                "" if f.sheet_row is None else f.sheet_row,
+                f.column_name or "",
+                f.value or "",
+                f.message_ar,
+                f.message_fr,
+            ]
+        )
+    return rows
+
+
+def write_xlsx_report(
+    target: Path,
+    school_code: str,
+    generated_at: datetime,
+    submissions: list[ReportSubmission],
+    findings: list[ReportFinding],
+) -> Path:
+    """The school's workbook: a summary sheet and a findings sheet, both right-to-left."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp")
+    workbook = xlsxwriter.Workbook(
+        str(temporary),
+        {"strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False},
+    )
+    bold = workbook.add_format(
+        {"bold": True, "bg_color": "#DDEBF7", "text_wrap": True, "valign": "top", "border": 1}
+    )
+    wrap = workbook.add_format({"text_wrap": True, "valign": "top"})
+    error = workbook.add_format({"font_color": "#9C0006", "bg_color": "#FFC7CE", "valign": "top"})
+    query = workbook.add_format({"font_color": "#9C5700", "bg_color": "#FFEB9C", "valign": "top"})
+
+    summary = workbook.add_worksheet("ملخص - Résumé")
+    summary.right_to_left()
+    summary.write(
+        0,
+        0,
+        f"تقرير مراقبة المعطيات / Rapport de contrôle — {school_code} — "
+        f"{generated_at:%Y-%m-%d %H:%M}",
+        workbook.add_format({"bold": True}),
+    )
+    for column, (ar, fr) in enumerate(SUMMARY_HEADERS):
+        summary.write(2, column, f"{ar}\n{fr}", bold)
+    for row, values in enumerate(_summary_rows(submissions, findings), start=3):
+        summary.write_row(row, 0, values, wrap)
+    summary.set_column(0, 0, 45)
+    summary.set_column(1, 2, 28)
+    summary.set_column(3, 7, 14)
+    summary.freeze_panes(3, 0)
+
+    sheet = workbook.add_worksheet("الملاحظات - Constats")
+    sheet.right_to_left()
+    for column, (ar, fr) in enumerate(FINDING_HEADERS):
+        sheet.write(0, column, f"{ar}\n{fr}", bold)
+    for row, values in enumerate(_finding_rows(findings), start=1):
+        style = error if findings[row - 1].severity == "error" else query
+        sheet.write_row(row, 0, values[:2], style)
+        sheet.write_row(row, 2, values[2:], wrap)
+    sheet.set_column(0, 1, 12)
+    sheet.set_column(2, 2, 40)
+    sheet.set_column(3, 6, 14)
+    sheet.set_column(7, 8, 70)
+    sheet.freeze_panes(1, 0)
+    if findings:
+        sheet.autofilter(0, 0, len(findings), len(FINDING_HEADERS) - 1)
+    workbook.close()
+    temporary.replace(target)
+    return target
+
+
+def write_html_report(
+    target: Path,
+    school_code: str,
+    generated_at: datetime,
+    submissions: list[ReportSubmission],
+    findings: list[ReportFinding],
+) -> Path:
+    """A static page (no script, no external resource) with the same content as the workbook."""
+    e = html.escape
+
+    def table(
+        headers: tuple[tuple[str, str], ...],
+        rows: list[list[object]],
+        classes: list[str] | None = None,
+    ) -> str:
+        head = "".join(
+            f"<th>{e(ar)}<br><span lang='fr' dir='ltr'>{e(fr)}</span></th>" for ar, fr in headers
+        )
+        body = []
+        for index, row in enumerate(rows):
+            css = f" class='{classes[index]}'" if classes else ""
+            cells = "".join(f"<td>{e(str(value))}</td>" for value in row)
+            body.append(f"<tr{css}>{cells}</tr>")
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+    finding_rows = _finding_rows(findings)
+    page = f"""<!DOCTYPE html>
+<html lang="ar" dir="rtl">
+<head>
+<meta charset="utf-8">
+<title>تقرير مراقبة المعطيات — {e(school_code)}</title>
+<style>
+body {{ font-family: 'Noto Naskh Arabic', 'DejaVu Sans', sans-serif; margin: 1.5rem; }}
+table {{ border-collapse: collapse; width: 100%; margin-bottom: 2rem; font-size: 0.9rem; }}
+th, td {{ border: 1px solid #bbb; padding: 0.3rem 0.5rem; vertical-align: top; }}
+th {{ background: #ddebf7; }}
+tr.error td:nth-child(-n+2) {{ background: #ffc7ce; }}
+tr.query td:nth-child(-n+2) {{ background: #ffeb9c; }}
+td:last-child {{ direction: ltr; text-align: left; }}
+</style>
+</head>
+<body>
+<h1>تقرير مراقبة المعطيات — <span lang="fr">Rapport de contrôle des données</span></h1>
+<p>المؤسسة / Établissement : <strong>{e(school_code)}</strong> —
+{generated_at:%Y-%m-%d %H:%M}</p>
+<p>«خطأ» يعني أن السطر لم يقبل ويجب تصحيحه وإعادة إرسال الملف؛ «استفسار» يعني أن السطر قبل لكن
+يجب التحقق منه. / <span lang="fr">« Erreur » : la ligne n'est pas acceptée, corrigez-la et
+renvoyez le fichier ; « question » : la ligne est acceptée mais doit être vérifiée.</span></p>
+<h2>ملخص / <span lang="fr">Résumé</span></h2>
+{table(SUMMARY_HEADERS, _summary_rows(submissions, findings))}
+<h2>الملاحظات / <span lang="fr">Constats</span> ({len(findings)})</h2>
+{table(FINDING_HEADERS, finding_rows, [f.severity for f in findings])}
+</body>
+</html>
+"""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp")
+    temporary.write_text(page, encoding="utf-8")
+    temporary.replace(target)
+    return target
+
+
+def write_school_report(
+    reports: Path,
+    school_code: str,
+    generated_at: datetime,
+    submissions: list[ReportSubmission],
+    findings: list[ReportFinding],
+) -> tuple[Path, Path]:
+    """Both reports of a school, replacing the previous ones."""
+    folder = reports / school_code
+    return (
+        write_xlsx_report(
+            folder / f"rapport_{school_code}.xlsx", school_code, generated_at, submissions, findings
+        ),
+        write_html_report(
+            folder / f"rapport_{school_code}.html", school_code, generated_at, submissions, findings
+        ),
+    )

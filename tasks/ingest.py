@@ -1,0 +1,688 @@
+"""Ingest one school's batch of files: register, archive, read, validate, stage or quarantine.
+
+Plain functions; :mod:`flows.ingest` wraps them as Prefect tasks. Nothing here logs a pupil's
+name, code or birth date: outcomes carry counts only, and findings go to the control database
+and to the school's own report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import polars as pl
+from prefect import task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from connectors.school_files import FileRejected, read_submission, safe_file_name
+from massar.settings import Settings
+from schemas.datasets import DATASETS
+from schemas.rules import render
+from tasks.feedback import ReportFinding, ReportSubmission, write_school_report
+from tasks.validate import cross_check_province, cross_check_school, validate_submission
+from warehouse.control import ControlDatabase
+from warehouse.staging import read_staged, write_quarantined, write_staged
+from warehouse.submissions import (
+    active_submissions,
+    add_findings,
+    delete_findings,
+    known_files,
+    record_outcomes,
+    register_submissions,
+    school_findings,
+)
+
+log = logging.getLogger(__name__)
+
+SCHOOL_FOLDER = re.compile(r"^\d{5}[A-Z]$")
+PROVENANCE = ("submission_id", "sheet", "sheet_row")
+PROVINCE_RULES = ("X002",)
+
+
+@dataclass
+class SchoolOutcome:
+    """What happened to one school's batch: counts only (safe for logs and artifacts)."""
+
+    school_code: str
+    files_seen: int = 0
+    already_known: int = 0
+    new_submissions: list[int] = field(default_factory=list)
+    accepted: int = 0
+    partially_accepted: int = 0
+    rejected: int = 0
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_quarantined: int = 0
+    errors: int = 0
+    queries: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add_time(self, step: str, since: float) -> None:
+        self.seconds[step] = self.seconds.get(step, 0.0) + time.perf_counter() - since
+
+    def as_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row["new_submissions"] = len(self.new_submissions)
+        row["seconds"] = {k: round(v, 3) for k, v in self.seconds.items()}
+        return row
+
+
+@dataclass
+class _Batch:
+    """One new submission on its way through validation (kept in memory for the school)."""
+
+    submission_id: int
+    file_name: str
+    dataset: str = ""
+    school_year: str = ""
+    scope_key: str = ""
+    rows_read: int = 0
+    accepted: pl.DataFrame | None = None
+    quarantined: pl.DataFrame | None = None
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    rejected: str = ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Inbox and archive
+
+
+def discover_inbox(inbox: Path) -> tuple[dict[str, list[Path]], list[str]]:
+    """Files waiting per school folder (``inbox/<school_code>/...``), and folders that are not
+    a school code. ``inbox`` may also be one school's folder. Hidden files (temporary uploads)
+    are left alone."""
+    schools: dict[str, list[Path]] = {}
+    strangers: list[str] = []
+    if not inbox.is_dir():
+        return schools, strangers
+    folders = [inbox] if SCHOOL_FOLDER.match(inbox.name) else sorted(inbox.iterdir())
+    for folder in folders:
+        if folder.name.startswith("."):
+            continue
+        if not folder.is_dir() or not SCHOOL_FOLDER.match(folder.name):
+            strangers.append(folder.name)
+            continue
+        files = [
+            path
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and not any(_hidden(part) for part in path.relative_to(folder).parts)
+        ]
+        schools[folder.name] = files
+    return schools, strangers
+
+
+def _hidden(name: str) -> bool:
+    """A dot-file (e.g. an upload still under its temporary name). A name starting with ``..``
+    is not hidden: it is a suspicious name the school must hear about (F007)."""
+    return name.startswith(".") and not name.startswith("..")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def archive_original(archive: Path, path: Path, sha256: str) -> Path:
+    """Keep the file exactly as received under ``archive/<aa>/<sha256>`` (read-only).
+
+    The name is the content's hash, so a school's file name (whatever it holds) never
+    becomes a path, and the same bytes are stored once.
+    """
+    target = archive / sha256[:2] / sha256
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{sha256}.{os.getpid()}.tmp")
+    shutil.copyfile(path, temporary)
+    os.chmod(temporary, 0o444)
+    os.replace(temporary, target)
+    return target
+
+
+# ---------------------------------------------------------------------------------------------
+# Findings
+
+
+def _finding(
+    rule_id: str,
+    params: dict[str, Any],
+    *,
+    sheet: str | None = None,
+    sheet_row: int | None = None,
+    column_name: str | None = None,
+    value: str | None = None,
+    severity: str | None = None,
+) -> dict[str, Any]:
+    from schemas.rules import catalogue
+
+    message_ar, message_fr = render(rule_id, params)
+    return {
+        "sheet": sheet,
+        "sheet_row": sheet_row,
+        "column_name": column_name,
+        "value": value,
+        "rule_id": rule_id,
+        "severity": severity or catalogue()[rule_id].severity,
+        "message_ar": message_ar,
+        "message_fr": message_fr,
+    }
+
+
+def _render_findings(findings: pl.DataFrame, base: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of a validation findings frame turned into control-database rows with messages."""
+    rows = []
+    for item in findings.iter_rows(named=True):
+        params = dict(base)
+        if item.get("params"):
+            params.update(json.loads(item["params"]))
+        params.setdefault("column", item.get("column_name") or "")
+        params.setdefault("value", item.get("value") or "")
+        params.setdefault("sheet", item.get("sheet") or "")
+        params.setdefault("row", item.get("sheet_row") or "")
+        rows.append(
+            _finding(
+                item["rule_id"],
+                params,
+                sheet=item.get("sheet") or None,
+                sheet_row=item.get("sheet_row"),
+                column_name=item.get("column_name"),
+                value=item.get("value"),
+                severity=item.get("severity"),
+            )
+        )
+    return rows
+
+
+def _rejection(error: FileRejected, file_name: str, school_code: str) -> dict[str, Any]:
+    params = {
+        "file": file_name,
+        "school": school_code,
+        "detail": error.detail,
+        "column": error.column or "",
+        "value": error.value or "",
+        "where": f" ({error.detail})" if error.rule_id == "F008" and error.detail else "",
+    }
+    return _finding(error.rule_id, params, column_name=error.column, value=error.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# One school
+
+
+def _scope(dataset: str, school_code: str, frame: pl.DataFrame) -> tuple[str, str]:
+    """The school year of a submission and the key of the rows it replaces."""
+    first = frame.row(0, named=True) if frame.height else {}
+    year = str(first.get("school_year") or "")
+    values = []
+    for column in DATASETS[dataset].scope:
+        value = school_code if column == "school_code" else first.get(column)
+        values.append("" if value is None else str(value))
+    return year, "|".join([dataset, *values])
+
+
+def _read(
+    path: Path, file_name: str, school_code: str, submission_id: int, outcome: SchoolOutcome
+) -> tuple[_Batch, pl.DataFrame | None]:
+    """Read one archived file; a file-level problem becomes a rejected batch."""
+    batch = _Batch(submission_id=submission_id, file_name=file_name)
+    started = time.perf_counter()
+    try:
+        # Sub-folders of the school's inbox folder are fine; each part must be a safe name.
+        parts = PurePosixPath(file_name).parts
+        if not all(safe_file_name(part) for part in parts):
+            raise FileRejected("F007", "file name")
+        result = read_submission(path, school_code=school_code, file_name=parts[-1])
+    except FileRejected as error:
+        batch.rejected = error.rule_id
+        batch.findings = [_rejection(error, file_name, school_code)]
+        return batch, None
+    except Exception as error:  # a reader bug must not stop the school's other files
+        log.exception("reading submission %s failed unexpectedly", submission_id)
+        batch.rejected = "F001"
+        batch.findings = [
+            _rejection(FileRejected("F001", type(error).__name__), file_name, school_code)
+        ]
+        return batch, None
+    finally:
+        outcome.add_time("read", started)
+    frame = result.frame.with_columns(pl.lit(submission_id, pl.Int64).alias("submission_id"))
+    batch.dataset = result.dataset
+    batch.rows_read = frame.height
+    batch.school_year, batch.scope_key = _scope(result.dataset, school_code, frame)
+    return batch, frame
+
+
+def _validate(
+    batches: list[_Batch], frames: list[pl.DataFrame], school_code: str, outcome: SchoolOutcome
+) -> None:
+    """Validate the school's new rows one dataset at a time (all files of a dataset together:
+    a school sends hundreds of small NotesCC workbooks) and hand each submission its part."""
+    started = time.perf_counter()
+    by_id = {b.submission_id: b for b in batches}
+    grouped: dict[str, list[pl.DataFrame]] = defaultdict(list)
+    for frame in frames:
+        grouped[by_id[int(frame.item(0, "submission_id"))].dataset].append(frame)
+    for dataset, parts in grouped.items():
+        combined = pl.concat(parts, how="diagonal_relaxed")
+        validated = validate_submission(dataset, combined, school_code=school_code)
+        accepted = validated.accepted.partition_by("submission_id", as_dict=True)
+        quarantined = validated.quarantined.partition_by("submission_id", as_dict=True)
+        for part in parts:
+            sid = int(part.item(0, "submission_id"))
+            batch = by_id[sid]
+            batch.accepted = accepted.get((sid,), validated.accepted.clear())
+            batch.quarantined = quarantined.get((sid,), validated.quarantined.clear())
+        for (sid,), part in validated.findings.partition_by("submission_id", as_dict=True).items():
+            batch = by_id[int(sid)]
+            batch.findings.extend(
+                _render_findings(part, {"file": batch.file_name, "school": school_code})
+            )
+    outcome.add_time("validate", started)
+
+
+def _school_picture(
+    settings: Settings, database: ControlDatabase, school_code: str, batches: list[_Batch]
+) -> dict[str, pl.DataFrame]:
+    """Every row the school currently stands by, per dataset: this batch's rows (accepted and
+    quarantined, since a quarantined pupil is still on the school's list) and the staged rows
+    of earlier submissions this batch does not replace."""
+    replaced = {b.scope_key for b in batches if b.scope_key and not b.rejected}
+    frames: dict[str, list[pl.DataFrame]] = defaultdict(list)
+    for batch in batches:
+        for part in (batch.accepted, batch.quarantined):
+            if part is not None and part.height:
+                frames[batch.dataset].append(part)
+    earlier: dict[str, list[int]] = defaultdict(list)
+    for submission in active_submissions(database, school_code):
+        if submission.scope_key not in replaced and submission.submission_id not in {
+            b.submission_id for b in batches
+        }:
+            earlier[submission.dataset].append(submission.submission_id)
+    for dataset, ids in earlier.items():
+        staged = read_staged(settings.staging, school_code, dataset, ids)
+        if staged is not None:
+            frames[dataset].append(staged)
+    return {name: pl.concat(parts, how="diagonal_relaxed") for name, parts in frames.items()}
+
+
+def _apply_cross_findings(batches: list[_Batch], findings: pl.DataFrame, school_code: str) -> None:
+    """Attach cross-record findings to this batch's submissions; rows with a new error move
+    from accepted to quarantined."""
+    by_id = {b.submission_id: b for b in batches}
+    if findings.height == 0:
+        return
+    findings = findings.filter(pl.col("submission_id").is_in(list(by_id)))
+    for (submission_id,), part in findings.group_by("submission_id"):
+        batch = by_id[int(submission_id)]
+        batch.findings.extend(
+            _render_findings(part, {"file": batch.file_name, "school": school_code})
+        )
+        blocking = part.filter(pl.col("severity") == "error").select("sheet", "sheet_row")
+        if blocking.height and batch.accepted is not None and batch.accepted.height:
+            keys = blocking.unique().with_columns(pl.lit(True).alias("_blocked"))
+            marked = batch.accepted.join(
+                keys, on=["sheet", "sheet_row"], how="left", nulls_equal=True
+            )
+            moved = marked.filter(pl.col("_blocked").fill_null(False)).drop("_blocked")
+            batch.accepted = marked.filter(~pl.col("_blocked").fill_null(False)).drop("_blocked")
+            if moved.height:
+                batch.quarantined = (
+                    moved
+                    if batch.quarantined is None
+                    else pl.concat([batch.quarantined, moved], how="diagonal_relaxed")
+                )
+
+
+def _blocking_rules(batch: _Batch) -> pl.DataFrame:
+    """The quarantined rows with the ids of the error rules that blocked each of them."""
+    assert batch.quarantined is not None
+    rules: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for finding in batch.findings:
+        if finding["severity"] == "error" and finding["sheet_row"] is not None:
+            rules[(finding["sheet"] or "", finding["sheet_row"])].add(finding["rule_id"])
+    keys = batch.quarantined.select(pl.col("sheet").fill_null(""), "sheet_row").rows()
+    return batch.quarantined.with_columns(
+        pl.Series(
+            "blocking_rules", [",".join(sorted(rules.get(key, ()))) for key in keys], dtype=pl.Utf8
+        )
+    )
+
+
+def ingest_school(
+    settings: Settings, school_code: str, files: list[Path], folder: Path | None = None
+) -> SchoolOutcome:
+    """Ingest the files of one school folder of the inbox; returns counts.
+
+    Each new file (by sha256) becomes a submission: archived, read, validated row by row and
+    across the school's datasets, its rows staged or quarantined, its findings recorded. Files
+    already known are skipped, so running again is safe and cheap.
+    """
+    outcome = SchoolOutcome(school_code=school_code, files_seen=len(files))
+    folder = folder or settings.inbox / school_code
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        started = time.perf_counter()
+        known = known_files(database, school_code)
+        arrivals: list[dict[str, Any]] = []
+        for path in files:
+            sha256 = sha256_file(path)
+            if sha256 in known:
+                outcome.already_known += 1
+                continue
+            known[sha256] = 0  # the same bytes twice in one batch are one submission
+            try:
+                file_name = path.relative_to(folder).as_posix()
+            except ValueError:
+                file_name = path.name
+            archived = archive_original(settings.archive, path, sha256)
+            arrivals.append(
+                {
+                    "school_code": school_code,
+                    "file_name": file_name,
+                    "sha256": sha256,
+                    "size_bytes": path.stat().st_size,
+                    "archive_path": str(archived),
+                }
+            )
+        ids = register_submissions(database, arrivals)
+        outcome.new_submissions.extend(ids)
+        outcome.add_time("register", started)
+        if not ids:
+            return outcome
+
+        batches: list[_Batch] = []
+        frames: list[pl.DataFrame] = []
+        for arrival, submission_id in zip(arrivals, ids, strict=True):
+            # Read from the archive: exactly the bytes recorded, whatever happens to the inbox.
+            batch, frame = _read(
+                Path(arrival["archive_path"]),
+                arrival["file_name"],
+                school_code,
+                submission_id,
+                outcome,
+            )
+            batches.append(batch)
+            if frame is not None and frame.height:
+                frames.append(frame)
+        _validate(batches, frames, school_code, outcome)
+
+        started = time.perf_counter()
+        readable = [b for b in batches if not b.rejected]
+        if readable:
+            picture = _school_picture(settings, database, school_code, readable)
+            cross = cross_check_school(picture, school_code=school_code)
+            _apply_cross_findings(readable, cross, school_code)
+        outcome.add_time("validate", started)
+
+        started = time.perf_counter()
+        _store(settings, database, school_code, batches, outcome)
+        outcome.add_time("write", started)
+    finally:
+        database.dispose()
+    return outcome
+
+
+def _state(batch: _Batch) -> tuple[str, str]:
+    accepted = 0 if batch.accepted is None else batch.accepted.height
+    quarantined = 0 if batch.quarantined is None else batch.quarantined.height
+    if batch.rejected:
+        return "rejected", f"file-level finding {batch.rejected}"
+    if accepted == 0 and quarantined:
+        return "rejected", "every row has an error"
+    if quarantined:
+        return "partially_accepted", ""
+    return "accepted", ""
+
+
+def _store(
+    settings: Settings,
+    database: ControlDatabase,
+    school_code: str,
+    batches: list[_Batch],
+    outcome: SchoolOutcome,
+) -> None:
+    """One staged and one quarantine file per dataset for the batch, then every outcome and
+    finding in one transaction."""
+    staged: dict[str, list[pl.DataFrame]] = defaultdict(list)
+    held: dict[str, list[pl.DataFrame]] = defaultdict(list)
+    records = []
+    for batch in batches:
+        state, detail = _state(batch)
+        accepted = 0 if batch.accepted is None else batch.accepted.height
+        quarantined = 0 if batch.quarantined is None else batch.quarantined.height
+        if accepted and state != "rejected":
+            staged[batch.dataset].append(batch.accepted)
+        if quarantined:
+            held[batch.dataset].append(_blocking_rules(batch))
+        records.append(
+            {
+                "submission_id": batch.submission_id,
+                "dataset": batch.dataset,
+                "state": state,
+                "school_year": batch.school_year,
+                "scope_key": batch.scope_key if state != "rejected" else "",
+                "rows_read": batch.rows_read,
+                "rows_accepted": accepted,
+                "rows_quarantined": quarantined,
+                "findings": batch.findings,
+                "detail": detail,
+            }
+        )
+        setattr(outcome, state, getattr(outcome, state) + 1)
+        outcome.rows_read += batch.rows_read
+        outcome.rows_accepted += accepted
+        outcome.rows_quarantined += quarantined
+        outcome.errors += sum(1 for f in batch.findings if f["severity"] == "error")
+        outcome.queries += sum(1 for f in batch.findings if f["severity"] == "query")
+    for dataset, parts in staged.items():
+        write_staged(
+            settings.staging, school_code, dataset, pl.concat(parts, how="diagonal_relaxed")
+        )
+    for dataset, parts in held.items():
+        write_quarantined(
+            settings.quarantine, school_code, dataset, pl.concat(parts, how="diagonal_relaxed")
+        )
+    record_outcomes(database, records)
+
+
+# ---------------------------------------------------------------------------------------------
+# Province and reports
+
+
+def check_province(settings: Settings) -> set[str]:
+    """Province-wide rules (a pupil enrolled in two schools), recomputed from the staged
+    student lists of every school; returns the schools whose findings changed."""
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        students: dict[str, pl.DataFrame] = {}
+        submission_ids: list[int] = []
+        for folder in sorted(settings.staging.glob("*/students")):
+            school_code = folder.parent.name
+            active = active_submissions(database, school_code, "students")
+            frame = read_staged(
+                settings.staging, school_code, "students", [s.submission_id for s in active]
+            )
+            submission_ids.extend(s.submission_id for s in active)
+            if frame is not None:
+                students[school_code] = frame
+        delete_findings(database, submission_ids, PROVINCE_RULES)
+        findings = cross_check_province(students)
+        if findings.height == 0:
+            return set()
+        rows = []
+        for item in findings.iter_rows(named=True):
+            params = json.loads(item["params"]) if item.get("params") else {}
+            params.setdefault("value", item.get("value") or "")
+            row = _finding(
+                item["rule_id"],
+                params,
+                sheet=item.get("sheet"),
+                sheet_row=item.get("sheet_row"),
+                column_name=item.get("column_name"),
+                value=item.get("value"),
+                severity=item.get("severity"),
+            )
+            row["submission_id"] = int(item["submission_id"])
+            rows.append(row)
+        add_findings(database, rows)
+        return (
+            set(findings.get_column("school_code").unique().to_list())
+            if ("school_code" in findings.columns)
+            else set(students)
+        )
+    finally:
+        database.dispose()
+
+
+def write_reports(settings: Settings, school_codes: list[str], now: datetime) -> int:
+    """Write each school's feedback report (XLSX + HTML) from the control database."""
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        for school_code in school_codes:
+            submissions, findings = school_findings(database, school_code)
+            write_school_report(
+                settings.reports,
+                school_code,
+                now,
+                [
+                    ReportSubmission(
+                        s.submission_id,
+                        s.file_name,
+                        s.dataset,
+                        s.state,
+                        s.rows_read,
+                        s.rows_accepted,
+                        s.rows_quarantined,
+                    )
+                    for s in submissions
+                ],
+                [
+                    ReportFinding(
+                        f.submission_id,
+                        f.file_name,
+                        f.sheet,
+                        f.sheet_row,
+                        f.column_name,
+                        f.value,
+                        f.rule_id,
+                        f.severity,
+                        f.message_ar,
+                        f.message_fr,
+                    )
+                    for f in findings
+                ],
+            )
+    finally:
+        database.dispose()
+    return len(school_codes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Prefect tasks: thin wrappers, one per school batch (never per file or per row).
+
+discover_inbox_task = task(discover_inbox, name="discover_inbox", cache_policy=NO_CACHE)
+ingest_school_task = task(
+    ingest_school, name="ingest_school", cache_policy=NO_CACHE, task_run_name="ingest-{school_code}"
+)
+check_province_task = task(check_province, name="check_province", cache_policy=NO_CACHE)
+write_reports_task = task(write_reports, name="write_school_reports", cache_policy=NO_CACHE)
+
+
+def summarise_outcomes(outcomes: list[SchoolOutcome], strangers: list[str]) -> dict[str, Any]:
+    """Totals and one row per school, counts only."""
+    rows = sorted((o.as_row() for o in outcomes), key=lambda r: r["school_code"])
+    totals: dict[str, Any] = {
+        key: sum(r[key] for r in rows)
+        for key in (
+            "files_seen",
+            "already_known",
+            "new_submissions",
+            "accepted",
+            "partially_accepted",
+            "rejected",
+            "rows_read",
+            "rows_accepted",
+            "rows_quarantined",
+            "errors",
+            "queries",
+        )
+    }
+    seconds: dict[str, float] = defaultdict(float)
+    for outcome in outcomes:
+        for key, value in outcome.seconds.items():
+            seconds[key] += value
+    totals["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
+    totals["schools"] = len(rows)
+    totals["unknown_folders"] = len(strangers)
+    return {"totals": totals, "schools": rows}
+
+
+@task(name="publish_ingest_summary", cache_policy=NO_CACHE)
+def publish_ingest_summary(outcomes: list[SchoolOutcome], strangers: list[str]) -> dict[str, Any]:
+    """The officers' table artifact: schools × files, rows, errors, queries (no pupil data)."""
+    summary = summarise_outcomes(outcomes, strangers)
+    table = [
+        {
+            "school": r["school_code"],
+            "new files": r["new_submissions"],
+            "accepted": r["accepted"],
+            "partially accepted": r["partially_accepted"],
+            "rejected": r["rejected"],
+            "rows accepted": r["rows_accepted"],
+            "rows quarantined": r["rows_quarantined"],
+            "errors": r["errors"],
+            "queries": r["queries"],
+        }
+        for r in summary["schools"]
+        if r["new_submissions"]
+    ]
+    totals = summary["totals"]
+    create_table_artifact(
+        key="ingest-by-school",
+        table=table,
+        description=(
+            f"Ingest: {totals['new_submissions']} new files from {totals['schools']} "
+            f"schools; {totals['rows_accepted']} rows accepted, "
+            f"{totals['rows_quarantined']} quarantined, {totals['errors']} errors, "
+            f"{totals['queries']} queries. Each school's report is under "
+            "reports/<school_code>/."
+        ),
+    )
+    return summary
+
+
+@task(name="record_run_start", cache_policy=NO_CACHE)
+def record_run_start(settings: Settings, flow_name: str) -> str:
+    from prefect.runtime import flow_run
+
+    from warehouse.runs import start_run
+
+    return start_run(settings.resolved_database_url, str(flow_run.id), flow_name)
+
+
+@task(name="record_run_finish", cache_policy=NO_CACHE)
+def record_run_finish(settings: Settings, run_id: str, summary: dict[str, Any]) -> None:
+    from warehouse.runs import finish_run
+
+    finish_run(settings.resolved_database_url, run_id, "completed", summary.get("totals", {}))
+
+
+@task(name="fetch_sftp_inbox", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10)
+def fetch_sftp_inbox_task(settings: Settings) -> int:
+    from connectors.sftp import fetch_school_inbox
+
+    return fetch_school_inbox(settings.inbox_sftp, settings.inbox)

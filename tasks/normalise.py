@@ -1,0 +1,332 @@
+"""Normalisation of a read frame: typed columns added next to the original text.
+
+``normalise(dataset, frame)`` keeps every original column untouched and adds, per declared column,
+the typed column named in schemas/models.py (``student_code_key``, ``birth_date_value``,
+``mark_value``, ``sex_value``...). A value that cannot be understood becomes null in the typed
+column while the original stays, so validation can report it with the text the school wrote.
+
+Everything is vectorised with polars expressions. Columns with few distinct values (metadata
+repeated on every row, marks, slots, labels, birth dates) are normalised once per distinct value
+and spread back by index; codes with many distinct values are cleaned only where they need it.
+The expressions follow schemas/text.py (clean_text, match_key, ascii_digits); the tests check they
+agree with it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import polars as pl
+
+from schemas import datasets as ds
+from schemas.models import JUSTIFIED, Field, fields
+from schemas.text import match_key
+
+_INDIC = "٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹"
+_INDIC_FROM = list(_INDIC)
+_INDIC_TO = list("0123456789" * 2)
+_INVISIBLE = r"[\x{200b}-\x{200f}\x{202a}-\x{202e}\x{2066}-\x{2069}\x{feff}\x{00ad}\x{0640}]"
+_SPACES = r"[\s\x1c-\x1f]+"
+_HARAKAT = r"[\x{064b}-\x{065f}\x{0670}]"
+_LETTERS_FROM = ["أ", "إ", "آ", "ٱ", "ى", "ة"]
+_LETTERS_TO = ["ا", "ا", "ا", "ا", "ي", "ه"]
+_NON_ARABIC_MARK = r"[\p{M}&&[^\x{0600}-\x{06ff}]]"
+
+EXCEL_EPOCH = dt.date(1899, 12, 30)
+MIN_DATE = dt.date(1900, 3, 1)  # Excel serials below 61 carry the 1900 leap-year bug
+MAX_DATE = dt.date(2100, 12, 31)
+
+# Labels schools write for sex, beyond the declared ذكر / أنثى (compared by match_key).
+SEX_SYNONYMS = {
+    "M": ("ذكر", "ذكور", "ذ", "M", "H", "Masculin", "Masc", "Homme", "Garçon", "Male"),
+    "F": ("أنثى", "انثى", "أنثي", "إناث", "أ", "F", "Féminin", "Fém", "Femme", "Fille", "Female"),
+}
+YES_NO_SYNONYMS = {
+    True: ("نعم", "Oui", "O", "Yes", "Y", "1", "Vrai", "True", "X"),
+    False: ("لا", "Non", "N", "No", "0", "Faux", "False"),
+}
+ABSENCE_SYNONYMS = {JUSTIFIED: (ds.JUSTIFIED_LABEL, "Justifié", "Justifiée", "J")}
+SEMESTER_SYNONYMS = {
+    1: ("1", "S1", "الدورة الأولى", "الأولى", "Semestre 1"),
+    2: ("2", "S2", "الدورة الثانية", "الثانية", "Semestre 2"),
+}
+
+# Below this many rows, normalising per distinct value is not worth its bookkeeping.
+_PER_VALUE_MIN_ROWS = 4096
+_PARALLEL_MIN_ROWS = 100_000
+_WORKERS = max(2, min(8, os.cpu_count() or 2))
+
+
+# ---- expressions (schemas/text.py semantics) -------------------------------------------------
+
+
+def clean_expr(expr: pl.Expr) -> pl.Expr:
+    """clean_text: invisible marks and tatweel removed, Arabic-Indic digits in ASCII, whitespace
+    collapsed to one space, ends stripped."""
+    return (
+        expr.str.replace_all(_INVISIBLE, "")
+        .str.replace_many(_INDIC_FROM, _INDIC_TO)
+        .str.replace_all(_SPACES, " ")
+        .str.strip_chars(" ")
+    )
+
+
+def match_key_expr(expr: pl.Expr) -> pl.Expr:
+    """match_key: clean_text, harakat removed, alef / ya / ta marbuta variants unified, Latin
+    letters lower case without accents."""
+    return (
+        clean_expr(expr)
+        .str.replace_all(_HARAKAT, "")
+        .str.replace_many(_LETTERS_FROM, _LETTERS_TO)
+        .str.normalize("NFKD")
+        .str.replace_all(_NON_ARABIC_MARK, "")
+        .str.normalize("NFC")
+        .str.to_lowercase()
+    )
+
+
+def _null_if_empty(expr: pl.Expr) -> pl.Expr:
+    return pl.when(expr.str.len_bytes() > 0).then(expr)
+
+
+def code_key_expr(expr: pl.Expr) -> pl.Expr:
+    """A code as compared: clean_text, upper case, null when blank."""
+    return _null_if_empty(clean_expr(expr).str.to_uppercase())
+
+
+def date_expr(expr: pl.Expr) -> pl.Expr:
+    """A date from an Excel serial (45123, 45123.0), dd/mm/yyyy, dd-mm-yyyy, dd.mm.yyyy,
+    yyyy-mm-dd or yyyy/mm/dd (any digits, an optional trailing time); null otherwise or when
+    impossible (31/02) or outside 1900-2100."""
+    text = clean_expr(expr).str.replace(r"[ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$", "")
+    serial = (
+        pl.when(text.str.contains(r"^\d{1,6}(\.0*)?$"))
+        .then(text.str.extract(r"^(\d+)", 1).cast(pl.Int64, strict=False))
+        .otherwise(None)
+    )
+    from_serial = pl.lit(EXCEL_EPOCH) + pl.duration(days=serial)
+    slashed = text.str.replace_all(r"[\-.]", "/")
+    dmy = pl.when(slashed.str.contains(r"^\d{1,2}/\d{1,2}/\d{4}$")).then(
+        slashed.str.to_date("%d/%m/%Y", strict=False)
+    )
+    ymd = pl.when(slashed.str.contains(r"^\d{4}/\d{1,2}/\d{1,2}$")).then(
+        slashed.str.to_date("%Y/%m/%d", strict=False)
+    )
+    value = pl.coalesce(from_serial.cast(pl.Date), dmy, ymd)
+    return pl.when(value.is_between(pl.lit(MIN_DATE), pl.lit(MAX_DATE))).then(value)
+
+
+def decimal_expr(expr: pl.Expr) -> pl.Expr:
+    """A decimal number with a point, a decimal comma or the Arabic separators ٫ and ،; null
+    otherwise (no exponent, no inf / nan)."""
+    text = clean_expr(expr).str.replace_all(r"[,\x{066b}\x{060c}]", ".").str.replace_all(" ", "")
+    valid = text.str.contains(r"^[+-]?(\d+\.?\d*|\.\d+)$")
+    return pl.when(valid).then(text.cast(pl.Float64, strict=False))
+
+
+def integer_expr(expr: pl.Expr) -> pl.Expr:
+    """A whole number ≥ 0 (``12``, ``12.0``, ``١٢``); null otherwise."""
+    text = clean_expr(expr).str.replace_all(" ", "")
+    valid = text.str.contains(r"^\d{1,18}(\.0*)?$")
+    return pl.when(valid).then(text.str.extract(r"^(\d+)", 1).cast(pl.Int64, strict=False))
+
+
+def _label_map(synonyms: dict) -> dict[str, object]:
+    return {match_key(label): value for value, labels in synonyms.items() for label in labels}
+
+
+def label_expr(expr: pl.Expr, mapping: dict[str, object], dtype: pl.DataType) -> pl.Expr:
+    """The value of a label matched by match_key against ``mapping`` (key → value); null
+    when unknown."""
+    return match_key_expr(expr).replace_strict(
+        list(mapping), list(mapping.values()), default=None, return_dtype=dtype
+    )
+
+
+# ---- per column ------------------------------------------------------------------------------
+
+
+def _apply(series: pl.Series, build: Callable[[pl.Expr], pl.Expr]) -> pl.Series:
+    return pl.DataFrame({"v": series}).select(build(pl.col("v"))).to_series()
+
+
+def _constant(series: pl.Series, build: Callable[[pl.Expr], pl.Expr]) -> pl.Series | None:
+    """``build`` evaluated once when the column repeats one value (file metadata)."""
+    if series.len() < _PER_VALUE_MIN_ROWS or series.null_count():
+        return None
+    first = series[0]
+    if not (series == first).all():
+        return None
+    value = _apply(pl.Series([first], dtype=series.dtype), build)
+    return pl.repeat(value[0], series.len(), dtype=value.dtype, eager=True)
+
+
+def _per_value(series: pl.Series, build: Callable[[pl.Expr], pl.Expr]) -> pl.Series | None:
+    """``build`` evaluated once per distinct value and spread back, when values repeat a lot."""
+    n = series.len()
+    if n < _PER_VALUE_MIN_ROWS:
+        return None
+    constant = _constant(series, build)
+    if constant is not None:
+        return constant
+    if series.approx_n_unique() * 4 > n:
+        return None
+    distinct = series.drop_nulls().unique()
+    mapped = _apply(distinct, build)
+    if distinct.len() == 0:
+        return pl.Series(series.name, [None] * n, dtype=mapped.dtype)
+    if distinct.len() == 1:
+        return _apply(series, lambda v: pl.when(v.is_not_null()).then(pl.lit(mapped[0])))
+    codes = series.cast(pl.Enum(distinct)).to_physical()
+    return mapped.gather(codes)
+
+
+def apply_per_value(series: pl.Series, build: Callable[[pl.Expr], pl.Expr]) -> pl.Series:
+    """``build`` over a column, evaluated once per distinct value when values repeat."""
+    result = _per_value(series, build)
+    return _apply(series, build) if result is None else result
+
+
+# A code that needs no cleaning: ASCII upper-case letters, digits and the separators of codes.
+_CLEAN_CODE = r"^[0-9A-Z][0-9A-Z/.\-]*$"
+
+
+def code_key(series: pl.Series) -> pl.Series:
+    """code_key_expr over a column; rows that are already clean are taken as they are."""
+    result = _constant(series, code_key_expr)
+    if result is not None:
+        return result
+    dirty = ~series.str.contains(_CLEAN_CODE).fill_null(True)
+    return _patch(series, dirty, code_key_expr)
+
+
+def _patch(
+    quick: pl.Series, dirty: pl.Series, build: Callable[[pl.Expr], pl.Expr], source=None
+) -> pl.Series:
+    """``quick`` with the ``dirty`` rows replaced by ``build`` of ``source`` (default: quick)."""
+    if not dirty.any():
+        return quick
+    source = quick if source is None else source
+    where = dirty.arg_true()
+    if where.len() * 4 > quick.len():
+        return _apply(source, build).cast(quick.dtype)
+    return quick.clone().scatter(where, _apply(source.gather(where), build).cast(quick.dtype))
+
+
+def integer_column(series: pl.Series) -> pl.Series:
+    """integer_expr over a column; plain digits are cast directly."""
+    result = _constant(series, integer_expr)
+    if result is not None:
+        return result
+    quick = series.cast(pl.Int64, strict=False)
+    dirty = (quick.is_null() & series.is_not_null()) | (quick < 0).fill_null(False)
+    return _patch(quick, dirty, integer_expr, series)
+
+
+_SEX = _label_map(SEX_SYNONYMS)
+_YES_NO = _label_map(YES_NO_SYNONYMS)
+_ABSENCE = _label_map(ABSENCE_SYNONYMS)
+_SEMESTER = _label_map(SEMESTER_SYNONYMS)
+
+
+def builder(item: Field) -> Callable[[pl.Expr], pl.Expr] | None:
+    """The expression that computes a field's typed column from its original text."""
+    kind = item.kind
+    if kind == "code":
+        return code_key_expr
+    if kind == "date":
+        return date_expr
+    if kind == "decimal":
+        return decimal_expr
+    if kind == "integer":
+        return integer_expr
+    if kind == "sex":
+        return lambda e: label_expr(e, _SEX, pl.Utf8)
+    if kind in ("yes_no", "boolean"):
+        return lambda e: label_expr(e, _YES_NO, pl.Boolean)
+    if kind == "absence":
+        return lambda e: label_expr(e, _ABSENCE, pl.Utf8)
+    if kind == "semester":
+        return lambda e: label_expr(e, _SEMESTER, pl.Int8)
+    if kind == "label":
+        mapping = {match_key(value): value for value in item.values}
+        return lambda e: label_expr(e, mapping, pl.Utf8)
+    return None
+
+
+def _dataset_name(dataset: str | ds.Dataset) -> str:
+    name = dataset.name if isinstance(dataset, ds.Dataset) else dataset
+    if name not in ds.DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(ds.DATASETS)}")
+    return name
+
+
+def with_original_columns(dataset: str | ds.Dataset, frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with every validated column present as Utf8 (absent optional columns all
+    null, non-text columns cast to text) and the provenance columns sheet / sheet_row."""
+    name = _dataset_name(dataset)
+    fixes = []
+    schema = frame.schema
+    for item in fields(name):
+        if item.name not in schema:
+            fixes.append(pl.lit(None, pl.Utf8).alias(item.name))
+        elif schema[item.name] != pl.Utf8:
+            fixes.append(_as_text(pl.col(item.name), schema[item.name]).alias(item.name))
+    if "sheet" not in schema:
+        fixes.append(pl.lit("", pl.Utf8).alias("sheet"))
+    if "sheet_row" not in schema:
+        fixes.append(pl.lit(None, pl.Int64).alias("sheet_row"))
+    elif schema["sheet_row"] != pl.Int64:
+        fixes.append(pl.col("sheet_row").cast(pl.Int64, strict=False))
+    return frame.with_columns(fixes) if fixes else frame
+
+
+def _as_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    if dtype == pl.Date:
+        return expr.dt.strftime("%d/%m/%Y")
+    if dtype.is_float():
+        # shortest decimal, 12.0 → "12" (what a reader renders for a numeric cell)
+        return (
+            pl.when(expr == expr.round(0))
+            .then(expr.cast(pl.Int64).cast(pl.Utf8))
+            .otherwise(expr.cast(pl.Utf8))
+        )
+    return expr.cast(pl.Utf8)
+
+
+def normalise(dataset: str | ds.Dataset, frame: pl.DataFrame) -> pl.DataFrame:
+    """The read frame with the typed columns of schemas/models.py added (originals kept)."""
+    name = _dataset_name(dataset)
+    frame = with_original_columns(name, frame)
+    jobs = [item for item in fields(name) if item.typed is not None and builder(item)]
+
+    def typed(item: Field) -> pl.Series:
+        source = frame.get_column(item.name)
+        if item.kind == "code":
+            column = code_key(source)
+        elif item.kind == "integer":
+            column = integer_column(source)
+        else:
+            column = apply_per_value(source, builder(item))
+        return column.cast(item.dtype).alias(item.typed)
+
+    if frame.height >= _PARALLEL_MIN_ROWS and len(jobs) > 1:
+        # polars releases the GIL: the columns are normalised side by side.
+        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+            columns = list(pool.map(typed, jobs))
+    else:
+        columns = [typed(item) for item in jobs]
+    return frame.with_columns(columns)
+
+
+def is_normalised(dataset: str | ds.Dataset, frame: pl.DataFrame) -> bool:
+    name = _dataset_name(dataset)
+    return all(item.typed is None or item.typed in frame.columns for item in fields(name))
+
+
+def ensure_normalised(dataset: str | ds.Dataset, frame: pl.DataFrame) -> pl.DataFrame:
+    """Normalise a frame unless it already carries the typed columns (staged frames do)."""
+    return frame if is_normalised(dataset, frame) else normalise(dataset, frame)

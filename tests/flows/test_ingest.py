@@ -1,0 +1,144 @@
+"""End to end: the ingest flow runs under Prefect on a generated province."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+
+import polars as pl
+import pytest
+from python_calamine import CalamineWorkbook
+
+from flows.ingest import ingest_submissions
+from massar.demo import stage_inbox
+from massar.home import init_home
+from warehouse.control import ControlDatabase
+from warehouse.query import run_query
+
+STUDENT_CODE = re.compile(r"[A-Z]\d{9}")
+
+
+def _ingest(settings):
+    state = ingest_submissions(settings, return_state=True)
+    assert state.is_completed(), state.message
+    return state.result(), state.state_details.flow_run_id
+
+
+def _query(settings, sql):
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        return run_query(sql, warehouse=settings.warehouse, database=database).to_pylist()
+    finally:
+        database.dispose()
+
+
+@pytest.fixture(scope="module")
+def clean_run(prefect_server, province, tmp_path_factory):
+    settings = init_home(tmp_path_factory.mktemp("clean-home") / "home")
+    stage_inbox(province, settings.inbox)
+    summary, flow_run_id = _ingest(settings)
+    return settings, summary, flow_run_id
+
+
+def test_clean_province_is_accepted_without_any_finding(clean_run):
+    settings, summary, _ = clean_run
+    totals = summary["totals"]
+    assert totals["new_submissions"] == totals["files_seen"] > 0
+    assert totals["rejected"] == 0 and totals["partially_accepted"] == 0
+    findings = _query(settings, "select rule_id, count(*) as n from findings group by rule_id")
+    assert findings == []
+    states = _query(settings, "select distinct state from submissions")
+    assert states == [{"state": "accepted"}]
+
+
+def test_every_row_ends_staged_or_quarantined_and_counts_add_up(clean_run):
+    settings, summary, _ = clean_run
+    rows = _query(
+        settings,
+        "select submission_id, school_code, dataset, rows_read, "
+        "rows_accepted, rows_quarantined from submissions",
+    )
+    staged = pl.concat(
+        [
+            pl.read_parquet(path, columns=["submission_id"])
+            for path in settings.staging.glob("*/*/*.parquet")
+        ]
+    )
+    per_submission = dict(staged.group_by("submission_id").len().iter_rows())
+    for row in rows:
+        assert row["rows_read"] == row["rows_accepted"] + row["rows_quarantined"]
+        assert per_submission.get(row["submission_id"], 0) == row["rows_accepted"]
+    assert staged.height == sum(r["rows_accepted"] for r in rows)
+    assert sum(r["rows_read"] for r in rows) == summary["totals"]["rows_read"] > 1000
+
+
+def test_every_original_is_archived_unchanged(clean_run):
+    settings, _, _ = clean_run
+    for path in settings.inbox.rglob("*"):
+        if path.is_file():
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            archived = settings.archive / digest[:2] / digest
+            assert archived.read_bytes() == path.read_bytes()
+
+
+def test_each_school_gets_its_reports(clean_run):
+    settings, summary, _ = clean_run
+    for school in summary["schools"]:
+        code = school["school_code"]
+        workbook = CalamineWorkbook.from_path(str(settings.reports / code / f"rapport_{code}.xlsx"))
+        assert workbook.sheet_names == ["ملخص - Résumé", "الملاحظات - Constats"]
+        summary_rows = workbook.get_sheet_by_index(0).to_python()
+        assert len(summary_rows) - 3 == school["new_submissions"]
+        page = (settings.reports / code / f"rapport_{code}.html").read_text(encoding="utf-8")
+        assert 'dir="rtl"' in page and code in page
+
+
+def test_artifacts_show_counts_per_school_and_no_pupil_data(clean_run):
+    _, summary, flow_run_id = clean_run
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    async def artifacts():
+        async with get_client() as client:
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
+                )
+            )
+
+    found = {a.key: a for a in asyncio.run(artifacts())}
+    assert {"ingest-by-school", "ingest-progress"} <= set(found)
+    table = found["ingest-by-school"]
+    text = str(table.data) + str(table.description)
+    for school in summary["schools"]:
+        assert school["school_code"] in text
+    assert not STUDENT_CODE.search(text)
+    assert found["ingest-progress"].data == 100.0
+
+
+def test_rerun_of_an_unchanged_inbox_changes_nothing(clean_run):
+    settings, first, _ = clean_run
+    before = _query(settings, "select submission_id, state from submissions order by 1")
+    summary, _ = _ingest(settings)
+    assert summary["totals"]["new_submissions"] == 0
+    assert summary["totals"]["already_known"] == first["totals"]["files_seen"]
+    assert _query(settings, "select submission_id, state from submissions order by 1") == before
+
+
+def test_a_changed_file_supersedes_the_earlier_version(clean_run):
+    settings, _, _ = clean_run
+    guardians = sorted(settings.inbox.glob("*/guardians.csv"))[0]
+    school = guardians.parent.name
+    lines = guardians.read_bytes().splitlines(keepends=True)
+    guardians.write_bytes(b"".join(lines[:-1]))  # the school removed its last line
+    summary, _ = _ingest(settings)
+    assert summary["totals"]["new_submissions"] == 1
+    versions = _query(
+        settings,
+        "select submission_id, state, rows_read from submissions "
+        f"where school_code = '{school}' and file_name = "
+        "'guardians.csv' order by submission_id",
+    )
+    assert [v["state"] for v in versions] == ["superseded", "accepted"]
+    assert versions[1]["rows_read"] == versions[0]["rows_read"] - 1

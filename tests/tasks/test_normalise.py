@@ -1,0 +1,243 @@
+"""Normalisation: typed columns next to the original text, as schemas/text.py would read them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.text import clean_text, match_key
+from tasks.normalise import (
+    clean_expr,
+    date_expr,
+    decimal_expr,
+    integer_expr,
+    match_key_expr,
+    normalise,
+)
+
+INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+
+
+def one(expr_fn, value):
+    return pl.select(expr_fn(pl.lit(value, pl.Utf8))).item()
+
+
+# ---- text ------------------------------------------------------------------------------------
+
+TEXT_ALPHABET = (
+    "abcXYZ éèçàÉ 0123 ٠١٢٣٩ ۴ ابتثجحدرسعكلمنهوي أإآٱىة ـ \u064b\u064e\u0650\u0670 "
+    "\u00a0\t\n\u200b\u200f\u202b\ufeff -/:"
+)
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=TEXT_ALPHABET, max_size=30))
+def test_clean_expr_agrees_with_clean_text(text):
+    assert one(clean_expr, text) == clean_text(text)
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=TEXT_ALPHABET, max_size=30))
+def test_match_key_expr_agrees_with_match_key(text):
+    assert one(match_key_expr, text) == match_key(text)
+
+
+# ---- dates -----------------------------------------------------------------------------------
+
+dates = st.dates(min_value=dt.date(1950, 1, 1), max_value=dt.date(2099, 12, 31))
+
+
+def _spellings(day: dt.date) -> list[str]:
+    serial = (day - dt.date(1899, 12, 30)).days
+    return [
+        day.strftime("%d/%m/%Y"),
+        day.strftime("%d-%m-%Y"),
+        day.strftime("%Y-%m-%d"),
+        f"{day.day}/{day.month}/{day.year}",
+        str(serial),
+        f"{serial}.0",
+        day.strftime("%d/%m/%Y").translate(INDIC),
+        f"  {day.strftime('%d-%m-%Y')} ",
+        day.strftime("%Y-%m-%d 00:00:00"),
+    ]
+
+
+@settings(max_examples=200)
+@given(dates)
+def test_every_date_spelling_reads_back_the_same_day(day):
+    values = _spellings(day)
+    parsed = pl.DataFrame({"v": values}).select(date_expr(pl.col("v"))).to_series().to_list()
+    assert parsed == [day] * len(values)
+
+
+@settings(max_examples=200)
+@given(st.text(alphabet="0123456789/-. abc", max_size=12))
+def test_date_parser_never_raises_and_only_returns_plausible_days(text):
+    value = one(date_expr, text)
+    assert value is None or dt.date(1900, 3, 1) <= value <= dt.date(2100, 12, 31)
+
+
+def test_impossible_and_unreadable_dates_are_null():
+    for text in ("31/02/2010", "00/01/2010", "13/13/2010", "2010-13-01", "abc", "01/02/10", ""):
+        assert one(date_expr, text) is None, text
+
+
+# ---- decimals --------------------------------------------------------------------------------
+
+
+@settings(max_examples=300)
+@given(st.integers(min_value=0, max_value=2000), st.sampled_from([".", ",", "٫", "،"]))
+def test_decimal_with_any_separator_and_digits(hundredths, separator):
+    whole, fraction = divmod(hundredths, 100)
+    text = f"{whole}{separator}{fraction:02d}"
+    expected = hundredths / 100
+    assert one(decimal_expr, text) == expected
+    assert one(decimal_expr, text.translate(INDIC)) == expected
+    assert one(decimal_expr, f" {text}\u00a0") == expected
+
+
+@settings(max_examples=200)
+@given(st.text(alphabet="0123456789.,eE+-infa ", max_size=8))
+def test_decimal_parser_never_raises_and_rejects_exponents(text):
+    value = one(decimal_expr, text)
+    assert value is None or ("e" not in text.lower() and "n" not in text.lower())
+
+
+def test_decimals_that_are_not_numbers_are_null():
+    for text in ("abc", "1e3", "inf", "nan", "1.2.3", "", "  "):
+        assert one(decimal_expr, text) is None, text
+
+
+def test_integers():
+    assert one(integer_expr, "12") == 12
+    assert one(integer_expr, "12.0") == 12
+    assert one(integer_expr, "١٢") == 12
+    assert one(integer_expr, "12.5") is None
+    assert one(integer_expr, "-3") is None
+
+
+# ---- normalise a dataset ---------------------------------------------------------------------
+
+
+def students_frame(**overrides) -> pl.DataFrame:
+    base = {
+        "sheet": ["Sheet1", "Sheet1", "Sheet1", "Sheet1"],
+        "sheet_row": [16, 17, 18, 19],
+        "row_number": ["1", "2", "3", "٤"],
+        "student_code": ["K100000001", " k100000002 ", "K١٠٠٠٠٠٠٠٣", "K1000ـ00004"],
+        "family_name": ["العلوي", "بنـاني", "  الإدريسي ", "أيت"],
+        "first_name": ["محمد", "فاطمة", "يوسف", "مريم"],
+        "sex": ["ذكر", "أنثى", "M", "انثى"],
+        "birth_date": ["12/03/2011", "45123", "2011-05-06", "٠١/٠٢/٢٠١١"],
+        "birthplace": [None, "تيزنيت", None, None],
+        "school_year": ["2023/2024"] * 4,
+        "level_label": ["الأولى إعدادي مسار دولي"] * 4,
+        "class_code": ["1APIC-1"] * 4,
+    }
+    base.update(overrides)
+    return pl.DataFrame(base)
+
+
+def test_normalise_adds_typed_columns_and_keeps_the_originals():
+    frame = students_frame()
+    out = normalise("students", frame)
+    assert out.select(frame.columns).equals(frame)
+    assert out["student_code_key"].to_list() == [
+        "K100000001",
+        "K100000002",
+        "K100000003",
+        "K100000004",
+    ]
+    assert out["sex_value"].to_list() == ["M", "F", "M", "F"]
+    assert out["birth_date_value"].to_list() == [
+        dt.date(2011, 3, 12),
+        dt.date(2023, 7, 16),
+        dt.date(2011, 5, 6),
+        dt.date(2011, 2, 1),
+    ]
+    assert out["row_number_value"].to_list() == [1, 2, 3, 4]
+    assert out["class_code_key"].dtype == pl.Utf8
+    assert out["birth_date_value"].dtype == pl.Date
+
+
+def test_unparseable_values_become_null_while_the_original_stays():
+    frame = students_frame(
+        sex=["ذكر", "?", None, "  "], birth_date=["31/02/2011", "x", None, "1/1/2011"]
+    )
+    out = normalise("students", frame)
+    assert out["sex_value"].to_list() == ["M", None, None, None]
+    assert out["birth_date_value"].to_list() == [None, None, None, dt.date(2011, 1, 1)]
+    assert out["sex"].to_list() == ["ذكر", "?", None, "  "]
+
+
+def test_missing_optional_columns_are_added_as_null_text():
+    frame = students_frame().drop("birthplace")
+    out = normalise("students", frame)
+    assert out["birthplace"].dtype == pl.Utf8
+    assert out["birthplace"].null_count() == out.height
+
+
+def test_labels_yes_no_and_semester():
+    frame = pl.DataFrame(
+        {
+            "sheet": [""] * 4,
+            "sheet_row": [2, 3, 4, 5],
+            "school_code": ["27783Y"] * 4,
+            "student_code": ["K100000001"] * 4,
+            "relation": ["الأب", "الام", "الوصـي", "العم"],
+            "guardian_family_name": ["x"] * 4,
+            "guardian_first_name": ["y"] * 4,
+            "orphan": ["نعم", "لا", "Oui", "peut-être"],
+        }
+    )
+    out = normalise("guardians", frame)
+    assert out["relation_value"].to_list() == ["الأب", "الأم", "الوصي", None]
+    assert out["orphan_value"].to_list() == [True, False, True, None]
+
+
+def test_large_frames_take_the_fast_paths_with_the_same_result():
+    """Per-distinct-value, constant-column and clean-row shortcuts must not change a value."""
+    small = students_frame(
+        student_code=["K100000001", " k100000002 ", "bad", None],
+        row_number=["1", "x", "3.0", None],
+        sex=["ذكر", "أنثى", "?", None],
+    )
+    big = pl.concat([small] * 3000)  # 12,000 rows: low cardinality everywhere
+    mixed = pl.concat([big, small.with_columns(pl.lit("K200000009").alias("student_code"))] * 2)
+    expected = pl.concat([normalise("students", small)] * 3000)
+    assert normalise("students", big).equals(expected)
+    # and a frame where codes are all distinct (the clean-row shortcut)
+    many = pl.DataFrame(
+        {
+            "student_code": [f"K{i:09d}" for i in range(20_000)] + [" k000000001", "x"],
+        }
+    )
+    keys = normalise("students", many)["student_code_key"].to_list()
+    assert keys[:3] == ["K000000000", "K000000001", "K000000002"]
+    assert keys[-2:] == ["K000000001", "X"]
+    assert normalise("students", mixed).height == mixed.height
+
+
+def test_marks_metadata_are_normalised():
+    frame = pl.DataFrame(
+        {
+            "student_code": ["K100000001", "K100000001"],
+            "slot": ["test1", "activities"],
+            "mark": ["16,25", "١٢٫٥"],
+            "absence": [None, "مبرر"],
+            "semester": ["1", "2"],
+            "subject_code": ["0030", "٠٠٣٠"],
+            "school_code": ["27783y", "27783Y"],
+        }
+    )
+    out = normalise("marks", frame)
+    assert out["mark_value"].to_list() == [16.25, 12.5]
+    assert out["absence_value"].to_list() == [None, "justified"]
+    assert out["semester_value"].to_list() == [1, 2]
+    assert out["semester_value"].dtype == pl.Int8
+    assert out["subject_code_key"].to_list() == ["0030", "0030"]
+    assert out["school_code_key"].to_list() == ["27783Y", "27783Y"]
+    assert out["slot"].to_list() == ["test1", "activities"]

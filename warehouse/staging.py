@@ -1,0 +1,63 @@
+"""Staging and quarantine: the rows of each submission as Parquet, before consolidation.
+
+``staging/<school>/<dataset>/<first>-<last>.parquet`` holds the accepted rows of the submissions
+``first``..``last`` of one ingest batch (a school sends hundreds of NotesCC workbooks: one file per
+batch, not per workbook), each row carrying its ``submission_id``;
+``quarantine/<school>/<dataset>/<first>-<last>.parquet`` the quarantined rows with the rule ids
+that blocked them. Files are written to a temporary name and renamed, so a reader never sees
+half a file; writing the same batch again replaces it (re-running is safe).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import polars as pl
+
+
+def _write_atomically(frame: pl.DataFrame, target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    frame.write_parquet(temporary, compression="zstd", statistics=False)
+    os.replace(temporary, target)
+    return target
+
+
+def _batch_name(frame: pl.DataFrame) -> str:
+    ids = frame.get_column("submission_id")
+    return f"{ids.min()}-{ids.max()}.parquet"
+
+
+def write_staged(staging: Path, school_code: str, dataset: str, frame: pl.DataFrame) -> Path:
+    """Keep accepted rows (with ``submission_id``) for the nightly consolidation."""
+    return _write_atomically(frame, staging / school_code / dataset / _batch_name(frame))
+
+
+def write_quarantined(
+    quarantine: Path, school_code: str, dataset: str, frame: pl.DataFrame
+) -> Path:
+    """Keep quarantined rows (with ``submission_id``) and their blocking rule ids."""
+    return _write_atomically(frame, quarantine / school_code / dataset / _batch_name(frame))
+
+
+def read_rows(
+    root: Path, school_code: str, dataset: str, submission_ids: Iterable[int]
+) -> pl.DataFrame | None:
+    """The rows of these submissions of one school and dataset under ``root`` (the staging
+    or the quarantine folder), or None when there is none."""
+    ids = list(submission_ids)
+    paths = sorted((root / school_code / dataset).glob("*.parquet"))
+    if not paths or not ids:
+        return None
+    frame = pl.concat([pl.read_parquet(path) for path in paths], how="diagonal_relaxed")
+    frame = frame.filter(pl.col("submission_id").is_in(ids))
+    return frame if frame.height else None
+
+
+def read_staged(
+    staging: Path, school_code: str, dataset: str, submission_ids: Iterable[int]
+) -> pl.DataFrame | None:
+    """The accepted rows of these submissions of one school and dataset, or None."""
+    return read_rows(staging, school_code, dataset, submission_ids)

@@ -1,0 +1,282 @@
+"""Submissions and findings in the control database.
+
+A submission is one file from one school, known by its sha256: the same bytes sent twice are one
+submission. A newer accepted submission of the same scope (school, year, dataset, and for marks
+class × subject × semester) supersedes the older one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+
+from warehouse.control import ControlDatabase, Finding, School, Submission, utcnow
+
+ACTIVE_STATES = ("accepted", "partially_accepted")
+
+
+def known_files(database: ControlDatabase, school_code: str) -> dict[str, int]:
+    """sha256 → submission id of every file this school already sent."""
+    with database.session() as session:
+        rows = session.execute(
+            select(Submission.sha256, Submission.submission_id).where(
+                Submission.school_code == school_code
+            )
+        ).all()
+    return {sha: sid for sha, sid in rows}
+
+
+def register_submission(
+    database: ControlDatabase,
+    *,
+    school_code: str,
+    file_name: str,
+    sha256: str,
+    size_bytes: int,
+    archive_path: str,
+    received_at: datetime | None = None,
+) -> int:
+    """Record a newly received file; returns its submission id."""
+    with database.session() as session:
+        submission = Submission(
+            school_code=school_code,
+            file_name=file_name,
+            sha256=sha256,
+            size_bytes=size_bytes,
+            archive_path=archive_path,
+            state="received",
+            received_at=received_at or utcnow(),
+        )
+        session.add(submission)
+        session.flush()
+        return submission.submission_id
+
+
+def register_submissions(database: ControlDatabase, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Record newly received files in one transaction (each dict: school_code, file_name,
+    sha256, size_bytes, archive_path); returns their submission ids in the same order."""
+    if not rows:
+        return []
+    now = utcnow()
+    with database.session() as session:
+        result = session.execute(
+            insert(Submission).returning(Submission.submission_id, sort_by_parameter_order=True),
+            [{"state": "received", "received_at": now, **row} for row in rows],
+        )
+        return [row[0] for row in result]
+
+
+def active_submissions(
+    database: ControlDatabase, school_code: str, dataset: str | None = None
+) -> list[Submission]:
+    """The school's accepted or partially accepted submissions that nothing superseded."""
+    query = select(Submission).where(
+        Submission.school_code == school_code, Submission.state.in_(ACTIVE_STATES)
+    )
+    if dataset is not None:
+        query = query.where(Submission.dataset == dataset)
+    with database.session() as session:
+        return list(session.scalars(query.order_by(Submission.submission_id)))
+
+
+def record_outcomes(database: ControlDatabase, outcomes: Sequence[dict[str, Any]]) -> list[int]:
+    """Store what validation decided about submissions and their findings, in one transaction.
+
+    Each dict holds submission_id, dataset, state, school_year, scope_key, rows_read,
+    rows_accepted, rows_quarantined, detail and findings (rows for the findings table). When a
+    submission is (partially) accepted, earlier active submissions of the same scope become
+    ``superseded``; their ids are returned. Recording again replaces the findings.
+    """
+    superseded: list[int] = []
+    if not outcomes:
+        return superseded
+    now = utcnow()
+    for outcome in outcomes:
+        if outcome["rows_read"] != outcome["rows_accepted"] + outcome["rows_quarantined"]:
+            raise ValueError(f"submission {outcome['submission_id']}: rows do not add up")
+    ids = [o["submission_id"] for o in outcomes]
+    with database.session() as session:
+        files = dict(
+            session.execute(
+                select(Submission.submission_id, Submission.file_name).where(
+                    Submission.submission_id.in_(ids)
+                )
+            ).all()
+        )
+        schools = dict(
+            session.execute(
+                select(Submission.submission_id, Submission.school_code).where(
+                    Submission.submission_id.in_(ids)
+                )
+            ).all()
+        )
+        session.execute(
+            update(Submission),
+            [
+                {
+                    "submission_id": o["submission_id"],
+                    "dataset": o["dataset"],
+                    "state": o["state"],
+                    "school_year": o["school_year"],
+                    "scope_key": o["scope_key"],
+                    "rows_read": o["rows_read"],
+                    "rows_accepted": o["rows_accepted"],
+                    "rows_quarantined": o["rows_quarantined"],
+                    "processed_at": now,
+                    "detail": o.get("detail", ""),
+                }
+                for o in outcomes
+            ],
+        )
+        session.execute(delete(Finding).where(Finding.submission_id.in_(ids)))
+        findings = [
+            {
+                **row,
+                "submission_id": o["submission_id"],
+                "school_code": schools[o["submission_id"]],
+                "file_name": files[o["submission_id"]],
+            }
+            for o in outcomes
+            for row in o["findings"]
+        ]
+        if findings:
+            session.execute(insert(Finding), findings)
+        # Newest first: a scope sent twice in one batch keeps its latest version only.
+        latest: dict[str, int] = {}
+        for o in outcomes:
+            if o["state"] in ACTIVE_STATES and o["scope_key"]:
+                latest[o["scope_key"]] = max(latest.get(o["scope_key"], 0), o["submission_id"])
+        for scope_key, newest in latest.items():
+            older = list(
+                session.scalars(
+                    select(Submission.submission_id).where(
+                        Submission.scope_key == scope_key,
+                        Submission.submission_id < newest,
+                        Submission.state.in_(ACTIVE_STATES),
+                    )
+                )
+            )
+            if older:
+                session.execute(
+                    update(Submission)
+                    .where(Submission.submission_id.in_(older))
+                    .values(state="superseded", superseded_by=newest)
+                )
+                superseded.extend(older)
+    return superseded
+
+
+def add_findings(database: ControlDatabase, findings: Iterable[dict[str, Any]]) -> int:
+    """Attach findings to existing submissions (each dict carries its submission_id)."""
+    rows = list(findings)
+    if not rows:
+        return 0
+    with database.session() as session:
+        names = dict(
+            session.execute(
+                select(Submission.submission_id, Submission.file_name).where(
+                    Submission.submission_id.in_({row["submission_id"] for row in rows})
+                )
+            ).all()
+        )
+        schools = dict(
+            session.execute(
+                select(Submission.submission_id, Submission.school_code).where(
+                    Submission.submission_id.in_({row["submission_id"] for row in rows})
+                )
+            ).all()
+        )
+        session.execute(
+            insert(Finding),
+            [
+                {
+                    **row,
+                    "file_name": names[row["submission_id"]],
+                    "school_code": schools[row["submission_id"]],
+                }
+                for row in rows
+            ],
+        )
+    return len(rows)
+
+
+def delete_findings(
+    database: ControlDatabase, submission_ids: Iterable[int], rule_ids: Iterable[str]
+) -> None:
+    """Remove findings of some rules (e.g. province checks about to be recomputed)."""
+    ids, rules = list(submission_ids), list(rule_ids)
+    if not ids or not rules:
+        return
+    with database.session() as session:
+        session.execute(
+            delete(Finding).where(Finding.submission_id.in_(ids), Finding.rule_id.in_(rules))
+        )
+
+
+def school_findings(
+    database: ControlDatabase, school_code: str
+) -> tuple[list[Submission], list[Finding]]:
+    """The school's current submissions (not superseded) and all their findings."""
+    with database.session() as session:
+        submissions = list(
+            session.scalars(
+                select(Submission)
+                .where(Submission.school_code == school_code, Submission.state != "superseded")
+                .order_by(Submission.submission_id)
+            )
+        )
+        findings = list(
+            session.scalars(
+                select(Finding)
+                .where(Finding.submission_id.in_([s.submission_id for s in submissions]))
+                .order_by(Finding.submission_id, Finding.sheet, Finding.sheet_row, Finding.rule_id)
+            )
+        )
+    return submissions, findings
+
+
+def counts_by_school(database: ControlDatabase, submission_ids: Sequence[int]) -> dict[str, Any]:
+    """Per school: files by state, rows accepted/quarantined, errors and queries."""
+    with database.session() as session:
+        per_state = session.execute(
+            select(
+                Submission.school_code,
+                Submission.state,
+                func.count(),
+                func.sum(Submission.rows_accepted),
+                func.sum(Submission.rows_quarantined),
+            )
+            .where(Submission.submission_id.in_(submission_ids))
+            .group_by(Submission.school_code, Submission.state)
+        ).all()
+        per_severity = session.execute(
+            select(Finding.school_code, Finding.severity, func.count())
+            .where(Finding.submission_id.in_(submission_ids))
+            .group_by(Finding.school_code, Finding.severity)
+        ).all()
+    table: dict[str, dict[str, int]] = {}
+    for school, state, count, accepted, quarantined in per_state:
+        row = table.setdefault(school, {})
+        row[state] = row.get(state, 0) + count
+        row["rows_accepted"] = row.get("rows_accepted", 0) + (accepted or 0)
+        row["rows_quarantined"] = row.get("rows_quarantined", 0) + (quarantined or 0)
+    for school, severity, count in per_severity:
+        table.setdefault(school, {})[f"{severity}s"] = count
+    return table
+
+
+def upsert_schools(database: ControlDatabase, schools: Iterable[dict[str, Any]]) -> int:
+    """Create or update the province's schools from a reference list."""
+    rows = list(schools)
+    with database.session() as session:
+        for row in rows:
+            school = session.get(School, row["school_code"]) or School(
+                school_code=row["school_code"]
+            )
+            for key, value in row.items():
+                setattr(school, key, value)
+            session.add(school)
+    return len(rows)
