@@ -34,7 +34,8 @@ exchange_app = typer.Typer(
 )
 app.add_typer(exchange_app, name="exchange")
 
-out = Console()
+# Piped output (scripts, logs) gets wide tables instead of truncated columns.
+out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
 
 HomeOption = Annotated[

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import time
+import traceback
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -251,7 +252,13 @@ def _read(
         batch.findings = [_rejection(error, file_name, school_code)]
         return batch, None
     except Exception as error:  # a reader bug must not stop the school's other files
-        log.exception("reading submission %s failed unexpectedly", submission_id)
+        # The traceback is for developers; the message may quote cell values, so it stays out.
+        log.error(
+            "reading submission %s failed unexpectedly (%s):\n%s",
+            submission_id,
+            type(error).__name__,
+            "".join(traceback.format_tb(error.__traceback__)),
+        )
         batch.rejected = "F001"
         batch.findings = [
             _rejection(FileRejected("F001", type(error).__name__), file_name, school_code)

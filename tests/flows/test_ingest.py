@@ -90,6 +90,10 @@ def test_each_school_gets_its_reports(clean_run):
         assert workbook.sheet_names == ["ملخص - Résumé", "الملاحظات - Constats"]
         summary_rows = workbook.get_sheet_by_index(0).to_python()
         assert len(summary_rows) - 3 == school["new_submissions"]
+        from openpyxl import load_workbook
+
+        book = load_workbook(settings.reports / code / f"rapport_{code}.xlsx")
+        assert all(sheet.sheet_view.rightToLeft for sheet in book.worksheets)
         page = (settings.reports / code / f"rapport_{code}.html").read_text(encoding="utf-8")
         assert 'dir="rtl"' in page and code in page
 

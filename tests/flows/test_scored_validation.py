@@ -42,11 +42,11 @@ def scored(prefect_server, defects_province, tmp_path_factory):
         database.dispose()
     with (defects_province / "ground_truth.csv").open(encoding="utf-8") as handle:
         truth = list(csv.DictReader(handle))
-    return findings, truth
+    return findings, truth, settings
 
 
 def test_every_injected_defect_is_found_at_its_place(scored):
-    findings, truth = scored
+    findings, truth, _ = scored
     found = {
         (
             _place(f["school_code"], f["file_name"], f["sheet"], f["sheet_row"], f["column_name"]),
@@ -77,7 +77,7 @@ def test_every_injected_defect_is_found_at_its_place(scored):
 
 
 def test_clean_rows_and_formatting_variants_get_no_finding(scored):
-    findings, truth = scored
+    findings, truth, _ = scored
     expected = {
         (
             _place(r["school_code"], r["file_name"], r["sheet"], r["sheet_row"], r["column_name"]),
@@ -99,3 +99,23 @@ def test_clean_rows_and_formatting_variants_get_no_finding(scored):
             unexpected.append(f)
         assert place not in variants, f"a formatting variant was flagged: {f}"
     assert not unexpected, f"{len(unexpected)} finding(s) on clean rows, e.g. {unexpected[:3]}"
+
+
+def test_a_school_report_lists_each_finding_with_both_messages(scored):
+    findings, _, settings = scored
+    home = settings.home
+    for finding in findings:
+        school = finding["school_code"]
+        page = (home / "reports" / school / f"rapport_{school}.html").read_text("utf-8")
+        assert finding["rule_id"] in page
+    from python_calamine import CalamineWorkbook
+
+    school = findings[0]["school_code"]
+    rows = (
+        CalamineWorkbook.from_path(str(home / "reports" / school / f"rapport_{school}.xlsx"))
+        .get_sheet_by_index(1)
+        .to_python()
+    )
+    listed = [row for row in rows[1:] if row[0]]
+    assert len(listed) == sum(1 for f in findings if f["school_code"] == school)
+    assert all(row[7] and row[8] for row in listed)  # Arabic and French messages
