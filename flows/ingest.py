@@ -8,9 +8,9 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import ProcessPoolTaskRunner
 
-from massar.settings import Settings
+from massar.settings import Settings, load_settings
 from tasks.ingest import (
     check_province_task,
     discover_inbox_task,
@@ -23,10 +23,20 @@ from tasks.ingest import (
 )
 
 
-@flow(name="ingest_submissions", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=False)
-def ingest_submissions(settings: Settings, inbox: Path | None = None) -> dict:
+# Schools are CPU work (reading workbooks, validating): processes use both cores.
+@flow(
+    name="ingest_submissions",
+    task_runner=ProcessPoolTaskRunner(max_workers=2),
+    log_prints=False,
+)
+def ingest_submissions(
+    settings: Settings | None = None, inbox: Path | None = None, home: str | None = None
+) -> dict:
     """Ingest every new file of the inbox, one task per school, then check the province and
-    write each concerned school's feedback report. Returns the counts per school."""
+    write each concerned school's feedback report. Returns the counts per school.
+
+    Deployments pass no settings: they are read from ``home`` or ``MASSAR_HOME``."""
+    settings = settings or load_settings(home)
     logger = get_run_logger()
     run_id = record_run_start(settings, "ingest_submissions")
     if settings.inbox_sftp.host and inbox is None:

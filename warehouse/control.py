@@ -205,6 +205,23 @@ class Run(Base):
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class Night(Base):
+    """One consolidation of the warehouse: the table versions a reader should see together.
+
+    A night is recorded as ``completed`` only after every table is written; readers use the
+    versions of the last completed night, so a crash half-way never shows half a night."""
+
+    __tablename__ = "nights"
+
+    night_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    state: Mapped[str] = mapped_column(String(20), default="running", index=True)
+    versions: Mapped[dict[str, Any]] = mapped_column(default=dict)  # table -> Delta version
+    flow_run_id: Mapped[str] = mapped_column(String(60), default="")
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets foreign keys and a busy timeout."""
     if url.startswith("sqlite"):

@@ -65,17 +65,24 @@ def control_table(database: ControlDatabase, name: str) -> pa.Table:
     return pa.table({c: [row[i] for row in rows] for i, c in enumerate(columns)})
 
 
-def run_query(sql: str, *, warehouse: Path, database: ControlDatabase) -> pa.Table:
-    """Run ``sql`` with every warehouse table and the control tables registered by name."""
+def run_query(
+    sql: str, *, warehouse: Path, database: ControlDatabase, night_id: int | None = None
+) -> pa.Table:
+    """Run ``sql`` with the warehouse tables (as of the last completed night, or of
+    ``night_id``: never half a night) and the control tables registered by name."""
     import duckdb
     from deltalake import DeltaTable
 
+    from warehouse.nights import published_versions
+
+    versions = published_versions(database, night_id)
     connection = duckdb.connect()
     try:
         lowered = sql.lower()
         for name, path in delta_tables(warehouse).items():
-            if name in lowered:
-                connection.register(name, DeltaTable(str(path)).to_pyarrow_dataset())
+            if name in lowered and name in versions:
+                table = DeltaTable(str(path), version=versions[name])
+                connection.register(name, table.to_pyarrow_dataset())
         for name in CONTROL_TABLES:
             if name in lowered:
                 connection.register(name, control_table(database, name))

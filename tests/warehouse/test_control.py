@@ -27,6 +27,7 @@ PUBLIC_TABLES = {
     "acknowledgements",
     "message_log",
     "runs",
+    "nights",
 }
 
 
@@ -57,7 +58,14 @@ def test_migrations_create_every_table_and_can_run_twice(database_url):
     finally:
         database.dispose()
     assert tables >= PUBLIC_TABLES
-    assert database_revision(database_url) == "0001"
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from warehouse.control import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert database_revision(database_url) == ScriptDirectory.from_config(config).get_current_head()
 
 
 def test_same_file_twice_from_a_school_is_refused_by_the_database(database_url):
