@@ -163,8 +163,10 @@ def ingest(
 @app.command()
 def nightly(home: HomeOption = None) -> None:
     """Run the nightly chain: ingest, consolidate into the warehouse, evaluate."""
-    _open(home)
-    _not_yet("nightly", "nightly consolidation")
+    settings = _open(home)
+    from massar.runner import run_nightly
+
+    out.print(run_nightly(settings))
 
 
 @app.command()

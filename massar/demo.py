@@ -66,10 +66,10 @@ def run_demo(home: Path | str | None, *, schools: int, seed: int, console: Conso
     generated = generate_province(province, schools=schools, seed=seed)
     placed = stage_inbox(province, settings.inbox)
     load_school_reference(settings, province / "schools.csv")
-    console.print(f"{placed} files placed in the inbox; running the ingest flow ...")
-    from massar.runner import run_ingest
+    console.print(f"{placed} files placed in the inbox; running the nightly flow ...")
+    from massar.runner import run_nightly
 
-    ingest_line = run_ingest(settings)
+    ingest_line = run_nightly(settings)
     lines = [
         f"Demo province: {generated.schools} schools, {generated.pupils} pupils, "
         f"{generated.files} files generated in {generated.seconds:.1f} s.",
@@ -77,10 +77,9 @@ def run_demo(home: Path | str | None, *, schools: int, seed: int, console: Conso
         ingest_line,
         f"Partner requests: {province / 'partners'}.",
         f"Control database: {settings.resolved_database_url}.",
-        "Nightly consolidation, evaluation and partner exchanges join this demo as their "
-        "issues land.",
+        "Evaluation and partner exchanges join this demo as their issues land.",
         f"Look at: {settings.reports} (one report per school), and run "
-        f"'massar status --home {settings.home}' or 'massar query \"select state, count(*) "
-        f"from submissions group by state\" --home {settings.home}'.",
+        f"'massar status --home {settings.home}' or 'massar query \"select class_code, "
+        f"count(*) from enrollments group by 1\" --home {settings.home}'.",
     ]
     return "\n".join(lines)

@@ -68,10 +68,14 @@ def init_home(home: Path | str | None = None) -> Settings:
 
 def open_home(home: Path | str | None = None) -> Settings:
     """Settings of an existing, initialised home; one clear sentence if it is not one."""
+    from warehouse.control import upgrade_database
+
     settings = load_settings(home)
     if settings.database_url == "" and not (settings.home / "massar.db").exists():
         raise OperatorError(
             f"{settings.home} is not an initialised Massar home (no control database); run "
             f"'massar init --home {settings.home}' first."
         )
+    # A newer platform may bring migrations: the control database is moved forward first.
+    upgrade_database(settings.resolved_database_url)
     return settings

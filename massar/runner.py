@@ -26,3 +26,27 @@ def describe_ingest(summary: dict, settings: Settings) -> str:
         f"{totals['errors']} errors and {totals['queries']} queries. Reports per school: "
         f"{settings.reports}."
     )
+
+
+def run_nightly(settings: Settings) -> str:
+    """Run the ``nightly`` flow (ingest, then consolidation) and summarise it."""
+    apply_prefect_environment(settings)
+    from flows.nightly import nightly
+
+    result = nightly(settings)
+    return (
+        describe_ingest({"totals": result["ingest"]}, settings)
+        + "\n"
+        + describe_night(result["consolidation"], settings)
+    )
+
+
+def describe_night(summary: dict, settings: Settings) -> str:
+    rows = summary.get("rows", {})
+    tables = ", ".join(f"{table} {count}" for table, count in rows.items())
+    return (
+        f"Night {summary['night_id']}: {summary['schools_changed']} school(s) changed; "
+        f"warehouse rows: {tables}. {summary['transfers']} pupil(s) enrolled in two schools "
+        f"(officers' report in {settings.reports / 'province'}). Query it with "
+        "'massar query \"SQL\"'."
+    )

@@ -21,6 +21,7 @@ def test_demo_then_status_and_query(prefect_server, tmp_path):
     result = massar("demo", "--schools", "3", "--seed", "11", env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Ingest:" in result.stdout and "rows accepted" in result.stdout
+    assert "Night 1:" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
 
     status = massar("status", env=env)
@@ -37,6 +38,16 @@ def test_demo_then_status_and_query(prefect_server, tmp_path):
     assert counts.returncode == 0, counts.stderr
     states = {row["state"]: row["n"] for row in json.loads(counts.stdout)}
     assert states.get("accepted", 0) > 50 and "rejected" not in states
+
+    pupils = massar(
+        "query",
+        "select count(*) as n from enrollments where status = 'active'",
+        "--format",
+        "json",
+        env=env,
+    )
+    assert pupils.returncode == 0, pupils.stderr
+    assert json.loads(pupils.stdout)[0]["n"] > 100
 
     # Running the ingest again finds nothing new.
     again = massar("ingest", env=env)

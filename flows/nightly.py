@@ -1,0 +1,51 @@
+"""Flows ``nightly_consolidation`` and ``nightly`` (ingest → consolidate → evaluate)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import flow
+
+from flows.ingest import ingest_submissions
+from massar.settings import Settings, load_settings
+from tasks.nightly import (
+    enrollments_task,
+    open_night_task,
+    pending_task,
+    publish_night_task,
+    reference_task,
+    table_task,
+)
+from warehouse.tables import TABLES
+
+
+@flow(name="nightly_consolidation")
+def nightly_consolidation(settings: Settings | None = None, home: str | None = None) -> dict:
+    """Bring every warehouse table up to the accepted submissions, one Delta commit per table,
+    then publish the night's table versions together."""
+    settings = settings or load_settings(home)
+    night_id = open_night_task(settings)
+    pending = pending_task(settings)
+    versions: dict[str, int] = {"schools": reference_task(settings)}
+    transfers = 0
+    for table, spec in TABLES.items():
+        if spec.dataset is None:
+            continue
+        schools = sorted(pending.get(spec.dataset, {}))
+        if table == "enrollments":
+            versions[table], transfers = enrollments_task(
+                settings, schools, datetime.now(settings.zone)
+            )
+        else:
+            versions[table] = table_task(settings, table, schools)
+    published = {table: version for table, version in versions.items() if version >= 0}
+    return publish_night_task(settings, night_id, published, pending, transfers)
+
+
+@flow(name="nightly")
+def nightly(settings: Settings | None = None, home: str | None = None) -> dict:
+    """The night: ingest what arrived, then consolidate the warehouse."""
+    settings = settings or load_settings(home)
+    ingested = ingest_submissions(settings)
+    consolidated = nightly_consolidation(settings)
+    return {"ingest": ingested["totals"], "consolidation": consolidated}

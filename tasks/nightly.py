@@ -1,0 +1,116 @@
+"""Tasks of the nightly consolidation: one per warehouse table, plus the night's bookkeeping.
+
+The logic is in :mod:`tasks.consolidate` (plain functions); here are the thin Prefect tasks and
+the record of a night: its table versions are published in the control database only after
+every table is written, so readers never see half a night.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from massar.settings import Settings
+from tasks.consolidate import (
+    consolidate_enrollments,
+    consolidate_school_reference,
+    consolidate_table,
+    mark_consolidated,
+    pending_submissions,
+    write_transfer_report,
+)
+from warehouse.control import ControlDatabase
+from warehouse.delta import read_table
+from warehouse.nights import finish_night, start_night
+from warehouse.tables import TABLES
+
+
+def pending_by_dataset(settings: Settings) -> dict[str, dict[str, list[int]]]:
+    """Per dataset, per school, the processed submissions no night has consolidated yet."""
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        datasets = {t.dataset for t in TABLES.values() if t.dataset}
+        return {dataset: pending_submissions(database, dataset) for dataset in sorted(datasets)}
+    finally:
+        database.dispose()
+
+
+def open_night(settings: Settings) -> int:
+    from prefect.runtime import flow_run
+
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        return start_night(database, str(flow_run.id or ""))
+    finally:
+        database.dispose()
+
+
+def publish_night(
+    settings: Settings,
+    night_id: int,
+    versions: dict[str, int],
+    pending: dict[str, dict[str, list[int]]],
+    transfers: int,
+) -> dict[str, Any]:
+    """Publish the night's versions, then mark its submissions consolidated; returns the
+    summary (counts only: no pupil data)."""
+    rows = {}
+    for table, version in versions.items():
+        rows[table] = read_table(settings.warehouse, table, version).count_rows()
+    changed = sorted({school for by_school in pending.values() for school in by_school})
+    summary = {
+        "night_id": night_id,
+        "versions": versions,
+        "rows": rows,
+        "schools_changed": len(changed),
+        "transfers": transfers,
+    }
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        finish_night(database, night_id, versions, summary)
+        mark_consolidated(
+            database,
+            [sid for by_school in pending.values() for ids in by_school.values() for sid in ids],
+        )
+    finally:
+        database.dispose()
+    create_table_artifact(
+        key="nightly-warehouse",
+        table=[{"table": t, "version": v, "rows": rows[t]} for t, v in versions.items()],
+        description=(
+            f"Night {night_id}: {len(changed)} school(s) changed, {transfers} pupil(s) "
+            "enrolled in two schools resolved (details for officers in "
+            "reports/province/)."
+        ),
+    )
+    return summary
+
+
+def consolidate_enrollments_and_report(
+    settings: Settings, schools: list[str], now: datetime
+) -> tuple[int, int]:
+    """Enrolments with the province resolution, and the officers' transfer report."""
+    version, transfers = consolidate_enrollments(settings, schools)
+    write_transfer_report(settings.reports, transfers, now)
+    return version, len(transfers)
+
+
+pending_task = task(pending_by_dataset, name="find_changed_schools", cache_policy=NO_CACHE)
+open_night_task = task(open_night, name="open_night", cache_policy=NO_CACHE)
+publish_night_task = task(publish_night, name="publish_night", cache_policy=NO_CACHE)
+reference_task = task(
+    consolidate_school_reference, name="consolidate_schools", cache_policy=NO_CACHE
+)
+table_task = task(
+    consolidate_table,
+    name="consolidate_table",
+    cache_policy=NO_CACHE,
+    task_run_name="consolidate-{table}",
+)
+enrollments_task = task(
+    consolidate_enrollments_and_report, name="consolidate_enrollments", cache_policy=NO_CACHE
+)

@@ -1,0 +1,306 @@
+"""The nightly consolidation on a real ingested province: active submissions → warehouse."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import openpyxl
+import polars as pl
+import pytest
+from sqlalchemy import select, update
+
+from massar.home import init_home
+from massar.settings import Settings, load_settings
+from schemas.datasets import DATASETS
+from tasks.consolidate import (
+    changed_schools,
+    consolidate_enrollments,
+    consolidate_school_reference,
+    consolidate_table,
+    mark_consolidated,
+    pending_submissions,
+    resolve_enrollments,
+    write_transfer_report,
+)
+from tasks.ingest import discover_inbox, ingest_school
+from warehouse.control import ControlDatabase, Finding, Submission
+from warehouse.delta import current_version, read_table, table_versions
+from warehouse.submissions import active_submissions, upsert_schools
+from warehouse.tables import TABLES, tables_of
+
+SCHOOLS = 4
+
+
+@pytest.fixture(scope="module")
+def ingested(province: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home with the first schools of the test province ingested (not consolidated)."""
+    settings = init_home(tmp_path_factory.mktemp("consolidate") / "home")
+    schools, _ = discover_inbox(province)
+    for code in sorted(schools)[:SCHOOLS]:
+        ingest_school(settings, code, schools[code], province / code)
+    with (province / "schools.csv").open(encoding="utf-8") as handle:
+        reference = [
+            {"school_code": r["school_code"], "name_fr": r["name_fr"], "cycle": r["cycle"]}
+            for r in csv.DictReader(handle)
+        ]
+    database = ControlDatabase(settings.resolved_database_url)
+    upsert_schools(database, reference)
+    database.dispose()
+    return settings.home
+
+
+@pytest.fixture
+def home(ingested: Path, tmp_path: Path) -> Settings:
+    """A private copy of the ingested home for one test."""
+    target = tmp_path / "home"
+    shutil.copytree(ingested, target)
+    return load_settings(target)
+
+
+@pytest.fixture
+def database(home: Settings):
+    database = ControlDatabase(home.resolved_database_url)
+    yield database
+    database.dispose()
+
+
+def night(settings: Settings, database: ControlDatabase) -> dict[str, int]:
+    """What the flow does: every dataset's changed schools into its tables, then mark."""
+    pending: list[int] = []
+    for dataset in DATASETS:
+        schools = changed_schools(database, dataset)
+        for table in tables_of(dataset):
+            consolidate_table(settings, table, schools)
+        pending += [sid for ids in pending_submissions(database, dataset).values() for sid in ids]
+    consolidate_school_reference(settings)
+    mark_consolidated(database, pending)
+    return table_versions(settings.warehouse)
+
+
+def frame(settings: Settings, table: str, version: int | None = None) -> pl.DataFrame:
+    result = pl.from_arrow(read_table(settings.warehouse, table, version).to_table())
+    assert isinstance(result, pl.DataFrame)
+    return result
+
+
+def schools_of(settings: Settings) -> list[str]:
+    return sorted(p.name for p in settings.staging.iterdir())
+
+
+def test_warehouse_counts_equal_the_active_submissions_rows_accepted(
+    home: Settings, database: ControlDatabase
+) -> None:
+    versions = night(home, database)
+    assert set(versions) == set(TABLES)
+    for name, spec in TABLES.items():
+        if spec.dataset is None:
+            continue
+        counts = dict(frame(home, name).group_by("school_code").len().iter_rows())
+        for code in schools_of(home):
+            expected = sum(
+                s.rows_accepted for s in active_submissions(database, code, spec.dataset)
+            )
+            assert counts.get(code, 0) == expected, (name, code)
+    # pupils' names and birth dates only in students (and guardians' names in guardians)
+    personal = {"family_name", "first_name", "full_name", "birth_date", "birthplace"}
+    for name, spec in TABLES.items():
+        if name != "students":
+            assert not personal & set(spec.names), name
+    marks = frame(home, "marks")
+    assert set(marks.get_column("slot").unique()) <= {
+        "test1",
+        "test2",
+        "test3",
+        "test4",
+        "activities",
+    }
+    assert set(marks.get_column("semester").unique()) <= {1, 2}
+    assert marks.get_column("school_year").unique().to_list() == ["2023/2024"]
+    enrollments = frame(home, "enrollments")
+    assert enrollments.get_column("level_code").null_count() == 0
+    assert enrollments.get_column("enrolled_from").null_count() == 0
+    assert frame(home, "schools").height > 0
+
+
+def test_a_night_with_nothing_new_writes_no_version(
+    home: Settings, database: ControlDatabase
+) -> None:
+    first = night(home, database)
+    assert all(not changed_schools(database, dataset) for dataset in DATASETS)
+    every_school = schools_of(home)
+    for name in TABLES:
+        assert consolidate_table(home, name, every_school) == first[name], name
+    assert night(home, database) == first
+    # a rebuild (after a derivation changed) rewrites the schools anyway, same rows
+    before = frame(home, "rooms")
+    assert consolidate_table(home, "rooms", every_school, rebuild=True) == first["rooms"] + 1
+    assert frame(home, "rooms").sort(before.columns).equals(before.sort(before.columns))
+
+
+def resubmit_notes(folder: Path) -> Path:
+    """A school sends one NotesCC workbook again with one mark corrected."""
+    original = sorted((folder / "NotesCC").glob("*.xlsx"))[0]
+    workbook = openpyxl.load_workbook(original)
+    sheet = workbook["NotesCC"]
+    cell = sheet.cell(18, 7)  # first pupil, first test's mark
+    cell.value = 19.25 if cell.value != 19.25 else 18.5
+    target = original.with_name(original.stem + "_corrige.xlsx")
+    workbook.save(target)
+    return target
+
+
+def test_a_resubmitted_workbook_replaces_exactly_its_class_subject_and_semester(
+    home: Settings, database: ControlDatabase, province: Path, tmp_path: Path
+) -> None:
+    versions = night(home, database)
+    code = schools_of(home)[0]
+    before = frame(home, "marks")
+    inbox = tmp_path / "inbox" / code
+    shutil.copytree(province / code, inbox)
+    resubmit_notes(inbox)
+    outcome = ingest_school(home, code, discover_inbox(inbox)[0][code], inbox)
+    assert len(outcome.new_submissions) == 1 and outcome.accepted == 1
+    new_id = outcome.new_submissions[0]
+    with database.session() as session:
+        new = session.get(Submission, new_id)
+        old = session.scalars(select(Submission).where(Submission.superseded_by == new_id)).one()
+    assert new is not None and new.dataset == "marks"
+
+    assert changed_schools(database, "marks") == [code]
+    assert consolidate_table(home, "marks", [code]) == versions["marks"] + 1
+    after = frame(home, "marks")
+    scope = ["school_code", "class_code", "subject_code", "semester"]
+    replaced = after.filter(pl.col("submission_id") == new_id)
+    assert replaced.height == new.rows_accepted
+    keys = replaced.select(scope).unique()
+    assert keys.height == 1
+    # every other row of the province is exactly as before
+    untouched = before.filter(pl.col("submission_id") != old.submission_id)
+    assert (
+        after.filter(pl.col("submission_id") != new_id)
+        .sort(after.columns)
+        .equals(untouched.sort(after.columns))
+    )
+    assert before.join(keys, on=scope).get_column("submission_id").unique().to_list() == [
+        old.submission_id
+    ]
+    assert set(after.get_column("mark").to_list()) & {19.25, 18.5}
+    # last night can still be read
+    assert frame(home, "marks", versions["marks"]).equals(before)
+    # the other tables were not touched
+    for name in TABLES:
+        if name != "marks":
+            assert consolidate_table(home, name, [code]) == versions[name], name
+
+
+def test_a_school_without_an_active_submission_left_loses_its_rows(
+    home: Settings, database: ControlDatabase
+) -> None:
+    versions = night(home, database)
+    code, other = schools_of(home)[:2]
+    with database.session() as session:
+        session.execute(
+            update(Submission)
+            .where(Submission.school_code == code, Submission.dataset == "rooms")
+            .values(state="rejected")
+        )
+    assert consolidate_table(home, "rooms", [code, other]) == versions["rooms"] + 1
+    rooms = frame(home, "rooms")
+    assert code not in rooms.get_column("school_code").to_list()
+    assert other in rooms.get_column("school_code").to_list()
+
+
+def two_schools_sharing_classes(settings: Settings) -> tuple[str, str]:
+    classes = frame(settings, "classes").group_by("school_code").agg(pl.col("class_code"))
+    codes = dict(classes.iter_rows())
+    pairs = [(a, b) for a in sorted(codes) for b in sorted(codes) if a < b]
+    return max(pairs, key=lambda pair: len(set(codes[pair[0]]) & set(codes[pair[1]])))
+
+
+def test_a_pupil_in_two_schools_keeps_the_later_enrolment(
+    home: Settings, database: ControlDatabase, province: Path, tmp_path: Path
+) -> None:
+    versions = night(home, database)
+    left, kept = two_schools_sharing_classes(home)
+    # school `kept` sends a list holding the pupils of school `left`: those in classes that
+    # `kept` has too are accepted (they moved there), the others are quarantined (X010)
+    inbox = tmp_path / "inbox" / kept
+    inbox.mkdir(parents=True)
+    shutil.copy(next((province / left).glob("ListEleve*")), inbox / "ListEleve_20240301.xls")
+    outcome = ingest_school(home, kept, discover_inbox(inbox)[0][kept], inbox)
+    assert outcome.accepted + outcome.partially_accepted == 1
+    moved = set(
+        pl.read_parquet(
+            next((home.staging / kept / "students").glob(f"{outcome.new_submissions[0]}-*"))
+        ).get_column("student_code_key")
+    )
+    assert moved
+
+    schools = changed_schools(database, "students")
+    assert schools == [kept]
+    version, transfers = consolidate_enrollments(home, schools)
+    assert version == versions["enrollments"] + 1  # both schools in one commit
+    enrollments = frame(home, "enrollments")
+    status = {
+        (row["school_code"], row["student_code"]): row["status"]
+        for row in enrollments.iter_rows(named=True)
+    }
+    assert {status[(left, code)] for code in moved} == {"transferred_out"}
+    assert {status[(kept, code)] for code in moved} == {"active"}
+    assert {s for (school, _), s in status.items() if school == kept} == {"active"}
+    stayed = [c for (school, c), s in status.items() if school == left and c not in moved]
+    assert stayed and {status[(left, c)] for c in stayed} == {"active"}
+    assert {t.student_code for t in transfers} == moved
+    assert {(t.school_kept, t.school_left) for t in transfers} == {(kept, left)}
+    assert all(t.enrolled_kept > t.enrolled_left for t in transfers)
+
+    with database.session() as session:
+        findings = session.scalars(select(Finding).where(Finding.rule_id == "X012")).all()
+    assert len(findings) == 2 * len(transfers)
+    assert {f.school_code for f in findings} == {left, kept}
+    assert all(kept in f.message_fr and left in f.message_ar for f in findings)
+    assert all(f.severity == "query" and f.sheet_row for f in findings)
+    # a rerun changes nothing and does not duplicate the findings
+    assert consolidate_enrollments(home, schools)[0] == version
+    assert consolidate_enrollments(home, []) == (version, transfers)
+    with database.session() as session:
+        assert len(session.scalars(select(Finding).where(Finding.rule_id == "X012")).all()) == len(
+            findings
+        )
+
+    files = write_transfer_report(home.reports, transfers, "2024-03-02")
+    assert [f.name for f in files] == ["transfers-2024-03-02.csv", "transfers-2024-03-02.html"]
+    assert all(f.parent == home.reports / "province" for f in files)
+    with files[0].open(encoding="utf-8-sig") as handle:
+        assert len(list(csv.DictReader(handle))) == len(transfers)
+
+
+def test_resolution_orders_by_reception_then_submission() -> None:
+    from datetime import UTC, datetime
+
+    same = datetime(2024, 1, 5, tzinfo=UTC)
+    frame_ = pl.DataFrame(
+        {
+            "school_code": ["11111A", "22222B", "33333C", "11111A"],
+            "school_year": ["2023/2024"] * 3 + ["2022/2023"],
+            "student_code": ["K1", "K1", "K1", "K1"],
+            "enrolled_from": [datetime(2024, 1, 1, tzinfo=UTC), same, same, same],
+            "submission_id": [1, 5, 3, 1],
+            "status": ["active"] * 4,
+        }
+    )
+    resolved = resolve_enrollments(frame_).get_column("status").to_list()
+    assert resolved == ["transferred_out", "active", "transferred_out", "active"]
+
+
+def test_the_school_reference_table(home: Settings, province: Path) -> None:
+    assert current_version(home.warehouse, "schools") == -1
+    assert consolidate_school_reference(home) == 0
+    with (province / "schools.csv").open(encoding="utf-8") as handle:
+        codes = {row["school_code"] for row in csv.DictReader(handle)}
+    schools = frame(home, "schools")
+    assert set(schools.get_column("school_code")) == codes
+    assert schools.height == len(codes)
+    assert consolidate_school_reference(home) == 0  # unchanged reference: no new version
