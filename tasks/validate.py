@@ -104,6 +104,7 @@ PARAMS: dict[str, tuple[str, ...]] = {
     "X009": ("value", "programme"),
     "X010": ("value",),
     "X011": ("value",),
+    "X012": ("value", "school_left", "school_kept"),
 }
 
 # Weekday of a date (polars: Monday = 1 ... Sunday = 7) → the timetable's day label.
