@@ -106,6 +106,20 @@ def test_a_resubmission_replaces_its_rows_and_last_night_stays_readable(night):
     )
 
 
+def test_maintenance_compacts_and_vacuums_without_changing_any_answer(night):
+    from flows.maintenance import warehouse_maintenance
+
+    settings, _ = night
+    before = {
+        t: _query(settings, f"select count(*) as n from {t}")[0]["n"]
+        for t in ("marks", "guardians", "enrollments")
+    }
+    report = warehouse_maintenance(settings)
+    assert {r["table"] for r in report} >= {"marks", "guardians", "enrollments"}
+    after = {t: _query(settings, f"select count(*) as n from {t}")[0]["n"] for t in before}
+    assert after == before
+
+
 def test_killing_the_consolidation_leaves_last_night_readable(night, province):
     settings, _ = night
     before = _query(settings, "select count(*) as n from marks")[0]["n"]

@@ -1,0 +1,22 @@
+"""Flow ``warehouse_maintenance``: weekly compaction and vacuum of every warehouse table."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from massar.settings import Settings, load_settings
+from tasks.maintenance import tidy_table_task, warehouse_tables_task
+from warehouse.delta import DEFAULT_RETAIN_HOURS
+
+
+@flow(name="warehouse_maintenance")
+def warehouse_maintenance(
+    settings: Settings | None = None,
+    home: str | None = None,
+    retain_hours: int = DEFAULT_RETAIN_HOURS,
+) -> list[dict]:
+    """Compact then vacuum each table; versions younger than ``retain_hours`` stay readable."""
+    settings = settings or load_settings(home)
+    return [
+        tidy_table_task(settings, table, retain_hours) for table in warehouse_tables_task(settings)
+    ]
