@@ -209,6 +209,68 @@ def expected_text(item: Field) -> str:
 Build = Callable[[str], pl.Expr]
 
 
+@dataclass(frozen=True)
+class RowCheck:
+    """One check of a model, defined once: the pandera check (``check()``, named by its rule
+    id) and the same verdict as polars expressions over the whole frame (``passes()`` per row,
+    ``cleared()`` a cheap sufficient condition for every row passing), used by validation to
+    run pandera's detailed pass only where something fails.
+
+    ``full(key)`` is True where the row passes; ``shortcut(key)``, when given, is a cheap
+    sufficient condition for passing; ``pattern``, when given, marks a code pattern check whose
+    shortcut is "equal to the column's first value, which matches" (metadata columns repeat one
+    value). Null passes (pandera's ``ignore_na``)."""
+
+    column: str  # the checked column (the typed one when there is one)
+    rule_id: str
+    full: Build
+    shortcut: Build | None = None
+    pattern: str | None = None
+
+    def passes(self) -> pl.Expr:
+        """Per row, True where pandera's check passes (null counts as a pass)."""
+        full = self.full(self.column)
+        if self.shortcut is not None:
+            full = self.shortcut(self.column).fill_null(False) | full
+        return full.fill_null(True)
+
+    def quick(self) -> pl.Expr | None:
+        """Per row, a cheap sufficient condition for passing (None: ``passes()`` is cheap)."""
+        key = pl.col(self.column)
+        if self.pattern is not None:
+            first = key.drop_nulls().first()
+            quick = key.is_null() | ((key == first) & first.str.contains(self.pattern))
+            return quick.fill_null(False)
+        if self.shortcut is not None:
+            return self.shortcut(self.column).fill_null(False)
+        return None
+
+    def cleared(self) -> pl.Expr:
+        """One boolean: True only if every row passes (False may still mean all pass)."""
+        quick = self.quick()
+        return (self.passes() if quick is None else quick).all()
+
+    def check(self) -> pa.Check:
+        entry = catalogue()[self.rule_id]
+        statistics = {"rule_id": self.rule_id, "severity": entry.severity}
+        if self.pattern is not None:
+            statistics["pattern"] = self.pattern
+            run = _pattern_run(self.pattern)
+        else:
+            full, shortcut = self.full, self.shortcut
+
+            def run(data: PolarsData) -> pl.LazyFrame:
+                return _evaluate(data, full, shortcut)
+
+        return pa.Check(
+            run,
+            name=self.rule_id,
+            title=entry.title_en,
+            description=f"{entry.severity}: {entry.title_en}",
+            statistics=statistics,
+        )
+
+
 def _evaluate(data: PolarsData, full: Build, shortcut: Build | None) -> pl.LazyFrame:
     """One boolean column, True where the row passes ``full``. With a ``shortcut`` (a cheap
     sufficient condition for passing), ``full`` is computed only on the rows the shortcut does
@@ -228,21 +290,9 @@ def _evaluate(data: PolarsData, full: Build, shortcut: Build | None) -> pl.LazyF
     return quick.scatter(todo, rest.to_series()).to_frame().lazy()
 
 
-def _check(rule_id: str, full: Build, shortcut: Build | None = None) -> pa.Check:
-    entry = catalogue()[rule_id]
-    return pa.Check(
-        lambda data: _evaluate(data, full, shortcut),
-        name=rule_id,
-        title=entry.title_en,
-        description=f"{entry.severity}: {entry.title_en}",
-        statistics={"rule_id": rule_id, "severity": entry.severity},
-    )
-
-
-def _pattern_check(rule_id: str, pattern: str) -> pa.Check:
+def _pattern_run(pattern: str) -> Callable[[PolarsData], pl.LazyFrame]:
     """The key matches ``pattern``; rows equal to the first value are judged once (metadata
     columns repeat one value on every row)."""
-    entry = catalogue()[rule_id]
 
     def run(data: PolarsData) -> pl.LazyFrame:
         key = pl.col(data.key)
@@ -255,37 +305,33 @@ def _pattern_check(rule_id: str, pattern: str) -> pa.Check:
             )
         return _evaluate(data, lambda k: pl.col(k).str.contains(pattern), None)
 
-    return pa.Check(
-        run,
-        name=rule_id,
-        title=entry.title_en,
-        description=f"{entry.severity}: {entry.title_en}",
-        statistics={"rule_id": rule_id, "severity": entry.severity, "pattern": pattern},
-    )
+    return run
 
 
-def _required(item: Field) -> pa.Check:
+def _required(item: Field) -> RowCheck:
     if item.kind == "code":  # the key is null exactly when the text is blank
-        return _check("R005", lambda key: pl.col(key).is_not_null())
+        return RowCheck(item.checked, "R005", lambda key: pl.col(key).is_not_null())
     if item.typed is None:
-        return _check("R005", lambda key: ~blank(item.name))
-    return _check(
+        return RowCheck(item.checked, "R005", lambda key: ~blank(item.name))
+    return RowCheck(
+        item.checked,
         "R005",
         lambda key: pl.col(key).is_not_null() | ~blank(item.name),
         lambda key: pl.col(key).is_not_null(),
     )
 
 
-def _parsed(rule_id: str, item: Field) -> pa.Check:
+def _parsed(rule_id: str, item: Field) -> RowCheck:
     """The typed value exists wherever the original text is not blank."""
-    return _check(
+    return RowCheck(
+        item.checked,
         rule_id,
         lambda key: pl.col(key).is_not_null() | blank(item.name),
         lambda key: pl.col(key).is_not_null() | pl.col(item.name).is_null(),
     )
 
 
-def _in_range(rule_id: str, low, high) -> pa.Check:
+def _in_range(rule_id: str, item: Field, low, high) -> RowCheck:
     def build(key: str) -> pl.Expr:
         col = pl.col(key)
         ok = col >= low
@@ -293,16 +339,19 @@ def _in_range(rule_id: str, low, high) -> pa.Check:
             ok = ok & (col <= high)
         return ok
 
-    return _check(rule_id, build)
+    return RowCheck(item.checked, rule_id, build)
 
 
-def _checks(item: Field, school_code: str | None) -> list[pa.Check]:
-    checks: list[pa.Check] = []
+def _checks(item: Field, school_code: str | None) -> list[RowCheck]:
+    checks: list[RowCheck] = []
     if item.required:
         checks.append(_required(item))
     kind = item.kind
+    column = item.checked
     if kind == "code" and item.name == "school_code" and school_code is not None:
-        checks.append(_check("R002", lambda key: pl.col(key) == pl.lit(school_code, pl.Utf8)))
+        checks.append(
+            RowCheck(column, "R002", lambda key: pl.col(key) == pl.lit(school_code, pl.Utf8))
+        )
     elif kind == "code" and item.pattern:
         rule_id = (
             "R001"
@@ -311,7 +360,10 @@ def _checks(item: Field, school_code: str | None) -> list[pa.Check]:
             if (item.dataset, item.name) in QUERY_IDENTIFIERS
             else "R008"
         )
-        checks.append(_pattern_check(rule_id, item.pattern))
+        pattern = item.pattern
+        checks.append(
+            RowCheck(column, rule_id, lambda key: pl.col(key).str.contains(pattern), None, pattern)
+        )
     elif kind == "date":
         checks.append(_parsed("R004", item))
     elif kind == "decimal" and is_mark(item):
@@ -321,7 +373,8 @@ def _checks(item: Field, school_code: str | None) -> list[pa.Check]:
             return ((value >= 0) & (value <= pl.col(MARK_SCALE))).fill_null(False)
 
         checks.append(
-            _check(
+            RowCheck(
+                column,
                 "R003",
                 lambda key: in_scale(key) | (pl.col(key).is_null() & blank(item.name)),
                 lambda key: in_scale(key) | pl.col(item.name).is_null(),
@@ -329,20 +382,21 @@ def _checks(item: Field, school_code: str | None) -> list[pa.Check]:
         )
     elif kind == "decimal":
         checks.append(_parsed("R006", item))
-        checks.append(_in_range("R006", 0, None))
+        checks.append(_in_range("R006", item, 0, None))
     elif kind in ("integer", "semester"):
         checks.append(_parsed("R006", item))
         low, high = INTEGER_RANGES.get(item.name, (0, None))
-        checks.append(_in_range("R006", low, high))
+        checks.append(_in_range("R006", item, low, high))
     elif kind in ("label", "sex", "yes_no", "absence"):
         checks.append(_parsed("R006", item))
     elif kind == "slot":
         names = list(item.values)
-        checks.append(_check("R006", lambda key: pl.col(key).is_in(names)))
+        checks.append(RowCheck(column, "R006", lambda key: pl.col(key).is_in(names)))
     if item.dataset == "marks" and is_mark(item):
         # R010 (query): a mark entered although the absence at that test is justified.
         checks.append(
-            _check(
+            RowCheck(
+                column,
                 "R010",
                 lambda key: (
                     ~(pl.col(key).is_not_null() & (pl.col("absence_value") == JUSTIFIED)).fill_null(
@@ -357,22 +411,36 @@ def _checks(item: Field, school_code: str | None) -> list[pa.Check]:
 PROVENANCE = {"sheet": pl.Utf8, "sheet_row": pl.Int64}
 
 
+@cache
+def column_types(dataset: str) -> dict[str, type[pl.DataType]]:
+    """Every column of the dataset's model and its polars type, in the model's order."""
+    columns: dict[str, type[pl.DataType]] = dict(PROVENANCE)
+    for item in fields(dataset):
+        columns[item.name] = pl.Utf8
+        if item.typed is not None:
+            columns[item.typed] = item.dtype
+    if any(is_mark(item) for item in fields(dataset)):
+        columns[MARK_SCALE] = pl.Float64
+    return columns
+
+
+@lru_cache(maxsize=1024)
+def row_checks(dataset: str, school_code: str | None = None) -> tuple[RowCheck, ...]:
+    """The checks of the dataset's model, in the model's order (column, then check)."""
+    return tuple(check for item in fields(dataset) for check in _checks(item, school_code))
+
+
 @lru_cache(maxsize=1024)
 def model(dataset: str, school_code: str | None = None) -> pa.DataFrameSchema:
     """The pandera schema of a dataset's normalised frame. With ``school_code``, R002 checks
     that every row's school code is the submitting school's."""
-    columns: dict[str, pa.Column] = {
-        name: pa.Column(dtype, nullable=True) for name, dtype in PROVENANCE.items()
+    checks: dict[str, list[pa.Check]] = {}
+    for check in row_checks(dataset, school_code):
+        checks.setdefault(check.column, []).append(check.check())
+    columns = {
+        name: pa.Column(dtype, nullable=True, checks=checks.get(name))
+        for name, dtype in column_types(dataset).items()
     }
-    for item in fields(dataset):
-        checks = _checks(item, school_code)
-        if item.typed is None:
-            columns[item.name] = pa.Column(pl.Utf8, nullable=True, checks=checks)
-        else:
-            columns[item.name] = pa.Column(pl.Utf8, nullable=True)
-            columns[item.typed] = pa.Column(item.dtype, nullable=True, checks=checks)
-    if any(is_mark(item) for item in fields(dataset)):
-        columns[MARK_SCALE] = pa.Column(pl.Float64, nullable=True)
     return pa.DataFrameSchema(
         columns,
         name=dataset,
@@ -380,6 +448,14 @@ def model(dataset: str, school_code: str | None = None) -> pa.DataFrameSchema:
         coerce=False,
         description=ds.DATASETS[dataset].title_fr,
     )
+
+
+@lru_cache(maxsize=4096)
+def model_of_columns(
+    dataset: str, school_code: str | None, columns: tuple[str, ...]
+) -> pa.DataFrameSchema:
+    """The dataset's model restricted to ``columns`` (same checks, same order)."""
+    return model(dataset, school_code).select_columns(list(columns))
 
 
 def models(school_code: str | None = None) -> dict[str, pa.DataFrameSchema]:

@@ -18,6 +18,7 @@ import datetime as dt
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 
 import polars as pl
 
@@ -297,11 +298,134 @@ def _as_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return expr.cast(pl.Utf8)
 
 
+# Texts whose typed value a cheap expression gives exactly (the costly builders run on the
+# other rows only): ASCII dates d/m/yyyy or d-m-yyyy, plain decimals.
+_CLEAN_DATE = r"^[0-9]{1,2}[/\-][0-9]{1,2}[/\-][0-9]{4}$"
+_CLEAN_DECIMAL = r"^[0-9]{1,15}(\.[0-9]{1,15})?$"
+_LABEL_SYNONYMS = {
+    "sex": SEX_SYNONYMS,
+    "yes_no": YES_NO_SYNONYMS,
+    "boolean": YES_NO_SYNONYMS,
+    "absence": ABSENCE_SYNONYMS,
+    "semester": SEMESTER_SYNONYMS,
+}
+
+
+def _known_labels(item: Field) -> dict[str, object]:
+    """Label texts as schools usually write them (the synonyms or the declared values, and
+    their match keys) → their typed value, computed with the field's builder itself."""
+    synonyms = _LABEL_SYNONYMS.get(item.kind)
+    labels = [label for group in synonyms.values() for label in group] if synonyms else []
+    labels += list(item.values)
+    texts = list(dict.fromkeys(labels + [match_key(label) for label in labels]))
+    if not texts:
+        return {}
+    values = _apply(pl.Series(texts, dtype=pl.Utf8), builder(item)).cast(item.dtype)
+    return {
+        text: value
+        for text, value in zip(texts, values.to_list(), strict=True)
+        if value is not None
+    }
+
+
+def _quick(item: Field) -> tuple[pl.Expr, pl.Expr]:
+    """(value, needs_full) of a field's typed column: ``value`` is the typed value wherever
+    ``needs_full`` is False; elsewhere the field's builder must run (``_full``). Together they
+    give exactly the values of ``normalise_by_column``."""
+    text = pl.col(item.name)
+    kind = item.kind
+    if kind == "code":  # code_key: clean codes are code_key_expr's fixed points
+        return text, ~text.str.contains(_CLEAN_CODE).fill_null(True)
+    if kind == "integer":
+        # integer_column: the direct cast where it gives a whole number ≥ 0, integer_expr on
+        # the other rows, on every row when they are more than a quarter, or when the column
+        # repeats one value on a large frame (_constant).
+        quick = text.cast(pl.Int64, strict=False)
+        dirty = (quick.is_null() & text.is_not_null()) | (quick < 0).fill_null(False)
+        constant = (
+            (pl.len() >= _PER_VALUE_MIN_ROWS)
+            & (text.null_count() == 0)
+            & (text == text.first()).all()
+        )
+        return quick, dirty | (dirty.sum() * 4 > pl.len()) | constant
+    if kind == "date":
+        value = text.str.replace_all("-", "/", literal=True).str.to_date("%d/%m/%Y", strict=False)
+        quick = pl.when(value.is_between(pl.lit(MIN_DATE), pl.lit(MAX_DATE))).then(value)
+        return quick, ~text.str.contains(_CLEAN_DATE).fill_null(True)
+    if kind == "decimal":
+        return (
+            text.cast(pl.Float64, strict=False),
+            ~text.str.contains(_CLEAN_DECIMAL).fill_null(True),
+        )
+    known = _known_labels(item)
+    if known:
+        quick = text.replace_strict(known, default=None, return_dtype=item.dtype)
+        return quick, ~(text.is_null() | text.is_in(list(known)))
+    return pl.repeat(None, pl.len(), dtype=item.dtype), text.is_null() | text.is_not_null()
+
+
+def _full(item: Field) -> Callable[[pl.Expr], pl.Expr]:
+    """The builder the rows not covered by ``_quick`` go through."""
+    if item.kind == "code":
+        return code_key_expr
+    if item.kind == "integer":
+        return integer_expr
+    return builder(item)  # type: ignore[return-value]
+
+
+@cache
+def _quick_exprs(name: str) -> tuple[pl.Expr, ...]:
+    """Per typed column of a dataset: its quick value and its needs_full flag (built once)."""
+    exprs = []
+    for i, item in enumerate(_jobs(name)):
+        value, needs_full = _quick(item)
+        exprs.append(value.cast(item.dtype).alias(item.typed))
+        exprs.append(needs_full.alias(f"_full{i}"))
+    return tuple(exprs)
+
+
+@cache
+def _jobs(name: str) -> tuple[Field, ...]:
+    return tuple(item for item in fields(name) if item.typed is not None and builder(item))
+
+
 def normalise(dataset: str | ds.Dataset, frame: pl.DataFrame) -> pl.DataFrame:
-    """The read frame with the typed columns of schemas/models.py added (originals kept)."""
+    """The read frame with the typed columns of schemas/models.py added (originals kept).
+
+    One select computes every typed column where a cheap expression is exact (clean codes,
+    plain numbers and dates, labels written as declared) and flags the other rows; the full
+    normalisation runs on those rows only. Very large frames go column by column
+    (``normalise_by_column``, threads). Both give the same values."""
     name = _dataset_name(dataset)
     frame = with_original_columns(name, frame)
-    jobs = [item for item in fields(name) if item.typed is not None and builder(item)]
+    if frame.height >= _PARALLEL_MIN_ROWS:
+        return normalise_by_column(name, frame)
+    jobs = _jobs(name)
+    quick = frame.select(_quick_exprs(name))
+    flags = [f"_full{i}" for i in range(len(jobs))]
+    dirty = quick.select(pl.col(flags).any()).row(0) if flags else ()
+    columns = []
+    for i, item in enumerate(jobs):
+        value = quick.get_column(item.typed)
+        if dirty[i]:
+            rows = quick.get_column(flags[i]).arg_true()
+            source = frame.get_column(item.name)
+            build = _full(item)
+            if rows.len() == frame.height:
+                value = apply_per_value(source, build).cast(item.dtype)
+            else:
+                full = apply_per_value(source.gather(rows), build).cast(item.dtype)
+                value = value.scatter(rows, full)
+        columns.append(value.alias(item.typed))
+    return frame.with_columns(columns)
+
+
+def normalise_by_column(dataset: str | ds.Dataset, frame: pl.DataFrame) -> pl.DataFrame:
+    """``normalise`` column by column: constant columns computed once, repeated values once per
+    distinct value, clean codes and plain integers taken as they are (large frames)."""
+    name = _dataset_name(dataset)
+    frame = with_original_columns(name, frame)
+    jobs = _jobs(name)
 
     def typed(item: Field) -> pl.Series:
         source = frame.get_column(item.name)

@@ -38,10 +38,13 @@ from schemas.models import (
     MARK_SCALE,
     Field,
     allowed_text,
+    column_types,
     expected_text,
     fields,
     is_mark,
     model,
+    model_of_columns,
+    row_checks,
 )
 from schemas.rules import Rule, catalogue, render
 from schemas.text import match_key
@@ -165,10 +168,8 @@ def _levels_csv(path: Path) -> pl.DataFrame | None:
     return pl.read_csv(path, infer_schema=False)  # all text; typed below
 
 
-def levels(reference: Any = None) -> pl.DataFrame | None:
-    """The levels table (level_code, cycle, mark_scale, min_age, max_age, ...), from
-    ``reference`` (a DataFrame, a mapping or object with ``levels``, a path) or else from
-    schemas/reference/levels.csv when it exists; None when no levels are known."""
+def _levels_source(reference: Any) -> Any:
+    """The levels table as given (not yet typed), see ``levels``."""
     table: Any = None
     if isinstance(reference, pl.DataFrame):
         table = reference
@@ -183,6 +184,45 @@ def levels(reference: Any = None) -> pl.DataFrame | None:
         table = _levels_csv(Path(table))
     if table is None:
         table = _levels_csv(REFERENCE_DIR / "levels.csv")
+    return table
+
+
+@dataclass(frozen=True)
+class _Levels:
+    table: pl.DataFrame | None
+    codes: dict[str, str]  # code or internal code → level code
+    labels: dict[str, str]  # match_key of the Arabic label → level code
+    scales: dict[str, int]  # level code → mark scale
+
+
+# Typed levels tables and their lookups by the identity of the source table (the same
+# reference, e.g. schemas/reference/levels.csv read once, is typed once).
+_LEVELS_MEMO: dict[int, tuple[Any, _Levels]] = {}
+_LEVELS_MEMO_SIZE = 16
+
+
+def _levels_info(reference: Any = None) -> _Levels:
+    source = _levels_source(reference)
+    hit = _LEVELS_MEMO.get(id(source))
+    if hit is not None and hit[0] is source:
+        return hit[1]
+    table = _typed_levels(source)
+    codes, labels = _level_lookup(table)
+    info = _Levels(table, codes, labels, _scale_of(table))
+    if len(_LEVELS_MEMO) >= _LEVELS_MEMO_SIZE:
+        _LEVELS_MEMO.pop(next(iter(_LEVELS_MEMO)))
+    _LEVELS_MEMO[id(source)] = (source, info)
+    return info
+
+
+def levels(reference: Any = None) -> pl.DataFrame | None:
+    """The levels table (level_code, cycle, mark_scale, min_age, max_age, ...), from
+    ``reference`` (a DataFrame, a mapping or object with ``levels``, a path) or else from
+    schemas/reference/levels.csv when it exists; None when no levels are known."""
+    return _levels_info(reference).table
+
+
+def _typed_levels(table: Any) -> pl.DataFrame | None:
     if table is None or "level_code" not in table.columns:
         return None
     numeric = [c for c in ("mark_scale", "min_age", "max_age") if c in table.columns]
@@ -233,10 +273,11 @@ def class_level_expr(class_key: str = "class_code_key") -> pl.Expr:
     return pl.col(class_key).str.replace(r"-\d{1,2}$", "")
 
 
-def _level_code_expr(frame: pl.DataFrame, table: pl.DataFrame | None) -> pl.Expr:
+def _level_code_expr(frame: pl.DataFrame, table: pl.DataFrame | None, lookup=None) -> pl.Expr:
     """Per row, the level code (of levels.csv when known) from, in order: the level_code column
-    (marks: O5, a code or an internal code), the level label, the class code's prefix."""
-    codes, labels = _level_lookup(table)
+    (marks: O5, a code or an internal code), the level label, the class code's prefix.
+    ``lookup``: ``_level_lookup(table)`` when already known."""
+    codes, labels = lookup if lookup is not None else _level_lookup(table)
     candidates = []
     if "level_code_key" in frame.columns:
         candidates.append(
@@ -265,9 +306,8 @@ def mark_scales(
     from the level code (marks: O5), else the level label, else the class code's prefix."""
     if scale is not None:
         return pl.repeat(float(scale), frame.height, dtype=pl.Float64, eager=True).alias(MARK_SCALE)
-    table = levels(reference)
-    codes, labels = _level_lookup(table)
-    scales = _scale_of(table)
+    info = _levels_info(reference)
+    codes, labels, scales = info.codes, info.labels, info.scales
 
     def known(level: pl.Expr) -> pl.Expr:
         return level.replace_strict(codes, default=None, return_dtype=pl.Utf8).replace_strict(
@@ -368,19 +408,28 @@ def _finding_select(
 
 
 @lru_cache(maxsize=256)
-def _model_parts(dataset: str, school_code: str | None, parts: int) -> tuple:
+def _model_parts(
+    dataset: str, school_code: str | None, parts: int, columns: tuple[str, ...] | None = None
+) -> tuple:
     """The dataset's model split into ``parts`` schemas over disjoint columns with about the
-    same number of checks (validated side by side on large frames)."""
+    same number of checks (validated side by side on large frames); with ``columns``, each
+    part keeps only those (the same parts, in the same order, as for the whole model)."""
     schema = model(dataset, school_code)
     if parts <= 1:
-        return (schema,)
-    groups: list[list[str]] = [[] for _ in range(parts)]
-    weights = [0] * parts
-    by_cost = sorted(schema.columns.items(), key=lambda item: -len(item[1].checks))
-    for name, column in by_cost:
-        lightest = weights.index(min(weights))
-        groups[lightest].append(name)
-        weights[lightest] += len(column.checks) + 1
+        groups = [list(schema.columns)]
+    else:
+        groups = [[] for _ in range(parts)]
+        weights = [0] * parts
+        by_cost = sorted(schema.columns.items(), key=lambda item: -len(item[1].checks))
+        for name, column in by_cost:
+            lightest = weights.index(min(weights))
+            groups[lightest].append(name)
+            weights[lightest] += len(column.checks) + 1
+    if columns is None:
+        if parts <= 1:
+            return (schema,)
+        return tuple(schema.select_columns(group) for group in groups if group)
+    groups = [[name for name in group if name in columns] for group in groups]
     return tuple(schema.select_columns(group) for group in groups if group)
 
 
@@ -392,22 +441,148 @@ def _failure_cases(schema, frame: pl.DataFrame) -> pl.DataFrame | None:
     return None
 
 
-def _pandera_findings(
-    dataset: str, frame: pl.DataFrame, school_code: str | None, rules: dict[str, Rule]
-) -> pl.DataFrame:
-    """Run the dataset's pandera model; its failure cases as findings (with the row index).
-    On large frames the model's columns are validated in parallel (polars releases the GIL)."""
-    empty = empty_findings({ROW: pl.UInt32, **FINDING_COLUMNS})
+def _fits_model(dataset: str, frame: pl.DataFrame) -> bool:
+    """Every column of the model is present with its type (what pandera checks besides the
+    rules; a frame that does not fit goes through pandera whole, which says why)."""
+    schema = frame.schema
+    return all(schema.get(name) == dtype for name, dtype in column_types(dataset).items())
+
+
+@dataclass(frozen=True)
+class _Precheck:
+    """The model's checks (schemas.models.RowCheck, the model's order) as expressions, built
+    once per dataset and school: ``cleared`` (one boolean each), ``quick`` (per row, a cheap
+    sufficient condition for passing, or None) and ``fails`` (per row, exact)."""
+
+    columns: tuple[str, ...]  # the checked column of each check
+    cleared: tuple[pl.Expr, ...]
+    quick: tuple[pl.Expr | None, ...]
+    fails: tuple[pl.Expr, ...]
+
+
+@lru_cache(maxsize=1024)
+def _precheck(dataset: str, school_code: str | None) -> _Precheck:
+    checks = row_checks(dataset, school_code)
+    return _Precheck(
+        columns=tuple(c.column for c in checks),
+        cleared=tuple(c.cleared().alias(str(i)) for i, c in enumerate(checks)),
+        quick=tuple(c.quick() for c in checks),
+        fails=tuple((~c.passes()).alias(str(i)) for i, c in enumerate(checks)),
+    )
+
+
+def _uncleared(dataset: str, frame: pl.DataFrame, school_code: str | None) -> list[int]:
+    """The checks (indexes in ``row_checks``) that one ``select`` of cheap sufficient
+    conditions does not clear: those that may fail on some row."""
+    cleared = frame.select(_precheck(dataset, school_code).cleared).row(0)
+    return [i for i, ok in enumerate(cleared) if not ok]
+
+
+def _failing_rows(
+    dataset: str, frame: pl.DataFrame, school_code: str | None
+) -> tuple[tuple[str, ...], pl.Series]:
+    """The pre-check: the model's checks (schemas.models.RowCheck) as two polars ``select``.
+    Returns the checked columns with a failing row and the failing rows (``ROW`` values, in
+    order); nothing when every row passes. First one boolean per check (a cheap sufficient
+    condition); only the checks not cleared that way are evaluated per row."""
+    pre = _precheck(dataset, school_code)
+    none: tuple[tuple[str, ...], pl.Series] = ((), pl.Series(ROW, [], dtype=pl.UInt32))
+    todo = _uncleared(dataset, frame, school_code)
+    if not todo:
+        return none
+    fails = frame.select(pl.col(ROW), *(pre.fails[i] for i in todo)).filter(
+        pl.any_horizontal(pl.exclude(ROW))
+    )
+    if fails.height == 0:
+        return none
+    counts = fails.select(pl.exclude(ROW).sum()).row(0)
+    failing = [i for i, n in zip(todo, counts, strict=True) if n]
+    return tuple(dict.fromkeys(pre.columns[i] for i in failing)), fails.get_column(ROW)
+
+
+def _pandera_cases(
+    dataset: str, frame: pl.DataFrame, school_code: str | None
+) -> pl.DataFrame | None:
+    """pandera's failure cases (``column, check, index, failure_case``; ``index`` a ``ROW``
+    value) of the dataset's model over the frame, or None when it validates.
+
+    The pre-check (``_failing_rows``) finds the rows and columns where some check fails; pandera
+    then validates those rows against the model's columns concerned (same checks, lazily) and
+    its failure cases are the findings. A clean frame never reaches pandera. On very large
+    frames pandera validates the whole frame, but only the columns whose checks the pre-check's
+    first step does not clear (its own checks look closely only where a shortcut fails). A
+    frame that does not fit the model's columns and types is validated whole (pandera says
+    what is wrong)."""
+    if not _fits_model(dataset, frame):
+        return _pandera_cases_whole(dataset, frame, school_code)
+    if frame.height >= _PARALLEL_ROWS:
+        pre = _precheck(dataset, school_code)
+        todo = _uncleared(dataset, frame, school_code)
+        if not todo:
+            return None
+        columns = tuple(dict.fromkeys(pre.columns[i] for i in todo))
+        return _run_parts(_model_parts(dataset, school_code, _WORKERS, columns), frame)
+    columns, rows = _failing_rows(dataset, frame, school_code)
+    if not columns:
+        return None
+    if rows.len() * 8 >= frame.height:
+        subset = frame
+    else:
+        subset = frame.filter(pl.col(ROW).is_in(rows.implode()))
+    cases = _failure_cases(model_of_columns(dataset, school_code, columns), subset)
+    if cases is None:
+        return None
+    cases = cases.select("column", "check", "index", "failure_case")
+    if subset is frame:
+        return cases
+    positions = subset.get_column(ROW)
+    return cases.with_columns(
+        pl.when(pl.col("index").is_not_null()).then(
+            positions.gather(pl.Series(cases["index"]).fill_null(0).cast(pl.UInt32)).alias("index")
+        )
+    )
+
+
+def _pandera_cases_whole(
+    dataset: str, frame: pl.DataFrame, school_code: str | None
+) -> pl.DataFrame | None:
+    """pandera's failure cases of the whole model over the whole frame (the reference the
+    pre-check is tested against)."""
     parts = _model_parts(dataset, school_code, _WORKERS if frame.height >= _PARALLEL_ROWS else 1)
+    return _run_parts(parts, frame)
+
+
+def _run_parts(parts: tuple, frame: pl.DataFrame) -> pl.DataFrame | None:
+    """Failure cases of schemas over disjoint columns; several are validated side by side
+    (polars releases the GIL)."""
     if len(parts) == 1:
         outcomes = [_failure_cases(parts[0], frame)]
     else:
         with ThreadPoolExecutor(max_workers=len(parts)) as pool:
             outcomes = list(pool.map(lambda schema: _failure_cases(schema, frame), parts))
-    failed = [cases for cases in outcomes if cases is not None]
-    if not failed:
+    failed = [
+        cases.select("column", "check", "index", "failure_case")
+        for cases in outcomes
+        if cases is not None
+    ]
+    return pl.concat(failed) if failed else None
+
+
+def _pandera_findings(
+    dataset: str,
+    frame: pl.DataFrame,
+    school_code: str | None,
+    rules: dict[str, Rule],
+    *,
+    whole: bool = False,
+) -> pl.DataFrame:
+    """Run the dataset's pandera model; its failure cases as findings (with the row index).
+    ``whole``: validate the whole frame with the whole model, without the pre-check."""
+    empty = empty_findings({ROW: pl.UInt32, **FINDING_COLUMNS})
+    run = _pandera_cases_whole if whole else _pandera_cases
+    cases = run(dataset, frame, school_code)
+    if cases is None:
         return empty
-    cases = pl.concat([c.select("column", "check", "index", "failure_case") for c in failed])
     unknown = cases.filter(~pl.col("check").is_in(list(rules)) | pl.col("index").is_null())
     if unknown.height:
         raise RuntimeError(
@@ -489,38 +664,72 @@ def validate_submission(
     name = dataset.name if isinstance(dataset, ds.Dataset) else dataset
     rules = catalogue()
     school = None if school_code is None else code_key_expr_value(school_code)
-    frame_in = frame.drop([c for c in (ROW, "mark_scale") if c in frame.columns])
+    frame_in = _without(frame, ROW, MARK_SCALE)
     normalised = normalise(name, frame_in).with_row_index(ROW)
-    if any(is_mark(item) for item in fields(name)):
+    if _has_marks(name):
         normalised = normalised.with_columns(
             mark_scales(normalised, scale=scale, reference=reference)
         )
-    findings = pl.concat(
-        [
+    found = [
+        part
+        for part in (
             _pandera_findings(name, normalised, school, rules),
             _duplicate_findings(name, normalised, rules),
-        ]
-    ).sort([ROW, "rule_id"], maintain_order=True)
-    blocked = findings.filter(pl.col("severity") == "error").get_column(ROW).unique()
-    if blocked.len() == 0:
-        accepted, quarantined = normalised, normalised.clear()
+        )
+        if part.height
+    ]
+    with_submission = "submission_id" in normalised.columns  # several submissions together
+    if not found:  # the usual case: nothing to sort, split or join
+        columns = dict(FINDING_COLUMNS)
+        if with_submission:
+            columns["submission_id"] = normalised.schema["submission_id"]
+        accepted = _without(normalised, ROW)
+        result = Validated(
+            dataset=name,
+            accepted=accepted,
+            quarantined=accepted.clear(),
+            findings=empty_findings(columns),
+            school_code=school,
+        )
     else:
-        mask = normalised.get_column(ROW).is_in(blocked.implode())
-        quarantined, accepted = normalised.filter(mask), normalised.filter(~mask)
-    if "submission_id" in normalised.columns:  # several submissions validated together
-        findings = findings.join(normalised.select(ROW, "submission_id"), on=ROW, how="left")
-    result = Validated(
-        dataset=name,
-        accepted=accepted.drop(ROW),
-        quarantined=quarantined.drop(ROW),
-        findings=findings.drop(ROW),
-        school_code=school,
-    )
+        findings = pl.concat(found).sort([ROW, "rule_id"], maintain_order=True)
+        blocked = findings.filter(pl.col("severity") == "error").get_column(ROW).unique()
+        if blocked.len() == 0:
+            accepted, quarantined = normalised, normalised.clear()
+        else:
+            mask = normalised.get_column(ROW).is_in(blocked.implode())
+            quarantined, accepted = normalised.filter(mask), normalised.filter(~mask)
+        if with_submission:
+            findings = findings.join(normalised.select(ROW, "submission_id"), on=ROW, how="left")
+        result = Validated(
+            dataset=name,
+            accepted=_without(accepted, ROW),
+            quarantined=_without(quarantined, ROW),
+            findings=_without(findings, ROW),
+            school_code=school,
+        )
     if result.rows_read != frame.height:  # the contract of docs/decisions/0002
         raise RuntimeError(f"{name}: {result.rows_read} rows out for {frame.height} read")
     return result
 
 
+def _without(frame: pl.DataFrame, *names: str) -> pl.DataFrame:
+    """The frame without these columns (when present); cheaper than ``drop`` (no query)."""
+    present = [name for name in names if name in frame.columns]
+    if not present:
+        return frame
+    frame = frame.clone()  # shares the columns' data; the copy loses them, not ``frame``
+    for name in present:
+        frame.drop_in_place(name)
+    return frame
+
+
+@cache
+def _has_marks(dataset: str) -> bool:
+    return any(is_mark(item) for item in fields(dataset))
+
+
+@lru_cache(maxsize=1024)
 def code_key_expr_value(code: str) -> str:
     """A single code normalised like a code column (clean, upper case)."""
     return pl.select(code_key_expr(pl.lit(code, pl.Utf8))).item() or ""
@@ -812,7 +1021,8 @@ def _age_findings(
     """X005: age on 31 December of the school year's first calendar year outside the level's
     min_age..max_age (levels.csv). Level: the classes file, else the level label, else the
     class code's prefix."""
-    table = levels(reference)
+    info = _levels_info(reference)
+    table = info.table
     assert table is not None
     bounds = table.select(
         pl.col("level_code").alias("_level"),
@@ -820,7 +1030,9 @@ def _age_findings(
         pl.col("max_age").alias("_max"),
     ).unique(subset="_level")
     frame = students
-    level = _level_code_expr(frame.drop("level_code_key", strict=False), table)
+    level = _level_code_expr(
+        frame.drop("level_code_key", strict=False), table, (info.codes, info.labels)
+    )
     if classes is not None and "level_code_key" in classes.columns:
         class_levels = (
             classes.select("class_code_key", pl.col("level_code_key").alias("_class_level"))

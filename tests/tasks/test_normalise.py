@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -241,3 +242,160 @@ def test_marks_metadata_are_normalised():
     assert out["subject_code_key"].to_list() == ["0030", "0030"]
     assert out["school_code_key"].to_list() == ["27783Y", "27783Y"]
     assert out["slot"].to_list() == ["test1", "activities"]
+
+
+# ---- one select or column by column: the same values ------------------------------------------
+# normalise computes every typed column in one select where a cheap expression is exact and runs
+# the full normalisation on the other rows only; normalise_by_column (very large frames) goes
+# column by column with its per-value shortcuts. Both must give the same frame.
+
+SPELLINGS = (
+    None,
+    "",
+    "  ",
+    "ـ",
+    "\u200b12",
+    "abc",
+    "12",
+    "+12",
+    "-0",
+    "-3",
+    "0012",
+    "12.0",
+    "12,5",
+    "١٢",
+    "1e3",
+    "16.25",
+    "12/03/2011",
+    "1/3/2011",
+    "12-03-2011",
+    "12/03-2011",
+    "31/02/2011",
+    "2011-03-12",
+    "45123",
+    "01/01/1850",
+    "K100000001",
+    " k100000001 ",
+    "K١٠٠٠٠٠٠٠١",
+    "1APIC-1",
+    "1apic-1",
+    "27783Y",
+    "2023/2024",
+    "ذكر",
+    "أنثى",
+    "انثى",
+    "F",
+    "Masculin",
+    "نعم",
+    "لا",
+    "Oui",
+    "مبرر",
+    "Justifié",
+    "S1",
+    "الدورة الثانية",
+    "الأب",
+    "الام",
+    "تيسير",
+    "الإثنين",
+    "الاثنين",
+    "محلي",
+    "عادية",
+)
+
+
+def _frame(dataset: str, cells: list[list[int]]) -> pl.DataFrame:
+    from schemas.models import fields
+
+    names = [item.name for item in fields(dataset)]
+    data = {
+        name: [SPELLINGS[row[i % len(row)] % len(SPELLINGS)] if row else None for row in cells]
+        for i, name in enumerate(names)
+    }
+    frame = pl.DataFrame(data, schema=dict.fromkeys(names, pl.Utf8))
+    return frame.with_columns(
+        pl.lit("s", pl.Utf8).alias("sheet"),
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("sheet_row"),
+    )
+
+
+DATASET_NAMES = (
+    "students",
+    "marks",
+    "classes",
+    "rooms",
+    "guardians",
+    "exam_marks",
+    "absences",
+    "discipline",
+    "timetable",
+    "support",
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    dataset=st.sampled_from(DATASET_NAMES),
+    cells=st.lists(st.lists(st.integers(0, 10_000), min_size=1, max_size=30), max_size=12),
+)
+def test_normalise_in_one_select_agrees_with_column_by_column(dataset, cells):
+    from polars.testing import assert_frame_equal
+
+    from tasks.normalise import normalise_by_column
+
+    frame = _frame(dataset, cells)
+    assert_frame_equal(normalise(dataset, frame), normalise_by_column(dataset, frame))
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    dataset=st.sampled_from(DATASET_NAMES),
+    cells=st.lists(
+        st.lists(st.integers(0, 10_000), min_size=1, max_size=30), min_size=1, max_size=6
+    ),
+    constant=st.sampled_from(SPELLINGS),
+    column=st.integers(0, 50),
+    dirty=st.integers(0, 4),
+)
+def test_normalise_agrees_on_large_frames(dataset, cells, constant, column, dirty):
+    """Thousands of rows: constant columns (one column, and every integer column), per-value
+    normalisation, the quarter of unreadable integers that switches integer_column to
+    integer_expr on every row."""
+    from polars.testing import assert_frame_equal
+
+    from schemas.models import fields
+    from tasks.normalise import normalise_by_column
+
+    items = fields(dataset)
+    frame = _frame(dataset, cells)
+    frame = pl.concat([frame] * (4200 // frame.height + 1)).head(4200)
+    chosen = {items[column % len(items)].name} | {i.name for i in items if i.kind == "integer"}
+    frame = frame.with_columns(pl.lit(constant, pl.Utf8).alias(name) for name in chosen)
+    if dirty:  # a share of the rows unreadable in the other columns
+        bad = pl.int_range(pl.len()) % 8 < dirty
+        frame = frame.with_columns(
+            pl.when(bad).then(pl.lit("x?")).otherwise(pl.col(item.name)).alias(item.name)
+            for item in items
+            if item.name not in chosen
+        )
+    assert_frame_equal(normalise(dataset, frame), normalise_by_column(dataset, frame))
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [["+12"], ["-0"], ["12"], ["x"], [None], ["+12", "x"], ["+12", "12", "12", "12", "x"]],
+)
+@pytest.mark.parametrize("rows", [100, 4200])
+def test_normalise_agrees_on_integer_quirks(pattern, rows):
+    """integer_column reads a large column repeating one value, or a column with more than a
+    quarter of values the cast cannot read, with integer_expr (``+12`` → null), and otherwise
+    casts (``+12`` → 12): normalise keeps both behaviours."""
+    from polars.testing import assert_frame_equal
+
+    from schemas.models import fields
+    from tasks.normalise import normalise_by_column
+
+    values = (pattern * rows)[:rows]
+    for dataset in ("students", "marks", "rooms", "absences", "timetable"):
+        names = [item.name for item in fields(dataset)]
+        frame = pl.DataFrame({name: values for name in names}, schema=dict.fromkeys(names, pl.Utf8))
+        assert_frame_equal(normalise(dataset, frame), normalise_by_column(dataset, frame))

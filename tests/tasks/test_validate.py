@@ -748,3 +748,166 @@ def test_x002_pupil_in_two_schools_is_reported_to_both():
     ]
     assert [json.loads(p)["other_school"] for p in findings["params"]] == ["22222B", "11111A"]
     assert cross_check_province({"11111A": a, "33333C": c}).height == 0
+
+
+# ---- the pre-check and pandera agree ---------------------------------------------------------
+# validate_submission runs the model's checks as one polars select first (schemas.models.RowCheck)
+# and asks pandera for the details only of the rows and columns where something fails. The
+# pandera model stays what defines validity: on random frames with and without defects, the
+# pre-check passes exactly when pandera validates, and the findings are those of pandera run
+# whole on the whole frame.
+
+DEFECTIVE_VALUES = (
+    None,
+    "",
+    "   ",
+    "ـ",
+    "\u200b",
+    "abc",
+    "؟؟",
+    "25",
+    "20",
+    "10.5",
+    "-3",
+    "+12",
+    "-0",
+    "0",
+    "1",
+    "3",
+    "9",
+    "12,5",
+    "١٢",
+    "1e3",
+    "31/02/2011",
+    "12-03-2011",
+    "2011-03-12",
+    "45123",
+    "12/03/1850",
+    "K12",
+    "k100000001",
+    " K100000001 ",
+    "K١٠٠٠٠٠٠٠١",
+    "1APIC-1",
+    "1apic-1",
+    "27783Y",
+    "00000A",
+    "2023/2024",
+    "2023-2024",
+    "مبرر",
+    "ذكر",
+    "انثى",
+    "نعم",
+    "لا",
+    "test1",
+    "test9",
+    "activities",
+    "الأب",
+    "تيسير",
+    "الإثنين",
+)
+
+
+def _base_frame(dataset: str, n: int):
+    rows = [{"student_code": code} for code in codes(n)]
+    if dataset == "marks":
+        return marks(rows)
+    if dataset == "students":
+        return students(rows)
+    return read_frame(rows, {"sheet": "", **TABLE_DEFAULTS.get(dataset, {})}, 2)
+
+
+def _with_defects(frame: pl.DataFrame, dataset: str, defects: list[tuple[int, int, int]]):
+    from schemas.models import fields
+
+    names = [item.name for item in fields(dataset)]
+    frame = frame.with_columns(pl.lit(None, pl.Utf8).alias(n) for n in names if n not in frame)
+    for row, column, value in defects:
+        name = names[column % len(names)]
+        values = frame[name].to_list()
+        values[row % frame.height] = DEFECTIVE_VALUES[value % len(DEFECTIVE_VALUES)]
+        frame = frame.with_columns(pl.Series(name, values, dtype=pl.Utf8))
+    return frame
+
+
+def _normalised(dataset: str, frame: pl.DataFrame) -> pl.DataFrame:
+    from schemas.models import fields, is_mark
+    from tasks.normalise import normalise
+    from tasks.validate import ROW, mark_scales
+
+    normalised = normalise(dataset, frame).with_row_index(ROW)
+    if any(is_mark(item) for item in fields(dataset)):
+        normalised = normalised.with_columns(mark_scales(normalised))
+    return normalised
+
+
+DATASET_NAMES = (
+    "students",
+    "marks",
+    "classes",
+    "rooms",
+    "guardians",
+    "exam_marks",
+    "absences",
+    "discipline",
+    "timetable",
+    "support",
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    dataset=st.sampled_from(DATASET_NAMES),
+    n=st.integers(1, 12),
+    defects=st.lists(
+        st.tuples(st.integers(0, 99), st.integers(0, 99), st.integers(0, 999)), max_size=8
+    ),
+    school=st.sampled_from([SCHOOL, "11111A", None]),
+)
+def test_precheck_and_pandera_agree(dataset, n, defects, school):
+    from pandera.errors import SchemaErrors
+
+    from schemas.models import model, row_checks
+    from schemas.rules import catalogue
+    from tasks.validate import _failing_rows, _pandera_findings
+
+    frame = _normalised(dataset, _with_defects(_base_frame(dataset, n), dataset, defects))
+    columns, rows = _failing_rows(dataset, frame, school)
+    try:
+        model(dataset, school).validate(frame, lazy=True)
+        valid = True
+    except SchemaErrors:
+        valid = False
+    assert valid == (not columns)
+    assert valid == (rows.len() == 0)
+    # check by check: the pre-check's expressions give pandera's verdict on every row
+    schema, row_checks_ = model(dataset, school), row_checks(dataset, school)
+    for name, column in schema.columns.items():
+        mine = [c for c in row_checks_ if c.column == name]
+        assert [c.rule_id for c in mine] == [check.name for check in column.checks]
+        for check, ours in zip(column.checks, mine, strict=True):
+            verdict = check(frame.lazy(), name).check_output.collect().to_series()
+            assert frame.select(ours.passes()).to_series().to_list() == verdict.to_list()
+            if frame.select(ours.cleared()).item():
+                assert verdict.all()
+    rules = catalogue()
+    fast = _pandera_findings(dataset, frame, school, rules)
+    whole = _pandera_findings(dataset, frame, school, rules, whole=True)
+    assert fast.to_dicts() == whole.to_dicts()
+    if not valid:
+        assert fast.height > 0
+
+
+def test_precheck_and_pandera_agree_on_a_large_marks_frame():
+    """Thousands of rows: the shortcuts (constant metadata columns, per-value normalisation)
+    and the row subset given to pandera."""
+    from schemas.rules import catalogue
+    from tasks.validate import _pandera_findings
+
+    frame = marks([{"student_code": f"K{100000000 + i}"} for i in range(6000)])
+    defects = [(i * 37, i * 11, i * 7) for i in range(120)]
+    frame = _normalised("marks", _with_defects(frame, "marks", defects))
+    rules = catalogue()
+    fast = _pandera_findings("marks", frame, SCHOOL, rules)
+    whole = _pandera_findings("marks", frame, SCHOOL, rules, whole=True)
+    assert fast.height > 0
+    assert fast.to_dicts() == whole.to_dicts()
