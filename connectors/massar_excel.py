@@ -8,12 +8,15 @@ O level code), and even there the school and subject codes are first looked for 
 
 from __future__ import annotations
 
+import functools
 import io
 import re
+import struct
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain, compress, zip_longest
 
 from python_calamine import CalamineWorkbook, PasswordError, SheetTypeEnum
 
@@ -26,10 +29,19 @@ from connectors._base import (
     MAX_ZIP_ENTRIES,
     RATIO_MIN_BYTES,
     FileRejected,
+    Grid,
+    is_blank,
     key,
     render,
+    render_all,
 )
-from connectors.tables import TableMatch, find_table_header, require_complete, table_columns
+from connectors.tables import (
+    TableMatch,
+    find_table_header,
+    require_complete,
+    row_index,
+    table_columns,
+)
 from schemas.datasets import (
     ABSENCE_LABEL,
     MARK_LABEL,
@@ -76,41 +88,190 @@ def _column_number(letters: bytes) -> int:
 def check_zip(data: bytes) -> None:
     """F001/F002/F006 for an xlsx (zip) before calamine sees it: entry count, total
     uncompressed size, compression ratio per entry, encrypted entries, sheet dimensions."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        infos = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
-        raise FileRejected("F001", "corrupt or truncated zip") from exc
-    if len(infos) > MAX_ZIP_ENTRIES:
-        raise FileRejected("F006", f"{len(infos)} zip entries > {MAX_ZIP_ENTRIES}")
+    entries = _zip_entries(data)
+    if entries is None:
+        _check_zip_module(data)
+        return
+    _check_entries(entries)
+    for entry in entries:
+        if entry[_WORKSHEET]:
+            head = _entry_head(data, entry)
+            if head is None:
+                _check_zip_module(data)
+                return
+            _check_head(head)
+
+
+def _check_entries(entries: Sequence[tuple]) -> None:
+    """Entry count, encryption, ratio and total size; `entries` as (flag_bits, compress_size,
+    file_size, ...)."""
+    if len(entries) > MAX_ZIP_ENTRIES:
+        raise FileRejected("F006", f"{len(entries)} zip entries > {MAX_ZIP_ENTRIES}")
     total = 0
-    for info in infos:
-        total += info.file_size
-        if info.flag_bits & 0x1:
+    for flag_bits, compress_size, file_size, *_ in entries:
+        total += file_size
+        if flag_bits & 0x1:
             raise FileRejected("F002", "encrypted zip entry")
-        if info.file_size > RATIO_MIN_BYTES and (
-            info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1)
+        if file_size > RATIO_MIN_BYTES and (
+            file_size > MAX_COMPRESSION_RATIO * max(compress_size, 1)
         ):
-            ratio = info.file_size // max(info.compress_size, 1)
+            ratio = file_size // max(compress_size, 1)
             raise FileRejected("F006", f"compression ratio {ratio}:1 > {MAX_COMPRESSION_RATIO}:1")
     if total > MAX_UNCOMPRESSED_BYTES:
         raise FileRejected(
             "F006", f"uncompressed size {total // 2**20} MB > {MAX_UNCOMPRESSED_BYTES // 2**20} MB"
         )
+
+
+def _check_head(head: bytes) -> None:
+    match = _DIMENSION_RE.search(head)
+    if match is not None:
+        last_col, last_row = match.group(3) or match.group(1), match.group(4) or match.group(2)
+        check_dimensions(int(last_row), _column_number(last_col))
+
+
+def _check_zip_module(data: bytes) -> None:
+    """`check_zip` through the `zipfile` module: any archive the fast path does not take."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise FileRejected("F001", "corrupt or truncated zip") from exc
+    _check_entries([(i.flag_bits, i.compress_size, i.file_size) for i in infos])
     for info in infos:
         name = info.filename
         if not (name.startswith("xl/worksheets/") and name.endswith(".xml")):
             continue
         try:
             with archive.open(info) as stream:
-                head = stream.read(8192)
+                head = stream.read(_HEAD_BYTES)
         except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
             raise FileRejected("F001", "corrupt or truncated zip") from exc
-        match = _DIMENSION_RE.search(head)
-        if match is None:
-            continue
-        last_col, last_row = match.group(3) or match.group(1), match.group(4) or match.group(2)
-        check_dimensions(int(last_row), _column_number(last_col))
+        _check_head(head)
+
+
+# ---------------------------------------------------------------------------- zip directory
+# The checks read the zip's central directory and the first 8 kB of each worksheet straight
+# from the bytes (struct + zlib): a few microseconds where `zipfile` takes a hundred. Anything
+# unusual (zip64, an archive comment, a prefixed or truncated archive, a name mismatch, a
+# compression method other than stored/deflate, a CRC error...) sends the file to the
+# `zipfile` implementation, which gives the verdict: the fast path only accepts what `zipfile`
+# accepts, and refuses nothing itself.
+
+_EOCD = struct.Struct("<4s4H2LH")
+# Central directory entry: signature, extract version, flag bits, method, CRC-32, compressed
+# size, size, name/extra/comment lengths, local header offset (the rest skipped).
+_CENTRAL = struct.Struct("<4s2xBxHH4xLLLHHH8xL")
+_LOCAL = struct.Struct("<4s2xH18xHH")  # signature, flag bits, name and extra lengths
+_HEAD_BYTES = 8192
+_MAX_EXTRACT_VERSION = 63  # zipfile.MAX_EXTRACT_VERSION
+# An entry: (flag_bits, compress_size, file_size, method, crc, header_offset, raw name,
+# is a worksheet)
+_WORKSHEET = 7
+
+
+def _zip_entries(data: bytes) -> list[tuple] | None:
+    """The central directory of a plain zip (no zip64, no comment, nothing prepended), or None
+    when the archive needs the `zipfile` module's verdict."""
+    end = len(data) - 22
+    if end < 0 or data[end : end + 4] != b"PK\x05\x06" or data[-2:] != b"\x00\x00":
+        return None
+    if end >= 20 and data[end - 20 : end - 16] == b"PK\x06\x07":
+        return None  # zip64 locator
+    _, disk, disk_cd, _, _, cd_size, cd_offset, _ = _EOCD.unpack_from(data, end)
+    if disk or disk_cd or cd_offset + cd_size != end:
+        return None
+    entries: list[tuple] = []
+    pos = cd_offset
+    unpack = _CENTRAL.unpack_from
+    while pos < end:
+        if pos + 46 > end:
+            return None
+        (
+            sig,
+            version,
+            flags,
+            method,
+            crc,
+            csize,
+            usize,
+            name_len,
+            extra_len,
+            comment_len,
+            offset,
+        ) = unpack(data, pos)
+        name_start = pos + 46
+        name_end = name_start + name_len
+        pos = name_end + extra_len + comment_len
+        if (
+            sig != b"PK\x01\x02"
+            or version > _MAX_EXTRACT_VERSION
+            or pos > end
+            or 0xFFFFFFFF in (csize, usize, offset)
+        ):
+            return None
+        raw = data[name_start:name_end]
+        if b"\x00" in raw:
+            return None
+        if extra_len and not _plain_extra(data[name_end : name_end + extra_len]):
+            return None
+        if flags & 0x800 and not raw.isascii():
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        # ASCII prefix and suffix: the same test on the bytes as on the decoded name
+        worksheet = raw.startswith(b"xl/worksheets/") and raw.endswith(b".xml")
+        entries.append((flags, csize, usize, method, crc, offset, raw, worksheet))
+    return entries
+
+
+def _plain_extra(extra: bytes) -> bool:
+    """Extra fields well formed and without a zip64 record."""
+    i = 0
+    while len(extra) - i >= 4:
+        tp, ln = struct.unpack_from("<HH", extra, i)
+        if tp == 0x0001 or i + 4 + ln > len(extra):
+            return False
+        i += 4 + ln
+    return True
+
+
+def _entry_head(data: bytes, entry: tuple) -> bytes | None:
+    """The first 8 kB of an entry (what `zipfile` reads with `open(info).read(8192)`), or None
+    when the entry needs the `zipfile` module's verdict."""
+    flags, csize, usize, method, crc, o, raw, _ = entry
+    if o + 30 > len(data) or flags & 0x61:
+        return None
+    sig, local_flags, name_len, extra_len = _LOCAL.unpack_from(data, o)
+    start = o + 30 + name_len + extra_len
+    if (
+        sig != b"PK\x03\x04"
+        or data[o + 30 : o + 30 + name_len] != raw
+        or (local_flags ^ flags) & 0x800
+        or start + csize > len(data)
+    ):
+        return None
+    whole = usize <= _HEAD_BYTES
+    if method == 0:
+        if csize != usize:
+            return None
+        head = data[start : start + min(usize, _HEAD_BYTES)]
+    elif method == 8:
+        inflate = zlib.decompressobj(-15)
+        try:
+            head = inflate.decompress(data[start : start + csize], _HEAD_BYTES)
+        except zlib.error:
+            return None
+        if inflate.eof:
+            whole = True
+        elif whole or len(head) < _HEAD_BYTES:
+            return None  # a stream shorter than announced
+    else:
+        return None
+    if whole and (len(head) != usize or zlib.crc32(head) != crc):
+        return None
+    return head
 
 
 def check_dimensions(rows: int, columns: int) -> None:
@@ -178,12 +339,16 @@ _NOTES_META = {key(c.header_ar): c.name for c in MARKS.metadata}
 _SLOT_BY_LABEL = {key(label): slot for slot, label, _ in MARK_SLOTS}
 _SLOT_BY_TOKEN = {token: slot for slot, _, token in MARK_SLOTS}
 _SLOT_LABEL = {slot: label for slot, label, _ in MARK_SLOTS}  # canonical, for finding columns
+_SLOT_KEYS = frozenset(_SLOT_BY_LABEL)
+_LE_KEY_SET = frozenset(_LE_KEYS)
 _MARK_KEY = key(MARK_LABEL)
 _ABSENCE_KEY = key(ABSENCE_LABEL)
 
 _SLOT_TOKEN_RE = re.compile(r"^#\d{1,3}#$")
 _SUBJECT_TOKEN_RE = re.compile(r"^#(\d{4})#$")
 _SCHOOL_CODE_RE = re.compile(SCHOOL_CODE)
+_clean = functools.lru_cache(maxsize=1 << 12)(clean_text)
+"""clean_text memoised: the technical row's codes recur in every file of a school."""
 _SESSION_1 = key("الأولى")
 _SESSION_2 = key("الثانية")
 
@@ -195,31 +360,31 @@ class SheetKind:
     table: TableMatch | None = None
 
 
-def _row_keys(row: Sequence[object]) -> dict[str, int]:
-    keys: dict[str, int] = {}
-    for i, cell in enumerate(row):
-        if type(cell) is str and cell.strip():
-            keys.setdefault(key(cell), i)
-    return keys
-
-
 def classify_sheet(rows: Rows) -> SheetKind | None:
     """The dataset a sheet holds and its header row, from labels only."""
-    found = find_table_header(rows)
+    cache: dict[int, dict[str, int]] = {}
+
+    def keys_of(r: int) -> dict[str, int]:
+        keys = cache.get(r)
+        if keys is None:
+            keys = cache[r] = row_index(rows[r])
+        return keys
+
+    found = find_table_header(rows, keys_of)
     if found is not None and found[1].complete:
         return SheetKind(found[1].dataset.name, found[0], found[1])
     limit = min(len(rows), HEADER_SCAN_ROWS)
     for r in range(limit):
-        keys = _row_keys(rows[r])
+        keys = keys_of(r)
         if not keys:
             continue
-        has_slot = any(k in _SLOT_BY_LABEL for k in keys)
+        has_slot = not _SLOT_KEYS.isdisjoint(keys)
         if _NOTES_CODE in keys or has_slot:
-            marks_below = r + 1 < len(rows) and _MARK_KEY in _row_keys(rows[r + 1])
+            marks_below = r + 1 < len(rows) and _MARK_KEY in keys_of(r + 1)
             # The code with a slot or النقطة below; or a slot over النقطة (code column lost: F008)
             if marks_below or (has_slot and _NOTES_CODE in keys):
                 return SheetKind(MARKS.name, r)
-        if _LE_CODE in keys and sum(1 for k in keys if k in _LE_KEYS) >= 4:
+        if _LE_CODE in keys and len(_LE_KEY_SET.intersection(keys)) >= 4:
             return SheetKind(STUDENTS.name, r)
     if found is not None:  # a table header missing required columns: F008 later
         return SheetKind(found[1].dataset.name, found[0], found[1])
@@ -235,21 +400,27 @@ def read_metadata(rows: Sequence[Sequence[object]], labels: dict[str, str]) -> d
     else the nearest one before it; a cell "label: value" holds both. First occurrence wins."""
     found: dict[str, str] = {}
     for row in rows:
+        if row.count("") == len(row):
+            continue
         tokens: list[tuple[str, str | None, bool]] = []  # (text, label name, plain value)
         for cell in row:
-            text = render(cell)
-            if text is None:
+            if type(cell) is not str:
+                text = render(cell)
+                if text is not None:
+                    tokens.append((text, None, True))
                 continue
-            name = labels.get(key(text)) if type(cell) is str else None
-            if name is None and type(cell) is str and ":" in text:
-                before, after = text.split(":", 1)
+            if not cell or not cell.strip():
+                continue
+            name = labels.get(key(cell))
+            if name is None and ":" in cell:
+                before, after = cell.split(":", 1)
                 inline = labels.get(key(before))
                 if inline is not None:
                     if after.strip() and inline not in found:
                         found[inline] = after.strip()
-                    tokens.append((text, None, False))
+                    tokens.append((cell, None, False))
                     continue
-            tokens.append((text, name, name is None))
+            tokens.append((cell, name, name is None))
         if not any(t[1] for t in tokens):
             continue
         used: set[int] = set()
@@ -297,20 +468,23 @@ def read_students_sheet(sheet: str, rows: Rows, header_row: int, out: dict[str, 
     meta_values = [(out[c.name], meta.get(c.name)) for c in STUDENTS.metadata]
     wanted = [(out[c.name], positions.get(c.name)) for c in STUDENTS.columns]
     code_at = positions["student_code"]
+    sheet_rows: list[int] = []
     for r in range(header_row + 1, len(rows)):
-        cells = [render(c) for c in rows[r]]
-        if not any(c is not None for c in cells):
+        row = rows[r]
+        if is_blank(row):
             continue
-        code = cells[code_at] if code_at < len(cells) else None
+        width = len(row)
+        code = render(row[code_at]) if code_at < width else None
         if code is not None and key(code) == _LE_CODE:
             continue  # the header repeated (printed page headers copied into the sheet)
-        width = len(cells)
-        out["sheet"].append(sheet)
-        out["sheet_row"].append(r + 1)
+        sheet_rows.append(r + 1)
         for values, p in wanted:
-            values.append(cells[p] if p is not None and p < width else None)
-        for values, value in meta_values:
-            values.append(value)
+            values.append(render(row[p]) if p is not None and p < width else None)
+    n = len(sheet_rows)
+    out["sheet"].extend([sheet] * n)
+    out["sheet_row"].extend(sheet_rows)
+    for values, value in meta_values:
+        values.extend([value] * n)
 
 
 # ------------------------------------------------------------------------------- NotesCC
@@ -364,8 +538,10 @@ def _technical_row(rows: Sequence[Sequence[object]]) -> Sequence[object] | None:
     """The hidden row 5: the row above the header holding the subject token `#dddd#`. Without
     it the positions C/G/O are not trusted (no school code is read, so no F004 either)."""
     for row in rows:
+        if row.count("") == len(row):
+            continue
         for cell in row:
-            if type(cell) is str and _SUBJECT_TOKEN_RE.match(cell.strip()):
+            if type(cell) is str and cell and _SUBJECT_TOKEN_RE.match(cell.strip()):
                 return row
     return None
 
@@ -374,7 +550,9 @@ def _token_row(rows: Sequence[Sequence[object]]) -> Sequence[object]:
     """The hidden row 15: slot tokens `#1#` .. `#100#` above the mark columns (nearest the
     header)."""
     for row in reversed(rows):
-        if any(type(c) is str and _SLOT_TOKEN_RE.match(c.strip()) for c in row):
+        if row.count("") != len(row) and any(
+            type(c) is str and c and _SLOT_TOKEN_RE.match(c.strip()) for c in row
+        ):
             return row
     return ()
 
@@ -389,11 +567,11 @@ def notes_metadata(rows: Sequence[Sequence[object]], header_row: int) -> dict[st
     tech = _technical_row(above)
     school = subject = session = level = None
     if tech is not None:
-        texts = [render(c) for c in tech]
+        texts = render_all(tech)
         for text in texts:
             if text is None:
                 continue
-            stripped = clean_text(text)
+            stripped = _clean(text)
             if subject is None and (m := _SUBJECT_TOKEN_RE.match(stripped)):
                 subject = m.group(1)
             elif school is None and _SCHOOL_CODE_RE.match(stripped.upper()):
@@ -416,8 +594,8 @@ def _semester(label: str | None, session: str | None) -> str | None:
             return "2"
         if _SESSION_1 in k or k.endswith("1"):
             return "1"
-    if session is not None and clean_text(session) in ("1", "2"):
-        return clean_text(session)
+    if session is not None and _clean(session) in ("1", "2"):
+        return _clean(session)
     return None
 
 
@@ -458,15 +636,13 @@ def _find_slots(
     return slots
 
 
-def read_marks_sheet(
-    sheet: str, rows: Rows, header_row: int, school_code: str, out: dict[str, list]
-) -> None:
-    """Append one NotesCC sheet to `out` in long format (pupil × slot)."""
+def read_marks_sheet(sheet: str, rows: Rows, header_row: int, school_code: str) -> Grid:
+    """One NotesCC sheet in long format (pupil × slot), columns in `marks_columns()` order."""
     head = rows[header_row]
     sub = rows[header_row + 1] if header_row + 1 < len(rows) else []
     meta = notes_metadata(rows, header_row)
     found_code = meta.get("school_code")
-    if found_code is not None and clean_text(found_code).upper() != clean_text(school_code).upper():
+    if found_code is not None and _clean(found_code).upper() != _clean(school_code).upper():
         raise FileRejected("F004", f"C5 school code {found_code}", column="C5", value=found_code)
     positions: dict[str, int] = {}
     for row in (head, sub):
@@ -491,7 +667,6 @@ def read_marks_sheet(
         if any(type(c) is str and c.strip() and key(c) == _MARK_KEY for c in sub)
         else header_row + 1
     )
-    fixed = [(out[n], positions.get(n)) for n in _NOTES_FIXED]
     slot_info = [
         (
             s,
@@ -500,52 +675,50 @@ def read_marks_sheet(
         )
         for s in slots
     ]
-    meta_lists = [(out[n], meta.get(n)) for n in MARKS_META_COLUMNS]
-    o_sheet, o_row, o_slot, o_mark, o_abs = (
-        out["sheet"],
-        out["sheet_row"],
-        out["slot"],
-        out["mark"],
-        out["absence"],
-    )
-    o_label, o_mcol, o_acol = out["slot_label"], out["mark_column"], out["absence_column"]
-    n_slots = len(slots)
-    for r in range(start, len(rows)):
-        row = rows[r]
-        if not any(c != "" for c in row):
-            continue
-        width = len(row)
-        fixed_values = [render(row[p]) if p is not None and p < width else None for _, p in fixed]
-        slot_values = [
-            (
-                render(row[s.mark_at]) if s.mark_at is not None and s.mark_at < width else None,
-                render(row[s.absence_at])
-                if s.absence_at is not None and s.absence_at < width
-                else None,
-            )
-            for s, _, _ in slot_info
-        ]
-        if (
-            all(v is None for v in fixed_values)
-            and all(m is None and a is None for m, a in slot_values)
-            and all(render(c) is None for c in row)
-        ):
-            continue  # only blanks: an empty row
-        for (values, _), value in zip(fixed, fixed_values, strict=True):
-            values.extend([value] * n_slots)
-        for (s, mark_column, absence_column), (mark, absence) in zip(
-            slot_info, slot_values, strict=True
-        ):
-            o_sheet.append(sheet)
-            o_row.append(r + 1)
-            o_slot.append(s.slot)
-            o_label.append(s.label)
-            o_mark.append(mark)
-            o_abs.append(absence)
-            o_mcol.append(mark_column)
-            o_acol.append(absence_column)
-        for values, value in meta_lists:
-            values.extend([value] * n_slots)
+    # Column by column: the block under the header transposed once (short rows padded with
+    # None, which renders as None like a cell beyond the row's width).
+    block = rows[start:]
+    columns = list(zip_longest(*block, fillvalue=None))
+    blank = [None] * len(block)
+
+    def rendered(p: int | None) -> list[str | None]:
+        return render_all(columns[p]) if p is not None and p < len(columns) else blank
+
+    fixed_values = [rendered(positions.get(n)) for n in _NOTES_FIXED]
+    marks = [rendered(s.mark_at) for s in slots]
+    absences = [rendered(s.absence_at) for s in slots]
+    # A row is a pupil unless all its cells are "" or, rendered, all None. The second test
+    # only concerns rows without a pupil code.
+    keep = [row.count("") != len(row) for row in block]
+    codes = fixed_values[_NOTES_FIXED.index("student_code")]
+    if None in compress(codes, keep):
+        needed = fixed_values + marks + absences
+        for i, row in enumerate(block):
+            if keep[i] and codes[i] is None and all(c[i] is None for c in needed):
+                keep[i] = not all(render(c) is None for c in row)
+    # Long format: each pupil row gives one row per slot (pupil-major, slots in column order).
+    pupil_rows = list(compress(range(start + 1, start + 1 + len(block)), keep))
+    grid = Grid(len(pupil_rows), len(slots))
+    grid.constant("sheet", sheet)
+    grid.per_outer("sheet_row", pupil_rows)
+    for name, column in zip(_NOTES_FIXED[:4], fixed_values[:4], strict=True):
+        grid.per_outer(name, list(compress(column, keep)))
+    grid.per_inner("slot", [s.slot for s in slots])
+    grid.per_row("mark", _interleaved(marks, keep))
+    grid.per_row("absence", _interleaved(absences, keep))
+    grid.per_outer("remark", list(compress(fixed_values[4], keep)))
+    grid.per_inner("slot_label", [s.label for s in slots])
+    grid.per_inner("mark_column", [m for _, m, _ in slot_info])
+    grid.per_inner("absence_column", [a for _, _, a in slot_info])
+    for name in MARKS_META_COLUMNS:
+        grid.constant(name, meta.get(name))
+    return grid
+
+
+def _interleaved(per_slot: list[list[str | None]], keep: list[bool]) -> list[str | None]:
+    """Slot columns (one value per block row) as one long column, pupil-major."""
+    kept = [compress(column, keep) for column in per_slot]
+    return list(chain.from_iterable(zip(*kept, strict=True)))
 
 
 # -------------------------------------------------------------------------------- tables

@@ -12,7 +12,7 @@ raw bytes and the zip directory before anything is parsed.
 from __future__ import annotations
 
 import csv
-import unicodedata
+import re
 from pathlib import Path
 
 from connectors._base import (
@@ -21,6 +21,7 @@ from connectors._base import (
     FileRejected,
     ReadResult,
     build_frame,
+    grid_frame,
 )
 from connectors.massar_excel import (
     OLE_MAGIC,
@@ -55,8 +56,9 @@ __all__ = [
 ]
 
 _EXCEL_SUFFIXES = {".xls", ".xlsx", ".xlsm", ".xlsb"}
-# Bidirectional overrides used to disguise an extension ("...xlsx.exe" shown reversed).
-_BIDI_OVERRIDES = {"\u202d", "\u202e"}
+# Control characters (Unicode category Cc: U+0000-U+001F, U+007F-U+009F) and the bidirectional
+# overrides used to disguise an extension ("...xlsx.exe" shown reversed).
+_UNSAFE_CHAR_RE = re.compile("[\x00-\x1f\x7f-\x9f\u202d\u202e]")
 
 
 def safe_file_name(name: str) -> bool:
@@ -68,7 +70,7 @@ def safe_file_name(name: str) -> bool:
         return False
     if len(name.encode("utf-8", errors="replace")) > MAX_NAME_BYTES:
         return False
-    return not any(ch in _BIDI_OVERRIDES or unicodedata.category(ch) == "Cc" for ch in name)
+    return _UNSAFE_CHAR_RE.search(name) is None
 
 
 def _read_bytes(path: Path, name: str) -> bytes:
@@ -156,24 +158,35 @@ def read_submission(
         check_zip(data)
     sheets = _classified(data)
     dataset = sheets[0][2].dataset
-    if dataset == STUDENTS.name:
-        out = students_columns()
-        for name, rows, kind in sheets:
-            read_students_sheet(name, rows, kind.header_row, out)
-    elif dataset == MARKS.name:
-        out = marks_columns()
-        for name, rows, kind in sheets:
-            read_marks_sheet(name, rows, kind.header_row, school_code, out)
+    if dataset == MARKS.name:
+        grids = [
+            (name, read_marks_sheet(name, rows, kind.header_row, school_code))
+            for name, rows, kind in sheets
+        ]
+        used = [name for name, grid in grids if grid.outer]
+        if len(grids) == 1:
+            frame = grid_frame(grids[0][1])
+        else:
+            out = marks_columns()
+            for _, grid in grids:
+                for column, values in grid.lists().items():
+                    out[column].extend(values)
+            frame = build_frame(out)
     else:
-        out = empty_columns(DATASETS[dataset])
-        for name, rows, kind in sheets:
-            read_table_sheet(name, rows, kind, out)
-    frame = build_frame(out)
+        if dataset == STUDENTS.name:
+            out = students_columns()
+            for name, rows, kind in sheets:
+                read_students_sheet(name, rows, kind.header_row, out)
+        else:
+            out = empty_columns(DATASETS[dataset])
+            for name, rows, kind in sheets:
+                read_table_sheet(name, rows, kind, out)
+        used = list(dict.fromkeys(out["sheet"]))
+        frame = build_frame(out)
     if frame.height == 0 and (DATASETS[dataset].layout != "table" or not allow_empty_table):
         raise FileRejected("F005", "header without data rows")
     if DATASETS[dataset].layout == "table":
         check_school_codes(frame, school_code)
-    used = list(dict.fromkeys(out["sheet"]))
     return ReadResult(dataset, frame, frame.height, fmt, None, used)
 
 

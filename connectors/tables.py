@@ -7,13 +7,14 @@ import csv
 import io
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import compress
 
 import polars as pl
 
 from connectors import _base
-from connectors._base import FileRejected, build_frame, key, render
+from connectors._base import FileRejected, build_frame, is_blank, key, render
 from schemas.datasets import DATASETS, SCHOOL_CODE, Dataset
 from schemas.text import clean_text
 
@@ -43,6 +44,17 @@ class TableMatch:
         return not self.missing
 
 
+def row_index(cells: Sequence[object]) -> dict[str, int]:
+    """The label keys of a row's text cells and the position of each key's first cell."""
+    index: dict[str, int] = {}
+    for i, cell in compress(enumerate(cells), cells):  # "" (and other falsy cells) skipped
+        if type(cell) is str and cell.strip():
+            k = key(cell)
+            if k not in index:
+                index[k] = i
+    return index
+
+
 def match_table_header(cells: Sequence[object]) -> TableMatch | None:
     """Match a header row against every table dataset's `headers_ar` (label_key comparison).
 
@@ -50,11 +62,12 @@ def match_table_header(cells: Sequence[object]) -> TableMatch | None:
     declared columns left unmatched), else the best partial match when it is clear enough to
     name the dataset (its `missing` labels then give F008), else None.
     """
-    index: dict[str, int] = {}
-    for i, cell in enumerate(cells):
-        if type(cell) is str and cell.strip():
-            index.setdefault(key(cell), i)
-    if sum(1 for k in index if k in _ANY_TABLE_KEY) < PARTIAL_MIN:
+    return match_table_index(row_index(cells))
+
+
+def match_table_index(index: dict[str, int]) -> TableMatch | None:
+    """`match_table_header` on a row's `row_index`."""
+    if len(_ANY_TABLE_KEY.intersection(index)) < PARTIAL_MIN:
         return None
     best: tuple[tuple, TableMatch] | None = None
     best_partial: tuple[tuple, TableMatch] | None = None
@@ -86,15 +99,17 @@ def match_table_header(cells: Sequence[object]) -> TableMatch | None:
     return best_partial[1] if best_partial is not None else None
 
 
-def find_table_header(rows: Sequence[Sequence[object]]) -> tuple[int, TableMatch] | None:
+def find_table_header(
+    rows: Sequence[Sequence[object]], index_of: Callable[[int], dict[str, int]] | None = None
+) -> tuple[int, TableMatch] | None:
     """The first row (among the first non-empty ones) that matches a table dataset completely,
-    else the first partial match."""
+    else the first partial match. `index_of(r)` may give `row_index(rows[r])` from a cache."""
     partial: tuple[int, TableMatch] | None = None
     seen = 0
     for r, row in enumerate(rows):
-        if not any(render(c) is not None for c in row):
+        if is_blank(row):
             continue
-        match = match_table_header(row)
+        match = match_table_index(index_of(r) if index_of is not None else row_index(row))
         if match is not None:
             if match.complete:
                 return r, match
@@ -127,14 +142,13 @@ def table_columns(
     sheet_rows = out["sheet_row"]
     lists = [(out[n], p) for n, p in wanted]
     for row, number in zip(rows[first_row:], row_numbers[first_row:], strict=True):
-        cells = [render(c) for c in row]
-        if not any(c is not None for c in cells):
+        if is_blank(row):
             continue
-        width = len(cells)
+        width = len(row)
         sheets.append(sheet)
         sheet_rows.append(number)
         for values, p in lists:
-            values.append(cells[p] if p is not None and p < width else None)
+            values.append(render(row[p]) if p is not None and p < width else None)
 
 
 def empty_columns(dataset: Dataset) -> dict[str, list]:
@@ -164,6 +178,8 @@ def check_school_codes(frame: pl.DataFrame, school_code: str) -> None:
 
 # ---------------------------------------------------------------------------------------- CSV
 
+# C0 control characters other than tab, LF and CR: their share tells binary content.
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 13))
 _HTML_MARKERS = (b"<html", b"<!doctype", b"<?xml", b"<table", b"<head", b"<body")
 
 
@@ -181,7 +197,7 @@ def decode_csv(data: bytes) -> tuple[str, str]:
     sample = data[:65536]
     if b"\x00" in sample:
         raise FileRejected("F001", "binary content, not CSV")
-    controls = sum(sample.count(bytes([b])) for b in range(32) if b not in (9, 10, 13))
+    controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
     if controls > max(8, len(sample) // 100):
         raise FileRejected("F001", "binary content, not CSV")
     if data.startswith(b"\xef\xbb\xbf"):
@@ -197,13 +213,32 @@ def decode_csv(data: bytes) -> tuple[str, str]:
 
 def sniff_delimiter(text: str) -> str:
     """`,` `;` or tab, whichever occurs most on the first non-empty line (outside quotes)."""
-    for line in text.splitlines():
-        if line.strip():
-            unquoted = re.sub(r'"[^"]*"', "", line)
-            counts = {d: unquoted.count(d) for d in (",", ";", "\t")}
-            best = max(counts, key=lambda d: counts[d])
-            return best if counts[best] else ","
+    line = _first_line(text)
+    if line is not None:
+        unquoted = _QUOTED_RE.sub("", line)
+        counts = {d: unquoted.count(d) for d in (",", ";", "\t")}
+        best = max(counts, key=lambda d: counts[d])
+        return best if counts[best] else ","
     return ","
+
+
+_QUOTED_RE = re.compile(r'"[^"]*"')
+
+
+def _first_line(text: str) -> str | None:
+    """The first non-blank line of `text.splitlines()`, splitting only a growing prefix."""
+    size = 4096
+    while True:
+        head = text[:size]
+        lines = head.splitlines()
+        if len(head) < len(text):
+            lines = lines[:-1]  # may be cut by the prefix
+        for line in lines:
+            if line.strip():
+                return line
+        if len(head) == len(text):
+            return None
+        size *= 4
 
 
 def read_csv(
