@@ -6,6 +6,7 @@ from datetime import datetime
 
 from prefect import flow
 
+from flows.evaluate import evaluate
 from flows.ingest import ingest_submissions
 from massar.settings import Settings, load_settings
 from tasks.nightly import (
@@ -44,8 +45,9 @@ def nightly_consolidation(settings: Settings | None = None, home: str | None = N
 
 @flow(name="nightly")
 def nightly(settings: Settings | None = None, home: str | None = None) -> dict:
-    """The night: ingest what arrived, then consolidate the warehouse."""
+    """The night: ingest what arrived, consolidate the warehouse, evaluate the results."""
     settings = settings or load_settings(home)
     ingested = ingest_submissions(settings)
     consolidated = nightly_consolidation(settings)
-    return {"ingest": ingested["totals"], "consolidation": consolidated}
+    evaluated = evaluate(settings) if "marks" in consolidated["versions"] else None
+    return {"ingest": ingested["totals"], "consolidation": consolidated, "evaluation": evaluated}

@@ -34,11 +34,35 @@ def run_nightly(settings: Settings) -> str:
     from flows.nightly import nightly
 
     result = nightly(settings)
-    return (
-        describe_ingest({"totals": result["ingest"]}, settings)
-        + "\n"
-        + describe_night(result["consolidation"], settings)
-    )
+    lines = [
+        describe_ingest({"totals": result["ingest"]}, settings),
+        describe_night(result["consolidation"], settings),
+    ]
+    if result.get("evaluation"):
+        lines.append(describe_evaluation(result["evaluation"], settings))
+    return "\n".join(lines)
+
+
+def run_evaluate(settings: Settings, year: str | None, semester: int | None) -> str:
+    """Run the ``evaluate`` flow and summarise it."""
+    apply_prefect_environment(settings)  # before anything imports Prefect
+    from flows.evaluate import evaluate
+    from tasks.evaluation import check_inputs
+
+    year = check_inputs(settings, year)  # a bad year or rules file: a sentence, no flow run
+
+    return describe_evaluation(evaluate(settings, year=year, semester=semester), settings)
+
+
+def describe_evaluation(summary: dict, settings: Settings) -> str:
+    rows = ", ".join(f"{table} {count}" for table, count in summary["rows"].items())
+    text = f"Evaluation {summary['year']}: {rows}."
+    if "statistics_report" in summary:
+        text += (
+            f" Statistics: {summary['statistics_report']}; e-services extract: "
+            f"{summary['eservices_files']} file(s) under {settings.exchange / 'eservices'}."
+        )
+    return text
 
 
 def describe_night(summary: dict, settings: Settings) -> str:

@@ -116,7 +116,6 @@ def test_settings_error_reaches_the_operator_as_a_sentence(capsys, tmp_path):
 @pytest.mark.parametrize(
     "args",
     [
-        ["evaluate"],
         ["exchange", "run", "cnss"],
         ["approve", "CNSS-2024-0001", "--by", "Fatima"],
     ],

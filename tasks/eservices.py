@@ -1,0 +1,437 @@
+"""The e-service extract: what pupils and parents see online (Moutamadris), one file per school.
+
+Per pupil and school year, exactly what the e-services show (DOMAIN.md §1):
+
+- the continuous-assessment table: per subject × semester, the mark of each test with its
+  justified-absence marker, the integrated activities, the subject average and coefficient;
+- the exam table: one row per exam and session with its averages, result and mention;
+- the semester averages with the class rank, the annual average with the decision and mention;
+- the schooling history: year, school, level, average, result of the previous years.
+
+Nothing else leaves: no names or birth dates, no guardian, no discipline, no social support, no
+absence other than the per-test justified marker (DOMAIN.md §5). The record's shape is fixed by
+the ``*_FIELDS`` tuples below; input frames may carry more columns, they are never read.
+
+Files (``write_school_extracts``), under ``<folder>/<school_code>/``:
+
+- ``eservices.jsonl``: UTF-8 JSON Lines, one object per pupil, sorted by year, class, pupil;
+- ``manifest.json``: school code, years, counts and the sha256 and size of the JSONL file.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+REFERENCE = Path(__file__).resolve().parent.parent / "schemas" / "reference"
+EXTRACT_NAME = "eservices.jsonl"
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 1
+
+PUPIL_FIELDS = (
+    "student_code",
+    "school_code",
+    "school_year",
+    "class_code",
+    "level_code",
+    "level_ar",
+    "level_fr",
+    "mark_scale",
+    "assessments",
+    "exams",
+    "semesters",
+    "annual",
+    "history",
+)
+ASSESSMENT_FIELDS = (
+    "subject_code",
+    "subject_ar",
+    "subject_fr",
+    "semester",
+    "tests",
+    "activities",
+    "average",
+    "coefficient",
+    "status",
+)
+TEST_FIELDS = ("slot", "mark", "justified_absence")
+ACTIVITIES_FIELDS = ("mark", "justified_absence")
+EXAM_FIELDS = (
+    "exam",
+    "session",
+    "cc_average",
+    "local_average",
+    "regional_average",
+    "national_average",
+    "final_average",
+    "result",
+    "mention",
+)
+SEMESTER_FIELDS = ("semester", "average", "rank", "class_size")
+ANNUAL_FIELDS = ("average", "rank", "class_size", "decision", "mention")
+HISTORY_FIELDS = ("school_year", "school_code", "level_code", "average", "result")
+
+PUPIL_KEY = ("school_code", "school_year", "student_code")
+TEST_SLOTS = ("test1", "test2", "test3", "test4")
+_SCHOOL_FOLDER = re.compile(r"^[A-Za-z0-9_-]+$")
+
+# The columns read from each input (name → type); anything else in a frame is ignored.
+_STUDENTS = {"school_code": pl.Utf8, "school_year": pl.Utf8, "student_code": pl.Utf8}
+_MARKS = {
+    **_STUDENTS,
+    "class_code": pl.Utf8,
+    "level_code": pl.Utf8,
+    "subject_code": pl.Utf8,
+    "semester": pl.Int8,
+    "slot": pl.Utf8,
+    "mark": pl.Float64,
+    "absence": pl.Utf8,
+    "mark_scale": pl.Float64,
+}
+_SUBJECT_RESULTS = {
+    **_STUDENTS,
+    "class_code": pl.Utf8,
+    "level_code": pl.Utf8,
+    "subject_code": pl.Utf8,
+    "semester": pl.Int8,
+    "average": pl.Float64,
+    "coefficient": pl.Float64,
+    "status": pl.Utf8,
+}
+_SEMESTER_RESULTS = {
+    **_STUDENTS,
+    "class_code": pl.Utf8,
+    "level_code": pl.Utf8,
+    "semester": pl.Int8,
+    "average": pl.Float64,
+    "rank": pl.Int32,
+    "class_size": pl.Int32,
+}
+_ANNUAL_RESULTS = {
+    **_STUDENTS,
+    "class_code": pl.Utf8,
+    "level_code": pl.Utf8,
+    "average": pl.Float64,
+    "rank": pl.Int32,
+    "decision": pl.Utf8,
+    "mention": pl.Utf8,
+}
+_EXAM_RESULTS = {
+    **_STUDENTS,
+    "class_code": pl.Utf8,
+    "level_code": pl.Utf8,
+    "exam": pl.Utf8,
+    "session": pl.Utf8,
+    "cc_average": pl.Float64,
+    "local_average": pl.Float64,
+    "regional_average": pl.Float64,
+    "national_average": pl.Float64,
+    "final_average": pl.Float64,
+    "result": pl.Utf8,
+    "mention": pl.Utf8,
+}
+_OPTIONAL = {
+    "marks": {"class_code", "level_code", "absence", "mark_scale"},
+    "subject_results": {"class_code", "level_code", "coefficient", "status"},
+    "semester_results": {"class_code", "level_code", "rank", "class_size"},
+    "annual_results": {"class_code", "level_code", "rank", "decision", "mention"},
+    "exam_results": {
+        "class_code",
+        "level_code",
+        "session",
+        "cc_average",
+        "local_average",
+        "regional_average",
+        "national_average",
+        "mention",
+    },
+    "history": {"class_code", "rank", "decision", "mention"},
+}
+
+
+def _conform(frame: pl.DataFrame | None, columns: Mapping[str, Any], name: str) -> pl.DataFrame:
+    """The frame reduced to ``columns`` with their types; an optional column it lacks is null,
+    a required one raises. ``None`` is an empty frame."""
+    if frame is None:
+        return pl.DataFrame(schema=dict(columns))
+    optional = _OPTIONAL.get(name, set())
+    missing = [c for c in columns if c not in frame.columns and c not in optional]
+    if missing:
+        raise ValueError(f"{name} lacks columns {', '.join(missing)}")
+    # NaN is no mark: JSON has no NaN, the e-services show a blank.
+    return frame.select(
+        [
+            (pl.col(c).cast(t).fill_nan(None) if t == pl.Float64 else pl.col(c).cast(t))
+            if c in frame.columns
+            else pl.lit(None, t).alias(c)
+            for c, t in columns.items()
+        ]
+    )
+
+
+@cache
+def _reference(name: str, key: str) -> dict[str, dict[str, str]]:
+    path = REFERENCE / name
+    if not path.is_file():
+        return {}
+    with path.open(encoding="utf-8", newline="") as handle:
+        return {row[key]: row for row in csv.DictReader(handle) if row.get(key)}
+
+
+def _labels(codes: pl.Expr, name: str, key: str, column: str) -> pl.Expr:
+    table = {code: row.get(column) or None for code, row in _reference(name, key).items()}
+    return codes.replace_strict(table, default=None, return_dtype=pl.Utf8)
+
+
+def _mark_scale(level: pl.Expr) -> pl.Expr:
+    scales = {
+        code: float(row["mark_scale"])
+        for code, row in _reference("levels.csv", "level_code").items()
+        if row.get("mark_scale")
+    }
+    return level.replace_strict(scales, default=None, return_dtype=pl.Float64)
+
+
+def _justified(absence: pl.Expr) -> pl.Expr:
+    # Only the justified marker is shown; an unjustified or unknown absence shows as false.
+    return (absence == "justified").fill_null(False)
+
+
+def _assessments(marks: pl.DataFrame, subject_results: pl.DataFrame) -> pl.DataFrame:
+    """Per pupil, the list of subject × semester rows of the continuous-assessment table."""
+    key = [*PUPIL_KEY, "subject_code", "semester"]
+    slots = (
+        marks.filter(pl.col("slot").is_in([*TEST_SLOTS, "activities"]))
+        .sort([*key, "slot"])
+        .group_by(key, maintain_order=True)
+        .agg(
+            pl.struct(
+                pl.col("slot"),
+                pl.col("mark"),
+                _justified(pl.col("absence")).alias("justified_absence"),
+            )
+            .filter(pl.col("slot") != "activities")
+            .alias("tests"),
+            pl.struct(
+                pl.col("mark"),
+                _justified(pl.col("absence")).alias("justified_absence"),
+            )
+            .filter(pl.col("slot") == "activities")
+            .first()
+            .alias("activities"),
+        )
+    )
+    results = subject_results.select(*key, "average", "coefficient", "status").unique(
+        key, keep="first", maintain_order=True
+    )
+    rows = results.join(slots, on=key, how="full", coalesce=True, nulls_equal=True)
+    rows = rows.with_columns(
+        _labels(pl.col("subject_code"), "subjects.csv", "subject_code", "name_ar").alias(
+            "subject_ar"
+        ),
+        _labels(pl.col("subject_code"), "subjects.csv", "subject_code", "name_fr").alias(
+            "subject_fr"
+        ),
+    )
+    return (
+        rows.sort([*PUPIL_KEY, "semester", "subject_code"])
+        .group_by(list(PUPIL_KEY), maintain_order=True)
+        .agg(pl.struct(list(ASSESSMENT_FIELDS)).alias("assessments"))
+    )
+
+
+def _listed(frame: pl.DataFrame, fields: Sequence[str], order: Sequence[str], name: str):
+    return (
+        frame.sort([*PUPIL_KEY, *order])
+        .group_by(list(PUPIL_KEY), maintain_order=True)
+        .agg(pl.struct(list(fields)).alias(name))
+    )
+
+
+def _history(history: pl.DataFrame, pupils: pl.DataFrame) -> pl.DataFrame:
+    """Per pupil, the previous years' results (any school of the province), oldest first."""
+    past = history.select(
+        pl.col("student_code"),
+        pl.col("school_year").alias("past_year"),
+        pl.col("school_code").alias("past_school"),
+        pl.col("level_code"),
+        pl.col("average"),
+        pl.col("decision").alias("result"),
+    )
+    joined = pupils.select(*PUPIL_KEY).join(past, on="student_code", how="inner")
+    joined = joined.filter(pl.col("past_year") < pl.col("school_year")).sort(
+        [*PUPIL_KEY, "past_year", "past_school"]
+    )
+    return joined.group_by(list(PUPIL_KEY), maintain_order=True).agg(
+        pl.struct(
+            pl.col("past_year").alias("school_year"),
+            pl.col("past_school").alias("school_code"),
+            pl.col("level_code"),
+            pl.col("average"),
+            pl.col("result"),
+        ).alias("history")
+    )
+
+
+def build_extract(
+    students: pl.DataFrame,
+    marks: pl.DataFrame,
+    subject_results: pl.DataFrame,
+    semester_results: pl.DataFrame,
+    annual_results: pl.DataFrame,
+    exam_results: pl.DataFrame,
+    history: pl.DataFrame | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Per school code, the e-service records of its pupils (JSON-ready dicts of the
+    ``PUPIL_FIELDS``), sorted by school year, class and pupil code.
+
+    A pupil of a school and year is one on its list (``students``) or with a result there;
+    every table is joined on (school_code, school_year, student_code), so a pupil enrolled in
+    two schools appears in each with that school's results only. ``history`` holds earlier
+    years' annual results (the ``annual_results`` columns, any school); a pupil's history is
+    its rows of years before the record's year.
+    """
+    students = _conform(students, _STUDENTS, "students")
+    marks = _conform(marks, _MARKS, "marks")
+    subject_results = _conform(subject_results, _SUBJECT_RESULTS, "subject_results")
+    semester_results = _conform(semester_results, _SEMESTER_RESULTS, "semester_results")
+    annual_results = _conform(annual_results, _ANNUAL_RESULTS, "annual_results")
+    exam_results = _conform(exam_results, _EXAM_RESULTS, "exam_results")
+    history = _conform(history, _ANNUAL_RESULTS, "history")
+
+    # Class and level: the annual result's, else a semester's, a subject's, an exam's, a mark's.
+    placed = pl.concat(
+        [
+            frame.select(*PUPIL_KEY, "class_code", "level_code").with_columns(
+                pl.lit(order, pl.Int8).alias("_order")
+            )
+            for order, frame in enumerate(
+                (annual_results, semester_results, subject_results, exam_results, marks)
+            )
+        ]
+    )
+    placement = (
+        placed.filter(pl.col("class_code").is_not_null() | pl.col("level_code").is_not_null())
+        .sort([*PUPIL_KEY, "_order"])
+        .unique(list(PUPIL_KEY), keep="first", maintain_order=True)
+        .drop("_order")
+    )
+    scales = marks.group_by(list(PUPIL_KEY)).agg(pl.col("mark_scale").max().alias("_scale"))
+    pupils = (
+        pl.concat([students.select(*PUPIL_KEY), placed.select(*PUPIL_KEY)])
+        .drop_nulls(list(PUPIL_KEY))
+        .unique(maintain_order=True)
+        .join(placement, on=list(PUPIL_KEY), how="left")
+        .with_columns(
+            _labels(pl.col("level_code"), "levels.csv", "level_code", "label_ar").alias("level_ar"),
+            _labels(pl.col("level_code"), "levels.csv", "level_code", "label_fr").alias("level_fr"),
+        )
+        .join(scales, on=list(PUPIL_KEY), how="left")
+        # The level's scale (levels.csv), else the scale the marks were entered on.
+        .with_columns(
+            pl.coalesce(_mark_scale(pl.col("level_code")), pl.col("_scale")).alias("mark_scale")
+        )
+        .drop("_scale")
+    )
+
+    class_sizes = annual_results.group_by("school_code", "school_year", "class_code").agg(
+        pl.len().cast(pl.Int32).alias("class_size")
+    )
+    annual = (
+        annual_results.unique(list(PUPIL_KEY), keep="first", maintain_order=True)
+        .join(
+            class_sizes,
+            on=["school_code", "school_year", "class_code"],
+            how="left",
+            nulls_equal=True,
+        )
+        .select(*PUPIL_KEY, pl.struct(list(ANNUAL_FIELDS)).alias("annual"))
+    )
+    parts = (
+        _assessments(marks, subject_results),
+        _listed(exam_results, EXAM_FIELDS, ("exam", "session"), "exams"),
+        _listed(semester_results, SEMESTER_FIELDS, ("semester",), "semesters"),
+        annual,
+        _history(history, pupils),
+    )
+    records = pupils
+    for part in parts:
+        records = records.join(part, on=list(PUPIL_KEY), how="left")
+    records = records.sort("school_code", "school_year", "class_code", "student_code").select(
+        PUPIL_FIELDS
+    )
+
+    extracts: dict[str, list[dict[str, Any]]] = {}
+    for row in records.iter_rows(named=True):
+        for name in ("assessments", "exams", "semesters", "history"):
+            row[name] = row[name] or []
+        for assessment in row["assessments"]:
+            assessment["tests"] = assessment["tests"] or []
+        extracts.setdefault(row["school_code"], []).append(row)
+    return extracts
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
+def write_school_extracts(
+    folder: Path | str, extracts: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> list[Path]:
+    """Write each school's records to ``<folder>/<school_code>/eservices.jsonl`` and its
+    ``manifest.json`` (sha256, size, counts); returns the files written, extract then manifest
+    per school, schools in code order."""
+    written: list[Path] = []
+    for school_code in sorted(extracts):
+        if not _SCHOOL_FOLDER.match(school_code):
+            raise ValueError(f"school code {school_code!r} cannot name a folder")
+        records = extracts[school_code]
+        strangers = {r.get("school_code") for r in records} - {school_code}
+        if strangers:
+            raise ValueError(f"the extract of {school_code} holds records of other schools")
+        target = Path(folder) / school_code
+        target.mkdir(parents=True, exist_ok=True)
+        data = b"".join(
+            json.dumps(record, ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n"
+            for record in records
+        )
+        extract = target / EXTRACT_NAME
+        _write_atomic(extract, data)
+        manifest = {
+            "format": "massar-eservices",
+            "format_version": FORMAT_VERSION,
+            "school_code": school_code,
+            "school_years": sorted({str(r.get("school_year")) for r in records}),
+            "files": [
+                {
+                    "name": EXTRACT_NAME,
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "bytes": len(data),
+                    "records": len(records),
+                }
+            ],
+            "counts": {
+                "pupils": len(records),
+                "assessments": sum(len(r.get("assessments") or []) for r in records),
+                "exams": sum(len(r.get("exams") or []) for r in records),
+                "semesters": sum(len(r.get("semesters") or []) for r in records),
+                "annual": sum(1 for r in records if r.get("annual")),
+                "history": sum(len(r.get("history") or []) for r in records),
+            },
+        }
+        manifest_path = target / MANIFEST_NAME
+        text = json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"
+        _write_atomic(manifest_path, text.encode("utf-8"))
+        written.extend([extract, manifest_path])
+    return written

@@ -1,0 +1,635 @@
+"""Averages, ranks, decisions and exam results from the warehouse marks, as plain polars.
+
+    subject_results(marks, rules)            pupil × subject × semester
+    semester_results(subject_results, rules) pupil × semester, ranked within class × semester
+    annual_results(semester_results, rules)  pupil × year, ranked within class, with decision
+    exam_results(exam_marks, cc, rules)      pupil × exam × session (certificates, bac)
+
+Every formula, weight and threshold comes from schemas/evaluation/<cycle>.toml (see
+schemas/evaluation_rules.py); the behaviour for missing marks, absences, exemptions and missing
+papers is defined in docs/evaluation-rules.md. All functions are vectorised (no per-pupil Python)
+and accept a DataFrame or a LazyFrame; they return DataFrames.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from schemas.evaluation_rules import EvaluationRules, Exam
+
+EPS = 1e-9  # threshold comparisons tolerate floating-point noise (9.9999999999 → 10)
+RANK_DECIMALS = 9  # averages equal to 9 decimals share a rank
+# Averages are stored rounded to 6 decimals: a sum's float noise (~1e-15) depends on the order in
+# which the engine meets a group's rows, and must not make tomorrow's results differ from
+# today's (an unchanged night writes no new table version).
+STORED_DECIMALS = 6
+
+SUBJECT_KEYS = (
+    "school_code",
+    "school_year",
+    "class_code",
+    "level_code",
+    "student_code",
+    "subject_code",
+    "semester",
+)
+SEMESTER_KEYS = (
+    "school_code",
+    "school_year",
+    "class_code",
+    "level_code",
+    "student_code",
+    "semester",
+)
+EXAM_COLUMNS = (
+    "school_code",
+    "school_year",
+    "class_code",
+    "level_code",
+    "student_code",
+    "exam",
+    "cc_average",
+    "local_average",
+    "provincial_average",
+    "regional_average",
+    "national_average",
+    "final_average",
+    "session",
+    "result",
+    "mention",
+    "missing_components",
+    "missing_papers",
+)
+
+Frame = pl.DataFrame | pl.LazyFrame
+
+
+def _lazy(frame: Frame) -> pl.LazyFrame:
+    return frame.lazy() if isinstance(frame, pl.DataFrame) else frame
+
+
+def _levels(rules: EvaluationRules) -> pl.LazyFrame:
+    return pl.LazyFrame(
+        rules.level_rows(),
+        schema={
+            "level_code": pl.Utf8,
+            "cycle": pl.Utf8,
+            "scale": pl.Float64,
+            "pass_mark": pl.Float64,
+            "default_activities_weight": pl.Float64,
+            "promote_at": pl.Float64,
+            "oriented": pl.Boolean,
+        },
+    )
+
+
+def _subjects(rules: EvaluationRules) -> pl.LazyFrame:
+    return pl.LazyFrame(
+        rules.subject_rows(),
+        schema={
+            "level_code": pl.Utf8,
+            "subject_code": pl.Utf8,
+            "coefficient": pl.Float64,
+            "activities": pl.Boolean,
+            "activities_weight": pl.Float64,
+            "exams": pl.Utf8,
+        },
+    )
+
+
+def _cast_keys(frame: pl.LazyFrame, names: tuple[str, ...]) -> pl.LazyFrame:
+    """Join keys as plain strings (inputs may carry categoricals or enums)."""
+    schema = frame.collect_schema()
+    return frame.with_columns(
+        pl.col(name).cast(pl.Utf8)
+        for name in names
+        if name in schema and schema[name] != pl.Utf8 and name != "semester"
+    )
+
+
+def _grouped(frame: pl.DataFrame, keys: tuple[str, ...], *aggs: pl.Expr) -> pl.DataFrame:
+    """``frame.group_by(keys).agg(aggs)`` (packing the keys into one integer was tried: the
+    dense ranks it needs cost more than they save on this engine)."""
+    return frame.group_by(keys).agg(*aggs)
+
+
+def _ranked(frame: pl.DataFrame, window: tuple[str, ...]) -> pl.DataFrame:
+    """rank (ties share the lowest rank, highest average first) and class_size per window."""
+    over = list(window)
+    return frame.with_columns(
+        _rank(pl.col("average"), over).alias("rank"),
+        pl.col("average").count().over(over).cast(pl.UInt32).alias("class_size"),
+    )
+
+
+def _at_least(value: pl.Expr, bound: pl.Expr | float) -> pl.Expr:
+    return value >= (bound - EPS)
+
+
+def _below(value: pl.Expr, bound: pl.Expr | float) -> pl.Expr:
+    return value < (bound - EPS)
+
+
+def _mention(value: pl.Expr, cycle: pl.Expr, rules: EvaluationRules) -> pl.Expr:
+    """The mention band of ``value`` per the rules of ``cycle`` (null when none applies)."""
+    expr: pl.Expr | pl.When | pl.Then | None = None
+    for name, cycle_rules in rules.cycles.items():
+        if not cycle_rules.mentions.apply:
+            continue
+        for band in cycle_rules.mentions.bands:
+            condition = (cycle == name) & _at_least(value, band.lower)
+            if band.upper is not None:
+                condition = condition & _below(value, band.upper)
+            expr = (pl.when(condition) if expr is None else expr.when(condition)).then(
+                pl.lit(band.name)
+            )
+    if expr is None:
+        return pl.lit(None, pl.Utf8)
+    return expr.otherwise(pl.lit(None, pl.Utf8))
+
+
+def _rank(value: pl.Expr, over: str | list[str]) -> pl.Expr:
+    return value.round(RANK_DECIMALS).rank("min", descending=True).over(over).cast(pl.UInt32)
+
+
+# ---- continuous assessment ---------------------------------------------------------------------
+
+
+def subject_results(marks: Frame, rules: EvaluationRules) -> pl.DataFrame:
+    """Per pupil × subject × semester: tests_mean, activities, average, coefficient, status
+    (ok | no_mark | exempt) and the tests counted.
+
+    A slot counts when it holds a mark and no justified absence; an unjustified absence
+    (never recorded by NotesCC, accepted if present) counts 0; marks are brought to the level's
+    scale when ``mark_scale`` differs. average = tests_mean × (1 - w) + activities × w where w
+    is the subject's activities weight; without an activities mark, the plain tests mean.
+    """
+    return _subject_results(_lazy(marks), rules)
+
+
+def _subject_results(marks: pl.LazyFrame, rules: EvaluationRules) -> pl.DataFrame:
+    marks = _cast_keys(marks, SUBJECT_KEYS)
+    schema = marks.collect_schema()
+    levels = _levels(rules).select("level_code", "scale", "default_activities_weight")
+    absence = pl.col("absence") if "absence" in schema else pl.lit(None, pl.Utf8)
+    mark = pl.col("mark").cast(pl.Float64)
+    if "mark_scale" in schema:
+        given = pl.col("mark_scale").cast(pl.Float64)
+        mark = (
+            pl.when(given.is_not_null() & (given != pl.col("scale")) & (given > 0))
+            .then(mark * pl.col("scale") / given)
+            .otherwise(mark)
+        )
+    value = (
+        pl.when(absence == "unjustified")
+        .then(pl.lit(0.0))
+        .when(absence.is_in(["justified", "exempt"]))
+        .then(pl.lit(None, pl.Float64))
+        .otherwise(mark)
+    )
+    is_test = pl.col("slot").cast(pl.Utf8).str.starts_with("test")
+    rows = marks.join(levels, on="level_code", how="left").select(
+        *SUBJECT_KEYS,
+        pl.when(is_test).then(value).alias("_test"),
+        pl.when(~is_test).then(value).alias("_activity"),
+        absence.is_in(["justified", "exempt"]).fill_null(False).alias("_excused"),
+        (absence == "exempt").fill_null(False).alias("_exempt"),
+    )
+    grouped = _grouped(
+        rows.collect(),
+        SUBJECT_KEYS,
+        pl.col("_test").mean().round(STORED_DECIMALS).alias("tests_mean"),
+        pl.col("_test").count().cast(pl.UInt32).alias("tests_counted"),
+        pl.col("_activity").mean().round(STORED_DECIMALS).alias("activities"),
+        pl.len().alias("_rows"),
+        pl.col("_excused").sum().alias("_excused"),
+        pl.col("_exempt").any().alias("_exempt"),
+    ).lazy()
+    subjects = _subjects(rules).select(
+        "level_code", "subject_code", "coefficient", "activities_weight"
+    )
+    joined = grouped.join(subjects, on=["level_code", "subject_code"], how="left").join(
+        levels, on="level_code", how="left"
+    )
+    weight = pl.coalesce("activities_weight", "default_activities_weight", pl.lit(0.0))
+    tests, activities = pl.col("tests_mean"), pl.col("activities")
+    activities = pl.when(weight > 0).then(activities)
+    average = (
+        pl.when(tests.is_not_null() & activities.is_not_null())
+        .then(tests * (1 - weight) + activities * weight)
+        .when(tests.is_not_null())
+        .then(tests)
+        .otherwise(activities)
+    )
+    exempt = pl.col("_exempt") | (pl.col("_excused") == pl.col("_rows"))
+    status = (
+        pl.when(exempt)
+        .then(pl.lit("exempt"))
+        .when(average.is_null())
+        .then(pl.lit("no_mark"))
+        .otherwise(pl.lit("ok"))
+    )
+    return joined.select(
+        *SUBJECT_KEYS,
+        "tests_mean",
+        "tests_counted",
+        pl.when(weight > 0).then(pl.col("activities")).alias("activities"),
+        pl.when(~exempt).then(average.round(STORED_DECIMALS)).alias("average"),
+        weight.alias("activities_weight"),
+        "coefficient",
+        status.alias("status"),
+    ).collect()
+
+
+def semester_results(subject_results: Frame, rules: EvaluationRules) -> pl.DataFrame:
+    """Per pupil × semester: average = Σ(subject average × coefficient) / Σ coefficients over
+    the subjects with status ok and a coefficient; rank within class × semester (ties share the
+    lowest rank; pupils without an average are unranked); class_size = pupils ranked."""
+    frame = subject_results
+    if isinstance(frame, pl.LazyFrame):
+        frame = frame.collect()
+    counted = (pl.col("status") == "ok") & pl.col("coefficient").is_not_null()
+    grouped = _grouped(
+        frame,
+        SEMESTER_KEYS,
+        (pl.col("average") * pl.col("coefficient")).filter(counted).sum().alias("_points"),
+        pl.col("coefficient").filter(counted).sum().alias("coefficients"),
+        counted.sum().cast(pl.UInt32).alias("subjects_counted"),
+        (pl.col("status") == "no_mark").sum().cast(pl.UInt32).alias("subjects_no_mark"),
+        (pl.col("status") == "exempt").sum().cast(pl.UInt32).alias("subjects_exempt"),
+        (pl.col("coefficient").is_null() & (pl.col("status") == "ok"))
+        .sum()
+        .cast(pl.UInt32)
+        .alias("subjects_without_coefficient"),
+    )
+    average = pl.when(pl.col("coefficients") > 0).then(
+        (pl.col("_points") / pl.col("coefficients")).round(STORED_DECIMALS)
+    )
+    window = ("school_code", "school_year", "class_code", "semester")
+    return _ranked(grouped.with_columns(average.alias("average")), window).select(
+        *SEMESTER_KEYS,
+        "average",
+        "rank",
+        "class_size",
+        "subjects_counted",
+        "subjects_no_mark",
+        "subjects_exempt",
+        "subjects_without_coefficient",
+    )
+
+
+def annual_results(semester_results: Frame, rules: EvaluationRules) -> pl.DataFrame:
+    """Per pupil × school year: average = mean of the semesters with an average (inferred rule),
+    rank within the class (of the last semester), decision promoted | oriented | repeats
+    (provisional: the class council decides below the threshold; ``excluded`` is never produced
+    because the one-repeat rule needs a repeat history) and mention where the cycle has them."""
+    semesters = _lazy(semester_results)
+    keys = ("school_code", "school_year", "level_code", "student_code")
+    grouped = semesters.group_by(keys).agg(
+        pl.col("class_code").sort_by("semester").last().alias("class_code"),
+        pl.col("average").filter(pl.col("semester") == 1).first().alias("average_s1"),
+        pl.col("average").filter(pl.col("semester") == 2).first().alias("average_s2"),
+        pl.col("average").mean().round(STORED_DECIMALS).alias("average"),
+        pl.col("average").count().cast(pl.UInt32).alias("semesters_counted"),
+    )
+    levels = _levels(rules).select("level_code", "cycle", "promote_at", "oriented")
+    window = ("school_code", "school_year", "class_code")
+    average = pl.col("average")
+    decision = (
+        pl.when(average.is_null())
+        .then(pl.lit(None, pl.Utf8))
+        .when(_at_least(average, pl.col("promote_at")) & pl.col("oriented").fill_null(False))
+        .then(pl.lit("oriented"))
+        .when(_at_least(average, pl.col("promote_at")))
+        .then(pl.lit("promoted"))
+        .otherwise(pl.lit("repeats"))
+    )
+    return (
+        grouped.join(levels, on="level_code", how="left")
+        .with_columns(
+            _rank(average, list(window)).alias("rank"),
+            average.count().over(window).cast(pl.UInt32).alias("class_size"),
+            decision.alias("decision"),
+            _mention(average, pl.col("cycle"), rules).alias("mention"),
+        )
+        .select(
+            "school_code",
+            "school_year",
+            "class_code",
+            "level_code",
+            "student_code",
+            "average_s1",
+            "average_s2",
+            "average",
+            "semesters_counted",
+            "rank",
+            "class_size",
+            "decision",
+            "mention",
+        )
+        .collect()
+    )
+
+
+# ---- exams ------------------------------------------------------------------------------------
+
+
+def _level_from_class(class_code: pl.Expr, rules: EvaluationRules) -> pl.Expr:
+    """1APIC-2 → 1APIC when it is a known level."""
+    prefix = class_code.str.replace(r"-\d{1,2}$", "")
+    known = list(rules.level_cycle)
+    return pl.when(prefix.is_in(known)).then(prefix)
+
+
+def _papers(exam_marks: pl.LazyFrame, cc: pl.LazyFrame, rules: EvaluationRules) -> pl.LazyFrame:
+    """One row per pupil × exam × session × subject: level_code, value (absent or missing
+    counts ``absent_counts``), coefficient; papers expected by curriculum.csv but absent from
+    the data for a pupil who sat that exam are added with value 0 and ``missing`` true."""
+    schema = exam_marks.collect_schema()
+    levels_by_year = cc.select(
+        "school_year", "student_code", pl.col("level_code").alias("_cc_level")
+    ).unique(subset=["school_year", "student_code"], keep="first")
+    absent = pl.col("absent").fill_null(False) if "absent" in schema else pl.lit(False)
+    given = pl.col("mark_scale").cast(pl.Float64) if "mark_scale" in schema else pl.lit(None)
+    papers = (
+        exam_marks.join(levels_by_year, on=["school_year", "student_code"], how="left")
+        .with_columns(
+            pl.coalesce(
+                "_cc_level",
+                *(["level_code"] if "level_code" in schema else []),
+                _level_from_class(pl.col("class_code"), rules),
+            ).alias("level_code"),
+            pl.when(absent).then(None).otherwise(pl.col("mark").cast(pl.Float64)).alias("_mark"),
+            given.cast(pl.Float64).alias("_given"),
+        )
+        .group_by("school_year", "student_code", "level_code", "exam", "session", "subject_code")
+        .agg(
+            pl.col("_mark").max(),
+            pl.col("_given").first(),
+            pl.col("school_code").first(),
+            pl.col("class_code").first(),
+        )
+    )
+    # a mark given on another scale than the level's is brought to the level's scale
+    scales = _levels(rules).select("level_code", "scale")
+    papers = papers.join(scales, on="level_code", how="left").with_columns(
+        pl.when(
+            pl.col("_given").is_not_null() & (pl.col("_given") > 0) & pl.col("scale").is_not_null()
+        )
+        .then(pl.col("_mark") * pl.col("scale") / pl.col("_given"))
+        .otherwise(pl.col("_mark"))
+        .alias("_mark")
+    )
+    expected = (
+        _subjects(rules)
+        .select("level_code", "subject_code", pl.col("exams").str.split(";").alias("exam"))
+        .explode("exam")
+        .filter(pl.col("exam") != "")
+    )
+    sat = papers.select("school_year", "student_code", "level_code", "exam", "session").unique()
+    expected_papers = sat.join(expected, on=["level_code", "exam"], how="inner")
+    papers = papers.join(
+        expected_papers,
+        on=["school_year", "student_code", "level_code", "exam", "session", "subject_code"],
+        how="full",
+        coalesce=True,
+    )
+    # rows added from `expected` have no row in the data
+    papers = papers.with_columns(
+        pl.col("school_code").is_null().alias("missing"),
+    )
+    coefficients = _subjects(rules).select("level_code", "subject_code", "coefficient")
+    return papers.join(coefficients, on=["level_code", "subject_code"], how="left").select(
+        "school_year",
+        "student_code",
+        "level_code",
+        "exam",
+        "session",
+        "subject_code",
+        pl.col("_mark").alias("value"),
+        pl.col("coefficient").fill_null(1.0),
+        "missing",
+    )
+
+
+def _component(papers: pl.LazyFrame, exam: str, absent_counts: float) -> pl.LazyFrame:
+    """Coefficient-weighted average of one exam's normal-session papers per pupil × year; an
+    absent, unmarked or missing paper counts ``absent_counts``."""
+    return (
+        papers.filter((pl.col("exam") == exam) & (pl.col("session") == "normal"))
+        .with_columns(pl.col("value").fill_null(absent_counts))
+        .group_by("school_year", "student_code")
+        .agg(
+            ((pl.col("value") * pl.col("coefficient")).sum() / pl.col("coefficient").sum())
+            .round(STORED_DECIMALS)
+            .alias(f"{exam}_average"),
+            pl.col("subject_code").filter(pl.col("missing")).sort().alias(f"_{exam}_missing"),
+            (pl.col("value") <= 0).any().alias(f"_{exam}_zero"),
+        )
+    )
+
+
+def exam_results(exam_marks: Frame, cc: Frame, rules: EvaluationRules) -> pl.DataFrame:
+    """Per candidate × exam × session: the certificate of 6th primary, the collège certificate
+    and the baccalaureate, with the columns of ``EXAM_COLUMNS``.
+
+    ``cc`` gives the continuous-assessment average per pupil and year (``annual_results`` output
+    or any frame with school_code, school_year, class_code, level_code, student_code, average);
+    candidates are its pupils at an exam level, plus pupils with exam marks whose class code
+    names an exam level. The bac's regional component is the pupil's latest regional exam of an
+    earlier school year in the same data; without one the final average is null, the result is
+    null and ``missing_components`` says ``regional``.
+    """
+    marks = _cast_keys(_lazy(exam_marks), ("school_code", "school_year", "class_code"))
+    cc_frame = _cast_keys(_lazy(cc), ("school_code", "school_year", "class_code", "level_code"))
+    cc_frame = cc_frame.select(
+        "school_code",
+        "school_year",
+        "class_code",
+        "level_code",
+        "student_code",
+        pl.col("average").alias("cc_average"),
+    ).unique(subset=["school_year", "student_code"], keep="first")
+    papers = _papers(marks, cc_frame, rules).cache()
+    frames = []
+    for name, exam in rules.exams().items():
+        frames.append(_one_exam(name, exam, marks, cc_frame, papers, rules))
+    if not frames:
+        return pl.DataFrame(schema=dict.fromkeys(EXAM_COLUMNS, pl.Utf8))
+    return pl.concat(frames, how="vertical_relaxed").collect()
+
+
+def _candidates(
+    levels: list[str], marks: pl.LazyFrame, cc: pl.LazyFrame, rules: EvaluationRules
+) -> pl.LazyFrame:
+    from_cc = cc.filter(pl.col("level_code").is_in(levels))
+    from_marks = (
+        marks.select(
+            "school_code",
+            "school_year",
+            "class_code",
+            _level_from_class(pl.col("class_code"), rules).alias("level_code"),
+            "student_code",
+        )
+        .filter(pl.col("level_code").is_in(levels))
+        .unique(subset=["school_year", "student_code"], keep="first")
+        .join(cc, on=["school_year", "student_code"], how="anti")
+        .with_columns(pl.lit(None, pl.Float64).alias("cc_average"))
+    )
+    return pl.concat([from_cc, from_marks.select(from_cc.collect_schema().names())])
+
+
+def _one_exam(
+    name: str,
+    exam: Exam,
+    marks: pl.LazyFrame,
+    cc: pl.LazyFrame,
+    papers: pl.LazyFrame,
+    rules: EvaluationRules,
+) -> pl.LazyFrame:
+    components = [part for part in exam.weights if part != "cc"]
+    frame = _candidates(exam.levels, marks, cc, rules)
+    for part in components:
+        if part == "regional" and exam.regional_from == "earlier_year":
+            regional = (
+                papers.filter((pl.col("exam") == "regional") & (pl.col("session") == "normal"))
+                .select("school_year", "student_code")
+                .unique()
+                .rename({"school_year": "_regional_year"})
+            )
+            latest = (
+                frame.select("school_year", "student_code")
+                .join(regional, on="student_code", how="inner")
+                .filter(pl.col("_regional_year") < pl.col("school_year"))
+                .group_by("school_year", "student_code")
+                .agg(pl.col("_regional_year").max())
+            )
+            component = _component(papers, "regional", exam.absent_counts).rename(
+                {"school_year": "_regional_year"}
+            )
+            frame = frame.join(latest, on=["school_year", "student_code"], how="left").join(
+                component, on=["_regional_year", "student_code"], how="left"
+            )
+        else:
+            frame = frame.join(
+                _component(papers, part, exam.absent_counts),
+                on=["school_year", "student_code"],
+                how="left",
+            )
+    for part in ("local", "provincial", "regional", "national"):
+        if f"{part}_average" not in frame.collect_schema().names():
+            frame = frame.with_columns(
+                pl.lit(None, pl.Float64).alias(f"{part}_average"),
+                pl.lit(None, pl.List(pl.Utf8)).alias(f"_{part}_missing"),
+                pl.lit(None, pl.Boolean).alias(f"_{part}_zero"),
+            )
+
+    def final(national: pl.Expr) -> pl.Expr:
+        total = pl.lit(0.0)
+        for part, weight in exam.weights.items():
+            value = national if part == "national" else pl.col(f"{part}_average")
+            if part == "cc":
+                value = pl.col("cc_average")
+            total = total + value * weight
+        return total.round(STORED_DECIMALS)
+
+    missing_components = pl.concat_list(
+        [
+            pl.when(pl.col("cc_average" if part == "cc" else f"{part}_average").is_null())
+            .then(pl.lit(part))
+            .otherwise(pl.lit(None, pl.Utf8))
+            for part in exam.weights
+        ]
+    ).list.drop_nulls()
+    missing_papers = pl.concat_list(
+        [pl.col(f"_{part}_missing").fill_null(pl.lit([], pl.List(pl.Utf8))) for part in components]
+    ).list.sort()
+    zero_national = (
+        pl.col("_national_zero").fill_null(False)
+        if exam.zero_national_fails and "national" in components
+        else pl.lit(False)
+    )
+    mg = pl.col("final_average")
+    if exam.makeup is not None:
+        low, high = exam.makeup.lower, exam.makeup.upper
+        above_low = _at_least(mg, low) if exam.makeup.lower_inclusive else mg > low + EPS
+        below_high = (
+            _at_least(mg, high).not_() if not exam.makeup.upper_inclusive else (mg <= high + EPS)
+        )
+        in_window = above_low & below_high
+        if exam.zero_blocks_makeup:
+            in_window = in_window & ~zero_national
+    else:
+        in_window = pl.lit(False)
+    passed = _at_least(mg, exam.pass_mark) & ~zero_national
+    # with an upper-inclusive window, MG = upper is a make-up, not a pass
+    if exam.makeup is not None and exam.makeup.upper_inclusive:
+        passed = passed & ~in_window
+    result = (
+        pl.when(mg.is_null())
+        .then(pl.lit(None, pl.Utf8))
+        .when(passed)
+        .then(pl.lit("passed"))
+        .when(in_window)
+        .then(pl.lit("makeup"))
+        .otherwise(pl.lit("failed"))
+    )
+    cycle = rules.level_cycle[exam.levels[0]]
+    normal = (
+        frame.with_columns(
+            final(pl.col("national_average")).alias("final_average"),
+            missing_components.alias("missing_components"),
+            missing_papers.alias("missing_papers"),
+            pl.lit(name).alias("exam"),
+            pl.lit("normal").alias("session"),
+        )
+        .with_columns(result.alias("result"))
+        .with_columns(
+            pl.when(pl.col("result") == "passed")
+            .then(_mention(mg, pl.lit(cycle), rules))
+            .alias("mention")
+        )
+    )
+    out = [normal.select(EXAM_COLUMNS)]
+    if exam.makeup is not None and "national" in components:
+        best = (
+            papers.filter(pl.col("exam") == "national")
+            .with_columns(pl.col("value").fill_null(exam.absent_counts))
+            .group_by("school_year", "student_code", "subject_code")
+            .agg(
+                pl.col("value").max().alias("value"),
+                pl.col("coefficient").first(),
+                (pl.col("session") == "makeup").any().alias("_retaken"),
+            )
+            .group_by("school_year", "student_code")
+            .agg(
+                ((pl.col("value") * pl.col("coefficient")).sum() / pl.col("coefficient").sum())
+                .round(STORED_DECIMALS)
+                .alias("_best_national"),
+                (pl.col("value") <= 0).any().alias("_best_zero"),
+                pl.col("_retaken").any().alias("_retaken"),
+            )
+        )
+        makeup = (
+            normal.filter(pl.col("result") == "makeup")
+            .join(best, on=["school_year", "student_code"], how="inner")
+            .filter(pl.col("_retaken"))
+            .with_columns(
+                pl.col("_best_national").alias("national_average"),
+                final(pl.col("_best_national")).alias("final_average"),
+                pl.lit("makeup").alias("session"),
+            )
+        )
+        zero_after = pl.col("_best_zero") if exam.zero_national_fails else pl.lit(False)
+        makeup = makeup.with_columns(
+            pl.when(_at_least(mg, exam.pass_mark) & ~zero_after)
+            .then(pl.lit("passed"))
+            .otherwise(pl.lit("failed"))
+            .alias("result")
+        ).with_columns(
+            pl.when(pl.col("result") == "passed")
+            .then(_mention(mg, pl.lit(cycle), rules))
+            .alias("mention")
+        )
+        out.append(makeup.select(EXAM_COLUMNS))
+    return pl.concat(out, how="vertical_relaxed")

@@ -1,0 +1,404 @@
+"""The e-service extract: exactly the contracted fields, the inputs' values, one file per school."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from tasks.eservices import build_extract, write_school_extracts
+
+YEAR = "2023/2024"
+A, B = "27783Y", "12345X"
+K1, K2, K3 = "K100000001", "K100000002", "K100000003"
+
+# The contract, written out here on purpose (not imported): a new field must be a decision.
+PUPIL = {
+    "student_code",
+    "school_code",
+    "school_year",
+    "class_code",
+    "level_code",
+    "level_ar",
+    "level_fr",
+    "mark_scale",
+    "assessments",
+    "exams",
+    "semesters",
+    "annual",
+    "history",
+}
+ASSESSMENT = {
+    "subject_code",
+    "subject_ar",
+    "subject_fr",
+    "semester",
+    "tests",
+    "activities",
+    "average",
+    "coefficient",
+    "status",
+}
+TEST = {"slot", "mark", "justified_absence"}
+ACTIVITIES = {"mark", "justified_absence"}
+EXAM = {
+    "exam",
+    "session",
+    "cc_average",
+    "local_average",
+    "regional_average",
+    "national_average",
+    "final_average",
+    "result",
+    "mention",
+}
+SEMESTER = {"semester", "average", "rank", "class_size"}
+ANNUAL = {"average", "rank", "class_size", "decision", "mention"}
+HISTORY = {"school_year", "school_code", "level_code", "average", "result"}
+
+FORBIDDEN_KEYS = (
+    "guardian",
+    "relation",
+    "cin",
+    "cnss",
+    "cmr",
+    "phone",
+    "orphan",
+    "discipline",
+    "incident",
+    "sanction",
+    "support",
+    "programme",
+    "amount",
+    "reason",
+    "name",  # family_name, first_name, guardian names
+    "birth",
+    "sex",
+    "teacher",
+    "remark",
+    "submission",
+    "sheet",
+)
+SECRETS = ("BE123456", "0612345678", "مجاهد", "Tiznit-birthplace", "غياب مرض", "2011-03-04")
+
+
+def _frame(rows: list[dict[str, Any]], schema: dict[str, Any]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+@pytest.fixture
+def inputs() -> dict[str, pl.DataFrame]:
+    students = pl.DataFrame(
+        {
+            "school_code": [A, A, B, A],
+            "school_year": [YEAR, YEAR, YEAR, YEAR],
+            "student_code": [K1, K2, K3, "K100000009"],
+            "family_name": ["مجاهد", "x", "y", "z"],
+            "first_name": ["a", "b", "c", "d"],
+            "sex": ["F", "M", "F", "M"],
+            "birth_date": [date(2011, 3, 4)] * 4,
+            "birthplace": ["Tiznit-birthplace", None, None, None],
+            # columns that must never travel, even when a caller passes a wide frame
+            "guardian_cin": ["BE123456", None, None, None],
+            "phone": ["0612345678", None, None, None],
+        }
+    )
+    mark_schema = {
+        "school_code": pl.Utf8,
+        "school_year": pl.Utf8,
+        "class_code": pl.Utf8,
+        "level_code": pl.Utf8,
+        "student_code": pl.Utf8,
+        "subject_code": pl.Utf8,
+        "semester": pl.Int8,
+        "slot": pl.Utf8,
+        "mark": pl.Float64,
+        "absence": pl.Utf8,
+        "mark_scale": pl.Float64,
+        "reason": pl.Utf8,
+    }
+    base = {"school_year": YEAR, "class_code": "3APIC-2", "level_code": "3APIC"}
+    marks = _frame(
+        [
+            {**base, "school_code": A, "student_code": K1, "subject_code": "0030", "semester": 1,
+             "slot": "test2", "mark": None, "absence": "justified", "mark_scale": 20.0,
+             "reason": "غياب مرض"},
+            {**base, "school_code": A, "student_code": K1, "subject_code": "0030", "semester": 1,
+             "slot": "test1", "mark": 12.5, "absence": None, "mark_scale": 20.0, "reason": None},
+            {**base, "school_code": A, "student_code": K1, "subject_code": "0030", "semester": 1,
+             "slot": "test3", "mark": 0.0, "absence": "unjustified", "mark_scale": 20.0,
+             "reason": "غياب مرض"},
+            {**base, "school_code": A, "student_code": K1, "subject_code": "0030", "semester": 1,
+             "slot": "activities", "mark": 16.0, "absence": None, "mark_scale": 20.0,
+             "reason": None},
+            {**base, "school_code": A, "student_code": K1, "subject_code": "0060", "semester": 2,
+             "slot": "test1", "mark": 9.0, "absence": None, "mark_scale": 20.0, "reason": None},
+            {**base, "school_code": B, "student_code": K3, "class_code": "6APG-1",
+             "level_code": "6APG", "subject_code": "0504", "semester": 1, "slot": "test1",
+             "mark": 7.5, "absence": None, "mark_scale": 10.0, "reason": None},
+        ],
+        mark_schema,
+    )  # fmt: skip
+    subject_results = pl.DataFrame(
+        {
+            "school_code": [A, A, A, B],
+            "school_year": [YEAR] * 4,
+            "class_code": ["3APIC-2", "3APIC-2", "3APIC-2", "6APG-1"],
+            "level_code": ["3APIC", "3APIC", "3APIC", "6APG"],
+            "student_code": [K1, K1, K1, K3],
+            "subject_code": ["0030", "0060", "0100", "0504"],
+            "semester": pl.Series([1, 2, 1, 1], dtype=pl.Int8),
+            "tests_mean": [6.25, 9.0, None, 7.5],
+            "activities": [16.0, None, None, None],
+            "average": [8.6875, 9.0, None, 7.5],
+            "coefficient": [2.0, 4.0, 1.0, 1.0],
+            "status": ["ok", "ok", "exempt", "ok"],
+        }
+    )
+    semester_results = pl.DataFrame(
+        {
+            "school_code": [A, A, A, B],
+            "school_year": [YEAR] * 4,
+            "class_code": ["3APIC-2", "3APIC-2", "3APIC-2", "6APG-1"],
+            "level_code": ["3APIC", "3APIC", "3APIC", "6APG"],
+            "student_code": [K1, K1, K2, K3],
+            "semester": pl.Series([2, 1, 1, 1], dtype=pl.Int8),
+            "average": [9.0, 8.6875, 11.0, 7.5],
+            "rank": pl.Series([2, 2, 1, 1], dtype=pl.Int32),
+            "class_size": [2, 2, 2, 1],
+            "subjects_counted": [1, 1, 1, 1],
+        }
+    )
+    annual_results = pl.DataFrame(
+        {
+            "school_code": [A, A, B],
+            "school_year": [YEAR] * 3,
+            "class_code": ["3APIC-2", "3APIC-2", "6APG-1"],
+            "level_code": ["3APIC", "3APIC", "6APG"],
+            "student_code": [K1, K2, K3],
+            "average": [8.84375, 11.0, 7.5],
+            "rank": pl.Series([2, 1, 1], dtype=pl.Int32),
+            "decision": ["council", "promoted", "promoted"],
+            "mention": [None, None, "bien"],
+        }
+    )
+    exam_results = pl.DataFrame(
+        {
+            "school_code": [A, A],
+            "school_year": [YEAR, YEAR],
+            "class_code": ["3APIC-2", "3APIC-2"],
+            "level_code": ["3APIC", "3APIC"],
+            "student_code": [K1, K1],
+            "exam": ["college_certificate", "college_certificate"],
+            "cc_average": [8.84, 8.84],
+            "local_average": [9.0, 9.0],
+            "regional_average": [11.5, 12.0],
+            "national_average": [None, None],
+            "final_average": [10.05, 10.25],
+            "session": ["makeup", "normal"],
+            "result": ["passed", "makeup"],
+            "mention": ["passable", None],
+        }
+    )
+    history = pl.DataFrame(
+        {
+            "school_code": [A, B, A, B],
+            "school_year": ["2021/2022", "2022/2023", "2024/2025", "2022/2023"],
+            "class_code": ["1APIC-1", "2APIC-3", "4X-1", "5APG-1"],
+            "level_code": ["1APIC", "2APIC", "X", "5APG"],
+            "student_code": [K1, K1, K1, K3],
+            "average": [13.0, 10.5, 15.0, 6.0],
+            "rank": [3, 9, 1, 4],
+            "decision": ["promoted", "promoted", "promoted", "promoted"],
+            "mention": ["assez_bien", "passable", None, None],
+        }
+    )
+    return {
+        "students": students,
+        "marks": marks,
+        "subject_results": subject_results,
+        "semester_results": semester_results,
+        "annual_results": annual_results,
+        "exam_results": exam_results,
+        "history": history,
+    }
+
+
+def _by_code(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {r["student_code"]: r for r in records}
+
+
+def _keys(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in _keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in _keys(v)}
+    return set()
+
+
+def test_records_hold_exactly_the_contracted_fields(inputs):
+    extracts = build_extract(**inputs)
+    records = [r for school in extracts.values() for r in school]
+    assert records
+    for record in records:
+        assert set(record) == PUPIL
+        for row in record["assessments"]:
+            assert set(row) == ASSESSMENT
+            for test in row["tests"]:
+                assert set(test) == TEST
+            assert row["activities"] is None or set(row["activities"]) == ACTIVITIES
+        assert all(set(row) == EXAM for row in record["exams"])
+        assert all(set(row) == SEMESTER for row in record["semesters"])
+        assert record["annual"] is None or set(record["annual"]) == ANNUAL
+        assert all(set(row) == HISTORY for row in record["history"])
+        leaked = {k for k in _keys(record) for word in FORBIDDEN_KEYS if word in k}
+        assert not leaked, leaked
+
+
+def test_extract_values_match_inputs(inputs):
+    records = _by_code(build_extract(**inputs)[A])
+    pupil = records[K1]
+    assert pupil["school_code"] == A
+    assert pupil["school_year"] == YEAR
+    assert pupil["class_code"] == "3APIC-2"
+    assert pupil["level_code"] == "3APIC"
+    assert pupil["level_ar"] == "الثالثة إعدادي مسار دولي"
+    assert pupil["mark_scale"] == 20.0
+
+    table = {(r["subject_code"], r["semester"]): r for r in pupil["assessments"]}
+    assert list(table) == [("0030", 1), ("0100", 1), ("0060", 2)]  # by semester, subject
+    english = table[("0030", 1)]
+    assert english["subject_fr"] == "Langue anglaise"
+    assert english["tests"] == [
+        {"slot": "test1", "mark": 12.5, "justified_absence": False},
+        {"slot": "test2", "mark": None, "justified_absence": True},
+        {"slot": "test3", "mark": 0.0, "justified_absence": False},  # unjustified is not shown
+    ]
+    assert english["activities"] == {"mark": 16.0, "justified_absence": False}
+    assert (english["average"], english["coefficient"], english["status"]) == (8.6875, 2.0, "ok")
+    exempt = table[("0100", 1)]
+    assert (exempt["tests"], exempt["activities"], exempt["average"]) == ([], None, None)
+    assert exempt["status"] == "exempt"
+    assert table[("0060", 2)]["tests"] == [
+        {"slot": "test1", "mark": 9.0, "justified_absence": False}
+    ]
+
+    assert pupil["semesters"] == [
+        {"semester": 1, "average": 8.6875, "rank": 2, "class_size": 2},
+        {"semester": 2, "average": 9.0, "rank": 2, "class_size": 2},
+    ]
+    assert pupil["annual"] == {
+        "average": 8.84375,
+        "rank": 2,
+        "class_size": 2,
+        "decision": "council",
+        "mention": None,
+    }
+    assert [(e["session"], e["result"], e["final_average"]) for e in pupil["exams"]] == [
+        ("makeup", "passed", 10.05),
+        ("normal", "makeup", 10.25),
+    ]
+    assert pupil["exams"][1]["regional_average"] == 12.0
+    # Earlier years only (2024/2025 is not history), oldest first, whatever the school.
+    assert pupil["history"] == [
+        {"school_year": "2021/2022", "school_code": A, "level_code": "1APIC", "average": 13.0,
+         "result": "promoted"},
+        {"school_year": "2022/2023", "school_code": B, "level_code": "2APIC", "average": 10.5,
+         "result": "promoted"},
+    ]  # fmt: skip
+
+    primary = build_extract(**inputs)[B][0]
+    assert (primary["student_code"], primary["mark_scale"]) == (K3, 10.0)
+    assert primary["annual"]["mention"] == "bien"
+    assert primary["history"][0]["school_year"] == "2022/2023"
+
+
+def test_pupil_on_the_list_without_results_gets_an_empty_record(inputs):
+    records = _by_code(build_extract(**inputs)[A])
+    assert set(records) == {K1, K2, "K100000009"}
+    empty = records["K100000009"]
+    assert (empty["class_code"], empty["level_code"], empty["annual"]) == (None, None, None)
+    assert empty["assessments"] == empty["exams"] == empty["semesters"] == empty["history"] == []
+    assert records[K2]["assessments"] == []
+    assert records[K2]["annual"]["decision"] == "promoted"
+
+
+def test_history_is_optional(inputs):
+    del inputs["history"]
+    records = _by_code(build_extract(**inputs)[A])
+    assert records[K1]["history"] == []
+
+
+def test_one_file_per_school_and_no_other_schools_pupil(inputs, tmp_path: Path):
+    extracts = build_extract(**inputs)
+    written = write_school_extracts(tmp_path, extracts)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == [
+        f"{B}/eservices.jsonl",
+        f"{B}/manifest.json",
+        f"{A}/eservices.jsonl",
+        f"{A}/manifest.json",
+    ]
+    pupils_of = {A: {K1, K2, "K100000009"}, B: {K3}}
+    for school, expected in pupils_of.items():
+        folder = tmp_path / school
+        assert sorted(p.name for p in folder.iterdir()) == ["eservices.jsonl", "manifest.json"]
+        data = (folder / "eservices.jsonl").read_bytes()
+        lines = [json.loads(line) for line in data.decode("utf-8").splitlines()]
+        assert {r["student_code"] for r in lines} == expected
+        assert {r["school_code"] for r in lines} == {school}
+        others = set().union(*(v for k, v in pupils_of.items() if k != school))
+        assert not any(code.encode() in data for code in others)
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        assert manifest["school_code"] == school
+        assert manifest["school_years"] == [YEAR]
+        entry = manifest["files"][0]
+        assert entry["name"] == "eservices.jsonl"
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        assert entry["bytes"] == len(data)
+        assert entry["records"] == manifest["counts"]["pupils"] == len(expected)
+    counts = json.loads((tmp_path / A / "manifest.json").read_text())["counts"]
+    assert counts == {
+        "pupils": 3,
+        "assessments": 3,
+        "exams": 2,
+        "semesters": 3,
+        "annual": 2,
+        "history": 2,
+    }
+
+
+def test_files_carry_no_personal_or_out_of_scope_data(inputs, tmp_path: Path):
+    write_school_extracts(tmp_path, build_extract(**inputs))
+    text = (tmp_path / A / "eservices.jsonl").read_text(encoding="utf-8")
+    for secret in SECRETS:
+        assert secret not in text
+    assert "unjustified" not in text
+    for line in text.splitlines():
+        leaked = {k for k in _keys(json.loads(line)) for word in FORBIDDEN_KEYS if word in k}
+        assert not leaked
+
+
+def test_arabic_is_written_as_utf8(inputs, tmp_path: Path):
+    write_school_extracts(tmp_path, build_extract(**inputs))
+    text = (tmp_path / A / "eservices.jsonl").read_text(encoding="utf-8")
+    assert "اللغة الإنجليزية" in text
+    assert "\\u" not in text
+
+
+def test_missing_required_column_is_an_error(inputs):
+    inputs["annual_results"] = inputs["annual_results"].drop("average")
+    with pytest.raises(ValueError, match="annual_results lacks columns average"):
+        build_extract(**inputs)
+
+
+def test_writer_refuses_another_schools_record_and_odd_folders(inputs, tmp_path: Path):
+    extracts = build_extract(**inputs)
+    with pytest.raises(ValueError, match="other schools"):
+        write_school_extracts(tmp_path, {A: extracts[A] + extracts[B]})
+    with pytest.raises(ValueError, match="cannot name a folder"):
+        write_school_extracts(tmp_path, {"../x": []})
