@@ -178,10 +178,8 @@ def evaluate(
     """Compute averages, decisions, ranks, exam results and statistics."""
     if year is not None:
         _check_year(year)
-    settings = _open(home)
-    from massar.runner import run_evaluate
-
-    out.print(run_evaluate(settings, year, semester))
+    _open(home)
+    _not_yet("evaluate", "evaluation results")
 
 
 @exchange_app.command("run")
@@ -200,7 +198,26 @@ def exchange_verify(
 ) -> None:
     """Check a produced file's schema or layout and signature, as a partner would."""
     _check_readable(file)
-    _not_yet("exchange verify", "partner exchanges")
+    from connectors.verify import verify_file
+
+    report = verify_file(file)
+    if not report.ok:
+        for problem in report.problems:
+            err.print(problem, markup=False, highlight=False)
+        raise OperatorError(
+            f"{file.name} does not pass the checks of its exchange profile "
+            f"({len(report.problems)} problem{'s' if len(report.problems) > 1 else ''} above)."
+        )
+    out.print(f"{file.name}: {report.kind} of profile {report.profile} holds.", markup=False)
+    for check in report.checked:
+        out.print(f"  checked: {check}", markup=False, highlight=False, soft_wrap=True)
+    if report.signer is not None:
+        out.print(
+            "  Compare the signer's SHA-256 fingerprint with the certificate the directorate "
+            "gave you.",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()

@@ -1,0 +1,430 @@
+"""Signing what leaves the platform, and checking those signatures.
+
+* XML responses carry an enveloped XML-DSig signature (RSA-SHA256, SHA-256 digest, exclusive
+  canonicalisation, ``Reference URI=""``) with the X.509 certificate in ``KeyInfo``.
+* CSV responses get a detached CMS signature (``.p7s``, DER, binary content: the bytes are
+  signed as they are, CRLF included).
+
+The signing identity is a PEM private key and its PEM certificate (``signing_key`` and
+``signing_certificate`` in the settings). An expired or not-yet-valid certificate, or a key that
+is not the certificate's, is refused before anything is signed.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs7
+from cryptography.x509.oid import NameOID
+from lxml import etree
+from signxml import (
+    CanonicalizationMethod,
+    DigestAlgorithm,
+    SignatureMethod,
+    XMLSigner,
+    XMLVerifier,
+    methods,
+)
+from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature
+from signxml.verifier import SignatureConfiguration
+
+if TYPE_CHECKING:
+    from massar.settings import Settings
+
+DS_NAMESPACE = "http://www.w3.org/2000/09/xmldsig#"
+_ENVELOPED_TRANSFORM = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+# Only what the profiles sign with is accepted when checking.
+_EXPECTED_XML_SIGNATURE = SignatureConfiguration(
+    location="./",
+    expect_references=1,
+    signature_methods=frozenset({SignatureMethod.RSA_SHA256}),
+    digest_algorithms=frozenset({DigestAlgorithm.SHA256}),
+)
+
+
+class SigningError(Exception):
+    """The platform cannot sign: the message is one sentence saying why and what to do."""
+
+
+class SignatureCheckError(Exception):
+    """A signature does not hold: the message is one sentence a partner can read."""
+
+
+@dataclass(frozen=True)
+class SignerCertificate:
+    """Who signed, as a partner compares it with the certificate the directorate gave them."""
+
+    subject: str
+    sha256_fingerprint: str  # hex, colon separated, as ``openssl x509 -fingerprint -sha256``
+    not_before: datetime
+    not_after: datetime
+
+    @classmethod
+    def of(cls, certificate: x509.Certificate) -> SignerCertificate:
+        digest = certificate.fingerprint(hashes.SHA256()).hex().upper()
+        return cls(
+            subject=certificate.subject.rfc4514_string(),
+            sha256_fingerprint=":".join(digest[i : i + 2] for i in range(0, len(digest), 2)),
+            not_before=certificate.not_valid_before_utc,
+            not_after=certificate.not_valid_after_utc,
+        )
+
+    def describe(self) -> str:
+        return (
+            f"{self.subject} (valid {self.not_before:%Y-%m-%d} to {self.not_after:%Y-%m-%d}, "
+            f"SHA-256 fingerprint {self.sha256_fingerprint})"
+        )
+
+
+@dataclass(frozen=True)
+class SigningIdentity:
+    """A private key and the certificate it belongs to, checked to be usable now."""
+
+    key: rsa.RSAPrivateKey
+    certificate: x509.Certificate
+
+    @property
+    def signer(self) -> SignerCertificate:
+        return SignerCertificate.of(self.certificate)
+
+
+# ---------------------------------------------------------------------------------------------
+# The signing identity
+
+
+def load_signing_identity(
+    key_path: Path, certificate_path: Path, *, at: datetime | None = None
+) -> SigningIdentity:
+    """Read a PEM key and PEM certificate; refuse them unless valid at ``at`` (default: now)
+    and the key is the certificate's. Raises :class:`SigningError`."""
+    certificate = _read_certificate(certificate_path)
+    key = _read_key(key_path)
+    described = _describe(certificate)
+    when = (at or datetime.now(UTC)).astimezone(UTC)
+    if when < certificate.not_valid_before_utc:
+        raise SigningError(
+            f"The signing certificate {described} is not valid yet on {when:%Y-%m-%d %H:%M} UTC; "
+            "wait until its start date or install a certificate valid today "
+            "(settings signing_certificate and signing_key)."
+        )
+    if when > certificate.not_valid_after_utc:
+        raise SigningError(
+            f"The signing certificate {described} expired before {when:%Y-%m-%d %H:%M} UTC; "
+            "install a renewed certificate and its key (settings signing_certificate and "
+            "signing_key)."
+        )
+    if not isinstance(key, rsa.RSAPrivateKey) or _public_der(key) != _public_der(certificate):
+        raise SigningError(
+            f"The signing key {key_path} does not belong to the certificate {described}; "
+            "configure the key that was issued with this certificate (setting signing_key)."
+        )
+    return SigningIdentity(key=key, certificate=certificate)
+
+
+def signing_identity(settings: Settings, *, at: datetime | None = None) -> SigningIdentity:
+    """The installation's signing identity from ``signing_key`` and ``signing_certificate``."""
+    if settings.signing_key is None or settings.signing_certificate is None:
+        raise SigningError(
+            "No signing identity is configured; set signing_key and signing_certificate (PEM "
+            "files) in massar.toml before producing partner files."
+        )
+    return load_signing_identity(settings.signing_key, settings.signing_certificate, at=at)
+
+
+def make_test_certificate(
+    directory: Path, not_before: datetime, not_after: datetime, common_name: str
+) -> tuple[Path, Path]:
+    """Create a self-signed RSA 2048 certificate and its key (PEM) in ``directory``, for tests
+    and the demo; returns ``(key_path, cert_path)``. Never use it with a real partner."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "MA"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Ministère de l'Éducation Nationale"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_utc(not_before))
+        .not_valid_after(_utc(not_after))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    stem = _file_stem(common_name)
+    key_path = directory / f"{stem}-key.pem"
+    cert_path = directory / f"{stem}-cert.pem"
+    key_bytes = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(key_bytes)
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+# ---------------------------------------------------------------------------------------------
+# Signing
+
+
+def sign_xml(document: bytes, identity: SigningIdentity) -> bytes:
+    """``document`` with an enveloped XML-DSig signature appended to its root element."""
+    root = etree.fromstring(document, parser=_xml_parser())
+    signer = XMLSigner(
+        method=methods.enveloped,
+        signature_algorithm=SignatureMethod.RSA_SHA256,
+        digest_algorithm=DigestAlgorithm.SHA256,
+        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+    )
+    signed = signer.sign(root, key=identity.key, cert=[identity.certificate])
+    return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+
+
+def sign_cms_detached(content: bytes, identity: SigningIdentity) -> bytes:
+    """A detached CMS signature (DER) of ``content`` taken as binary, certificate included."""
+    return (
+        pkcs7.PKCS7SignatureBuilder()
+        .set_data(content)
+        .add_signer(identity.certificate, identity.key, hashes.SHA256())
+        .sign(
+            serialization.Encoding.DER,
+            [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.Binary],
+        )
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking
+
+
+def verify_xml_signature(
+    document: bytes, certificate: Path | bytes | None = None
+) -> SignerCertificate:
+    """Check the enveloped signature over the whole ``document``; returns who signed.
+
+    With ``certificate`` (PEM path or bytes), the signature must be made with that certificate;
+    without it, with the certificate the signature carries (the integrity is checked, and the
+    caller compares the returned fingerprint with the one the directorate published). Raises
+    :class:`SignatureCheckError`.
+    """
+    root = etree.fromstring(document, parser=_xml_parser())
+    signature = root.find(f"{{{DS_NAMESPACE}}}Signature")
+    if signature is None:
+        raise SignatureCheckError(
+            "The file carries no XML signature (ds:Signature) under its root element."
+        )
+    references = signature.findall(f"{{{DS_NAMESPACE}}}SignedInfo/{{{DS_NAMESPACE}}}Reference")
+    transforms = [
+        t.get("Algorithm")
+        for t in signature.iterfind(
+            f"{{{DS_NAMESPACE}}}SignedInfo/{{{DS_NAMESPACE}}}Reference/"
+            f"{{{DS_NAMESPACE}}}Transforms/{{{DS_NAMESPACE}}}Transform"
+        )
+    ]
+    if len(references) != 1 or references[0].get("URI") != "":
+        raise SignatureCheckError(
+            'The XML signature does not cover the whole document (one Reference with URI="" '
+            "is expected)."
+        )
+    if _ENVELOPED_TRANSFORM not in transforms:
+        raise SignatureCheckError("The XML signature is not an enveloped signature.")
+    if certificate is not None:
+        signing_certificate = x509.load_pem_x509_certificate(_pem(certificate))
+    else:
+        carried = signature.findtext(
+            f"{{{DS_NAMESPACE}}}KeyInfo/{{{DS_NAMESPACE}}}X509Data/{{{DS_NAMESPACE}}}X509Certificate"
+        )
+        if not carried:
+            raise SignatureCheckError("The XML signature carries no X.509 certificate.")
+        try:
+            signing_certificate = x509.load_der_x509_certificate(
+                _base64_decode("".join(carried.split()))
+            )
+        except ValueError as error:
+            raise SignatureCheckError(
+                "The certificate inside the XML signature cannot be read."
+            ) from error
+    try:
+        XMLVerifier().verify(
+            document, x509_cert=signing_certificate, expect_config=_EXPECTED_XML_SIGNATURE
+        )
+    except InvalidDigest as error:
+        raise SignatureCheckError(
+            "The XML signature does not match the content: the file was changed after signing."
+        ) from error
+    except InvalidCertificate as error:
+        raise SignatureCheckError(
+            f"The signing certificate {_describe(signing_certificate)} is not valid now ({error})."
+        ) from error
+    except (InvalidSignature, InvalidInput) as error:
+        raise SignatureCheckError(
+            f"The XML signature is not valid for the certificate "
+            f"{_describe(signing_certificate)} ({error})."
+        ) from error
+    return SignerCertificate.of(signing_certificate)
+
+
+def verify_cms_signature(
+    content: bytes, signature: bytes, certificate: Path | bytes | None = None
+) -> SignerCertificate:
+    """Check a detached CMS signature (DER or PEM) of ``content`` with ``openssl cms``.
+
+    With ``certificate`` (PEM), the signer's chain must end in it (``-CAfile``, any purpose);
+    without it, only the signature with the certificate it carries is checked and the caller
+    compares the returned fingerprint. Raises :class:`SignatureCheckError`.
+    """
+    with tempfile.TemporaryDirectory(prefix="massar-cms-") as scratch:
+        folder = Path(scratch)
+        (folder / "content").write_bytes(content)
+        (folder / "signature").write_bytes(signature)
+        command = [
+            "openssl",
+            "cms",
+            "-verify",
+            "-binary",
+            "-content",
+            str(folder / "content"),
+            "-in",
+            str(folder / "signature"),
+            "-inform",
+            "PEM" if signature.lstrip().startswith(b"-----BEGIN") else "DER",
+            "-out",
+            os.devnull,
+            "-certsout",
+            str(folder / "signers.pem"),
+        ]
+        if certificate is not None:
+            (folder / "trusted.pem").write_bytes(_pem(certificate))
+            command += ["-CAfile", str(folder / "trusted.pem"), "-purpose", "any"]
+        else:
+            command += ["-noverify"]
+        try:
+            run = subprocess.run(command, capture_output=True, timeout=60, check=False)
+        except FileNotFoundError as error:
+            raise SignatureCheckError(
+                "The openssl command is not installed; install OpenSSL to check CMS signatures."
+            ) from error
+        if run.returncode != 0:
+            detail = _openssl_reason(run.stderr)
+            raise SignatureCheckError(
+                f"The CMS signature does not hold for this content ({detail})."
+            )
+        signers = x509.load_pem_x509_certificates((folder / "signers.pem").read_bytes())
+    return SignerCertificate.of(signers[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers of this module
+
+
+def _read_certificate(path: Path) -> x509.Certificate:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise SigningError(
+            f"The signing certificate {path} cannot be read ({error.strerror}); check the "
+            "setting signing_certificate."
+        ) from error
+    try:
+        return x509.load_pem_x509_certificate(data)
+    except ValueError as error:
+        raise SigningError(
+            f"{path} is not a PEM X.509 certificate; check the setting signing_certificate."
+        ) from error
+
+
+def _read_key(path: Path):  # type: ignore[no-untyped-def]
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise SigningError(
+            f"The signing key {path} cannot be read ({error.strerror}); check the setting "
+            "signing_key."
+        ) from error
+    try:
+        return serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as error:
+        raise SigningError(
+            f"{path} is not an unencrypted PEM private key; check the setting signing_key."
+        ) from error
+
+
+def _public_der(holder) -> bytes:  # type: ignore[no-untyped-def]
+    return holder.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _describe(certificate: x509.Certificate) -> str:
+    return (
+        f"{certificate.subject.rfc4514_string()} (valid from "
+        f"{certificate.not_valid_before_utc:%Y-%m-%d %H:%M} to "
+        f"{certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC)"
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _file_stem(common_name: str) -> str:
+    stem = "".join(c if c.isalnum() else "-" for c in common_name.lower()).strip("-")
+    return stem or "signing"
+
+
+def _pem(certificate: Path | bytes) -> bytes:
+    data = certificate if isinstance(certificate, bytes) else Path(certificate).read_bytes()
+    if b"-----BEGIN" not in data:  # DER given: openssl and cryptography both get PEM
+        data = x509.load_der_x509_certificate(data).public_bytes(serialization.Encoding.PEM)
+    return data
+
+
+def _base64_decode(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)
+
+
+def _xml_parser() -> etree.XMLParser:
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+def _openssl_reason(stderr: bytes) -> str:
+    text = stderr.decode("utf-8", "replace")
+    for marker in ("digest failure", "signature failure", "certificate verify error"):
+        if marker in text.lower():
+            return marker
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "openssl refused it"

@@ -1,0 +1,453 @@
+"""Checking a produced exchange file the way a partner would (``massar exchange verify``).
+
+* ``.xml``: the XSD of its namespace (the profile is found from the namespace), the header's
+  counts, what each status carries, and the enveloped XML signature. An acknowledgement is
+  checked against the acknowledgement XSD.
+* ``.csv``: the profile's layout (encoding, delimiter, line ending, header, statuses, codes,
+  date format) and the detached CMS signature ``<file>.p7s`` beside it.
+* ``_manifest.json``: the size and sha256 of every file it lists, read beside it.
+
+Problems are sentences; an empty list means the file holds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from connectors.exchange_profile import (
+    ALWAYS_CARRIED,
+    CARRIED_BY_STATUS,
+    REQUIRED,
+    ExchangeFileError,
+    Profile,
+    all_profiles,
+    parse_acknowledgement,
+    parse_batch_file_name,
+    parse_untrusted_xml,
+    profile_for,
+    profile_for_namespace,
+    schema_problems,
+    sha256,
+    xml_name,
+)
+from connectors.signing import (
+    SignatureCheckError,
+    SignerCertificate,
+    verify_cms_signature,
+    verify_xml_signature,
+)
+from schemas.datasets import SCHOOL_CODE, SCHOOL_YEAR, STUDENT_CODE
+from schemas.exchange import STATUSES, ChildAnswer
+
+_MAX_LISTED = 20  # problems listed per file before "and N more"
+_CODE_PATTERNS = {
+    "student_code": re.compile(STUDENT_CODE),
+    "school_code": re.compile(SCHOOL_CODE),
+    "level_code": re.compile(r"^[0-9A-Z]{2,12}$"),
+}
+
+
+@dataclass
+class VerifyReport:
+    """What was checked in one file and what does not hold (empty ``problems``: valid)."""
+
+    path: Path
+    kind: str = ""  # "response XML", "acknowledgement XML", "response CSV", "manifest"
+    profile: str = ""  # "CNSS 1.0"
+    checked: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    signer: SignerCertificate | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_file(path: Path, certificate: Path | bytes | None = None) -> VerifyReport:
+    """Check one produced file (``.xml``, ``.csv``, ``.csv.p7s`` or ``_manifest.json``).
+
+    With ``certificate`` (PEM), signatures must be made with it; without, the certificate a
+    signature carries is used and the report's ``signer`` says whose it is, to compare with
+    the fingerprint the directorate published.
+    """
+    path = Path(path)
+    report = VerifyReport(path=path)
+    if not path.is_file():
+        report.problems.append(f"{path} does not exist or is not a file.")
+        return report
+    name = path.name
+    if name.endswith(".p7s"):
+        report = verify_file(path.with_name(name[: -len(".p7s")]), certificate)
+    elif name.endswith(".json"):
+        _verify_manifest(report)
+    elif name.endswith(".xml"):
+        _verify_xml(report, certificate)
+    elif name.endswith(".csv"):
+        _verify_csv(report, certificate)
+    else:
+        report.problems.append(
+            f"{name} is neither an XML, a CSV nor a manifest file of the exchange profiles."
+        )
+    if len(report.problems) > _MAX_LISTED:
+        more = len(report.problems) - _MAX_LISTED
+        report.problems = [*report.problems[:_MAX_LISTED], f"... and {more} more problems."]
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# XML
+
+
+def _verify_xml(report: VerifyReport, certificate: Path | bytes | None) -> None:
+    name = report.path.name
+    data = report.path.read_bytes()
+    try:
+        root = parse_untrusted_xml(data, name)
+    except ExchangeFileError as error:
+        report.problems += error.problems
+        return
+    namespace = etree.QName(root).namespace or ""
+    profile = profile_for_namespace(namespace)
+    if profile is None:
+        known = ", ".join(p.namespace for p in all_profiles())
+        report.problems.append(
+            f"{name} is in the namespace {namespace or '(none)'}, which is none of the exchange "
+            f"profiles ({known})."
+        )
+        return
+    report.profile = f"{profile.code} {profile.version}"
+    if namespace == profile.acknowledgement_namespace:
+        report.kind = "acknowledgement XML"
+        try:
+            acknowledgement = parse_acknowledgement(profile, data, name=name)
+        except ExchangeFileError as error:
+            report.problems += error.problems
+            return
+        report.checked.append(
+            f"schema {_shown(profile.acknowledgement_xsd)} of the {profile.code} profile "
+            f"{profile.version}, counts of {len(acknowledgement.children)} children"
+        )
+        return
+    report.kind = "response XML"
+    problems = schema_problems(profile.response_xsd, root, name)
+    if problems:
+        report.problems += problems
+    else:
+        report.checked.append(
+            f"schema {_shown(profile.response_xsd)} of the {profile.code} profile {profile.version}"
+        )
+        before = len(report.problems)
+        _check_xml_content(report, profile, root)
+        if len(report.problems) == before:
+            count = root.findtext(
+                f"{{{namespace}}}Header/{{{namespace}}}Counts/{{{namespace}}}Total"
+            )
+            report.checked.append(
+                f"{count} children: header counts, school year and the fields each status carries"
+            )
+    try:
+        report.signer = verify_xml_signature(data, certificate)
+    except SignatureCheckError as error:
+        report.problems.append(f"{name}: {error}")
+    else:
+        report.checked.append(f"enveloped XML signature (RSA-SHA256) by {report.signer.describe()}")
+
+
+def _check_xml_content(report: VerifyReport, profile: Profile, root: etree._Element) -> None:
+    name = report.path.name
+    ns = {"m": profile.namespace}
+    header_year = root.findtext("m:Header/m:SchoolYear", namespaces=ns) or ""
+    _check_name(report, profile, header_year, root.findtext("m:Header/m:Sequence", namespaces=ns))
+    children = root.findall("m:Children/m:Child", namespaces=ns)
+    statuses = [child.findtext("m:Status", namespaces=ns) for child in children]
+    total = int(root.findtext("m:Header/m:Counts/m:Total", namespaces=ns) or -1)
+    if total != len(children):
+        report.problems.append(
+            f"{name}: the header counts {total} children but the file lists {len(children)}."
+        )
+    for status in STATUSES:
+        counted = int(root.findtext(f"m:Header/m:Counts/m:{xml_name(status)}", namespaces=ns))
+        if counted != statuses.count(status):
+            report.problems.append(
+                f"{name}: the header counts {counted} {status} but the file lists "
+                f"{statuses.count(status)}."
+            )
+    for index, child in enumerate(children, start=1):
+        present = {
+            fld
+            for fld in ChildAnswer.CONTRACTED
+            if child.find(f"m:{xml_name(fld)}", namespaces=ns) is not None
+        }
+        reference = child.findtext("m:FundReference", namespaces=ns)
+        where = f"{name}: child {index} ({reference})"
+        if child.findtext("m:SchoolYear", namespaces=ns) != header_year:
+            report.problems.append(f"{where} is for another school year than the header's.")
+        report.problems += _status_problems(where, statuses[index - 1] or "", present)
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV
+
+
+def _verify_csv(report: VerifyReport, certificate: Path | bytes | None) -> None:
+    name = report.path.name
+    data = report.path.read_bytes()
+    parsed = parse_batch_file_name(name)
+    profile = parsed[0] if parsed else _profile_from_header(data)
+    if profile is None:
+        report.problems.append(
+            f"{name} is not named MEN_<FUND>_SCOL_<YYYY-YYYY>_<NNNNNN>.csv and its header is "
+            "none of the profiles'; its profile cannot be told."
+        )
+        return
+    report.kind = "response CSV"
+    report.profile = f"{profile.code} {profile.version}"
+    layout = profile.response_csv
+    before = len(report.problems)
+    if data.startswith(b"\xef\xbb\xbf"):
+        report.problems.append(f"{name} starts with a byte order mark, which the profile omits.")
+        data = data[3:]
+    try:
+        text = data.decode(layout.encoding)
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        report.problems.append(f"{name} line {line} is not {layout.encoding} text.")
+        text = data.decode(layout.encoding, "replace")
+    _check_line_endings(report, profile, text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=layout.delimiter)
+    header = next(reader, [])
+    expected = list(layout.header.values())
+    if header != expected:
+        report.problems.append(
+            f"{name} line 1 is not the {profile.code} header {layout.delimiter.join(expected)}."
+        )
+    else:
+        year = parsed[1] if parsed else None
+        rows = _check_csv_rows(report, profile, reader, year)
+        if len(report.problems) == before:
+            report.checked.append(
+                f"layout of the {profile.code} profile {profile.version} ({layout.encoding}, "
+                f"'{layout.delimiter}' separated, {_ending(layout.line_ending)}, dates "
+                f"{layout.date_label}): header and {rows} children"
+            )
+    signature_path = report.path.with_name(name + ".p7s")
+    if not signature_path.is_file():
+        report.problems.append(
+            f"{signature_path.name}, the CMS signature of {name}, is not beside it."
+        )
+        return
+    try:
+        report.signer = verify_cms_signature(
+            report.path.read_bytes(), signature_path.read_bytes(), certificate
+        )
+    except SignatureCheckError as error:
+        report.problems.append(f"{signature_path.name}: {error}")
+    else:
+        report.checked.append(
+            f"detached CMS signature {signature_path.name} by {report.signer.describe()}"
+        )
+
+
+def _check_csv_rows(report: VerifyReport, profile: Profile, reader: Any, year: str | None) -> int:
+    name = report.path.name
+    layout = profile.response_csv
+    fields = list(layout.header)
+    seen: dict[str, int] = {}
+    rows = 0
+    for row in reader:
+        line = reader.line_num
+        where = f"{name} line {line}"
+        if len(row) != len(fields):
+            report.problems.append(
+                f"{where} has {len(row)} fields where the header has {len(fields)}."
+            )
+            continue
+        rows += 1
+        values = dict(zip(fields, row, strict=True))
+        reference = values["fund_reference"]
+        if not reference:
+            report.problems.append(f"{where}: {layout.header['fund_reference']} is empty.")
+        elif reference in seen:
+            report.problems.append(
+                f"{where}: the reference {reference} already appears on line {seen[reference]}."
+            )
+        else:
+            seen[reference] = line
+        school_year = values["school_year"]
+        if not re.fullmatch(SCHOOL_YEAR, school_year):
+            report.problems.append(
+                f"{where}: {layout.header['school_year']} {school_year!r} is not a school year "
+                "written YYYY/YYYY."
+            )
+        elif year and school_year != year:
+            report.problems.append(
+                f"{where}: {layout.header['school_year']} {school_year} is not the batch's "
+                f"school year {year}."
+            )
+        status = values["status"]
+        if status not in STATUSES:
+            report.problems.append(
+                f"{where}: {layout.header['status']} {status!r} is not one of "
+                f"{', '.join(STATUSES)}."
+            )
+        for fld, pattern in _CODE_PATTERNS.items():
+            if values[fld] and not pattern.match(values[fld]):
+                report.problems.append(
+                    f"{where}: {layout.header[fld]} {values[fld]!r} is not a Massar code."
+                )
+        if values["leaving_date"]:
+            try:
+                datetime.strptime(values["leaving_date"], layout.date_format)
+            except ValueError:
+                report.problems.append(
+                    f"{where}: {layout.header['leaving_date']} is not a date written "
+                    f"{layout.date_label}."
+                )
+        if status in STATUSES:
+            present = {fld for fld, value in values.items() if value}
+            report.problems += _status_problems(where, status, present)
+    return rows
+
+
+def _check_line_endings(report: VerifyReport, profile: Profile, text: str) -> None:
+    ending = profile.response_csv.line_ending
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    else:
+        report.problems.append(f"{report.path.name}: the last line has no line ending.")
+    wrong = [
+        number
+        for number, line in enumerate(lines, start=1)
+        if line.endswith("\r") != (ending == "\r\n") or "\r" in line.rstrip("\r")
+    ]
+    if wrong:
+        others = f" (and {len(wrong) - 1} other lines)" if len(wrong) > 1 else ""
+        report.problems.append(
+            f"{report.path.name} line {wrong[0]}{others} does not end with {_ending(ending)}, "
+            f"the {profile.code} profile's line ending."
+        )
+
+
+def _profile_from_header(data: bytes) -> Profile | None:
+    first = data.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace").lstrip("\ufeff")
+    for profile in all_profiles():
+        layout = profile.response_csv
+        if first == layout.delimiter.join(layout.header.values()):
+            return profile
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Manifest
+
+
+def _verify_manifest(report: VerifyReport) -> None:
+    name = report.path.name
+    report.kind = "manifest"
+    try:
+        manifest = json.loads(report.path.read_bytes().decode("utf-8"))
+        fund, version = manifest["fund"], manifest["profile_version"]
+        listed = manifest["files"]
+        entries = [(str(e["name"]), int(e["size"]), str(e["sha256"]).lower()) for e in listed]
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+        report.problems.append(
+            f"{name} is not a manifest of the exchange profiles (UTF-8 JSON with fund, "
+            "profile_version and files, each with name, size and sha256)."
+        )
+        return
+    try:
+        profile = profile_for(str(fund))
+    except ValueError as error:
+        report.problems.append(f"{name}: {error}")
+        return
+    report.profile = f"{profile.code} {version}"
+    if version != profile.version:
+        report.problems.append(
+            f"{name} is of {profile.code} profile version {version}; this platform knows "
+            f"{profile.version}."
+        )
+    if not entries:
+        report.problems.append(f"{name} lists no file.")
+    for file_name, size, digest in entries:
+        if Path(file_name).name != file_name or file_name in ("", ".", ".."):
+            report.problems.append(
+                f"{name} lists {file_name!r}, which is not a plain file name; refused."
+            )
+            continue
+        target = report.path.with_name(file_name)
+        if not target.is_file():
+            report.problems.append(f"{file_name}, listed in {name}, is not beside it.")
+            continue
+        content = target.read_bytes()
+        if len(content) != size:
+            report.problems.append(
+                f"{file_name} has {len(content)} bytes where {name} says {size}: it is not the "
+                "file that was delivered."
+            )
+        elif sha256(content) != digest:
+            report.problems.append(
+                f"{file_name} does not have the sha256 {name} lists: it is not the file that "
+                "was delivered."
+            )
+    if not report.problems:
+        report.checked.append(
+            f"size and sha256 of the {len(entries)} files listed "
+            f"({', '.join(e[0] for e in entries)})"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared
+
+
+def _status_problems(where: str, status: str, present: set[str]) -> list[str]:
+    carried = CARRIED_BY_STATUS.get(status)
+    if carried is None:
+        return []  # reported with the status itself
+    problems = []
+    for fld in ChildAnswer.CONTRACTED:
+        if fld in ALWAYS_CARRIED:
+            if fld not in present:
+                problems.append(f"{where} has no {fld}.")
+        elif fld not in carried and fld in present:
+            problems.append(f"{where} is {status} and must not carry {fld}.")
+        elif carried.get(fld) == REQUIRED and fld not in present:
+            problems.append(f"{where} is {status} and lacks {fld}.")
+    return problems
+
+
+def _check_name(
+    report: VerifyReport, profile: Profile, school_year: str, sequence: str | None
+) -> None:
+    parsed = parse_batch_file_name(report.path.name)
+    if parsed is None:
+        return  # a renamed copy: the content is still checked
+    named_profile, named_year, named_sequence, _kind = parsed
+    if (
+        named_profile.fund != profile.fund
+        or named_year != school_year
+        or (str(named_sequence) != (sequence or ""))
+    ):
+        report.problems.append(
+            f"{report.path.name} names {named_profile.code} {named_year} sequence "
+            f"{named_sequence} but its header says {profile.code} {school_year} sequence "
+            f"{sequence}."
+        )
+
+
+def _shown(path: Path) -> str:
+    return f"{path.parent.name}/{path.name}"
+
+
+def _ending(ending: str) -> str:
+    return "CRLF" if ending == "\r\n" else "LF"
