@@ -178,8 +178,10 @@ def evaluate(
     """Compute averages, decisions, ranks, exam results and statistics."""
     if year is not None:
         _check_year(year)
-    _open(home)
-    _not_yet("evaluate", "evaluation results")
+    settings = _open(home)
+    from massar.runner import run_evaluate
+
+    out.print(run_evaluate(settings, year, semester))
 
 
 @exchange_app.command("run")
