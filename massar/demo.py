@@ -77,7 +77,7 @@ def run_demo(home: Path | str | None, *, schools: int, seed: int, console: Conso
         ingest_line,
         f"Partner requests: {province / 'partners'}.",
         f"Control database: {settings.resolved_database_url}.",
-        "Evaluation and partner exchanges join this demo as their issues land.",
+        "Partner exchanges join this demo when their issue lands.",
         f"Look at: {settings.reports} (one report per school), and run "
         f"'massar status --home {settings.home}' or 'massar query \"select class_code, "
         f"count(*) from enrollments group by 1\" --home {settings.home}'.",
