@@ -1,0 +1,738 @@
+"""What was sent to the partner funds and what they answered, in the control database.
+
+* The **ledger** (table ``deliveries``): one row per file of a batch, ``pending`` until the
+  partner holds it, then ``delivered``; it counts upload attempts. :class:`ExchangeLedger` is
+  what ``connectors.partner_transport.deliver_batch`` writes to.
+* The **message log** (table ``message_log``): append-only and hash-chained. Entry n stores
+  ``entry_hash = sha256(previous_hash + canonical)`` where ``previous_hash`` is entry n-1's
+  ``entry_hash`` (64 zeros for the first) and ``canonical`` is the JSON array (UTF-8, no
+  spaces) ``[sequence, logged_at, partner, batch_id, file_name, sha256, signature_sha256,
+  approver]`` with ``logged_at`` in UTC as ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``. Sequences run
+  1, 2, 3... without gaps: a modified entry breaks its hash, a deleted one leaves a gap and a
+  broken link, a deleted last entry leaves a delivered file without entry.
+  :func:`verify_message_log` checks all that; :func:`export_evidence` writes it for an auditor.
+* **Acknowledgements** the funds send back, bound to the sha256 of what they received, and the
+  batches still waiting for one (:func:`overdue_batches`).
+
+SQL stays portable (SQLite and PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from warehouse.control import (
+    Acknowledgement,
+    Approval,
+    ControlDatabase,
+    Delivery,
+    ExchangeBatch,
+    MessageLogEntry,
+    utcnow,
+)
+
+GENESIS_HASH = "0" * 64
+EVIDENCE_FORMAT = "massar-message-log-evidence/1"
+HASH_RULE = (
+    "entry_hash = sha256_hex(previous_hash + canonical), UTF-8; canonical = JSON array without "
+    "spaces [sequence, logged_at, partner, batch_id, file_name, sha256, signature_sha256, "
+    "approver], logged_at in UTC as YYYY-MM-DDTHH:MM:SS.ffffff+00:00; the first entry's "
+    "previous_hash is 64 zeros; each entry's previous_hash is the entry_hash of the entry "
+    "with the sequence before it."
+)
+_CONCURRENT_RETRIES = 8
+
+
+class ExchangeRecordError(Exception):
+    """A record the control database cannot take; the message is one sentence."""
+
+
+# ---- the hash chain -------------------------------------------------------------------------
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands datetimes back without their zone; they were stored in UTC.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _time_text(moment: datetime) -> str:
+    return _utc(moment).isoformat(timespec="microseconds")
+
+
+def canonical_entry(
+    sequence: int,
+    logged_at: datetime | str,
+    partner: str,
+    batch_id: str,
+    file_name: str,
+    sha256: str,
+    signature_sha256: str,
+    approver: str,
+) -> str:
+    """The canonical text of a message-log entry's fields (see the module doc)."""
+    moment = logged_at if isinstance(logged_at, str) else _time_text(logged_at)
+    fields = [sequence, moment, partner, batch_id, file_name, sha256, signature_sha256, approver]
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+
+
+def chain_hash(previous_hash: str, canonical: str) -> str:
+    return hashlib.sha256((previous_hash + canonical).encode("utf-8")).hexdigest()
+
+
+def _entry_canonical(entry: MessageLogEntry) -> str:
+    return canonical_entry(
+        entry.sequence,
+        entry.logged_at,
+        entry.partner,
+        entry.batch_id,
+        entry.file_name,
+        entry.sha256,
+        entry.signature_sha256,
+        entry.approver,
+    )
+
+
+def _append_entry(
+    session: Session,
+    *,
+    partner: str,
+    batch_id: str,
+    file_name: str,
+    sha256: str,
+    signature_sha256: str,
+    approver: str,
+) -> MessageLogEntry:
+    """Append one entry after the current last one. The sequence is chosen here (last + 1),
+    so two writers racing for the same place collide on the primary key: one of them rolls
+    back and retries, and the chain never forks."""
+    last = session.execute(
+        select(MessageLogEntry.sequence, MessageLogEntry.entry_hash)
+        .order_by(MessageLogEntry.sequence.desc())
+        .limit(1)
+    ).first()
+    sequence, previous = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+    logged_at = utcnow()
+    entry = MessageLogEntry(
+        sequence=sequence,
+        logged_at=logged_at,
+        partner=partner,
+        batch_id=batch_id,
+        file_name=file_name,
+        sha256=sha256,
+        signature_sha256=signature_sha256,
+        approver=approver,
+        previous_hash=previous,
+    )
+    entry.entry_hash = chain_hash(previous, _entry_canonical(entry))
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+# ---- the ledger -----------------------------------------------------------------------------
+
+
+def _latest_approval(session: Session, batch_id: str) -> Approval | None:
+    return session.scalars(
+        select(Approval)
+        .where(Approval.batch_id == batch_id)
+        .order_by(Approval.decided_at.desc(), Approval.approval_id.desc())
+        .limit(1)
+    ).first()
+
+
+def _delivery(session: Session, batch_id: str, file_name: str) -> Delivery | None:
+    return session.scalars(
+        select(Delivery).where(Delivery.batch_id == batch_id, Delivery.file_name == file_name)
+    ).first()
+
+
+class ExchangeLedger:
+    """The ledger and message log of the control database, as delivery uses them
+    (``connectors.partner_transport.DeliveryLedger``)."""
+
+    def __init__(self, database: ControlDatabase) -> None:
+        self.database = database
+
+    def refusal(
+        self, batch_id: str, partner: str, approver: str, file_hashes: Mapping[str, str]
+    ) -> str | None:
+        """Why the batch may not be delivered with these files, or None. No approval, no
+        delivery: the latest decision must be ``approved``, by ``approver``, on the batch's
+        manifest; when the batch lists its files, exactly those files and bytes go out."""
+        with self.database.session() as session:
+            batch = session.get(ExchangeBatch, batch_id)
+            if batch is None:
+                return (
+                    f"Batch {batch_id} is not in the control database, so nothing was sent; "
+                    "prepare the batch before delivering it."
+                )
+            if batch.partner != partner:
+                return (
+                    f"Batch {batch_id} was prepared for {batch.partner}, not {partner}, so "
+                    "nothing was sent."
+                )
+            approval = _latest_approval(session, batch_id)
+            if approval is None or approval.decision != "approved":
+                latest = "none" if approval is None else approval.decision
+                return (
+                    f"Batch {batch_id} has no approval on record (latest decision: {latest}), "
+                    "so nothing was sent; a person of the approvers list must approve it first."
+                )
+            if approval.approver != approver:
+                return (
+                    f"Batch {batch_id} was approved by {approval.approver}, not {approver}, so "
+                    "nothing was sent; deliver it under the approver on record."
+                )
+            if batch.manifest_sha256 and approval.covered_sha256 != batch.manifest_sha256:
+                return (
+                    f"The approval of batch {batch_id} covers manifest "
+                    f"{approval.covered_sha256[:12]}… but the batch's manifest is "
+                    f"{batch.manifest_sha256[:12]}…, so nothing was sent; approve it again."
+                )
+            approved = {str(k): str(v) for k, v in (batch.files or {}).items()}
+            if approved and approved != dict(file_hashes):
+                differing = sorted(
+                    name
+                    for name in set(approved) | set(file_hashes)
+                    if approved.get(name) != file_hashes.get(name)
+                )
+                return (
+                    f"The files to deliver for batch {batch_id} are not the approved ones "
+                    f"({', '.join(differing)} differ), so nothing was sent; prepare and approve "
+                    "the batch again."
+                )
+        return None
+
+    def delivered_files(self, batch_id: str) -> dict[str, str]:
+        with self.database.session() as session:
+            rows = session.execute(
+                select(Delivery.file_name, Delivery.sha256).where(
+                    Delivery.batch_id == batch_id, Delivery.state == "delivered"
+                )
+            ).all()
+        return {name: sha for name, sha in rows}
+
+    def count_attempt(
+        self, batch_id: str, partner: str, file_name: str, sha256: str, size: int, remote: str
+    ) -> int:
+        for attempt in range(_CONCURRENT_RETRIES):
+            try:
+                with self.database.session() as session:
+                    row = _delivery(session, batch_id, file_name)
+                    if row is None:
+                        row = Delivery(
+                            batch_id=batch_id,
+                            partner=partner,
+                            file_name=file_name,
+                            sha256=sha256,
+                            size_bytes=size,
+                            remote_path=remote,
+                            state="pending",
+                            attempts=0,
+                        )
+                        session.add(row)
+                    elif row.state == "delivered" and row.sha256 != sha256:
+                        raise ExchangeRecordError(
+                            f"File {file_name} of batch {batch_id} was already delivered "
+                            "with other content; a delivered file never changes."
+                        )
+                    elif row.state != "delivered":
+                        row.sha256, row.size_bytes, row.remote_path = sha256, size, remote
+                    row.attempts = (row.attempts or 0) + 1
+                    session.flush()
+                    return row.attempts
+            except IntegrityError:  # another writer inserted the same row first
+                if attempt == _CONCURRENT_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def record_delivered(
+        self,
+        batch_id: str,
+        partner: str,
+        file_name: str,
+        sha256: str,
+        size: int,
+        remote: str,
+        signature_sha256: str,
+        approver: str,
+    ) -> int:
+        """Mark the file delivered and append its message-log entry in one transaction;
+        returns the entry's sequence. Recording the same delivery twice adds nothing."""
+        for attempt in range(_CONCURRENT_RETRIES):
+            try:
+                with self.database.session() as session:
+                    row = _delivery(session, batch_id, file_name)
+                    if row is None:
+                        row = Delivery(
+                            batch_id=batch_id,
+                            partner=partner,
+                            file_name=file_name,
+                            sha256=sha256,
+                            size_bytes=size,
+                            remote_path=remote,
+                            attempts=1,
+                        )
+                        session.add(row)
+                    elif row.state == "delivered":
+                        sequence = session.scalar(
+                            select(MessageLogEntry.sequence)
+                            .where(
+                                MessageLogEntry.batch_id == batch_id,
+                                MessageLogEntry.file_name == file_name,
+                                MessageLogEntry.sha256 == row.sha256,
+                            )
+                            .order_by(MessageLogEntry.sequence)
+                            .limit(1)
+                        )
+                        if sequence is not None:
+                            return sequence
+                    # The ledger row is written first: on SQLite it takes the write lock
+                    # before the last log entry is read.
+                    row.state, row.delivered_at = "delivered", utcnow()
+                    row.sha256, row.size_bytes, row.remote_path = sha256, size, remote
+                    session.flush()
+                    entry = _append_entry(
+                        session,
+                        partner=partner,
+                        batch_id=batch_id,
+                        file_name=file_name,
+                        sha256=sha256,
+                        signature_sha256=signature_sha256,
+                        approver=approver,
+                    )
+                    return entry.sequence
+            except IntegrityError:  # another writer took this sequence number first
+                if attempt == _CONCURRENT_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def finish_batch(self, batch_id: str) -> None:
+        with self.database.session() as session:
+            batch = session.get(ExchangeBatch, batch_id)
+            if batch is None or batch.state in ("delivered", "acknowledged"):
+                return
+            states = dict(
+                session.execute(
+                    select(Delivery.file_name, Delivery.state).where(Delivery.batch_id == batch_id)
+                ).all()
+            )
+            expected = set(batch.files or {}) or set(states)
+            if expected and all(states.get(name) == "delivered" for name in expected):
+                batch.state = "delivered"
+
+
+def ledger_rows(database: ControlDatabase, batch_id: str) -> list[dict[str, Any]]:
+    """The ledger of one batch: one dict per file (name, sha256, state, attempts...)."""
+    with database.session() as session:
+        rows = session.scalars(
+            select(Delivery).where(Delivery.batch_id == batch_id).order_by(Delivery.delivery_id)
+        ).all()
+        return [
+            {
+                "file_name": row.file_name,
+                "partner": row.partner,
+                "sha256": row.sha256,
+                "size_bytes": row.size_bytes,
+                "remote_path": row.remote_path,
+                "state": row.state,
+                "attempts": row.attempts,
+                "delivered_at": _utc(row.delivered_at) if row.delivered_at else None,
+            }
+            for row in rows
+        ]
+
+
+# ---- reading and checking the message log ---------------------------------------------------
+
+
+def _entry_dict(entry: MessageLogEntry) -> dict[str, Any]:
+    return {
+        "sequence": entry.sequence,
+        "logged_at": _time_text(entry.logged_at),
+        "partner": entry.partner,
+        "batch_id": entry.batch_id,
+        "file_name": entry.file_name,
+        "sha256": entry.sha256,
+        "signature_sha256": entry.signature_sha256,
+        "approver": entry.approver,
+        "previous_hash": entry.previous_hash,
+        "entry_hash": entry.entry_hash,
+    }
+
+
+def message_log(
+    database: ControlDatabase, partner: str | None = None, batch_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Message-log entries in sequence order, optionally of one partner and/or batch."""
+    query = select(MessageLogEntry).order_by(MessageLogEntry.sequence)
+    if partner is not None:
+        query = query.where(MessageLogEntry.partner == partner)
+    if batch_id is not None:
+        query = query.where(MessageLogEntry.batch_id == batch_id)
+    with database.session() as session:
+        return [_entry_dict(entry) for entry in session.scalars(query)]
+
+
+@dataclass
+class LogCheck:
+    """Result of :func:`verify_message_log`: ``problems`` are sentences, empty when intact."""
+
+    entries: int
+    head_hash: str
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+
+def _chain_problems(entries: list[dict[str, Any]]) -> list[str]:
+    """Problems of a complete chain given as entry dicts (see :func:`_entry_dict`)."""
+    problems = []
+    previous_hash, expected_sequence = GENESIS_HASH, 1
+    for entry in entries:
+        sequence = entry["sequence"]
+        if sequence != expected_sequence:
+            missing = (
+                f"{expected_sequence}"
+                if sequence == expected_sequence + 1
+                else f"{expected_sequence} to {sequence - 1}"
+            )
+            problems.append(
+                f"Message-log entry {missing} is missing before entry {sequence}: an entry was "
+                "deleted."
+            )
+        if entry["previous_hash"] != previous_hash:
+            problems.append(
+                f"Message-log entry {sequence} does not link to the entry before it: the chain "
+                "was cut or an earlier entry was changed."
+            )
+        canonical = canonical_entry(
+            sequence,
+            entry["logged_at"],
+            entry["partner"],
+            entry["batch_id"],
+            entry["file_name"],
+            entry["sha256"],
+            entry["signature_sha256"],
+            entry["approver"],
+        )
+        if chain_hash(entry["previous_hash"], canonical) != entry["entry_hash"]:
+            problems.append(
+                f"Message-log entry {sequence} (batch {entry['batch_id']}, file "
+                f"{entry['file_name']}) does not match its hash: it was modified."
+            )
+        previous_hash, expected_sequence = entry["entry_hash"], sequence + 1
+    return problems
+
+
+def verify_message_log(database: ControlDatabase, known_head: str | None = None) -> LogCheck:
+    """Check the whole message log: every entry's hash, every link, no gap in sequences, and
+    every delivered file of the ledger present in the log (which catches a deleted last
+    entry). ``known_head``: a ``chain_head`` from an earlier evidence export, which must still
+    be an entry of the chain."""
+    entries = message_log(database)
+    problems = _chain_problems(entries)
+    logged = {(e["batch_id"], e["file_name"], e["sha256"]) for e in entries}
+    with database.session() as session:
+        delivered = session.execute(
+            select(Delivery.batch_id, Delivery.file_name, Delivery.sha256)
+            .where(Delivery.state == "delivered")
+            .order_by(Delivery.delivery_id)
+        ).all()
+    for batch_id, file_name, sha256 in delivered:
+        if (batch_id, file_name, sha256) not in logged:
+            problems.append(
+                f"File {file_name} of batch {batch_id} is delivered in the ledger but has no "
+                "message-log entry: its entry was deleted or changed."
+            )
+    if known_head and known_head not in {e["entry_hash"] for e in entries}:
+        problems.append(
+            f"The chain head {known_head[:12]}… of an earlier export is no longer in the "
+            "message log: entries were removed or rewritten since."
+        )
+    head = entries[-1]["entry_hash"] if entries else GENESIS_HASH
+    return LogCheck(entries=len(entries), head_hash=head, problems=problems)
+
+
+def _document_hash(document: dict[str, Any]) -> str:
+    body = {key: value for key, value in document.items() if key != "evidence_sha256"}
+    text = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def export_evidence(
+    database: ControlDatabase,
+    path: Path,
+    partner: str | None = None,
+    batch_id: str | None = None,
+) -> Path:
+    """Write a JSON evidence file for an auditor; returns ``path``.
+
+    It holds: the hash rule in words; ``entries``, the full message-log entries of the
+    partner/batch asked (all when none); ``chain``, ``[sequence, previous_hash, entry_hash]``
+    of every entry of the log, so the links can be checked end to end; ``chain_head``, the
+    last entry's hash (it commits to everything before it; keep it to compare later with
+    ``verify_message_log(known_head=...)``); the ledger rows and acknowledgements of the
+    same scope; the verification result at export time; and ``evidence_sha256``, sha256 of
+    the document's canonical JSON without that field. :func:`check_evidence` re-checks it."""
+    check = verify_message_log(database)
+    all_entries = message_log(database)
+    entries = [
+        e
+        for e in all_entries
+        if (partner is None or e["partner"] == partner)
+        and (batch_id is None or e["batch_id"] == batch_id)
+    ]
+    with database.session() as session:
+        deliveries = select(Delivery).order_by(Delivery.delivery_id)
+        acknowledgements = select(Acknowledgement).order_by(Acknowledgement.acknowledgement_id)
+        if partner is not None:
+            deliveries = deliveries.where(Delivery.partner == partner)
+            acknowledgements = acknowledgements.where(Acknowledgement.partner == partner)
+        if batch_id is not None:
+            deliveries = deliveries.where(Delivery.batch_id == batch_id)
+            acknowledgements = acknowledgements.where(Acknowledgement.batch_id == batch_id)
+        ledger = [
+            {
+                "batch_id": row.batch_id,
+                "partner": row.partner,
+                "file_name": row.file_name,
+                "sha256": row.sha256,
+                "size_bytes": row.size_bytes,
+                "remote_path": row.remote_path,
+                "state": row.state,
+                "attempts": row.attempts,
+                "delivered_at": _time_text(row.delivered_at) if row.delivered_at else None,
+            }
+            for row in session.scalars(deliveries)
+        ]
+        acks = [
+            {
+                "batch_id": row.batch_id,
+                "partner": row.partner,
+                "file_name": row.file_name,
+                "file_sha256": row.file_sha256,
+                "acknowledged_sha256": row.acknowledged_sha256,
+                "received_at": _time_text(row.received_at),
+                "accepted": row.accepted,
+                "rejected": row.rejected,
+                "bound_to_delivery": bool((row.detail or {}).get("bound_to_delivery")),
+            }
+            for row in session.scalars(acknowledgements)
+        ]
+    document: dict[str, Any] = {
+        "format": EVIDENCE_FORMAT,
+        "exported_at": _time_text(utcnow()),
+        "scope": {"partner": partner, "batch_id": batch_id},
+        "hash_rule": HASH_RULE,
+        "genesis_hash": GENESIS_HASH,
+        "verification": {"intact": check.intact, "problems": check.problems},
+        "entries": entries,
+        "chain": [[e["sequence"], e["previous_hash"], e["entry_hash"]] for e in all_entries],
+        "chain_head": check.head_hash,
+        "deliveries": ledger,
+        "acknowledgements": acks,
+    }
+    document["evidence_sha256"] = _document_hash(document)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.part")
+    temporary.write_text(json.dumps(document, ensure_ascii=False, indent=2), encoding="utf-8")
+    temporary.replace(path)
+    return path
+
+
+def check_evidence(path: Path) -> list[str]:
+    """Re-check an evidence file on its own (no database): the document hash, each exported
+    entry's hash, the links of the whole chain and its head. Returns problems (sentences)."""
+    document = json.loads(path.read_text(encoding="utf-8"))
+    problems = []
+    if document.get("evidence_sha256") != _document_hash(document):
+        problems.append(f"The evidence file {path.name} was changed after its export.")
+    chain = document.get("chain", [])
+    previous, expected = GENESIS_HASH, 1
+    for sequence, previous_hash, entry_hash in chain:
+        if sequence != expected or previous_hash != previous:
+            problems.append(f"The chain in {path.name} breaks at entry {sequence}.")
+        previous, expected = entry_hash, sequence + 1
+    if chain and document.get("chain_head") != chain[-1][2]:
+        problems.append(f"The chain head of {path.name} is not its last entry's hash.")
+    hashes = {sequence: entry_hash for sequence, _p, entry_hash in chain}
+    for entry in document.get("entries", []):
+        canonical = canonical_entry(
+            entry["sequence"],
+            entry["logged_at"],
+            entry["partner"],
+            entry["batch_id"],
+            entry["file_name"],
+            entry["sha256"],
+            entry["signature_sha256"],
+            entry["approver"],
+        )
+        own = chain_hash(entry["previous_hash"], canonical)
+        if own != entry["entry_hash"] or hashes.get(entry["sequence"]) != own:
+            problems.append(
+                f"Entry {entry['sequence']} of {path.name} does not match its hash or the chain."
+            )
+    return problems
+
+
+# ---- acknowledgements -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AcknowledgementRecord:
+    """``bound``: the acknowledged sha256 is that of a delivered file or of the manifest of
+    the batch; ``duplicate``: this acknowledgement file was recorded before (nothing added)."""
+
+    acknowledgement_id: int
+    bound: bool
+    duplicate: bool
+
+
+def record_acknowledgement(
+    database: ControlDatabase,
+    *,
+    batch_id: str,
+    partner: str,
+    file_name: str,
+    data_sha256: str,
+    acknowledged_sha256: str,
+    accepted: int,
+    rejected: int,
+    detail: Mapping[str, Any] | None = None,
+    received_at: datetime | None = None,
+) -> AcknowledgementRecord:
+    """Record a partner's acknowledgement of a batch (already parsed by the profile).
+
+    ``data_sha256`` is the sha256 of the acknowledgement file itself, ``acknowledged_sha256``
+    the sha256 the fund says it received. The same file recorded again adds nothing. An
+    acknowledgement bound to what was delivered moves the batch to ``acknowledged``; one that
+    is not is kept (``detail.bound_to_delivery`` false) but does not count as an answer.
+    ``received_at`` without a time zone is taken as UTC."""
+    with database.session() as session:
+        batch = session.get(ExchangeBatch, batch_id)
+        if batch is None:
+            raise ExchangeRecordError(
+                f"The acknowledgement {file_name} from {partner} names batch {batch_id}, which "
+                "this platform never prepared; ask the partner which batch it answers."
+            )
+        if batch.partner != partner:
+            raise ExchangeRecordError(
+                f"The acknowledgement {file_name} came from {partner} but batch {batch_id} was "
+                f"prepared for {batch.partner}; it was not recorded."
+            )
+        existing = session.scalars(
+            select(Acknowledgement).where(
+                Acknowledgement.batch_id == batch_id, Acknowledgement.file_sha256 == data_sha256
+            )
+        ).first()
+        if existing is not None:
+            bound = bool((existing.detail or {}).get("bound_to_delivery"))
+            return AcknowledgementRecord(existing.acknowledgement_id, bound, duplicate=True)
+        delivered = set(
+            session.scalars(
+                select(Delivery.sha256).where(
+                    Delivery.batch_id == batch_id, Delivery.state == "delivered"
+                )
+            )
+        )
+        if batch.manifest_sha256:
+            delivered.add(batch.manifest_sha256)
+        bound = acknowledged_sha256 in delivered
+        row = Acknowledgement(
+            batch_id=batch_id,
+            partner=partner,
+            file_name=file_name,
+            file_sha256=data_sha256,
+            acknowledged_sha256=acknowledged_sha256,
+            received_at=_utc(received_at) if received_at else utcnow(),
+            accepted=accepted,
+            rejected=rejected,
+            detail={**dict(detail or {}), "bound_to_delivery": bound},
+        )
+        session.add(row)
+        if bound:
+            batch.state = "acknowledged"
+        session.flush()
+        return AcknowledgementRecord(row.acknowledgement_id, bound, duplicate=False)
+
+
+def acknowledged_files(database: ControlDatabase, partner: str) -> set[str]:
+    """Names of the acknowledgement files already recorded for a partner (the ``known`` of
+    ``fetch_acknowledgements``)."""
+    with database.session() as session:
+        return set(
+            session.scalars(
+                select(Acknowledgement.file_name).where(Acknowledgement.partner == partner)
+            )
+        )
+
+
+@dataclass(frozen=True)
+class OverdueBatch:
+    batch_id: str
+    partner: str
+    delivered_at: datetime  # when its last file was delivered (UTC)
+    waiting_hours: float
+
+
+def overdue_batches(
+    database: ControlDatabase,
+    now: datetime,
+    delay_hours: float | Mapping[str, float],
+    partner: str | None = None,
+) -> list[OverdueBatch]:
+    """Delivered batches with no acknowledgement bound to them ``delay_hours`` after their
+    last file was delivered (``PartnerSettings.acknowledgement_delay_hours``; a mapping gives
+    one delay per partner, partners missing from it are skipped). Oldest first."""
+    now = _utc(now)
+    with database.session() as session:
+        query = (
+            select(
+                Delivery.batch_id,
+                Delivery.partner,
+                func.max(Delivery.delivered_at),
+                func.count(Delivery.delivery_id),
+                func.count(Delivery.delivered_at),
+            )
+            .group_by(Delivery.batch_id, Delivery.partner)
+            .order_by(Delivery.batch_id)
+        )
+        if partner is not None:
+            query = query.where(Delivery.partner == partner)
+        rows = session.execute(query).all()
+        answered = {
+            batch_id
+            for batch_id, detail in session.execute(
+                select(Acknowledgement.batch_id, Acknowledgement.detail)
+            )
+            if (detail or {}).get("bound_to_delivery")
+        }
+    overdue = []
+    for batch_id, batch_partner, last, files, delivered in rows:
+        if last is None or delivered < files or batch_id in answered:
+            continue
+        if isinstance(delay_hours, Mapping):
+            if batch_partner not in delay_hours:
+                continue
+            delay = float(delay_hours[batch_partner])
+        else:
+            delay = float(delay_hours)
+        last = _utc(last)
+        if now - last >= timedelta(hours=delay):
+            waiting = (now - last).total_seconds() / 3600
+            overdue.append(OverdueBatch(batch_id, batch_partner, last, round(waiting, 2)))
+    return sorted(overdue, key=lambda batch: batch.delivered_at)
