@@ -59,12 +59,6 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
-def _not_yet(command: str, issue: str) -> None:
-    raise NotYetAvailable(
-        f"'massar {command}' is not available yet: it arrives with the {issue} issue."
-    )
-
-
 # ---------------------------------------------------------------------------------------------
 # Home and demo
 
@@ -188,10 +182,15 @@ def evaluate(
 def exchange_run(
     partner: Annotated[Partner, typer.Argument(help="The partner fund.")],
     home: HomeOption = None,
+    prepared_by: Annotated[
+        str, typer.Option("--by", help="Who prepares the batch (cannot approve it).")
+    ] = "massar",
 ) -> None:
     """Answer the fund's request: match, build, sign, wait for approval, deliver."""
-    _open(home)
-    _not_yet(f"exchange run {partner.value}", "partner exchanges")
+    settings = _open(home)
+    from massar.runner import run_exchange
+
+    out.print(run_exchange(settings, partner.value, prepared_by), markup=False)
 
 
 @exchange_app.command("verify")
@@ -212,7 +211,8 @@ def exchange_verify(
         )
     out.print(f"{file.name}: {report.kind} of profile {report.profile} holds.", markup=False)
     for check in report.checked:
-        out.print(f"  checked: {check}", markup=False, highlight=False, soft_wrap=True)
+        # emoji=False: a fingerprint's ":AB:" must not become an emoji.
+        out.print(f"  checked: {check}", markup=False, highlight=False, soft_wrap=True, emoji=False)
     if report.signer is not None:
         out.print(
             "  Compare the signer's SHA-256 fingerprint with the certificate the directorate "
@@ -231,8 +231,10 @@ def approve(
     home: HomeOption = None,
 ) -> None:
     """Approve (or reject) a partner batch waiting for a decision."""
-    _open(home)
-    _not_yet("approve", "partner exchanges")
+    settings = _open(home)
+    from massar.runner import approve_batch
+
+    out.print(approve_batch(settings, batch, by, not reject, comment), markup=False)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -70,6 +70,8 @@ def run_demo(home: Path | str | None, *, schools: int, seed: int, console: Conso
     from massar.runner import run_nightly
 
     ingest_line = run_nightly(settings)
+    console.print("Answering the CNSS and CMR requests (a demo officer approves each batch) ...")
+    exchange_lines = run_demo_exchanges(settings, province)
     lines = [
         f"Demo province: {generated.schools} schools, {generated.pupils} pupils, "
         f"{generated.files} files generated in {generated.seconds:.1f} s.",
@@ -77,9 +79,112 @@ def run_demo(home: Path | str | None, *, schools: int, seed: int, console: Conso
         ingest_line,
         f"Partner requests: {province / 'partners'}.",
         f"Control database: {settings.resolved_database_url}.",
-        "Partner exchanges join this demo when their issue lands.",
+        *exchange_lines,
         f"Look at: {settings.reports} (one report per school), and run "
         f"'massar status --home {settings.home}' or 'massar query \"select class_code, "
         f"count(*) from enrollments group by 1\" --home {settings.home}'.",
     ]
     return "\n".join(lines)
+
+
+DEMO_PREPARER = "massar demo"
+DEMO_APPROVER = "Officier de démonstration"
+
+
+def run_demo_exchanges(settings, province: Path) -> list[str]:  # type: ignore[no-untyped-def]
+    """Both funds' exchanges on the generated requests, in the embedded mode: the fund's
+    request placed in ``exchange/<fund>/outbox/``, the batch prepared and signed with a
+    throwaway certificate, approved by a demo officer as ``massar approve`` would, delivered
+    into ``exchange/<fund>/inbox/``; then the demo plays the fund, acknowledges, and the next
+    run reconciles. Returns one line per step for the summary."""
+    import threading
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from connectors.exchange_profile import (
+        ChildOutcome,
+        acknowledgement_file_name,
+        build_acknowledgement,
+        profile_for,
+    )
+    from connectors.signing import make_test_certificate
+    from massar.runner import approve_batch, run_exchange
+    from tasks.exchange import batch_summary, reconciliation, undecided_batches
+
+    reference = settings.home / "reference"
+    reference.mkdir(exist_ok=True)
+    shutil.copy(province / "leavers.csv", reference / "leavers.csv")
+    now = datetime.now(UTC)
+    key, certificate = make_test_certificate(
+        settings.home / "keys", now - timedelta(days=1), now + timedelta(days=30), "Demo - Tiznit"
+    )
+    settings = settings.model_copy(
+        update={
+            "signing_key": key,
+            "signing_certificate": certificate,
+            "approvers": [DEMO_APPROVER],
+            "approval_poll_seconds": 1,
+        }
+    )
+    lines = []
+    for fund in ("cnss", "cmr"):
+        outbox = settings.exchange / fund / settings.partners[fund].remote_outbox
+        outbox.mkdir(parents=True, exist_ok=True)
+        for request in sorted((province / "partners" / fund).glob("*_SCOL_*.csv")):
+            shutil.copy(request, outbox / request.name)
+
+        def approve_when_waiting(fund: str = fund) -> None:
+            for _ in range(600):
+                waiting = undecided_batches(settings, fund)
+                if waiting:
+                    time.sleep(1)  # let the run reach its pause
+                    approve_batch(settings, waiting[0], DEMO_APPROVER, True, "demo")
+                    return
+                time.sleep(0.2)
+
+        officer = threading.Thread(target=approve_when_waiting, daemon=True)
+        officer.start()
+        lines.append(run_exchange(settings, fund, DEMO_PREPARER))
+        officer.join(10)
+        # The fund acknowledges what it received; the next run reconciles it.
+        profile = profile_for(fund)
+        for batch_id in _delivered_batches(settings, fund):
+            summary = batch_summary(settings, batch_id)
+            xml = next(n for n in summary["files"] if n.endswith(".xml"))
+            references = [r["fund_reference"] for r in reconciliation(settings, batch_id)]
+            ack = build_acknowledgement(
+                profile,
+                batch_id,
+                summary["sequence"],
+                xml,
+                summary["files"][xml],
+                [ChildOutcome(ref, True) for ref in references],
+                datetime.now(UTC),
+            )
+            name = acknowledgement_file_name(profile, summary["school_year"], summary["sequence"])
+            (outbox / name).write_bytes(ack)
+        lines.append(run_exchange(settings, fund, DEMO_PREPARER))
+    lines.append(
+        f"Partner files: {settings.exchange}/<fund>/batches/ (what was sent: inbox/); check one "
+        "as a fund would with 'massar exchange verify FILE'."
+    )
+    return lines
+
+
+def _delivered_batches(settings, fund: str) -> list[str]:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from warehouse.control import ControlDatabase, ExchangeBatch
+
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        with database.session() as session:
+            return list(
+                session.scalars(
+                    select(ExchangeBatch.batch_id).where(
+                        ExchangeBatch.partner == fund, ExchangeBatch.state == "delivered"
+                    )
+                )
+            )
+    finally:
+        database.dispose()

@@ -65,6 +65,70 @@ def describe_evaluation(summary: dict, settings: Settings) -> str:
     return text
 
 
+def run_exchange(settings: Settings, partner: str, prepared_by: str) -> str:
+    """Run the ``exchange`` flow for one partner (it waits for the approvers' decision) and
+    summarise it."""
+    apply_prefect_environment(settings)
+    from flows.exchange import exchange
+
+    return describe_exchange(exchange(partner, settings, prepared_by=prepared_by))
+
+
+def describe_exchange(summary: dict) -> str:
+    partner = summary["partner"].upper()
+    lines = []
+    for ack in summary["acknowledgements"]:
+        lines.append(
+            f"Acknowledgement {ack['file']} for batch {ack['batch_id']}: {ack['accepted']} "
+            f"accepted, {ack['rejected']} rejected"
+            + ("." if ack["bound"] else " (not bound to what was delivered: not counted).")
+        )
+    for late in summary["overdue"]:
+        lines.append(
+            f"Batch {late['batch_id']} has waited {late['waiting_hours']} h for {partner}'s "
+            "acknowledgement: ask the fund."
+        )
+    for batch in summary["batches"]:
+        statuses = batch["counts"].get("statuses", {})
+        counted = ", ".join(f"{n} {s}" for s, n in statuses.items() if n)
+        lines.append(
+            f"Batch {batch['batch_id']}: {batch['children']} children ({counted}); "
+            f"{batch['state']}."
+        )
+    for delivery in summary["deliveries"]:
+        lines.append(delivery["message"])
+    for problem in summary.get("problems", []):
+        lines.append(problem)
+    if not (summary["batches"] or summary["deliveries"] or summary["acknowledgements"]):
+        lines.append(f"No new request from {partner}.")
+    return "\n".join(lines)
+
+
+def approve_batch(
+    settings: Settings, batch_id: str, approver: str, approve: bool, comment: str
+) -> str:
+    """Record a decision from the terminal and resume the exchange run waiting on it."""
+    apply_prefect_environment(settings)
+    from tasks.exchange import batch_summary, record_decision, resume_waiting_flow
+
+    summary = batch_summary(settings, batch_id)
+    decision = record_decision(settings, batch_id, approver, approve, comment, "cli")
+    text = (
+        f"Batch {batch_id} {decision.decision} by {decision.approver} at "
+        f"{decision.decided_at:%Y-%m-%d %H:%M} UTC, covering manifest "
+        f"{decision.covered_sha256}."
+    )
+    try:
+        resumed = resume_waiting_flow(summary, decision)
+    except Exception:  # Prefect unreachable: the decision stands in the control database
+        resumed = False
+    if resumed:
+        return text + " The exchange run waiting on it goes on now."
+    if decision.decision == "approved":
+        return text + " The next 'massar exchange run' delivers it."
+    return text + " It will not be delivered."
+
+
 def describe_night(summary: dict, settings: Settings) -> str:
     rows = summary.get("rows", {})
     tables = ", ".join(f"{table} {count}" for table, count in rows.items())

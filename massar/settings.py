@@ -61,7 +61,9 @@ class PartnerSettings(SftpEndpoint):
     enabled: bool = True
     legal_basis: str = ""  # the convention that allows this exchange (law 09-08)
     age_windows: dict[str, tuple[int, int]] = Field(default_factory=dict)
-    acknowledgement_delay_hours: int = 48
+    acknowledgement_delay_hours: float = 48
+    delivery_attempts: int = 5  # tries in a row on connection losses before giving up
+    delivery_backoff_seconds: float = 2.0  # first wait; doubled after each failure
 
 
 class Settings(BaseSettings):
@@ -77,7 +79,8 @@ class Settings(BaseSettings):
     prefect_api_url: str = ""  # empty: Prefect's embedded (ephemeral) API, home inside MASSAR_HOME
     timezone: str = "Africa/Casablanca"
     approvers: list[str] = Field(default_factory=list)
-    approval_timeout_hours: int = 72
+    approval_timeout_hours: float = 72  # a batch without decision expires after this
+    approval_poll_seconds: int = 10  # how often a paused exchange looks for the decision
     signing_key: Path | None = None
     signing_certificate: Path | None = None
     # Empty host: the inbox is the home's inbox/ folder. Otherwise schools drop files on this

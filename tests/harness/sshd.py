@@ -440,6 +440,16 @@ class SftpServer:
         """Stop sshd, kill its open connections and delete the working directory."""
         self._finalizer()
 
+    def go_offline(self) -> None:
+        """Stop listening (open connections are cut) but keep everything: ``start()`` brings
+        the same server back on the same port, as a partner's server after an outage."""
+        proc = self._state["proc"]
+        if proc is not None:
+            self.kill_connections()
+            _terminate(proc)
+            self._state["proc"] = None
+        self._fixed_port = True
+
     def restart(self) -> None:
         """Stop and start sshd again, same host key and port (open connections are cut)."""
         proc = self._state["proc"]

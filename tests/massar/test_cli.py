@@ -113,18 +113,11 @@ def test_settings_error_reaches_the_operator_as_a_sentence(capsys, tmp_path):
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["exchange", "run", "cnss"],
-        ["approve", "CNSS-2024-0001", "--by", "Fatima"],
-    ],
-)
-def test_commands_of_later_issues_say_so(capsys, tmp_path, args):
+def test_approving_an_unknown_batch_is_one_sentence(capsys, tmp_path):
     home = tmp_path / "home"
     main(["init", "--home", str(home)])
     capsys.readouterr()
-    code, _, err = run(capsys, *args, "--home", str(home))
-    assert code == 3
-    assert "is not available yet" in err
-    assert err.strip().count("\n") == 0
+    code, _, err = run(capsys, "approve", "CNSS-2024-000001", "--by", "Fatima", "--home", str(home))
+    assert code == 1
+    assert "There is no batch CNSS-2024-000001" in err
+    assert err.strip().count("\n") == 0 and "Traceback" not in err

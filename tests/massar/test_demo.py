@@ -22,6 +22,10 @@ def test_demo_then_status_and_query(prefect_server, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Ingest:" in result.stdout and "rows accepted" in result.stdout
     assert "Night 1:" in result.stdout
+    assert "Evaluation 20" in result.stdout and "statistics_" in result.stdout
+    for fund in ("cnss", "cmr"):  # answered, approved by the demo officer, delivered, acknowledged
+        assert f"is delivered to {fund}" in result.stdout
+    assert result.stdout.count("Acknowledgement ") == 2
     assert "Traceback" not in result.stdout + result.stderr
 
     status = massar("status", env=env)

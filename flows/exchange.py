@@ -1,0 +1,68 @@
+"""Flow ``exchange``: answer a partner fund (CNSS or CMR).
+
+acknowledgements of earlier batches → finish approved deliveries → for each new request:
+match → build and sign → pause for a person's decision → deliver over SFTP."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
+
+from massar.settings import Settings, load_settings
+from tasks.exchange import (
+    deliver_task,
+    exchange_artifact,
+    fetch_requests_task,
+    operator_sentence,
+    prepare_batch_task,
+    reconcile_task,
+    undelivered_approved_batches,
+    wait_for_decision,
+)
+
+
+@flow(name="exchange")
+def exchange(
+    partner: str,
+    settings: Settings | None = None,
+    home: str | None = None,
+    prepared_by: str = "massar",
+) -> dict:
+    """One exchange run for ``partner``; returns counts and batch states (no child data)."""
+    settings = settings or load_settings(home)
+    logger = get_run_logger()
+    reconciled = reconcile_task(settings, partner)
+    for problem in reconciled["problems"]:
+        logger.warning(problem)
+    pending = undelivered_approved_batches(settings, partner)  # e.g. a connection was cut
+    deliveries = [deliver_task(settings, batch_id) for batch_id in pending]
+    batches, problems = [], []
+    for request in fetch_requests_task(settings, partner):
+        prepared = prepare_batch_task(
+            settings, partner, request, prepared_by, str(flow_run.id or ""), return_state=True
+        )
+        if prepared.is_failed():  # a bad request, a refused certificate: a sentence
+            problems.append(operator_sentence(prepared.result(raise_on_failure=False)))
+            logger.error(problems[-1])
+            continue
+        batch = prepared.result()
+        create_markdown_artifact(
+            key=f"exchange-{batch['batch_id'].lower()}",
+            markdown=exchange_artifact(batch),
+            description=f"{partner.upper()} batch {batch['batch_id']}: {batch['state']}",
+        )
+        if batch["state"] == "waiting_approval":
+            decision = wait_for_decision(settings, batch)
+            batch = {**batch, "state": decision.decision}
+        if batch["state"] == "approved":
+            deliveries.append(deliver_task(settings, batch["batch_id"]))
+        batches.append({k: batch[k] for k in ("batch_id", "state", "children", "counts")})
+    return {
+        "partner": partner,
+        "acknowledgements": reconciled["acknowledgements"],
+        "overdue": reconciled["overdue"],
+        "batches": batches,
+        "deliveries": deliveries,
+        "problems": problems,
+    }

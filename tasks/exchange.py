@@ -1,0 +1,831 @@
+"""Tasks of the partner exchange: fetch a fund's request, prepare the answer batch (match, build,
+sign), have a person decide on it, deliver it, and reconcile the fund's acknowledgements.
+
+The file formats are the profiles' (connectors/exchange_profile.py), the matching is
+tasks/match.py, the transport and ledger are connectors/partner_transport.py and
+warehouse/exchange.py; this module ties them to the control database's batches and approvals.
+Nothing here logs or returns a child's name, birth date or code: summaries are counts, school
+codes, file names and sha256s.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import func, select
+
+from connectors.exchange_profile import (
+    ExchangeFileError,
+    Profile,
+    build_batch_files,
+    is_request_file,
+    parse_acknowledgement,
+    parse_request,
+    profile_for,
+)
+from connectors.partner_transport import (
+    DeliveryError,
+    RetryPolicy,
+    deliver_batch,
+    fetch_acknowledgements,
+    fetch_requests,
+    partner_transport_for,
+)
+from connectors.signing import SigningError, signing_identity
+from massar.errors import OperatorError
+from massar.settings import Settings
+from schemas.exchange import STATUSES, ChildAnswer
+from tasks.match import load_leaving_records, load_province_register, match_children, match_summary
+from warehouse.control import Approval, ControlDatabase, ExchangeBatch, utcnow
+from warehouse.exchange import (
+    ExchangeLedger,
+    ExchangeRecordError,
+    acknowledged_files,
+    overdue_batches,
+    record_acknowledgement,
+)
+
+WAITING = "waiting_approval"
+DECIDED = ("approved", "rejected", "expired")
+
+
+class DecisionRefused(OperatorError):
+    """A decision that may not be recorded (not an approver, the preparer, already decided)."""
+
+
+@dataclass(frozen=True)
+class BatchDecision:
+    """A decision as recorded: who, what, when, on which manifest."""
+
+    batch_id: str
+    decision: str  # approved | rejected | expired
+    approver: str
+    decided_at: datetime
+    covered_sha256: str
+    comment: str
+    channel: str
+
+
+def _database(settings: Settings) -> ControlDatabase:
+    return ControlDatabase(settings.resolved_database_url)
+
+
+def batch_folder(settings: Settings, partner: str, batch_id: str) -> Path:
+    """Where a batch's files are kept in the home: ``exchange/<partner>/batches/<batch_id>/``."""
+    return settings.exchange / partner / "batches" / batch_id
+
+
+def _profile(partner: str) -> Profile:
+    try:
+        return profile_for(partner)
+    except (KeyError, ValueError) as error:
+        raise OperatorError(
+            f"There is no exchange profile for {partner!r}; the platform knows cnss and cmr."
+        ) from error
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.part")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ---- requests ---------------------------------------------------------------------------------
+
+
+def fetch_new_requests(settings: Settings, partner: str) -> list[Path]:
+    """The fund's request files not answered yet, fetched from its outbox (SFTP, or the home's
+    ``exchange/<partner>/outbox/`` in the embedded mode) into ``exchange/<partner>/received/``,
+    as received. A request already answered by a batch is not fetched again."""
+    profile = _profile(partner)
+    database = _database(settings)
+    try:
+        with database.session() as session:
+            known = set(
+                session.scalars(
+                    select(ExchangeBatch.request_file).where(ExchangeBatch.partner == partner)
+                )
+            )
+    finally:
+        database.dispose()
+    transport = partner_transport_for(settings, partner)
+    try:
+        received = fetch_requests(transport, pattern=f"{profile.code}_SCOL_*", known=known)
+    except DeliveryError as error:
+        raise OperatorError(str(error)) from error
+    return [
+        transport.received_folder / item.name
+        for item in received
+        if is_request_file(profile, item.name)
+    ]
+
+
+def _request_year(name: str) -> str | None:
+    found = re.search(r"_(\d{4})-(\d{4})_", name)
+    return f"{found.group(1)}/{found.group(2)}" if found else None
+
+
+# ---- preparing a batch ---------------------------------------------------------------------------
+
+
+def prepare_batch(
+    settings: Settings,
+    partner: str,
+    request_path: Path,
+    prepared_by: str,
+    flow_run_id: str = "",
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Answer one request file: match every child, build and sign the XML, CSV, ``.p7s`` and
+    manifest, keep them under :func:`batch_folder` and record the batch as waiting for
+    approval. Preparing the same request again returns the batch already prepared.
+
+    Returns the batch summary (:func:`batch_summary`): counts, match rate, change since the
+    last batch, file names and sha256s; no child's data. A malformed request, a missing
+    warehouse or an unusable signing certificate is an :class:`OperatorError` (one sentence).
+    """
+    now = now or datetime.now(UTC)
+    profile = _profile(partner)
+    data = request_path.read_bytes()
+    request_sha = _sha256(data)
+    database = _database(settings)
+    try:
+        with database.session() as session:
+            existing = session.scalars(
+                select(ExchangeBatch).where(
+                    ExchangeBatch.partner == partner, ExchangeBatch.request_sha256 == request_sha
+                )
+            ).first()
+            if existing is not None:
+                return batch_summary(settings, existing.batch_id)
+        try:
+            requests = parse_request(profile, request_path)
+        except ExchangeFileError as error:
+            raise OperatorError(
+                f"The {profile.code} request {request_path.name} cannot be answered: {error} "
+                "Ask the fund for a corrected file."
+            ) from error
+        school_year = _request_year(request_path.name)
+        if school_year is None:
+            raise OperatorError(
+                f"The request {request_path.name} does not name its school year "
+                f"(expected {profile.code}_SCOL_YYYY-YYYY_NNNN.csv); ask the fund to rename it."
+            )
+        try:
+            identity = signing_identity(settings, at=now)
+        except SigningError as error:
+            raise OperatorError(str(error)) from error
+        register = load_province_register(settings, school_year)
+        leavers = load_leaving_records(settings)
+        endpoint = settings.partners[partner]
+        # Ages are counted on the matcher's reference date of the school year (31 December),
+        # not on the day the batch is prepared.
+        answers = match_children(requests, register, leavers, school_year, endpoint.age_windows)
+        with database.session() as session:
+            sequence = (
+                session.scalar(
+                    select(func.max(ExchangeBatch.sequence)).where(ExchangeBatch.partner == partner)
+                )
+                or 0
+            ) + 1
+        batch_id = f"{profile.code}-{school_year[:4]}-{sequence:06d}"
+        files = build_batch_files(
+            profile,
+            batch_id,
+            sequence,
+            school_year,
+            answers,
+            now,
+            identity,
+            legal_basis=endpoint.legal_basis,
+        )
+        folder = batch_folder(settings, partner, batch_id)
+        for name, content in files.items():
+            _write_atomically(folder / name, content)
+        _write_atomically(folder / "review.csv", review_list(answers))
+        manifest = next(name for name in files if name.endswith("_manifest.json"))
+        summary = match_summary(answers)
+        with database.session() as session:
+            session.add(
+                ExchangeBatch(
+                    batch_id=batch_id,
+                    partner=partner,
+                    sequence=sequence,
+                    profile_version=profile.version,
+                    request_file=request_path.name,
+                    request_sha256=request_sha,
+                    school_year=school_year,
+                    legal_basis=endpoint.legal_basis,
+                    state=WAITING,
+                    prepared_by=prepared_by,
+                    prepared_at=now.replace(tzinfo=None),
+                    children=len(answers),
+                    counts=_counts_with_change(session, partner, summary),
+                    manifest_sha256=_sha256(files[manifest]),
+                    files={name: _sha256(content) for name, content in files.items()},
+                    flow_run_id=flow_run_id,
+                )
+            )
+    finally:
+        database.dispose()
+    return batch_summary(settings, batch_id)
+
+
+def review_list(answers: list[ChildAnswer]) -> bytes:
+    """The officers' list of children to look at by hand (REVIEW and NOT_FOUND), with the
+    matcher's reason. Kept in the batch folder only: it never leaves the platform."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["fund_reference", "status", "confidence", "candidate_school", "reason"])
+    for answer in answers:
+        if answer.status in ("REVIEW", "NOT_FOUND"):
+            writer.writerow(
+                [
+                    answer.fund_reference,
+                    answer.status,
+                    f"{answer.confidence:.2f}",
+                    answer.school_code or "",
+                    answer.reason,
+                ]
+            )
+    return buffer.getvalue().encode("utf-8")
+
+
+def _counts_with_change(session: Any, partner: str, summary: dict[str, Any]) -> dict[str, Any]:
+    previous = session.scalars(
+        select(ExchangeBatch)
+        .where(ExchangeBatch.partner == partner)
+        .order_by(ExchangeBatch.sequence.desc())
+        .limit(1)
+    ).first()
+    counts = {status: int(summary["by_status"].get(status, 0)) for status in STATUSES}
+    result: dict[str, Any] = {
+        "statuses": counts,
+        "match_rate": summary["match_rate"],
+        "schools": {
+            code: {"children": v["total"], "match_rate": v["match_rate"]}
+            for code, v in summary["schools"].items()
+        },
+    }
+    if previous is not None:
+        before = (previous.counts or {}).get("statuses", {})
+        result["previous_batch"] = previous.batch_id
+        result["change"] = {s: counts[s] - int(before.get(s, 0)) for s in STATUSES}
+        result["match_rate_change"] = round(
+            summary["match_rate"] - float((previous.counts or {}).get("match_rate", 0.0)), 4
+        )
+    return result
+
+
+def batch_summary(settings: Settings, batch_id: str) -> dict[str, Any]:
+    """What an approver sees: the batch, its counts per status, match rate, change since the
+    last batch, its files with their sha256, and its latest decision."""
+    database = _database(settings)
+    try:
+        with database.session() as session:
+            batch = session.get(ExchangeBatch, batch_id)
+            if batch is None:
+                raise OperatorError(
+                    f"There is no batch {batch_id}; 'massar status' lists the batches."
+                )
+            approval = _latest_approval(session, batch_id)
+            return {
+                "batch_id": batch.batch_id,
+                "partner": batch.partner,
+                "sequence": batch.sequence,
+                "school_year": batch.school_year,
+                "request_file": batch.request_file,
+                "state": batch.state,
+                "prepared_by": batch.prepared_by,
+                "prepared_at": batch.prepared_at.isoformat(),
+                "children": batch.children,
+                "counts": dict(batch.counts or {}),
+                "files": dict(batch.files or {}),
+                "manifest_sha256": batch.manifest_sha256,
+                "legal_basis": batch.legal_basis,
+                "flow_run_id": batch.flow_run_id,
+                "decision": None
+                if approval is None
+                else {
+                    "decision": approval.decision,
+                    "approver": approval.approver,
+                    "decided_at": approval.decided_at.isoformat(),
+                    "covered_sha256": approval.covered_sha256,
+                    "channel": approval.channel,
+                },
+            }
+    finally:
+        database.dispose()
+
+
+def approval_text(summary: dict[str, Any]) -> str:
+    """The batch as markdown, for the approval form and the Prefect artifact (no child data)."""
+    counts = summary["counts"]
+    statuses = counts.get("statuses", {})
+    change = counts.get("change")
+    lines = [
+        f"### Batch {summary['batch_id']} for {summary['partner'].upper()} "
+        f"({summary['school_year']})",
+        "",
+        f"Request `{summary['request_file']}`: {summary['children']} children; prepared by "
+        f"{summary['prepared_by']} at {summary['prepared_at']} UTC. Match rate "
+        f"{100 * counts.get('match_rate', 0):.1f} %.",
+        "",
+        "| status | children | change since the last batch |",
+        "|---|---:|---:|",
+    ]
+    for status in STATUSES:
+        delta = "" if change is None else f"{change[status]:+d}"
+        lines.append(f"| {status} | {statuses.get(status, 0)} | {delta} |")
+    lines += ["", "| file | sha256 |", "|---|---|"]
+    lines += [f"| {name} | `{sha}` |" for name, sha in summary["files"].items()]
+    lines += [
+        "",
+        f"Approving covers the manifest `{summary['manifest_sha256']}`. Legal basis: "
+        f"{summary['legal_basis'] or 'not configured'}. Children to review by hand are listed "
+        f"in the batch folder's review.csv.",
+    ]
+    return "\n".join(lines)
+
+
+# ---- decisions ----------------------------------------------------------------------------------
+
+
+def _latest_approval(session: Any, batch_id: str) -> Approval | None:
+    return session.scalars(
+        select(Approval)
+        .where(Approval.batch_id == batch_id)
+        .order_by(Approval.approval_id.desc())
+        .limit(1)
+    ).first()
+
+
+def _as_decision(approval: Approval) -> BatchDecision:
+    return BatchDecision(
+        approval.batch_id,
+        approval.decision,
+        approval.approver,
+        approval.decided_at,
+        approval.covered_sha256,
+        approval.comment,
+        approval.channel,
+    )
+
+
+def recorded_decision(settings: Settings, batch_id: str) -> BatchDecision | None:
+    """The decision on record for a batch, if any."""
+    database = _database(settings)
+    try:
+        with database.session() as session:
+            approval = _latest_approval(session, batch_id)
+            return None if approval is None else _as_decision(approval)
+    finally:
+        database.dispose()
+
+
+def _approver_on_list(settings: Settings, name: str) -> str | None:
+    wanted = " ".join(name.split()).casefold()
+    return next((a for a in settings.approvers if " ".join(a.split()).casefold() == wanted), None)
+
+
+def record_decision(
+    settings: Settings,
+    batch_id: str,
+    approver: str,
+    approve: bool,
+    comment: str = "",
+    channel: str = "cli",
+) -> BatchDecision:
+    """Record a person's decision on a batch waiting for approval, with the sha256 of the
+    manifest it covers. Refused (:class:`DecisionRefused`, one sentence) when the person is not
+    on the approvers list, prepared the batch, or the batch is not waiting any more."""
+    database = _database(settings)
+    try:
+        with database.session() as session:
+            batch = session.get(ExchangeBatch, batch_id)
+            if batch is None:
+                raise DecisionRefused(
+                    f"There is no batch {batch_id}; 'massar status' lists the batches waiting "
+                    "for approval."
+                )
+            if batch.state != WAITING:
+                decided = _latest_approval(session, batch_id)
+                by = f" by {decided.approver}" if decided else ""
+                raise DecisionRefused(
+                    f"Batch {batch_id} is not waiting for approval any more (it is "
+                    f"{batch.state}{by}); nothing was recorded."
+                )
+            name = _approver_on_list(settings, approver)
+            if name is None:
+                raise DecisionRefused(
+                    f"{approver} is not on the approvers list of this installation, so the "
+                    f"decision on batch {batch_id} was not recorded; the approvers are set in "
+                    "massar.toml (approvers)."
+                )
+            if " ".join(batch.prepared_by.split()).casefold() == name.casefold():
+                raise DecisionRefused(
+                    f"{name} prepared batch {batch_id} and cannot approve it; another approver "
+                    "must decide."
+                )
+            approval = Approval(
+                batch_id=batch_id,
+                decision="approved" if approve else "rejected",
+                approver=name,
+                decided_at=utcnow(),
+                comment=comment,
+                covered_sha256=batch.manifest_sha256,
+                channel=channel,
+            )
+            session.add(approval)
+            batch.state = approval.decision
+            session.flush()
+            return _as_decision(approval)
+    finally:
+        database.dispose()
+
+
+def expire_batch(settings: Settings, batch_id: str) -> BatchDecision | None:
+    """Record that nobody decided in time: the batch ends expired, never delivered. Returns the
+    decision on record when somebody decided meanwhile."""
+    database = _database(settings)
+    try:
+        with database.session() as session:
+            batch = session.get(ExchangeBatch, batch_id)
+            if batch is None or batch.state != WAITING:
+                approval = _latest_approval(session, batch_id)
+                return None if approval is None else _as_decision(approval)
+            approval = Approval(
+                batch_id=batch_id,
+                decision="expired",
+                approver="",
+                decided_at=utcnow(),
+                comment=f"no decision within {settings.approval_timeout_hours:g} h",
+                covered_sha256=batch.manifest_sha256,
+                channel="timeout",
+            )
+            session.add(approval)
+            batch.state = "expired"
+            session.flush()
+            return _as_decision(approval)
+    finally:
+        database.dispose()
+
+
+def approval_deadline(settings: Settings, summary: dict[str, Any]) -> datetime:
+    """When a batch without decision expires: its preparation time plus the configured time."""
+    prepared = datetime.fromisoformat(summary["prepared_at"]).replace(tzinfo=UTC)
+    return prepared + timedelta(hours=settings.approval_timeout_hours)
+
+
+def wait_for_decision(settings: Settings, summary: dict[str, Any]) -> BatchDecision:
+    """Pause the running flow with an approval form until a person decides (in Prefect's UI or
+    with ``massar approve``) or the approval time runs out (the batch then expires).
+
+    A form sent by somebody not allowed to decide is refused in the flow's log and the flow
+    waits again, until the same deadline."""
+    from prefect import get_run_logger
+    from prefect.exceptions import FlowPauseTimeout
+    from prefect.flow_runs import pause_flow_run
+    from prefect.input import RunInput
+
+    class ApprovalForm(RunInput):
+        approver: str
+        approve: bool = False
+        comment: str = ""
+
+    logger = get_run_logger()
+    batch_id = summary["batch_id"]
+    deadline = approval_deadline(settings, summary)
+    description = approval_text(summary)
+    logger.info(
+        "Batch %s waits for a decision until %s UTC: use the form of this flow run in Prefect's "
+        "UI, or run 'massar approve %s --by NAME [--reject]'.",
+        batch_id,
+        f"{deadline:%Y-%m-%d %H:%M}",
+        batch_id,
+    )
+    attempt = 0
+    while True:
+        remaining = (deadline - datetime.now(UTC)).total_seconds()
+        decided = recorded_decision(settings, batch_id)
+        if decided is not None and decided.decision in DECIDED:
+            return decided
+        if remaining <= 0:
+            break
+        attempt += 1
+        try:
+            form = pause_flow_run(
+                wait_for_input=ApprovalForm.with_initial_data(
+                    description=description, approver="", approve=False
+                ),
+                # In slices, so that a decision recorded while the run was not paused (a
+                # terminal's 'massar approve' at the wrong instant) is seen within one slice.
+                timeout=max(1, int(min(remaining, 60 * settings.approval_poll_seconds))),
+                poll_interval=settings.approval_poll_seconds,
+                key=f"approval-{batch_id.lower()}-{attempt}",
+            )
+        except FlowPauseTimeout:  # nobody resumed the run during this slice
+            _running_again()
+            continue
+        decided = recorded_decision(settings, batch_id)
+        if decided is not None and decided.decision in DECIDED:
+            return decided  # 'massar approve' recorded it, then resumed the run
+        try:
+            return record_decision(
+                settings, batch_id, form.approver, form.approve, form.comment, "prefect-ui"
+            )
+        except DecisionRefused as refused:
+            logger.warning("%s The batch still waits for a decision.", refused)
+    expired = expire_batch(settings, batch_id)
+    assert expired is not None
+    if expired.decision == "expired":
+        logger.warning(
+            "Nobody decided on batch %s within %g h: it expired and was not delivered.",
+            batch_id,
+            settings.approval_timeout_hours,
+        )
+    return expired
+
+
+def _running_again() -> None:
+    """After a pause slice ran out, put the run back to Running ourselves: Prefect's server
+    refuses any transition out of a timed-out pause (it would fail the run), while the batch's
+    own deadline, not the slice, decides when waiting ends."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+    from prefect.states import Running
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(flow_run.id, Running(), force=True)
+
+
+def resume_waiting_flow(summary: dict[str, Any], decision: BatchDecision) -> bool:
+    """Resume the flow run paused on this batch with the decision, so that it goes on at once;
+    False when no run is paused on it (the next exchange run acts on the recorded decision)."""
+    if not summary.get("flow_run_id"):
+        return False
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        try:
+            run = client.read_flow_run(UUID(summary["flow_run_id"]))
+        except Exception:  # the run is unknown to this Prefect API
+            return False
+        if run.state is None or not run.state.is_paused():
+            return False
+        from prefect.flow_runs import resume_flow_run
+
+        resume_flow_run(
+            run.id,
+            run_input={
+                "approver": decision.approver,
+                "approve": decision.decision == "approved",
+                "comment": decision.comment,
+            },
+        )
+        return True
+
+
+# ---- delivery -----------------------------------------------------------------------------------
+
+
+def deliver_approved(settings: Settings, batch_id: str) -> dict[str, Any]:
+    """Deliver an approved batch's files (manifest last) as they were approved; re-running sends
+    nothing twice. Anything else than an approved batch is refused by the ledger."""
+    summary = batch_summary(settings, batch_id)
+    partner = summary["partner"]
+    folder = batch_folder(settings, partner, batch_id)
+    names = sorted(summary["files"], key=lambda n: (n.endswith("_manifest.json"), n))
+    files = {}
+    for name in names:
+        path = folder / name
+        if not path.is_file():
+            raise OperatorError(
+                f"File {name} of batch {batch_id} is missing from {folder}; it cannot be "
+                "delivered as approved. Restore the folder from the backup."
+            )
+        files[name] = path.read_bytes()
+    decision = summary["decision"] or {}
+    database = _database(settings)
+    endpoint = settings.partners[partner]
+    try:
+        report = deliver_batch(
+            partner_transport_for(settings, partner),
+            ExchangeLedger(database),
+            batch_id=batch_id,
+            files=files,
+            approver=decision.get("approver", ""),
+            retry=RetryPolicy(
+                attempts=endpoint.delivery_attempts, base_delay=endpoint.delivery_backoff_seconds
+            ),
+        )
+    except (DeliveryError, ExchangeRecordError) as error:
+        raise OperatorError(str(error)) from error
+    finally:
+        database.dispose()
+    return {
+        "batch_id": batch_id,
+        "sent": report.sent,
+        "already_delivered": report.already_delivered,
+        "found_at_partner": report.found_at_partner,
+        "connection_failures": report.connection_failures,
+        "message": report.message,
+    }
+
+
+def undecided_batches(settings: Settings, partner: str) -> list[str]:
+    """Batches of a partner waiting for a person's decision, oldest first."""
+    database = _database(settings)
+    try:
+        with database.session() as session:
+            return list(
+                session.scalars(
+                    select(ExchangeBatch.batch_id)
+                    .where(ExchangeBatch.partner == partner, ExchangeBatch.state == WAITING)
+                    .order_by(ExchangeBatch.sequence)
+                )
+            )
+    finally:
+        database.dispose()
+
+
+def undelivered_approved_batches(settings: Settings, partner: str) -> list[str]:
+    """Approved batches whose delivery did not finish (a cut connection, a stopped run)."""
+    database = _database(settings)
+    try:
+        with database.session() as session:
+            return list(
+                session.scalars(
+                    select(ExchangeBatch.batch_id)
+                    .where(ExchangeBatch.partner == partner, ExchangeBatch.state == "approved")
+                    .order_by(ExchangeBatch.sequence)
+                )
+            )
+    finally:
+        database.dispose()
+
+
+# ---- acknowledgements ---------------------------------------------------------------------------
+
+
+def reconcile_acknowledgements(
+    settings: Settings, partner: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """Fetch the fund's new acknowledgements, bind each to the sha256 of the file it
+    acknowledges, record the outcome per child, and list the delivered batches whose
+    acknowledgement is late. An acknowledgement that cannot be read or bound is reported in a
+    sentence and kept as received; it does not count as an answer."""
+    now = now or datetime.now(UTC)
+    profile = _profile(partner)
+    database = _database(settings)
+    problems: list[str] = []
+    recorded: list[dict[str, Any]] = []
+    try:
+        transport = partner_transport_for(settings, partner)
+        try:
+            received = fetch_acknowledgements(
+                transport,
+                pattern=f"{profile.code}_ACK_*.xml",
+                known=acknowledged_files(database, partner),
+            )
+        except DeliveryError as error:
+            raise OperatorError(str(error)) from error
+        for item in received:
+            try:
+                ack = parse_acknowledgement(profile, item.data, name=item.name)
+            except ExchangeFileError as error:
+                problems.append(str(error))
+                continue
+            with database.session() as session:
+                batch = session.get(ExchangeBatch, ack.batch_id)
+                expected = (batch.files or {}).get(ack.response_file) if batch else None
+            if expected is not None and expected != ack.response_sha256:
+                problems.append(
+                    f"The acknowledgement {item.name} names {ack.response_file} with sha256 "
+                    f"{ack.response_sha256[:12]}…, which is not the file delivered in batch "
+                    f"{ack.batch_id}; it does not count as an answer. Ask {profile.code} which "
+                    "file it received."
+                )
+            rejected = [
+                {"fund_reference": c.fund_reference, "reason": c.reason}
+                for c in ack.children
+                if not c.accepted
+            ]
+            try:
+                record = record_acknowledgement(
+                    database,
+                    batch_id=ack.batch_id,
+                    partner=partner,
+                    file_name=item.name,
+                    data_sha256=item.sha256,
+                    acknowledged_sha256=ack.response_sha256,
+                    accepted=ack.accepted,
+                    rejected=ack.rejected,
+                    detail={
+                        "response_file": ack.response_file,
+                        "file_accepted": ack.file_accepted,
+                        "file_reason": ack.file_reason,
+                        "rejected_children": rejected,
+                    },
+                    received_at=ack.received_at.astimezone(UTC).replace(tzinfo=None),
+                )
+            except ExchangeRecordError as error:
+                problems.append(str(error))
+                continue
+            recorded.append(
+                {
+                    "file": item.name,
+                    "batch_id": ack.batch_id,
+                    "bound": record.bound,
+                    "accepted": ack.accepted,
+                    "rejected": ack.rejected,
+                }
+            )
+        late = overdue_batches(
+            database, now, settings.partners[partner].acknowledgement_delay_hours, partner
+        )
+    finally:
+        database.dispose()
+    return {
+        "partner": partner,
+        "acknowledgements": recorded,
+        "problems": problems,
+        "overdue": [
+            {"batch_id": b.batch_id, "waiting_hours": round(b.waiting_hours, 1)} for b in late
+        ],
+    }
+
+
+def reconciliation(settings: Settings, batch_id: str) -> list[dict[str, str]]:
+    """Per child of a batch: what we answered and what the fund did with it (accepted, or
+    rejected with its reason; ``pending`` without acknowledgement). For the officers."""
+    summary = batch_summary(settings, batch_id)
+    folder = batch_folder(settings, summary["partner"], batch_id)
+    csv_name = next(n for n in summary["files"] if n.endswith(".csv"))
+    profile = _profile(summary["partner"])
+    layout = profile.response_csv
+    text = (folder / csv_name).read_bytes().decode(layout.encoding)
+    rows = list(csv.DictReader(io.StringIO(text), delimiter=layout.delimiter))
+    reference, status = layout.header["fund_reference"], layout.header["status"]
+    database = _database(settings)
+    try:
+        from warehouse.control import Acknowledgement
+
+        with database.session() as session:
+            acks = session.scalars(
+                select(Acknowledgement).where(Acknowledgement.batch_id == batch_id)
+            ).all()
+            bound = [a for a in acks if (a.detail or {}).get("bound_to_delivery")]
+    finally:
+        database.dispose()
+    rejected: dict[str, str] = {}
+    for ack in bound:
+        for child in (ack.detail or {}).get("rejected_children", []):
+            rejected[child["fund_reference"]] = child["reason"]
+    outcome = "accepted" if bound else "pending"
+    return [
+        {
+            "fund_reference": row[reference],
+            "answered": row[status],
+            "outcome": "rejected" if row[reference] in rejected else outcome,
+            "reason": rejected.get(row[reference], ""),
+        }
+        for row in rows
+    ]
+
+
+def operator_sentence(error: BaseException) -> str:
+    """The sentence of an :class:`OperatorError`; anything else is a defect and is raised."""
+    if isinstance(error, OperatorError):
+        return str(error)
+    raise error
+
+
+def exchange_artifact(summary: dict[str, Any]) -> str:
+    """Markdown for the Prefect artifact of a batch (no child data)."""
+    return approval_text(summary) + "\n\nState: **" + summary["state"] + "**.\n"
+
+
+fetch_requests_task = task(fetch_new_requests, name="fetch_partner_requests", cache_policy=NO_CACHE)
+prepare_batch_task = task(prepare_batch, name="prepare_batch", cache_policy=NO_CACHE)
+deliver_task = task(deliver_approved, name="deliver_batch", cache_policy=NO_CACHE, retries=0)
+reconcile_task = task(
+    reconcile_acknowledgements, name="reconcile_acknowledgements", cache_policy=NO_CACHE
+)

@@ -1,0 +1,352 @@
+"""The partner exchange end to end, under Prefect, against a real OpenSSH sshd: a request fetched
+from the fund's outbox, a batch prepared and signed, a person's decision inside the flow (the
+terminal's 'massar approve' and Prefect's form), delivery, acknowledgement, reconciliation; a
+rejection, an approval timeout, an expired certificate, a cut connection and a re-run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from connectors.exchange_profile import (
+    ChildOutcome,
+    build_acknowledgement,
+    profile_for,
+)
+from connectors.signing import make_test_certificate
+from flows.exchange import exchange
+from flows.nightly import nightly
+from massar.home import init_home
+from massar.runner import approve_batch
+from massar.settings import PartnerSettings, load_settings
+from tasks.exchange import batch_folder, batch_summary, reconciliation
+from warehouse.control import ControlDatabase
+from warehouse.exchange import message_log, verify_message_log
+
+PREPARER = "Rachid Amrani"
+APPROVER = "Fatima Zahra Idrissi"
+YEAR = "2023-2024"
+
+
+@pytest.fixture(scope="module")
+def consolidated(prefect_server, province, tmp_path_factory) -> Path:
+    """A home whose warehouse holds the generated province (one night), with Massar's leaving
+    records; copied by each test so that their batches stay apart."""
+    settings = init_home(tmp_path_factory.mktemp("exchange-home") / "home")
+    for school in sorted(p for p in province.iterdir() if p.is_dir() and p.name[:5].isdigit()):
+        shutil.copytree(school, settings.inbox / school.name)
+    nightly(settings)
+    (settings.home / "reference").mkdir(exist_ok=True)
+    shutil.copy(province / "leavers.csv", settings.home / "reference" / "leavers.csv")
+    return settings.home
+
+
+def _settings(home: Path, partner: PartnerSettings | None = None, **changes):
+    now = datetime.now(UTC)
+    key, certificate = make_test_certificate(
+        home / "keys",
+        changes.pop("not_before", now - timedelta(days=1)),
+        changes.pop("not_after", now + timedelta(days=30)),
+        "Direction provinciale de Tiznit",
+    )
+    settings = load_settings(home)
+    values = {
+        "signing_key": key,
+        "signing_certificate": certificate,
+        "approvers": [APPROVER, PREPARER],
+        "approval_poll_seconds": 1,
+        "approval_timeout_hours": 120 / 3600,  # a decider that fails must not hang the suite
+    }
+    if partner is not None:
+        values["partners"] = {**settings.partners, "cnss": partner}
+    values.update(changes)
+    return settings.model_copy(update=values)
+
+
+@pytest.fixture
+def home(consolidated, tmp_path) -> Path:
+    target = tmp_path / "home"
+    shutil.copytree(consolidated, target)
+    return target
+
+
+def _partner(server, **changes) -> PartnerSettings:
+    values = {
+        "host": server.host,
+        "port": server.port,
+        "username": server.username,
+        "private_key": server.client_key_path,
+        "host_key": server.known_hosts_line,
+        "remote_inbox": server.remote_inbox,
+        "remote_outbox": server.remote_outbox,
+        "timeout_seconds": 10,
+        "delivery_attempts": 3,
+        "delivery_backoff_seconds": 0.05,
+        "legal_basis": "Convention MEN-CNSS (test)",
+        "age_windows": {"family_allowance": (12, 21), "survivor_pension": (16, 21)},
+    }
+    values.update(changes)
+    return PartnerSettings(**values)
+
+
+def _request(province: Path) -> Path:
+    return province / "partners" / "cnss" / f"CNSS_SCOL_{YEAR}_0001.csv"
+
+
+def _decide_when_waiting(settings, decide, timeout: float = 90.0) -> threading.Thread:
+    """In another thread, as a person would: wait for the batch to wait, then decide."""
+
+    def run() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            database = ControlDatabase(settings.resolved_database_url)
+            try:
+                with database.session() as session:
+                    from sqlalchemy import select
+
+                    from warehouse.control import ExchangeBatch
+
+                    waiting = session.scalars(
+                        select(ExchangeBatch.batch_id).where(
+                            ExchangeBatch.state == "waiting_approval"
+                        )
+                    ).first()
+            finally:
+                database.dispose()
+            if waiting:
+                time.sleep(1.5)  # let the run reach its pause
+                try:
+                    decide(waiting)
+                except BaseException as error:  # the test reads it
+                    failures.append(error)
+                return
+            time.sleep(0.3)
+
+    failures: list[BaseException] = []
+    thread = threading.Thread(target=run, daemon=True)
+    thread.failures = failures  # type: ignore[attr-defined]
+    thread.start()
+    return thread
+
+
+def _run_exchange(settings):
+    return exchange("cnss", settings, prepared_by=PREPARER)
+
+
+def test_a_request_is_answered_approved_delivered_acknowledged_and_reconciled(
+    home, province, sftp_server
+):
+    settings = _settings(home, _partner(sftp_server))
+    shutil.copy(_request(province), sftp_server.outbox / _request(province).name)
+    outcome: dict = {}
+    decider = _decide_when_waiting(
+        settings,
+        lambda batch: outcome.setdefault(
+            "cli", approve_batch(settings, batch, APPROVER, True, "checked the counts")
+        ),
+    )
+    result = _run_exchange(settings)
+    decider.join(5)
+    assert decider.failures == []
+
+    assert "goes on now" in outcome["cli"]  # the terminal's decision resumed the paused run
+    [batch] = result["batches"]
+    assert batch["state"] == "approved"
+    summary = batch_summary(settings, batch["batch_id"])
+    assert summary["decision"]["approver"] == APPROVER
+    assert summary["decision"]["covered_sha256"] == summary["manifest_sha256"]
+    assert summary["state"] == "delivered"
+    # Delivered exactly as prepared: every file under its final name, nothing temporary.
+    delivered = sorted(os.listdir(sftp_server.inbox))
+    assert delivered == sorted(summary["files"])
+    folder = batch_folder(settings, "cnss", batch["batch_id"])
+    for name in delivered:
+        assert (sftp_server.inbox / name).read_bytes() == (folder / name).read_bytes()
+    # The answers agree with the generator's ground truth on what matters most.
+    expected = {
+        row.split(",")[0]: row.split(",")[1]
+        for row in (_request(province).parent / "expected.csv").read_text().splitlines()[1:]
+    }
+    answered = {
+        r["fund_reference"]: r["answered"] for r in reconciliation(settings, batch["batch_id"])
+    }
+    assert set(answered) == set(expected)
+    false_not_schooled = [
+        ref
+        for ref, status in answered.items()
+        if status == "NOT_SCHOOLED" and expected[ref] != "NOT_SCHOOLED"
+    ]
+    assert false_not_schooled == []
+    # The signed XML is what an independent tool accepts.
+    xml = next(folder / n for n in summary["files"] if n.endswith(".xml"))
+    checked = subprocess.run(
+        ["xmlsec1", "--verify", "--trusted-pem", str(settings.signing_certificate), str(xml)],
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stderr
+
+    # The fund acknowledges: one child rejected; the next run reconciles it.
+    profile = profile_for("cnss")
+    xml_name = xml.name
+    refused = sorted(answered)[0]
+    ack = build_acknowledgement(
+        profile,
+        batch["batch_id"],
+        summary["sequence"],
+        xml_name,
+        summary["files"][xml_name],
+        [
+            ChildOutcome(ref, ref != refused, "" if ref != refused else "reference inconnue")
+            for ref in answered
+        ],
+        datetime.now(UTC),
+    )
+    (sftp_server.outbox / f"CNSS_ACK_SCOL_{YEAR}_{summary['sequence']:06d}.xml").write_bytes(ack)
+    again = _run_exchange(settings)
+    assert again["batches"] == [] and again["overdue"] == []
+    [recorded] = again["acknowledgements"]
+    assert recorded["bound"] and recorded["rejected"] == 1
+    assert recorded["accepted"] == len(answered) - 1
+    rows = {r["fund_reference"]: r for r in reconciliation(settings, batch["batch_id"])}
+    assert (
+        rows[refused]["outcome"] == "rejected" and rows[refused]["reason"] == "reference inconnue"
+    )
+    assert {r["outcome"] for ref, r in rows.items() if ref != refused} == {"accepted"}
+    assert batch_summary(settings, batch["batch_id"])["state"] == "acknowledged"
+    # Nothing was sent twice, and the message log holds each file once, intact.
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        assert sorted(e["file_name"] for e in message_log(database)) == delivered
+        assert verify_message_log(database).intact
+    finally:
+        database.dispose()
+    assert sorted(os.listdir(sftp_server.inbox)) == delivered
+
+
+def test_the_preparer_cannot_approve_and_a_form_from_an_outsider_is_refused(
+    home, province, sftp_server
+):
+    from prefect.flow_runs import resume_flow_run
+
+    settings = _settings(home, _partner(sftp_server))
+    shutil.copy(_request(province), sftp_server.outbox / _request(province).name)
+    seen: dict = {}
+
+    def decide(batch: str) -> None:
+        from tasks.exchange import DecisionRefused
+
+        with pytest.raises(DecisionRefused, match="prepared batch"):
+            approve_batch(settings, batch, PREPARER, True, "")
+        run_id = batch_summary(settings, batch)["flow_run_id"]
+        # Prefect's form, filled by somebody not on the approvers list: refused, still waiting.
+        resume_flow_run(run_id, run_input={"approver": "Intrus", "approve": True, "comment": ""})
+        time.sleep(4)
+        seen["state_after_outsider"] = batch_summary(settings, batch)["state"]
+        # Then an approver rejects it through the form.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                resume_flow_run(
+                    run_id, run_input={"approver": APPROVER, "approve": False, "comment": "doute"}
+                )
+                return
+            except Exception:  # not paused again yet
+                time.sleep(0.5)
+
+    decider = _decide_when_waiting(settings, decide)
+    result = _run_exchange(settings)
+    decider.join(5)
+    assert decider.failures == []
+    assert seen["state_after_outsider"] == "waiting_approval"
+    [batch] = result["batches"]
+    assert batch["state"] == "rejected"
+    summary = batch_summary(settings, batch["batch_id"])
+    assert summary["decision"]["channel"] == "prefect-ui"
+    assert summary["decision"]["approver"] == APPROVER
+    assert os.listdir(sftp_server.inbox) == []  # rejected: nothing delivered
+    assert result["deliveries"] == []
+
+
+def test_a_batch_nobody_decides_on_expires_without_delivery(home, province, sftp_server):
+    settings = _settings(home, _partner(sftp_server), approval_timeout_hours=4 / 3600)
+    shutil.copy(_request(province), sftp_server.outbox / _request(province).name)
+    result = _run_exchange(settings)
+    [batch] = result["batches"]
+    assert batch["state"] == "expired"
+    summary = batch_summary(settings, batch["batch_id"])
+    assert summary["decision"]["decision"] == "expired"
+    assert os.listdir(sftp_server.inbox) == []
+    # A late decision is refused: the batch is over.
+    from tasks.exchange import DecisionRefused
+
+    with pytest.raises(DecisionRefused, match="not waiting for approval any more"):
+        approve_batch(settings, batch["batch_id"], APPROVER, True, "")
+
+
+def test_an_expired_certificate_is_refused_in_one_sentence_and_nothing_is_prepared(
+    home, province, sftp_server
+):
+    now = datetime.now(UTC)
+    settings = _settings(
+        home,
+        _partner(sftp_server),
+        not_before=now - timedelta(days=400),
+        not_after=now - timedelta(days=35),
+    )
+    shutil.copy(_request(province), sftp_server.outbox / _request(province).name)
+    result = _run_exchange(settings)
+    assert result["batches"] == []
+    [problem] = result["problems"]
+    assert "certificate" in problem and "\n" not in problem
+    assert os.listdir(sftp_server.inbox) == []
+
+
+def test_a_delivery_cut_off_completes_on_the_next_run_and_sends_nothing_twice(
+    home, province, sftp_server
+):
+    settings = _settings(home, _partner(sftp_server))
+    shutil.copy(_request(province), sftp_server.outbox / _request(province).name)
+    decider = _decide_when_waiting(
+        settings,
+        lambda batch: (
+            sftp_server.go_offline(),  # the fund's server goes down while the batch waits
+            approve_batch(settings, batch, APPROVER, True, ""),
+        ),
+    )
+    with pytest.raises(Exception, match="could not be delivered"):
+        _run_exchange(settings)
+    decider.join(5)
+    assert decider.failures == []
+    sftp_server.start()
+    result = _run_exchange(settings)
+    [delivery] = result["deliveries"]
+    assert delivery["sent"] and not delivery["already_delivered"]
+    batch_id = delivery["batch_id"]
+    assert batch_summary(settings, batch_id)["state"] == "delivered"
+    again = _run_exchange(settings)
+    assert again["deliveries"] == [] and again["batches"] == []
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        names = [e["file_name"] for e in message_log(database)]
+    finally:
+        database.dispose()
+    assert sorted(names) == sorted(set(names)) == sorted(os.listdir(sftp_server.inbox))
+
+
+def test_a_changed_host_key_stops_the_exchange_with_a_clear_sentence(home, province, sftp_server):
+    settings = _settings(home, _partner(sftp_server))
+    shutil.copy(_request(province), sftp_server.outbox / _request(province).name)
+    sftp_server.rotate_host_key()
+    with pytest.raises(Exception) as raised:
+        _run_exchange(settings)
+    message = str(raised.value)
+    assert "host key" in message and "\n" not in message
+    assert os.listdir(sftp_server.inbox) == []
