@@ -17,6 +17,7 @@ import pytest
 
 from connectors.exchange_profile import (
     ChildOutcome,
+    acknowledgement_file_name,
     build_acknowledgement,
     profile_for,
 )
@@ -48,7 +49,7 @@ def consolidated(prefect_server, province, tmp_path_factory) -> Path:
     return settings.home
 
 
-def _settings(home: Path, partner: PartnerSettings | None = None, **changes):
+def _settings(home: Path, partner: PartnerSettings | None = None, fund: str = "cnss", **changes):
     now = datetime.now(UTC)
     key, certificate = make_test_certificate(
         home / "keys",
@@ -65,7 +66,7 @@ def _settings(home: Path, partner: PartnerSettings | None = None, **changes):
         "approval_timeout_hours": 120 / 3600,  # a decider that fails must not hang the suite
     }
     if partner is not None:
-        values["partners"] = {**settings.partners, "cnss": partner}
+        values["partners"] = {**settings.partners, fund: partner}
     values.update(changes)
     return settings.model_copy(update=values)
 
@@ -77,7 +78,7 @@ def home(consolidated, tmp_path) -> Path:
     return target
 
 
-def _partner(server, **changes) -> PartnerSettings:
+def _partner(server, fund: str = "cnss", **changes) -> PartnerSettings:
     values = {
         "host": server.host,
         "port": server.port,
@@ -89,15 +90,19 @@ def _partner(server, **changes) -> PartnerSettings:
         "timeout_seconds": 10,
         "delivery_attempts": 3,
         "delivery_backoff_seconds": 0.05,
-        "legal_basis": "Convention MEN-CNSS (test)",
-        "age_windows": {"family_allowance": (12, 21), "survivor_pension": (16, 21)},
+        "legal_basis": f"Convention MEN-{fund.upper()} (test)",
+        "age_windows": {
+            "family_allowance": (12, 21),
+            "survivor_pension": (16, 21),
+            "orphan_pension": (16, 21),
+        },
     }
     values.update(changes)
     return PartnerSettings(**values)
 
 
-def _request(province: Path) -> Path:
-    return province / "partners" / "cnss" / f"CNSS_SCOL_{YEAR}_0001.csv"
+def _request(province: Path, fund: str = "cnss") -> Path:
+    return province / "partners" / fund / f"{fund.upper()}_SCOL_{YEAR}_0001.csv"
 
 
 def _decide_when_waiting(settings, decide, timeout: float = 90.0) -> threading.Thread:
@@ -136,15 +141,17 @@ def _decide_when_waiting(settings, decide, timeout: float = 90.0) -> threading.T
     return thread
 
 
-def _run_exchange(settings):
-    return exchange("cnss", settings, prepared_by=PREPARER)
+def _run_exchange(settings, fund: str = "cnss"):
+    return exchange(fund, settings, prepared_by=PREPARER)
 
 
+@pytest.mark.parametrize("fund", ["cnss", "cmr"])
 def test_a_request_is_answered_approved_delivered_acknowledged_and_reconciled(
-    home, province, sftp_server
+    home, province, sftp_server, fund
 ):
-    settings = _settings(home, _partner(sftp_server))
-    shutil.copy(_request(province), sftp_server.outbox / _request(province).name)
+    settings = _settings(home, _partner(sftp_server, fund), fund)
+    request = _request(province, fund)
+    shutil.copy(request, sftp_server.outbox / request.name)
     outcome: dict = {}
     decider = _decide_when_waiting(
         settings,
@@ -152,7 +159,7 @@ def test_a_request_is_answered_approved_delivered_acknowledged_and_reconciled(
             "cli", approve_batch(settings, batch, APPROVER, True, "checked the counts")
         ),
     )
-    result = _run_exchange(settings)
+    result = _run_exchange(settings, fund)
     decider.join(5)
     assert decider.failures == []
 
@@ -166,13 +173,13 @@ def test_a_request_is_answered_approved_delivered_acknowledged_and_reconciled(
     # Delivered exactly as prepared: every file under its final name, nothing temporary.
     delivered = sorted(os.listdir(sftp_server.inbox))
     assert delivered == sorted(summary["files"])
-    folder = batch_folder(settings, "cnss", batch["batch_id"])
+    folder = batch_folder(settings, fund, batch["batch_id"])
     for name in delivered:
         assert (sftp_server.inbox / name).read_bytes() == (folder / name).read_bytes()
     # The answers agree with the generator's ground truth on what matters most.
     expected = {
         row.split(",")[0]: row.split(",")[1]
-        for row in (_request(province).parent / "expected.csv").read_text().splitlines()[1:]
+        for row in (request.parent / "expected.csv").read_text().splitlines()[1:]
     }
     answered = {
         r["fund_reference"]: r["answered"] for r in reconciliation(settings, batch["batch_id"])
@@ -194,7 +201,7 @@ def test_a_request_is_answered_approved_delivered_acknowledged_and_reconciled(
     assert checked.returncode == 0, checked.stderr
 
     # The fund acknowledges: one child rejected; the next run reconciles it.
-    profile = profile_for("cnss")
+    profile = profile_for(fund)
     xml_name = xml.name
     refused = sorted(answered)[0]
     ack = build_acknowledgement(
@@ -209,8 +216,9 @@ def test_a_request_is_answered_approved_delivered_acknowledged_and_reconciled(
         ],
         datetime.now(UTC),
     )
-    (sftp_server.outbox / f"CNSS_ACK_SCOL_{YEAR}_{summary['sequence']:06d}.xml").write_bytes(ack)
-    again = _run_exchange(settings)
+    ack_name = acknowledgement_file_name(profile, summary["school_year"], summary["sequence"])
+    (sftp_server.outbox / ack_name).write_bytes(ack)
+    again = _run_exchange(settings, fund)
     assert again["batches"] == [] and again["overdue"] == []
     [recorded] = again["acknowledgements"]
     assert recorded["bound"] and recorded["rejected"] == 1
