@@ -248,6 +248,9 @@ def prefect_environment(settings: Settings) -> dict[str, str]:
         values["PREFECT_API_URL"] = settings.prefect_api_url
     else:
         values["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "true"
+        # The embedded API starts with the flow; on a busy 2-core server the default 20 s wait
+        # for it was seen to run out.
+        values["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
     return values
 
 
