@@ -222,6 +222,34 @@ def exchange_verify(
         )
 
 
+@exchange_app.command("evidence")
+def exchange_evidence(
+    to: Annotated[Path, typer.Option("--to", help="The JSON file to write.")],
+    partner: Annotated[Partner | None, typer.Option(help="Only this fund's files.")] = None,
+    batch: Annotated[str | None, typer.Option(help="Only this batch.")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Export the hash-chained message log of what was sent, as evidence for an auditor."""
+    settings = _open(home)
+    from warehouse.control import ControlDatabase
+    from warehouse.exchange import export_evidence, verify_message_log
+
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        check = verify_message_log(database)
+        path = export_evidence(database, to, partner.value if partner else None, batch)
+    finally:
+        database.dispose()
+    out.print(
+        f"Evidence written to {path}: {check.entries} message-log entries, chain "
+        + ("intact" if check.intact else "BROKEN: " + " ".join(check.problems))
+        + f", head {check.head_hash}.",
+        markup=False,
+    )
+    if not check.intact:
+        raise OperatorError("The message log's chain is broken; the evidence file says where.")
+
+
 @app.command()
 def approve(
     batch: Annotated[str, typer.Argument(help="The batch id, e.g. CNSS-2024-0001.")],

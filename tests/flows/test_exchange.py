@@ -5,6 +5,7 @@ rejection, an approval timeout, an expired certificate, a cut connection and a r
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -237,6 +238,14 @@ def test_a_request_is_answered_approved_delivered_acknowledged_and_reconciled(
     finally:
         database.dispose()
     assert sorted(os.listdir(sftp_server.inbox)) == delivered
+    # An auditor's evidence of what was sent, from the command line.
+    from massar.cli import main
+    from warehouse.exchange import check_evidence
+
+    evidence = home / "evidence.json"
+    assert main(["exchange", "evidence", "--to", str(evidence), "--home", str(home)]) == 0
+    assert check_evidence(evidence) == []
+    assert sorted(e["file_name"] for e in json.loads(evidence.read_text())["entries"]) == delivered
 
 
 def test_the_preparer_cannot_approve_and_a_form_from_an_outsider_is_refused(
