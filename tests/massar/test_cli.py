@@ -23,6 +23,8 @@ CONTRACT_COMMANDS = [
     "approve",
     "query",
     "status",
+    "backup",
+    "restore",
 ]
 
 
