@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from massar.errors import OperatorError
@@ -66,6 +66,44 @@ class PartnerSettings(SftpEndpoint):
     delivery_backoff_seconds: float = 2.0  # first wait; doubled after each failure
 
 
+class AlertSettings(BaseModel):
+    """E-mail alerts (``[alerts]``): who is told, over which SMTP server, and when a check
+    fires. Empty ``smtp_host``: alerts are still checked and shown in the watch run's log, but
+    not e-mailed."""
+
+    model_config = {"extra": "forbid"}
+
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password_file: Path | None = None  # outside the repository; its first line is used
+    smtp_timeout_seconds: float = 30.0
+    sender: str = ""
+    recipients: list[str] = Field(default_factory=list)
+    nightly_start: str = "02:00"  # local time the nightly run starts (prefect.yaml)
+    nightly_deadline: str = "06:00"  # local time by which a night must be published; "" = off
+    approval_wait_hours: float = 24
+    failed_runs_lookback_hours: float = 24  # how far back a check looks for failed runs
+
+    @field_validator("nightly_start", "nightly_deadline")
+    @classmethod
+    def _clock_time(cls, value: str) -> str:
+        if value:
+            hours, _, minutes = value.partition(":")
+            if not (
+                hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60
+            ):
+                raise ValueError(f"{value!r} is not a time of day written HH:MM")
+        return value
+
+    @model_validator(mode="after")
+    def _someone_to_tell(self) -> AlertSettings:
+        if self.smtp_host and not (self.sender and self.recipients):
+            raise ValueError("an SMTP server needs a sender and at least one recipient")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything an installation can configure. Build it with :func:`load_settings`."""
 
@@ -101,6 +139,7 @@ class Settings(BaseSettings):
         }
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @field_validator("timezone")
     @classmethod

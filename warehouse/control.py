@@ -222,6 +222,20 @@ class Night(Base):
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class SentAlert(Base):
+    """An alert e-mailed to the officers, keyed so that the same alert is never sent twice
+    (``tasks/alerts.py``). Holds run names, batch ids and counts only: no pupil data."""
+
+    __tablename__ = "sent_alerts"
+
+    alert_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), index=True)
+    subject: Mapped[str] = mapped_column(String(300))
+    recipients: Mapped[str] = mapped_column(Text, default="")  # comma-separated addresses
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+    facts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets foreign keys and a busy timeout."""
     if url.startswith("sqlite"):
