@@ -1,0 +1,376 @@
+"""Benchmark: one partner request of 200 000 children, end to end (target <= 30 s).
+
+Steps timed, on the code the exchange flow runs (``tasks.exchange.prepare_batch``):
+
+1. ``parse_request``: the request FILE in the fund's layout (CNSS ``;`` CRLF dd/mm/yyyy, or CMR
+   ``,`` LF ISO dates and no sex column), written beforehand the way the generator writes
+   requests (``massar/synthetic/partners.py``);
+2. ``register_from_frames``: the province register from the warehouse's frames (the part of
+   ``load_province_register`` after the Delta tables are read; reading them is not measured);
+3. ``match_children``: one answer per child, name cache cold (a fresh process, as a batch is);
+4. ``build_batch_files``: the response XML signed (XML-DSig, enveloped), the CSV, its detached
+   CMS ``.p7s`` and the manifest, with a test identity (``make_test_certificate`` +
+   ``load_signing_identity``); the files are then written to a temporary folder;
+5. ``verify_file`` as a partner runs it (``massar exchange verify``) on the XML, the CSV (with
+   its ``.p7s``) and the manifest, with the certificate the directorate gave the fund.
+
+Steps 1-5 make the total set against the target. Outside it, as independent checks:
+``xmlsec1 --verify --trusted-pem cert.pem <xml>`` and ``openssl cms -verify`` of the CSV.
+
+The data. The register is the Tiznit-like province of ``benchmarks/match_children.py`` (its
+``province_frames``, the default plan: about 48 700 pupils in 136 schools, 98 500 guardians,
+350 leaving records). No province directorate has 200 000 pupils aged 12-21, and a fund that
+sends 200 000 children does not send them because they are all in one province: it sends its
+whole regional (or national) list of insured parents' children in the benefit's age window to
+every directorate, and each directorate answers for its own pupils. So the request is built by
+``match_children.build_requests``, where every pupil of the province aged 12-21 is asked once
+(about 20 000, their names as the exact Latin spelling 55 %, a spelling variant 25 %, Arabic
+20 %, the Massar code given for 25 %, 4 % with a wrong birth date and no code → REVIEW), plus
+the province's leavers (LEFT / NOT_SCHOOLED / REVIEW), and the rest (about 89 %) are children
+schooled in other provinces or not schooled at all (NOT_FOUND). A child is never asked twice.
+It is rewritten as the fund's file (its column headers, date format, line ending, benefit code,
+references as the generator writes them). ``--schools N`` scales the register (e.g. 700 schools
+≈ 250 000 pupils, a region) for a request where more of the children are known.
+
+    .venv/bin/python benchmarks/exchange_batch.py [--children 200000] [--fund cnss]
+        [--seed 2024] [--year 2024/2025] [--schools N] [--keep DIR]
+
+It exits with status 1 when the target is missed or a check does not hold.
+
+Measured on this machine (2 vCPU shared with other work, 23 GB RAM, Python 3.11.7, lxml 6.1.3 /
+libxml2 2.14.6, signxml 5.2.0, OpenSSL 3.0.19, xmlsec1 1.2.37), ``--children 200000 --fund cnss``,
+default province, the quietest run (load average 3.7; wall seconds, CPU seconds):
+
+    set-up (not timed): 48 737 pupils; request of 200 000 children, 17.2 MB; by the truth
+    SCHOOLED 20 519, NOT_SCHOOLED 25, LEFT 163, REVIEW 1 058, NOT_FOUND 178 235
+    1. parse_request                    2.61 s   cpu  2.36 s    76 765 rows/s  peak RSS   731 MB
+    2. register_from_frames             3.30 s   cpu  2.12 s    14 758 pupils/s          791 MB
+    3. match_children                  27.42 s   cpu 18.09 s     7 294 rows/s            850 MB
+    4. build_batch_files                6.17 s   cpu  4.57 s    32 401 rows/s          1 884 MB
+       write the 4 files                0.07 s   cpu  0.05 s                           1 884 MB
+    5a. verify_file XML                 8.95 s   cpu  7.09 s    22 344 rows/s          2 555 MB
+    5b. verify_file CSV + .p7s          1.12 s   cpu  0.80 s   178 914 rows/s          2 555 MB
+    5c. verify_file manifest            0.05 s   cpu  0.03 s
+    total of 1-5                       49.69 s   cpu 35.11 s     4 025 children/s; MISSES 30 s
+    independent: xmlsec1 --verify 1.65 s (its peak RSS 406 MB), openssl cms -verify 0.03 s
+    files: XML 32.6 MB, CSV 8.4 MB, .p7s 1.5 kB, manifest 0.8 kB; all checks hold; answers
+    SCHOOLED 20 519, NOT_SCHOOLED 25, LEFT 163, REVIEW 1 590, NOT_FOUND 177 703 (99.73 % agree
+    with the truth: 532 unknown children sent to REVIEW; none answered about the wrong pupil)
+
+Six CNSS runs: 40.4-86.3 s wall at load 2.5-10 (others' tests), 35.1-40.5 s CPU; CMR once: 120.5
+s wall at load 6-10, 42.7 s CPU, the same answers. The target is missed even on CPU time, i.e.
+on an idle machine. Where the time goes (py-spy, share of steps 1-5): match_children 52 % (per
+child ~90 us if unknown, ~140 us if the province's: ``_Matcher.candidates`` 80 % of it,
+``_score`` alone 43 %: 11.7 register candidates per child from the exact / swapped birth-date
+blocks, 0.5 surviving the family-name test, ~5.5 us each; ``Register.lookup`` with
+``_Index.lookup`` 20 %; ``_request_keys`` 16 %); verify 24 %, the XML 22 %
+(``_check_xml_content`` 4.3 s: seven namespaced ``child.find`` per child; one pass over each
+child's elements does the same checks in 0.9 s; signxml verify 2.0 s, XSD 0.4 s, parse 0.3 s);
+build 12 % (``build_response_xml`` 50 %, ``sign_xml`` 30 %, mostly signxml re-parsing the tree;
+``_answer_rows`` run twice with ``canonical_school_year`` per answer ~0.4 s); parse 7 %
+(``strptime`` 0.7 s for 3 783 distinct dates; cached, 0.06 s); register 5 %. Memory peaks at 2.6
+GB: +1.0 GB while the XML of 200 000 children is built and signed (lxml trees, signxml parses it
+again), +0.7 GB while it is verified (parsed by verify, by verify_xml_signature and by signxml).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.match_children import (  # noqa: E402
+    build_requests,
+    leaving_records,
+    province_frames,
+)
+from connectors.exchange_profile import (  # noqa: E402
+    Profile,
+    batch_file_names,
+    build_batch_files,
+    parse_request,
+    profile_for,
+    school_year_tag,
+)
+from connectors.signing import load_signing_identity, make_test_certificate  # noqa: E402
+from connectors.verify import verify_file  # noqa: E402
+from massar.settings import PartnerSettings, Settings  # noqa: E402
+from massar.synthetic.partners import CMR_COLUMNS, CNSS_COLUMNS  # noqa: E402
+from schemas.exchange import LEFT, NOT_SCHOOLED, SCHOOLED, STATUSES, ChildRequest  # noqa: E402
+from tasks.match import match_children, register_from_frames  # noqa: E402
+
+TARGET_SECONDS = 30.0
+HEADERS = {"cnss": CNSS_COLUMNS, "cmr": CMR_COLUMNS}  # the generator's column order
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def fund_reference(fund: str, year: str, k: int) -> str:
+    """References as the generator writes them (``_request`` in massar/synthetic/partners.py),
+    with one digit more: a request of 200 000 children overflows five digits."""
+    tag = year.replace("/", "")
+    return f"{tag}{k:06d}" if fund == "cnss" else f"CMR/{tag[:4]}/{k:06d}"
+
+
+def write_request(
+    profile: Profile, folder: Path, year: str, children: list[ChildRequest]
+) -> tuple[Path, dict[str, str]]:
+    """Write ``children`` as the fund's request file; returns its path and, for the truth, the
+    fund reference written for each child's benchmark reference."""
+    layout = profile.request
+    header = HEADERS[profile.fund]
+    to_field = {column: fld for fld, column in layout.columns.items()}
+    assert set(header) == {*to_field, layout.benefit_column}, "layout and generator disagree"
+    benefit_code = {benefit: code for code, benefit in reversed(layout.benefits.items())}
+    renamed: dict[str, str] = {}
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=layout.delimiter, lineterminator=layout.line_ending)
+    writer.writerow(header)
+    for k, child in enumerate(children, start=1):
+        reference = fund_reference(profile.fund, year, k)
+        renamed[child.fund_reference] = reference
+        row = []
+        for column in header:
+            if column == layout.benefit_column:
+                row.append(benefit_code[child.benefit])
+                continue
+            fld = to_field[column]
+            if fld == "fund_reference":
+                value = reference
+            elif fld == "birth_date":
+                value = child.birth_date.strftime(layout.date_format) if child.birth_date else ""
+            else:
+                value = getattr(child, fld) or ""
+            row.append(value)
+        writer.writerow(row)
+    path = folder / f"{profile.code}_SCOL_{school_year_tag(year)}_0001.csv"
+    path.write_bytes(buffer.getvalue().encode(layout.encoding))
+    return path, renamed
+
+
+class Steps:
+    """One printed line per step (wall and CPU seconds: the machine may be shared); the steps
+    counted in the total are summed."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.cpu = 0.0
+
+    def start(self) -> None:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def stop(self, label: str, rows: int | None, *, counted: bool = True) -> float:
+        wall, cpu = time.perf_counter() - self._wall, time.process_time() - self._cpu
+        if counted:
+            self.total += wall
+            self.cpu += cpu
+        self.line(label, wall, f"{cpu:6.2f} s", rows, peak_rss_mb())
+        return wall
+
+    def line(
+        self, label: str, wall: float, cpu: str, rows: int | None, rss: float, note: str = ""
+    ) -> None:
+        rate = f"{rows / wall:>10,.0f} rows/s" if rows and wall > 0 else " " * 17
+        print(
+            f"  {label:<42} {wall:7.2f} s  cpu {cpu:>8} {rate}  peak RSS {rss:6,.0f} MB{note}",
+            flush=True,
+        )
+
+
+def run_tool(command: list[str]) -> tuple[float, int, str, float]:
+    """Wall seconds, exit status, last line said and peak RSS (MB, from /usr/bin/time: the
+    kernel's RUSAGE_CHILDREN would count this process's memory before the exec)."""
+    timed = ["/usr/bin/time", "-f", "maxrss_kb=%M", *command]
+    if not Path(timed[0]).exists():
+        timed = command
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(timed, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        return 0.0, 127, f"{command[0]} is not installed", 0.0
+    elapsed = time.perf_counter() - started
+    lines = (done.stderr + done.stdout).strip().splitlines()
+    rss = [float(line.split("=")[1]) / 1024 for line in lines if line.startswith("maxrss_kb=")]
+    said = [line for line in lines if not line.startswith("maxrss_kb=")]
+    return elapsed, done.returncode, said[-1] if said else "", rss[0] if rss else 0.0
+
+
+def size(data: bytes) -> str:
+    return f"{len(data) / 1e6:.1f} MB" if len(data) >= 100_000 else f"{len(data) / 1e3:.1f} kB"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--children", type=int, default=200_000)
+    parser.add_argument("--fund", choices=("cnss", "cmr"), default="cnss")
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--year", default="2024/2025")
+    parser.add_argument("--schools", type=int, default=None, help="default: the Tiznit plan")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the files in this folder")
+    args = parser.parse_args()
+
+    profile = profile_for(args.fund)
+    partner = Settings().partners[args.fund]
+    work = Path(tempfile.mkdtemp(prefix="massar-exchange-bench-"))
+    try:
+        run(args, profile, partner, work)
+    finally:
+        if args.keep:
+            shutil.copytree(work, args.keep, dirs_exist_ok=True)
+            print(f"files kept in {args.keep}")
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, profile: Profile, partner: PartnerSettings, work: Path) -> None:
+    # ---- set-up (not timed against the target) ---------------------------------------------
+    started = time.perf_counter()
+    students, enrollments, guardians, pupils, leavers = province_frames(
+        args.seed, args.year, args.schools
+    )
+    records = leaving_records(leavers)
+    children, truth = build_requests(
+        random.Random(args.seed), pupils, leavers, args.year, args.children
+    )
+    request_path, renamed = write_request(profile, work, args.year, children)
+    truth = {renamed[ref]: value for ref, value in truth.items()}
+    now = datetime.now(UTC)
+    key_path, cert_path = make_test_certificate(
+        work / "pki", now - timedelta(days=1), now + timedelta(days=365), "DP Tiznit benchmark"
+    )
+    identity = load_signing_identity(key_path, cert_path, at=now)
+    expected = Counter(status for status, _code in truth.values())
+    print(
+        f"set-up {time.perf_counter() - started:.1f} s (not timed): register of {len(pupils):,} "
+        f"pupils, {guardians.height:,} guardians, {len(records)} leaving records; "
+        f"{profile.code} request {request_path.name} of {len(children):,} children "
+        f"({request_path.stat().st_size / 1e6:.1f} MB), by the truth "
+        + ", ".join(f"{s} {expected[s]:,}" for s in STATUSES if expected[s])
+    )
+    print(f"peak RSS after set-up: {peak_rss_mb():,.0f} MB")
+    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
+    print(f"steps (load average {' '.join(load) or 'unknown'}, {os.cpu_count()} CPUs):")
+    steps = Steps()
+
+    # ---- 1. parse ---------------------------------------------------------------------------
+    steps.start()
+    requests = parse_request(profile, request_path)
+    steps.stop("1. parse_request", len(requests))
+    assert len(requests) == len(children)
+
+    # ---- 2. register -------------------------------------------------------------------------
+    steps.start()
+    register = register_from_frames(students, enrollments, guardians, args.year)
+    steps.stop("2. register_from_frames", len(register))
+
+    # ---- 3. match -----------------------------------------------------------------------------
+    steps.start()
+    answers = match_children(requests, register, records, args.year, partner.age_windows)
+    steps.stop("3. match_children", len(answers))
+
+    # ---- 4. build and sign --------------------------------------------------------------------
+    steps.start()
+    files = build_batch_files(
+        profile,
+        f"{profile.code}-{args.year[:4]}-000001",
+        1,
+        args.year,
+        answers,
+        now,
+        identity,
+        legal_basis=partner.legal_basis,
+    )
+    steps.stop("4. build_batch_files (sign XML and CSV)", len(answers))
+    steps.start()
+    for name, content in files.items():
+        (work / name).write_bytes(content)
+    steps.stop("   write the 4 files", None)
+
+    # ---- 5. verify as the partner would -------------------------------------------------------
+    names = batch_file_names(profile, args.year, 1)
+    reports = []
+    for label, name in (
+        ("5a. verify_file XML (XSD, content, DSig)", names.xml),
+        ("5b. verify_file CSV (layout, rows, .p7s)", names.csv),
+        ("5c. verify_file manifest (sha256)", names.manifest),
+    ):
+        steps.start()
+        report = verify_file(work / name, cert_path)
+        steps.stop(label, None if name == names.manifest else len(answers))
+        reports.append(report)
+    total = steps.total
+
+    # ---- independent checks -------------------------------------------------------------------
+    xmlsec = run_tool(
+        ["xmlsec1", "--verify", "--trusted-pem", str(cert_path), str(work / names.xml)]
+    )
+    print("independent checks (not in the total; the tool's own peak RSS):")
+    steps.line("xmlsec1 --verify --trusted-pem", xmlsec[0], "-", len(answers), xmlsec[3])
+    cms = run_tool(
+        [
+            *("openssl", "cms", "-verify", "-binary", "-inform", "DER"),
+            *("-in", str(work / names.csv_signature), "-content", str(work / names.csv)),
+            *("-CAfile", str(cert_path), "-purpose", "any", "-out", "/dev/null"),
+        ]
+    )
+    steps.line("openssl cms -verify (CSV + .p7s)", cms[0], "-", len(answers), cms[3])
+
+    # ---- results ------------------------------------------------------------------------------
+    print(
+        f"total of steps 1-5: {total:.2f} s wall ({steps.cpu:.2f} s cpu) for "
+        f"{len(answers):,} children = {len(answers) / total:,.0f} children/s"
+    )
+    print(f"peak RSS: {peak_rss_mb():,.0f} MB (this process, set-up included)")
+    print("files: " + ", ".join(f"{name} {size(data)}" for name, data in files.items()))
+    got = Counter(answer.status for answer in answers)
+    agree = wrong_pupil = 0
+    for request, answer in zip(requests, answers, strict=True):
+        status, code = truth[request.fund_reference]
+        agree += status == answer.status
+        wrong_pupil += (
+            answer.status in (SCHOOLED, LEFT, NOT_SCHOOLED) and answer.student_code != code
+        )
+    print(
+        "answers: "
+        + ", ".join(f"{s} {got[s]:,}" for s in STATUSES if got[s])
+        + f"; {agree / len(answers):.2%} agree with the truth; {wrong_pupil} answered about "
+        "the wrong pupil"
+    )
+    problems = [p for report in reports for p in report.problems]
+    print(
+        "partner checks: "
+        + ("all hold" if not problems else f"{len(problems)} problems, first: {problems[0]}")
+        + f"; xmlsec1 {'OK' if xmlsec[1] == 0 else f'FAILED ({xmlsec[2]})'}"
+        + f"; openssl cms {'OK' if cms[1] == 0 else f'FAILED ({cms[2]})'}"
+    )
+    ok = total <= TARGET_SECONDS and not problems and xmlsec[1] == 0 and cms[1] == 0
+
+    def meets(seconds: float) -> str:
+        return "MEETS" if seconds <= TARGET_SECONDS else "MISSES"
+
+    print(
+        f"verdict: {'PASS' if ok else 'FAIL'}: {total:.1f} s wall {meets(total)} the "
+        f"{TARGET_SECONDS:.0f} s target for {len(answers):,} children (on CPU time, about what "
+        f"an idle machine would take: {steps.cpu:.1f} s, {meets(steps.cpu)} it)"
+    )
+    if not ok:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
