@@ -229,6 +229,12 @@ def profile_for_namespace(namespace: str) -> Profile | None:
 # Requests
 
 
+@functools.lru_cache(maxsize=65536)
+def _parse_date(text: str, date_format: str) -> date:
+    """strptime, remembered: a request repeats the same few thousand birth dates."""
+    return datetime.strptime(text, date_format).date()
+
+
 def is_request_file(profile: Profile, name: str) -> bool:
     """Whether ``name`` is the name of one of this fund's request files."""
     return re.fullmatch(profile.request.file_name, name) is not None
@@ -331,7 +337,7 @@ def _request_child(
     birth_date: date | None = None
     if values.get("birth_date"):
         try:
-            birth_date = datetime.strptime(values["birth_date"], layout.date_format).date()
+            birth_date = _parse_date(values["birth_date"], layout.date_format)
         except ValueError:
             problems.append(
                 f"{where(layout.columns['birth_date'])} is not a date written {layout.date_label}."

@@ -181,15 +181,13 @@ def _check_xml_content(report: VerifyReport, profile: Profile, root: etree._Elem
                 f"{name}: the header counts {counted} {status} but the file lists "
                 f"{statuses.count(status)}."
             )
+    # One pass over each child's elements (not one find per field: 200,000 children).
+    field_of = {f"{{{profile.namespace}}}{xml_name(fld)}": fld for fld in ChildAnswer.CONTRACTED}
     for index, child in enumerate(children, start=1):
-        present = {
-            fld
-            for fld in ChildAnswer.CONTRACTED
-            if child.find(f"m:{xml_name(fld)}", namespaces=ns) is not None
-        }
-        reference = child.findtext("m:FundReference", namespaces=ns)
-        where = f"{name}: child {index} ({reference})"
-        if child.findtext("m:SchoolYear", namespaces=ns) != header_year:
+        values = {field_of[e.tag]: e.text for e in child if e.tag in field_of}
+        present = set(values)
+        where = f"{name}: child {index} ({values.get('fund_reference')})"
+        if values.get("school_year") != header_year:
             report.problems.append(f"{where} is for another school year than the header's.")
         report.problems += _status_problems(where, statuses[index - 1] or "", present)
 
