@@ -195,7 +195,9 @@ def prepare_batch(
         endpoint = settings.partners[partner]
         # Ages are counted on the matcher's reference date of the school year (31 December),
         # not on the day the batch is prepared.
-        answers = match_children(requests, register, leavers, school_year, endpoint.age_windows)
+        answers = match_children(
+            requests, register, leavers, school_year, endpoint.age_windows, processes=2
+        )
         with database.session() as session:
             sequence = (
                 session.scalar(

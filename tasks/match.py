@@ -22,6 +22,7 @@ a summary.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from collections import Counter, defaultdict
@@ -1111,8 +1112,13 @@ def match_children(
     age_windows: Mapping[str, tuple[int, int]],
     on_date: date | None = None,
     policy: MatchPolicy = DEFAULT_POLICY,
+    processes: int = 1,
 ) -> list[ChildAnswer]:
     """One answer per requested child, in the request's order.
+
+    ``processes`` > 1 splits a large request (from 20,000 children) across that many worker
+    processes: each child's answer depends only on the child and the register, so the answers
+    are the same, in the same order.
 
     ``register``: the province's pupils of ``school_year`` (load_province_register);
     ``leavers``: Massar's leaving records (load_leaving_records; may be empty); ``age_windows``:
@@ -1126,6 +1132,10 @@ def match_children(
     NOT_FOUND answers name nobody (confidence 0). Confidence: how sure the match of the pupil
     named is (see MatchPolicy)."""
     on_date = on_date or age_reference_date(school_year)
+    if processes > 1 and len(requests) >= PARALLEL_FROM:
+        return _match_in_processes(
+            requests, register, leavers, school_year, age_windows, on_date, policy, processes
+        )
     matcher = _Matcher(register, leavers, school_year, policy)
     answers = []
     for request in requests:
@@ -1139,6 +1149,41 @@ def match_children(
             answer = replace(answer, status=REVIEW, reason=f"weak match: {answer.reason}")
         answers.append(answer)
     return answers
+
+
+PARALLEL_FROM = 20_000  # below this, starting processes costs more than it saves
+
+
+def _match_in_processes(
+    requests: Sequence[ChildRequest],
+    register: Register,
+    leavers: Iterable[LeavingRecord],
+    school_year: str,
+    age_windows: Mapping[str, tuple[int, int]],
+    on_date: date,
+    policy: MatchPolicy,
+    processes: int,
+) -> list[ChildAnswer]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    leavers = tuple(leavers)
+    size = -(-len(requests) // processes)
+    chunks = [list(requests[i : i + size]) for i in range(0, len(requests), size)]
+    # forkserver: the parent may hold Prefect's threads, which fork would copy half-alive.
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=len(chunks), mp_context=context) as pool:
+        answer_chunk = functools.partial(
+            match_children,
+            register=register,
+            leavers=leavers,
+            school_year=school_year,
+            age_windows=age_windows,
+            on_date=on_date,
+            policy=policy,
+        )
+        parts = pool.map(answer_chunk, chunks)
+        return [answer for part in parts for answer in part]
 
 
 # ---- summary ----------------------------------------------------------------------------------

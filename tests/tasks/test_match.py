@@ -174,6 +174,20 @@ def test_answers_agree_with_the_generator_ground_truth(truth_home, fund: str) ->
     assert raw[REVIEW][0] == raw[REVIEW][1] == 2
 
 
+def test_matching_in_two_processes_gives_the_same_answers(truth_home, monkeypatch) -> None:
+    import tasks.match
+
+    province, settings, year = truth_home
+    register = load_province_register(settings, year)
+    leavers = load_leaving_records(settings)
+    request_file = next((province / "partners" / "cnss").glob("*_SCOL_*.csv"))
+    requests = parse_request(profile_for("cnss"), request_file)
+    windows = settings.partners["cnss"].age_windows
+    alone = match_children(requests, register, leavers, year, windows)
+    monkeypatch.setattr(tasks.match, "PARALLEL_FROM", 2)  # the real threshold is 20,000
+    assert match_children(requests, register, leavers, year, windows, processes=2) == alone
+
+
 def test_summary_counts_per_school_without_pupil_data(truth_home) -> None:
     province, settings, year = truth_home
     register = load_province_register(settings, year)
