@@ -2,17 +2,42 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from massar.settings import Settings, apply_prefect_environment
 
 
+@contextmanager
+def prefect_api(settings: Settings) -> Iterator[None]:
+    """Point Prefect at the installation for the flows run inside.
+
+    In the embedded mode the local API is started here, once, and named explicitly: Prefect's
+    own ephemeral mode would start one more API in each worker process of the ingest (seconds
+    each), since the address of an ephemeral API is not passed to them."""
+    apply_prefect_environment(settings)  # before anything imports Prefect
+    if not settings.embedded or os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server = SubprocessASGIServer()
+    server.start(
+        timeout=int(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 120))
+    )
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield
+
+
 def run_ingest(settings: Settings, path: Path | None = None) -> str:
     """Run ``ingest_submissions`` and return a short summary for the operator."""
-    apply_prefect_environment(settings)
-    from flows.ingest import ingest_submissions
+    with prefect_api(settings):
+        from flows.ingest import ingest_submissions
 
-    summary = ingest_submissions(settings, path.resolve() if path else None)
+        summary = ingest_submissions(settings, path.resolve() if path else None)
     return describe_ingest(summary, settings)
 
 
@@ -30,10 +55,10 @@ def describe_ingest(summary: dict, settings: Settings) -> str:
 
 def run_nightly(settings: Settings) -> str:
     """Run the ``nightly`` flow (ingest, then consolidation) and summarise it."""
-    apply_prefect_environment(settings)
-    from flows.nightly import nightly
+    with prefect_api(settings):
+        from flows.nightly import nightly
 
-    result = nightly(settings)
+        result = nightly(settings)
     lines = [
         describe_ingest({"totals": result["ingest"]}, settings),
         describe_night(result["consolidation"], settings),
@@ -46,12 +71,14 @@ def run_nightly(settings: Settings) -> str:
 def run_evaluate(settings: Settings, year: str | None, semester: int | None) -> str:
     """Run the ``evaluate`` flow and summarise it."""
     apply_prefect_environment(settings)  # before anything imports Prefect
-    from flows.evaluate import evaluate
     from tasks.evaluation import check_inputs
 
     year = check_inputs(settings, year)  # a bad year or rules file: a sentence, no flow run
+    with prefect_api(settings):
+        from flows.evaluate import evaluate
 
-    return describe_evaluation(evaluate(settings, year=year, semester=semester), settings)
+        summary = evaluate(settings, year=year, semester=semester)
+    return describe_evaluation(summary, settings)
 
 
 def describe_evaluation(summary: dict, settings: Settings) -> str:
@@ -68,10 +95,11 @@ def describe_evaluation(summary: dict, settings: Settings) -> str:
 def run_exchange(settings: Settings, partner: str, prepared_by: str) -> str:
     """Run the ``exchange`` flow for one partner (it waits for the approvers' decision) and
     summarise it."""
-    apply_prefect_environment(settings)
-    from flows.exchange import exchange
+    with prefect_api(settings):
+        from flows.exchange import exchange
 
-    return describe_exchange(exchange(partner, settings, prepared_by=prepared_by))
+        summary = exchange(partner, settings, prepared_by=prepared_by)
+    return describe_exchange(summary)
 
 
 def describe_exchange(summary: dict) -> str:

@@ -39,6 +39,7 @@ from warehouse.submissions import (
     add_findings,
     delete_findings,
     known_files,
+    known_files_by_school,
     record_outcomes,
     register_submissions,
     school_findings,
@@ -127,6 +128,28 @@ def _hidden(name: str) -> bool:
     """A dot-file (e.g. an upload still under its temporary name). A name starting with ``..``
     is not hidden: it is a suspicious name the school must hear about (F007)."""
     return name.startswith(".") and not name.startswith("..")
+
+
+def split_known_schools(
+    settings: Settings, schools: dict[str, list[Path]]
+) -> tuple[dict[str, list[Path]], list[SchoolOutcome]]:
+    """Schools with at least one file not seen before (to ingest), and the outcome of those
+    whose every file is already a submission (nothing to do: no worker is started for them).
+    Hashing a province's inbox takes about a second; a worker process, several."""
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        known = known_files_by_school(database)
+    finally:
+        database.dispose()
+    pending: dict[str, list[Path]] = {}
+    done: list[SchoolOutcome] = []
+    for code, files in schools.items():
+        seen = known.get(code, set())
+        if files and all(sha256_file(path) in seen for path in files):
+            done.append(SchoolOutcome(code, files_seen=len(files), already_known=len(files)))
+        else:
+            pending[code] = files
+    return pending, done
 
 
 def sha256_file(path: Path) -> str:
@@ -602,6 +625,7 @@ def write_reports(settings: Settings, school_codes: list[str], now: datetime) ->
 # Prefect tasks: thin wrappers, one per school batch (never per file or per row).
 
 discover_inbox_task = task(discover_inbox, name="discover_inbox", cache_policy=NO_CACHE)
+split_known_task = task(split_known_schools, name="split_known_schools", cache_policy=NO_CACHE)
 ingest_school_task = task(
     ingest_school, name="ingest_school", cache_policy=NO_CACHE, task_run_name="ingest-{school_code}"
 )

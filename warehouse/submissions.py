@@ -29,6 +29,15 @@ def known_files(database: ControlDatabase, school_code: str) -> dict[str, int]:
     return {sha: sid for sha, sid in rows}
 
 
+def known_files_by_school(database: ControlDatabase) -> dict[str, set[str]]:
+    """school code → the sha256 of every file it already sent (one query for the province)."""
+    known: dict[str, set[str]] = {}
+    with database.session() as session:
+        for code, sha in session.execute(select(Submission.school_code, Submission.sha256)):
+            known.setdefault(code, set()).add(sha)
+    return known
+
+
 def register_submission(
     database: ControlDatabase,
     *,
