@@ -295,7 +295,8 @@ def _request(
         row.code = other["student_code"]
         rows.append(row)
     for lv in leavers:
-        if not lv[id_key]:
+        # A fund asks only about children whose benefit needs a schooling proof (12-21).
+        if not lv[id_key] or not 12 <= _age(lv["birth"], year) <= 21:
             continue
         this_year = lv["this_year"]
         status = "LEFT" if this_year else "NOT_SCHOOLED"
@@ -304,6 +305,9 @@ def _request(
             if this_year
             else "left at the end of the previous school year, not enrolled this year (leavers.csv)"
         )
+        if not this_year and lv["reason"] == "انتقال إلى خارج الإقليم":
+            # Transferred out of the province: probably schooled elsewhere, so not a "no".
+            status, reason = "REVIEW", "left last year for a school outside the province"
         child = dict(lv)
         child["parent_relation"] = "الأب"
         row = base(child, status, reason, with_code=rng.random() < 0.5, variant=rng.random() < 0.3)

@@ -169,9 +169,9 @@ def test_answers_agree_with_the_generator_ground_truth(truth_home, fund: str) ->
             f"{status} {agree}/{total}" for status, (total, agree) in counts.items() if total
         )
         print(f"{province.name} {fund} agreement {label}: {figures}")
-    assert raw[SCHOOLED][0] and raw[SCHOOLED][0] == raw[SCHOOLED][1]
-    assert raw[NOT_FOUND][0] == raw[NOT_FOUND][1]
-    assert raw[REVIEW][0] == raw[REVIEW][1] == 2
+    assert raw[SCHOOLED][0] and raw[REVIEW][0] >= 2
+    # The generator's expected.csv follows the policy: every expected status is given.
+    assert all(total == agree for total, agree in raw.values()), raw
 
 
 def test_matching_in_two_processes_gives_the_same_answers(truth_home, monkeypatch) -> None:
