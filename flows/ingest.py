@@ -8,8 +8,8 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
-from prefect.task_runners import ProcessPoolTaskRunner
 
+from flows.runners import school_task_runner
 from massar.settings import Settings, load_settings
 from tasks.ingest import (
     check_province_task,
@@ -23,12 +23,8 @@ from tasks.ingest import (
 )
 
 
-# Schools are CPU work (reading workbooks, validating): processes use both cores.
-@flow(
-    name="ingest_submissions",
-    task_runner=ProcessPoolTaskRunner(max_workers=2),
-    log_prints=False,
-)
+# Schools run where the settings say (flows/runners.py): worker processes or Dask.
+@flow(name="ingest_submissions", log_prints=False)
 def ingest_submissions(
     settings: Settings | None = None, inbox: Path | None = None, home: str | None = None
 ) -> dict:
@@ -52,14 +48,23 @@ def ingest_submissions(
         progress=0.0, key="ingest-progress", description="Schools of this ingest run processed"
     )
     root = inbox or settings.inbox
-    futures = [
-        ingest_school_task.submit(settings, code, files, root if root.name == code else root / code)
-        for code, files in schools.items()
-    ]
-    outcomes = []
-    for done, future in enumerate(as_completed(futures), start=1):
-        outcomes.append(future.result())
-        update_progress_artifact(progress, 100.0 * done / max(len(futures), 1))
+    with school_task_runner(settings) as runner:
+        futures = [
+            runner.submit(
+                ingest_school_task,
+                {
+                    "settings": settings,
+                    "school_code": code,
+                    "files": files,
+                    "folder": root if root.name == code else root / code,
+                },
+            )
+            for code, files in schools.items()
+        ]
+        outcomes = []
+        for done, future in enumerate(as_completed(futures), start=1):
+            outcomes.append(future.result())
+            update_progress_artifact(progress, 100.0 * done / max(len(futures), 1))
     changed = check_province_task(settings)
     touched = sorted({o.school_code for o in outcomes if o.new_submissions} | changed)
     write_reports_task(settings, touched, datetime.now(settings.zone))

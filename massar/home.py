@@ -22,6 +22,12 @@ database_url = ""
 # Production: the URL of the province's Prefect server, e.g. http://127.0.0.1:4200/api
 prefect_api_url = ""
 
+# Where the per-school ingest tasks run: "default" (two processes here) or "dask" (Prefect's
+# Dask task runner; empty dask_address: a cluster of dask_workers processes on 127.0.0.1).
+# task_runner = "dask"
+# dask_address = "tcp://scheduler.internal:8786"
+# dask_workers = 2
+
 # People allowed to approve a partner batch (the preparer can never approve their own).
 approvers = []
 approval_timeout_hours = 72

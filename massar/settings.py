@@ -140,6 +140,14 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    # Where the per-school ingest tasks run. "default": two worker processes on this machine.
+    # "dask": Prefect's Dask task runner (signing, SFTP and the warehouse commits never go there).
+    task_runner: Literal["default", "dask"] = "default"
+    # The Dask scheduler, e.g. "tcp://scheduler:8786"; every worker needs this platform installed
+    # and this home's folders at the same paths. Empty: a cluster of dask_workers processes is
+    # started on 127.0.0.1 for the run, without dashboard.
+    dask_address: str = ""
+    dask_workers: int = Field(default=2, ge=1)
 
     @field_validator("timezone")
     @classmethod

@@ -1,0 +1,73 @@
+"""Where a flow's per-school tasks run, as the settings say.
+
+Only tasks submitted to the runner this module gives go there; everything a flow calls
+directly (SFTP transfers, province checks, warehouse commits, signing) stays in the flow run's
+own process, so a worker lost by Dask, which then recomputes its tasks, never repeats them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner
+
+from massar.settings import Settings
+
+# Schools are CPU work (reading workbooks, validating): processes use both cores.
+DEFAULT_PROCESSES = 2
+
+
+@contextmanager
+def school_task_runner(settings: Settings) -> Iterator[TaskRunner]:
+    """The started task runner for the per-school tasks of one flow run; submit with
+    ``runner.submit(task, parameters)`` and collect the results inside the ``with`` block.
+
+    ``task_runner = "default"``: two worker processes of this machine. ``"dask"``: Prefect's
+    Dask task runner, connected to the scheduler at ``dask_address``, or, when it is empty, on
+    a cluster of ``dask_workers`` single-threaded worker processes started for the run and
+    reachable on 127.0.0.1 only, without dashboard.
+    """
+    with _embedded_api_for_workers(), choose_task_runner(settings) as runner:
+        yield runner
+
+
+def choose_task_runner(settings: Settings) -> TaskRunner:
+    """The task runner the settings ask for, not started."""
+    if settings.task_runner == "default":
+        return ProcessPoolTaskRunner(max_workers=DEFAULT_PROCESSES)
+    from prefect_dask import DaskTaskRunner
+
+    if settings.dask_address:
+        return DaskTaskRunner(address=settings.dask_address)
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": settings.dask_workers,
+            "threads_per_worker": 1,
+            "processes": True,
+            "host": "127.0.0.1",
+            # The scheduler's HTTP endpoint (health, metrics) cannot be turned off: loopback,
+            # any free port. The dashboard stays off.
+            "dashboard_address": "127.0.0.1:0",
+            "scheduler_kwargs": {"dashboard": False},
+            "worker_dashboard_address": None,
+        }
+    )
+
+
+@contextmanager
+def _embedded_api_for_workers() -> Iterator[None]:
+    """With Prefect's embedded API, point worker processes at the one this process started
+    (on 127.0.0.1); without it each worker would start its own on the same database."""
+    if PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # the one instance this process started, if any
+    if not server.running:
+        yield
+        return
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield
