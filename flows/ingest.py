@@ -19,6 +19,7 @@ from tasks.ingest import (
     publish_ingest_summary,
     record_run_finish,
     record_run_start,
+    split_known_task,
     write_reports_task,
 )
 
@@ -48,23 +49,26 @@ def ingest_submissions(
         progress=0.0, key="ingest-progress", description="Schools of this ingest run processed"
     )
     root = inbox or settings.inbox
-    with school_task_runner(settings) as runner:
-        futures = [
-            runner.submit(
-                ingest_school_task,
-                {
-                    "settings": settings,
-                    "school_code": code,
-                    "files": files,
-                    "folder": root if root.name == code else root / code,
-                },
-            )
-            for code, files in schools.items()
-        ]
-        outcomes = []
-        for done, future in enumerate(as_completed(futures), start=1):
-            outcomes.append(future.result())
-            update_progress_artifact(progress, 100.0 * done / max(len(futures), 1))
+    schools, unchanged = split_known_task(settings, schools)  # nothing new: no worker for them
+    outcomes = list(unchanged)
+    if schools:
+        with school_task_runner(settings) as runner:
+            futures = [
+                runner.submit(
+                    ingest_school_task,
+                    {
+                        "settings": settings,
+                        "school_code": code,
+                        "files": files,
+                        "folder": root if root.name == code else root / code,
+                    },
+                )
+                for code, files in schools.items()
+            ]
+            for done, future in enumerate(as_completed(futures), start=1):
+                outcomes.append(future.result())
+                update_progress_artifact(progress, 100.0 * done / len(futures))
+    update_progress_artifact(progress, 100.0)
     changed = check_province_task(settings)
     touched = sorted({o.school_code for o in outcomes if o.new_submissions} | changed)
     write_reports_task(settings, touched, datetime.now(settings.zone))
