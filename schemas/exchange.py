@@ -15,6 +15,24 @@ NOT_FOUND = "NOT_FOUND"
 REVIEW = "REVIEW"
 STATUSES = (SCHOOLED, NOT_SCHOOLED, LEFT, NOT_FOUND, REVIEW)
 
+# Massar's leaving records (``reference/leavers.csv`` in the home; docs/data-dictionary.md §4),
+# which the matcher reads and the generator writes.
+LEAVERS_COLUMNS = (
+    "school_code",
+    "school_year",
+    "student_code",
+    "family_name",
+    "first_name",
+    "sex",
+    "birth_date",
+    "level_code",
+    "leaving_date",
+    "reason",
+    "parent_cin",
+    "cnss_number",
+    "cmr_number",
+)
+
 # Benefits the funds ask about; their age windows come from the partner's settings.
 FAMILY_ALLOWANCE = "family_allowance"
 SURVIVOR_PENSION = "survivor_pension"

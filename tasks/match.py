@@ -43,6 +43,7 @@ from rapidfuzz.distance import Indel
 from massar.errors import OperatorError
 from massar.settings import Settings
 from schemas.exchange import (
+    LEAVERS_COLUMNS,
     LEFT,
     NOT_FOUND,
     NOT_SCHOOLED,
@@ -61,21 +62,6 @@ from warehouse.nights import published_versions
 # Where the home keeps Massar's leaving records (the generator writes leavers.csv at the root of
 # the province folder; the demo copies it here). Columns: docs/data-dictionary.md §4.
 LEAVERS_FILE = Path("reference") / "leavers.csv"
-LEAVERS_COLUMNS = (
-    "school_code",
-    "school_year",
-    "student_code",
-    "family_name",
-    "first_name",
-    "sex",
-    "birth_date",
-    "level_code",
-    "leaving_date",
-    "reason",
-    "parent_cin",
-    "cnss_number",
-    "cmr_number",
-)
 # A leaving reason holding one of these words is a transfer out of the province: the child is
 # probably schooled elsewhere, which the province cannot confirm or deny.
 TRANSFER_WORDS = ("انتقال", "transfer", "mutation")

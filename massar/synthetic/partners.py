@@ -26,6 +26,7 @@ from pathlib import Path
 from massar.synthetic import names
 from massar.synthetic.province import SchoolModel, first_year, make_pupil, school_seed, year_bounds
 from massar.synthetic.reference import levels
+from schemas.exchange import LEAVERS_COLUMNS
 
 EXPECTED_COLUMNS = (
     "fund_reference",
@@ -35,21 +36,6 @@ EXPECTED_COLUMNS = (
     "level_code",
     "leaving_date",
     "reason",
-)
-LEAVERS_COLUMNS = (
-    "school_code",
-    "school_year",
-    "student_code",
-    "family_name",
-    "first_name",
-    "sex",
-    "birth_date",
-    "level_code",
-    "leaving_date",
-    "reason",
-    "parent_cin",
-    "cnss_number",
-    "cmr_number",
 )
 CNSS_COLUMNS = (
     "REF_CNSS",
