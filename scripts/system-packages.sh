@@ -5,6 +5,7 @@
 #   openssl         (openssl)                     - certificates and keys for the fixtures
 #   libxml2-utils   (xmllint)                     - independent XSD validation
 #   postgresql      (/usr/lib/postgresql/*/bin/{initdb,postgres,pg_ctl}) - warehouse tests
+#   chromium        (/usr/bin/chromium)           - officers' view of Prefect's UI, in a real browser
 #
 # Idempotent and silent when everything is already there (no apt call at all).
 # Never leaves a service running: package maintainer scripts are told not to start
@@ -31,6 +32,7 @@ have_cmd xmlsec1 || missing+=(xmlsec1)
 have_cmd openssl || missing+=(openssl)
 have_cmd xmllint || missing+=(libxml2-utils)
 have_postgres || missing+=(postgresql)
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     exit 0
@@ -94,4 +96,5 @@ for c in ssh-keygen xmlsec1 openssl xmllint; do
     have_cmd "$c" || { echo "system-packages.sh: $c still missing" >&2; fail=1; }
 done
 have_postgres || { echo "system-packages.sh: PostgreSQL server binaries still missing" >&2; fail=1; }
+[[ -x /usr/bin/chromium ]] || { echo "system-packages.sh: /usr/bin/chromium still missing" >&2; fail=1; }
 exit $fail
