@@ -1,0 +1,392 @@
+"""The production stack of deployments/stack, really started: PostgreSQL from the machine's
+binaries on a loopback port, Prefect's server on PostgreSQL behind its auth string, the process
+worker and the deployments of prefect.yaml. Through it, the nightly deployment and a CNSS
+exchange (request fetched over SFTP, approved from the terminal, delivered, acknowledged) run
+end to end, with the control database on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from connectors.exchange_profile import (
+    ChildOutcome,
+    acknowledgement_file_name,
+    build_acknowledgement,
+    profile_for,
+)
+from connectors.signing import make_test_certificate
+from massar.stack import StackConfig, StackPaths, free_port, read_env_file, systemd_units
+
+REPO = Path(__file__).resolve().parents[2]
+STACK = REPO / "deployments" / "stack"
+MASSAR = str(Path(sys.executable).with_name("massar"))
+APPROVER = "Fatima Zahra Idrissi"
+YEAR = "2023-2024"
+
+pytestmark = pytest.mark.slow
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MASSAR_"))}
+
+
+class Stack:
+    def __init__(self, root: Path, report: dict) -> None:
+        self.root = root
+        self.paths = StackPaths(root)
+        self.report = report
+        self.config = StackConfig(**json.loads(self.paths.config.read_text()))
+        self.env = read_env_file(self.paths.massar_env)
+        self.auth = (self.paths.secrets / "prefect-auth").read_text().strip()
+
+    def api(self, method: str, path: str, auth: bool = True, **kwargs) -> httpx.Response:
+        user, _, password = self.auth.partition(":")
+        return httpx.request(
+            method,
+            self.config.api_url + path,
+            auth=(user, password) if auth else None,
+            timeout=30,
+            **kwargs,
+        )
+
+    def massar(self, *args: str) -> str:
+        result = subprocess.run(
+            [MASSAR, *args],
+            env={**_clean_env(), **self.env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    def run_deployment(self, name: str, timeout: float = 600) -> dict:
+        """Start a run of deployment ``name`` as the scheduler would and wait for its end."""
+        deployment = self.api("GET", f"/deployments/name/{name}").json()
+        flow_run = self.api("POST", f"/deployments/{deployment['id']}/create_flow_run", json={})
+        assert flow_run.status_code in (200, 201), flow_run.text
+        return self.wait(flow_run.json()["id"], timeout)
+
+    def wait(self, flow_run_id: str, timeout: float = 600) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.api("GET", f"/flow_runs/{flow_run_id}").json()
+            if run["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+                return run
+            time.sleep(1)
+        raise AssertionError(f"flow run {flow_run_id} still {run['state']['type']}")
+
+
+@pytest.fixture(scope="module")
+def stack() -> Stack:
+    # Not under pytest's 0700 temporary folders: as root, PostgreSQL runs as 'postgres'.
+    base = Path(tempfile.mkdtemp(prefix="massar-stack-"))
+    base.chmod(0o755)
+    root = base / "massar-stack"
+    command = [
+        str(STACK),
+        "--root",
+        str(root),
+        "up",
+        "--pg-port",
+        str(free_port()),
+        "--prefect-port",
+        str(free_port()),
+    ]
+    started = subprocess.run(command, capture_output=True, text=True, timeout=600, env=_clean_env())
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        report = json.loads(started.stdout.strip().splitlines()[-1])
+        print(f"\nstack up in {report['seconds']} s: {report['timings']}")
+        yield Stack(root, report)
+    finally:
+        subprocess.run(
+            [str(STACK), "--root", str(root), "down"], timeout=180, env=_clean_env(), check=False
+        )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_the_stack_is_up_on_postgresql_behind_its_auth_string(stack):
+    assert stack.report["created_cluster"] is True
+    # Prefect's API refuses a caller without the auth string, and serves one with it.
+    assert stack.api("POST", "/flow_runs/filter", auth=False, json={}).status_code == 401
+    assert stack.api("POST", "/flow_runs/filter", json={}).status_code == 200
+    # Every deployment of prefect.yaml is applied, on the process pool, with a worker online.
+    import yaml
+
+    wanted = {
+        f"{d['entrypoint'].split(':')[1]}/{d['name']}"
+        for d in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
+    }
+    applied = stack.api("POST", "/deployments/filter", json={}).json()
+    flows = {f["id"]: f["name"] for f in stack.api("POST", "/flows/filter", json={}).json()}
+    names = {f"{flows[d['flow_id']]}/{d['name']}" for d in applied}
+    assert len(names) == len(wanted)
+    assert {d["work_pool_name"] for d in applied} == {"massar"}
+    workers = stack.api("POST", "/work_pools/massar/workers/filter").json()
+    assert [w["status"] for w in workers] == ["ONLINE"]
+    # Both databases live in the stack's PostgreSQL, not in SQLite files.
+    server_env = read_env_file(stack.paths.server_env)
+    assert server_env["PREFECT_API_DATABASE_CONNECTION_URL"].startswith("postgresql+asyncpg://")
+    assert stack.env["MASSAR_DATABASE_URL"].startswith("postgresql+psycopg://massar:")
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(stack.env["MASSAR_DATABASE_URL"])
+    prefect_url = server_env["PREFECT_API_DATABASE_CONNECTION_URL"].replace("+asyncpg", "+psycopg")
+    prefect_engine = sqlalchemy.create_engine(prefect_url)
+    try:
+        with engine.connect() as connection:
+            tables = set(sqlalchemy.inspect(connection).get_table_names())
+        assert {"submissions", "exchange_batches"} <= tables
+        with prefect_engine.connect() as connection:
+            assert "flow_run" in sqlalchemy.inspect(connection).get_table_names()
+    finally:
+        engine.dispose()
+        prefect_engine.dispose()
+    assert not list(stack.paths.home.glob("*.db"))
+    # Secrets: generated outside the repository, readable by their owner only.
+    assert stat.S_IMODE(stack.paths.secrets.stat().st_mode) == 0o700
+    for secret in stack.paths.secrets.iterdir():
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
+    assert not str(stack.paths.secrets).startswith(str(REPO))
+    # Bringing it up again is safe: nothing is set up twice, what runs keeps running.
+    again = subprocess.run(
+        [str(STACK), "--root", str(stack.root), "up"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_clean_env(),
+    )
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout.strip().splitlines()[-1])["created_cluster"] is False
+    status = subprocess.run(
+        [str(STACK), "--root", str(stack.root), "status"],
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+    )
+    assert status.returncode == 0 and "worker: running" in status.stdout, status.stdout
+
+
+def test_services_on_boot_are_systemd_units_reading_the_secret_files(stack, tmp_path):
+    units = systemd_units(stack.root, user="massar")
+    assert set(units) == {
+        "massar-postgresql.service",
+        "massar-prefect-server.service",
+        "massar-worker.service",
+    }
+    server = units["massar-prefect-server.service"]
+    assert f"EnvironmentFile={stack.paths.server_env}" in server
+    assert "Requires=massar-postgresql.service" in server
+    assert "--host 127.0.0.1" in server and "User=massar" in server
+    worker = units["massar-worker.service"]
+    assert f"EnvironmentFile={stack.paths.massar_env}" in worker
+    assert "After=massar-prefect-server.service" in worker
+    for text in units.values():
+        assert "WantedBy=multi-user.target" in text
+        # No secret is written into a unit: they stay in the 0600 files.
+        for secret in ("prefect-auth", "massar-db-password", "prefect-db-password"):
+            assert (stack.paths.secrets / secret).read_text().strip() not in text
+        executable = next(
+            line.split("=", 1)[1].split()[0]
+            for line in text.splitlines()
+            if line.startswith("ExecStart=")
+        )
+        assert os.access(executable, os.X_OK), executable
+    written = subprocess.run(
+        [str(STACK), "--root", str(stack.root), "install-services", "--dest", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+    )
+    assert written.returncode == 0, written.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(units)
+    if shutil.which("systemd-analyze"):
+        verified = subprocess.run(
+            ["systemd-analyze", "verify", *(str(p) for p in tmp_path.iterdir())],
+            capture_output=True,
+            text=True,
+        )
+        assert "Failed" not in verified.stderr, verified.stderr
+
+
+def _toml(value) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(str(value))
+
+
+def _configure_partner(stack: Stack, sftp_server) -> None:
+    """What the province's officer writes in massar.toml: approvers, keys, the CNSS server."""
+    now = datetime.now(UTC)
+    keys = stack.root / "keys"
+    key, certificate = make_test_certificate(
+        keys, now - timedelta(days=1), now + timedelta(days=30), "Direction provinciale de Tiznit"
+    )
+    top = {
+        "province": "Tiznit",
+        "approvers": [APPROVER],
+        "approval_poll_seconds": 1,
+        "approval_timeout_hours": 0.1,
+        "signing_key": key,
+        "signing_certificate": certificate,
+    }
+    cnss = {
+        "host": sftp_server.host,
+        "port": sftp_server.port,
+        "username": sftp_server.username,
+        "private_key": sftp_server.client_key_path,
+        "host_key": sftp_server.known_hosts_line,
+        "remote_inbox": sftp_server.remote_inbox,
+        "remote_outbox": sftp_server.remote_outbox,
+        "timeout_seconds": 10,
+        "delivery_attempts": 3,
+        "delivery_backoff_seconds": 0.05,
+        "legal_basis": "Convention MEN-CNSS (test)",
+        "age_windows": {"family_allowance": [12, 21], "survivor_pension": [16, 21]},
+    }
+    text = "".join(f"{k} = {_toml(v)}\n" for k, v in top.items())
+    text += "\n[partners.cnss]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in cnss.items())
+    (stack.paths.home / "massar.toml").write_text(text, encoding="utf-8")
+
+
+def _waiting_batch(stack: Stack, timeout: float = 300) -> str:
+    from sqlalchemy import select
+
+    from warehouse.control import ControlDatabase, ExchangeBatch
+
+    database = ControlDatabase(stack.env["MASSAR_DATABASE_URL"])
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with database.session() as session:
+                waiting = session.scalars(
+                    select(ExchangeBatch.batch_id).where(ExchangeBatch.state == "waiting_approval")
+                ).first()
+            if waiting:
+                return waiting
+            time.sleep(0.5)
+    finally:
+        database.dispose()
+    raise AssertionError("no batch came to wait for approval")
+
+
+def test_the_nightly_and_a_cnss_exchange_run_through_the_stack(stack, province, sftp_server):
+    home = stack.paths.home
+    schools = sorted(p for p in province.iterdir() if p.is_dir() and p.name[:5].isdigit())
+    for school in schools:
+        shutil.copytree(school, home / "inbox" / school.name)
+
+    # The nightly deployment, run by the worker, writes the control database on PostgreSQL.
+    night = stack.run_deployment("nightly/nightly")
+    assert night["state"]["type"] == "COMPLETED", night["state"]
+    counts = json.loads(
+        stack.massar(
+            "query",
+            "select state, count(*) as n from submissions group by state order by state",
+            "--format",
+            "json",
+        )
+    )
+    files = sum(1 for s in schools for f in s.rglob("*") if f.is_file())
+    assert sum(row["n"] for row in counts) == files
+    assert {row["state"] for row in counts} <= {"accepted", "partially_accepted"}
+    pupils = json.loads(
+        stack.massar("query", "select count(*) as n from enrollments", "--format", "json")
+    )
+    assert pupils[0]["n"] > 0
+    # The night's tables are on Prefect's server, for the officers' UI.
+    keys = ["ingest-by-school", "nightly-warehouse", "evaluation-headline"]
+    artifacts = stack.api(
+        "POST", "/artifacts/filter", json={"artifacts": {"key": {"any_": keys}}}
+    ).json()
+    assert sorted({a["key"] for a in artifacts}) == sorted(keys)
+    by_school = next(a for a in artifacts if a["key"] == "ingest-by-school")
+    rows = by_school["data"]
+    rows = json.loads(rows) if isinstance(rows, str) else rows
+    assert {row["school"] for row in rows} == {s.name for s in schools}
+
+    # A CNSS request arrives on the fund's SFTP server; the exchange deployment prepares the
+    # batch and waits; an approver decides from the terminal; it is delivered.
+    _configure_partner(stack, sftp_server)
+    (home / "reference").mkdir(exist_ok=True)
+    shutil.copy(province / "leavers.csv", home / "reference" / "leavers.csv")
+    request = province / "partners" / "cnss" / f"CNSS_SCOL_{YEAR}_0001.csv"
+    shutil.copy(request, sftp_server.outbox / request.name)
+    deployment = stack.api("GET", "/deployments/name/exchange/cnss").json()
+    flow_run = stack.api("POST", f"/deployments/{deployment['id']}/create_flow_run", json={}).json()
+    batch = _waiting_batch(stack)
+    time.sleep(1.5)  # let the run reach its pause
+    decided = stack.massar("approve", batch, "--by", APPROVER, "--comment", "counts checked")
+    assert "goes on now" in decided
+    finished = stack.wait(flow_run["id"])
+    assert finished["state"]["type"] == "COMPLETED", finished["state"]
+
+    from massar.settings import load_settings
+    from tasks.exchange import batch_folder, batch_summary, reconciliation
+
+    settings = load_settings(home).model_copy(
+        update={"database_url": stack.env["MASSAR_DATABASE_URL"]}
+    )
+    summary = batch_summary(settings, batch)
+    assert summary["state"] == "delivered"
+    assert summary["decision"]["approver"] == APPROVER
+    delivered = sorted(os.listdir(sftp_server.inbox))
+    assert delivered == sorted(summary["files"])
+    folder = batch_folder(settings, "cnss", batch)
+    for name in delivered:
+        assert (sftp_server.inbox / name).read_bytes() == (folder / name).read_bytes()
+    xml = next(folder / n for n in delivered if n.endswith(".xml"))
+    checked = subprocess.run(
+        ["xmlsec1", "--verify", "--trusted-pem", str(settings.signing_certificate), str(xml)],
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stderr
+    expected = {
+        row.split(",")[0]: row.split(",")[1]
+        for row in (request.parent / "expected.csv").read_text().splitlines()[1:]
+    }
+    answered = {r["fund_reference"]: r["answered"] for r in reconciliation(settings, batch)}
+    assert set(answered) == set(expected)
+    assert [
+        ref
+        for ref, status in answered.items()
+        if status == "NOT_SCHOOLED" and expected[ref] != "NOT_SCHOOLED"
+    ] == []
+
+    # The fund acknowledges; the next scheduled run reconciles, sending nothing again.
+    profile = profile_for("cnss")
+    ack = build_acknowledgement(
+        profile,
+        batch,
+        summary["sequence"],
+        xml.name,
+        summary["files"][xml.name],
+        [ChildOutcome(ref, True, "") for ref in answered],
+        datetime.now(UTC),
+    )
+    name = acknowledgement_file_name(profile, summary["school_year"], summary["sequence"])
+    (sftp_server.outbox / name).write_bytes(ack)
+    again = stack.run_deployment("exchange/cnss")
+    assert again["state"]["type"] == "COMPLETED", again["state"]
+    assert batch_summary(settings, batch)["state"] == "acknowledged"
+    assert sorted(os.listdir(sftp_server.inbox)) == delivered
