@@ -104,6 +104,36 @@ class AlertSettings(BaseModel):
         return self
 
 
+class HousekeepingSettings(BaseModel):
+    """Housekeeping (``[housekeeping]``, docs/housekeeping.md): how long Prefect keeps its run
+    history, when the home's disk is too full, and how log files are rotated. The archive of
+    originals is never deleted; the warehouse's old versions are the weekly maintenance's."""
+
+    model_config = {"extra": "forbid"}
+
+    # Runs that ended (completed, failed, crashed, cancelled) longer ago are deleted with their
+    # task runs, logs and artifacts; 400 days keeps the whole previous school year in view.
+    flow_run_retention_days: int = Field(default=400, ge=1)
+    # Shorter (or longer) retention for some flows, by flow name: the 15-minute checks of
+    # "watch" carry no history worth a year.
+    flow_run_retention_by_flow: dict[str, int] = Field(default_factory=lambda: {"watch": 31})
+    min_free_disk_gb: float = Field(default=20.0, ge=0)  # below this on the home's disk: alert
+    # Folders whose *.log files are rotated besides the home's logs/ (e.g. the production
+    # stack's <stack root>/logs).
+    log_folders: list[Path] = Field(default_factory=list)
+    log_max_megabytes: float = Field(default=50.0, gt=0)  # rotate a log larger than this
+    log_max_age_days: float = Field(default=7.0, gt=0)  # or last rotated longer ago than this
+    log_generations: int = Field(default=8, ge=1)  # compressed generations kept per log
+
+    @field_validator("flow_run_retention_by_flow")
+    @classmethod
+    def _positive_days(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, days in value.items():
+            if days < 1:
+                raise ValueError(f"the retention of flow {name!r} must be at least 1 day")
+        return value
+
+
 class Settings(BaseSettings):
     """Everything an installation can configure. Build it with :func:`load_settings`."""
 
@@ -140,6 +170,7 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    housekeeping: HousekeepingSettings = Field(default_factory=HousekeepingSettings)
     # Where the per-school ingest tasks run. "default": two worker processes on this machine.
     # "dask": Prefect's Dask task runner (signing, SFTP and the warehouse commits never go there).
     task_runner: Literal["default", "dask"] = "default"

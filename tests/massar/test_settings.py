@@ -73,3 +73,41 @@ def test_bad_settings_are_one_sentence(tmp_path, content, expected):
 def test_missing_home_says_how_to_create_it(tmp_path):
     with pytest.raises(OperatorError, match="massar init"):
         load_settings(tmp_path / "nowhere")
+
+
+def test_housekeeping_settings_from_file_and_environment(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    defaults = init_home(home).housekeeping
+    assert defaults.flow_run_retention_days == 400
+    assert defaults.flow_run_retention_by_flow == {"watch": 31}
+    assert defaults.log_folders == []
+    (home / "massar.toml").write_text(
+        "[housekeeping]\n"
+        "flow_run_retention_days = 200\n"
+        'log_folders = ["/srv/massar-stack/logs"]\n'
+        "[housekeeping.flow_run_retention_by_flow]\n"
+        "watch = 7\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("MASSAR_HOUSEKEEPING__MIN_FREE_DISK_GB", "5")
+    settings = load_settings(home).housekeeping
+    assert settings.flow_run_retention_days == 200
+    assert settings.flow_run_retention_by_flow == {"watch": 7}
+    assert [str(p) for p in settings.log_folders] == ["/srv/massar-stack/logs"]
+    assert settings.min_free_disk_gb == 5
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "[housekeeping]\nflow_run_retention_days = 0\n",
+        "[housekeeping.flow_run_retention_by_flow]\nwatch = 0\n",
+        "[housekeeping]\nlog_generations = 0\n",
+    ],
+)
+def test_housekeeping_refuses_retentions_that_would_delete_everything(tmp_path, content):
+    home = tmp_path / "home"
+    init_home(home)
+    (home / "massar.toml").write_text(content, encoding="utf-8")
+    with pytest.raises(OperatorError, match="The setting 'housekeeping"):
+        load_settings(home)
