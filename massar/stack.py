@@ -228,9 +228,10 @@ def write_environment(paths: StackPaths, config: StackConfig) -> tuple[dict, dic
         "PREFECT_SERVER_API_AUTH_STRING": auth,
         "PREFECT_UI_ENABLED": "true",
         "PREFECT_UI_API_URL": config.api_url,
-        # Run history: Prefect's own vacuum service deletes finished runs (with their logs and
-        # artifacts) past the retention of docs/housekeeping.md.
-        "PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": "events,flow_runs",
+        # Run history: the platform's housekeeping deployment deletes old finished runs (its
+        # retention, docs/housekeeping.md); Prefect's own vacuum keeps to events only, so that
+        # its 90-day default does not cut the history shorter behind the settings' back.
+        "PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": "events",
         **quiet,
     }
     massar = {
