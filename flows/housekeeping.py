@@ -1,7 +1,7 @@
 """Flow ``housekeeping``: every day, keep the installation from growing without bounds.
 
 old Prefect runs deleted → logs rotated → archive and free disk measured → (weekly warehouse
-maintenance looked up) → report artifact → disk alert e-mailed once a day.
+maintenance looked up) → report artifact → disk alert e-mailed once a day (logged at every run).
 
 The policy is docs/housekeeping.md; the functions are in :mod:`tasks.housekeeping`.
 """
@@ -21,6 +21,7 @@ from tasks.housekeeping import (
     housekeeping_markdown,
     last_warehouse_maintenance_task,
     measure_archive_task,
+    not_yet_sent_task,
     rotate_logs_task,
 )
 
@@ -46,7 +47,7 @@ def housekeeping(
         key="housekeeping",
         description="What housekeeping deleted, rotated and measured (no pupil data).",
     )
-    sent = send_alerts_task(settings, alerts)
+    sent = send_alerts_task(settings, not_yet_sent_task(settings, alerts))
     return {
         "runs": runs,
         "logs": logs,

@@ -308,6 +308,26 @@ def status(home: HomeOption = None) -> None:
         out.print(table)
 
 
+@app.command()
+def housekeeping(home: HomeOption = None) -> None:
+    """Delete old Prefect runs, rotate logs, measure the archive and the free disk (daily)."""
+    settings = _open(home)
+    from massar.runner import prefect_api
+
+    with prefect_api(settings):
+        from flows.housekeeping import housekeeping as housekeeping_flow
+        from tasks.alerts import AlertDeliveryError
+        from tasks.housekeeping import describe_housekeeping
+
+        try:
+            result = housekeeping_flow(settings)
+        except AlertDeliveryError as error:
+            raise OperatorError(
+                f"Housekeeping is done, but the low-disk alert was not e-mailed: {error}"
+            ) from error
+    out.print(describe_housekeeping(result), markup=False, soft_wrap=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # Backup and restore (docs/backup.md)
 

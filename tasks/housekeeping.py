@@ -42,7 +42,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import select
 
 from massar.settings import Settings
-from tasks.alerts import Alert
+from tasks.alerts import Alert, already_sent
 from warehouse.control import ControlDatabase, Submission
 
 MAINTENANCE_FLOW = "warehouse_maintenance"  # flows/maintenance.py, deployment weekly
@@ -449,6 +449,18 @@ def disk_low_alerts(settings: Settings, report: ArchiveReport, now: datetime) ->
     ]
 
 
+def not_yet_sent(settings: Settings, alerts: list[Alert]) -> list[Alert]:
+    """The alerts whose key is not recorded in ``sent_alerts`` (each is e-mailed once)."""
+    if not alerts:
+        return []
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        sent = already_sent(database, [alert.key for alert in alerts])
+    finally:
+        database.dispose()
+    return [alert for alert in alerts if alert.key not in sent]
+
+
 # ---- the run's report ---------------------------------------------------------------------------
 
 
@@ -538,7 +550,11 @@ def describe_housekeeping(result: dict[str, Any]) -> str:
     if result["alerts"]:
         lines.append(
             "Free disk is below housekeeping.min_free_disk_gb: "
-            + ("the officers were e-mailed." if result["sent"] else "no e-mail sent (no SMTP).")
+            + (
+                "the officers were e-mailed."
+                if result["sent"]
+                else "no e-mail now (already sent today, or no SMTP server in [alerts])."
+            )
         )
     return "\n".join(lines)
 
@@ -552,3 +568,4 @@ last_warehouse_maintenance_task = task(
 rotate_logs_task = task(rotate_logs, name="rotate_logs", cache_policy=NO_CACHE)
 measure_archive_task = task(measure_archive, name="measure_archive", cache_policy=NO_CACHE)
 disk_low_alerts_task = task(disk_low_alerts, name="disk_low_alerts", cache_policy=NO_CACHE)
+not_yet_sent_task = task(not_yet_sent, name="alerts_not_yet_sent", cache_policy=NO_CACHE)

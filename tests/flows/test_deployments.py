@@ -37,6 +37,11 @@ def test_prefect_yaml_schedules():
     nightly = deployments["nightly"]["schedules"][0]
     assert nightly["cron"] == "0 2 * * *" and nightly["timezone"] == "Africa/Casablanca"
     assert deployments["ingest"]["schedules"][0]["interval"] == 900
+    housekeeping = deployments["housekeeping"]
+    assert housekeeping["entrypoint"] == "flows/housekeeping.py:housekeeping"
+    assert housekeeping["schedules"][0]["cron"] == "30 5 * * *"
+    assert housekeeping["schedules"][0]["timezone"] == "Africa/Casablanca"
+    assert housekeeping["concurrency_limit"] == 1
     assert {d["work_pool"]["name"] for d in deployments.values()} == {"massar"}
 
 

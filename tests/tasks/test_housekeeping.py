@@ -89,7 +89,13 @@ def _make_old(ages: dict) -> None:
                 for state in states:  # all moved by the same shift: their order is kept
                     state.timestamp = state.timestamp - shift
 
-    asyncio.run(update())
+    for attempt in range(10):  # the server writes to the same SQLite file now and then
+        try:
+            asyncio.run(update())
+            return
+        except sa.exc.OperationalError:
+            if attempt == 9:
+                raise
 
 
 def _exists(client, run_id) -> bool:
