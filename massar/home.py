@@ -43,6 +43,12 @@ approval_timeout_hours = 72
 # username = "men-tiznit"
 # private_key = "/etc/massar/keys/cnss_ed25519"
 # host_key = "[sftp.cnss.example]:22 ssh-ed25519 AAAA..."
+
+# Housekeeping (docs/housekeeping.md): Prefect's run history, disk alert, log rotation.
+# [housekeeping]
+# flow_run_retention_days = 400
+# min_free_disk_gb = 20
+# log_folders = ["/srv/massar-stack/logs"]
 """
 
 

@@ -244,6 +244,8 @@ def write_environment(paths: StackPaths, config: StackConfig) -> tuple[dict, dic
             f"postgresql+psycopg://massar:{massar_pw}@127.0.0.1:{config.pg_port}/massar"
         ),
         "MASSAR_CODE_DIR": str(REPO),
+        # The housekeeping deployment rotates the services' logs too (copytruncate).
+        "MASSAR_HOUSEKEEPING__LOG_FOLDERS": json.dumps([str(paths.logs)]),
         **quiet,
     }
     _write_private(paths.server_env, _env_file(server))

@@ -161,6 +161,18 @@ def test_the_stack_is_up_on_postgresql_behind_its_auth_string(stack):
     for secret in stack.paths.secrets.iterdir():
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
     assert not str(stack.paths.secrets).startswith(str(REPO))
+    # The services' logs are rotated by the housekeeping deployment.
+    from massar.settings import Settings
+
+    housekeeping = Settings.model_validate(
+        {"housekeeping": {"log_folders": json.loads(stack.env["MASSAR_HOUSEKEEPING__LOG_FOLDERS"])}}
+    ).housekeeping
+    assert housekeeping.log_folders == [stack.paths.logs]
+    assert {p.name for p in stack.paths.logs.glob("*.log")} == {
+        "postgres.log",
+        "prefect-server.log",
+        "worker.log",
+    }
     # Bringing it up again is safe: nothing is set up twice, what runs keeps running.
     again = subprocess.run(
         [str(STACK), "--root", str(stack.root), "up"],
