@@ -228,6 +228,9 @@ def write_environment(paths: StackPaths, config: StackConfig) -> tuple[dict, dic
         "PREFECT_SERVER_API_AUTH_STRING": auth,
         "PREFECT_UI_ENABLED": "true",
         "PREFECT_UI_API_URL": config.api_url,
+        # The classic UI: it has the paused run's Resume form the approvers use (tested), and
+        # the new one asks an analytics host on the internet even with analytics off.
+        "PREFECT_SERVER_UI_V2_ENABLED": "false",
         # Run history: the platform's housekeeping deployment deletes old finished runs (its
         # retention, docs/housekeeping.md); Prefect's own vacuum keeps to events only, so that
         # its 90-day default does not cut the history shorter behind the settings' back.

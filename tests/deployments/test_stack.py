@@ -140,6 +140,8 @@ def test_the_stack_is_up_on_postgresql_behind_its_auth_string(stack):
     # Both databases live in the stack's PostgreSQL, not in SQLite files.
     server_env = read_env_file(stack.paths.server_env)
     assert server_env["PREFECT_API_DATABASE_CONNECTION_URL"].startswith("postgresql+asyncpg://")
+    # Officers land on the classic UI, as in tests/ui (its Resume form, no analytics host).
+    assert server_env["PREFECT_SERVER_UI_V2_ENABLED"] == "false"
     assert stack.env["MASSAR_DATABASE_URL"].startswith("postgresql+psycopg://massar:")
     import sqlalchemy
 

@@ -75,6 +75,7 @@ class PrefectUIServer:
                 "PREFECT_UI_ENABLED": "true",
                 # Without it the UI calls the default port 4200, not ours.
                 "PREFECT_UI_API_URL": self.api_url,
+                "PREFECT_SERVER_UI_V2_ENABLED": "false",  # as the production stack
                 "PREFECT_SERVER_API_AUTH_STRING": self.auth_string,
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                 "DO_NOT_TRACK": "1",
