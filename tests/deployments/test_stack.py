@@ -258,7 +258,7 @@ def _configure_partner(stack: Stack, sftp_server) -> None:
     top = {
         "province": "Tiznit",
         "approvers": [APPROVER],
-        "approval_poll_seconds": 1,
+        "approval_poll_seconds": 3,  # pause slices of 3 min: the officer's page stays paused
         "approval_timeout_hours": 0.1,
         "signing_key": key,
         "signing_certificate": certificate,
@@ -349,6 +349,27 @@ def test_the_nightly_and_a_cnss_exchange_run_through_the_stack(stack, province, 
     flow_run = stack.api("POST", f"/deployments/{deployment['id']}/create_flow_run", json={}).json()
     batch = _waiting_batch(stack)
     time.sleep(1.5)  # let the run reach its pause
+    # An officer logs in to the stack's UI with its generated auth string: the night and the
+    # paused exchange with its form are there (submitting the form: tests/ui).
+    from tests.harness.prefect_ui import prefect_ui
+
+    shots = Path(tempfile.mkdtemp(prefix="massar-stack-ui-"))
+    with prefect_ui(stack.config.ui_url, shots, REPO / "test-output" / "stack") as ui:
+        ui.login(stack.auth)
+        ui.page.goto(stack.config.ui_url + "/")
+        ui.page.wait_for_load_state("networkidle")
+        assert "/v2" not in ui.page.url, ui.page.url
+        ui.open_flow_run(night["id"], state="Completed")
+        assert ui.log_lines(), "the nightly run's page shows no log line"
+        ui.screenshot("stack-nightly-run")
+        ui.open_flow_run(flow_run["id"], state="Paused")
+        assert "use the form of this flow run" in ui.wait_for_log_line(f"Batch {batch} waits")
+        form = ui.open_resume_form()
+        form.get_by_text(f"Batch {batch} for CNSS").wait_for()
+        ui.screenshot("stack-approval-form")
+        assert sorted(set(ui.blocked)) == []
+    shutil.rmtree(shots, ignore_errors=True)
+    # The approver decides from the server's terminal instead, through the same API.
     decided = stack.massar("approve", batch, "--by", APPROVER, "--comment", "counts checked")
     assert "goes on now" in decided
     finished = stack.wait(flow_run["id"])
