@@ -86,6 +86,15 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def smtp() -> Iterator:
+    """A real SMTP server (aiosmtpd) on a free 127.0.0.1 port: yields (mailbox, port)."""
+    from tests.harness.smtp import smtp_server
+
+    with smtp_server() as server:
+        yield server
+
+
+@pytest.fixture
 def sftp_server() -> Iterator:
     """A real OpenSSH sshd on a free 127.0.0.1 port with a partner account (key only)."""
     from tests.harness import SftpServer, sshd_available

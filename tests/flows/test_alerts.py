@@ -7,39 +7,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-from aiosmtpd.controller import Controller
-
 from flows.alerts import watch
-from massar.settings import AlertSettings, Settings
+from massar.settings import Settings
+from massar.stack import free_port
 from tasks.alerts import AlertDeliveryError, due_alerts
-from tests.tasks.test_alerts import Mailbox, _free_port
+from tests.harness.smtp import OFFICER, SENDER, loopback_alerts
 from warehouse.control import ControlDatabase, ExchangeBatch, Night
 
 REPO = Path(__file__).resolve().parents[2]
-SENDER, OFFICER = "massar@dp-tiznit.men.gov.ma", "officier@dp-tiznit.men.gov.ma"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Mailbox, int]]:
-    mailbox, port = Mailbox(), _free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield mailbox, port
-    finally:
-        controller.stop()
 
 
 def _with_smtp(settings: Settings, port: int) -> Settings:
-    alerts = AlertSettings(
-        smtp_host="127.0.0.1", smtp_port=port, sender=SENDER, recipients=[OFFICER]
-    )
-    return settings.model_copy(update={"alerts": alerts})
+    return settings.model_copy(update={"alerts": loopback_alerts(port)})
 
 
 def _waiting_batch_and_a_night(settings: Settings) -> str:
@@ -78,7 +60,7 @@ def test_a_mail_server_down_fails_the_run_and_is_told_once(prefect_server, massa
     mailbox, port = smtp
     settings = _with_smtp(massar_home, port)
     key = _waiting_batch_and_a_night(settings)
-    down = _with_smtp(massar_home, _free_port())
+    down = _with_smtp(massar_home, free_port())
 
     for _ in range(2):
         state = watch(down, return_state=True)

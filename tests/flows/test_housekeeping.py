@@ -6,33 +6,20 @@ server on 127.0.0.1, the artifact free of pupil data, and ``massar housekeeping`
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
-from aiosmtpd.controller import Controller
 
 from flows.housekeeping import housekeeping
 from flows.maintenance import warehouse_maintenance
 from massar.cli import main
-from massar.settings import AlertSettings, HousekeepingSettings, Settings
-from tests.tasks.test_alerts import Mailbox, _free_port
+from massar.settings import HousekeepingSettings, Settings
+from tests.harness.smtp import loopback_alerts
 from tests.tasks.test_housekeeping import _exists, history  # noqa: F401 (fixture)
 from warehouse.delta import replace_school_rows
 
 PUPIL_CODE, PUPIL_NAME = "K100000123", "AMRANI Fatima"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Mailbox, int]]:
-    mailbox, port = Mailbox(), _free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield mailbox, port
-    finally:
-        controller.stop()
 
 
 def _marks(mark: float) -> pa.Table:
@@ -68,12 +55,7 @@ def home(massar_home: Settings, tmp_path, smtp, prefect_server) -> Settings:
     )
     return massar_home.model_copy(
         update={
-            "alerts": AlertSettings(
-                smtp_host="127.0.0.1",
-                smtp_port=port,
-                sender="massar@dp-tiznit.men.gov.ma",
-                recipients=["officier@dp-tiznit.men.gov.ma"],
-            ),
+            "alerts": loopback_alerts(port),
             "housekeeping": HousekeepingSettings(
                 log_folders=[stack_logs], log_max_megabytes=0.5, min_free_disk_gb=1e9
             ),

@@ -5,47 +5,25 @@ sent when all is well, and no pupil data reaches a message."""
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from pydantic import ValidationError
 from sqlalchemy import select
 
 from massar.settings import AlertSettings, Settings
+from massar.stack import free_port
 from tasks.alerts import AlertDeliveryError, due_alerts, send_alerts
+from tests.harness.smtp import OFFICER, Mailbox, loopback_alerts, smtp_server
 from warehouse.control import ControlDatabase, Delivery, ExchangeBatch, Night, SentAlert
 
 ZONE = ZoneInfo("Africa/Casablanca")
 # A pupil as the generator would write one: none of this may reach an e-mail.
 PUPIL_CODE, PUPIL_NAME, PUPIL_BIRTH = "K100000123", "AMRANI Fatima", "2012-03-04"
 MASSAR_CODE = re.compile(r"\b[A-Z]\d{9}\b")
-
-
-class Mailbox:
-    """aiosmtpd handler keeping every message it accepted."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        self.messages.append(message_from_bytes(envelope.original_content, policy=policy.default))
-        return "250 OK"
-
-    def bodies(self) -> list[str]:
-        return [m.get_body(("plain",)).get_content() for m in self.messages]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class _Logins:
@@ -59,34 +37,16 @@ class _Logins:
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[Mailbox, int]]:
-    mailbox = Mailbox()
-    port = _free_port()
-    controller = Controller(
-        mailbox,
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=_Logins(),
-        auth_require_tls=False,  # loopback test server only
-    )
-    controller.start()
-    try:
-        yield mailbox, port
-    finally:
-        controller.stop()
+    """The shared SMTP server, with logins (massar / s3cret) over plain text on loopback."""
+    with smtp_server(authenticator=_Logins(), auth_require_tls=False) as server:
+        yield server
 
 
 @pytest.fixture
 def settings(massar_home: Settings, smtp, prefect_server) -> Settings:
     _, port = smtp
     return massar_home.model_copy(
-        update={
-            "alerts": AlertSettings(
-                smtp_host="127.0.0.1",
-                smtp_port=port,
-                sender="massar@dp-tiznit.men.gov.ma",
-                recipients=["officier@dp-tiznit.men.gov.ma", "chef.service@dp-tiznit.men.gov.ma"],
-            )
-        }
+        update={"alerts": loopback_alerts(port, [OFFICER, "chef.service@dp-tiznit.men.gov.ma"])}
     )
 
 
@@ -365,7 +325,7 @@ def test_alerts_the_server_refuses_stay_due(settings, smtp, tmp_path):
     assert [a.key for a in due] == ["approval-waiting:CNSS-2023-000001"]
 
     closed = settings.model_copy(
-        update={"alerts": settings.alerts.model_copy(update={"smtp_port": _free_port()})}
+        update={"alerts": settings.alerts.model_copy(update={"smtp_port": free_port()})}
     )
     with pytest.raises(AlertDeliveryError, match="will be sent at the next check"):
         send_alerts(closed, due)
