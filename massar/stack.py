@@ -174,14 +174,14 @@ class StackConfig:
         return f"http://127.0.0.1:{self.prefect_port}"
 
 
-def _load_config(paths: StackPaths) -> StackConfig | None:
+def load_config(paths: StackPaths) -> StackConfig | None:
     if not paths.config.exists():
         return None
     return StackConfig(**json.loads(paths.config.read_text(encoding="utf-8")))
 
 
 def _choose_config(paths: StackPaths, pg_port: int | None, prefect_port: int | None) -> StackConfig:
-    existing = _load_config(paths)
+    existing = load_config(paths)
     if existing is not None:
         changed = (pg_port and pg_port != existing.pg_port) or (
             prefect_port and prefect_port != existing.prefect_port
@@ -270,12 +270,20 @@ class Postgres:
         self.bin = postgres_binaries()
         self.as_root = os.geteuid() == 0
 
-    def _run(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        command = list(args)
+    def _as_owner(self, *args: str) -> list[str]:
+        """``args`` as a command run by the cluster's owner."""
         if self.as_root:
-            command = ["runuser", "-u", self.config.pg_superuser, "--", *command]
+            return ["runuser", "-u", self.config.pg_superuser, "--", *args]
+        return list(args)
+
+    def _run(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            command, capture_output=True, text=True, timeout=180, input=input, check=False
+            self._as_owner(*args),
+            capture_output=True,
+            text=True,
+            timeout=180,
+            input=input,
+            check=False,
         )
         if result.returncode != 0:
             raise StackError(
@@ -291,9 +299,7 @@ class Postgres:
     def running(self) -> bool:
         if not (self.paths.pg_data / "postmaster.pid").exists():
             return False
-        command = [str(self.bin / "pg_ctl"), "-D", str(self.paths.pg_data), "status"]
-        if self.as_root:
-            command = ["runuser", "-u", self.config.pg_superuser, "--", *command]
+        command = self._as_owner(str(self.bin / "pg_ctl"), "-D", str(self.paths.pg_data), "status")
         return subprocess.run(command, capture_output=True, check=False).returncode == 0
 
     def init(self) -> bool:
@@ -303,8 +309,8 @@ class Postgres:
         self.paths.pg_data.parent.mkdir(parents=True, exist_ok=True)
         self.paths.pg_socket.mkdir(parents=True, exist_ok=True)
         if self.as_root:
-            reach = ["runuser", "-u", self.config.pg_superuser, "--", "test", "-x"]
-            if subprocess.run([*reach, str(self.paths.root)], check=False).returncode != 0:
+            reach = self._as_owner("test", "-x", str(self.paths.root))
+            if subprocess.run(reach, check=False).returncode != 0:
                 raise StackError(
                     f"The user '{self.config.pg_superuser}' that runs PostgreSQL cannot reach "
                     f"{self.paths.root}; choose a --root whose parent folders it can enter "
@@ -467,14 +473,15 @@ def _base_env() -> dict[str, str]:
     }
 
 
-def _auth_header(auth: str) -> dict[str, str]:
+def auth_header(auth: str) -> dict[str, str]:
+    """The HTTP header of Prefect's basic auth for the ``user:password`` string ``auth``."""
     return {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()}
 
 
 def api_request(config: StackConfig, auth: str | None, method: str, path: str, **kwargs):  # type: ignore[no-untyped-def]
     import httpx
 
-    headers = _auth_header(auth) if auth else {}
+    headers = auth_header(auth) if auth else {}
     return httpx.request(method, config.api_url + path, headers=headers, timeout=30, **kwargs)
 
 
@@ -534,8 +541,9 @@ def up(root: Path, pg_port: int | None = None, prefect_port: int | None = None) 
     postgres = Postgres(paths, config)
     created = postgres.init()
     postgres.start()
-    postgres.ensure_database("prefect", _secret(paths, "prefect-db-password", str))
-    postgres.ensure_database("massar", _secret(paths, "massar-db-password", str))
+    for role in ("prefect", "massar"):
+        password = (paths.secrets / f"{role}-db-password").read_text(encoding="utf-8").strip()
+        postgres.ensure_database(role, password)
     mark = step("postgresql", mark)
 
     # The platform's home and its control database on PostgreSQL (migrated forward).
@@ -612,7 +620,7 @@ def up(root: Path, pg_port: int | None = None, prefect_port: int | None = None) 
 def down(root: Path) -> list[str]:
     """Stop the worker, Prefect's server and PostgreSQL; data and secrets stay."""
     paths = StackPaths(root.resolve())
-    config = _load_config(paths)
+    config = load_config(paths)
     stopped = []
     for name in ("worker", "prefect-server"):
         if _stop(paths, name):
@@ -627,7 +635,7 @@ def down(root: Path) -> list[str]:
 
 def status(root: Path) -> dict[str, bool]:
     paths = StackPaths(root.resolve())
-    config = _load_config(paths)
+    config = load_config(paths)
     if config is None:
         raise StackError(f"No stack was set up in {paths.root}; run 'deployments/stack up' first.")
     auth = read_env_file(paths.server_env)["PREFECT_SERVER_API_AUTH_STRING"]
@@ -644,7 +652,7 @@ def status(root: Path) -> dict[str, bool]:
 def systemd_units(root: Path, user: str | None = None) -> dict[str, str]:
     """systemd units that start the stack's three services on boot, in order."""
     paths = StackPaths(root.resolve())
-    config = _load_config(paths)
+    config = load_config(paths)
     if config is None:
         raise StackError(f"No stack was set up in {paths.root}; run 'deployments/stack up' first.")
     user = user or config.service_user

@@ -27,7 +27,14 @@ from connectors.exchange_profile import (
     profile_for,
 )
 from connectors.signing import make_test_certificate
-from massar.stack import StackConfig, StackPaths, free_port, read_env_file, systemd_units
+from massar.stack import (
+    StackPaths,
+    api_request,
+    free_port,
+    load_config,
+    read_env_file,
+    systemd_units,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 STACK = REPO / "deployments" / "stack"
@@ -47,19 +54,12 @@ class Stack:
         self.root = root
         self.paths = StackPaths(root)
         self.report = report
-        self.config = StackConfig(**json.loads(self.paths.config.read_text()))
+        self.config = load_config(self.paths)
         self.env = read_env_file(self.paths.massar_env)
         self.auth = (self.paths.secrets / "prefect-auth").read_text().strip()
 
     def api(self, method: str, path: str, auth: bool = True, **kwargs) -> httpx.Response:
-        user, _, password = self.auth.partition(":")
-        return httpx.request(
-            method,
-            self.config.api_url + path,
-            auth=(user, password) if auth else None,
-            timeout=30,
-            **kwargs,
-        )
+        return api_request(self.config, self.auth if auth else None, method, path, **kwargs)
 
     def massar(self, *args: str) -> str:
         result = subprocess.run(
@@ -162,7 +162,6 @@ def test_the_stack_is_up_on_postgresql_behind_its_auth_string(stack):
     assert stat.S_IMODE(stack.paths.secrets.stat().st_mode) == 0o700
     for secret in stack.paths.secrets.iterdir():
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
-    assert not str(stack.paths.secrets).startswith(str(REPO))
     # The services' logs are rotated by the housekeeping deployment.
     from massar.settings import Settings
 
@@ -282,24 +281,15 @@ def _configure_partner(stack: Stack, sftp_server) -> None:
     (stack.paths.home / "massar.toml").write_text(text, encoding="utf-8")
 
 
-def _waiting_batch(stack: Stack, timeout: float = 300) -> str:
-    from sqlalchemy import select
+def _waiting_batch(settings, timeout: float = 300) -> str:
+    from tasks.exchange import undecided_batches
 
-    from warehouse.control import ControlDatabase, ExchangeBatch
-
-    database = ControlDatabase(stack.env["MASSAR_DATABASE_URL"])
     deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            with database.session() as session:
-                waiting = session.scalars(
-                    select(ExchangeBatch.batch_id).where(ExchangeBatch.state == "waiting_approval")
-                ).first()
-            if waiting:
-                return waiting
-            time.sleep(0.5)
-    finally:
-        database.dispose()
+    while time.monotonic() < deadline:
+        waiting = undecided_batches(settings, "cnss")
+        if waiting:
+            return waiting[0]
+        time.sleep(0.5)
     raise AssertionError("no batch came to wait for approval")
 
 
@@ -347,7 +337,12 @@ def test_the_nightly_and_a_cnss_exchange_run_through_the_stack(stack, province, 
     shutil.copy(request, sftp_server.outbox / request.name)
     deployment = stack.api("GET", "/deployments/name/exchange/cnss").json()
     flow_run = stack.api("POST", f"/deployments/{deployment['id']}/create_flow_run", json={}).json()
-    batch = _waiting_batch(stack)
+    from massar.settings import load_settings
+
+    settings = load_settings(home).model_copy(
+        update={"database_url": stack.env["MASSAR_DATABASE_URL"]}
+    )
+    batch = _waiting_batch(settings)
     time.sleep(1.5)  # let the run reach its pause
     # An officer logs in to the stack's UI with its generated auth string: the night and the
     # paused exchange with its form are there (submitting the form: tests/ui).
@@ -375,12 +370,8 @@ def test_the_nightly_and_a_cnss_exchange_run_through_the_stack(stack, province, 
     finished = stack.wait(flow_run["id"])
     assert finished["state"]["type"] == "COMPLETED", finished["state"]
 
-    from massar.settings import load_settings
     from tasks.exchange import batch_folder, batch_summary, reconciliation
 
-    settings = load_settings(home).model_copy(
-        update={"database_url": stack.env["MASSAR_DATABASE_URL"]}
-    )
     summary = batch_summary(settings, batch)
     assert summary["state"] == "delivered"
     assert summary["decision"]["approver"] == APPROVER

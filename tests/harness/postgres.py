@@ -7,29 +7,26 @@ PostgreSQL refuses to run as root: when the tests run as root, the cluster belon
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from massar.stack import free_port
+
 
 def postgres_binaries() -> Path | None:
     """The newest installed PostgreSQL bin folder, or None."""
-    found = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parent.parent.name)
-    )
-    return Path(found[-1]).parent if found else None
+    from massar.stack import StackError
+    from massar.stack import postgres_binaries as find
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    try:
+        return find()
+    except StackError:
+        return None
 
 
 class PostgresServer:
@@ -43,7 +40,7 @@ class PostgresServer:
             )
         self.bin = binaries
         self.database = database
-        self.port = _free_port()
+        self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="massar-pg-"))
         self.data = self.root / "data"
         self.as_root = os.geteuid() == 0

@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from massar.stack import auth_header, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -43,12 +44,6 @@ PREFECT = str(Path(sys.executable).with_name("prefect"))
 UI_TIMEOUT_MS = 30_000
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class PrefectUIServer:
     """``prefect server start`` on a free 127.0.0.1 port, UI on, API behind ``auth_string``.
 
@@ -58,7 +53,7 @@ class PrefectUIServer:
 
     def __init__(self, auth_string: str = "admin:pass", root: Path | None = None) -> None:
         self.auth_string = auth_string
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.api_url = f"{self.url}/api"
         self.root = root or Path(tempfile.mkdtemp(prefix="massar-prefect-ui-"))
@@ -115,9 +110,7 @@ class PrefectUIServer:
             return False
 
     def auth_header(self) -> dict[str, str]:
-        import base64
-
-        return {"Authorization": "Basic " + base64.b64encode(self.auth_string.encode()).decode()}
+        return auth_header(self.auth_string)
 
     @contextlib.contextmanager
     def as_api(self) -> Iterator[None]:

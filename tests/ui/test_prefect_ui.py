@@ -28,7 +28,9 @@ SHOTS = REPO / "test-output" / "ui"  # ignored by git
 
 
 @pytest.fixture(scope="module")
-def ui_server(tmp_path_factory) -> PrefectUIServer:
+def ui_server(prefect_server, tmp_path_factory) -> PrefectUIServer:
+    # The session's test server first: Prefect's harness, started after this module pointed
+    # Prefect elsewhere, was seen to hang at the end of the session draining its workers.
     with PrefectUIServer(AUTH, tmp_path_factory.mktemp("prefect-ui")) as server:
         yield server
 
