@@ -248,6 +248,17 @@ def _check_levels(
                 file, f"level {level}", field, f"{level} is not a level of cycle {rules.cycle}"
             )
 
+    # A weight keyed by a code no level of the cycle teaches would silently weigh nothing (or
+    # another subject, were the code reused): refuse it.
+    taught = {subject for level, subject in curriculum if level_cycle.get(level) == rules.cycle}
+    for subject in rules.continuous_assessment.subject_activities_weight:
+        if subject not in taught:
+            raise _refuse(
+                file,
+                f"cycle {rules.cycle}",
+                f"continuous_assessment.subject_activities_weight.{subject}",
+                f"subject {subject} is not taught at any level of cycle {rules.cycle}",
+            )
     for level in rules.decisions.oriented_levels:
         known(level, "decisions.oriented_levels")
     for name, exam in rules.exams.items():

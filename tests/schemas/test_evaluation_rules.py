@@ -108,6 +108,14 @@ def refused(rules_dir: Path) -> str:
             "coefficients.overrides.2BACSPF.0060",
         ),
         ("lycee", "[decisions]", "[decisions", "cycle lycee", "(whole file)"),
+        # a per-subject weight keyed by a code the cycle does not teach (philosophy in collège)
+        (
+            "college",
+            '"0110" = 0.4 }',
+            '"0110" = 0.4, "0090" = 0.4 }',
+            "cycle college",
+            "continuous_assessment.subject_activities_weight.0090",
+        ),
     ],
 )
 def test_bad_file_refused_naming_level_and_field(

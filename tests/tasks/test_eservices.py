@@ -125,15 +125,15 @@ def inputs() -> dict[str, pl.DataFrame]:
     base = {"school_year": YEAR, "class_code": "3APIC-2", "level_code": "3APIC"}
     marks = _frame(
         [
-            {**base, "school_code": A, "student_code": K1, "subject_code": "0030", "semester": 1,
+            {**base, "school_code": A, "student_code": K1, "subject_code": "0110", "semester": 1,
              "slot": "test2", "mark": None, "absence": "justified", "mark_scale": 20.0,
              "reason": "غياب مرض"},
-            {**base, "school_code": A, "student_code": K1, "subject_code": "0030", "semester": 1,
+            {**base, "school_code": A, "student_code": K1, "subject_code": "0110", "semester": 1,
              "slot": "test1", "mark": 12.5, "absence": None, "mark_scale": 20.0, "reason": None},
-            {**base, "school_code": A, "student_code": K1, "subject_code": "0030", "semester": 1,
+            {**base, "school_code": A, "student_code": K1, "subject_code": "0110", "semester": 1,
              "slot": "test3", "mark": 0.0, "absence": "unjustified", "mark_scale": 20.0,
              "reason": "غياب مرض"},
-            {**base, "school_code": A, "student_code": K1, "subject_code": "0030", "semester": 1,
+            {**base, "school_code": A, "student_code": K1, "subject_code": "0110", "semester": 1,
              "slot": "activities", "mark": 16.0, "absence": None, "mark_scale": 20.0,
              "reason": None},
             {**base, "school_code": A, "student_code": K1, "subject_code": "0060", "semester": 2,
@@ -151,7 +151,7 @@ def inputs() -> dict[str, pl.DataFrame]:
             "class_code": ["3APIC-2", "3APIC-2", "3APIC-2", "6APG-1"],
             "level_code": ["3APIC", "3APIC", "3APIC", "6APG"],
             "student_code": [K1, K1, K1, K3],
-            "subject_code": ["0030", "0060", "0100", "0504"],
+            "subject_code": ["0110", "0060", "0100", "0504"],
             "semester": pl.Series([1, 2, 1, 1], dtype=pl.Int8),
             "tests_mean": [6.25, 9.0, None, 7.5],
             "activities": [16.0, None, None, None],
@@ -271,8 +271,8 @@ def test_extract_values_match_inputs(inputs):
     assert pupil["mark_scale"] == 20.0
 
     table = {(r["subject_code"], r["semester"]): r for r in pupil["assessments"]}
-    assert list(table) == [("0030", 1), ("0100", 1), ("0060", 2)]  # by semester, subject
-    english = table[("0030", 1)]
+    assert list(table) == [("0100", 1), ("0110", 1), ("0060", 2)]  # by semester, subject
+    english = table[("0110", 1)]
     assert english["subject_fr"] == "Langue anglaise"
     assert english["tests"] == [
         {"slot": "test1", "mark": 12.5, "justified_absence": False},

@@ -298,7 +298,7 @@ def papers(level: str, exam: str, marks: dict[str, float | None], student: str, 
 
 
 COLLEGE_LOCAL = ["0010", "0020", "0040", "0050", "0060"]
-COLLEGE_REGIONAL = ["0010", "0020", "0030", "0040", "0050", "0060", "0070", "0080"]
+COLLEGE_REGIONAL = ["0010", "0020", "0040", "0050", "0060", "0070", "0080", "0110"]
 
 
 def test_college_certificate_with_an_absent_paper() -> None:
@@ -327,7 +327,7 @@ def test_college_certificate_missing_paper_counts_zero_and_is_named() -> None:
     assert result["result"] == "failed"
 
 
-BAC_NATIONAL = {"0030": 2, "0060": 7, "0070": 5, "0080": 7, "0090": 2}  # 2BACSPF coefficients
+BAC_NATIONAL = {"0060": 7, "0070": 5, "0080": 7, "0090": 2, "0110": 2}  # 2BACSPF coefficients
 BAC_REGIONAL = ["0010", "0020", "0040", "0050"]  # 1BACSEF regional papers
 
 

@@ -42,7 +42,7 @@ MARK_DEFAULTS = {
     "level_code": "1APIC",
     "level_label": "الأولى إعدادي مسار دولي",
     "teacher": "أستاذ",
-    "subject_name": "اللغة الإنجليزية",
+    "subject_name": "المعلوميات",
     "academy": "سوس ماسة",
     "directorate": "تيزنيت",
     "school_name": "إعدادية",
