@@ -5,8 +5,8 @@ tasks wrap them).
   run the dataset's pandera model (schemas/models.py, checks named by rule id) with ``lazy=True``,
   add the row rules computed with polars expressions (R007 duplicates), and split the rows into
   accepted / quarantined. Contract: docs/decisions/0002-ingest-frames.md.
-- ``cross_check_school(frames, *, school_code, reference=None)``: X001, X003-X011 on one school's
-  current picture; ``skipped_cross_rules`` says which cannot run for lack of a dataset.
+- ``cross_check_school(frames, *, school_code, reference=None)``: X003-X011, X013, X014 on one
+  school's current picture; ``skipped_cross_rules`` says which cannot run for lack of a dataset.
 - ``cross_check_province(students_by_school)``: X002.
 - ``finding_rows(findings)``: rows for the control database's ``findings`` table, with the
   messages in Arabic and French rendered from schemas/rules.csv.
@@ -96,7 +96,6 @@ PARAMS: dict[str, tuple[str, ...]] = {
     "R008": ("value", "column", "expected"),
     "R009": ("value", "column", "expected"),
     "R010": (),
-    "X001": ("value", "class_code"),
     "X002": ("value", "other_school"),
     "X003": ("value", "class_code", "other_class"),
     "X004": ("class_code", "size", "room_code", "capacity"),
@@ -108,6 +107,12 @@ PARAMS: dict[str, tuple[str, ...]] = {
     "X010": ("value",),
     "X011": ("value",),
     "X012": ("value", "school_left", "school_kept"),
+    "X013": ("value", "class_code", "listed_class"),
+    "X014": ("value", "class_code"),
+}
+# Rules of the catalogue no longer raised (kept there: findings recorded with them still render).
+RETIRED_RULES: dict[str, str] = {
+    "X001": "an error that quarantined the marks; replaced by the queries X013 and X014",
 }
 
 # Weekday of a date (polars: Monday = 1 ... Sunday = 7) → the timetable's day label.
@@ -116,7 +121,6 @@ CLASS_DATASETS = ("students", "marks", "timetable", "absences", "exam_marks")
 
 # What each cross-record rule reads.
 CROSS_RULES: dict[str, tuple[str, ...]] = {
-    "X001": ("marks", "students"),
     "X003": ("students",),
     "X004": ("students", "classes", "rooms"),
     "X005": ("students",),
@@ -126,6 +130,8 @@ CROSS_RULES: dict[str, tuple[str, ...]] = {
     "X009": ("support", "students"),
     "X010": ("classes",),
     "X011": ("students",),
+    "X013": ("marks", "students"),
+    "X014": ("marks", "students"),
 }
 
 # Frames from this many rows are validated with the model's columns split over threads.
@@ -807,7 +813,7 @@ def _not_enrolled(frame: pl.DataFrame, students: pl.DataFrame) -> pl.DataFrame:
 def cross_check_school(
     frames: Mapping[str, pl.DataFrame], *, school_code: str | None = None, reference: Any = None
 ) -> pl.DataFrame:
-    """Cross-record findings of one school's current picture (X001, X003-X011).
+    """Cross-record findings of one school's current picture (X003-X011, X013, X014).
 
     ``frames`` maps a dataset name to its frame (read or normalised, with ``submission_id``).
     A rule whose datasets are missing does not run: see ``skipped_cross_rules``. X008 judges
@@ -826,19 +832,8 @@ def cross_check_school(
     classes = prepared.get("classes")
     timetable = prepared.get("timetable")
 
-    if "X001" not in skipped:
-        marks = prepared["marks"]
-        pairs = students.select("student_code_key", "class_code_key").drop_nulls().unique()
-        outside = marks.filter(pl.col("student_code_key").is_not_null()).join(
-            pairs, on=["student_code_key", "class_code_key"], how="anti", maintain_order="left"
-        )
-        add(
-            "marks",
-            outside,
-            "student_code",
-            "X001",
-            {"value": pl.col("student_code_key"), "class_code": pl.col("class_code_key")},
-        )
+    if "X013" not in skipped:
+        parts.extend(_marked_off_list(prepared["marks"], students, sid, rules))
 
     if "X003" not in skipped:
         placed = students.filter(
@@ -1009,6 +1004,42 @@ def cross_check_school(
     if not parts:
         return empty_findings(columns)
     return pl.concat([p.cast(columns) for p in parts])
+
+
+def _marked_off_list(
+    marks: pl.DataFrame, students: pl.DataFrame, sid: pl.DataType, rules: dict[str, Rule]
+) -> list[pl.DataFrame]:
+    """X013 (the pupil is listed in another class of the school) and X014 (he is not on the
+    school's list): one query per pupil's row of the marks file, not one per slot. Queries,
+    not errors: the marks stay accepted and are evaluated wherever the pupil's enrolment is
+    (genuine lists lag behind class changes; the list, not the marks, is usually behind)."""
+    listed = students.select("student_code_key", "class_code_key").drop_nulls().unique()
+    outside = (
+        marks.filter(
+            pl.col("student_code_key").is_not_null() & pl.col("class_code_key").is_not_null()
+        )
+        .join(listed, on=["student_code_key", "class_code_key"], how="anti", maintain_order="left")
+        .unique(subset=["submission_id", "sheet", "sheet_row"], keep="first", maintain_order=True)
+    )
+    if outside.height == 0:
+        return []
+    classes_of = listed.group_by("student_code_key").agg(
+        pl.col("class_code_key").sort().str.join(", ").alias("_listed")
+    )
+    outside = outside.join(classes_of, on="student_code_key", how="left", maintain_order="left")
+    found = []
+    for rule_id, rows in (
+        ("X013", outside.filter(pl.col("_listed").is_not_null())),
+        ("X014", outside.filter(pl.col("_listed").is_null())),
+    ):
+        params = {"value": pl.col("student_code_key"), "class_code": pl.col("class_code_key")}
+        if rule_id == "X013":
+            params["listed_class"] = pl.col("_listed")
+        if rows.height:
+            found.append(
+                rows.select(_cross_select("marks", "student_code", rule_id, params, sid, rules))
+            )
+    return found
 
 
 def _age_findings(

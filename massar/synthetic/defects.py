@@ -60,7 +60,7 @@ DEFECT_KINDS = (
     "R004",
     "R007",
     "R010",
-    "X001",
+    "X013",
     "X003",
     "X004",
     "X005",
@@ -316,7 +316,7 @@ class Injector:
             f"mark entered together with the absence {JUSTIFIED_LABEL} for the same test",
         )
 
-    def X001(self) -> None:
+    def X013(self) -> None:
         j, k, _ = self.pick_notes()
         nf = self.f.notes[j]
         others = [c for c in self.m.classes if c.code != nf.meta["class_code"] and c.pupils]
@@ -335,7 +335,7 @@ class Injector:
             NOTES_FIRST_ROW + k,
             _M["student_code"],
             intruder.code,
-            "X001",
+            "X013",
             f"pupil of {intruder.class_code} listed in the marks of {nf.meta['class_code']}",
         )
 

@@ -566,17 +566,43 @@ def test_a_coherent_school_has_no_cross_record_finding():
     assert set(findings.columns) >= {*FINDING_COLUMNS, "dataset", "submission_id"}
 
 
-def test_x001_marks_for_a_pupil_not_in_the_class():
+def test_x013_marked_pupil_listed_in_another_class_is_a_query_naming_that_class():
     frames = school_picture()
     frames["marks"] = marks(
-        [{"student_code": "K100000001"}, {"student_code": "K100000003"}],
+        [
+            {"student_code": "K100000001"},
+            {"student_code": "K100000003"},  # listed in 1APIC-2, marked in 1APIC-1
+            {"student_code": "K100000003", "slot": "test2", "slot_label": "الفرض الثاني"},
+        ],
+        submission_id="s-marks",
+    ).with_columns(pl.Series("sheet_row", [18, 19, 19]))  # one pupil's row, two slots
+    findings = cross(frames)
+    assert findings.select(
+        "dataset", "sheet_row", "value", "rule_id", "severity", "submission_id"
+    ).rows() == [("marks", 19, "K100000003", "X013", "query", "s-marks")]
+    assert json.loads(findings["params"][0]) == {
+        "value": "K100000003",
+        "class_code": "1APIC-1",
+        "listed_class": "1APIC-2",
+    }
+    (row,) = finding_rows(findings)
+    assert "1APIC-2" in row["message_fr"] and "1APIC-2" in row["message_ar"]
+    assert "1APIC-1" in row["message_fr"] and "1APIC-1" in row["message_ar"]
+
+
+def test_x014_marked_pupil_missing_from_the_school_list_is_a_query():
+    frames = school_picture()
+    frames["marks"] = marks(
+        [{"student_code": "K100000001"}, {"student_code": "K100000009"}],
         submission_id="s-marks",
     )
     findings = cross(frames)
-    assert findings.select("dataset", "sheet_row", "value", "rule_id", "submission_id").rows() == [
-        ("marks", 19, "K100000003", "X001", "s-marks")
+    assert findings.select("sheet_row", "value", "rule_id", "severity").rows() == [
+        (19, "K100000009", "X014", "query")
     ]
-    assert json.loads(findings["params"][0]) == {"value": "K100000003", "class_code": "1APIC-1"}
+    assert json.loads(findings["params"][0]) == {"value": "K100000009", "class_code": "1APIC-1"}
+    (row,) = finding_rows(findings)
+    assert MISSING not in row["message_fr"] and MISSING not in row["message_ar"]
 
 
 def test_x003_same_code_in_two_classes():
@@ -715,8 +741,13 @@ def test_x010_class_not_declared():
     x010 = findings.filter(pl.col("rule_id") == "X010")
     assert x010["dataset"].to_list() == ["marks", "marks"]
     assert set(x010["column_name"]) == {"القسم"}
-    # the same marks also are not in the class of the students list
-    assert "X001" in rules_in(findings)
+    # the same pupils are listed in 1APIC-1, not in the class of the marks
+    assert rules_in(findings.filter(pl.col("dataset") == "marks")) == [
+        "X010",
+        "X010",
+        "X013",
+        "X013",
+    ]
 
 
 def test_cross_rules_without_their_datasets_do_not_run():
