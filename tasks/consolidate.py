@@ -36,6 +36,7 @@ from sqlalchemy import select, update
 from massar.settings import Settings
 from schemas.datasets import STUDENTS
 from schemas.rules import render, severity
+from tasks.bidi import isolated
 from warehouse.control import ControlDatabase, School, Submission, utcnow
 from warehouse.delta import (
     WarehouseError,
@@ -511,7 +512,10 @@ def _transfer_page(rows: list[dict[str, object]], stamp: str) -> str:
     e = html.escape
     head = "".join(f"<th>{e(ar)}<br><small>{e(fr)}</small></th>" for ar, fr in REPORT_HEADERS)
     body = "".join(
-        "<tr>" + "".join(f"<td>{e(str(row[name]))}</td>" for name in REPORT_COLUMNS) + "</tr>"
+        # codes, years and dates isolated so that the right-to-left page shows them as written
+        "<tr>"
+        + "".join(f"<td>{isolated(row[name], 'ltr')}</td>" for name in REPORT_COLUMNS)
+        + "</tr>"
         for row in rows
     )
     empty = (
@@ -533,7 +537,8 @@ th {{ background: #eee; }}
 </head>
 <body>
 <h1>التلاميذ المسجلون في مؤسستين · Élèves inscrits dans deux établissements</h1>
-<p>{e(stamp)} · {len(rows)} — التسجيل الأحدث هو المحتسب؛ المرجو تسوية الانتقال في منظومة مسار.
+<p>{isolated(stamp, "ltr")} · {isolated(len(rows), "ltr")} —
+التسجيل الأحدث هو المحتسب؛ المرجو تسوية الانتقال في منظومة مسار.
  · L'inscription la plus récente est retenue ; régularisez le transfert dans Massar.</p>
 {empty}
 <table>

@@ -1,7 +1,10 @@
 """Feedback a school can act on: an XLSX workbook (right-to-left) and a static HTML page.
 
 The report names pupils' codes and values, so it is written only under ``reports/<school>/``
-for the school concerned, never into logs or Prefect artifacts.
+for the school concerned, never into logs or Prefect artifacts. Files with errors come first,
+then files with queries only, then clean files. In the HTML page every file name, code, number
+and cell value is isolated (``<bdi>``) from the Arabic text around it, so that it shows as
+written.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 import xlsxwriter
 
 from schemas.datasets import DATASETS
+from tasks.bidi import isolated, isolated_message
 
 STATE_LABELS = {
     "accepted": ("مقبول", "accepté"),
@@ -73,6 +77,29 @@ class ReportFinding:
     message_fr: str
 
 
+# A file's place in the report: files with errors, then with queries only, then clean files.
+_FILE_RANK = {"error": 0, "query": 1}
+_CLEAN = 2
+
+
+def report_order(
+    submissions: list[ReportSubmission], findings: list[ReportFinding]
+) -> tuple[list[ReportSubmission], list[ReportFinding]]:
+    """The submissions and findings in report order: files with errors (a rejected file counts
+    as one) first, then files with queries only, then clean files, each group in the order
+    given; findings follow their file's place and keep their order within it."""
+    rank: dict[int, int] = {}
+    for finding in findings:
+        here = _FILE_RANK.get(finding.severity, _FILE_RANK["query"])
+        rank[finding.submission_id] = min(rank.get(finding.submission_id, _CLEAN), here)
+    for submission in submissions:
+        if submission.state == "rejected":
+            rank[submission.submission_id] = _FILE_RANK["error"]
+    ordered = sorted(submissions, key=lambda s: rank.get(s.submission_id, _CLEAN))
+    place = {s.submission_id: index for index, s in enumerate(ordered)}
+    return ordered, sorted(findings, key=lambda f: place.get(f.submission_id, len(place)))
+
+
 def _dataset_title(name: str) -> str:
     dataset = DATASETS.get(name)
     return f"{dataset.title_ar} / {dataset.title_fr}" if dataset else (name or "—")
@@ -82,7 +109,7 @@ def _summary_rows(
     submissions: list[ReportSubmission], findings: list[ReportFinding]
 ) -> list[list[object]]:
     counts = Counter((f.submission_id, f.severity) for f in findings)
-    rows = []
+    rows: list[list[object]] = []
     for s in submissions:
         state_ar, state_fr = STATE_LABELS.get(s.state, (s.state, s.state))
         rows.append(
@@ -101,7 +128,7 @@ def _summary_rows(
 
 
 def _finding_rows(findings: list[ReportFinding]) -> list[list[object]]:
-    rows = []
+    rows: list[list[object]] = []
     for f in findings:
         severity_ar, severity_fr = SEVERITY_LABELS.get(f.severity, (f.severity, f.severity))
         rows.append(
@@ -127,7 +154,9 @@ def write_xlsx_report(
     submissions: list[ReportSubmission],
     findings: list[ReportFinding],
 ) -> Path:
-    """The school's workbook: a summary sheet and a findings sheet, both right-to-left."""
+    """The school's workbook: a summary sheet and a findings sheet, both right-to-left, files
+    in report order (:func:`report_order`)."""
+    submissions, findings = report_order(submissions, findings)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.tmp")
     workbook = xlsxwriter.Workbook(
@@ -186,12 +215,15 @@ def write_html_report(
     submissions: list[ReportSubmission],
     findings: list[ReportFinding],
 ) -> Path:
-    """A static page (no script, no external resource) with the same content as the workbook."""
+    """A static page (no script, no external resource) with the same content as the workbook,
+    files in report order (:func:`report_order`); file names, codes, numbers and values are
+    isolated from the Arabic text (:func:`isolated`)."""
+    submissions, findings = report_order(submissions, findings)
     e = html.escape
 
     def table(
         headers: tuple[tuple[str, str], ...],
-        rows: list[list[object]],
+        rows: list[list[str]],
         classes: list[str] | None = None,
     ) -> str:
         head = "".join(
@@ -199,12 +231,35 @@ def write_html_report(
         )
         body = []
         for index, row in enumerate(rows):
-            css = f" class='{classes[index]}'" if classes else ""
-            cells = "".join(f"<td>{e(str(value))}</td>" for value in row)
-            body.append(f"<tr{css}>{cells}</tr>")
+            css = f" class='{e(classes[index])}'" if classes else ""
+            body.append(f"<tr{css}>{''.join(row)}</tr>")
         return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
-    finding_rows = _finding_rows(findings)
+    summary_rows = []
+    for values in _summary_rows(submissions, findings):
+        file_name, dataset, state, *counts = values
+        summary_rows.append(
+            [f"<td>{isolated(file_name, 'ltr')}</td>", f"<td>{e(str(dataset))}</td>"]
+            + [f"<td>{e(str(state))}</td>"]
+            + [f"<td>{isolated(count, 'ltr')}</td>" for count in counts]
+        )
+    finding_rows = []
+    for f, values in zip(findings, _finding_rows(findings), strict=True):
+        known = [(f.file_name, "ltr"), (f.value or "", None)]
+        finding_rows.append(
+            [
+                f"<td>{isolated(f.rule_id, 'ltr')}</td>",
+                f"<td>{e(str(values[1]))}</td>",
+                f"<td>{isolated(f.file_name, 'ltr')}</td>",
+                f"<td>{isolated(f.sheet)}</td>",
+                f"<td>{isolated(f.sheet_row, 'ltr')}</td>",
+                f"<td>{isolated(f.column_name)}</td>",
+                f"<td>{isolated(f.value)}</td>",
+                f"<td>{isolated_message(f.message_ar, known, arabic=True)}</td>",
+                "<td lang='fr' dir='ltr'>"
+                f"{isolated_message(f.message_fr, known, arabic=False)}</td>",
+            ]
+        )
     page = f"""<!DOCTYPE html>
 <html lang="ar" dir="rtl">
 <head>
@@ -217,19 +272,22 @@ th, td {{ border: 1px solid #bbb; padding: 0.3rem 0.5rem; vertical-align: top; }
 th {{ background: #ddebf7; }}
 tr.error td:nth-child(-n+2) {{ background: #ffc7ce; }}
 tr.query td:nth-child(-n+2) {{ background: #ffeb9c; }}
-td:last-child {{ direction: ltr; text-align: left; }}
+td:last-child {{ text-align: left; }}
 </style>
 </head>
 <body>
 <h1>تقرير مراقبة المعطيات — <span lang="fr">Rapport de contrôle des données</span></h1>
-<p>المؤسسة / Établissement : <strong>{e(school_code)}</strong> —
-{generated_at:%Y-%m-%d %H:%M}</p>
+<p>المؤسسة / Établissement : <strong>{isolated(school_code, "ltr")}</strong> —
+{isolated(f"{generated_at:%Y-%m-%d %H:%M}", "ltr")}</p>
 <p>«خطأ» يعني أن السطر لم يقبل ويجب تصحيحه وإعادة إرسال الملف؛ «استفسار» يعني أن السطر قبل لكن
 يجب التحقق منه. / <span lang="fr">« Erreur » : la ligne n'est pas acceptée, corrigez-la et
 renvoyez le fichier ; « question » : la ligne est acceptée mais doit être vérifiée.</span></p>
+<p>الملفات التي بها أخطاء أولا، ثم التي بها استفسارات فقط، ثم الملفات السليمة. /
+<span lang="fr">Les fichiers avec des erreurs d'abord, puis ceux avec des questions seulement,
+puis les fichiers sans constat.</span></p>
 <h2>ملخص / <span lang="fr">Résumé</span></h2>
-{table(SUMMARY_HEADERS, _summary_rows(submissions, findings))}
-<h2>الملاحظات / <span lang="fr">Constats</span> ({len(findings)})</h2>
+{table(SUMMARY_HEADERS, summary_rows)}
+<h2>الملاحظات / <span lang="fr">Constats</span> ({isolated(len(findings), "ltr")})</h2>
 {table(FINDING_HEADERS, finding_rows, [f.severity for f in findings])}
 </body>
 </html>
