@@ -625,7 +625,7 @@ class Injector:
             (2, f"  {sheet.headers[2]}"),
             (5, sheet.headers[5].replace(" ", "  ") + " "),
         ):
-            canonical = sheet.headers[idx]
+            canonical = STUDENTS.columns[idx].header_ar  # the genuine 'النسب ' has a space
             sheet.headers[idx] = text
             self.add(
                 self.f.liste.rel_path,

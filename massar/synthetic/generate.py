@@ -18,6 +18,7 @@ from massar.synthetic.defects import (
     inject,
     plan_defects,
 )
+from massar.synthetic.massar_layouts import DEFAULT_LAYOUT, MassarLayout
 from massar.synthetic.partners import school_leavers, write_leavers, write_partner_files
 from massar.synthetic.province import ProvincePlan, SchoolPlan, build_plan, build_school
 from massar.synthetic.school import (
@@ -67,10 +68,13 @@ class _SchoolResult:
     leavers: list[dict]
 
 
-def file_style(position: int) -> FileStyle:
-    """Deterministic mix of exports: 1 school in 5 sends the old BIFF .xls ListEleve, 1 in 4
-    names its NotesCC the old way (export_notesCC_<CLASS>_<SUBJECT>.xlsx in S1/S2 folders)."""
-    return FileStyle("xls" if position % 5 == 1 else "xlsx", "old" if position % 4 == 2 else "new")
+def file_style(position: int, layout: MassarLayout = DEFAULT_LAYOUT) -> FileStyle:
+    """Deterministic mix of exports: ListEleve as Massar's BIFF .xls, re-saved as .xlsx by 1
+    school in 5; NotesCC named export_notesCC_<CLASS>_<SUBJECT CODE>.xlsx (in S1/S2 folders),
+    the newer Export_<SCHOOL>_<CLASS>_<SUBJECT>_<stamp>.xlsx by 1 school in 4."""
+    return FileStyle(
+        "xlsx" if position % 5 == 1 else "xls", "new" if position % 4 == 2 else "old", layout
+    )
 
 
 def _school_task(args: tuple) -> _SchoolResult:
@@ -80,7 +84,7 @@ def _school_task(args: tuple) -> _SchoolResult:
     gt: list[GroundTruth] = []
     if defects and plan.code in defect_plan.schools:
         gt = inject(files, model, province, defect_plan, build_school)
-    stats = write_school_files(files, outdir)
+    stats = write_school_files(files, outdir, style.layout)
     candidates = partner_candidates(model, province.seed) if partners_ok else []
     leavers = school_leavers(model, province.seed) if partners_ok else []
     return _SchoolResult(plan.code, stats, len(model.pupils), gt, candidates, leavers)
@@ -118,12 +122,14 @@ def generate_province(
     year: str = "2023/2024",
     defects: bool = False,
     workers: int | None = None,
+    massar_layout: MassarLayout = DEFAULT_LAYOUT,
 ) -> GenerationSummary:
     """Write a synthetic province into ``outdir`` (see docs/data-dictionary.md).
 
     ``schools=None`` is the default Tiznit-like province (about 250 schools, 45 000 pupils);
     ``schools=N`` scales it down. The same seed gives byte-identical CSV files and identical
-    workbook contents whatever ``workers`` is.
+    workbook contents whatever ``workers`` is. ``massar_layout="genuine"`` writes ListEleve
+    and NotesCC cell for cell as Massar does, ``"legacy"`` the platform's former layouts.
     """
     started = time.perf_counter()
     outdir = Path(outdir)
@@ -136,7 +142,7 @@ def generate_province(
         (
             plan,
             province,
-            file_style(positions[plan.code]),
+            file_style(positions[plan.code], massar_layout),
             defect_plan,
             outdir,
             plan.code not in defect_plan.schools,

@@ -1,92 +1,42 @@
-"""Massar's own Excel layouts: the student list (ListEleve) and the marks export (NotesCC).
+"""Massar's own Excel layouts, cell for cell as genuine exports (DOMAIN.md §2).
 
-ListEleve is written with xlsxwriter (.xlsx) or xlwt (old BIFF .xls). NotesCC workbooks are
-tens of thousands of small files, so they are rendered from XML templates straight into a zip
-(inline strings; the sheet ZIP_DEFLATED level 1, the constant parts ZIP_STORED): about 1 ms a
-file against 7 ms with xlsxwriter. Both keep the observed layout: right-to-left sheets, merged
-cells, hidden technical rows/columns, protected NotesCC sheet and the Data sheet feeding the
-absence drop-down.
+The reference is the replicas of genuine exports in ``shared/samples/massar/`` (copied to
+``tests/fixtures/massar_samples/``); tests/synthetic/test_genuine_layout_cells.py compares every
+label, token, merge, hidden row/column, RTL flag and the protection with them.
 
-Column letters of NotesCC (documented in docs/data-dictionary.md)::
+- ListEleve (``ListEleve_YYYYMMDD.xls``, BIFF via xlwt; or ``.xlsx`` via xlsxwriter with the
+  same cells): one sheet per class (``Sheet1``, ``Sheet2`` ...), *not* flagged right-to-left but
+  laid out mirrored: a value stands at a lower column index than its label, the level's value
+  one row above its label. No merges, default cell format, real date cells.
+- NotesCC: rendered from XML templates straight into a zip (inline strings, the sheet deflated
+  at level 1, the constant parts stored): about 1 ms a file. Sheet ``NotesCC`` right-to-left and
+  protected, hidden technical rows 1, 2, 5, 8, 15 and columns B, H, J, L, N, P, the slot tokens
+  of row 15 NOT aligned with the labels of row 16; sheet ``Data`` feeds the absence drop-down.
 
-    A  (empty margin)          B  ID (hidden)          C  رقم التلميذ
-    D:E إسم التلميذ (merged)    F  تاريخ الإزدياد
-    G/H  slot 1 (النقطة / التغيب)   I/J slot 2   K/L slot 3   M/N slot 4   O/P slot 5
-    then ملاحظات الأستاذ in the column after the last slot pair.
-
-Slots present are written side by side from G (2 tests and activities: G/H, I/J, K/L, remark
-in M). The absence column of each pair is one of the hidden columns H, J, L, N, P.
+The former layouts of the platform (values to the label's right, tokens aligned) are in
+legacy_layouts.py, behind ``massar_layout="legacy"``.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Literal
 
 import xlsxwriter
 import xlwt
 
-from schemas.datasets import (
-    ABSENCE_LABEL,
-    JUSTIFIED_LABEL,
-    LIST_ELEVES_METADATA,
-    MARK_LABEL,
-    MARK_SLOTS,
-    MARKS,
-    NOTES_CC_METADATA,
-    STUDENTS,
-)
-
-LIST_TITLE = STUDENTS.title_ar  # لائحة التلاميذ
-NOTES_TITLE = MARKS.title_ar  # نقط المراقبة المستمرة
-LIST_HEADER_ROW = 15  # 1-based Excel row
-LIST_FIRST_ROW = 16
-NOTES_HEADER_ROWS = (16, 17)
-NOTES_FIRST_ROW = 18
-NOTES_HIDDEN_ROWS = (1, 2, 5, 15)
-NOTES_HIDDEN_COLS = ("B", "H", "J", "L", "N", "P")
-SLOT_LABEL = {key: label for key, label, _ in MARK_SLOTS}
-SLOT_TOKEN = {key: token for key, _, token in MARK_SLOTS}
-
-# ListEleve metadata: (metadata column name, row, label column, value column range) 0-based cols.
-# Right block: label in A, value in B:C; left block: label in E, value in F:G (RTL: value left).
-LIST_META_CELLS: tuple[tuple[str, int, int, int, int], ...] = (
-    ("academy", 4, 0, 1, 2),
-    ("directorate", 5, 0, 1, 2),
-    ("commune", 6, 0, 1, 2),
-    ("school_name", 7, 0, 1, 2),
-    ("school_year", 4, 4, 5, 6),
-    ("level_label", 5, 4, 5, 6),
-    ("class_code", 6, 4, 5, 6),
-)
-LIST_TITLE_CELL = (2, 0, 6)  # row 2, merged A:G
-
-# NotesCC metadata: (name, row, label col, value first col, value last col), 0-based cols.
-NOTES_META_CELLS: tuple[tuple[str, int, int, int, int], ...] = (
-    ("academy", 7, 2, 3, 5),
-    ("directorate", 8, 2, 3, 5),
-    ("school_name", 9, 2, 3, 5),
-    ("level_label", 10, 2, 3, 5),
-    ("class_code", 11, 2, 3, 5),
-    ("teacher", 7, 6, 8, 12),
-    ("session_label", 8, 6, 8, 12),
-    ("subject_name", 9, 6, 8, 12),
-    ("school_year", 10, 6, 8, 12),
-)
-NOTES_TITLE_CELL = (3, 2, 12)  # row 3, merged C:M
-
-_LIST_META_LABEL = {c.name: c.header_ar for c in LIST_ELEVES_METADATA}
-_NOTES_META_LABEL = {c.name: c.header_ar for c in NOTES_CC_METADATA}
-NOTES_FIXED_HEADERS = tuple(
-    MARKS.column(n).header_ar for n in ("internal_id", "student_code", "full_name", "birth_date")
-)
-REMARK_LABEL = MARKS.column("remark").header_ar
+MassarLayout = Literal["genuine", "legacy"]
+# What generate_province writes unless told otherwise.
+DEFAULT_LAYOUT: MassarLayout = "legacy"
 
 FIXED_ZIP_TIME = (2024, 1, 1, 0, 0, 0)
 FIXED_CREATED = datetime(2024, 1, 1)
+JUSTIFIED = "مبرر"
 
 
 def col_letter(index: int) -> str:
@@ -99,22 +49,58 @@ def col_letter(index: int) -> str:
     return out
 
 
-def mark_col(slot_index: int) -> int:
-    return 6 + 2 * slot_index
+def col_index(letters: str) -> int:
+    """Excel letters to a 0-based column index."""
+    n = 0
+    for ch in letters:
+        n = n * 26 + ord(ch) - 64
+    return n - 1
 
 
-def notes_column_name(slot_key: str, part: str) -> str:
-    """Ground-truth column name of a NotesCC mark/absence cell: '<slot label> - النقطة'."""
-    return f"{SLOT_LABEL[slot_key]} - {MARK_LABEL if part == 'mark' else ABSENCE_LABEL}"
+_REF_RE = re.compile(r"^([A-Z]+)(\d+)$")
+
+
+def cell_index(ref: str) -> tuple[int, int]:
+    """``"AA15"`` → (14, 26): 0-based (row, column)."""
+    m = _REF_RE.match(ref)
+    if m is None:
+        raise ValueError(f"not a cell reference: {ref!r}")
+    return int(m.group(2)) - 1, col_index(m.group(1))
 
 
 # --------------------------------------------------------------------------- ListEleve
 
+LIST_TITLE_CELL = ("K3", "لائحة التلاميذ ")  # trailing space as in the genuine export
+# metadata name -> (label cell, label text, value cell); the level's value is one row up.
+LIST_META_CELLS: dict[str, tuple[str, str, str]] = {
+    "school_year": ("E6", "السنة الدراسية", "C6"),
+    "commune": ("O6", "الجماعة", "H6"),
+    "academy": ("Z6", "الأكاديمية", "T6"),
+    "school_name": ("O8", "المؤسسة", "H8"),
+    "directorate": ("Z8", "المديرية الإقليمية", "U8"),
+    "class_code": ("P11", "القسم", "I11"),
+    "level_label": ("Z11", "المستوى", "T10"),
+}
+LIST_HEADER_ROW = 15  # 1-based Excel row
+LIST_FIRST_ROW = 16
+# The pupil columns in logical order (ListSheet.headers and rows follow it): (letter, label).
+LIST_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("AA", "ر.ت"),
+    ("X", "الرمز"),
+    ("Q", "النسب "),  # trailing space as in the genuine export
+    ("M", "الإسم"),
+    ("L", "النوع"),
+    ("F", "تاريخ الإزدياد"),
+    ("C", "مكان الازدياد"),
+)
+LIST_HEADERS = tuple(label for _, label in LIST_COLUMNS)
+_LIST_COLS = tuple(col_index(letter) for letter, _ in LIST_COLUMNS)
+
 
 @dataclass
 class ListSheet:
-    meta: dict[str, str]
-    headers: list[str]  # A..G
+    meta: dict[str, str]  # by LIST_META_CELLS name
+    headers: list[str]  # the LIST_COLUMNS labels (defects may add spaces)
     rows: list[list]  # [row number, code, family, first, sex, birth (date or text), birthplace]
 
 
@@ -125,102 +111,309 @@ class ListWorkbook:
     sheets: list[ListSheet] = field(default_factory=list)
 
 
+def list_sheet_cells(sheet: ListSheet) -> list[tuple[int, int, object]]:
+    """Every non-empty cell of one class sheet: (0-based row, 0-based column, value)."""
+    cells: list[tuple[int, int, object]] = []
+    r, c = cell_index(LIST_TITLE_CELL[0])
+    cells.append((r, c, LIST_TITLE_CELL[1]))
+    for name, (label_ref, label, value_ref) in LIST_META_CELLS.items():
+        cells.append((*cell_index(label_ref), label))
+        value = sheet.meta.get(name)
+        if value:
+            cells.append((*cell_index(value_ref), value))
+    for c, text in zip(_LIST_COLS, sheet.headers, strict=True):
+        cells.append((LIST_HEADER_ROW - 1, c, text))
+    for k, values in enumerate(sheet.rows):
+        r = LIST_FIRST_ROW - 1 + k
+        for c, v in zip(_LIST_COLS, values, strict=True):
+            if v is not None and v != "":
+                cells.append((r, c, v))
+    return cells
+
+
 def write_list_xls(book: ListWorkbook, path: Path) -> None:
     wb = xlwt.Workbook(encoding="utf-8")
-    title = xlwt.easyxf("font: bold on, height 280; align: horiz center")
-    label = xlwt.easyxf("font: bold on; align: horiz right")
-    border = "borders: left thin, right thin, top thin, bottom thin"
-    value = xlwt.easyxf(f"align: horiz right; {border}")
-    header = xlwt.easyxf(
-        f"font: bold on; align: horiz center; {border}; pattern: pattern solid, fore_colour gray25"
-    )
-    cell = xlwt.easyxf(border)
-    dfmt = xlwt.easyxf(f"{border}; align: horiz center", num_format_str="dd/mm/yyyy")
+    dfmt = xlwt.easyxf(num_format_str="dd/mm/yyyy")
     for i, sheet in enumerate(book.sheets, start=1):
         ws = wb.add_sheet(f"Sheet{i}")
-        ws.cols_right_to_left = True
-        for c, width in enumerate((6, 14, 18, 18, 8, 14, 14)):
-            ws.col(c).width = 256 * width
-        r, c1, c2 = LIST_TITLE_CELL
-        ws.write_merge(r - 1, r - 1, c1, c2, LIST_TITLE, title)
-        for name, row, lc, v1, v2 in LIST_META_CELLS:
-            ws.write(row - 1, lc, _LIST_META_LABEL[name], label)
-            ws.write_merge(row - 1, row - 1, v1, v2, sheet.meta.get(name, ""), value)
-        for c, text in enumerate(sheet.headers):
-            ws.write(LIST_HEADER_ROW - 1, c, text, header)
-        for k, values in enumerate(sheet.rows):
-            r = LIST_FIRST_ROW - 1 + k
-            for c, v in enumerate(values):
-                if isinstance(v, date):
-                    ws.write(r, c, v, dfmt)
-                else:
-                    ws.write(r, c, "" if v is None else v, cell)
+        for r, c, v in list_sheet_cells(sheet):
+            if isinstance(v, date):
+                ws.write(r, c, v, dfmt)
+            else:
+                ws.write(r, c, v)
     wb.save(str(path))
 
 
 def write_list(book: ListWorkbook, path: Path) -> None:
+    """Write a ListEleve workbook as .xls (BIFF) or .xlsx, the same cells in both."""
     if book.fmt == "xls":
         write_list_xls(book, path)
         return
     wb = xlsxwriter.Workbook(str(path))
     wb.set_properties({"created": FIXED_CREATED, "author": "Massar"})
-    _fill_list_xlsx(wb, book)
+    dfmt = wb.add_format({"num_format": "dd/mm/yyyy"})
+    for i, sheet in enumerate(book.sheets, start=1):
+        ws = wb.add_worksheet(f"Sheet{i}")
+        for r, c, v in list_sheet_cells(sheet):
+            if isinstance(v, date):
+                ws.write_datetime(r, c, datetime(v.year, v.month, v.day), dfmt)
+            elif isinstance(v, int | float):
+                ws.write_number(r, c, v)
+            else:
+                ws.write_string(r, c, v)
     wb.close()
 
 
-def _fill_list_xlsx(wb: xlsxwriter.Workbook, book: ListWorkbook) -> None:
-    title = wb.add_format({"bold": True, "font_size": 14, "align": "center", "valign": "vcenter"})
-    label = wb.add_format({"bold": True, "align": "right"})
-    value = wb.add_format({"align": "right", "border": 1})
-    header = wb.add_format({"bold": True, "align": "center", "border": 1, "bg_color": "#D9D9D9"})
-    cell = wb.add_format({"border": 1})
-    dfmt = wb.add_format({"border": 1, "num_format": "dd/mm/yyyy", "align": "center"})
-    for i, sheet in enumerate(book.sheets, start=1):
-        ws = wb.add_worksheet(f"Sheet{i}")
-        ws.right_to_left()
-        for c, width in enumerate((6, 14, 18, 18, 8, 14, 14)):
-            ws.set_column(c, c, width)
-        r, c1, c2 = LIST_TITLE_CELL
-        ws.merge_range(r - 1, c1, r - 1, c2, LIST_TITLE, title)
-        for name, row, lc, v1, v2 in LIST_META_CELLS:
-            ws.write_string(row - 1, lc, _LIST_META_LABEL[name], label)
-            ws.merge_range(row - 1, v1, row - 1, v2, sheet.meta.get(name, ""), value)
-        for c, text in enumerate(sheet.headers):
-            ws.write_string(LIST_HEADER_ROW - 1, c, text, header)
-        for k, values in enumerate(sheet.rows):
-            r = LIST_FIRST_ROW - 1 + k
-            for c, v in enumerate(values):
-                if isinstance(v, date):
-                    ws.write_datetime(r, c, datetime(v.year, v.month, v.day), dfmt)
-                elif isinstance(v, int | float):
-                    ws.write_number(r, c, v, cell)
-                else:
-                    ws.write_string(r, c, v or "", cell)
-
-
 # --------------------------------------------------------------------------- NotesCC
+
+NOTES_TITLE_CELL = ("F4", "نقط المراقبة المستمرة")
+NOTES_HIDDEN_ROWS = (1, 2, 5, 8, 15)
+NOTES_HIDDEN_COLS = ("B", "H", "J", "L", "N", "P")
+NOTES_HEADER_ROWS = (16, 17)
+NOTES_FIRST_ROW = 18
+NOTES_LAST_COL = "Z"  # rows 1-2 run to Z, the sheet's dimension too
+# metadata name -> (label cell, label text, value cell); spellings as in the genuine export.
+NOTES_META_CELLS: dict[str, tuple[str, str, str]] = {
+    "academy": ("C7", "أكاديمية :", "D7"),
+    "directorate": ("G7", "م.الإقليمية : ", "I7"),
+    "school_name": ("L7", "مؤسسة", "O7"),
+    "level_label": ("C9", "المستوى  :  ", "D9"),
+    "class_code": ("G9", "القسم  :", "I9"),
+    "teacher": ("L9", "الاستاذ", "O9"),
+    "session_label": ("C11", "الدورة  :", "D11"),
+    "subject_name": ("L11", "المادة", "O11"),
+    "school_year": ("C13", "السنة الدراسية :", "D13"),
+}
+NOTES_LONE_LABELS = (("G11", "نقط :"),)  # a label without a value
+# Hidden row 15: the tokens stand one pair to the left of the labels they seem to name.
+NOTES_TOKENS = (("G15", "#1#"), ("I15", "#2#"), ("K15", "#3#"), ("M15", "#4#"), ("O15", "#100#"))
+# Row 16 fixed headers (each merged or not exactly as in the genuine export).
+NOTES_FIXED_HEADERS = (
+    ("B16", "ID"),
+    ("C16", "رقم  التلميذ  "),
+    ("D16", "إسم التلميذ  "),
+    ("F16", " تاريخ الإزدياد"),
+)
+MARK_LABEL = "النقطة"
+ABSENCE_LABEL = "التغيب"
+REMARK_LABEL = "ملاحظات الأستاذ"
+# Slot -> (label over its pair, column of the mark; the absence is the next column).
+SLOT_COLUMNS: dict[str, tuple[str, str]] = {
+    "test1": ("الفرض الأول", "G"),
+    "test2": ("الفرض الثاني", "I"),
+    "test3": ("الفرض الثالث", "K"),
+    "activities": ("الأنشطة المندمجة", "M"),
+}
+SLOT_LABEL = {slot: label for slot, (label, _) in SLOT_COLUMNS.items()}
+TEST_SLOTS = ("test1", "test2", "test3")  # three test pairs, even when fewer are used
+REMARK_COL = "O"  # under ملاحظات الأستاذ (O:P), row 17 says "-" / التغيب
+NOTES_HEAD_MERGES = (
+    "D9:F9",
+    "L9:N9",
+    "D11:F11",
+    "L11:N11",
+    "I15:J15",
+    "K15:L15",
+    "O15:P15",
+    "C16:C17",
+    "F16:F17",
+)
+_PROTECTION = (
+    '<sheetProtection selectLockedCells="0" selectUnlockedCells="0" sheet="1" objects="0" '
+    'insertRows="1" insertHyperlinks="1" autoFilter="1" scenarios="0" formatColumns="1" '
+    'deleteColumns="1" insertColumns="1" pivotTables="1" deleteRows="1" formatCells="1" '
+    'formatRows="1" sort="1"/>'
+)
+
+
+def notes_column_name(slot_key: str, part: str) -> str:
+    """Ground-truth column name of a NotesCC mark/absence cell: '<slot label> - النقطة'."""
+    return f"{SLOT_LABEL[slot_key]} - {MARK_LABEL if part == 'mark' else ABSENCE_LABEL}"
+
+
+def _next_col(letter: str) -> str:
+    return col_letter(col_index(letter) + 1)
 
 
 @dataclass
 class NotesFile:
     rel_path: str
-    school_code: str  # written in hidden C5
+    school_code: str  # hidden C5
     guid: str  # E5
     session: int  # G5 (1 or 2)
     subject_code: str  # K5 as #code#
     level_internal: str  # O5
-    meta: dict[str, str]  # by NOTES_CC_METADATA name
-    slots: list[str]  # slot keys present, in order (test1.., activities)
+    meta: dict[str, str]  # by NOTES_META_CELLS name
+    slots: list[str]  # slots the subject uses, in order (test1.., activities)
     # one row per pupil: [id, code, full name, birth text, m1, a1, m2, a2, ..., remark]
     rows: list[list] = field(default_factory=list)
+    mark_scale: int = 20  # upper bound of the marks' data validation
     truncate: bool = False
 
 
 _ESC = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
 
-_CONTENT_TYPES = (
+
+def _s(ref: str, text: str) -> str:
+    text = text.translate(_ESC)
+    space = ' xml:space="preserve"' if text[:1] == " " or text[-1:] == " " else ""
+    return f'<c r="{ref}" t="inlineStr"><is><t{space}>{text}</t></is></c>'
+
+
+def _n(ref: str, number: float | int) -> str:
+    if isinstance(number, float) and number.is_integer():
+        number = int(number)
+    return f'<c r="{ref}" t="n"><v>{number!r}</v></c>'
+
+
+def _row(r: int, cells: list[str] | str) -> str:
+    hidden = ' hidden="1"' if r in NOTES_HIDDEN_ROWS else ""
+    return f'<row r="{r}"{hidden}>' + "".join(cells) + "</row>"
+
+
+_LAST = col_index(NOTES_LAST_COL)
+# Row 1: column letters A..O, then "O" repeated to Z; row 2: "sgs" everywhere but 10 in G2.
+_ROW1 = _row(1, [_s(f"{col_letter(c)}1", col_letter(min(c, 14))) for c in range(_LAST + 1)])
+_ROW2 = _row(
+    2,
+    [_n("G2", 10) if c == 6 else _s(f"{col_letter(c)}2", "sgs") for c in range(_LAST + 1)],
+)
+_ROW4 = _row(4, [_s(*NOTES_TITLE_CELL)])
+_ROW8 = _row(8, [])
+_ROW15 = _row(15, [_s(ref, token) for ref, token in NOTES_TOKENS])
+_ROW16 = _row(
+    16,
+    [_s(ref, text) for ref, text in NOTES_FIXED_HEADERS]
+    + [
+        _s(f"{col}16", label)
+        for label, mark in [*SLOT_COLUMNS.values(), (REMARK_LABEL, REMARK_COL)]
+        for col in (mark, _next_col(mark))
+    ],
+)
+_ROW17 = _row(
+    17,
+    [
+        cell
+        for mark in [m for _, m in SLOT_COLUMNS.values()]
+        for cell in (_s(f"{mark}17", MARK_LABEL), _s(f"{_next_col(mark)}17", ABSENCE_LABEL))
+    ]
+    + [_s(f"{REMARK_COL}17", "-"), _s(f"{_next_col(REMARK_COL)}17", ABSENCE_LABEL)],
+)
+_META_ROWS = sorted({cell_index(label)[0] + 1 for label, _, _ in NOTES_META_CELLS.values()})
+_SHEET_HEAD = (
     '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+    '<sheetPr><outlinePr summaryBelow="1" summaryRight="1"/><pageSetUpPr/></sheetPr>'
+)
+_SHEET_VIEW = (
+    '<sheetViews><sheetView rightToLeft="1" workbookViewId="0">'
+    '<selection activeCell="A1" sqref="A1"/></sheetView></sheetViews>'
+    '<sheetFormatPr baseColWidth="8" defaultRowHeight="15"/>'
+    "<cols>"
+    + "".join(
+        f'<col hidden="1" width="13" customWidth="1" min="{col_index(c) + 1}" '
+        f'max="{col_index(c) + 1}"/>'
+        for c in NOTES_HIDDEN_COLS
+    )
+    + "</cols>"
+)
+_PAGE = '<pageMargins left="0.75" right="0.75" top="1" bottom="1" header="0.5" footer="0.5"/>'
+
+
+def _notes_head(nf: NotesFile) -> list[str]:
+    """Rows 1 to 17: technical rows, metadata, tokens and the two header rows."""
+    tech = [
+        _s("C5", nf.school_code),
+        _s("E5", nf.guid),
+        _n("G5", nf.session),
+        _n("I5", 0),
+        _s("K5", f"#{nf.subject_code}#"),
+        _n("M5", 16),
+        _s("O5", nf.level_internal),
+    ]
+    by_row: dict[int, list[tuple[int, str]]] = {r: [] for r in _META_ROWS}
+    for name, (label_ref, label, value_ref) in NOTES_META_CELLS.items():
+        r, c = cell_index(label_ref)
+        by_row[r + 1].append((c, _s(label_ref, label)))
+        value = nf.meta.get(name)
+        if value:
+            r, c = cell_index(value_ref)
+            by_row[r + 1].append((c, _s(value_ref, value)))
+    for ref, label in NOTES_LONE_LABELS:
+        r, c = cell_index(ref)
+        by_row[r + 1].append((c, _s(ref, label)))
+    meta_rows = [_row(r, [x for _, x in sorted(by_row[r])]) for r in _META_ROWS]
+    head = [_ROW1, _ROW2, _ROW4, _row(5, tech), meta_rows[0], _ROW8, *meta_rows[1:]]
+    return [*head, _ROW15, _ROW16, _ROW17]
+
+
+def render_notes_sheet(nf: NotesFile) -> str:
+    columns = []
+    for slot in nf.slots:
+        if slot not in SLOT_COLUMNS:
+            raise ValueError(f"the genuine NotesCC layout has no column for the slot {slot!r}")
+        mark = SLOT_COLUMNS[slot][1]
+        columns.append((mark, _next_col(mark)))
+    if columns != sorted(columns, key=lambda pair: col_index(pair[0])):
+        raise ValueError(f"NotesCC slots must come in column order, got {nf.slots}")
+    last_row = NOTES_FIRST_ROW + len(nf.rows) - 1 if nf.rows else NOTES_HEADER_ROWS[1]
+    parts = [_SHEET_HEAD, f'<dimension ref="A1:{NOTES_LAST_COL}{last_row}"/>', _SHEET_VIEW]
+    parts.append("<sheetData>")
+    parts += _notes_head(nf)
+    merges = list(NOTES_HEAD_MERGES)
+    n_slots = len(nf.slots)
+    for k, values in enumerate(nf.rows):
+        r = NOTES_FIRST_ROW + k
+        internal_id = values[0]
+        cells = [
+            _n(f"B{r}", internal_id)
+            if isinstance(internal_id, int)
+            else _s(f"B{r}", str(internal_id)),
+            _s(f"C{r}", values[1]),
+            _s(f"D{r}", values[2]),
+            _s(f"F{r}", values[3]),
+        ]
+        merges.append(f"D{r}:E{r}")
+        for i, (mark_col, absence_col) in enumerate(columns):
+            mark, absence = values[4 + 2 * i], values[5 + 2 * i]
+            if isinstance(mark, str):
+                cells.append(_s(f"{mark_col}{r}", mark))
+            elif mark is not None:
+                cells.append(_n(f"{mark_col}{r}", mark))
+            if absence:
+                cells.append(_s(f"{absence_col}{r}", absence))
+        remark = values[4 + 2 * n_slots]
+        if remark:
+            cells.append(_s(f"{REMARK_COL}{r}", remark))
+        parts.append(f'<row r="{r}">' + "".join(cells) + "</row>")
+    parts.append("</sheetData>")
+    parts.append(_PROTECTION)
+    parts.append(
+        f'<mergeCells count="{len(merges)}">'
+        + "".join(f'<mergeCell ref="{m}"/>' for m in merges)
+        + "</mergeCells>"
+    )
+    if nf.rows:
+        pairs = [SLOT_COLUMNS[s][1] for s in (*TEST_SLOTS, "activities")]
+        first = NOTES_FIRST_ROW
+        marks = " ".join(f"{c}{first}:{c}{last_row}" for c in pairs)
+        absences = " ".join(f"{_next_col(c)}{first}:{_next_col(c)}{last_row}" for c in pairs)
+        parts.append(
+            '<dataValidations count="2">'
+            f'<dataValidation sqref="{marks}" showDropDown="0" showInputMessage="0" '
+            'showErrorMessage="0" allowBlank="0" type="decimal" operator="between">'
+            f"<formula1>0</formula1><formula2>{nf.mark_scale}</formula2></dataValidation>"
+            f'<dataValidation sqref="{absences}" showDropDown="0" showInputMessage="0" '
+            'showErrorMessage="0" allowBlank="0" type="list">'
+            "<formula1>Data!$A$1:$A$2</formula1></dataValidation></dataValidations>"
+        )
+    parts.append(_PAGE + "</worksheet>")
+    return "".join(parts)
+
+
+_XML = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+_CONTENT_TYPES = (
+    _XML + '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
     '<Default Extension="rels" '
     'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
     '<Default Extension="xml" ContentType="application/xml"/>'
@@ -239,8 +432,7 @@ _CONTENT_TYPES = (
     "</Types>"
 )
 _ROOT_RELS = (
-    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    _XML + '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
     '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
     'relationships/officeDocument" Target="xl/workbook.xml"/>'
     '<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/package/2006/relationships/'
@@ -250,13 +442,12 @@ _ROOT_RELS = (
     "</Relationships>"
 )
 _APP = (
-    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-    '<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/extended-properties">'
+    _XML
+    + '<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/extended-properties">'
     "<Application>Microsoft Excel</Application></Properties>"
 )
 _CORE = (
-    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-    '<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/metadata/'
+    _XML + '<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/metadata/'
     'core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/" '
     'xmlns:dcterms="http://purl.org/dc/terms/" '
     'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
@@ -265,18 +456,16 @@ _CORE = (
     "</cp:coreProperties>"
 )
 _WORKBOOK = (
-    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-    '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+    _XML + '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
     'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
-    '<bookViews><workbookView xWindow="0" yWindow="0" windowWidth="20000" windowHeight="10000"/>'
-    "</bookViews><sheets>"
-    '<sheet name="NotesCC" sheetId="1" r:id="rId1"/>'
-    '<sheet name="Data" sheetId="2" r:id="rId2"/>'
-    "</sheets></workbook>"
+    "<workbookPr/><workbookProtection/>"
+    '<bookViews><workbookView activeTab="0"/></bookViews><sheets>'
+    '<sheet name="NotesCC" sheetId="1" state="visible" r:id="rId1"/>'
+    '<sheet name="Data" sheetId="2" state="visible" r:id="rId2"/>'
+    '</sheets><calcPr calcId="124519" fullCalcOnLoad="1"/></workbook>'
 )
 _WORKBOOK_RELS = (
-    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    _XML + '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
     '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
     'relationships/worksheet" Target="worksheets/sheet1.xml"/>'
     '<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
@@ -285,208 +474,29 @@ _WORKBOOK_RELS = (
     'relationships/styles" Target="styles.xml"/>'
     "</Relationships>"
 )
-# cellXfs: 0 default, 1 header, 2 locked bordered text, 3 unlocked mark (0.00),
-# 4 unlocked text (absence, remark), 5 title, 6 metadata label, 7 metadata value
+# One cell format, as in the genuine export: every cell locked under the sheet's protection.
 _STYLES = (
-    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-    '<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
-    '<fonts count="3"><font><sz val="11"/><name val="Calibri"/></font>'
-    '<font><b/><sz val="11"/><name val="Calibri"/></font>'
-    '<font><b/><sz val="14"/><name val="Calibri"/></font></fonts>'
-    '<fills count="3"><fill><patternFill patternType="none"/></fill>'
-    '<fill><patternFill patternType="gray125"/></fill>'
-    '<fill><patternFill patternType="solid"><fgColor rgb="FFD9D9D9"/><bgColor indexed="64"/>'
-    "</patternFill></fill></fills>"
-    '<borders count="2"><border><left/><right/><top/><bottom/><diagonal/></border>'
-    '<border><left style="thin"/><right style="thin"/><top style="thin"/><bottom style="thin"/>'
-    "<diagonal/></border></borders>"
+    _XML + '<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+    '<fonts count="1"><font><sz val="11"/><name val="Calibri"/><family val="2"/></font></fonts>'
+    '<fills count="2"><fill><patternFill/></fill><fill><patternFill patternType="gray125"/>'
+    "</fill></fills>"
+    '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
     '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
-    '<cellXfs count="8">'
-    '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
-    '<xf numFmtId="0" fontId="1" fillId="2" borderId="1" xfId="0" applyFont="1" applyFill="1" '
-    'applyBorder="1" applyAlignment="1"><alignment horizontal="center" vertical="center" '
-    'wrapText="1"/></xf>'
-    '<xf numFmtId="0" fontId="0" fillId="0" borderId="1" xfId="0" applyBorder="1"/>'
-    '<xf numFmtId="2" fontId="0" fillId="0" borderId="1" xfId="0" applyNumberFormat="1" '
-    'applyBorder="1" applyProtection="1"><protection locked="0"/></xf>'
-    '<xf numFmtId="0" fontId="0" fillId="0" borderId="1" xfId="0" applyBorder="1" '
-    'applyProtection="1"><protection locked="0"/></xf>'
-    '<xf numFmtId="0" fontId="2" fillId="0" borderId="0" xfId="0" applyFont="1" '
-    'applyAlignment="1"><alignment horizontal="center"/></xf>'
-    '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>'
-    '<xf numFmtId="0" fontId="0" fillId="0" borderId="1" xfId="0" applyBorder="1"/>'
-    "</cellXfs>"
+    '<cellXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/></cellXfs>'
     '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
     "</styleSheet>"
 )
+# A1 is an inline string with no text (read as ""), A2 the justified-absence label.
 _DATA_SHEET = (
-    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-    '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
-    '<dimension ref="A1:A2"/><sheetViews><sheetView workbookViewId="0"/></sheetViews>'
-    '<sheetFormatPr defaultRowHeight="15"/><sheetData>'
-    '<row r="1"><c r="A1" t="inlineStr"><is><t></t></is></c></row>'
-    f'<row r="2"><c r="A2" t="inlineStr"><is><t>{JUSTIFIED_LABEL}</t></is></c></row>'
-    "</sheetData></worksheet>"
+    _XML + '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+    '<sheetPr><outlinePr summaryBelow="1" summaryRight="1"/><pageSetUpPr/></sheetPr>'
+    '<dimension ref="A1:A2"/><sheetViews><sheetView workbookViewId="0">'
+    '<selection activeCell="A1" sqref="A1"/></sheetView></sheetViews>'
+    '<sheetFormatPr baseColWidth="8" defaultRowHeight="15"/><sheetData>'
+    '<row r="1"><c r="A1" t="inlineStr"></c></row>'
+    f'<row r="2"><c r="A2" t="inlineStr"><is><t>{JUSTIFIED}</t></is></c></row>'
+    f"</sheetData>{_PAGE}</worksheet>"
 )
-_SHEET_HEAD = (
-    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-    '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
-    'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
-)
-_COLS = (
-    "<cols>"
-    '<col min="1" max="1" width="2" customWidth="1"/>'
-    '<col min="2" max="2" width="0" hidden="1" customWidth="1"/>'
-    '<col min="3" max="3" width="14" customWidth="1"/>'
-    '<col min="4" max="5" width="16" customWidth="1"/>'
-    '<col min="6" max="6" width="12" customWidth="1"/>'
-    + "".join(
-        f'<col min="{c}" max="{c}" width="9" customWidth="1"/>'
-        f'<col min="{c + 1}" max="{c + 1}" width="0" hidden="1" customWidth="1"/>'
-        for c in range(7, 17, 2)
-    )
-    + '<col min="17" max="17" width="20" customWidth="1"/>'
-    "</cols>"
-)
-
-
-def _s(ref: str, text: str, style: int = 0) -> str:
-    text = text.translate(_ESC)
-    space = ' xml:space="preserve"' if text[:1] == " " or text[-1:] == " " else ""
-    return f'<c r="{ref}" t="inlineStr" s="{style}"><is><t{space}>{text}</t></is></c>'
-
-
-def _n(ref: str, number: float | int, style: int = 0) -> str:
-    return (
-        f'<c r="{ref}" s="{style}"><v>{number!r}</v></c>'
-        if isinstance(number, float)
-        else f'<c r="{ref}" s="{style}"><v>{number}</v></c>'
-    )
-
-
-def _empty(ref: str, style: int) -> str:
-    return f'<c r="{ref}" s="{style}"/>'
-
-
-_COL = [col_letter(i) for i in range(40)]
-
-
-def render_notes_sheet(nf: NotesFile) -> str:
-    n_slots = len(nf.slots)
-    remark_col = mark_col(n_slots)
-    last_col = max(remark_col, 16)
-    parts = [_SHEET_HEAD]
-    last_row = NOTES_FIRST_ROW + len(nf.rows) - 1 if nf.rows else NOTES_HEADER_ROWS[1]
-    parts.append(f'<dimension ref="A1:{_COL[last_col]}{last_row}"/>')
-    parts.append(
-        '<sheetViews><sheetView rightToLeft="1" workbookViewId="0">'
-        f'<pane ySplit="{NOTES_HEADER_ROWS[1]}" topLeftCell="A{NOTES_FIRST_ROW}" '
-        'activePane="bottomLeft" state="frozen"/></sheetView></sheetViews>'
-    )
-    parts.append('<sheetFormatPr defaultRowHeight="15"/>')
-    parts.append(_COLS)
-    parts.append("<sheetData>")
-    merges: list[str] = []
-    rows: dict[int, list[str]] = {r: [] for r in range(1, NOTES_FIRST_ROW)}
-    # row 3: title
-    tr, tc1, tc2 = NOTES_TITLE_CELL
-    rows[tr].append(_s(f"{_COL[tc1]}{tr}", NOTES_TITLE, 5))
-    merges.append(f"{_COL[tc1]}{tr}:{_COL[tc2]}{tr}")
-    # row 5: technical cells
-    rows[5] += [
-        _s("C5", nf.school_code),
-        _s("E5", nf.guid),
-        _n("G5", nf.session),
-        _s("K5", f"#{nf.subject_code}#"),
-        _s("O5", nf.level_internal),
-    ]
-    # metadata
-    for name, row, lc, v1, v2 in NOTES_META_CELLS:
-        rows[row].append(_s(f"{_COL[lc]}{row}", _NOTES_META_LABEL[name], 6))
-        rows[row].append(_s(f"{_COL[v1]}{row}", nf.meta.get(name, ""), 7))
-        merges.append(f"{_COL[v1]}{row}:{_COL[v2]}{row}")
-    # row 15 tokens, rows 16-17 headers
-    h1, h2 = NOTES_HEADER_ROWS
-    for col, text in zip((1, 2, 3, 5), NOTES_FIXED_HEADERS, strict=True):
-        rows[h1].append(_s(f"{_COL[col]}{h1}", text, 1))
-        rows[h2].append(_empty(f"{_COL[col]}{h2}", 1))
-        end = 4 if col == 3 else col
-        if col == 3:
-            rows[h1].append(_empty(f"E{h1}", 1))
-            rows[h2].append(_empty(f"E{h2}", 1))
-        merges.append(f"{_COL[col]}{h1}:{_COL[end]}{h2}")
-    for i, key in enumerate(nf.slots):
-        mc = mark_col(i)
-        rows[15].append(_s(f"{_COL[mc]}15", SLOT_TOKEN[key]))
-        rows[h1].append(_s(f"{_COL[mc]}{h1}", SLOT_LABEL[key], 1))
-        rows[h1].append(_empty(f"{_COL[mc + 1]}{h1}", 1))
-        merges.append(f"{_COL[mc]}{h1}:{_COL[mc + 1]}{h1}")
-        rows[h2].append(_s(f"{_COL[mc]}{h2}", MARK_LABEL, 1))
-        rows[h2].append(_s(f"{_COL[mc + 1]}{h2}", ABSENCE_LABEL, 1))
-    rows[h1].append(_s(f"{_COL[remark_col]}{h1}", REMARK_LABEL, 1))
-    rows[h2].append(_empty(f"{_COL[remark_col]}{h2}", 1))
-    merges.append(f"{_COL[remark_col]}{h1}:{_COL[remark_col]}{h2}")
-    hidden = set(NOTES_HIDDEN_ROWS)
-    for r in range(1, NOTES_FIRST_ROW):
-        attr = ' hidden="1"' if r in hidden else ""
-        parts.append(f'<row r="{r}"{attr}>' + "".join(rows[r]) + "</row>")
-    # pupils
-    cols = _COL
-    for k, values in enumerate(nf.rows):
-        r = NOTES_FIRST_ROW + k
-        cells = [
-            _n(f"B{r}", values[0], 2)
-            if isinstance(values[0], int)
-            else _s(f"B{r}", str(values[0]), 2),
-            _s(f"C{r}", values[1], 2),
-            _s(f"D{r}", values[2], 2),
-            _empty(f"E{r}", 2),
-            _s(f"F{r}", values[3], 2),
-        ]
-        merges.append(f"D{r}:E{r}")
-        for i in range(n_slots):
-            mark = values[4 + 2 * i]
-            absence = values[5 + 2 * i]
-            mc = mark_col(i)
-            ref = f"{cols[mc]}{r}"
-            if mark is None:
-                cells.append(_empty(ref, 3))
-            elif isinstance(mark, str):
-                cells.append(_s(ref, mark, 3))
-            else:
-                cells.append(_n(ref, mark, 3))
-            ref = f"{cols[mc + 1]}{r}"
-            cells.append(_s(ref, absence, 4) if absence else _empty(ref, 4))
-        remark = values[4 + 2 * n_slots]
-        ref = f"{cols[remark_col]}{r}"
-        cells.append(_s(ref, remark, 4) if remark else _empty(ref, 4))
-        parts.append(f'<row r="{r}">' + "".join(cells) + "</row>")
-    parts.append("</sheetData>")
-    parts.append(
-        '<sheetProtection sheet="1" objects="1" scenarios="1" formatColumns="0" formatRows="0"/>'
-    )
-    parts.append(
-        f'<mergeCells count="{len(merges)}">'
-        + "".join(f'<mergeCell ref="{m}"/>' for m in merges)
-        + "</mergeCells>"
-    )
-    if nf.rows and n_slots:
-        sqref = " ".join(
-            f"{cols[mark_col(i) + 1]}{NOTES_FIRST_ROW}:{cols[mark_col(i) + 1]}{last_row}"
-            for i in range(n_slots)
-        )
-        parts.append(
-            '<dataValidations count="1"><dataValidation type="list" allowBlank="1" '
-            f'showErrorMessage="1" sqref="{sqref}"><formula1>Data!$A$1:$A$2</formula1>'
-            "</dataValidation></dataValidations>"
-        )
-    parts.append(
-        '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" '
-        'footer="0.3"/></worksheet>'
-    )
-    return "".join(parts)
-
-
 _STATIC_PARTS = (
     ("[Content_Types].xml", _CONTENT_TYPES.encode()),
     ("_rels/.rels", _ROOT_RELS.encode()),
@@ -499,8 +509,8 @@ _STATIC_PARTS = (
 )
 
 
-def write_notes(nf: NotesFile, path: Path) -> int:
-    """Write one NotesCC workbook; returns its size in bytes."""
+def notes_bytes(nf: NotesFile) -> bytes:
+    """The NotesCC workbook as bytes (cut in half when ``nf.truncate``: defect F001)."""
     sheet = render_notes_sheet(nf).encode()
     parts = [*_STATIC_PARTS[:7], ("xl/worksheets/sheet1.xml", sheet), _STATIC_PARTS[7]]
     buf = io.BytesIO()
@@ -511,7 +521,11 @@ def write_notes(nf: NotesFile, path: Path) -> int:
             info.compress_type = zipfile.ZIP_DEFLATED if data is sheet else zipfile.ZIP_STORED
             zf.writestr(info, data, compresslevel=1)
     data = buf.getvalue()
-    if nf.truncate:
-        data = data[: len(data) // 2]
+    return data[: len(data) // 2] if nf.truncate else data
+
+
+def write_notes(nf: NotesFile, path: Path) -> int:
+    """Write one NotesCC workbook; returns its size in bytes."""
+    data = notes_bytes(nf)
     path.write_bytes(data)
     return len(data)

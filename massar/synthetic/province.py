@@ -15,9 +15,9 @@ from datetime import date, timedelta
 from massar.synthetic import names
 from massar.synthetic.reference import CurriculumEntry, Level, curriculum, levels
 
-ACADEMY = "الأكاديمية الجهوية للتربية والتكوين لجهة سوس ماسة"
+# As genuine exports write them (ListEleve T6/U8, NotesCC D7/I7).
+ACADEMY = "سوس ماسة"
 DIRECTORATE = "إقليم: تيزنيت"
-DIRECTORATE_SHORT = "تيزنيت"
 
 # Default province (Tiznit-like): counts of each kind of school.
 DEFAULT_COUNTS = {"primary": 95, "satellite": 115, "college": 26, "lycee": 14}

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import random
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+from massar.synthetic import legacy_layouts
 from massar.synthetic.massar_layouts import (
+    DEFAULT_LAYOUT,
+    LIST_HEADERS,
+    TEST_SLOTS,
     ListSheet,
     ListWorkbook,
+    MassarLayout,
     NotesFile,
     write_list,
     write_notes,
@@ -19,7 +25,6 @@ from massar.synthetic.province import (
     ACADEMY,
     DAYS,
     DIRECTORATE,
-    DIRECTORATE_SHORT,
     SchoolModel,
     age_on_reference,
     first_year,
@@ -28,7 +33,7 @@ from massar.synthetic.province import (
 )
 from massar.synthetic.reference import subjects
 from massar.synthetic.tables import CSV_DATASETS, XLSX_DATASETS, Table, new_table, write_table
-from schemas.datasets import JUSTIFIED_LABEL, MARK_SLOTS, STUDENTS
+from schemas.datasets import JUSTIFIED_LABEL
 
 SESSION_LABELS = {1: "الدورة الأولى", 2: "الدورة الثانية"}
 EXAM_LABELS = {"local": "محلي", "provincial": "إقليمي", "regional": "جهوي", "national": "وطني"}
@@ -60,8 +65,9 @@ def quarter(value: float, scale: int) -> float:
 
 @dataclass(frozen=True)
 class FileStyle:
-    list_format: str  # xlsx | xls
-    notes_naming: str  # new | old
+    list_format: str  # xls | xlsx
+    notes_naming: str  # old (export_notesCC_<CLASS>_<CODE>) | new (Export_<SCHOOL>_..._<stamp>)
+    layout: MassarLayout = DEFAULT_LAYOUT
 
 
 @dataclass
@@ -80,6 +86,11 @@ def list_file_name(model: SchoolModel, rng: random.Random, fmt: str) -> str:
     return f"ListEleve_{d:%Y%m%d}.{fmt}"
 
 
+def written_birthplace(birthplace: str, rng: random.Random) -> str:
+    """Genuine lists carry stray spaces around some birthplaces ('  دوار تاركانت  ')."""
+    return f"  {birthplace}  " if birthplace and rng.random() < 0.2 else birthplace
+
+
 def build_liste(model: SchoolModel, fmt: str, rng: random.Random) -> tuple[ListWorkbook, list[str]]:
     book = ListWorkbook(list_file_name(model, rng, fmt), fmt)
     order: list[str] = []
@@ -94,46 +105,62 @@ def build_liste(model: SchoolModel, fmt: str, rng: random.Random) -> tuple[ListW
             "class_code": klass.code,
         }
         rows = [
-            [k, p.code, p.family_ar, p.first_ar, p.sex, p.birth, p.birthplace]
+            [
+                k,
+                p.code,
+                p.family_ar,
+                p.first_ar,
+                p.sex,
+                p.birth,
+                written_birthplace(p.birthplace, rng),
+            ]
             for k, p in enumerate(klass.pupils, start=1)
         ]
-        book.sheets.append(ListSheet(meta, list(STUDENTS.headers_ar), rows))
+        book.sheets.append(ListSheet(meta, list(LIST_HEADERS), rows))
         order.append(klass.code)
     return book, order
+
+
+def french_capitals(name_fr: str) -> str:
+    """'Langue française' → 'LANGUE FRANCAISE', as Massar names newer exports."""
+    bare = unicodedata.normalize("NFKD", name_fr)
+    return "".join(ch for ch in bare if not unicodedata.combining(ch)).upper()
 
 
 def _notes_name(
     model: SchoolModel,
     naming: str,
     klass_code: str,
-    subject_name: str,
+    subject_code: str,
+    subject_fr: str,
     semester: int,
     rng: random.Random,
 ) -> str:
-    if naming == "old":
-        return f"NotesCC/S{semester}/export_notesCC_{klass_code}_{subject_name}.xlsx"
+    if naming == "old":  # the two semesters' exports carry the same name: one folder each
+        return f"NotesCC/S{semester}/export_notesCC_{klass_code}_{subject_code}.xlsx"
     y = first_year(model.year) + 1
     day = date(y, 1, 22) if semester == 1 else date(y, 6, 10)
     day += timedelta(days=rng.randrange(18))
     stamp = f"{day:%d%m%Y}{rng.randrange(8, 18):02d}{rng.randrange(60):02d}{rng.randrange(60):02d}"
-    return f"NotesCC/Export_{model.plan.code}_{klass_code}_{subject_name}_{stamp}.xlsx"
+    subject = french_capitals(subject_fr)
+    return f"NotesCC/Export_{model.plan.code}_{klass_code}_{subject}_{stamp}.xlsx"
 
 
 def build_notes(model: SchoolModel, naming: str, rng: random.Random) -> list[NotesFile]:
     subj = subjects()
     out: list[NotesFile] = []
-    test_keys = [key for key, _, _ in MARK_SLOTS if key != "activities"]
     for klass in model.classes:
         scale = klass.level.mark_scale
         for entry in klass.subjects:
             subject = subj[entry.subject_code]
             teacher = klass.teachers[entry.subject_code]
             difficulty = rng.gauss(0, 0.06)
-            slots = test_keys[: entry.tests] + (["activities"] if entry.activities else [])
+            # Massar's sheet has three test pairs: a fourth test has no column to go to
+            slots = list(TEST_SLOTS[: entry.tests]) + (["activities"] if entry.activities else [])
             for semester in (1, 2):
                 meta = {
                     "academy": ACADEMY,
-                    "directorate": DIRECTORATE_SHORT,
+                    "directorate": DIRECTORATE,
                     "school_name": model.plan.name_ar,
                     "level_label": klass.level.label_ar,
                     "class_code": klass.code,
@@ -143,7 +170,15 @@ def build_notes(model: SchoolModel, naming: str, rng: random.Random) -> list[Not
                     "school_year": model.year,
                 }
                 nf = NotesFile(
-                    rel_path=_notes_name(model, naming, klass.code, subject.name_ar, semester, rng),
+                    rel_path=_notes_name(
+                        model,
+                        naming,
+                        klass.code,
+                        entry.subject_code,
+                        subject.name_fr,
+                        semester,
+                        rng,
+                    ),
                     school_code=model.plan.code,
                     guid=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
                     session=semester,
@@ -151,6 +186,7 @@ def build_notes(model: SchoolModel, naming: str, rng: random.Random) -> list[Not
                     level_internal=klass.level.internal_code,
                     meta=meta,
                     slots=slots,
+                    mark_scale=scale,
                 )
                 not_entered = rng.random() < 0.08  # some teachers have not entered a test yet
                 missing_slot = len(slots) - 1 if not_entered else -1
@@ -389,12 +425,19 @@ class WriteStats:
     rows: dict[str, int] = field(default_factory=dict)
 
 
-def write_school_files(files: SchoolFiles, outdir: Path) -> WriteStats:
+def write_school_files(
+    files: SchoolFiles, outdir: Path, layout: MassarLayout = DEFAULT_LAYOUT
+) -> WriteStats:
+    """Write one school's folder; ``layout`` picks Massar's genuine layouts or the legacy ones."""
+    if layout == "genuine":
+        list_writer, notes_writer = write_list, write_notes
+    else:
+        list_writer, notes_writer = legacy_layouts.write_list, legacy_layouts.write_notes
     folder = outdir / files.code
     folder.mkdir(parents=True, exist_ok=True)
     stats = WriteStats()
     path = folder / files.liste.rel_path
-    write_list(files.liste, path)
+    list_writer(files.liste, path)
     stats.files += 1
     stats.bytes += path.stat().st_size
     stats.rows["students"] = sum(len(s.rows) for s in files.liste.sheets)
@@ -405,7 +448,7 @@ def write_school_files(files: SchoolFiles, outdir: Path) -> WriteStats:
         if path.parent not in made:
             path.parent.mkdir(parents=True, exist_ok=True)
             made.add(path.parent)
-        stats.bytes += write_notes(nf, path)
+        stats.bytes += notes_writer(nf, path)
         stats.files += 1
         marks += len(nf.rows)
     stats.rows["marks"] = marks

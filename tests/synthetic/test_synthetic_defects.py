@@ -14,7 +14,7 @@ from python_calamine import CalamineWorkbook
 
 from massar.synthetic import generate_province
 from massar.synthetic.defects import DEFECT_KINDS, GROUND_TRUTH_COLUMNS
-from schemas.datasets import DATASETS, MARK_SLOTS, STUDENTS
+from schemas.datasets import DATASETS, MARK_SLOTS
 
 SCHOOLS = int(os.environ.get("SYNTHETIC_TEST_SCHOOLS", "6"))
 SEED = int(os.environ.get("SYNTHETIC_TEST_SEED", "7"))
@@ -23,7 +23,9 @@ SEED = int(os.environ.get("SYNTHETIC_TEST_SEED", "7"))
 @pytest.fixture(scope="module")
 def defects_province(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synthetic-defects")
-    summary = generate_province(out, schools=SCHOOLS, seed=SEED, defects=True)
+    summary = generate_province(
+        out, schools=SCHOOLS, seed=SEED, defects=True, massar_layout="genuine"
+    )
     assert summary.ground_truth_rows > 0
     folders = [p for p in out.iterdir() if p.is_dir() and p.name != "partners"]
     assert 0 < len(summary.defect_schools) < len(folders)  # a handful, not all
@@ -67,12 +69,10 @@ def _workbook_cell(path: Path, row: dict[str, str]) -> object:
             return rows[4][2]
         if " - " in name:
             slot_label, part = name.split(" - ")
-            col = rows[15].index(slot_label) + (0 if part == "النقطة" else 1)
+            col = _column_index(rows[15], slot_label) + (0 if part == "النقطة" else 1)
             return rows[r][col]
-        return rows[r][rows[15].index(name)]
+        return rows[r][_column_index(rows[15], name)]
     if row["sheet"].startswith("Sheet"):  # ListEleve, header row 15
-        if r == 14:
-            return rows[r][list(STUDENTS.headers_ar).index(name)]
         return rows[r][_column_index(rows[14], name)]
     return rows[r][_column_index(rows[0], name)]  # XLSX tables, header row 1
 
@@ -163,7 +163,7 @@ def test_defects_off_means_no_ground_truth_and_same_partners(
     tmp_path: Path, defects_province: Path
 ) -> None:
     clean = tmp_path / "clean"
-    generate_province(clean, schools=SCHOOLS, seed=SEED, defects=False)
+    generate_province(clean, schools=SCHOOLS, seed=SEED, defects=False, massar_layout="genuine")
     assert not (clean / "ground_truth.csv").exists()
     for fund in ("cnss", "cmr"):
         for path in (defects_province / "partners" / fund).iterdir():
