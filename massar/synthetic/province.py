@@ -617,7 +617,7 @@ def _timetable(
                     rooms = [rng.choice(("L01", "L02")), klass.room]
                 elif entry.subject_code == "0100":
                     rooms = ["T01"]
-                elif entry.subject_code == "0110":
+                elif entry.subject_code == "0030":  # informatics (subjects.csv)
                     rooms = ["I01", "M01"]
             cells = grid[:]
             rng.shuffle(cells)
