@@ -34,6 +34,10 @@ EXAM_LEVELS_OF: dict[str, tuple[str, ...]] = {
     "college_certificate": ("local", "regional"),
     "baccalaureate": ("regional", "national"),
 }
+# Every annual decision a results table may hold: the evaluation gives promoted, oriented and
+# repeats; excluded and council (waiting for the class council) come from schools' data.
+DECISIONS: tuple[str, ...] = ("promoted", "oriented", "repeats", "excluded", "council")
+Decision = Literal["promoted", "oriented", "repeats", "excluded", "council"]
 TOLERANCE = 1e-9
 
 
@@ -71,6 +75,22 @@ class Decisions(_Model):
     oriented_levels: list[str] = Field(default_factory=list)
     max_repeats_in_cycle: int = Field(ge=0)
     repeat_limit_requires: Literal["repeat_history"] = "repeat_history"
+    # Which decisions count as a pass in pass rates (statistics): data, not code.
+    pass_decisions: list[Decision] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _passes_agree(self) -> Decisions:
+        # The evaluation gives these at or above promote_at and `below` under it: a file that
+        # counted them otherwise would contradict its own threshold.
+        given_at_pass = ["promoted"] + (["oriented"] if self.oriented_levels else [])
+        for decision in given_at_pass:
+            if decision not in self.pass_decisions:
+                raise ValueError(
+                    f"{decision} is given at or above promote_at, so it must be listed"
+                )
+        if self.below in self.pass_decisions:
+            raise ValueError(f"{self.below} is given below promote_at, so it cannot be a pass")
+        return self
 
 
 class MentionBand(_Model):
@@ -198,6 +218,14 @@ class EvaluationRules:
                 }
             )
         return rows
+
+    def pass_decisions(self, cycle: str | None = None) -> tuple[str, ...]:
+        """The decisions counted as a pass in ``cycle`` (its rules file's
+        ``decisions.pass_decisions``); without a known cycle, those of any loaded cycle."""
+        if cycle in self.cycles:
+            return tuple(self.cycles[cycle].decisions.pass_decisions)
+        loaded = [rules.decisions.pass_decisions for rules in self.cycles.values()]
+        return tuple(d for d in DECISIONS if any(d in passes for passes in loaded))
 
     def exams(self) -> dict[str, Exam]:
         """Every exam of every loaded cycle by name."""

@@ -19,7 +19,8 @@ from massar.settings import Settings
 from schemas.evaluation_rules import EvaluationRules, RulesError, load_rules
 from tasks import evaluate as formulas
 from tasks.eservices import build_extract, write_school_extracts
-from tasks.statistics import compute_statistics, headline_table, write_statistics_report
+from tasks.statistics import compute_statistics, headline_table
+from tasks.statistics_report import write_statistics_report
 from warehouse.control import ControlDatabase
 from warehouse.delta import read_table, replace_school_rows
 from warehouse.nights import finish_night, last_completed_night, start_night
@@ -82,7 +83,7 @@ def read_published(settings: Settings, year: str | None) -> dict[str, pl.DataFra
             "There is no consolidated warehouse yet: run 'massar nightly' before 'massar evaluate'."
         )
     frames: dict[str, pl.DataFrame] = {}
-    for table in (*INPUT_TABLES, "annual_results"):
+    for table in (*INPUT_TABLES, "annual_results", "exam_results"):
         if table not in versions:
             continue
         frame = pl.from_arrow(read_table(settings.warehouse, table, versions[table]).to_table())
@@ -96,6 +97,8 @@ def read_published(settings: Settings, year: str | None) -> dict[str, pl.DataFra
                 frames[table] = frames[table].join(active, on=list(active.columns), how="semi")
     if "annual_results" in frames:  # earlier years: the schooling history and comparisons
         frames["history"] = frames.pop("annual_results")
+    if "exam_results" in frames:  # earlier years: the exams' comparison with last year
+        frames["exam_history"] = frames.pop("exam_results")
     years = frames["marks"].get_column("school_year").unique().sort().to_list()
     chosen = year or (years[-1] if years else None)
     if chosen is None or chosen not in years:
@@ -180,6 +183,9 @@ def publish_statistics(
     )
     history = inputs.get("history")
     previous = None if history is None else history.filter(pl.col("school_year") < year)
+    exam_history = inputs.get("exam_history")
+    if exam_history is not None:
+        exam_history = exam_history.filter(pl.col("school_year") < year)
     stats = compute_statistics(
         results["annual_results"],
         results["semester_results"],
@@ -187,6 +193,9 @@ def publish_statistics(
         inputs.get("schools", pl.DataFrame()),
         levels,
         previous=previous if previous is not None and previous.height else None,
+        rules=rules_for_run(),
+        exam_results=results.get("exam_results"),
+        previous_exam_results=exam_history,
     )
     report = write_statistics_report(settings.reports / "province", stats, year)
     create_table_artifact(

@@ -73,3 +73,90 @@ def test_evaluating_again_gives_the_same_results(evaluated):
         _query(settings, "select round(sum(average), 6) as s, count(*) as n from annual_results")
         == before
     )
+
+
+def _page_tables(page: str) -> dict[str, list[list[list[str]]]]:
+    """French heading → the tables under it (rows of cell texts), in the page's order."""
+    import html as markup
+    import re
+
+    tables = {}
+    for heading, body in re.findall(r"<h[23]>(.*?)</h[23]>\s*<table>(.*?)</table>", page, re.S):
+        french = re.sub(r"<[^>]+>", "", heading.split("<span lang='fr'>")[-1]).strip()
+        rows = [
+            [
+                markup.unescape(re.sub(r"<[^>]+>", " ", cell)).strip()
+                for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)
+            ]
+            for row in re.findall(r"<tr>(.*?)</tr>", body)
+        ]
+        tables.setdefault(french, []).append([r for r in rows if r])
+    return tables
+
+
+def test_statistics_page_figures_match_the_warehouse(evaluated):
+    """Pass rates by cycle and exam results on the page, against DuckDB over the published
+    result tables, with what a pass is read from the rules files themselves."""
+    import tomllib
+
+    from schemas.evaluation_rules import RULES_DIR
+
+    settings, result = evaluated
+    year = result["evaluation"]["year"]
+    page = (settings.reports / "province" / f"statistics_{year.replace('/', '-')}.html").read_text(
+        "utf-8"
+    )
+    tables = _page_tables(page)
+    passes = {
+        cycle: tomllib.loads((RULES_DIR / f"{cycle}.toml").read_text("utf-8"))["decisions"][
+            "pass_decisions"
+        ]
+        for cycle in ("primary", "college", "lycee")
+    }
+    levels = RULES_DIR.parent / "reference" / "levels.csv"
+    pass_cases = " ".join(
+        f"when l.cycle = '{cycle}' then a.decision in ({', '.join(repr(d) for d in ds)})"
+        for cycle, ds in passes.items()
+    )
+    by_cycle = _query(
+        settings,
+        f"""select l.cycle, count(*) as pupils,
+                   sum((case {pass_cases} else false end)::int) as passed
+            from annual_results a join read_csv('{levels}', all_varchar = true) l
+                 using (level_code)
+            where a.school_year = '{year}' group by l.cycle""",
+    )
+    assert {r["cycle"] for r in by_cycle} == {"primary", "college", "lycee"}
+    french = {"primary": "Primaire", "college": "Collège", "lycee": "Lycée"}
+    page_cycles = {row[0].split(" · ")[1]: row for row in tables["Par cycle"][0]}
+    for row in by_cycle:
+        cells = page_cycles[french[row["cycle"]]]
+        assert (int(cells[1]), int(cells[3])) == (row["pupils"], row["passed"]), row
+        assert cells[4] == f"{100 * row['passed'] / row['pupils']:.1f} %", row
+    college = next(r for r in by_cycle if r["cycle"] == "college")
+    assert college["passed"] > 0  # oriented pupils of 3APIC pass
+
+    exams = _query(
+        settings,
+        f"""with final as (
+                select * from exam_results where school_year = '{year}'
+                qualify row_number() over (
+                    partition by school_code, student_code, exam
+                    order by session = 'makeup' desc) = 1)
+            select exam, count(*) as candidates,
+                   count(*) filter (result = 'passed') as passed, avg(final_average) as mean
+            from final group by exam""",
+    )
+    assert exams, "the province has exam results"
+    page_exams = {row[0].split(" · ")[1]: row for row in tables["Province"][1]}  # exams
+    labels = {
+        "primary_certificate": "Examen de 6e année primaire",
+        "college_certificate": "Certificat du collège (3e année)",
+        "baccalaureate": "Baccalauréat",
+    }
+    for row in exams:
+        cells = page_exams[labels[row["exam"]]]
+        assert (int(cells[1]), int(cells[2])) == (row["candidates"], row["passed"]), row
+        assert cells[3] == f"{100 * row['passed'] / row['candidates']:.1f} %", row
+        mean = "—" if row["mean"] is None else f"{row['mean']:.2f}"
+        assert cells[4].split(" /")[0] == mean, row

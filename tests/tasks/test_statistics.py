@@ -1,14 +1,23 @@
-"""Results statistics on a small province computed by hand; the report and its charts."""
+"""Results statistics on a small province computed by hand, pass rates and exam results
+against an independent computation (DuckDB over the same rows, the rules files read with
+tomllib); the report and its bilingual charts."""
 
 from __future__ import annotations
 
+import csv
 import re
+import shutil
+import tomllib
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
-from tasks.statistics import compute_statistics, headline_table, write_statistics_report
+from schemas.evaluation_rules import DECISIONS, RULES_DIR, load_rules
+from tasks import evaluate as formulas
+from tasks.statistics import compute_statistics, exam_statistics, headline_table
+from tasks.statistics_report import chart_figures, write_statistics_report
 
 YEAR, LAST = "2023/2024", "2022/2023"
 A, B = "27783Y", "12345X"  # a collège in Tiznit, a primary school in Aglou
@@ -318,3 +327,305 @@ def test_report_of_an_empty_year(frames, tmp_path: Path):
     assert "Aucune donnée" in page
     for name in _images(page):
         assert (tmp_path / name).read_bytes().startswith(PNG)
+
+
+# ---- pass means what the rules say ---------------------------------------------------------------
+
+LEVELS_CSV = Path(__file__).resolve().parents[2] / "schemas" / "reference" / "levels.csv"
+
+
+def _rules_as_written(rules_dir: Path = RULES_DIR) -> tuple[dict[str, str], dict[str, dict]]:
+    """levels.csv's level → cycle and each cycle's [decisions] table, read without the
+    platform's loader (the independent side of the comparisons below)."""
+    with LEVELS_CSV.open(encoding="utf-8") as handle:
+        level_cycle = {row["level_code"]: row["cycle"] for row in csv.DictReader(handle)}
+    decisions = {
+        cycle: tomllib.loads((rules_dir / f"{cycle}.toml").read_text("utf-8"))["decisions"]
+        for cycle in set(level_cycle.values())
+    }
+    return level_cycle, decisions
+
+
+def _every_decision_everywhere() -> pl.DataFrame:
+    """For every level of every cycle, one class with one pupil per decision (and none)."""
+    level_cycle, _ = _rules_as_written()
+    rows = []
+    for level in level_cycle:
+        for index, decision in enumerate((*DECISIONS, None)):
+            rows.append((A, f"{level}-1", level, f"K{len(rows):09d}", "F", 11.0 + index, decision))
+    return _annual(rows)
+
+
+def _duckdb_pass_rates(annual: pl.DataFrame, rules_dir: Path = RULES_DIR) -> dict[str, dict]:
+    level_cycle, decisions = _rules_as_written(rules_dir)
+    passes = pl.DataFrame(
+        [(c, d) for c, table in decisions.items() for d in table["pass_decisions"]],
+        schema={"cycle": pl.Utf8, "decision": pl.Utf8},
+        orient="row",
+    )
+    levels = pl.DataFrame(
+        list(level_cycle.items()), schema={"level_code": pl.Utf8, "cycle": pl.Utf8}, orient="row"
+    )
+    sql = """
+        with pupils as (
+            select a.class_code, l.cycle,
+                   exists (select 1 from passes p
+                           where p.cycle = l.cycle and p.decision = a.decision) as passed
+            from annual a join levels l using (level_code))
+        select {key} as key, count(*) as pupils, sum(passed::int) as passed,
+               sum(passed::int) / count(*) as pass_rate
+        from pupils group by all
+    """
+    connection = duckdb.connect()
+    for name, frame in (("annual", annual), ("passes", passes), ("levels", levels)):
+        connection.register(name, frame.to_arrow())
+    return {
+        key: {row["key"]: row for row in connection.sql(sql.format(key=key)).pl().to_dicts()}
+        for key in ("class_code", "cycle")
+    }
+
+
+def test_every_decision_of_every_cycles_rules_goes_through_the_statistics():
+    annual = _every_decision_everywhere()
+    stats = compute_statistics(annual, None, None, None, None)
+    expected = _duckdb_pass_rates(annual)
+    classes = {r["class_code"]: r for r in stats["class"].to_dicts()}
+    assert set(classes) == set(expected["class_code"])
+    for class_code, row in expected["class_code"].items():
+        assert (classes[class_code]["pupils"], classes[class_code]["passed"]) == (
+            row["pupils"],
+            row["passed"],
+        ), class_code
+        assert classes[class_code]["pass_rate"] == pytest.approx(row["pass_rate"]), class_code
+    for cycle, row in expected["cycle"].items():
+        got = _one(stats["cycle"], cycle=cycle)
+        assert (got["passed"], got["pass_rate"]) == (row["passed"], pytest.approx(row["pass_rate"]))
+    # the case of the issue: an oriented pupil of 3APIC, TCSF or TCLSH passed
+    for level in ("3APIC", "TCSF", "TCLSH"):
+        assert classes[f"{level}-1"]["passed"] == 2  # promoted and oriented, of 6
+    assert stats["pass_decisions"].filter(pl.col("cycle") == "college").get_column(
+        "decision"
+    ).to_list() == ["promoted", "oriented"]
+
+
+def test_the_rules_file_decides_what_a_pass_is(tmp_path):
+    rules_dir = tmp_path / "rules"
+    shutil.copytree(RULES_DIR, rules_dir)
+    primary = rules_dir / "primary.toml"
+    text = primary.read_text("utf-8")
+    assert 'pass_decisions = ["promoted"]' in text
+    primary.write_text(
+        text.replace('pass_decisions = ["promoted"]', 'pass_decisions = ["promoted", "council"]')
+    )
+    annual = _every_decision_everywhere()
+    stats = compute_statistics(annual, None, None, None, None, rules=load_rules(rules_dir))
+    expected = _duckdb_pass_rates(annual, rules_dir)
+    assert _one(stats["cycle"], cycle="primary")["passed"] == expected["cycle"]["primary"]["passed"]
+    assert _one(stats["class"], class_code="1APG-1")["passed"] == 2  # promoted and council
+    assert _one(stats["class"], class_code="1APIC-1")["passed"] == 2  # promoted and oriented
+
+
+def test_pupils_at_or_above_the_threshold_pass_at_every_level():
+    """The evaluation's own decisions (promoted, oriented, repeats) for averages around each
+    cycle's promote_at, through the statistics: a pupil passes exactly when his average
+    reaches the threshold read from the rules file."""
+    level_cycle, decisions = _rules_as_written()
+    rules = load_rules()
+    rows = []
+    for level, cycle in level_cycle.items():
+        threshold = decisions[cycle]["promote_at"]
+        for offset in (-2.5, -0.01, 0.0, 0.5, 3.0):
+            code = f"K{len(rows):09d}"
+            for semester in (1, 2):
+                rows.append((A, YEAR, f"{level}-1", level, code, semester, threshold + offset))
+    semesters = pl.DataFrame(
+        rows,
+        schema={
+            "school_code": pl.Utf8,
+            "school_year": pl.Utf8,
+            "class_code": pl.Utf8,
+            "level_code": pl.Utf8,
+            "student_code": pl.Utf8,
+            "semester": pl.Int8,
+            "average": pl.Float64,
+        },
+        orient="row",
+    )
+    annual = formulas.annual_results(semesters, rules)
+    assert set(annual.get_column("decision")) == {"promoted", "oriented", "repeats"}
+    stats = compute_statistics(annual, semesters, None, None, None, rules=rules)
+    promote_at = pl.DataFrame(
+        [(level, decisions[cycle]["promote_at"]) for level, cycle in level_cycle.items()],
+        schema={"level_code": pl.Utf8, "promote_at": pl.Float64},
+        orient="row",
+    )
+    connection = duckdb.connect()
+    connection.register("annual", annual.to_arrow())
+    connection.register("promote_at", promote_at.to_arrow())
+    expected = {
+        row["class_code"]: row["pass_rate"]
+        for row in connection.sql(
+            "select class_code, avg((average >= promote_at)::int) as pass_rate "
+            "from annual join promote_at using (level_code) group by class_code"
+        )
+        .pl()
+        .to_dicts()
+    }
+    got = {r["class_code"]: r["pass_rate"] for r in stats["class"].to_dicts()}
+    assert got == pytest.approx(expected)
+    assert got["3APIC-1"] == pytest.approx(3 / 5)
+
+
+# ---- exams ---------------------------------------------------------------------------------------
+
+# (school, pupil, exam, session, result, final average)
+EXAM_ROWS = [
+    (B, CODES[0], "primary_certificate", "normal", "passed", 6.5),
+    (B, CODES[1], "primary_certificate", "normal", "failed", 3.0),
+    (B, CODES[2], "primary_certificate", "normal", None, None),
+    (A, CODES[3], "college_certificate", "normal", "passed", 14.0),
+    (A, CODES[4], "college_certificate", "normal", "failed", 8.0),
+    (A, CODES[5], "baccalaureate", "normal", "makeup", 8.5),
+    (A, CODES[5], "baccalaureate", "makeup", "passed", 10.5),
+    (A, CODES[6], "baccalaureate", "normal", "makeup", 7.5),
+    (A, CODES[6], "baccalaureate", "makeup", "failed", 9.0),
+    (A, CODES[7], "baccalaureate", "normal", "makeup", 9.5),  # did not sit the make-up yet
+    (A, CODES[8], "baccalaureate", "normal", "passed", 15.0),
+]
+
+
+def _exam_frame(rows, year: str = YEAR) -> pl.DataFrame:
+    return pl.DataFrame(
+        [(r[0], year, f"{r[2]}-class", r[1], r[2], r[3], r[4], r[5]) for r in rows],
+        schema={
+            "school_code": pl.Utf8,
+            "school_year": pl.Utf8,
+            "class_code": pl.Utf8,
+            "student_code": pl.Utf8,
+            "exam": pl.Utf8,
+            "session": pl.Utf8,
+            "result": pl.Utf8,
+            "final_average": pl.Float64,
+        },
+        orient="row",
+    )
+
+
+def _duckdb_exams(exams: pl.DataFrame, by: str) -> dict:
+    connection = duckdb.connect()
+    connection.register("exam_results", exams.to_arrow())
+    frame = connection.sql(
+        f"""
+        with final as (
+            select * from exam_results
+            qualify row_number() over (
+                partition by school_code, school_year, student_code, exam
+                order by session = 'makeup' desc) = 1)
+        select {by}, count(*) as candidates, count(*) filter (result = 'passed') as passed,
+               count(*) filter (result = 'passed') / count(*) as pass_rate,
+               avg(final_average) as mean_final
+        from final group by all
+        """
+    ).pl()
+    return {tuple(r[k] for k in by.split(", ")): r for r in frame.to_dicts()}
+
+
+def test_exam_results_per_exam_and_school_against_duckdb(frames):
+    exams = _exam_frame(EXAM_ROWS)
+    stats = exam_statistics(exams, frames["schools"], load_rules())
+    for name, by in (("exam_province", "exam"), ("exam_school", "exam, school_code")):
+        expected = _duckdb_exams(exams, by)
+        got = {tuple(r[k] for k in by.split(", ")): r for r in stats[name].to_dicts()}
+        assert set(got) == set(expected), name
+        for key, row in expected.items():
+            for measure in ("candidates", "passed"):
+                assert got[key][measure] == row[measure], (name, key, measure)
+            assert got[key]["pass_rate"] == pytest.approx(row["pass_rate"]), (name, key)
+            assert got[key]["mean_final"] == pytest.approx(row["mean_final"]), (name, key)
+    bac = _one(stats["exam_province"], exam="baccalaureate")
+    assert (bac["candidates"], bac["passed"], bac["passed_after_makeup"]) == (4, 2, 1)
+    assert (bac["awaiting_makeup"], bac["failed"], bac["scale"]) == (1, 1, 20.0)
+    primary = _one(stats["exam_province"], exam="primary_certificate")
+    assert (primary["no_result"], primary["scale"]) == (1, 10.0)
+    assert primary["mean_final"] == pytest.approx((6.5 + 3.0) / 2)  # on /10, as the exam
+    assert stats["exam_province"].get_column("exam").to_list() == [
+        "primary_certificate",
+        "college_certificate",
+        "baccalaureate",
+    ]
+    assert _one(stats["exam_school"], exam="college_certificate")["name_fr"] == "Collège Al Massira"
+
+
+def test_exam_results_against_last_year(frames):
+    last = _exam_frame(
+        [
+            (A, CODES[0], "college_certificate", "normal", "passed", 12.0),
+            (A, CODES[1], "college_certificate", "normal", "passed", 11.0),
+            (A, CODES[2], "college_certificate", "normal", "failed", 6.0),
+        ],
+        LAST,
+    )
+    stats = exam_statistics(_exam_frame(EXAM_ROWS), frames["schools"], load_rules(), last)
+    college = _one(stats["exam_province"], exam="college_certificate")
+    assert college["pass_rate_previous"] == pytest.approx(2 / 3)
+    assert college["pass_rate_change"] == pytest.approx(0.5 - 2 / 3)
+    assert college["mean_final_change"] == pytest.approx(11.0 - 29 / 3)
+    assert _one(stats["exam_province"], exam="baccalaureate")["pass_rate_previous"] is None
+
+
+def _texts(figure) -> list[str]:
+    texts = []
+    for axes in figure.axes:
+        texts += [axes.get_title(), axes.get_xlabel(), axes.get_ylabel()]
+        legend = axes.get_legend()
+        texts += [t.get_text() for t in legend.get_texts()] if legend else []
+    for legend in figure.legends:
+        texts += [t.get_text() for t in legend.get_texts()]
+    return [t for t in texts if t.strip()]
+
+
+def test_charts_are_labelled_in_arabic_and_french(frames):
+    stats = compute_statistics(**frames, exam_results=_exam_frame(EXAM_ROWS))
+    figures = chart_figures(stats, YEAR)
+    assert set(figures) == {
+        "pass_rate_by_school",
+        "distribution",
+        "pass_rate_by_sex_cycle",
+        "comparison",
+        "exams",
+    }
+    arabic, latin = re.compile(r"[\u0600-\u06ff]"), re.compile(r"[A-Za-zÀ-ÿ]{3}")
+    for name, figure in figures.items():
+        texts = _texts(figure)
+        assert len(texts) >= 2, name
+        for text in texts:
+            assert arabic.search(text) and latin.search(text), (name, text)
+
+
+def test_page_has_the_exam_section_and_says_what_a_pass_is(frames, tmp_path: Path):
+    stats = compute_statistics(
+        **frames,
+        exam_results=_exam_frame(EXAM_ROWS),
+        previous_exam_results=_exam_frame(
+            [(A, CODES[0], "college_certificate", "normal", "passed", 12.0)], LAST
+        ),
+    )
+    page = write_statistics_report(tmp_path, stats, YEAR).read_text("utf-8")
+    assert "نتائج الامتحانات" in page and "Résultats des examens" in page
+    for label in ("البكالوريا", "Baccalauréat", "Certificat du collège", "6e année primaire"):
+        assert label in page
+    assert "4.75 /10" in page  # the primary exam's mean on its own scale
+    assert "Collège: passage, orientation" in page and "الثانوي الإعدادي: ينتقل، موجه" in page
+    assert "pas de comparaison" not in page  # last year is known
+    images = _images(page)
+    assert any(name.endswith("_exams.png") for name in images)
+    for name in images:
+        assert (tmp_path / name).read_bytes().startswith(PNG)
+
+
+def test_page_says_when_last_year_and_exams_are_not_in_the_warehouse(frames, tmp_path: Path):
+    del frames["previous"]
+    page = write_statistics_report(tmp_path, compute_statistics(**frames), YEAR).read_text("utf-8")
+    assert "pas de comparaison" in page and "لا مقارنة" in page
+    assert "aucun résultat d'examen" in page.lower() or "aucun résultat d&#x27;examen" in page
+    assert not list(tmp_path.glob("*_exams.png"))
