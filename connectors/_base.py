@@ -11,11 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from schemas.text import label_key
+
+if TYPE_CHECKING:
+    from connectors.massar_layout import ReadFinding, SheetLayout
 
 # Safety limits (F006), checked before a workbook is parsed.
 MAX_FILE_BYTES = 100 * 1024 * 1024
@@ -64,6 +67,10 @@ class ReadResult:
     source_format: str  # "xls", "xlsx", "csv"
     encoding: str | None = None  # CSV only: "utf-8", "utf-8-sig", "cp1256", "utf-16"
     sheets: list[str] = field(default_factory=list)  # sheets the rows came from
+    # Massar layouts: how each sheet was placed (metadata with its cells, header rows, slot
+    # columns), and the reader's own findings (queries such as F010, F011; file-level).
+    layouts: list[SheetLayout] = field(default_factory=list)
+    findings: list[ReadFinding] = field(default_factory=list)
 
 
 key = functools.lru_cache(maxsize=1 << 16)(label_key)

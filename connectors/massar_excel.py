@@ -1,9 +1,12 @@
 """Workbooks (.xls BIFF and .xlsx) read with python-calamine: Massar's ListEleve and NotesCC
 layouts (DOMAIN.md §2) and XLSX tables with Arabic headers.
 
-Header rows are found by their labels (`label_key`), metadata by its label cells; the only fixed
-positions used are the columns of NotesCC's hidden technical row (C school code, G session,
-O level code), and even there the school and subject codes are first looked for by pattern.
+Each layout is read in the same steps: sniff (`classify_sheet`: the header row by its labels),
+safety checks and load (raw bytes, zip directory, sheet dimensions), locate (header columns,
+metadata values on the sheet's value side, NotesCC slot pairs: connectors/massar_layout.py),
+map and frame. The only fixed positions used are the columns of NotesCC's hidden technical
+row (C school code, G session, O level code), and even there the school and subject codes are
+first looked for by pattern.
 """
 
 from __future__ import annotations
@@ -34,6 +37,29 @@ from connectors._base import (
     key,
     render,
     render_all,
+)
+from connectors.massar_layout import (
+    LIST_FIELDS,
+    NOTES_FIELDS,
+    HeaderGroup,
+    Located,
+    MetadataFound,
+    ReadFinding,
+    Reference,
+    SheetLayout,
+    SlotColumns,
+    cell_address,
+    column_letter,
+    find_slots,
+    header_groups,
+    header_side,
+    locate_metadata,
+    missing_label,
+    reference,
+    subject_check,
+    token_check,
+    token_row,
+    tokens_of,
 )
 from connectors.tables import (
     TableMatch,
@@ -330,21 +356,15 @@ def _calamine_detail(exc: BaseException) -> str:
 
 _LE_KEYS = {key(c.header_ar): c.name for c in STUDENTS.columns}
 _LE_CODE = key(STUDENTS.column("student_code").header_ar)
-_LE_META = {key(c.header_ar): c.name for c in STUDENTS.metadata}
+_LE_KEY_SET = frozenset(_LE_KEYS)
 
 _NOTES_FIXED = ("internal_id", "student_code", "full_name", "birth_date", "remark")
 _NOTES_KEYS = {key(MARKS.column(n).header_ar): n for n in _NOTES_FIXED}
 _NOTES_CODE = key(MARKS.column("student_code").header_ar)
-_NOTES_META = {key(c.header_ar): c.name for c in MARKS.metadata}
-_SLOT_BY_LABEL = {key(label): slot for slot, label, _ in MARK_SLOTS}
-_SLOT_BY_TOKEN = {token: slot for slot, _, token in MARK_SLOTS}
 _SLOT_LABEL = {slot: label for slot, label, _ in MARK_SLOTS}  # canonical, for finding columns
-_SLOT_KEYS = frozenset(_SLOT_BY_LABEL)
-_LE_KEY_SET = frozenset(_LE_KEYS)
+_SLOT_KEYS = frozenset(key(label) for _, label, _ in MARK_SLOTS)
 _MARK_KEY = key(MARK_LABEL)
-_ABSENCE_KEY = key(ABSENCE_LABEL)
 
-_SLOT_TOKEN_RE = re.compile(r"^#\d{1,3}#$")
 _SUBJECT_TOKEN_RE = re.compile(r"^#(\d{4})#$")
 _SCHOOL_CODE_RE = re.compile(SCHOOL_CODE)
 _clean = functools.lru_cache(maxsize=1 << 12)(clean_text)
@@ -391,57 +411,32 @@ def classify_sheet(rows: Rows) -> SheetKind | None:
     return None
 
 
-# -------------------------------------------------------------------------------- metadata
+# Labels only one of the two Massar layouts carries above its header (titles included).
+_LE_ONLY = frozenset(key(f.label) for f in LIST_FIELDS) - {key(f.label) for f in NOTES_FIELDS}
+_NOTES_ONLY = frozenset(key(f.label) for f in NOTES_FIELDS) - {key(f.label) for f in LIST_FIELDS}
+_LE_MARKERS = _LE_ONLY | {key(STUDENTS.title_ar)}
+_NOTES_MARKERS = _NOTES_ONLY | {key(MARKS.title_ar)}
 
 
-def read_metadata(rows: Sequence[Sequence[object]], labels: dict[str, str]) -> dict[str, str]:
-    """Values of the label cells found in `rows`: the nearest non-empty cell after the label in
-    column order (the sheets are right-to-left: that is the cell shown on the label's left),
-    else the nearest one before it; a cell "label: value" holds both. First occurrence wins."""
-    found: dict[str, str] = {}
-    for row in rows:
-        if row.count("") == len(row):
-            continue
-        tokens: list[tuple[str, str | None, bool]] = []  # (text, label name, plain value)
-        for cell in row:
-            if type(cell) is not str:
-                text = render(cell)
-                if text is not None:
-                    tokens.append((text, None, True))
-                continue
-            if not cell or not cell.strip():
-                continue
-            name = labels.get(key(cell))
-            if name is None and ":" in cell:
-                before, after = cell.split(":", 1)
-                inline = labels.get(key(before))
-                if inline is not None:
-                    if after.strip() and inline not in found:
-                        found[inline] = after.strip()
-                    tokens.append((cell, None, False))
-                    continue
-            tokens.append((cell, name, name is None))
-        if not any(t[1] for t in tokens):
-            continue
-        used: set[int] = set()
-        pending: list[int] = []
-        for i, (_, name, _) in enumerate(tokens):
-            if name is None:
-                continue
-            if i + 1 < len(tokens) and tokens[i + 1][2]:
-                used.add(i + 1)
-                found.setdefault(name, tokens[i + 1][0])
-            else:
-                pending.append(i)
-        for i in pending:
-            name = tokens[i][1]
-            if i > 0 and tokens[i - 1][2] and i - 1 not in used:
-                used.add(i - 1)
-                found.setdefault(name, tokens[i - 1][0])  # type: ignore[arg-type]
-    return found
+def unplaced_layout(sheet: str, rows: Rows) -> FileRejected | None:
+    """F009 for a sheet that carries a Massar layout's metadata labels but no header row the
+    readers recognise (e.g. its header row deleted), naming the header label looked for and
+    the rows scanned; None for a sheet that does not look like a Massar export."""
+    limit = min(len(rows), HEADER_SCAN_ROWS)
+    keys: set[str] = set()
+    for row in rows[:limit]:
+        keys.update(row_index(row))
+    le, notes = len(keys & _LE_MARKERS), len(keys & _NOTES_MARKERS)
+    if max(le, notes) < 2:
+        return None
+    column = MARKS.column("student_code") if notes > le else STUDENTS.column("student_code")
+    return FileRejected(
+        "F009", f"sheet {sheet}, rows 1-{limit}: no pupils' header row", column=column.header_ar
+    )
 
 
 # ----------------------------------------------------------------------------- ListEleve
+# sniff (classify_sheet) → locate (header columns, metadata) → map → frame columns
 
 
 def students_columns() -> dict[str, list]:
@@ -451,10 +446,19 @@ def students_columns() -> dict[str, list]:
     return out
 
 
-def read_students_sheet(sheet: str, rows: Rows, header_row: int, out: dict[str, list]) -> None:
-    """Append the pupils of one ListEleve class sheet to `out`."""
+def read_students_sheet(
+    sheet: str,
+    rows: Rows,
+    header_row: int,
+    out: dict[str, list],
+    layouts: list[SheetLayout] | None = None,
+    ref: Reference | None = None,
+) -> None:
+    """Append the pupils of one ListEleve class sheet to `out`, and how the sheet was placed
+    to `layouts`. F008 for a header column missing, F009 for a metadata label missing."""
+    header = rows[header_row]
     positions: dict[str, int] = {}
-    for i, cell in enumerate(rows[header_row]):
+    for i, cell in enumerate(header):
         if type(cell) is str and cell.strip():
             name = _LE_KEYS.get(key(cell))
             if name is not None:
@@ -464,8 +468,14 @@ def read_students_sheet(sheet: str, rows: Rows, header_row: int, out: dict[str, 
             raise FileRejected(
                 "F008", f"sheet {sheet}, row {header_row + 1}", column=column.header_ar
             )
-    meta = read_metadata(rows[:header_row], _LE_META)
-    meta_values = [(out[c.name], meta.get(c.name)) for c in STUDENTS.metadata]
+    # A mirrored sheet reads ر.ت before الرمز from the right: its values stand left of labels.
+    side, evidence = header_side(
+        header, STUDENTS.column("row_number").header_ar, STUDENTS.column("student_code").header_ar
+    )
+    found = locate_metadata(rows, header_row, LIST_FIELDS, side, evidence, ref or reference())
+    if found.missing:
+        missing_label(sheet, rows, header_row, found.missing[0])
+    meta_values = [(out[c.name], found.values[c.name].value) for c in STUDENTS.metadata]
     wanted = [(out[c.name], positions.get(c.name)) for c in STUDENTS.columns]
     code_at = positions["student_code"]
     sheet_rows: list[int] = []
@@ -485,9 +495,26 @@ def read_students_sheet(sheet: str, rows: Rows, header_row: int, out: dict[str, 
     out["sheet_row"].extend(sheet_rows)
     for values, value in meta_values:
         values.extend([value] * n)
+    if layouts is not None:
+        layouts.append(
+            SheetLayout(
+                sheet=sheet,
+                dataset=STUDENTS.name,
+                layout="ListEleve",
+                header_rows=(header_row + 1,),
+                first_data_row=header_row + 2,
+                value_side=found.side,
+                value_side_evidence=found.evidence,
+                columns={name: column_letter(p) for name, p in positions.items()},
+                metadata=found.values,
+                rows_read=n,
+            )
+        )
 
 
 # ------------------------------------------------------------------------------- NotesCC
+# sniff (classify_sheet) → locate (technical row, metadata, header pairs) → cross-checks
+# (school code F004, tokens F011, subject F010) → map → long frame (pupil × slot)
 
 MARKS_META_COLUMNS = (
     "school_code",
@@ -526,65 +553,41 @@ def marks_columns() -> dict[str, list]:
     return out
 
 
-@dataclass(frozen=True)
-class _Slot:
-    slot: str
-    label: str
-    mark_at: int | None
-    absence_at: int | None
+def technical_cells(rows: Sequence[Sequence[object]], header_row: int) -> dict[str, Located]:
+    """The hidden row 5: the row above the header holding the subject token `#dddd#`; its
+    school code (by pattern, else C5), subject code, session (G5) and level code (O5). Without
+    that row no position is trusted (no school code is read, so no F004 either)."""
+    for r in range(min(header_row, len(rows))):
+        row = rows[r]
+        if row.count("") != len(row):
+            for i, c in enumerate(row):
+                if type(c) is str and c and _SUBJECT_TOKEN_RE.match(c.strip()):
+                    return _technical(r, row, i)
+    return {}
 
 
-def _technical_row(rows: Sequence[Sequence[object]]) -> Sequence[object] | None:
-    """The hidden row 5: the row above the header holding the subject token `#dddd#`. Without
-    it the positions C/G/O are not trusted (no school code is read, so no F004 either)."""
-    for row in rows:
-        if row.count("") == len(row):
-            continue
-        for cell in row:
-            if type(cell) is str and cell and _SUBJECT_TOKEN_RE.match(cell.strip()):
-                return row
-    return None
+def _technical(r: int, row: Sequence[object], subject_at: int) -> dict[str, Located]:
+    texts = render_all(row)
+    subject = _SUBJECT_TOKEN_RE.match(_clean(texts[subject_at] or ""))
+    school_at = next(
+        (
+            i
+            for i, text in enumerate(texts)
+            if text is not None and _SCHOOL_CODE_RE.match(_clean(text).upper())
+        ),
+        2,  # C5
+    )
 
+    def at(i: int) -> Located:
+        text = texts[i] if i < len(texts) else None
+        return Located(text, cell_address(r, i) if text is not None else None)
 
-def _token_row(rows: Sequence[Sequence[object]]) -> Sequence[object]:
-    """The hidden row 15: slot tokens `#1#` .. `#100#` above the mark columns (nearest the
-    header)."""
-    for row in reversed(rows):
-        if row.count("") != len(row) and any(
-            type(c) is str and c and _SLOT_TOKEN_RE.match(c.strip()) for c in row
-        ):
-            return row
-    return ()
-
-
-def _cell(row: Sequence[object], i: int) -> str | None:
-    return render(row[i]) if i < len(row) else None
-
-
-def notes_metadata(rows: Sequence[Sequence[object]], header_row: int) -> dict[str, str | None]:
-    above = rows[:header_row]
-    meta: dict[str, str | None] = dict(read_metadata(above, _NOTES_META))
-    tech = _technical_row(above)
-    school = subject = session = level = None
-    if tech is not None:
-        texts = render_all(tech)
-        for text in texts:
-            if text is None:
-                continue
-            stripped = _clean(text)
-            if subject is None and (m := _SUBJECT_TOKEN_RE.match(stripped)):
-                subject = m.group(1)
-            elif school is None and _SCHOOL_CODE_RE.match(stripped.upper()):
-                school = text
-        if school is None:
-            school = _cell(tech, 2)  # C5
-        session = _cell(tech, 6)  # G5
-        level = _cell(tech, 14)  # O5
-    meta["school_code"] = school
-    meta["subject_code"] = subject
-    meta["level_code"] = level
-    meta["semester"] = _semester(meta.get("session_label"), session)
-    return meta
+    return {
+        "school_code": at(school_at),
+        "subject_code": Located(subject.group(1) if subject else None, cell_address(r, subject_at)),
+        "session": at(6),  # G5
+        "level_code": at(14),  # O5
+    }
 
 
 def _semester(label: str | None, session: str | None) -> str | None:
@@ -599,51 +602,26 @@ def _semester(label: str | None, session: str | None) -> str | None:
     return None
 
 
-def _find_slots(
-    head: Sequence[object], sub: Sequence[object], tokens: Sequence[object]
-) -> list[_Slot]:
-    head_keys = [key(c) if type(c) is str and c.strip() else None for c in head]
-    sub_keys = [key(c) if type(c) is str and c.strip() else None for c in sub]
-    token_at = [c.strip() if type(c) is str else None for c in tokens]
-    width = len(head_keys)
-    starts: list[tuple[int, str]] = []
-    for i, k in enumerate(head_keys):
-        if k is None:
-            continue
-        slot = _SLOT_BY_LABEL.get(k)
-        if slot is None and i < len(token_at) and token_at[i] is not None:
-            slot = _SLOT_BY_TOKEN.get(token_at[i])  # an unknown label above a known token
-        if slot is not None:
-            starts.append((i, slot))
-    has_sub = _MARK_KEY in sub_keys
-    slots = []
-    for i, slot in starts:
-        end = i + 1
-        while end < width and end < i + 3 and head_keys[end] is None:
-            end += 1
-        mark_at = absence_at = None
-        if has_sub:
-            for j in range(i, min(end, len(sub_keys))):
-                if sub_keys[j] == _MARK_KEY and mark_at is None:
-                    mark_at = j
-                elif sub_keys[j] == _ABSENCE_KEY and absence_at is None:
-                    absence_at = j
-        else:
-            mark_at = i
-        if mark_at is None and absence_at is None:
-            continue
-        slots.append(_Slot(slot, render(head[i]) or "", mark_at, absence_at))
-    return slots
-
-
-def read_marks_sheet(sheet: str, rows: Rows, header_row: int, school_code: str) -> Grid:
-    """One NotesCC sheet in long format (pupil × slot), columns in `marks_columns()` order."""
+def read_marks_sheet(
+    sheet: str,
+    rows: Rows,
+    header_row: int,
+    school_code: str,
+    layouts: list[SheetLayout] | None = None,
+    ref: Reference | None = None,
+) -> Grid:
+    """One NotesCC sheet in long format (pupil × slot), columns in `marks_columns()` order;
+    how the sheet was placed, with the reader's findings (F010, F011), goes to `layouts`.
+    F004 for another school's code, F008 for a header label missing, F009 for a metadata
+    label missing."""
+    ref = ref or reference()
     head = rows[header_row]
     sub = rows[header_row + 1] if header_row + 1 < len(rows) else []
-    meta = notes_metadata(rows, header_row)
-    found_code = meta.get("school_code")
+    technical = technical_cells(rows, header_row)
+    found_code = technical["school_code"].value if technical else None
     if found_code is not None and _clean(found_code).upper() != _clean(school_code).upper():
-        raise FileRejected("F004", f"C5 school code {found_code}", column="C5", value=found_code)
+        at = technical["school_code"].cell or "C5"
+        raise FileRejected("F004", f"{at} school code {found_code}", column=at, value=found_code)
     positions: dict[str, int] = {}
     for row in (head, sub):
         for i, cell in enumerate(row):
@@ -657,23 +635,135 @@ def read_marks_sheet(sheet: str, rows: Rows, header_row: int, school_code: str) 
             raise FileRejected(
                 "F008", f"sheet {sheet}, row {header_row + 1}", column=column.header_ar
             )
-    slots = _find_slots(head, sub, _token_row(rows[:header_row]))
-    if not slots:
+    side, evidence = header_side(
+        head, MARKS.column("student_code").header_ar, MARKS.column("full_name").header_ar
+    )
+    found = locate_metadata(rows, header_row, NOTES_FIELDS, side, evidence, ref)
+    if found.missing:
+        missing_label(sheet, rows, header_row, found.missing[0])
+    groups = header_groups(head, sub)
+    slot_groups, problems = find_slots(groups)
+    if not slot_groups:
         raise FileRejected(
             "F008", f"sheet {sheet}, rows {header_row + 1}-{header_row + 2}", column=MARK_LABEL
         )
-    start = (
-        header_row + 2
-        if any(type(c) is str and c.strip() and key(c) == _MARK_KEY for c in sub)
-        else header_row + 1
+    tokens_at = token_row(rows, header_row)
+    tokens = tokens_of(rows[tokens_at]) if tokens_at is not None else None
+    findings = _notes_findings(
+        sheet, header_row, groups, tokens_at, tokens, problems, technical, found, ref
     )
+    meta: dict[str, str | None] = {name: loc.value for name, loc in found.values.items()}
+    meta["school_code"] = found_code
+    meta["subject_code"] = technical["subject_code"].value if technical else None
+    meta["level_code"] = technical["level_code"].value if technical else None
+    session = technical["session"].value if technical else None
+    meta["semester"] = _semester(meta.get("session_label"), session)
+    slots = [(s.slot, s.group.label, s.group.mark_at, s.group.absence_at) for s in slot_groups]
+    has_sub = any(type(c) is str and c.strip() and key(c) == _MARK_KEY for c in sub)
+    start = header_row + 2 if has_sub else header_row + 1
+    grid = _marks_grid(sheet, rows, start, positions, slots, meta)
+    if layouts is not None:
+        header_rows = (header_row + 1, header_row + 2) if has_sub else (header_row + 1,)
+        layouts.append(
+            SheetLayout(
+                sheet=sheet,
+                dataset=MARKS.name,
+                layout="NotesCC",
+                header_rows=header_rows,
+                first_data_row=start + 1,
+                value_side=found.side,
+                value_side_evidence=found.evidence,
+                columns={name: column_letter(p) for name, p in positions.items()},
+                metadata=found.values,
+                technical=technical,
+                slots=tuple(
+                    SlotColumns(
+                        s.slot,
+                        s.group.label,
+                        f"{column_letter(s.group.start)}{header_row + 1}:"
+                        f"{column_letter(s.group.end - 1)}{header_row + 1}",
+                        None if s.group.mark_at is None else column_letter(s.group.mark_at),
+                        None if s.group.absence_at is None else column_letter(s.group.absence_at),
+                        (tokens or {}).get(s.group.start),
+                    )
+                    for s in slot_groups
+                ),
+                remark_column=(
+                    column_letter(positions["remark"]) if "remark" in positions else None
+                ),
+                token_row=None if tokens_at is None else tokens_at + 1,
+                rows_read=grid.outer * grid.inner,
+                findings=findings,
+            )
+        )
+    return grid
+
+
+def _notes_findings(
+    sheet: str,
+    header_row: int,
+    groups: Sequence[HeaderGroup],
+    tokens_at: int | None,
+    tokens: dict[int, str] | None,
+    problems: list[str],
+    technical: dict[str, Located],
+    found: MetadataFound,
+    ref: Reference,
+) -> list[ReadFinding]:
+    """F011 (hidden tokens against the labelled pairs, and pairs not read) and F010 (subject
+    code against subject name): queries, the marks are read all the same."""
+    findings: list[ReadFinding] = []
+    mismatch = token_check(tokens, groups, header_row)
+    details = [d for d in (mismatch, *problems) if d]
+    if details:
+        pairs = [g for g in groups if g.is_pair]
+        first = min([g.start for g in pairs] + list(tokens or {}), default=0)
+        last = max([g.end - 1 for g in pairs] + list(tokens or {}), default=0)
+        top = header_row if tokens_at is None else tokens_at
+        where = f"{cell_address(top, first)}:{cell_address(header_row + 1, last)}"
+        findings.append(
+            ReadFinding(
+                "F011", sheet, where, None, {"detail": f"sheet {sheet}, {'; '.join(details)}"}
+            )
+        )
+    code = technical.get("subject_code")
+    name = found.values.get("subject_name")
+    if code is not None and name is not None:
+        disagreement = subject_check(code.value, name.value, ref)
+        if disagreement is not None:
+            findings.append(
+                ReadFinding(
+                    "F010",
+                    sheet,
+                    code.cell or "",
+                    code.value,
+                    {
+                        "value": code.value or "",
+                        "cell": code.cell or "",
+                        "name": name.value or "",
+                        "name_cell": name.cell or "",
+                        "detail": disagreement,
+                    },
+                )
+            )
+    return findings
+
+
+def _marks_grid(
+    sheet: str,
+    rows: Rows,
+    start: int,
+    positions: dict[str, int],
+    slots: list[tuple[str, str, int | None, int | None]],
+    meta: dict[str, str | None],
+) -> Grid:
+    """The pupils' rows from `start` (0-based) as a pupil × slot grid."""
     slot_info = [
         (
-            s,
-            f"{_SLOT_LABEL[s.slot]} - {MARK_LABEL}",
-            f"{_SLOT_LABEL[s.slot]} - {ABSENCE_LABEL}" if s.absence_at is not None else None,
+            f"{_SLOT_LABEL[slot]} - {MARK_LABEL}",
+            f"{_SLOT_LABEL[slot]} - {ABSENCE_LABEL}" if absence_at is not None else None,
         )
-        for s in slots
+        for slot, _, _, absence_at in slots
     ]
     # Column by column: the block under the header transposed once (short rows padded with
     # None, which renders as None like a cell beyond the row's width).
@@ -685,8 +775,8 @@ def read_marks_sheet(sheet: str, rows: Rows, header_row: int, school_code: str) 
         return render_all(columns[p]) if p is not None and p < len(columns) else blank
 
     fixed_values = [rendered(positions.get(n)) for n in _NOTES_FIXED]
-    marks = [rendered(s.mark_at) for s in slots]
-    absences = [rendered(s.absence_at) for s in slots]
+    marks = [rendered(mark_at) for _, _, mark_at, _ in slots]
+    absences = [rendered(absence_at) for _, _, _, absence_at in slots]
     # A row is a pupil unless all its cells are "" or, rendered, all None. The second test
     # only concerns rows without a pupil code.
     keep = [row.count("") != len(row) for row in block]
@@ -703,13 +793,13 @@ def read_marks_sheet(sheet: str, rows: Rows, header_row: int, school_code: str) 
     grid.per_outer("sheet_row", pupil_rows)
     for name, column in zip(_NOTES_FIXED[:4], fixed_values[:4], strict=True):
         grid.per_outer(name, list(compress(column, keep)))
-    grid.per_inner("slot", [s.slot for s in slots])
+    grid.per_inner("slot", [slot for slot, _, _, _ in slots])
     grid.per_row("mark", _interleaved(marks, keep))
     grid.per_row("absence", _interleaved(absences, keep))
     grid.per_outer("remark", list(compress(fixed_values[4], keep)))
-    grid.per_inner("slot_label", [s.label for s in slots])
-    grid.per_inner("mark_column", [m for _, m, _ in slot_info])
-    grid.per_inner("absence_column", [a for _, _, a in slot_info])
+    grid.per_inner("slot_label", [label for _, label, _, _ in slots])
+    grid.per_inner("mark_column", [m for m, _ in slot_info])
+    grid.per_inner("absence_column", [a for _, a in slot_info])
     for name in MARKS_META_COLUMNS:
         grid.constant(name, meta.get(name))
     return grid

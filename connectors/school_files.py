@@ -36,6 +36,15 @@ from connectors.massar_excel import (
     read_students_sheet,
     read_table_sheet,
     students_columns,
+    unplaced_layout,
+)
+from connectors.massar_layout import (
+    Located,
+    ReadFinding,
+    SheetLayout,
+    SlotColumns,
+    findings_frame,
+    reference,
 )
 from connectors.tables import (
     check_school_codes,
@@ -49,8 +58,13 @@ from schemas.datasets import DATASETS, MARKS, STUDENTS
 
 __all__ = [
     "FileRejected",
+    "Located",
+    "ReadFinding",
     "ReadResult",
+    "SheetLayout",
+    "SlotColumns",
     "detect_dataset",
+    "findings_frame",
     "read_submission",
     "safe_file_name",
 ]
@@ -105,7 +119,9 @@ def _format(data: bytes, suffix: str) -> str:
 
 def _classified(data: bytes) -> list[tuple[str, list, SheetKind]]:
     """The sheets of the workbook's dataset (the first sheet's, in workbook order) with their
-    header row. F005 for a workbook without any cell, F003 when no sheet matches."""
+    header row. F005 for a workbook without any cell, F003 when no sheet matches, F009 when a
+    sheet carries a Massar layout's labels but no header row (a class sheet is never skipped
+    silently)."""
     kinds: list[SheetKind | None] = []
 
     def classified(rows: list) -> bool:
@@ -120,11 +136,15 @@ def _classified(data: bytes) -> list[tuple[str, list, SheetKind]]:
         for (name, rows), kind in zip(sheets, kinds, strict=True)
         if kind is not None
     ]
+    dataset = matched[0][2].dataset if matched else None
+    if dataset in (None, STUDENTS.name, MARKS.name):
+        for (name, rows), kind in zip(sheets, kinds, strict=True):
+            if kind is None and (rejected := unplaced_layout(name, rows)) is not None:
+                raise rejected
     if not matched:
         if not any(any(c not in ("", None) for c in row) for _, rows in sheets for row in rows):
             raise FileRejected("F005", "workbook without any cell")
         raise FileRejected("F003", "no sheet matches a known layout")
-    dataset = matched[0][2].dataset
     return [m for m in matched if m[2].dataset == dataset]
 
 
@@ -134,6 +154,7 @@ def read_submission(
     school_code: str,
     file_name: str | None = None,
     allow_empty_table: bool = True,
+    reference_dir: Path | None = None,
 ) -> ReadResult:
     """Read one submitted file into the read frame, or raise `FileRejected`.
 
@@ -145,6 +166,11 @@ def read_submission(
     export without a pupil. A table (CSV/XLSX) with its header and no data line is read as an
     empty declaration (a school without discipline incidents sends exactly that), giving a
     frame of 0 rows, unless `allow_empty_table=False`.
+
+    Massar layouts also give `layouts` (per sheet: metadata with the cell each value came
+    from, header rows, columns, slot columns) and the reader's file-level `findings` (F010
+    subject code against subject name, F011 hidden tokens against the labels), checked
+    against `reference_dir` (default schemas/reference: levels.csv, subjects.csv).
     """
     path = Path(path)
     data = _read_bytes(path, file_name if file_name is not None else path.name)
@@ -158,9 +184,11 @@ def read_submission(
         check_zip(data)
     sheets = _classified(data)
     dataset = sheets[0][2].dataset
+    ref = reference() if reference_dir is None else reference(Path(reference_dir))
+    layouts: list[SheetLayout] = []
     if dataset == MARKS.name:
         grids = [
-            (name, read_marks_sheet(name, rows, kind.header_row, school_code))
+            (name, read_marks_sheet(name, rows, kind.header_row, school_code, layouts, ref))
             for name, rows, kind in sheets
         ]
         used = [name for name, grid in grids if grid.outer]
@@ -176,7 +204,7 @@ def read_submission(
         if dataset == STUDENTS.name:
             out = students_columns()
             for name, rows, kind in sheets:
-                read_students_sheet(name, rows, kind.header_row, out)
+                read_students_sheet(name, rows, kind.header_row, out, layouts, ref)
         else:
             out = empty_columns(DATASETS[dataset])
             for name, rows, kind in sheets:
@@ -187,7 +215,8 @@ def read_submission(
         raise FileRejected("F005", "header without data rows")
     if DATASETS[dataset].layout == "table":
         check_school_codes(frame, school_code)
-    return ReadResult(dataset, frame, frame.height, fmt, None, used)
+    findings = [f for layout in layouts for f in layout.findings]
+    return ReadResult(dataset, frame, frame.height, fmt, None, used, layouts, findings)
 
 
 def detect_dataset(path: Path | str, *, file_name: str | None = None) -> str:

@@ -26,7 +26,7 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from connectors.school_files import FileRejected, read_submission, safe_file_name
+from connectors.school_files import FileRejected, findings_frame, read_submission, safe_file_name
 from massar.settings import Settings
 from schemas.datasets import DATASETS
 from schemas.rules import render
@@ -292,6 +292,9 @@ def _read(
     frame = result.frame.with_columns(pl.lit(submission_id, pl.Int64).alias("submission_id"))
     batch.dataset = result.dataset
     batch.rows_read = frame.height
+    if result.findings:  # the reader's own file-level queries (F010, F011)
+        base = {"file": file_name, "school": school_code}
+        batch.findings.extend(_render_findings(findings_frame(result.findings), base))
     batch.school_year, batch.scope_key = _scope(result.dataset, school_code, frame)
     return batch, frame
 
