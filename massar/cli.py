@@ -53,6 +53,9 @@ class Partner(StrEnum):
     cmr = "cmr"
 
 
+QUERY_TABLE_ROWS = 50  # rows a table-format query shows unless --limit says otherwise
+
+
 class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
@@ -265,6 +268,48 @@ def approve(
     out.print(approve_batch(settings, batch, by, not reject, comment), markup=False)
 
 
+@app.command()
+def confirm(
+    submission: Annotated[
+        int, typer.Argument(help="The id of a held resend, as 'massar status' lists it.")
+    ],
+    by: Annotated[
+        str, typer.Option("--by", help="Your name, kept with the confirmation (default: you).")
+    ] = "",
+    home: HomeOption = None,
+) -> None:
+    """Apply a resend held because it would remove much of what its school had."""
+    from tasks.resends import confirm_resend
+
+    settings = _open(home)
+    try:
+        done = confirm_resend(settings, submission, by)
+    except LookupError:
+        raise OperatorError(
+            f"There is no submission {submission}; 'massar status' lists the held resends."
+        ) from None
+    except ValueError as error:
+        why = {"confirmed": "it was confirmed already"}.get(
+            str(error), "it is not held (never held, or replaced since by a newer file)"
+        )
+        raise OperatorError(
+            f"Submission {submission} cannot be confirmed: {why}; 'massar status' lists the "
+            "held resends."
+        ) from None
+    lines = (
+        f"its {done.lines_after} line(s) replace the {done.lines_before} the school had"
+        if done.lines_before is not None
+        else "it replaces what the school had"
+    )
+    out.print(
+        f"Submission {done.submission_id} ({done.dataset} file {done.file_name} of school "
+        f"{done.school_code}) confirmed by {done.confirmed_by}: {lines} at the next night "
+        "('massar nightly'). The school's report is updated.",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Looking
 
@@ -275,27 +320,49 @@ def query(
         str,
         typer.Argument(
             help="SQL over the warehouse tables, e.g. "
-            '"select state, count(*) from submissions group by state".'
+            '"select state, count(*) from submissions group by state"; "show tables" and '
+            '"describe TABLE" list what can be queried.',
         ),
     ],
     home: HomeOption = None,
     format: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="Output format.")
     ] = OutputFormat.table,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help=f"Rows to give (0: all). Default: {QUERY_TABLE_ROWS} for the table format, "
+            "every row for csv and json.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run SQL (DuckDB) over the warehouse tables and the control tables."""
     from warehouse.control import ControlDatabase
-    from warehouse.query import QueryError, run_query
+    from warehouse.query import QueryError, query_rows
 
     settings = _open(home)
+    if limit is None:
+        limit = QUERY_TABLE_ROWS if format is OutputFormat.table else 0
     database = ControlDatabase(settings.resolved_database_url)
     try:
-        result = run_query(sql, warehouse=settings.warehouse, database=database)
+        result = query_rows(
+            sql, warehouse=settings.warehouse, database=database, limit=limit or None
+        )
     except QueryError as error:
         raise OperatorError(f"The query failed: {error}") from error
     finally:
         database.dispose()
-    _print_table(result, format)
+    _print_table(result.table, format)
+    shown, total = result.table.num_rows, result.total_rows
+    note = f"{total:,} row{'s' if total != 1 else ''}."
+    if result.limited:
+        note = f"{shown:,} of {total:,} rows shown; --limit N shows N rows, --limit 0 all of them."
+    if format is OutputFormat.table:
+        out.print(note, markup=False, highlight=False)
+    elif result.limited:  # csv and json keep stdout for the data
+        err.print(note, markup=False, highlight=False)
 
 
 @app.command()
@@ -480,10 +547,33 @@ def _print_table(result, format: OutputFormat) -> None:  # type: ignore[no-untyp
 
         sys.stdout.write(json.dumps(result.to_pylist(), ensure_ascii=False, default=str) + "\n")
     else:
-        table = Table(*result.column_names)
-        for row in result.to_pylist():
-            table.add_row(*("" if v is None else str(v) for v in row.values()))
-        out.print(table)
+        table, width = _rich_table(result)
+        # Wider than the terminal rather than cutting a code: the terminal wraps the line.
+        Console(width=max(out.width, width)).print(table, crop=False)
+
+
+def _rich_table(result) -> tuple[Table, int]:  # type: ignore[no-untyped-def]
+    """A Rich table that never cuts a value: words (codes, numbers, dates) keep their full
+    width, only text with spaces wraps (at 40 characters); returns it with the width it
+    needs."""
+    from rich.cells import cell_len
+
+    rows = [["" if v is None else str(v) for v in row.values()] for row in result.to_pylist()]
+    table = Table()
+    width = 1
+    for index, name in enumerate(result.column_names):
+        cells = [row[index] for row in rows]
+        longest = max([cell_len(name), *(cell_len(c) for c in cells)])
+        words = max([cell_len(w) for c in [name, *cells] for w in c.split()] or [0])
+        if any(" " in c for c in cells) and longest > 40:
+            table.add_column(name, overflow="fold", min_width=max(words, 1))
+            width += max(words, 40) + 3
+        else:
+            table.add_column(name, no_wrap=True, min_width=longest)
+            width += longest + 3
+    for row in rows:
+        table.add_row(*row)
+    return table, width
 
 
 def _log_unexpected(error: BaseException) -> Path:

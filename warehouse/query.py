@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import select
+import pyarrow.compute as pc
+from sqlalchemy import func, select
 
 from warehouse.control import ControlDatabase, Finding, Submission
 
@@ -45,8 +49,45 @@ CONTROL_TABLES = {
 }
 
 
+# What each result and control table holds (the Delta tables of warehouse/tables.py carry their
+# own description).
+TABLE_DOCS = {
+    "subject_results": "Subject averages per pupil × subject × semester (massar evaluate).",
+    "semester_results": "Semester averages, ranks and class sizes per pupil (massar evaluate).",
+    "annual_results": "Annual averages, decisions, ranks and mentions per pupil (massar evaluate).",
+    "exam_results": "Exam averages and results per pupil × exam × session (massar evaluate).",
+    "submissions": "Every file a school sent: state and row counts (control database).",
+    "findings": "What is wrong with a submitted file, row or cell, by rule (control database).",
+}
+SHOW_TABLES = re.compile(r"^\s*show\s+(all\s+)?tables\s*;?\s*$", re.IGNORECASE)
+DESCRIBE = re.compile(r'^\s*(?:describe|desc)\s+(?:table\s+)?"?(\w+)"?\s*;?\s*$', re.IGNORECASE)
+
+
 class QueryError(Exception):
     """The SQL could not run; the message says why in one sentence."""
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """The rows of a query (at most the limit asked for) and how many it gave in all."""
+
+    table: pa.Table
+    total_rows: int
+
+    @property
+    def limited(self) -> bool:
+        return self.total_rows > self.table.num_rows
+
+
+@dataclass(frozen=True)
+class QueryableTable:
+    """A table ``massar query`` can read: where it comes from, its columns and size."""
+
+    name: str
+    source: str  # warehouse | control
+    doc: str
+    columns: tuple[tuple[str, str, str], ...]  # (name, type, description)
+    rows: int
 
 
 def delta_tables(warehouse: Path) -> dict[str, Path]:
@@ -65,31 +106,155 @@ def control_table(database: ControlDatabase, name: str) -> pa.Table:
     return pa.table({c: [row[i] for row in rows] for i, c in enumerate(columns)})
 
 
-def run_query(
-    sql: str, *, warehouse: Path, database: ControlDatabase, night_id: int | None = None
-) -> pa.Table:
-    """Run ``sql`` with the warehouse tables (as of the last completed night, or of
-    ``night_id``: never half a night) and the control tables registered by name."""
-    import duckdb
+def _published(warehouse: Path, database: ControlDatabase, night_id: int | None) -> dict[str, Any]:
+    """Name → Delta table at its published version (of the last completed night, or of
+    ``night_id``): never half a night."""
     from deltalake import DeltaTable
 
     from warehouse.nights import published_versions
 
     versions = published_versions(database, night_id)
+    return {
+        name: DeltaTable(str(path), version=versions[name])
+        for name, path in delta_tables(warehouse).items()
+        if name in versions
+    }
+
+
+def queryable_tables(
+    warehouse: Path, database: ControlDatabase, night_id: int | None = None
+) -> list[QueryableTable]:
+    """Every table a query can read (the published warehouse tables, then the control
+    tables), with its columns (type and description) and its number of rows."""
+    from warehouse.tables import TABLES
+
+    found = []
+    for name, delta in _published(warehouse, database, night_id).items():
+        declared = TABLES.get(name)
+        docs = {c.name: c.doc for c in declared.columns} if declared else {}
+        schema = pa.schema(delta.schema().to_arrow())
+        actions = pa.table(delta.get_add_actions(flatten=True))
+        rows = int(pc.sum(actions["num_records"]).as_py() or 0) if actions.num_rows else 0
+        found.append(
+            QueryableTable(
+                name,
+                "warehouse",
+                declared.doc if declared else TABLE_DOCS.get(name, ""),
+                tuple((f.name, str(f.type), docs.get(f.name, "")) for f in schema),
+                rows,
+            )
+        )
+    for name, (model, columns) in CONTROL_TABLES.items():
+        with database.session() as session:
+            rows = session.scalar(select(func.count()).select_from(model)) or 0
+        types = {column.name: str(column.type) for column in model.__table__.columns}
+        found.append(
+            QueryableTable(
+                name,
+                "control",
+                TABLE_DOCS[name],
+                tuple((c, types.get(c, ""), "") for c in columns),
+                int(rows),
+            )
+        )
+    return found
+
+
+def _catalogue_answer(sql: str, tables: list[QueryableTable]) -> pa.Table | None:
+    """``show tables`` and ``describe TABLE`` answered from the catalogue (with the
+    columns' descriptions); None for any other statement."""
+    if SHOW_TABLES.match(sql):
+        return pa.table(
+            {
+                "table": [t.name for t in tables],
+                "rows": pa.array([t.rows for t in tables], pa.int64()),
+                "columns": [", ".join(c[0] for c in t.columns) for t in tables],
+                "about": [t.doc for t in tables],
+            }
+        )
+    described = DESCRIBE.match(sql)
+    if described:
+        wanted = described.group(1).lower()
+        for t in tables:
+            if t.name == wanted:
+                return pa.table(
+                    {
+                        "column": [c[0] for c in t.columns],
+                        "type": [c[1] for c in t.columns],
+                        "about": [c[2] for c in t.columns],
+                    }
+                )
+        raise QueryError(f"There is no table {described.group(1)}. {_listing(tables)}")
+    return None
+
+
+def _listing(tables: list[QueryableTable]) -> str:
+    names = ", ".join(t.name for t in tables)
+    return f"Tables you can query: {names} ('massar query \"show tables\"' lists their columns)."
+
+
+def query_rows(
+    sql: str,
+    *,
+    warehouse: Path,
+    database: ControlDatabase,
+    limit: int | None = None,
+    night_id: int | None = None,
+) -> QueryResult:
+    """Run ``sql`` with the warehouse tables (as of the last completed night, or of
+    ``night_id``: never half a night) and the control tables registered by name; keep at
+    most ``limit`` rows (None: all) and count them all. ``show tables`` and ``describe
+    TABLE`` list what can be queried. A failure is a :class:`QueryError`; an unknown table's
+    names the tables there are."""
+    import duckdb
+
+    lowered = sql.lower()
+    if SHOW_TABLES.match(sql) or DESCRIBE.match(sql):
+        answer = _catalogue_answer(sql, queryable_tables(warehouse, database, night_id))
+        assert answer is not None
+        return _cut(answer.to_reader(), limit)
+    published = _published(warehouse, database, night_id)
     connection = duckdb.connect()
     try:
-        lowered = sql.lower()
-        for name, path in delta_tables(warehouse).items():
-            if name in lowered and name in versions:
-                table = DeltaTable(str(path), version=versions[name])
-                connection.register(name, table.to_pyarrow_dataset())
+        for name, delta in published.items():
+            if name in lowered:
+                connection.register(name, delta.to_pyarrow_dataset())
         for name in CONTROL_TABLES:
             if name in lowered:
                 connection.register(name, control_table(database, name))
         try:
-            return connection.sql(sql).to_arrow_table()
+            relation = connection.sql(sql)
+            if relation is None:  # a statement without rows (SET, CREATE ...)
+                return QueryResult(pa.table({}), 0)
+            return _cut(relation.to_arrow_reader(10_000), limit)
+        except duckdb.CatalogException as error:
+            message = str(error).splitlines()[0]
+            if message.startswith("Catalog Error: Table with name"):
+                tables = queryable_tables(warehouse, database, night_id)
+                raise QueryError(f"{message} {_listing(tables)}") from error
+            raise QueryError(message) from error
         except duckdb.Error as error:
             message = str(error).splitlines()[0]
             raise QueryError(message) from error
     finally:
         connection.close()
+
+
+def _cut(reader: pa.RecordBatchReader, limit: int | None) -> QueryResult:
+    """The first ``limit`` rows of ``reader`` and its total count, reading it once."""
+    kept: list[pa.RecordBatch] = []
+    held = total = 0
+    for batch in reader:
+        total += batch.num_rows
+        if limit is None or held < limit:
+            part = batch if limit is None else batch.slice(0, limit - held)
+            kept.append(part)
+            held += part.num_rows
+    return QueryResult(pa.Table.from_batches(kept, schema=reader.schema), total)
+
+
+def run_query(
+    sql: str, *, warehouse: Path, database: ControlDatabase, night_id: int | None = None
+) -> pa.Table:
+    """Every row of ``sql`` (see :func:`query_rows`)."""
+    return query_rows(sql, warehouse=warehouse, database=database, night_id=night_id).table
