@@ -31,8 +31,8 @@ import xlsxwriter
 import xlwt
 
 MassarLayout = Literal["genuine", "legacy"]
-# What generate_province writes unless told otherwise.
-DEFAULT_LAYOUT: MassarLayout = "legacy"
+# What generate_province writes unless told otherwise (the readers follow the genuine layouts).
+DEFAULT_LAYOUT: MassarLayout = "genuine"
 
 FIXED_ZIP_TIME = (2024, 1, 1, 0, 0, 0)
 FIXED_CREATED = datetime(2024, 1, 1)
