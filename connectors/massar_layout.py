@@ -296,51 +296,105 @@ def _filled(cell: object) -> bool:
     return render(cell) is not None
 
 
-def _side_cells(
-    rows: Sequence[Sequence[object]], labels: set[tuple[int, int]], r: int, c: int, step: int
-) -> tuple[list[int], list[int]]:
-    """Columns of the non-empty, non-label cells on one side of the label at (r, c): on its row
-    up to the next label, and on the row above within the same span, nearest first."""
-    row = rows[r]
-    same: list[int] = []
-    j = c + step
-    while 0 <= j < len(row) and (r, j) not in labels:
-        if row[j] != "" and _filled(row[j]):
-            same.append(j)
-        j += step
-    up: list[int] = []
-    if r > 0:
-        above = rows[r - 1]
-        end = j if 0 <= j < len(row) else (len(above) if step > 0 else -1)
-        i = c
-        while 0 <= i < len(above) and i != end and (r - 1, i) not in labels:
-            if above[i] != "" and _filled(above[i]):
-                up.append(i)
-            i += step
-    return same, up
+class _Above:
+    """The rows above the header with their label cells, and per row the columns of its
+    non-empty cells (computed once a row: most cells of the block are empty)."""
+
+    def __init__(self, rows: Sequence[Sequence[object]], labels: set[tuple[int, int]]) -> None:
+        self.rows, self.labels = rows, labels
+        self._filled: dict[int, list[int]] = {}
+
+    def filled(self, r: int) -> list[int]:
+        cols = self._filled.get(r)
+        if cols is None:
+            row = self.rows[r]
+            cols = self._filled[r] = [i for i, v in enumerate(row) if v != "" and _filled(v)]
+        return cols
+
+    def side(self, r: int, c: int, step: int) -> tuple[list[int], list[int]]:
+        """Columns of the non-empty, non-label cells on one side of the label at (r, c): on
+        its row up to the next label, and on the row above within the same span, nearest
+        first."""
+        labels = self.labels
+        cols = self.filled(r)
+        same: list[int] = []
+        bound: int | None = None
+        for x in [x for x in cols if x > c] if step > 0 else [x for x in cols[::-1] if x < c]:
+            if (r, x) in labels:
+                bound = x
+                break
+            same.append(x)
+        up: list[int] = []
+        if r > 0:
+            above = self.filled(r - 1)
+            if step > 0:
+                span = [x for x in above if x >= c and (bound is None or x < bound)]
+            else:
+                span = [x for x in above[::-1] if x <= c and (bound is None or x > bound)]
+            for x in span:
+                if (r - 1, x) in labels:
+                    break
+                up.append(x)
+        return same, up
+
+    def choose(
+        self, r: int, c: int, step: int, shape: str, ref: Reference
+    ) -> tuple[int, int, int, str | None] | None:
+        """(rank, row, column, level code) of the value of the label at (r, c) on one side:
+        the expected shape first, on the label's row then the row above; else an acceptable
+        one."""
+        same, up = self.side(r, c, step)
+        acceptable = None
+        for rr, cols in ((r, same), (r - 1, up)):
+            for cc in cols:
+                rank, code = _rank(shape, self.rows[rr][cc], ref)
+                if rank == 2:
+                    return rank, rr, cc, code
+                if rank == 1 and acceptable is None:
+                    acceptable = (rank, rr, cc, code)
+        return acceptable
+
+    def nearest(self, at: tuple[int, int], step: int, f: MetaField) -> Located:
+        """No value of the expected shape: a code (year, class) takes the nearest cell on the
+        label's row anyway, so that validation reports what the school wrote (R008)."""
+        label_cell = cell_address(*at)
+        if f.shape in (YEAR, CLASS):
+            same, _ = self.side(at[0], at[1], step)
+            if same:
+                r, c = at[0], same[0]
+                return Located(render(self.rows[r][c]), cell_address(r, c), label_cell, False)
+        return Located(None, None, label_cell, False)
 
 
-def _choose(
-    rows: Sequence[Sequence[object]],
-    labels: set[tuple[int, int]],
-    r: int,
-    c: int,
-    step: int,
-    shape: str,
-    ref: Reference,
-) -> tuple[int, int, int, str | None] | None:
-    """(rank, row, column, level code) of the value of the label at (r, c) on one side: the
-    expected shape first, on the label's row then the row above; else an acceptable one."""
-    same, up = _side_cells(rows, labels, r, c, step)
-    acceptable = None
-    for rr, cols in ((r, same), (r - 1, up)):
-        for cc in cols:
-            rank, code = _rank(shape, rows[rr][cc], ref)
-            if rank == 2:
-                return rank, rr, cc, code
-            if rank == 1 and acceptable is None:
-                acceptable = (rank, rr, cc, code)
-    return acceptable
+_KINDS: dict[tuple[MetaField, ...], dict[str, tuple[str | None, bool, str | None]]] = {}
+
+
+def _text_kinds(fields: tuple[MetaField, ...]) -> dict[str, tuple[str | None, bool, str | None]]:
+    """The memo of `_text_kind` for one set of fields (the same labels recur in every file)."""
+    kinds = _KINDS.get(fields)
+    if kinds is None or len(kinds) > 1 << 14:
+        kinds = _KINDS[fields] = {}
+    return kinds
+
+
+def _text_kind(text: str, fields: Sequence[MetaField]) -> tuple[str | None, bool, str | None]:
+    """What a text cell above the header is: (the metadata name of its label, whether it is a
+    label cell, the value of a "label: value" cell)."""
+    if text.isspace():
+        return None, False, None
+    k = key(text)
+    for f in fields:
+        if key(f.label) == k:
+            return f.name, True, None
+    if _is_label(text):
+        return None, True, None
+    if ":" in text:
+        before, after = text.split(":", 1)
+        k = key(before)
+        for f in fields:
+            if key(f.label) == k and after.strip():
+                return f.name, True, after.strip()
+    return None, False, None
 
 
 def locate_metadata(
@@ -352,7 +406,7 @@ def locate_metadata(
     ref: Reference,
 ) -> MetadataFound:
     """The metadata values above `header_row` (0-based) with their cells; see the module doc."""
-    by_key = {key(f.label): f for f in fields}
+    kinds = _text_kinds(tuple(fields))
     found_at: dict[str, tuple[int, int]] = {}
     inline: dict[str, Located] = {}
     labels: set[tuple[int, int]] = set()
@@ -361,25 +415,20 @@ def locate_metadata(
         if row.count("") == len(row):
             continue
         for c, cell in enumerate(row):
-            if type(cell) is not str or not cell or cell.isspace():
+            if type(cell) is not str or not cell:
                 continue
-            k = key(cell)
-            meta = by_key.get(k)
-            if meta is not None:
+            kind = kinds.get(cell)
+            if kind is None:
+                kind = kinds[cell] = _text_kind(cell, fields)
+            name, is_label, after = kind
+            if is_label:
                 labels.add((r, c))
-                found_at.setdefault(meta.name, (r, c))
-            elif _is_label(cell):
-                labels.add((r, c))
-            elif ":" in cell:  # "label: value" in one cell
-                before, after = cell.split(":", 1)
-                meta = by_key.get(key(before))
-                if meta is not None and after.strip():
-                    labels.add((r, c))
-                    found_at.setdefault(meta.name, (r, c))
-                    inline.setdefault(
-                        meta.name,
-                        Located(after.strip(), cell_address(r, c), cell_address(r, c)),
-                    )
+                if name is not None:
+                    found_at.setdefault(name, (r, c))
+                    if after is not None:  # "label: value" in one cell
+                        address = cell_address(r, c)
+                        inline.setdefault(name, Located(after, address, address))
+    above = _Above(rows, labels)
     # The side where more labels find a value of the expected shape; the header breaks a tie.
     chosen: dict[str, dict[str, tuple[int, int, int, str | None]]] = {LOWER: {}, HIGHER: {}}
     for side, step in ((LOWER, -1), (HIGHER, 1)):
@@ -387,7 +436,7 @@ def locate_metadata(
             at = found_at.get(f.name)
             if at is None or f.name in inline:
                 continue
-            hit = _choose(rows, labels, at[0], at[1], step, f.shape, ref)
+            hit = above.choose(at[0], at[1], step, f.shape, ref)
             if hit is not None:
                 chosen[side][f.name] = hit
     n_lower, n_higher = len(chosen[LOWER]), len(chosen[HIGHER])
@@ -413,23 +462,9 @@ def locate_metadata(
                 render(rows[rr][cc]), cell_address(rr, cc), cell_address(*at), True, code
             )
         else:
-            values[f.name] = _nearest(rows, labels, at, step, f)
+            values[f.name] = above.nearest(at, step, f)
     missing = [f for f in fields if f.required and f.name not in found_at]
     return MetadataFound(values, side, evidence, missing)
-
-
-def _nearest(
-    rows: Sequence[Sequence[object]], labels: set[tuple[int, int]], at: tuple[int, int], step, f
-) -> Located:
-    """No value of the expected shape: a code (year, class) takes the nearest cell on the
-    label's row anyway, so that validation reports what the school wrote (R008)."""
-    label_cell = cell_address(*at)
-    if f.shape in (YEAR, CLASS):
-        same, _ = _side_cells(rows, labels, at[0], at[1], step)
-        if same:
-            r, c = at[0], same[0]
-            return Located(render(rows[r][c]), cell_address(r, c), label_cell, False)
-    return Located(None, None, label_cell, False)
 
 
 def missing_label(sheet: str, rows: Sequence[Sequence[object]], header_row: int, f) -> None:
