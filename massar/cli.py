@@ -158,6 +158,45 @@ def ingest(
 
 
 @app.command()
+def inspect(
+    file: Annotated[
+        Path,
+        typer.Argument(help="The file a school sent (or its archived copy).", metavar="FILE"),
+    ],
+    school: Annotated[
+        str | None,
+        typer.Option(
+            help="The school that sent it (default: the school folder it lies in, "
+            "e.g. inbox/27783Y/).",
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="The file's name as the school sent it (default: FILE's name)."),
+    ] = None,
+    rows: Annotated[int, typer.Option(min=0, help="Staged rows to show.")] = 8,
+) -> None:
+    """Show how the platform reads one file: layout, metadata and the cell each came from,
+    header rows, slot columns, the first rows as staged, the findings. Registers nothing."""
+    from tasks.inspect_file import inspect_file, school_code_for
+
+    _check_readable(file)
+    if file.is_dir():
+        raise typer.BadParameter(f"{file} is a folder; give one file.", param_hint="FILE")
+    code = school_code_for(file, school)
+    if code is None:
+        raise typer.BadParameter(
+            f"{file} does not lie in a school's folder; say which school sent it "
+            "(e.g. --school 27783Y).",
+            param_hint="--school",
+        )
+    from massar.inspect_view import print_inspection
+
+    print_inspection(inspect_file(file, school_code=code, file_name=name, rows=rows), out)
+
+
+@app.command()
 def nightly(home: HomeOption = None) -> None:
     """Run the nightly chain: ingest, consolidate into the warehouse, evaluate."""
     settings = _open(home)
