@@ -16,7 +16,14 @@ import pytest
 import xlwt
 from python_calamine import CalamineWorkbook
 
-from connectors.massar_layout import REFERENCE_DIR, reference
+from connectors.massar_layout import (
+    HIGHER,
+    LIST_FIELDS,
+    LOWER,
+    REFERENCE_DIR,
+    locate_metadata,
+    reference,
+)
 from connectors.school_files import FileRejected, findings_frame, read_submission
 from schemas.rules import render
 from tasks.validate import validate_submission
@@ -501,3 +508,30 @@ def _reference(folder: Path, subjects: str) -> Path:
     shutil.copy(REFERENCE_DIR / "levels.csv", folder / "levels.csv")
     (folder / "subjects.csv").write_text(f"subject_code,name_ar\n{subjects}", encoding="utf-8")
     return folder
+
+
+def test_fewer_test_columns_give_fewer_slots(tmp_path):
+    """A subject with two tests (as in primary): the replica without its K:L pair and marker."""
+    notes = cells(NOTES["1APIC-1"])
+    notes["NotesCC"] = [row[:10] + row[12:] for row in notes["NotesCC"]]
+    result = read_submission(write(tmp_path / "n.xlsx", notes), school_code=SCHOOL)
+    pupils = len(EXPECTED["classes"]["1APIC-1"][MARKS_KEY])
+    assert result.rows_read == 3 * pupils
+    assert result.frame["slot"].to_list()[:3] == ["test1", "test2", "activities"]
+    assert [s.mark_column for s in result.layouts[0].slots] == ["G", "I", "K"]
+    assert result.layouts[0].remark_column == "M"
+    assert not [f for f in result.findings if f.rule_id == "F011"]  # #1# #2# #4# #100#
+    original = read_submission(NOTES["1APIC-1"], school_code=SCHOOL).frame
+    kept = original.filter(pl.col("slot") != "test3")
+    assert result.frame.select("student_code", "slot", "mark", "absence").equals(
+        kept.select("student_code", "slot", "mark", "absence")
+    )
+
+
+def test_value_side_from_the_header_when_the_metadata_does_not_tell():
+    """A year on both sides of its label: the header's reading order decides."""
+    rows: list[list[object]] = [["2022/2023", "السنة الدراسية", "2023/2024"], ["", "", ""]]
+    for side, expected in ((LOWER, "2022/2023"), (HIGHER, "2023/2024")):
+        found = locate_metadata(rows, 1, LIST_FIELDS, side, "header", reference())
+        assert found.side == side
+        assert found.values["school_year"].value == expected
