@@ -1,15 +1,14 @@
 """``massar``: the operator's command.
 
-Every command takes ``--home DIR`` (or ``MASSAR_HOME``). Errors a person can fix are one
-sentence and a non-zero exit; an unexpected failure is one sentence pointing at the log file
-that holds the traceback.
+Every command takes ``--home DIR`` (or ``MASSAR_HOME``). Exit codes: 0 done, 1 the work
+failed, 2 bad usage. A failure is one sentence on the terminal; a traceback (an unexpected
+error's, a failed task's) goes to the home's ``logs/massar-errors.log``, never to the terminal.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-import traceback
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -19,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.exceptions import TyperException
 
-from massar.errors import NotYetAvailable, OperatorError
+from massar.errors import OperatorError, WorkFailed
 
 app = typer.Typer(
     name="massar",
@@ -34,6 +33,8 @@ exchange_app = typer.Typer(
 )
 app.add_typer(exchange_app, name="exchange")
 
+# Prefect's logging reads its console handler's class from here (massar/logs.py).
+CONSOLE_VARIABLE = "PREFECT_LOGGING_HANDLERS_CONSOLE_CLASS"
 # Piped output (scripts, logs) gets wide tables instead of truncated columns.
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
@@ -499,9 +500,10 @@ def _check_year(year: str) -> None:
     import re
 
     match = re.fullmatch(r"(\d{4})/(\d{4})", year)
-    if not match or int(match[2]) != int(match[1]) + 1:
-        raise OperatorError(
-            f"The school year {year!r} is not of the form YYYY/YYYY+1, e.g. 2023/2024."
+    if not match or int(match[2]) != int(match[1]) + 1:  # bad usage: exit 2
+        raise typer.BadParameter(
+            f"the school year {year!r} is not of the form YYYY/YYYY+1, e.g. 2023/2024.",
+            param_hint="'--year'",
         )
 
 
@@ -573,26 +575,33 @@ def _rich_table(result) -> tuple[Table, int]:  # type: ignore[no-untyped-def]
     return table, width
 
 
-def _log_unexpected(error: BaseException) -> Path:
-    """Write the traceback where a developer can find it; return the file."""
-    import os
-    import tempfile
-
-    folder = Path(os.environ.get("MASSAR_HOME") or "massar-home") / "logs"
-    if not folder.is_dir():
-        folder = Path(tempfile.gettempdir())
-    log_file = folder / "massar-errors.log"
-    with log_file.open("a", encoding="utf-8") as handle:
-        handle.write(f"--- {datetime.now(UTC).isoformat()} {' '.join(sys.argv)}\n")
-        handle.write("".join(traceback.format_exception(error)))
-    return log_file
+def _home_argument(args: list[str]) -> str | None:
+    """The ``--home`` of a command line, before the command parses it."""
+    for index, arg in enumerate(args):
+        if arg == "--home" and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith("--home="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit code."""
+    """Entry point of the console script; returns the exit code: 0 done, 1 the work failed
+    (one sentence on stderr; a traceback goes to the home's logs/massar-errors.log, never to
+    the terminal), 2 bad usage (a malformed command line), 130 interrupted."""
+    from massar.logs import CONSOLE_CLASS, log_exception
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    # For this command and the processes it starts: the home (where the error log is) and
+    # Prefect's console without tracebacks. Put back afterwards (tests call main in-process).
+    saved = {name: os.environ.get(name) for name in ("MASSAR_HOME", CONSOLE_VARIABLE)}
+    home = _home_argument(args)
+    if home:
+        os.environ["MASSAR_HOME"] = str(Path(home).resolve())
+    os.environ.setdefault(CONSOLE_VARIABLE, CONSOLE_CLASS)
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="massar", standalone_mode=False)
+        command.main(args=args, prog_name="massar", standalone_mode=False)
     except typer.Exit as done:
         return done.exit_code
     except TyperException as error:  # bad argument or option: usage line and one sentence
@@ -602,27 +611,33 @@ def main(argv: list[str] | None = None) -> int:
         else:
             err.print(f"Error: {error.format_message()}", markup=False, highlight=False)
         return error.exit_code
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         err.print("Interrupted.")
         return 130
-    except NotYetAvailable as error:
-        err.print(str(error), markup=False, highlight=False)
-        return 3
+    except WorkFailed as error:
+        if error.done:
+            out.print(error.done, markup=False, highlight=False, soft_wrap=True)
+        err.print(f"Error: {error}", markup=False, highlight=False)
+        return 1
     except OperatorError as error:
         err.print(f"Error: {error}", markup=False, highlight=False)
         return 1
-    except KeyboardInterrupt:
-        err.print("Interrupted.")
-        return 130
     except Exception as error:
-        log_file = _log_unexpected(error)
+        log_file = log_exception(error)
+        first = (str(error).splitlines() or [""])[0]
         err.print(
-            f"Unexpected error ({type(error).__name__}: {error}); the details are in "
+            f"Unexpected error ({type(error).__name__}: {first}); the details are in "
             f"{log_file}. Please report it to the platform's maintainers.",
             markup=False,
             highlight=False,
         )
-        return 70
+        return 1
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return 0
 
 

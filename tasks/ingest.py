@@ -67,6 +67,7 @@ class SchoolOutcome:
     rows_accepted: int = 0
     rows_quarantined: int = 0
     errors: int = 0
+    unreadable: int = 0  # files the platform itself failed to read (a fault of the platform)
     queries: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -283,6 +284,7 @@ def _read(
             "".join(traceback.format_tb(error.__traceback__)),
         )
         batch.rejected = "F001"
+        outcome.unreadable += 1
         batch.findings = [
             _rejection(FileRejected("F001", type(error).__name__), file_name, school_code)
         ]
@@ -653,6 +655,7 @@ def summarise_outcomes(outcomes: list[SchoolOutcome], strangers: list[str]) -> d
             "rows_quarantined",
             "errors",
             "queries",
+            "unreadable",
         )
     }
     seconds: dict[str, float] = defaultdict(float)

@@ -84,7 +84,7 @@ def test_init_then_status_and_query(capsys, tmp_path):
         (["status", "--home", "{tmp}/missing"], 1, "does not exist; create it with 'massar init"),
         (["query", "selec nothing", "--home", "{home}"], 1, "The query failed"),
         (["query", "select * from no_such_table", "--home", "{home}"], 1, "The query failed"),
-        (["generate", "{tmp}/p", "--year", "2023-2024"], 1, "is not of the form YYYY/YYYY+1"),
+        (["generate", "{tmp}/p", "--year", "2023-2024"], 2, "is not of the form YYYY/YYYY+1"),
         (["generate", "{tmp}/p", "--schools", "0"], 2, "Invalid value"),
         (["ingest", "{tmp}/no-such-folder", "--home", "{home}"], 1, "does not exist"),
         (["exchange", "verify", "{tmp}/missing.xml"], 1, "does not exist"),
