@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from massar.errors import WorkFailed
 from massar.settings import Settings, apply_prefect_environment
 
 
@@ -39,24 +38,7 @@ def run_ingest(settings: Settings, path: Path | None = None) -> str:
         from flows.ingest import ingest_submissions
 
         summary = ingest_submissions(settings, path.resolve() if path else None)
-    text = describe_ingest(summary, settings)
-    fail_on_unreadable(summary["totals"], text)
-    return text
-
-
-def fail_on_unreadable(totals: dict, done: str) -> None:
-    """A file the platform itself could not read (a reader's fault, not the school's) makes
-    the run a failure: :class:`WorkFailed` with ``done`` and one sentence."""
-    count = totals.get("unreadable", 0)
-    if count:
-        from massar.logs import error_log
-
-        raise WorkFailed(
-            f"{count} file(s) could not be read by the platform itself (a fault of the "
-            "platform, not of the schools; each is rejected with F001 for now): the details "
-            f"are in {error_log()}; report it to the platform's maintainers.",
-            done,
-        )
+    return describe_ingest(summary, settings)
 
 
 def describe_ingest(summary: dict, settings: Settings) -> str:
@@ -83,7 +65,6 @@ def run_nightly(settings: Settings) -> str:
     ]
     if result.get("evaluation"):
         lines.append(describe_evaluation(result["evaluation"], settings))
-    fail_on_unreadable(result["ingest"], "\n".join(lines))
     return "\n".join(lines)
 
 
@@ -102,12 +83,14 @@ def run_evaluate(settings: Settings, year: str | None, semester: int | None) -> 
 
 def describe_evaluation(summary: dict, settings: Settings) -> str:
     rows = ", ".join(f"{table} {count}" for table, count in summary["rows"].items())
-    text = f"Evaluation {summary['year']}: {rows}."
+    text = summary["outcome"] + (f" Result rows: {rows}." if rows else "")
     if "statistics_report" in summary:
         text += (
             f" Statistics: {summary['statistics_report']}; e-services extract: "
             f"{summary['eservices_files']} file(s) under {settings.exchange / 'eservices'}."
         )
+    for row in summary.get("skipped", []):  # what was held back, and why
+        text += f"\n  {row['why']}"
     return text
 
 
@@ -118,15 +101,10 @@ def run_exchange(settings: Settings, partner: str, prepared_by: str) -> str:
         from flows.exchange import exchange
 
         summary = exchange(partner, settings, prepared_by=prepared_by)
-    problems = summary.get("problems", [])
-    if problems:  # a request left unanswered: the run failed, whatever else it did
-        done = describe_exchange({**summary, "problems": []}, quiet=True)
-        raise WorkFailed(" ".join(problems), done)
     return describe_exchange(summary)
 
 
-def describe_exchange(summary: dict, quiet: bool = False) -> str:
-    """What the run did, one line each (``quiet``: nothing when it did nothing)."""
+def describe_exchange(summary: dict) -> str:
     partner = summary["partner"].upper()
     lines = []
     for ack in summary["acknowledgements"]:
@@ -151,8 +129,7 @@ def describe_exchange(summary: dict, quiet: bool = False) -> str:
         lines.append(delivery["message"])
     for problem in summary.get("problems", []):
         lines.append(problem)
-    did = summary["batches"] or summary["deliveries"] or summary["acknowledgements"]
-    if not (did or quiet or summary.get("problems")):
+    if not (summary["batches"] or summary["deliveries"] or summary["acknowledgements"]):
         lines.append(f"No new request from {partner}.")
     return "\n".join(lines)
 

@@ -1,4 +1,5 @@
-"""What ``massar status`` shows: recent runs, submissions by state, batches awaiting approval."""
+"""What ``massar status`` shows: recent runs, submissions by state, batches awaiting approval,
+and what the last evaluation held back and why."""
 
 from __future__ import annotations
 
@@ -6,11 +7,16 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from massar.settings import Settings
-from warehouse.control import ControlDatabase, ExchangeBatch, Run, Submission
+from warehouse.control import ControlDatabase, ExchangeBatch, Night, Run, Submission
+
+# Nights looked through for the last evaluation (each evaluation publishes one; a night of
+# consolidation alone comes between two of them).
+EVALUATION_LOOKBACK = 20
 
 
 def installation_status(settings: Settings, recent: int = 10) -> list[Table]:
-    """Three tables for the officer; no pupil data in any of them."""
+    """Four tables for the officer; no pupil data in any of them (codes of schools and
+    levels, counts)."""
     database = ControlDatabase(settings.resolved_database_url)
     try:
         with database.session() as session:
@@ -30,6 +36,20 @@ def installation_status(settings: Settings, recent: int = 10) -> list[Table]:
                 .where(ExchangeBatch.state == "waiting_approval")
                 .order_by(ExchangeBatch.prepared_at)
             ).all()
+            nights = session.scalars(
+                select(Night)
+                .where(Night.state == "completed")
+                .order_by(Night.night_id.desc())
+                .limit(EVALUATION_LOOKBACK)
+            ).all()
+            evaluation = next(
+                (
+                    (night.night_id, night.finished_at, night.summary["evaluation"])
+                    for night in nights
+                    if "evaluation" in (night.summary or {})
+                ),
+                None,
+            )
     finally:
         database.dispose()
 
@@ -71,7 +91,35 @@ def installation_status(settings: Settings, recent: int = 10) -> list[Table]:
         )
     if not waiting:
         batches.caption = "None waiting."
-    return [runs_table, states, batches]
+    return [runs_table, states, batches, evaluation_table(evaluation, settings)]
+
+
+def evaluation_table(evaluation: tuple | None, settings: Settings) -> Table:
+    """What the last evaluation held back, one row per school year, school, level and reason,
+    with its outcome as the caption."""
+    from tasks.evaluable import skipped_sentence
+
+    table = Table(
+        "school year", "school", "level", "marks held", "pupils", "why", title="Last evaluation"
+    )
+    if evaluation is None:
+        table.caption = "No evaluation yet."
+        return table
+    night_id, finished, summary = evaluation
+    table.title = f"Last evaluation (night {night_id}, {_when(finished, settings)})"
+    for row in summary.get("skipped", []):
+        table.add_row(
+            row.get("school_year") or "",
+            row.get("school_code") or "",
+            row.get("level_code") or "",
+            str(row.get("marks") or 0),
+            str(row.get("pupils") or 0),
+            row.get("why") or skipped_sentence(row),
+        )
+    table.caption = summary.get("outcome") or ""
+    if not summary.get("skipped"):
+        table.caption += " Nothing held back."
+    return table
 
 
 def _when(moment, settings: Settings) -> str:  # type: ignore[no-untyped-def]

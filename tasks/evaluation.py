@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from prefect import task
-from prefect.artifacts import create_table_artifact
+import pyarrow as pa
+import pyarrow.compute as pc
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from massar.errors import OperatorError
@@ -19,10 +21,17 @@ from massar.settings import Settings
 from schemas.evaluation_rules import EvaluationRules, RulesError, load_rules
 from tasks import evaluate as formulas
 from tasks.eservices import build_extract, write_school_extracts
+from tasks.evaluable import (
+    YEAR_TABLES,
+    Evaluable,
+    evaluable,
+    outcome_sentence,
+    skipped_sentences,
+)
 from tasks.statistics import compute_statistics, headline_table
 from tasks.statistics_report import write_statistics_report
 from warehouse.control import ControlDatabase
-from warehouse.delta import read_table, replace_school_rows
+from warehouse.delta import current_version, read_table, replace_school_rows
 from warehouse.nights import finish_night, last_completed_night, start_night
 
 RESULT_TABLES = ("subject_results", "semester_results", "annual_results", "exam_results")
@@ -37,51 +46,52 @@ def rules_for_run(path: Path | None = None) -> EvaluationRules:
         raise OperatorError(str(error)) from error
 
 
-def check_inputs(settings: Settings, year: str | None) -> str:
-    """Before any flow starts: the rules load and the year has marks in the published
-    warehouse; returns the year to evaluate, or one sentence for the operator."""
+def check_inputs(settings: Settings, year: str | None) -> str | None:
+    """Before any flow starts: the rules load, a night is published and, when ``year`` is
+    asked for, the warehouse has marks for it; returns ``year`` (None: every year with
+    marks), or one sentence for the operator. What the flow cannot evaluate it reports."""
     rules_for_run()
     database = ControlDatabase(settings.resolved_database_url)
     try:
         night = last_completed_night(database)
     finally:
         database.dispose()
-    versions = dict(night.versions) if night else {}
-    if "marks" not in versions:
+    if night is None:
         raise OperatorError(
             "There is no consolidated warehouse yet: run 'massar nightly' before 'massar evaluate'."
         )
-    years = sorted(
-        pl.from_arrow(
+    if year is None:
+        return None
+    versions = dict(night.versions)
+    years: list[str] = []
+    if "marks" in versions:
+        marks = pl.from_arrow(
             read_table(settings.warehouse, "marks", versions["marks"]).to_table(
                 columns=["school_year"]
             )
-        )  # type: ignore[union-attr]
-        .get_column("school_year")
-        .unique()
-        .to_list()
-    )
-    chosen = year or (years[-1] if years else None)
-    if chosen is None or chosen not in years:
-        raise OperatorError(
-            f"The warehouse has no marks for the school year {chosen}; "
-            f"years present: {', '.join(years) or 'none'}."
         )
-    return chosen
+        assert isinstance(marks, pl.DataFrame)
+        years = marks.get_column("school_year").drop_nulls().unique().sort().to_list()
+    if year not in years:
+        raise OperatorError(
+            f"The warehouse has no marks for the school year {year}; "
+            f"years with marks: {', '.join(years) or 'none'}."
+        )
+    return year
 
 
-def read_published(settings: Settings, year: str | None) -> dict[str, pl.DataFrame]:
-    """The input tables as of the last completed night (empty frames when absent)."""
+def read_published(settings: Settings) -> dict[str, pl.DataFrame]:
+    """The input tables as of the last completed night, as they are (tables the night does
+    not have are absent; no night at all: an empty dict). What can be evaluated is decided by
+    :func:`plan_evaluation`."""
     database = ControlDatabase(settings.resolved_database_url)
     try:
         night = last_completed_night(database)
     finally:
         database.dispose()
-    versions = dict(night.versions) if night else {}
-    if "marks" not in versions:
-        raise OperatorError(
-            "There is no consolidated warehouse yet: run 'massar nightly' before 'massar evaluate'."
-        )
+    if night is None:
+        return {}
+    versions = dict(night.versions)
     frames: dict[str, pl.DataFrame] = {}
     for table in (*INPUT_TABLES, "annual_results", "exam_results"):
         if table not in versions:
@@ -89,28 +99,66 @@ def read_published(settings: Settings, year: str | None) -> dict[str, pl.DataFra
         frame = pl.from_arrow(read_table(settings.warehouse, table, versions[table]).to_table())
         assert isinstance(frame, pl.DataFrame)
         frames[table] = frame
-    if "enrollments" in frames:  # a pupil counts where the enrolment is active
-        frames["enrollments"] = frames["enrollments"].filter(pl.col("status") == "active")
-        active = frames["enrollments"].select("school_code", "school_year", "student_code")
-        for table in ("marks", "exam_marks"):
-            if table in frames:
-                frames[table] = frames[table].join(active, on=list(active.columns), how="semi")
     if "annual_results" in frames:  # earlier years: the schooling history and comparisons
         frames["history"] = frames.pop("annual_results")
     if "exam_results" in frames:  # earlier years: the exams' comparison with last year
         frames["exam_history"] = frames.pop("exam_results")
-    years = frames["marks"].get_column("school_year").unique().sort().to_list()
-    chosen = year or (years[-1] if years else None)
-    if chosen is None or chosen not in years:
-        raise OperatorError(
-            f"The warehouse has no marks for the school year {chosen}; "
-            f"years present: {', '.join(years) or 'none'}."
-        )
-    for table in ("marks", "exam_marks", "students", "enrollments"):
-        if table in frames and "school_year" in frames[table].columns:
-            frames[table] = frames[table].filter(pl.col("school_year") == chosen)
-    frames["year"] = pl.DataFrame({"school_year": [chosen]})
+    frames.setdefault("_night", pl.DataFrame({"night_id": [night.night_id]}))
     return frames
+
+
+def plan_evaluation(
+    frames: dict[str, pl.DataFrame], rules: EvaluationRules, year: str | None = None
+) -> Evaluable:
+    """What the published tables allow to evaluate (every school year with marks, or
+    ``year``), and what is held back with its reason (tasks/evaluable.py)."""
+    return evaluable(frames, rules.level_cycle, year)
+
+
+def report_skipped(plan: Evaluable, results: dict[str, pl.DataFrame]) -> dict[str, Any]:
+    """Say what the evaluation did and held back: one log line per school and reason and the
+    artifact ``evaluation-skipped`` (codes and counts, no pupil); returns the summary's part."""
+    logger = get_run_logger()
+    pupils = results.get("annual_results", results.get("semester_results"))
+    counted = pupils if pupils is not None else pl.DataFrame({"school_code": []})
+    schools = counted.get_column("school_code").n_unique()
+    outcome = outcome_sentence(plan.years, counted.height, schools, plan.skipped)
+    sentences = skipped_sentences(plan.skipped)
+    (logger.info if plan.years else logger.warning)(outcome)
+    for sentence in sentences:
+        logger.warning("Evaluation held back: %s", sentence)
+    rows = plan.skipped.with_columns(pl.Series("why", sentences, dtype=pl.Utf8)).to_dicts()
+    if rows:
+        create_table_artifact(
+            key="evaluation-skipped",
+            table=[
+                {
+                    "school year": row["school_year"],
+                    "school": row["school_code"],
+                    "level": row["level_code"],
+                    "dataset": row["dataset"],
+                    "marks held": row["marks"],
+                    "pupils": row["pupils"],
+                    "why": row["why"],
+                }
+                for row in rows
+            ],
+            description=outcome,
+        )
+    else:
+        create_markdown_artifact(
+            key="evaluation-skipped",
+            markdown=f"{outcome}\n\nNothing held back: every mark of the warehouse was evaluated.",
+            description=outcome,
+        )
+    return {
+        "outcome": outcome,
+        "years": plan.years,
+        "year": plan.years[-1] if plan.years else None,
+        "pupils": counted.height,
+        "schools": schools,
+        "skipped": [{k: v for k, v in row.items()} for row in rows],
+    }
 
 
 def compute_results(
@@ -131,13 +179,69 @@ def compute_results(
     return results
 
 
-def write_results(settings: Settings, results: dict[str, pl.DataFrame]) -> dict[str, int]:
-    """One commit per result table, replacing the rows of the schools evaluated."""
+def write_results(
+    settings: Settings,
+    results: dict[str, pl.DataFrame],
+    plan: Evaluable,
+    semester: int | None = None,
+) -> dict[str, int]:
+    """One commit per result table: in the schools whose marks were looked at, the results of
+    the school years looked at (and of ``semester`` only, when given) are replaced by
+    ``results``; their rows of other years (or of the other semester) are kept. A school whose
+    marks are all held back loses its results of those years: results say what the inputs
+    allow tonight. A table not computed (exams without exam marks, annual results of one
+    semester) keeps its rows."""
     versions = {}
-    for table, frame in results.items():
-        schools = frame.get_column("school_code").unique().to_list()
+    for table in RESULT_TABLES:
+        computed = results.get(table)
+        if computed is None and (semester is not None or table == "exam_results"):
+            continue
+        schools = sorted(set(plan.schools) | set(_column(computed, "school_code")))
+        if not schools:
+            continue
+        kept = _rows_outside(settings, table, schools, plan.looked_at, semester)
+        if computed is None and kept is None:
+            continue
+        if computed is None:
+            frame = kept
+        elif kept is not None and kept.height:
+            kept = kept.select(  # as the computed rows are typed (the table stores no UInt)
+                pl.col(name).cast(dtype)
+                if name in kept.columns
+                else pl.lit(None, dtype).alias(name)
+                for name, dtype in computed.schema.items()
+            )
+            frame = pl.concat([computed, kept])
+        else:
+            frame = computed
+        assert frame is not None
         versions[table] = replace_school_rows(settings.warehouse, table, schools, frame.to_arrow())
     return versions
+
+
+def _column(frame: pl.DataFrame | None, name: str) -> list[Any]:
+    if frame is None or name not in frame.columns:
+        return []
+    return frame.get_column(name).unique().to_list()
+
+
+def _rows_outside(
+    settings: Settings, table: str, schools: list[str], years: list[str], semester: int | None
+) -> pl.DataFrame | None:
+    """The rows of ``schools`` in the result table that this evaluation does not recompute:
+    other school years, and with ``semester`` the other semester (None: no table yet)."""
+    if current_version(settings.warehouse, table) < 0:
+        return None
+    scope = pc.field("school_year").isin(pa.array(years, pa.string()))
+    if semester is not None:
+        scope = scope & (pc.field("semester") == semester)
+    outside = pc.field("school_code").isin(pa.array(schools, pa.string())) & ~scope
+    dataset = read_table(settings.warehouse, table)
+    # usually none (one school year, both semesters evaluated): counted before anything is read
+    found = dataset.to_table(filter=outside) if dataset.count_rows(filter=outside) else None
+    frame = pl.from_arrow(found if found is not None else dataset.schema.empty_table())
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def publish_results(settings: Settings, versions: dict[str, int], summary: dict[str, Any]) -> int:
@@ -207,10 +311,44 @@ def publish_statistics(
     return str(report)
 
 
+def of_year(frames: dict[str, pl.DataFrame], year: str) -> dict[str, pl.DataFrame]:
+    """The inputs or results of one school year (tables without a year pass through)."""
+    out = {
+        name: frame.filter(pl.col("school_year") == year)
+        if name in (*YEAR_TABLES, *RESULT_TABLES) and "school_year" in frame.columns
+        else frame
+        for name, frame in frames.items()
+    }
+    out["year"] = pl.DataFrame({"school_year": [year]})
+    return out
+
+
+def publish_eservices_by_year(
+    settings: Settings, plan: Evaluable, results: dict[str, pl.DataFrame]
+) -> int:
+    """The e-services extract of each school year evaluated; returns the files written."""
+    return sum(
+        publish_eservices(settings, of_year(plan.inputs, year), of_year(results, year))
+        for year in plan.years
+    )
+
+
+def publish_statistics_by_year(
+    settings: Settings, plan: Evaluable, results: dict[str, pl.DataFrame]
+) -> str | None:
+    """The statistics report of each school year evaluated; returns the latest one's path."""
+    report = None
+    for year in plan.years:
+        report = publish_statistics(settings, of_year(plan.inputs, year), of_year(results, year))
+    return report
+
+
 rules_task = task(rules_for_run, name="load_evaluation_rules", cache_policy=NO_CACHE)
 read_task = task(read_published, name="read_published_warehouse", cache_policy=NO_CACHE)
+plan_task = task(plan_evaluation, name="plan_evaluation", cache_policy=NO_CACHE)
+report_task = task(report_skipped, name="report_skipped", cache_policy=NO_CACHE)
 compute_task = task(compute_results, name="compute_results", cache_policy=NO_CACHE)
 write_task = task(write_results, name="write_results", cache_policy=NO_CACHE)
 publish_task = task(publish_results, name="publish_results", cache_policy=NO_CACHE)
-eservices_task = task(publish_eservices, name="eservices_extract", cache_policy=NO_CACHE)
-statistics_task = task(publish_statistics, name="statistics_report", cache_policy=NO_CACHE)
+eservices_task = task(publish_eservices_by_year, name="eservices_extract", cache_policy=NO_CACHE)
+statistics_task = task(publish_statistics_by_year, name="statistics_report", cache_policy=NO_CACHE)

@@ -1,0 +1,313 @@
+"""What the published warehouse allows to evaluate, and what it holds back and why.
+
+    evaluable(frames, levels, year=None) -> Evaluable
+
+The evaluation counts a pupil's marks where his enrolment is active: in the school and year of
+an accepted student list that holds him. Marks without one are not lost: they stay in the
+warehouse and are evaluated the first night a list holds the pupil, without the school sending
+them again. Everything held back is counted per school year, school and level with its reason
+(``skipped``: counts and codes only, never a pupil), and the officers read it as sentences
+(``skipped_sentences``) in the run's log, its artifact and ``massar status``.
+
+Plain polars over whole tables (no per-row Python): a join against the active enrolments and a
+membership test on the level codes; the held rows, usually few, are then grouped by reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+# Why marks are held back (the ``reason`` column of ``skipped``).
+NO_WAREHOUSE = "no_warehouse"  # no consolidated night yet
+NO_MARKS = "no_marks"  # the warehouse holds no marks at all
+YEAR_ABSENT = "year_absent"  # the year asked for has no marks
+NO_YEAR = "no_year"  # marks whose school year is unknown
+NO_LIST = "no_list"  # the school has no accepted student list for the year
+NOT_ON_LIST = "not_on_list"  # the school's list does not hold the pupil (X014)
+ENROLLED_ELSEWHERE = "enrolled_elsewhere"  # a later list of another school holds him (X012)
+NO_RULES = "no_rules"  # the level has no evaluation rules
+NO_MARKS_FOR_SCHOOL = "school_without_marks"  # a list but no marks yet
+
+SKIPPED_SCHEMA: dict[str, Any] = {
+    "school_year": pl.Utf8,
+    "school_code": pl.Utf8,
+    "level_code": pl.Utf8,
+    "dataset": pl.Utf8,
+    "reason": pl.Utf8,
+    "marks": pl.Int64,
+    "pupils": pl.Int64,
+    "detail": pl.Utf8,
+}
+ENROLMENT_KEYS = ["school_code", "school_year", "student_code"]
+# The inputs restricted to the years evaluated; any other table passes through.
+YEAR_TABLES = ("marks", "exam_marks", "students", "enrollments")
+
+
+@dataclass
+class Evaluable:
+    """The inputs of the evaluation restricted to what can be evaluated, the school years they
+    cover (``years``), what was held back (``SKIPPED_SCHEMA``), and the school years and
+    schools whose marks were looked at, evaluated or held (``looked_at``, ``schools``: their
+    results of those years are replaced)."""
+
+    inputs: dict[str, pl.DataFrame]
+    years: list[str]
+    skipped: pl.DataFrame
+    looked_at: list[str] = field(default_factory=list)
+    schools: list[str] = field(default_factory=list)
+
+
+def _skip(reason: str, year: str | None = None, **counts: Any) -> dict[str, Any]:
+    row = dict.fromkeys(SKIPPED_SCHEMA)
+    row.update(reason=reason, school_year=year, marks=0, pupils=0, **counts)
+    return row
+
+
+def _rows(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=SKIPPED_SCHEMA, orient="row")
+
+
+def _counted(held: pl.DataFrame, dataset: str, by: list[str]) -> pl.DataFrame:
+    """Held rows counted per ``by`` (+ reason): rows and distinct pupils."""
+    out = held.group_by([*by, "reason"]).agg(
+        pl.len().cast(pl.Int64).alias("marks"),
+        pl.col("student_code").n_unique().cast(pl.Int64).alias("pupils"),
+    )
+    out = out.with_columns(pl.lit(dataset).alias("dataset"))
+    return out.select(
+        pl.col(name).cast(dtype) if name in out.columns else pl.lit(None, dtype).alias(name)
+        for name, dtype in SKIPPED_SCHEMA.items()
+    ).sort(by)
+
+
+def _active(frames: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
+    enrollments = frames.get("enrollments")
+    if enrollments is None or enrollments.height == 0:
+        return pl.DataFrame(schema=dict.fromkeys(ENROLMENT_KEYS, pl.Utf8))
+    return enrollments.filter(pl.col("status") == "active").select(ENROLMENT_KEYS).unique()
+
+
+def _split_enrolled(
+    frame: pl.DataFrame, active: pl.DataFrame, dataset: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(rows whose pupil is actively enrolled in that school and year, the others counted per
+    school year and school with their reason)."""
+    kept = frame.join(active, on=ENROLMENT_KEYS, how="semi", maintain_order="left")
+    if kept.height == frame.height:
+        return kept, _rows([])
+    held = frame.join(active, on=ENROLMENT_KEYS, how="anti", maintain_order="left").select(
+        ENROLMENT_KEYS
+    )
+    listed = (
+        active.select("school_code", "school_year")
+        .unique()
+        .with_columns(pl.lit(True).alias("_listed"))
+    )
+    elsewhere = (
+        active.select("school_year", "student_code")
+        .unique()
+        .with_columns(pl.lit(True).alias("_elsewhere"))
+    )
+    held = (
+        held.join(listed, on=["school_code", "school_year"], how="left")
+        .join(elsewhere, on=["school_year", "student_code"], how="left")
+        .with_columns(
+            pl.when(pl.col("_listed").is_null())
+            .then(pl.lit(NO_LIST))
+            .when(pl.col("_elsewhere").is_not_null())
+            .then(pl.lit(ENROLLED_ELSEWHERE))
+            .otherwise(pl.lit(NOT_ON_LIST))
+            .alias("reason")
+        )
+    )
+    return kept, _counted(held, dataset, ["school_year", "school_code"])
+
+
+def _distinct(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """The distinct values of ``keys``. The warehouse holds a school's marks together, workbook
+    by workbook: comparing neighbours leaves one row per run, and only those are hashed."""
+    changed = pl.any_horizontal(pl.col(k).ne_missing(pl.col(k).shift()) for k in keys)
+    runs = frame.select(keys).filter(changed.fill_null(True) | (pl.int_range(pl.len()) == 0))
+    return runs.unique()
+
+
+def _in_years(frame: pl.DataFrame | None, years: list[str]) -> pl.DataFrame | None:
+    if frame is None or "school_year" not in frame.columns:
+        return frame
+    return frame.filter(pl.col("school_year").is_in(years))
+
+
+def evaluable(
+    frames: Mapping[str, pl.DataFrame], levels: Iterable[str], year: str | None = None
+) -> Evaluable:
+    """Restrict the published tables ``frames`` (marks, exam_marks, students, enrollments with
+    every status, schools, history: earlier annual results) to what can be evaluated.
+
+    The school years are those of the marks (``year``: that one only); within them, a mark
+    counts when its pupil's enrolment in that school and year is active and its level has
+    evaluation rules (``levels``: the level codes the rules know). Everything else is counted
+    in ``skipped`` with its reason; a school with a list but no marks is named too.
+    """
+    if not frames:  # no night published yet
+        return Evaluable({}, [], _rows([_skip(NO_WAREHOUSE)]))
+    marks = frames.get("marks")
+    active = _active(frames)
+    skipped: list[pl.DataFrame] = []
+    if marks is None or marks.height == 0:
+        listed = active if year is None else active.filter(pl.col("school_year") == year)
+        skipped.append(_rows([_skip(NO_MARKS, year)]))
+        skipped.append(_schools_without_marks(listed, None))
+        return Evaluable({}, [], pl.concat(skipped))
+
+    if marks.get_column("school_year").null_count():
+        unknown = marks.filter(pl.col("school_year").is_null()).with_columns(
+            pl.lit(NO_YEAR).alias("reason")
+        )
+        skipped.append(_counted(unknown, "marks", ["school_year", "school_code"]))
+    # (year, school) pairs with marks: one pass gives the years, the schools and, later, the
+    # schools with a list but no marks
+    pairs = _distinct(marks, ["school_year", "school_code"]).drop_nulls("school_year")
+    present = pairs.get_column("school_year").unique().sort().to_list()
+    if year is not None and year not in present:
+        skipped.append(_rows([_skip(YEAR_ABSENT, year, detail=", ".join(present))]))
+        return Evaluable({}, [], pl.concat(skipped))
+    years = [year] if year is not None else present
+    if year is not None or marks.get_column("school_year").null_count():
+        marks = marks.filter(pl.col("school_year").is_in(years))
+    pairs = pairs.filter(pl.col("school_year").is_in(years))
+    schools = pairs.get_column("school_code").unique().sort().to_list()
+
+    marks, held = _split_enrolled(marks, active, "marks")
+    skipped.append(held)
+    known = list(levels)
+    has_rules = pl.col("level_code").is_in(known).fill_null(False)
+    if not _distinct(marks, ["level_code"]).select(has_rules.all()).item():
+        ruled = marks.select(has_rules).to_series()
+        unruled = marks.filter(~ruled).with_columns(pl.lit(NO_RULES).alias("reason"))
+        skipped.append(_counted(unruled, "marks", ["school_year", "school_code", "level_code"]))
+        marks = marks.filter(ruled)
+
+    inputs: dict[str, pl.DataFrame] = {"marks": marks}
+    exam_marks = _in_years(frames.get("exam_marks"), years)
+    if exam_marks is not None:
+        inputs["exam_marks"], held = _split_enrolled(exam_marks, active, "exam_marks")
+        skipped.append(held)
+    for table in ("students", "enrollments"):
+        frame = _in_years(frames.get(table), years)
+        if frame is not None:
+            inputs[table] = frame
+    if "enrollments" in inputs:
+        inputs["enrollments"] = inputs["enrollments"].filter(pl.col("status") == "active")
+    for table, frame in frames.items():  # schools, earlier results: not of the year
+        if table not in YEAR_TABLES and not table.startswith("_"):
+            inputs[table] = frame
+    evaluated = _distinct(marks, ["school_year"]).get_column("school_year").sort().to_list()
+    skipped.append(_schools_without_marks(_in_years(active, years), pairs))
+    return Evaluable(inputs, evaluated, pl.concat(skipped), years, schools)
+
+
+def _schools_without_marks(
+    active: pl.DataFrame | None, with_marks: pl.DataFrame | None
+) -> pl.DataFrame:
+    """Schools with an accepted list for a year but no marks for it (``with_marks``: the
+    (school_year, school_code) pairs that have some), with the pupils listed."""
+    if active is None or active.height == 0:
+        return _rows([])
+    lists = active.group_by("school_year", "school_code").agg(
+        pl.col("student_code").n_unique().cast(pl.Int64).alias("pupils")
+    )
+    if with_marks is not None and with_marks.height:
+        lists = lists.join(with_marks, on=["school_year", "school_code"], how="anti")
+    return lists.with_columns(
+        pl.lit(NO_MARKS_FOR_SCHOOL).alias("reason"),
+        pl.lit("marks").alias("dataset"),
+        pl.lit(0, pl.Int64).alias("marks"),
+        pl.lit(None, pl.Utf8).alias("level_code"),
+        pl.lit(None, pl.Utf8).alias("detail"),
+    ).select(list(SKIPPED_SCHEMA))
+
+
+# ---- sentences -----------------------------------------------------------------------------
+
+
+def skipped_sentence(row: Mapping[str, Any]) -> str:
+    """One sentence for an officer about one row of ``skipped`` (codes and counts only)."""
+    reason, year, school = row["reason"], row["school_year"], row["school_code"]
+    marks, pupils = row.get("marks") or 0, row.get("pupils") or 0
+    noun = "exam mark(s)" if row.get("dataset") == "exam_marks" else "mark(s)"
+    held = f"{marks} {noun} of {pupils} pupil(s)"
+    where = f"School {school}, {year}" if year else f"School {school}"
+    if reason == NO_WAREHOUSE:
+        return "There is no consolidated warehouse yet: run 'massar nightly' first."
+    if reason == NO_MARKS:
+        return (
+            "The warehouse holds no marks yet (no NotesCC file accepted)"
+            + (f" for {year}" if year else "")
+            + ": nothing to evaluate."
+        )
+    if reason == YEAR_ABSENT:
+        return (
+            f"The warehouse has no marks for the school year {year}; years with marks: "
+            f"{row.get('detail') or 'none'}."
+        )
+    if reason == NO_YEAR:
+        return (
+            f"{where}: {held} not evaluated: their files did not say the school year; "
+            "ask the school to export them again from Massar."
+        )
+    if reason == NO_LIST:
+        return (
+            f"{where}: {held} kept but not evaluated: the school has no accepted student list "
+            f"for {year} yet; they will be evaluated the night one is accepted (see the "
+            "school's report for why its list was not)."
+        )
+    if reason == NOT_ON_LIST:
+        return (
+            f"{where}: {held} kept but not evaluated: these pupils are not on the school's "
+            "accepted student list (queries X014); they will be evaluated once a list holds "
+            "them."
+        )
+    if reason == ENROLLED_ELSEWHERE:
+        return (
+            f"{where}: {held} not evaluated here: a later student list of another school "
+            "holds these pupils (X012); the schools should settle the transfer in Massar."
+        )
+    if reason == NO_RULES:
+        level = row.get("level_code") or "unknown"
+        return (
+            f"{where}, level {level}: {held} not evaluated: the level has no evaluation rules "
+            "(schemas/evaluation, levels.csv)."
+        )
+    if reason == NO_MARKS_FOR_SCHOOL:
+        return (
+            f"{where}: {pupils} pupil(s) listed but no marks accepted yet: nothing to "
+            "evaluate there."
+        )
+    return f"{where}: {held} not evaluated ({reason})."
+
+
+def skipped_sentences(skipped: pl.DataFrame) -> list[str]:
+    return [skipped_sentence(row) for row in skipped.iter_rows(named=True)]
+
+
+def outcome_sentence(years: list[str], pupils: int, schools: int, skipped: pl.DataFrame) -> str:
+    """What the evaluation did, in one sentence."""
+    held = skipped.filter(pl.col("reason") != NO_MARKS_FOR_SCHOOL)
+    if years:
+        text = f"Evaluation {', '.join(years)}: {pupils} pupil(s) of {schools} school(s) evaluated."
+        if held.height:
+            text += f" {held.height} part(s) held back, with their reasons."
+        return text
+    if skipped.filter(pl.col("reason").is_in([NO_WAREHOUSE, NO_MARKS, YEAR_ABSENT])).height:
+        first = skipped.filter(pl.col("reason").is_in([NO_WAREHOUSE, NO_MARKS, YEAR_ABSENT]))
+        sentence = skipped_sentence(first.row(0, named=True))
+        return "Nothing could be evaluated: " + sentence[0].lower() + sentence[1:]
+    waiting = held.get_column("school_code").drop_nulls().n_unique()
+    return (
+        f"Nothing could be evaluated: the marks of {waiting} school(s) are kept but none can "
+        "be evaluated yet (reasons below); ingest and consolidation went through."
+    )
