@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from massar.errors import WorkFailed
 from massar.settings import Settings, apply_prefect_environment
 
 
@@ -38,7 +39,24 @@ def run_ingest(settings: Settings, path: Path | None = None) -> str:
         from flows.ingest import ingest_submissions
 
         summary = ingest_submissions(settings, path.resolve() if path else None)
-    return describe_ingest(summary, settings)
+    text = describe_ingest(summary, settings)
+    fail_on_unreadable(summary["totals"], text)
+    return text
+
+
+def fail_on_unreadable(totals: dict, done: str) -> None:
+    """A file the platform itself could not read (a reader's fault, not the school's) makes
+    the run a failure: :class:`WorkFailed` with ``done`` and one sentence."""
+    count = totals.get("unreadable", 0)
+    if count:
+        from massar.logs import error_log
+
+        raise WorkFailed(
+            f"{count} file(s) could not be read by the platform itself (a fault of the "
+            "platform, not of the schools; each is rejected with F001 for now): the details "
+            f"are in {error_log()}; report it to the platform's maintainers.",
+            done,
+        )
 
 
 def describe_ingest(summary: dict, settings: Settings) -> str:
@@ -65,6 +83,7 @@ def run_nightly(settings: Settings) -> str:
     ]
     if result.get("evaluation"):
         lines.append(describe_evaluation(result["evaluation"], settings))
+    fail_on_unreadable(result["ingest"], "\n".join(lines))
     return "\n".join(lines)
 
 
@@ -101,10 +120,15 @@ def run_exchange(settings: Settings, partner: str, prepared_by: str) -> str:
         from flows.exchange import exchange
 
         summary = exchange(partner, settings, prepared_by=prepared_by)
+    problems = summary.get("problems", [])
+    if problems:  # a request left unanswered: the run failed, whatever else it did
+        done = describe_exchange({**summary, "problems": []}, quiet=True)
+        raise WorkFailed(" ".join(problems), done)
     return describe_exchange(summary)
 
 
-def describe_exchange(summary: dict) -> str:
+def describe_exchange(summary: dict, quiet: bool = False) -> str:
+    """What the run did, one line each (``quiet``: nothing when it did nothing)."""
     partner = summary["partner"].upper()
     lines = []
     for ack in summary["acknowledgements"]:
@@ -129,7 +153,8 @@ def describe_exchange(summary: dict) -> str:
         lines.append(delivery["message"])
     for problem in summary.get("problems", []):
         lines.append(problem)
-    if not (summary["batches"] or summary["deliveries"] or summary["acknowledgements"]):
+    did = summary["batches"] or summary["deliveries"] or summary["acknowledgements"]
+    if not (did or quiet or summary.get("problems")):
         lines.append(f"No new request from {partner}.")
     return "\n".join(lines)
 
