@@ -20,6 +20,8 @@ from tasks.ingest import (
     record_run_finish,
     record_run_start,
     split_known_task,
+    stray_entries,
+    stray_sentence,
     write_reports_task,
 )
 
@@ -39,12 +41,8 @@ def ingest_submissions(
     if settings.inbox_sftp.host and inbox is None:
         fetch_sftp_inbox_task(settings)
     schools, strangers = discover_inbox_task(inbox or settings.inbox)
-    if strangers:
-        logger.warning(
-            "%d inbox folder(s) are not named after a school code and were left alone: %s",
-            len(strangers),
-            ", ".join(strangers),
-        )
+    if strangers:  # also in the summary artifact and in massar status
+        logger.warning(stray_sentence(stray_entries(inbox or settings.inbox), inbox or "inbox"))
     progress = create_progress_artifact(
         progress=0.0, key="ingest-progress", description="Schools of this ingest run processed"
     )
@@ -72,6 +70,6 @@ def ingest_submissions(
     changed = check_province_task(settings)
     touched = sorted({o.school_code for o in outcomes if o.new_submissions} | changed)
     write_reports_task(settings, touched, datetime.now(settings.zone))
-    summary = publish_ingest_summary(outcomes, strangers)
+    summary = publish_ingest_summary(outcomes, strangers, root)
     record_run_finish(settings, run_id, summary)
     return summary

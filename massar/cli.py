@@ -308,6 +308,48 @@ def approve(
     out.print(approve_batch(settings, batch, by, not reject, comment), markup=False)
 
 
+@app.command()
+def confirm(
+    submission: Annotated[
+        int, typer.Argument(help="The id of a held resend, as 'massar status' lists it.")
+    ],
+    by: Annotated[
+        str, typer.Option("--by", help="Your name, kept with the confirmation (default: you).")
+    ] = "",
+    home: HomeOption = None,
+) -> None:
+    """Apply a resend held because it would remove much of what its school had."""
+    from tasks.resends import confirm_resend
+
+    settings = _open(home)
+    try:
+        done = confirm_resend(settings, submission, by)
+    except LookupError:
+        raise OperatorError(
+            f"There is no submission {submission}; 'massar status' lists the held resends."
+        ) from None
+    except ValueError as error:
+        why = {"confirmed": "it was confirmed already"}.get(
+            str(error), "it is not held (never held, or replaced since by a newer file)"
+        )
+        raise OperatorError(
+            f"Submission {submission} cannot be confirmed: {why}; 'massar status' lists the "
+            "held resends."
+        ) from None
+    lines = (
+        f"its {done.lines_after} line(s) replace the {done.lines_before} the school had"
+        if done.lines_before is not None
+        else "it replaces what the school had"
+    )
+    out.print(
+        f"Submission {done.submission_id} ({done.dataset} file {done.file_name} of school "
+        f"{done.school_code}) confirmed by {done.confirmed_by}: {lines} at the next night "
+        "('massar nightly'). The school's report is updated.",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Looking
 

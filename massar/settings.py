@@ -169,6 +169,10 @@ class Settings(BaseSettings):
         }
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # A resend that would remove more than this share of the lines a school had in the same
+    # scope (e.g. 627 guardians → 4) is held until an officer confirms it (massar confirm);
+    # 1 never holds.
+    resend_hold_share: float = Field(default=0.30, ge=0, le=1)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     housekeeping: HousekeepingSettings = Field(default_factory=HousekeepingSettings)
     # Where the per-school ingest tasks run. "default": two worker processes on this machine.

@@ -91,7 +91,7 @@ def installation_status(settings: Settings, recent: int = 10) -> list[Table]:
         )
     if not waiting:
         batches.caption = "None waiting."
-    return [runs_table, states, batches, evaluation_table(evaluation, settings)]
+    return [runs_table, states, batches, evaluation_table(evaluation, settings), *intake(settings)]
 
 
 def evaluation_table(evaluation: tuple | None, settings: Settings) -> Table:
@@ -120,6 +120,51 @@ def evaluation_table(evaluation: tuple | None, settings: Settings) -> Table:
     if not summary.get("skipped"):
         table.caption += " Nothing held back."
     return table
+
+
+def intake(settings: Settings) -> list[Table]:
+    """What waits on the officer at the intake: resends held until confirmed, and entries at
+    the inbox's root that no ingest reads (a table each, only when there is something)."""
+    from tasks.ingest import stray_entries, stray_sentence
+    from tasks.resends import held_resends
+
+    tables = []
+    held = held_resends(settings)
+    if held:
+        table = Table(
+            "submission",
+            "school",
+            "data",
+            "file",
+            "lines before",
+            "lines in the file",
+            "received",
+            title="Resends held: they would remove much of what the school had",
+        )
+        for submission in held:
+            table.add_row(
+                str(submission.submission_id),
+                submission.school_code,
+                submission.dataset,
+                submission.file_name,
+                str(submission.hold_rows_before or 0),
+                str(submission.hold_rows_after or 0),
+                _when(submission.received_at, settings),
+            )
+        table.caption = (
+            "The warehouse keeps the earlier lines. If the school meant it, 'massar confirm "
+            "SUBMISSION' applies the file at the next night; a complete file from the school "
+            "replaces it without confirmation."
+        )
+        tables.append(table)
+    strays = stray_entries(settings.inbox)
+    if strays:
+        table = Table("name", "kind", "arrived", title="Not ingested: at the inbox's root")
+        for entry in strays:
+            table.add_row(entry.name, entry.kind, _when(entry.modified, settings))
+        table.caption = stray_sentence(strays, settings.inbox)
+        tables.append(table)
+    return tables
 
 
 def _when(moment, settings: Settings) -> str:  # type: ignore[no-untyped-def]

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from pathlib import Path
 
 import polars as pl
@@ -60,6 +60,7 @@ from warehouse.tables import (
 log = logging.getLogger(__name__)
 
 TRANSFER_RULE = "X012"
+TIE_RULE = "X015"  # two schools list the pupil with lists of the same date
 # States of a processed submission. Every one may change what a school stands by: accepted and
 # partially accepted add rows, superseded ones lose theirs, and a rejected one is looked at too
 # (cheaply: its school is written only if its active submissions differ from the warehouse's).
@@ -196,8 +197,26 @@ def school_rows(
     frame = read_staged(settings.staging, school_code, spec.dataset, ids)
     if frame is None:
         return None
-    context = SchoolContext(school_code, {s.submission_id: s.received_at for s in submissions})
+    context = SchoolContext(
+        school_code,
+        {s.submission_id: arrival(s) for s in submissions},
+        {s.submission_id: list_date(s, settings.zone) for s in submissions},
+    )
     return spec.rows(frame, context)
+
+
+def arrival(submission: Submission) -> datetime:
+    """When the file arrived in the inbox (submissions registered before that was recorded:
+    when it was registered)."""
+    return as_utc(submission.arrived_at or submission.received_at)
+
+
+def list_date(submission: Submission, zone: tzinfo) -> tuple[date, str]:
+    """The date a list carries and where it was read; failing that, the day it arrived in the
+    inbox (local time), marked ``arrival``."""
+    if submission.exported_on is not None:
+        return submission.exported_on, submission.exported_on_source or "file name"
+    return arrival(submission).astimezone(zone).date(), ARRIVAL
 
 
 def _stream_rows(
@@ -263,7 +282,10 @@ def consolidate_table(
 
 @dataclass(frozen=True)
 class Transfer:
-    """A pupil enrolled in two schools the same year: the later enrolment is kept."""
+    """A pupil listed by two schools the same year. The school whose list is newer by the
+    list's own date (``listed_on``: its export date, else its arrival) keeps him; with lists
+    of the same date (``tie``) neither is chosen: both enrolments stay active and both schools
+    and the officers are told."""
 
     student_code: str
     school_year: str
@@ -271,148 +293,302 @@ class Transfer:
     enrolled_kept: datetime
     school_left: str
     enrolled_left: datetime
-    # where the pupil's row is in each school's list (for the X012 findings)
+    # where the pupil's row is in each school's list (for the X012 / X015 findings)
     submission_kept: int
     sheet_kept: str
     row_kept: int | None
     submission_left: int
     sheet_left: str
     row_left: int | None
+    # the dates that decided, and where each was read (file name, file metadata, arrival)
+    listed_kept: date | None = None
+    source_kept: str = ""
+    listed_left: date | None = None
+    source_left: str = ""
+    tie: bool = False  # same date: both kept (school_kept is only the first by code)
 
 
+ARRIVAL = "arrival"
 REPORT_COLUMNS = (
     "student_code",
     "school_year",
+    "outcome",
     "school_kept",
+    "listed_kept",
+    "source_kept",
     "enrolled_kept",
     "school_left",
+    "listed_left",
+    "source_left",
     "enrolled_left",
 )
+PUPIL_YEAR = ["student_code", "school_year"]
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """One school's enrolment of a pupil, as the resolution compares it."""
+
+    school_code: str
+    day: date
+    moment: datetime | None  # the exact arrival, when the day is the arrival's (else None)
+
+
+def _newest(listings: list[_Listing]) -> list[_Listing]:
+    """The listings that keep the pupil: the one with the newest date, or several when the
+    newest dates are equal (a tie). Two arrivals of the same day are told apart by their time;
+    an export date is a day only, so it ties with any list of the same day."""
+    top = max(listing.day for listing in listings)
+    newest = [listing for listing in listings if listing.day == top]
+    if len(newest) > 1 and all(listing.moment is not None for listing in newest):
+        latest = max(listing.moment for listing in newest if listing.moment is not None)
+        newest = [listing for listing in newest if listing.moment == latest]
+    return newest
+
+
+def _listed_day(frame: pl.DataFrame) -> pl.Expr:
+    """The list's date; rows written before lists were dated fall back to their arrival."""
+    fallback = pl.col("enrolled_from").dt.date()
+    if "listed_on" not in frame.columns:
+        return fallback
+    return pl.coalesce(pl.col("listed_on"), fallback)
+
+
+def _exact_arrival(frame: pl.DataFrame) -> pl.Expr:
+    if "listed_on_source" not in frame.columns:
+        return pl.lit(True)
+    return pl.col("listed_on_source").is_null() | (pl.col("listed_on_source") == ARRIVAL)
 
 
 def resolve_enrollments(frame: pl.DataFrame) -> pl.DataFrame:
-    """``status`` per enrolment row: for each pupil and year, the school whose enrolment is
-    the latest (the list received last, then the highest submission id) keeps ``active``;
-    the pupil's rows in other schools become ``transferred_out``."""
+    """``status`` per enrolment row. A pupil listed by several schools the same year stays
+    ``active`` in the school whose list is newest by the list's own date (``listed_on``: the
+    export's date, else the day it arrived; two arrivals of the same day by their time), and
+    becomes ``transferred_out`` in the others. Lists of the same date are a tie: the tied
+    schools all keep him ``active`` (:func:`transfers_of` reports it). The answer depends on
+    the rows only, never on the order in which schools were ingested or written."""
     if frame.height == 0:
         return frame
-    winner = (
-        pl.col("school_code")
-        .sort_by(
-            [pl.col("enrolled_from").cast(pl.Int64).fill_null(-1), pl.col("submission_id")],
-            descending=[True, True],
+    keyed = frame.with_columns(
+        _listed_day(frame).alias("_day"),
+        pl.when(_exact_arrival(frame)).then(pl.col("enrolled_from")).alias("_moment"),
+    )
+    listed = keyed.filter(pl.col("student_code").is_not_null())
+    shared = (
+        listed.group_by(PUPIL_YEAR)
+        .agg(pl.col("school_code").n_unique().alias("_schools"))
+        .filter(pl.col("_schools") > 1)
+        .drop("_schools")
+    )
+    kept: list[tuple[str, str, str]] = []
+    if shared.height:
+        candidates = (
+            listed.join(shared, on=PUPIL_YEAR)
+            # a school's own latest row of the pupil speaks for that school
+            .sort("_day", "_moment", nulls_last=False)
+            .group_by([*PUPIL_YEAR, "school_code"], maintain_order=True)
+            .agg(pl.col("_day").last(), pl.col("_moment").last())
         )
-        .first()
-        .over("student_code", "school_year")
+        groups: dict[tuple[str, str], list[_Listing]] = {}
+        for row in candidates.iter_rows(named=True):
+            groups.setdefault((row["student_code"], row["school_year"]), []).append(
+                _Listing(row["school_code"], row["_day"], row["_moment"])
+            )
+        for (student, year), listings in groups.items():
+            kept.extend((student, year, listing.school_code) for listing in _newest(listings))
+    winners = pl.DataFrame(
+        kept,
+        schema={"student_code": pl.Utf8, "school_year": pl.Utf8, "school_code": pl.Utf8},
+        orient="row",
+    ).with_columns(pl.lit(True).alias("_kept"))
+    contested = shared.with_columns(pl.lit(True).alias("_shared"))
+    keys = [*PUPIL_YEAR, "school_code"]
+    resolved = (
+        keyed.join(contested, on=PUPIL_YEAR, how="left", nulls_equal=False, maintain_order="left")
+        .join(winners, on=keys, how="left", nulls_equal=False, maintain_order="left")
+        .with_columns(
+            pl.when(pl.col("_shared").is_null() | pl.col("_kept").fill_null(False))
+            .then(pl.lit("active"))
+            .otherwise(pl.lit("transferred_out"))
+            .alias("status")
+        )
     )
-    status = (
-        pl.when(pl.col("student_code").is_null() | (pl.col("school_code") == winner))
-        .then(pl.lit("active"))
-        .otherwise(pl.lit("transferred_out"))
-    )
-    return frame.with_columns(status.alias("status"))
+    return resolved.drop("_day", "_moment", "_shared", "_kept")
 
 
 def transfers_of(resolved: pl.DataFrame) -> list[Transfer]:
-    """Each transferred_out row with the enrolment that was kept."""
+    """Each transferred_out row with the enrolment that was kept (the first school by code
+    when several tied), then each tie: pairs of schools both keeping a pupil, the one listed
+    first by code as ``school_kept``."""
     if resolved.height == 0:
         return []
-    keys = ["student_code", "school_year"]
-    kept = (
-        resolved.filter(pl.col("status") == "active")
-        .unique(keys, keep="last")
-        .select(
-            *keys,
-            pl.col("school_code").alias("school_kept"),
-            pl.col("enrolled_from").alias("enrolled_kept"),
-            pl.col("submission_id").alias("submission_kept"),
-            pl.col("sheet").alias("sheet_kept"),
-            pl.col("sheet_row").alias("row_kept"),
-        )
+    frame = resolved.with_columns(
+        _listed_day(resolved).alias("listed_on"),
+        (
+            pl.col("listed_on_source").fill_null(ARRIVAL)
+            if "listed_on_source" in resolved.columns
+            else pl.lit(ARRIVAL)
+        ).alias("listed_on_source"),
     )
-    left = resolved.filter(pl.col("status") == "transferred_out").select(
-        *keys,
-        pl.col("school_code").alias("school_left"),
-        pl.col("enrolled_from").alias("enrolled_left"),
-        pl.col("submission_id").alias("submission_left"),
-        pl.col("sheet").alias("sheet_left"),
-        pl.col("sheet_row").alias("row_left"),
+
+    def side(name: str) -> list[pl.Expr]:
+        return [
+            pl.col("school_code").alias(f"school_{name}"),
+            pl.col("enrolled_from").alias(f"enrolled_{name}"),
+            pl.col("submission_id").alias(f"submission_{name}"),
+            pl.col("sheet").alias(f"sheet_{name}"),
+            pl.col("sheet_row").alias(f"row_{name}"),
+            pl.col("listed_on").alias(f"listed_{name}"),
+            pl.col("listed_on_source").alias(f"source_{name}"),
+        ]
+
+    active = frame.filter((pl.col("status") == "active") & pl.col("student_code").is_not_null())
+    first = (
+        active.sort("school_code", "submission_id", "sheet_row", nulls_last=True)
+        .unique(PUPIL_YEAR, keep="first", maintain_order=True)
+        .select(*PUPIL_YEAR, *side("kept"))
     )
-    pairs = left.join(kept, on=keys, how="inner").sort("student_code", "school_left")
+    left = frame.filter(pl.col("status") == "transferred_out").select(*PUPIL_YEAR, *side("left"))
+    moved = left.join(first, on=PUPIL_YEAR, how="inner").with_columns(pl.lit(False).alias("tie"))
+    # one row per tied school (its own latest row), paired with every later one by code
+    tied = (
+        active.sort("school_code", "submission_id", "sheet_row", nulls_last=True)
+        .unique([*PUPIL_YEAR, "school_code"], keep="last", maintain_order=True)
+        .filter(pl.len().over(PUPIL_YEAR) > 1)
+    )
+    ties = (
+        tied.select(*PUPIL_YEAR, *side("kept"))
+        .join(tied.select(*PUPIL_YEAR, *side("left")), on=PUPIL_YEAR)
+        .filter(pl.col("school_kept") < pl.col("school_left"))
+        .with_columns(pl.lit(True).alias("tie"))
+    )
     names = [f.name for f in fields(Transfer)]
-    return [Transfer(**row) for row in pairs.select(names).iter_rows(named=True)]
+    pairs = pl.concat([moved.select(names), ties.select(names)], how="vertical_relaxed").sort(
+        "tie", "student_code", "school_kept", "school_left"
+    )
+    return [Transfer(**row) for row in pairs.iter_rows(named=True)]
 
 
 def _enrollment_frame(table: pa.Table | None) -> pl.DataFrame:
+    """Enrolment rows with the table's schema; columns added since the rows were written
+    (``listed_on``, ``listed_on_source``) are null."""
     spec = TABLES["enrollments"]
-    frame = pl.from_arrow(spec.empty() if table is None else table.cast(spec.schema))
+    if table is None:
+        table = spec.empty()
+    for column in spec.columns:
+        if column.name not in table.column_names:
+            table = table.append_column(column.arrow, pa.nulls(table.num_rows, column.type))
+    frame = pl.from_arrow(table.select(list(spec.names)).cast(spec.schema))
     assert isinstance(frame, pl.DataFrame)
     return frame
 
 
-def _record_transfer_findings(database: ControlDatabase, transfers: list[Transfer]) -> int:
-    """X012 on both schools' student lists, recomputed from scratch (reruns never duplicate)."""
+def _read_enrollments(settings: Settings, where: pc.Expression | None = None) -> pl.DataFrame:
+    """Rows of the enrollments table (those matching ``where``), whatever columns it had
+    when written."""
+    dataset = read_table(settings.warehouse, "enrollments")
+    names = [name for name in TABLES["enrollments"].names if name in dataset.schema.names]
+    return _enrollment_frame(dataset.to_table(columns=names, filter=where))
+
+
+def decided_by(listed: date | None, source: str, enrolled: datetime, zone: tzinfo) -> str:
+    """The date that decided, as a school or an officer reads it: the export's date, or the
+    day and time the list arrived (local time)."""
+    if source == ARRIVAL or listed is None:
+        return as_utc(enrolled).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    return listed.isoformat()
+
+
+def _record_transfer_findings(
+    database: ControlDatabase, transfers: list[Transfer], zone: tzinfo
+) -> int:
+    """X012 on both schools' student lists of a pupil who moved, X015 on both lists of a tie;
+    recomputed from scratch (reruns never duplicate)."""
     with database.session() as session:
         lists = list(
             session.scalars(
                 select(Submission.submission_id).where(Submission.dataset == STUDENTS.name)
             )
         )
-    delete_findings(database, lists, [TRANSFER_RULE])
+    delete_findings(database, lists, [TRANSFER_RULE, TIE_RULE])
     column = STUDENTS.column("student_code").header_ar
     rows = []
-    for transfer in transfers:
-        message_ar, message_fr = render(
-            TRANSFER_RULE,
+
+    def finding(rule_id: str, params: dict, submission: int, sheet: str, row: int | None) -> None:
+        message_ar, message_fr = render(rule_id, params)
+        rows.append(
             {
-                "value": transfer.student_code,
-                "school_left": transfer.school_left,
-                "school_kept": transfer.school_kept,
-            },
+                "submission_id": submission,
+                "sheet": sheet or None,
+                "sheet_row": row,
+                "column_name": column,
+                "value": params["value"],
+                "rule_id": rule_id,
+                "severity": severity(rule_id),
+                "message_ar": message_ar,
+                "message_fr": message_fr,
+            }
         )
-        for submission, sheet, row in (
-            (transfer.submission_left, transfer.sheet_left, transfer.row_left),
-            (transfer.submission_kept, transfer.sheet_kept, transfer.row_kept),
-        ):
-            rows.append(
-                {
-                    "submission_id": submission,
-                    "sheet": sheet or None,
-                    "sheet_row": row,
-                    "column_name": column,
-                    "value": transfer.student_code,
-                    "rule_id": TRANSFER_RULE,
-                    "severity": severity(TRANSFER_RULE),
-                    "message_ar": message_ar,
-                    "message_fr": message_fr,
-                }
-            )
+
+    for t in transfers:
+        kept = decided_by(t.listed_kept, t.source_kept, t.enrolled_kept, zone)
+        left = decided_by(t.listed_left, t.source_left, t.enrolled_left, zone)
+        if t.tie:
+            for submission, sheet, row, other in (
+                (t.submission_kept, t.sheet_kept, t.row_kept, t.school_left),
+                (t.submission_left, t.sheet_left, t.row_left, t.school_kept),
+            ):
+                params = {"value": t.student_code, "other_school": other, "date": kept}
+                finding(TIE_RULE, params, submission, sheet, row)
+            continue
+        params = {
+            "value": t.student_code,
+            "school_left": t.school_left,
+            "school_kept": t.school_kept,
+            "date_left": left,
+            "date_kept": kept,
+        }
+        finding(TRANSFER_RULE, params, t.submission_left, t.sheet_left, t.row_left)
+        finding(TRANSFER_RULE, params, t.submission_kept, t.sheet_kept, t.row_kept)
     return add_findings(database, rows)
 
 
 def _current_transfers(settings: Settings) -> list[Transfer]:
-    """The transfers the enrollments table holds now (without reading every row)."""
-    names = list(TABLES["enrollments"].names)
+    """The transfers and ties the enrollments table holds now: only the rows of pupils
+    transferred out or active in two schools are read whole."""
     dataset = read_table(settings.warehouse, "enrollments")
-    left = dataset.to_table(columns=names, filter=pc.field("status") == "transferred_out")
-    if left.num_rows == 0:
-        return []
-    pupils = pc.unique(left.column("student_code"))
-    kept = dataset.to_table(
-        columns=names,
-        filter=(pc.field("status") == "active") & pc.field("student_code").isin(pupils),
+    who = pl.from_arrow(
+        dataset.to_table(columns=["student_code", "school_year", "school_code", "status"])
     )
-    return transfers_of(_enrollment_frame(pa.concat_tables([left, kept])))
+    assert isinstance(who, pl.DataFrame)
+    concerned = (
+        who.filter(pl.col("student_code").is_not_null())
+        .group_by("student_code")
+        .agg(
+            (pl.col("status") == "transferred_out").any().alias("_moved"),
+            pl.col("school_code").filter(pl.col("status") == "active").n_unique().alias("_kept"),
+        )
+        .filter(pl.col("_moved") | (pl.col("_kept") > 1))
+        .get_column("student_code")
+    )
+    if concerned.len() == 0:
+        return []
+    rows = _read_enrollments(
+        settings, pc.field("student_code").isin(pa.array(concerned.to_list(), pa.string()))
+    )
+    return transfers_of(rows)
 
 
 def consolidate_enrollments(
     settings: Settings, schools: Iterable[str]
 ) -> tuple[int, list[Transfer]]:
     """Rewrite the enrolments of ``schools`` from their active student lists and resolve, over
-    the whole province, pupils enrolled in two schools the same year (the later enrolment
-    stays active, the other becomes transferred_out). Schools whose statuses change are part
-    of the same commit. Returns the table's version and every transfer of the province; X012
-    findings are attached to both schools' student lists (previous X012 findings replaced).
+    the whole province, pupils listed by two schools the same year (:func:`resolve_enrollments`:
+    the newer list by its own date keeps the pupil, the other enrolment becomes
+    transferred_out; lists of the same date are a tie and both stay active). Schools whose
+    statuses change are part of the same commit. Returns the table's version and every
+    transfer and tie of the province; X012 (transfer) and X015 (tie) findings are attached to
+    both schools' student lists (the previous ones replaced).
     """
     spec = TABLES["enrollments"]
     codes = sorted(set(schools))
@@ -431,10 +607,7 @@ def consolidate_enrollments(
             for code in codes
             if (rows := school_rows(settings, spec, code, active[code])) is not None
         ]
-        held = None
-        if version >= 0:
-            held = read_table(settings.warehouse, "enrollments").to_table(columns=list(spec.names))
-        existing = _enrollment_frame(held)
+        existing = _read_enrollments(settings) if version >= 0 else _enrollment_frame(None)
         others = existing.filter(~pl.col("school_code").is_in(codes))
         combined = pl.concat(
             [_enrollment_frame(pa.concat_tables(fresh)) if fresh else others.clear(), others]
@@ -458,7 +631,7 @@ def consolidate_enrollments(
                 settings.warehouse, "enrollments", write, spec.to_arrow(rows)
             )
         transfers = transfers_of(resolved)
-        _record_transfer_findings(database, transfers)
+        _record_transfer_findings(database, transfers, settings.zone)
         if moved:
             log.info("enrolment statuses changed in %d other schools", len(moved))
         return version, transfers
@@ -469,60 +642,132 @@ def consolidate_enrollments(
 def write_transfer_report(
     reports_dir: Path, duplicates: Sequence[Transfer], night: date | datetime | str
 ) -> list[Path]:
-    """The province's transfers of the night as CSV and a small static HTML page under
+    """The province's transfers and ties of the night as CSV and a small static HTML page under
     ``reports/province/`` (officers only: it names pupils' codes, so it is never a Prefect
-    artifact nor a log line). Returns the two files."""
+    artifact nor a log line), with the dates that decided. Returns the two files."""
     stamp = night.strftime("%Y-%m-%d") if isinstance(night, date) else str(night)
     folder = Path(reports_dir) / "province"
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for transfer in duplicates:
         row = asdict(transfer)
-        rows.append(
-            {
-                name: _moment(row[name]) if isinstance(row[name], datetime) else row[name]
-                for name in REPORT_COLUMNS
-            }
-        )
+        row["outcome"] = "tie" if transfer.tie else "transfer"
+        rows.append({name: _cell_text(row[name]) for name in REPORT_COLUMNS})
     csv_path = folder / f"transfers-{stamp}.csv"
     with csv_path.open("w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=REPORT_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
     html_path = folder / f"transfers-{stamp}.html"
-    html_path.write_text(_transfer_page(rows, stamp), encoding="utf-8")
+    html_path.write_text(_transfer_page(list(duplicates), stamp), encoding="utf-8")
     return [csv_path, html_path]
+
+
+def _cell_text(value: object) -> object:
+    if isinstance(value, datetime):
+        return _moment(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return "" if value is None else value
 
 
 def _moment(value: datetime) -> str:
     return as_utc(value).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _decisive(listed: date | None, source: str, enrolled: datetime) -> str:
+    """The date that decided, as the page shows it (an arrival with its time, in UTC)."""
+    if source == ARRIVAL or listed is None:
+        return _moment(enrolled)
+    return listed.isoformat()
+
+
+SOURCE_WORDS = {
+    "file name": ("اسم الملف", "nom du fichier"),
+    "file metadata": ("خصائص الملف", "métadonnées du fichier"),
+    ARRIVAL: ("تاريخ الوصول", "arrivée dans la boîte de dépôt"),
+}
 REPORT_HEADERS = (
     ("رقم التلميذ", "Code élève"),
     ("السنة الدراسية", "Année scolaire"),
     ("المؤسسة المحتفظ بها", "Établissement retenu"),
-    ("تاريخ التسجيل المحتفظ به", "Inscription retenue reçue le"),
+    ("تاريخ لائحتها", "Date de sa liste"),
+    ("مصدر التاريخ", "Date lue dans"),
     ("المؤسسة المغادرة", "Établissement quitté"),
-    ("تاريخ التسجيل السابق", "Inscription précédente reçue le"),
+    ("تاريخ لائحتها", "Date de sa liste"),
+    ("مصدر التاريخ", "Date lue dans"),
+)
+TIE_HEADERS = (
+    ("رقم التلميذ", "Code élève"),
+    ("السنة الدراسية", "Année scolaire"),
+    ("المؤسسة الأولى", "Premier établissement"),
+    ("تاريخ لائحتها", "Date de sa liste"),
+    ("مصدر التاريخ", "Date lue dans"),
+    ("المؤسسة الثانية", "Second établissement"),
+    ("تاريخ لائحتها", "Date de sa liste"),
+    ("مصدر التاريخ", "Date lue dans"),
 )
 
 
-def _transfer_page(rows: list[dict[str, object]], stamp: str) -> str:
+def _transfer_row(t: Transfer) -> str:
     e = html.escape
-    head = "".join(f"<th>{e(ar)}<br><small>{e(fr)}</small></th>" for ar, fr in REPORT_HEADERS)
-    body = "".join(
-        # codes, years and dates isolated so that the right-to-left page shows them as written
+
+    def source(name: str) -> str:
+        ar, fr = SOURCE_WORDS.get(name, (name, name))
+        return f"<td>{e(ar)}<br><small lang='fr' dir='ltr'>{e(fr)}</small></td>"
+
+    # codes, years and dates isolated so that the right-to-left page shows them as written
+    return (
         "<tr>"
-        + "".join(f"<td>{isolated(row[name], 'ltr')}</td>" for name in REPORT_COLUMNS)
+        + "".join(
+            f"<td>{isolated(value, 'ltr')}</td>"
+            for value in (
+                t.student_code,
+                t.school_year,
+                t.school_kept,
+                _decisive(t.listed_kept, t.source_kept, t.enrolled_kept),
+            )
+        )
+        + source(t.source_kept)
+        + "".join(
+            f"<td>{isolated(value, 'ltr')}</td>"
+            for value in (
+                t.school_left,
+                _decisive(t.listed_left, t.source_left, t.enrolled_left),
+            )
+        )
+        + source(t.source_left)
         + "</tr>"
-        for row in rows
     )
+
+
+def _table(headers: tuple[tuple[str, str], ...], rows: list[Transfer]) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(ar)}<br><small>{e(fr)}</small></th>" for ar, fr in headers)
+    body = "".join(_transfer_row(t) for t in rows)
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>{body}</tbody>\n</table>"
+
+
+def _transfer_page(transfers: list[Transfer], stamp: str) -> str:
+    e = html.escape
+    moved = [t for t in transfers if not t.tie]
+    ties = [t for t in transfers if t.tie]
     empty = (
         ""
-        if rows
+        if moved
         else "<p>لا يوجد تلميذ مسجل في مؤسستين. · Aucun élève inscrit dans deux établissements.</p>"
     )
+    tie_section = ""
+    if ties:
+        count = isolated(len(ties), "ltr")
+        tie_section = f"""<h2>لوائح بنفس التاريخ · Listes de même date ({count})</h2>
+<p>تتضمن لائحتا المؤسستين التلميذ بنفس التاريخ: لم تحسم المنصة بينهما ويحتسب التلميذ في
+المؤسستين معا إلى أن تتم تسوية الانتقال في منظومة مسار وإرسال لائحة محينة. تم إخبار المؤسستين.
+ · Les deux listes portent l'élève à la même date : la plateforme ne tranche pas et le compte dans
+les deux établissements jusqu'à ce que le transfert soit régularisé dans Massar et qu'une liste à
+jour soit envoyée. Les deux établissements en sont informés.</p>
+{_table(TIE_HEADERS, ties)}
+"""
     return f"""<!DOCTYPE html>
 <html lang="ar" dir="rtl">
 <head>
@@ -530,22 +775,22 @@ def _transfer_page(rows: list[dict[str, object]], stamp: str) -> str:
 <title>Transferts {e(stamp)}</title>
 <style>
 body {{ font-family: sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; }}
+table {{ border-collapse: collapse; margin-bottom: 2em; }}
 th, td {{ border: 1px solid #999; padding: 0.3em 0.6em; }}
 th {{ background: #eee; }}
 </style>
 </head>
 <body>
 <h1>التلاميذ المسجلون في مؤسستين · Élèves inscrits dans deux établissements</h1>
-<p>{isolated(stamp, "ltr")} · {isolated(len(rows), "ltr")} —
-التسجيل الأحدث هو المحتسب؛ المرجو تسوية الانتقال في منظومة مسار.
- · L'inscription la plus récente est retenue ; régularisez le transfert dans Massar.</p>
+<p>{isolated(stamp, "ltr")} · {isolated(len(moved), "ltr")} —
+يحتسب التسجيل في المؤسسة التي تحمل لائحتها التاريخ الأحدث (تاريخ الاستخراج من مسار المكتوب في
+اسم الملف أو في خصائصه، وإلا تاريخ وصول الملف)؛ المرجو تسوية الانتقال في منظومة مسار.
+ · L'inscription retenue est celle de l'établissement dont la liste est la plus récente (date
+d'export de Massar lue dans le nom du fichier ou ses métadonnées, sinon date d'arrivée du
+fichier) ; régularisez le transfert dans Massar.</p>
 {empty}
-<table>
-<thead><tr>{head}</tr></thead>
-<tbody>{body}</tbody>
-</table>
-</body>
+{_table(REPORT_HEADERS, moved)}
+{tie_section}</body>
 </html>
 """
 

@@ -250,10 +250,16 @@ def prepare_batch(
 
 def review_list(answers: list[ChildAnswer]) -> bytes:
     """The officers' list of children to look at by hand (REVIEW and NOT_FOUND), with the
-    matcher's reason. Kept in the batch folder only: it never leaves the platform."""
+    matcher's reason in French and Arabic (tasks/review_reasons.py); UTF-8 with a BOM so that
+    a spreadsheet shows the Arabic. Kept in the batch folder only: it never leaves the
+    platform."""
+    from tasks.review_reasons import translate
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["fund_reference", "status", "confidence", "candidate_school", "reason"])
+    writer.writerow(
+        ["fund_reference", "status", "confidence", "candidate_school", "reason_fr", "reason_ar"]
+    )
     for answer in answers:
         if answer.status in ("REVIEW", "NOT_FOUND"):
             writer.writerow(
@@ -262,10 +268,10 @@ def review_list(answers: list[ChildAnswer]) -> bytes:
                     answer.status,
                     f"{answer.confidence:.2f}",
                     answer.school_code or "",
-                    answer.reason,
+                    *translate(answer.reason),
                 ]
             )
-    return buffer.getvalue().encode("utf-8")
+    return buffer.getvalue().encode("utf-8-sig")
 
 
 def _counts_with_change(session: Any, partner: str, summary: dict[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,8 @@ STATE_LABELS = {
     "received": ("توصل به", "reçu"),
     "superseded": ("معوض بنسخة أحدث", "remplacé"),
 }
+# A resend held until the directorate confirms it (tasks/resends.py): its rows are not applied.
+HELD_LABEL = ("معلق في انتظار تأكيد المديرية", "en attente de confirmation de la direction")
 SEVERITY_LABELS = {"error": ("خطأ", "erreur"), "query": ("استفسار", "question")}
 
 SUMMARY_HEADERS = (
@@ -61,6 +63,7 @@ class ReportSubmission:
     rows_read: int
     rows_accepted: int
     rows_quarantined: int
+    held: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,8 @@ def _summary_rows(
     rows: list[list[object]] = []
     for s in submissions:
         state_ar, state_fr = STATE_LABELS.get(s.state, (s.state, s.state))
+        if s.held:
+            state_ar, state_fr = f"{state_ar} — {HELD_LABEL[0]}", f"{state_fr} — {HELD_LABEL[1]}"
         rows.append(
             [
                 s.file_name,

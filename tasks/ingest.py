@@ -17,20 +17,22 @@ import time
 import traceback
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import polars as pl
 from prefect import task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from connectors.export_date import export_date
 from connectors.school_files import FileRejected, findings_frame, read_submission, safe_file_name
 from massar.settings import Settings
 from schemas.datasets import DATASETS
 from schemas.rules import render
 from tasks.feedback import ReportFinding, ReportSubmission, write_school_report
+from tasks.resends import Resend, hold_finding, shrinking_resends
 from tasks.validate import cross_check_province, cross_check_school, validate_submission
 from warehouse.control import ControlDatabase
 from warehouse.staging import read_staged, write_quarantined, write_staged
@@ -63,6 +65,7 @@ class SchoolOutcome:
     accepted: int = 0
     partially_accepted: int = 0
     rejected: int = 0
+    held: int = 0  # resends kept out of the warehouse until an officer confirms them
     rows_read: int = 0
     rows_accepted: int = 0
     rows_quarantined: int = 0
@@ -95,6 +98,8 @@ class _Batch:
     quarantined: pl.DataFrame | None = None
     findings: list[dict[str, Any]] = field(default_factory=list)
     rejected: str = ""
+    exported_on: date | None = None  # the date a student list carries (connectors/export_date)
+    exported_on_source: str = ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,6 +128,56 @@ def discover_inbox(inbox: Path) -> tuple[dict[str, list[Path]], list[str]]:
         ]
         schools[folder.name] = files
     return schools, strangers
+
+
+@dataclass(frozen=True)
+class StrayEntry:
+    """Something at the inbox's root that is not a school folder: never ingested."""
+
+    name: str
+    kind: str  # file | folder
+    modified: datetime
+
+
+def stray_entries(inbox: Path) -> list[StrayEntry]:
+    """Files and folders at the inbox's root that no ingest will read (a loose file, a folder
+    not named after a school code), oldest first. Hidden names (uploads in progress) are not
+    counted. Names only: safe for the status and the ingest artifact."""
+    if not inbox.is_dir() or SCHOOL_FOLDER.match(inbox.name):
+        return []
+    found = []
+    for entry in inbox.iterdir():
+        if entry.name.startswith(".") or (entry.is_dir() and SCHOOL_FOLDER.match(entry.name)):
+            continue
+        try:
+            modified = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
+        except OSError:  # removed meanwhile
+            continue
+        found.append(StrayEntry(entry.name, "folder" if entry.is_dir() else "file", modified))
+    return sorted(found, key=lambda e: (e.modified, e.name))
+
+
+def stray_sentence(strays: list[StrayEntry], inbox: Path | str = "inbox") -> str:
+    """One sentence for the officer: what lies at the inbox's root and what to do with it."""
+    if not strays:
+        return ""
+    files = sum(1 for e in strays if e.kind == "file")
+    folders = len(strays) - files
+    what = " and ".join(
+        part
+        for part in (
+            f"{files} file(s)" if files else "",
+            f"{folders} folder(s) not named after a school code" if folders else "",
+        )
+        if part
+    )
+    shown = ", ".join(e.name + ("/" if e.kind == "folder" else "") for e in strays[:10])
+    more = f" and {len(strays) - 10} more" if len(strays) > 10 else ""
+    return (
+        f"{what} at the root of {inbox} will never be ingested ({shown}{more}): move each file "
+        "into the folder of the school that sent it (inbox/<school code>/, e.g. "
+        "inbox/27783Y/), or delete it."
+    )
 
 
 def _hidden(name: str) -> bool:
@@ -424,13 +479,16 @@ def ingest_school(
             except ValueError:
                 file_name = path.name
             archived = archive_original(settings.archive, path, sha256)
+            status = path.stat()
             arrivals.append(
                 {
                     "school_code": school_code,
                     "file_name": file_name,
                     "sha256": sha256,
-                    "size_bytes": path.stat().st_size,
+                    "size_bytes": status.st_size,
                     "archive_path": str(archived),
+                    # when it landed in the inbox, not when this task got to it
+                    "arrived_at": datetime.fromtimestamp(status.st_mtime, UTC),
                 }
             )
         ids = register_submissions(database, arrivals)
@@ -450,6 +508,11 @@ def ingest_school(
                 submission_id,
                 outcome,
             )
+            if batch.dataset == "students":  # decides which school keeps a pupil listed twice
+                arrived = arrival["arrived_at"].astimezone(settings.zone).date()
+                batch.exported_on, batch.exported_on_source = export_date(
+                    Path(arrival["archive_path"]), arrival["file_name"], arrived
+                )
             batches.append(batch)
             if frame is not None and frame.height:
                 frames.append(frame)
@@ -494,6 +557,12 @@ def _store(
     finding in one transaction."""
     staged: dict[str, list[pl.DataFrame]] = defaultdict(list)
     held: dict[str, list[pl.DataFrame]] = defaultdict(list)
+    resends = [
+        Resend(b.submission_id, b.file_name, b.dataset, b.scope_key, b.accepted)
+        for b in batches
+        if _state(b)[0] != "rejected"
+    ]
+    holds = shrinking_resends(settings, database, school_code, resends)
     records = []
     for batch in batches:
         state, detail = _state(batch)
@@ -503,6 +572,10 @@ def _store(
             staged[batch.dataset].append(batch.accepted)
         if quarantined:
             held[batch.dataset].append(_blocking_rules(batch))
+        hold = holds.get(batch.submission_id)
+        if hold is not None:  # staged, but left out of the warehouse until confirmed
+            batch.findings.append(hold_finding(batch.file_name, batch.submission_id, hold))
+            outcome.held += 1
         records.append(
             {
                 "submission_id": batch.submission_id,
@@ -515,6 +588,10 @@ def _store(
                 "rows_quarantined": quarantined,
                 "findings": batch.findings,
                 "detail": detail,
+                "hold_rows_before": None if hold is None else hold.lines_before,
+                "hold_rows_after": None if hold is None else hold.lines_after,
+                "exported_on": batch.exported_on,
+                "exported_on_source": batch.exported_on_source,
             }
         )
         setattr(outcome, state, getattr(outcome, state) + 1)
@@ -602,6 +679,7 @@ def write_reports(settings: Settings, school_codes: list[str], now: datetime) ->
                         s.rows_read,
                         s.rows_accepted,
                         s.rows_quarantined,
+                        held=s.hold == "held",
                     )
                     for s in submissions
                 ],
@@ -650,6 +728,7 @@ def summarise_outcomes(outcomes: list[SchoolOutcome], strangers: list[str]) -> d
             "accepted",
             "partially_accepted",
             "rejected",
+            "held",
             "rows_read",
             "rows_accepted",
             "rows_quarantined",
@@ -668,10 +747,33 @@ def summarise_outcomes(outcomes: list[SchoolOutcome], strangers: list[str]) -> d
     return {"totals": totals, "schools": rows}
 
 
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
 @task(name="publish_ingest_summary", cache_policy=NO_CACHE)
-def publish_ingest_summary(outcomes: list[SchoolOutcome], strangers: list[str]) -> dict[str, Any]:
-    """The officers' table artifact: schools × files, rows, errors, queries (no pupil data)."""
+def publish_ingest_summary(
+    outcomes: list[SchoolOutcome], strangers: list[str], inbox: Path | None = None
+) -> dict[str, Any]:
+    """The officers' table artifact: schools × files, rows, errors, queries, held resends (no
+    pupil data); with ``inbox``, a second artifact when files lie at the inbox's root."""
     summary = summarise_outcomes(outcomes, strangers)
+    strays = stray_entries(inbox) if inbox is not None else []
+    if strays:
+        sentence = stray_sentence(strays, inbox or "inbox")
+        summary["totals"]["stray_entries"] = [e.name for e in strays]
+        create_markdown_artifact(
+            key="ingest-inbox-strays",
+            markdown="## Not ingested: entries at the inbox's root\n\n"
+            + sentence
+            + "\n\n| name | kind | arrived (UTC) |\n|---|---|---|\n"
+            + "".join(
+                f"| {_cell(e.name)} | {e.kind} | {e.modified:%Y-%m-%d %H:%M} |\n"
+                for e in strays[:50]
+            ),
+            description=sentence,
+        )
     table = [
         {
             "school": r["school_code"],
@@ -679,6 +781,7 @@ def publish_ingest_summary(outcomes: list[SchoolOutcome], strangers: list[str]) 
             "accepted": r["accepted"],
             "partially accepted": r["partially_accepted"],
             "rejected": r["rejected"],
+            "held resends": r["held"],
             "rows accepted": r["rows_accepted"],
             "rows quarantined": r["rows_quarantined"],
             "errors": r["errors"],
@@ -695,8 +798,10 @@ def publish_ingest_summary(outcomes: list[SchoolOutcome], strangers: list[str]) 
             f"Ingest: {totals['new_submissions']} new files from {totals['schools']} "
             f"schools; {totals['rows_accepted']} rows accepted, "
             f"{totals['rows_quarantined']} quarantined, {totals['errors']} errors, "
-            f"{totals['queries']} queries. Each school's report is under "
+            f"{totals['queries']} queries, {totals['held']} resend(s) held until an officer "
+            "confirms them (massar status lists them). Each school's report is under "
             "reports/<school_code>/."
+            + (f" {stray_sentence(strays, inbox or 'inbox')}" if strays else "")
         ),
     )
     return summary

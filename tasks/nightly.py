@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -93,10 +93,20 @@ def publish_night(
 def consolidate_enrollments_and_report(
     settings: Settings, schools: list[str], now: datetime
 ) -> tuple[int, int]:
-    """Enrolments with the province resolution, and the officers' transfer report."""
+    """Enrolments with the province resolution, and the officers' transfer report; returns
+    the table's version and the number of pupils who moved (ties are on the report)."""
     version, transfers = consolidate_enrollments(settings, schools)
     write_transfer_report(settings.reports, transfers, now)
-    return version, len(transfers)
+    ties = sum(1 for t in transfers if t.tie)
+    if ties:  # counts only: the report names the pupils
+        get_run_logger().warning(
+            "%d pupil(s) are listed by two schools with lists of the same date: both "
+            "enrolments stay counted until the transfer is regularised in Massar; see "
+            "reports/province/transfers-%s.html",
+            ties,
+            now.strftime("%Y-%m-%d"),
+        )
+    return version, len(transfers) - ties
 
 
 pending_task = task(pending_by_dataset, name="find_changed_schools", cache_policy=NO_CACHE)

@@ -106,9 +106,10 @@ PARAMS: dict[str, tuple[str, ...]] = {
     "X009": ("value", "programme"),
     "X010": ("value",),
     "X011": ("value",),
-    "X012": ("value", "school_left", "school_kept"),
+    "X012": ("value", "school_left", "school_kept", "date_left", "date_kept"),
     "X013": ("value", "class_code", "listed_class"),
     "X014": ("value", "class_code"),
+    "X015": ("value", "other_school", "date"),
 }
 # Rules of the catalogue no longer raised (kept there: findings recorded with them still render).
 RETIRED_RULES: dict[str, str] = {
@@ -359,6 +360,21 @@ def mark_scales(
 
 def empty_findings(columns: Mapping[str, pl.DataType] = FINDING_COLUMNS) -> pl.DataFrame:
     return pl.DataFrame(schema=dict(columns))
+
+
+def one_per_cell(findings: pl.DataFrame) -> pl.DataFrame:
+    """One finding per rule and cell (the first). Marks are read one row per slot, so a cell
+    of the pupil's line (his code, the class) failing a rule would otherwise be reported once
+    per slot, up to five times. Findings without a row are kept as they are."""
+    keys = [
+        name
+        for name in ("submission_id", "dataset", "sheet", "sheet_row", "column_name", "rule_id")
+        if name in findings.columns
+    ]
+    if findings.height < 2 or "sheet_row" not in keys:
+        return findings
+    first = pl.int_range(pl.len()).over(keys) == 0
+    return findings.filter(pl.col("sheet_row").is_null() | first)
 
 
 def _params_expr(params: Mapping[str, pl.Expr | Any]) -> pl.Expr:
@@ -707,6 +723,7 @@ def validate_submission(
             quarantined, accepted = normalised.filter(mask), normalised.filter(~mask)
         if with_submission:
             findings = findings.join(normalised.select(ROW, "submission_id"), on=ROW, how="left")
+        findings = one_per_cell(findings)
         result = Validated(
             dataset=name,
             accepted=_without(accepted, ROW),
@@ -1003,7 +1020,7 @@ def cross_check_school(
     columns = {**CROSS_COLUMNS, "submission_id": sid}
     if not parts:
         return empty_findings(columns)
-    return pl.concat([p.cast(columns) for p in parts])
+    return one_per_cell(pl.concat([p.cast(columns) for p in parts]))
 
 
 def _marked_off_list(

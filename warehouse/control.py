@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Date,
     DateTime,
     ForeignKey,
     Integer,
@@ -81,6 +82,21 @@ class Submission(Base):
     processed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     consolidated_at: Mapped[datetime | None] = mapped_column(nullable=True)
     detail: Mapped[str] = mapped_column(Text, default="")
+    # When the file landed in the inbox (its modification time there), whatever the order in
+    # which schools are ingested; and the date the export itself carries (ListEleve_YYYYMMDD
+    # name or the workbook's metadata) with where it was read. They decide which of two
+    # schools listing the same pupil keeps him (tasks/consolidate.py).
+    arrived_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    exported_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    exported_on_source: Mapped[str] = mapped_column(String(20), default="")
+    # A resend that would remove much of what the school had is kept out of the warehouse
+    # until an officer confirms it: "" (never held), "held", "confirmed". Its state stays one
+    # of the public states (tasks/resends.py).
+    hold: Mapped[str] = mapped_column(String(10), default="", index=True)
+    hold_rows_before: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    hold_rows_after: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    confirmed_by: Mapped[str] = mapped_column(String(100), default="")
+    confirmed_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class Finding(Base):

@@ -16,6 +16,9 @@ from sqlalchemy import delete, func, insert, select, update
 from warehouse.control import ControlDatabase, Finding, School, Submission, utcnow
 
 ACTIVE_STATES = ("accepted", "partially_accepted")
+# The hold marker of a submission (its state stays a public one): a resend kept out of the
+# warehouse until an officer confirms it, then confirmed.
+HELD, CONFIRMED = "held", "confirmed"
 
 
 def known_files(database: ControlDatabase, school_code: str) -> dict[str, int]:
@@ -66,7 +69,8 @@ def register_submission(
 
 def register_submissions(database: ControlDatabase, rows: Sequence[dict[str, Any]]) -> list[int]:
     """Record newly received files in one transaction (each dict: school_code, file_name,
-    sha256, size_bytes, archive_path); returns their submission ids in the same order."""
+    sha256, size_bytes, archive_path, optionally arrived_at); returns their submission ids in
+    the same order."""
     if not rows:
         return []
     now = utcnow()
@@ -79,12 +83,19 @@ def register_submissions(database: ControlDatabase, rows: Sequence[dict[str, Any
 
 
 def active_submissions(
-    database: ControlDatabase, school_code: str, dataset: str | None = None
+    database: ControlDatabase,
+    school_code: str,
+    dataset: str | None = None,
+    *,
+    include_held: bool = False,
 ) -> list[Submission]:
-    """The school's accepted or partially accepted submissions that nothing superseded."""
+    """The school's accepted or partially accepted submissions that nothing superseded; a
+    resend held until an officer confirms it (``hold == "held"``) only with ``include_held``."""
     query = select(Submission).where(
         Submission.school_code == school_code, Submission.state.in_(ACTIVE_STATES)
     )
+    if not include_held:
+        query = query.where(Submission.hold != HELD)
     if dataset is not None:
         query = query.where(Submission.dataset == dataset)
     with database.session() as session:
@@ -95,9 +106,14 @@ def record_outcomes(database: ControlDatabase, outcomes: Sequence[dict[str, Any]
     """Store what validation decided about submissions and their findings, in one transaction.
 
     Each dict holds submission_id, dataset, state, school_year, scope_key, rows_read,
-    rows_accepted, rows_quarantined, detail and findings (rows for the findings table). When a
+    rows_accepted, rows_quarantined, detail and findings (rows for the findings table), and
+    optionally ``hold_rows_before`` and ``hold_rows_after`` (the lines the school had and the
+    lines this file would leave: the submission is held, see tasks/resends.py),
+    ``exported_on`` and ``exported_on_source`` (the date the export carries). When a
     submission is (partially) accepted, earlier active submissions of the same scope become
-    ``superseded``; their ids are returned. Recording again replaces the findings.
+    ``superseded``, held ones included; a held submission supersedes only earlier held ones
+    (what the warehouse holds stays until it is confirmed). The ids superseded are returned.
+    Recording again replaces the findings.
     """
     superseded: list[int] = []
     if not outcomes:
@@ -136,6 +152,11 @@ def record_outcomes(database: ControlDatabase, outcomes: Sequence[dict[str, Any]
                     "rows_quarantined": o["rows_quarantined"],
                     "processed_at": now,
                     "detail": o.get("detail", ""),
+                    "hold": HELD if o.get("hold_rows_before") is not None else "",
+                    "hold_rows_before": o.get("hold_rows_before"),
+                    "hold_rows_after": o.get("hold_rows_after"),
+                    "exported_on": o.get("exported_on"),
+                    "exported_on_source": o.get("exported_on_source", ""),
                 }
                 for o in outcomes
             ],
@@ -153,29 +174,100 @@ def record_outcomes(database: ControlDatabase, outcomes: Sequence[dict[str, Any]
         ]
         if findings:
             session.execute(insert(Finding), findings)
-        # Newest first: a scope sent twice in one batch keeps its latest version only.
-        latest: dict[str, int] = {}
+        # Newest first: a scope sent twice in one batch keeps its latest version only. A
+        # held resend replaces earlier held ones only; an applied one replaces everything.
+        latest: dict[tuple[str, bool], int] = {}
         for o in outcomes:
             if o["state"] in ACTIVE_STATES and o["scope_key"]:
-                latest[o["scope_key"]] = max(latest.get(o["scope_key"], 0), o["submission_id"])
-        for scope_key, newest in latest.items():
-            older = list(
-                session.scalars(
-                    select(Submission.submission_id).where(
-                        Submission.scope_key == scope_key,
-                        Submission.submission_id < newest,
-                        Submission.state.in_(ACTIVE_STATES),
-                    )
-                )
+                key = (o["scope_key"], o.get("hold_rows_before") is not None)
+                latest[key] = max(latest.get(key, 0), o["submission_id"])
+        for (scope_key, held), newest in sorted(latest.items(), key=lambda item: item[1]):
+            query = select(Submission.submission_id).where(
+                Submission.scope_key == scope_key,
+                Submission.submission_id < newest,
+                Submission.state.in_(ACTIVE_STATES),
             )
+            if held:
+                query = query.where(Submission.hold == HELD)
+            older = list(session.scalars(query))
             if older:
-                session.execute(
-                    update(Submission)
-                    .where(Submission.submission_id.in_(older))
-                    .values(state="superseded", superseded_by=newest)
-                )
+                _supersede(session, older, newest)
                 superseded.extend(older)
     return superseded
+
+
+def _supersede(session: Any, older: Sequence[int], newest: int) -> None:
+    session.execute(
+        update(Submission)
+        .where(Submission.submission_id.in_(older))
+        .values(state="superseded", superseded_by=newest)
+    )
+
+
+def scope_lines(database: ControlDatabase, scope_keys: Iterable[str]) -> dict[str, list[int]]:
+    """Per scope key, the applied active submissions (not held) that hold its rows now."""
+    keys = sorted(set(scope_keys))
+    found: dict[str, list[int]] = {}
+    if not keys:
+        return found
+    with database.session() as session:
+        rows = session.execute(
+            select(Submission.scope_key, Submission.submission_id)
+            .where(
+                Submission.scope_key.in_(keys),
+                Submission.state.in_(ACTIVE_STATES),
+                Submission.hold != HELD,
+            )
+            .order_by(Submission.submission_id)
+        ).all()
+    for scope_key, submission_id in rows:
+        found.setdefault(scope_key, []).append(submission_id)
+    return found
+
+
+def held_submissions(database: ControlDatabase) -> list[Submission]:
+    """Resends waiting for an officer's confirmation (held, not superseded since)."""
+    with database.session() as session:
+        return list(
+            session.scalars(
+                select(Submission)
+                .where(Submission.hold == HELD, Submission.state.in_(ACTIVE_STATES))
+                .order_by(Submission.school_code, Submission.submission_id)
+            )
+        )
+
+
+def confirm_held(
+    database: ControlDatabase, submission_id: int, confirmed_by: str
+) -> tuple[Submission, list[int]]:
+    """Apply a held resend: it supersedes the submissions of its scope and waits for the next
+    night (``consolidated_at`` cleared). Returns it and the ids it superseded. Raises
+    ``LookupError`` when there is no such submission and ``ValueError`` when it is not held
+    (never held, confirmed already, or replaced since by a newer file)."""
+    with database.session() as session:
+        submission = session.get(Submission, submission_id)
+        if submission is None:
+            raise LookupError(submission_id)
+        if submission.hold != HELD or submission.state not in ACTIVE_STATES:
+            raise ValueError(submission.hold or "not held")
+        older = list(
+            session.scalars(
+                select(Submission.submission_id).where(
+                    Submission.scope_key == submission.scope_key,
+                    Submission.submission_id != submission_id,
+                    Submission.state.in_(ACTIVE_STATES),
+                )
+            )
+        )
+        if older:
+            _supersede(session, older, submission_id)
+        submission.hold = CONFIRMED
+        submission.confirmed_by = confirmed_by
+        submission.confirmed_at = utcnow()
+        submission.consolidated_at = None
+        session.flush()
+        session.expunge(submission)
+        return submission, older
 
 
 def add_findings(database: ControlDatabase, findings: Iterable[dict[str, Any]]) -> int:

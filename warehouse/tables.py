@@ -30,7 +30,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -62,11 +62,14 @@ class WarehouseColumn:
 
 @dataclass(frozen=True)
 class SchoolContext:
-    """What a derivation knows besides the staged frame: the school (its inbox folder) and
-    when each of its submissions was received."""
+    """What a derivation knows besides the staged frame: the school (its inbox folder), when
+    each of its submissions arrived in the inbox, and for a student list the date it carries
+    with where that date was read (``file name``, ``file metadata``, or ``arrival``: the day
+    it arrived, when the export carries no date)."""
 
     school_code: str
     received_at: Mapping[int, datetime] = field(default_factory=dict)
+    listed_on: Mapping[int, tuple[date, str]] = field(default_factory=dict)
 
 
 Derive = Callable[[pl.DataFrame, SchoolContext], pl.DataFrame]
@@ -276,14 +279,17 @@ def derive_students(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFrame
 
 
 def derive_enrollments(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFrame:
-    """One enrolment per pupil row of the school's list, dated by the submission's arrival;
-    ``status`` is ``active`` until the province resolution says otherwise."""
+    """One enrolment per pupil row of the school's list, dated by the list's arrival and by
+    the date the list carries (``listed_on``: what decides between two schools listing the
+    same pupil); ``status`` is ``active`` until the province resolution says otherwise."""
     received = {sid: as_utc(moment) for sid, moment in context.received_at.items()}
     sids = frame.get_column("submission_id").unique().to_list() if frame.height else []
     missing = [sid for sid in sids if sid not in received]
     if missing:
         raise ValueError(f"no reception time for submissions {missing} of {context.school_code}")
     dtype = pl.Datetime("us", "UTC")
+    days = {sid: day for sid, (day, _) in context.listed_on.items()}
+    sources = {sid: source for sid, (_, source) in context.listed_on.items()}
     return frame.select(
         _school(context),
         _col(frame, "school_year_key").alias("school_year"),
@@ -293,6 +299,12 @@ def derive_enrollments(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFr
         pl.col("submission_id")
         .replace_strict(received, default=None, return_dtype=dtype)
         .alias("enrolled_from"),
+        pl.col("submission_id")
+        .replace_strict(days, default=None, return_dtype=pl.Date)
+        .alias("listed_on"),
+        pl.col("submission_id")
+        .replace_strict(sources, default=None, return_dtype=pl.Utf8)
+        .alias("listed_on_source"),
         pl.lit("active", pl.Utf8).alias("status"),
         *_provenance(frame),
     )
@@ -492,16 +504,27 @@ TABLES: dict[str, WarehouseTable] = {
         ),
         WarehouseTable(
             "enrollments",
-            "A pupil's enrolment in a class of a school for a year; a pupil enrolled in two "
-            "schools keeps the later enrolment active, the other is transferred_out.",
+            "A pupil's enrolment in a class of a school for a year; a pupil listed by two "
+            "schools stays active in the school whose list is newer (listed_on), the other "
+            "enrolment is transferred_out; lists of the same date keep both active (a tie).",
             (
                 SCHOOL,
                 YEAR,
                 CLASS,
                 LEVEL,
                 STUDENT,
-                C("enrolled_from", TIMESTAMP, "When the list enrolling the pupil was received"),
-                C("status", STRING, "active or transferred_out (a later enrolment elsewhere)"),
+                C("enrolled_from", TIMESTAMP, "When the list enrolling the pupil arrived"),
+                C(
+                    "listed_on",
+                    DATE,
+                    "The list's own date: its export date, else the day it arrived",
+                ),
+                C(
+                    "listed_on_source",
+                    STRING,
+                    "Where listed_on comes from: file name, file metadata or arrival",
+                ),
+                C("status", STRING, "active or transferred_out (a newer list elsewhere)"),
                 *PROVENANCE_COLUMNS,
             ),
             dataset="students",

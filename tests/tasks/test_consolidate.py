@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import openpyxl
@@ -22,9 +23,11 @@ from tasks.consolidate import (
     mark_consolidated,
     pending_submissions,
     resolve_enrollments,
+    transfers_of,
     write_transfer_report,
 )
 from tasks.ingest import discover_inbox, ingest_school
+from tasks.resends import confirm_resend
 from warehouse.control import ControlDatabase, Finding, Submission
 from warehouse.delta import current_version, read_table, table_versions
 from warehouse.submissions import active_submissions, upsert_schools
@@ -141,7 +144,7 @@ def test_a_night_with_nothing_new_writes_no_version(
 
 def resubmit_notes(folder: Path) -> Path:
     """A school sends one NotesCC workbook again with one mark corrected."""
-    original = sorted((folder / "NotesCC").glob("*.xlsx"))[0]
+    original = sorted((folder / "NotesCC").rglob("*.xlsx"))[0]
     workbook = openpyxl.load_workbook(original)
     sheet = workbook["NotesCC"]
     cell = sheet.cell(18, 7)  # first pupil, first test's mark
@@ -237,6 +240,11 @@ def test_a_pupil_in_two_schools_keeps_the_later_enrolment(
         ).get_column("student_code_key")
     )
     assert moved
+    # the new list holds fewer lines than the school's own: held until an officer confirms it
+    assert outcome.held == 1
+    assert changed_schools(database, "students") == [kept]
+    assert consolidate_enrollments(home, [kept])[0] == versions["enrollments"]
+    confirm_resend(home, outcome.new_submissions[0], "officer")
 
     schools = changed_schools(database, "students")
     assert schools == [kept]
@@ -277,22 +285,89 @@ def test_a_pupil_in_two_schools_keeps_the_later_enrolment(
         assert len(list(csv.DictReader(handle))) == len(transfers)
 
 
-def test_resolution_orders_by_reception_then_submission() -> None:
-    from datetime import UTC, datetime
-
-    same = datetime(2024, 1, 5, tzinfo=UTC)
-    frame_ = pl.DataFrame(
-        {
-            "school_code": ["11111A", "22222B", "33333C", "11111A"],
-            "school_year": ["2023/2024"] * 3 + ["2022/2023"],
-            "student_code": ["K1", "K1", "K1", "K1"],
-            "enrolled_from": [datetime(2024, 1, 1, tzinfo=UTC), same, same, same],
-            "submission_id": [1, 5, 3, 1],
-            "status": ["active"] * 4,
-        }
+def _enrolments(rows: list[tuple]) -> pl.DataFrame:
+    """Enrolment rows: (school, year, pupil, arrival, listed_on, source, submission)."""
+    names = [
+        "school_code",
+        "school_year",
+        "student_code",
+        "enrolled_from",
+        "listed_on",
+        "listed_on_source",
+        "submission_id",
+    ]
+    frame = pl.DataFrame(rows, schema=names, orient="row")
+    return frame.with_columns(
+        pl.col("enrolled_from").cast(pl.Datetime("us", "UTC")),
+        pl.lit("active").alias("status"),
+        pl.lit("Sheet1").alias("sheet"),
+        pl.int_range(pl.len()).cast(pl.Int64).alias("sheet_row"),
     )
-    resolved = resolve_enrollments(frame_).get_column("status").to_list()
-    assert resolved == ["transferred_out", "active", "transferred_out", "active"]
+
+
+def _statuses(frame: pl.DataFrame) -> dict[tuple[str, str], str]:
+    resolved = resolve_enrollments(frame)
+    return {
+        (r["school_code"], r["school_year"]): r["status"] for r in resolved.iter_rows(named=True)
+    }
+
+
+def test_the_newer_list_by_its_own_date_keeps_the_pupil_whatever_arrived_last() -> None:
+    early, late = datetime(2024, 1, 5, 8, tzinfo=UTC), datetime(2024, 3, 1, 8, tzinfo=UTC)
+    rows = [
+        # A's list is dated 20 January but arrived last, with the higher submission id
+        ("11111A", "2023/2024", "K1", late, date(2024, 1, 20), "file name", 9),
+        ("22222B", "2023/2024", "K1", early, date(2024, 1, 27), "file name", 3),
+        # the year before is another enrolment, resolved on its own
+        ("11111A", "2022/2023", "K1", early, date(2023, 6, 1), "file name", 1),
+    ]
+    for order in (rows, rows[::-1], [rows[1], rows[2], rows[0]]):
+        assert _statuses(_enrolments(order)) == {
+            ("11111A", "2023/2024"): "transferred_out",
+            ("22222B", "2023/2024"): "active",
+            ("11111A", "2022/2023"): "active",
+        }
+    (transfer,) = transfers_of(resolve_enrollments(_enrolments(rows)))
+    assert (transfer.school_kept, transfer.school_left, transfer.tie) == ("22222B", "11111A", False)
+    assert (transfer.listed_kept, transfer.source_kept) == (date(2024, 1, 27), "file name")
+    assert (transfer.listed_left, transfer.source_left) == (date(2024, 1, 20), "file name")
+
+
+def test_lists_without_a_date_are_ordered_by_their_arrival_to_the_minute() -> None:
+    morning = datetime(2024, 1, 5, 8, 0, tzinfo=UTC)
+    noon = datetime(2024, 1, 5, 12, 0, tzinfo=UTC)
+    rows = [
+        ("11111A", "2023/2024", "K1", noon, date(2024, 1, 5), "arrival", 1),
+        ("22222B", "2023/2024", "K1", morning, date(2024, 1, 5), "arrival", 2),
+    ]
+    assert _statuses(_enrolments(rows)) == {
+        ("11111A", "2023/2024"): "active",
+        ("22222B", "2023/2024"): "transferred_out",
+    }
+    # an export date ties with an arrival of the same day: its time is not known
+    dated = [rows[0], ("22222B", "2023/2024", "K1", morning, date(2024, 1, 5), "file name", 2)]
+    assert set(_statuses(_enrolments(dated)).values()) == {"active"}
+
+
+def test_lists_of_the_same_date_are_a_tie_never_settled() -> None:
+    moment = datetime(2024, 2, 1, tzinfo=UTC)
+    rows = [
+        ("22222B", "2023/2024", "K1", moment, date(2024, 1, 27), "file name", 7),
+        ("11111A", "2023/2024", "K1", moment, date(2024, 1, 27), "file metadata", 2),
+        ("33333C", "2023/2024", "K1", moment, date(2024, 1, 2), "file name", 9),
+    ]
+    for order in (rows, rows[::-1]):
+        assert _statuses(_enrolments(order)) == {
+            ("11111A", "2023/2024"): "active",
+            ("22222B", "2023/2024"): "active",
+            ("33333C", "2023/2024"): "transferred_out",
+        }
+    transfers = transfers_of(resolve_enrollments(_enrolments(rows)))
+    moved = [t for t in transfers if not t.tie]
+    ties = [t for t in transfers if t.tie]
+    assert [(t.school_kept, t.school_left) for t in moved] == [("11111A", "33333C")]
+    assert [(t.school_kept, t.school_left) for t in ties] == [("11111A", "22222B")]
+    assert ties[0].listed_kept == ties[0].listed_left == date(2024, 1, 27)
 
 
 def test_the_school_reference_table(home: Settings, province: Path) -> None:

@@ -6,7 +6,7 @@ first in both the page and the workbook, and nothing a school sent becomes marku
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -245,18 +245,26 @@ def test_the_transfers_page_isolates_codes_years_and_dates(tmp_path: Path):
         submission_left=1,
         sheet_left="Sheet2",
         row_left=17,
+        listed_kept=date(2024, 1, 7),
+        source_kept="file name",
+        listed_left=date(2023, 9, 11),
+        source_left="arrival",
     )
     _, page_path = write_transfer_report(tmp_path, [transfer], "2024-03-02")
     page = lxml_html.fromstring(page_path.read_text(encoding="utf-8"))
     (row,) = page.xpath("//tbody/tr")
-    shown = [_only_bdi(cell) for cell in row.xpath("./td")]
+    cells = row.xpath("./td")
+    # the date that decided: the export's date, or the arrival's day and time
+    shown = [_only_bdi(cell) for index, cell in enumerate(cells) if index not in (4, 7)]
     assert [b.text_content() for b in shown] == [
         "K100400123",
         "2023/2024",
         "33494V",
-        "2024-01-08 09:30 UTC",
+        "2024-01-07",
         "27783Y",
         "2023-09-11 08:00 UTC",
     ]
     assert all(b.get("dir") == "ltr" for b in shown)
+    assert "nom du fichier" in cells[4].text_content()
+    assert "arrivée" in cells[7].text_content()
     assert [b.text_content() for b in page.xpath("//body/p[1]/bdi")] == ["2024-03-02", "1"]
