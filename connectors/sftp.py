@@ -311,6 +311,11 @@ def download_new_files(sftp: paramiko.SFTPClient, remote_folder: str, local_fold
         if target.exists() and target.stat().st_size == size:
             continue
         download_file(sftp, f"{remote_folder}/{name}", target)
+        # Keep the time the school uploaded it: which of two lists arrived first must not
+        # depend on the order this fetch got to them (tasks/consolidate.py).
+        uploaded = sftp.stat(f"{remote_folder}/{name}").st_mtime
+        if uploaded:
+            os.utime(target, (uploaded, uploaded))
         fetched += 1
     return fetched
 

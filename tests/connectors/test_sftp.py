@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from connectors.sftp import SftpError, fetch_school_inbox, open_sftp
@@ -28,11 +30,15 @@ def test_school_files_are_fetched_into_the_local_inbox(sftp_server, tmp_path):
     school.mkdir()
     (school / "guardians.csv").write_bytes("رمز المؤسسة\n27783Y\n".encode())
     (school / ".upload.part").write_bytes(b"half")  # an upload in progress is left alone
+    uploaded = 1_705_309_200  # 2024-01-15 09:00 UTC: when the school uploaded it
+    os.utime(school / "guardians.csv", (uploaded, uploaded))
     inbox = tmp_path / "inbox"
     assert fetch_school_inbox(endpoint_for(sftp_server), inbox) == 1
     assert (inbox / "27783Y" / "guardians.csv").read_bytes() == (
         school / "guardians.csv"
     ).read_bytes()
+    # its arrival in the inbox is the upload's, not this fetch's
+    assert (inbox / "27783Y" / "guardians.csv").stat().st_mtime == uploaded
     assert not (inbox / "27783Y" / ".upload.part").exists()
     assert fetch_school_inbox(endpoint_for(sftp_server), inbox) == 0  # nothing new
 
