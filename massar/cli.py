@@ -1,7 +1,8 @@
 """``massar``: the operator's command.
 
-Every command takes ``--home DIR`` (or ``MASSAR_HOME``). Exit codes: 0 done, 1 the work
-failed, 2 bad usage. A failure is one sentence on the terminal; a traceback (an unexpected
+Every command on an installation takes ``--home DIR`` (or ``MASSAR_HOME``); ``generate``,
+``inspect`` and ``exchange verify`` need none. Exit codes: 0 done, 1 the work failed, 2 bad
+usage. A failure is one sentence on the terminal; a traceback (an unexpected
 error's, a failed task's) goes to the home's ``logs/massar-errors.log``, never to the terminal.
 """
 

@@ -28,6 +28,10 @@ prefect_api_url = ""
 # dask_address = "tcp://scheduler.internal:8786"
 # dask_workers = 2
 
+# A resend that would remove more than this share of the lines a school had for the same data
+# (e.g. 4 guardians after 627) is held until an officer runs 'massar confirm SUBMISSION'.
+resend_hold_share = 0.30
+
 # People allowed to approve a partner batch (the preparer can never approve their own).
 approvers = []
 approval_timeout_hours = 72
