@@ -77,6 +77,7 @@ def console(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         ["status", "--no-such-option"],
         ["no-such-command"],
         ["schools", "import"],
+        ["confirm", "not-a-number", "--home", "{home}"],
     ],
 )
 def test_bad_usage_exits_2_with_the_usage_line(capsys, tmp_path, home, args):
@@ -99,6 +100,7 @@ def test_bad_usage_exits_2_with_the_usage_line(capsys, tmp_path, home, args):
         (["ingest", "{tmp}/no-such-folder", "--home", "{home}"], "does not exist"),
         (["evaluate", "--home", "{home}"], "run 'massar nightly' before 'massar evaluate'"),
         (["approve", "CNSS-2023-000001", "--by", "F", "--home", "{home}"], "There is no batch"),
+        (["confirm", "4242", "--home", "{home}"], "There is no submission 4242"),
         (["query", "selec 1", "--home", "{home}"], "The query failed"),
         (["exchange", "verify", "{tmp}/a-file"], "does not pass the checks"),
         (["exchange", "verify", "{tmp}/missing.xml"], "does not exist"),
