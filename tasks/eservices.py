@@ -160,8 +160,9 @@ _OPTIONAL = {
 
 def _conform(frame: pl.DataFrame | None, columns: Mapping[str, Any], name: str) -> pl.DataFrame:
     """The frame reduced to ``columns`` with their types; an optional column it lacks is null,
-    a required one raises. ``None`` is an empty frame."""
-    if frame is None:
+    a required one raises. ``None``, or a frame without columns (a result table nothing
+    could be computed for, e.g. no exam level in the province), is an empty frame."""
+    if frame is None or frame.width == 0:
         return pl.DataFrame(schema=dict(columns))
     optional = _OPTIONAL.get(name, set())
     missing = [c for c in columns if c not in frame.columns and c not in optional]

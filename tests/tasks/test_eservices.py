@@ -334,6 +334,18 @@ def test_history_is_optional(inputs):
     assert records[K1]["history"] == []
 
 
+def test_a_province_without_exam_levels_still_gets_its_extract(inputs):
+    # A collège's marks of one subject and no exam: the evaluation has no exam result and no
+    # annual result to give (an empty frame without columns), the pupils keep their records.
+    with_exams = _by_code(build_extract(**inputs)[A])
+    inputs["exam_results"] = pl.DataFrame()
+    inputs["annual_results"] = pl.DataFrame()
+    records = _by_code(build_extract(**inputs)[A])
+    assert set(records) == set(with_exams)
+    assert all(r["exams"] == [] and r["annual"] is None for r in records.values())
+    assert records[K1]["assessments"] == with_exams[K1]["assessments"] != []
+
+
 def test_one_file_per_school_and_no_other_schools_pupil(inputs, tmp_path: Path):
     extracts = build_extract(**inputs)
     written = write_school_extracts(tmp_path, extracts)
