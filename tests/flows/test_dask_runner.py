@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -19,7 +18,6 @@ import psutil
 import pytest
 from deltalake import DeltaTable
 from polars.testing import assert_frame_equal
-from sqlalchemy import select, update
 
 from flows.ingest import ingest_submissions
 from flows.nightly import nightly_consolidation
@@ -27,12 +25,11 @@ from flows.runners import choose_task_runner, school_task_runner
 from massar.demo import stage_inbox
 from massar.home import init_home
 from massar.settings import SETTINGS_FILE, Settings, load_settings
-from warehouse.control import ControlDatabase, Submission
+from warehouse.control import ControlDatabase
 from warehouse.query import control_table, delta_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 DASK = str(Path(sys.executable).with_name("dask"))
-ARRIVAL = datetime(2024, 6, 28, 8, 0)
 # Both commands start an HTTP endpoint even without dashboard, on every interface by default.
 LOOPBACK = ["--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0", "--no-dashboard"]
 
@@ -96,34 +93,11 @@ def runs(
         stage_inbox(defects_province, settings.inbox)
         state = ingest_submissions(settings, return_state=True)
         assert state.is_completed(), state.message
-        _arrive_in_file_order(settings)
+        # Schools run side by side: nothing in the night may follow which one was registered
+        # first (a pupil listed by two schools goes by the lists' own dates, tasks/consolidate).
         night = nightly_consolidation(settings)
         runs[name] = (settings, {"ingest": state.result(), "night": night})
     return runs
-
-
-def _arrive_in_file_order(settings: Settings) -> None:
-    """Give every submission a reception time in (school, file) order, the same in both homes.
-
-    A submission is dated when its school's task registers it, so two schools processed side by
-    side (by either runner) race; the night keeps the pupil enrolled in two schools in the list
-    received last (X012), which would follow that race rather than the runner."""
-    database = ControlDatabase(settings.resolved_database_url)
-    try:
-        with database.session() as session:
-            files = session.execute(
-                select(Submission.submission_id).order_by(
-                    Submission.school_code, Submission.file_name
-                )
-            ).scalars()
-            for rank, submission_id in enumerate(list(files)):
-                session.execute(
-                    update(Submission)
-                    .where(Submission.submission_id == submission_id)
-                    .values(received_at=ARRIVAL + timedelta(seconds=rank))
-                )
-    finally:
-        database.dispose()
 
 
 def _control(settings: Settings, name: str) -> pl.DataFrame:
