@@ -135,3 +135,16 @@ def test_a_genuine_informatics_mark_is_weighted_as_informatics_not_english() -> 
     assert rules.subject("3APIC", "0030").exams == ()
     assert rules.subject("2BACSPF", "0110").exams == ("national",)
     assert ("2BACSPF", "0030") not in rules.subjects
+
+
+LEVELS = {row["level_code"]: row for row in _rows("levels.csv")}
+
+
+def test_the_hidden_level_code_of_each_replica_is_its_level_in_the_reference() -> None:
+    # O5 of a genuine NotesCC is Massar's internal level code (2A31101110 for 1APIC): the
+    # reference must resolve it to the level of the class the file is for.
+    for path in NOTES_CC:
+        grid = CalamineWorkbook.from_path(str(path)).get_sheet_by_name("NotesCC").to_python()
+        class_code = re.search(r"export_notesCC_(.+)_\d{4}\.xlsx", path.name).group(1)
+        level = EXPECTED["classes"][class_code]["level_code"]
+        assert LEVELS[level]["internal_code"] == _cell(grid, (4, 14)), path.name
