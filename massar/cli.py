@@ -33,6 +33,8 @@ exchange_app = typer.Typer(
     help="Exchanges with the partner funds CNSS and CMR.", no_args_is_help=True
 )
 app.add_typer(exchange_app, name="exchange")
+schools_app = typer.Typer(help="The directorate's list of schools.", no_args_is_help=True)
+app.add_typer(schools_app, name="schools")
 
 # Prefect's logging reads its console handler's class from here (massar/logs.py).
 CONSOLE_VARIABLE = "PREFECT_LOGGING_HANDLERS_CONSOLE_CLASS"
@@ -56,6 +58,7 @@ class Partner(StrEnum):
 
 
 QUERY_TABLE_ROWS = 50  # rows a table-format query shows unless --limit says otherwise
+SHOWN_FINDINGS = 20  # findings of a schools import printed (all are in its CSV report)
 
 
 class OutputFormat(StrEnum):
@@ -349,6 +352,63 @@ def confirm(
         markup=False,
         soft_wrap=True,
     )
+
+
+@schools_app.command("import")
+def schools_import(
+    file: Annotated[
+        Path, typer.Argument(help="The list of schools, CSV or XLSX (README: first steps).")
+    ],
+    home: HomeOption = None,
+) -> None:
+    """Import the directorate's list of schools: checked row by row, the good rows recorded
+    and published in the warehouse's schools table; the same file again changes nothing."""
+    settings = _open(home)
+    _check_readable(file)
+    if file.is_dir():
+        raise OperatorError(f"{file} is a folder; give the list of schools, a CSV or XLSX file.")
+    from tasks.schools import import_school_list
+
+    try:
+        outcome = import_school_list(settings, file)
+    except OSError as error:
+        raise OperatorError(f"{file} cannot be read ({error.strerror}).") from error
+    lines = []
+    if outcome.already_imported:
+        lines.append(
+            f"{file.name} was imported already (submission {outcome.submission_id}): "
+            f"{outcome.imported} school(s) imported, {outcome.refused} row(s) refused then; "
+            "nothing changes."
+        )
+    else:
+        lines.append(
+            f"{file.name} (submission {outcome.submission_id}): {outcome.rows_read} row(s) read, "
+            f"{outcome.imported} school(s) imported, {outcome.refused} row(s) refused."
+        )
+    for finding in outcome.findings[:SHOWN_FINDINGS]:
+        where = (
+            f"row {finding['sheet_row']}, column « {finding['column_name']} »"
+            if finding["sheet_row"]
+            else "the file"
+        )
+        lines.append(f"  {where} [{finding['rule_id']}]: {finding['message_fr']}")
+        lines.append(f"      {finding['message_ar']}")
+    if len(outcome.findings) > SHOWN_FINDINGS:
+        lines.append(f"  … {len(outcome.findings) - SHOWN_FINDINGS} more finding(s).")
+    if outcome.report is not None:
+        lines.append(f"Every finding, in French and Arabic: {outcome.report}.")
+    if outcome.night_id is not None:
+        lines.append(
+            f"The schools table (version {outcome.schools_version}) is published with night "
+            f"{outcome.night_id}: statistics and 'massar query' use it now."
+        )
+    if outcome.imported == 0:
+        raise WorkFailed(
+            f"No school of {file.name} could be imported: correct the file (findings above) "
+            "and import it again.",
+            "\n".join(lines),
+        )
+    out.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -91,7 +91,39 @@ def installation_status(settings: Settings, recent: int = 10) -> list[Table]:
         )
     if not waiting:
         batches.caption = "None waiting."
-    return [runs_table, states, batches, evaluation_table(evaluation, settings), *intake(settings)]
+    return [
+        runs_table,
+        states,
+        batches,
+        evaluation_table(evaluation, settings),
+        *intake(settings),
+        schools_list_table(settings),
+    ]
+
+
+def schools_list_table(settings: Settings) -> Table:
+    """The directorate's list of schools: how many, the last import, or that none is."""
+    from tasks.schools import schools_list_state
+
+    state = schools_list_state(settings)
+    table = Table("schools", "main", "satellites", "last import", title="List of schools")
+    last = state["last_import"]
+    if not state["schools"]:
+        table.caption = (
+            "No list of schools imported: statistics show codes without names, communes or "
+            "cycles. Import the directorate's list with 'massar schools import FILE'."
+        )
+        return table
+    table.add_row(
+        str(state["schools"]),
+        str(state["main"]),
+        str(state["satellites"]),
+        "— (recorded without an import, e.g. by 'massar demo')"
+        if last is None
+        else f"{last['file_name']}, {_when(last['received_at'], settings)}, {last['state']} "
+        f"({last['rows_accepted']} imported, {last['rows_quarantined']} refused)",
+    )
+    return table
 
 
 def evaluation_table(evaluation: tuple | None, settings: Settings) -> Table:

@@ -396,6 +396,22 @@ def exam_statistics(
     return stats
 
 
+def school_list_coverage(
+    annual_results: pl.DataFrame, schools: pl.DataFrame | None
+) -> dict[str, pl.DataFrame]:
+    """``schools_listed`` (one row: how many schools the directorate's list holds) and
+    ``unlisted_schools`` (the codes of schools with results that the list lacks: shown with
+    no name, commune or cycle until the list is imported)."""
+    listed = _schools(schools).get_column("school_code")
+    with_results = annual_results.get_column("school_code").cast(pl.Utf8).unique().sort()
+    return {
+        "schools_listed": pl.DataFrame({"schools": [listed.len()]}, schema={"schools": pl.Int64}),
+        "unlisted_schools": pl.DataFrame(
+            {"school_code": with_results.filter(~with_results.is_in(listed.implode()))}
+        ),
+    }
+
+
 def compute_statistics(
     annual_results: pl.DataFrame,
     semester_results: pl.DataFrame | None,
@@ -410,7 +426,8 @@ def compute_statistics(
 ) -> dict[str, pl.DataFrame]:
     """The year's statistics, one frame per name of ``GROUPS`` (province, commune, school,
     class, sex, cycle, cycle_sex) plus ``distribution`` (long: year, cycle, bin, pupils, share)
-    and ``pass_decisions`` (cycle, decision: what the rules count as a pass).
+    and ``pass_decisions`` (cycle, decision: what the rules count as a pass), and what
+    :func:`school_list_coverage` says of the directorate's list of schools.
 
     Each grouped frame holds: pupils, girls, boys, passed, pass_rate (0-1), mean_average and
     mean_semester_1/2 (on /20), one count per decision and ``no_decision``, and the six bin
@@ -425,6 +442,7 @@ def compute_statistics(
     stats = {name: _aggregate(pupils, name) for name in GROUPS}
     stats["distribution"] = _distribution(pupils)
     stats["pass_decisions"] = pass_decisions(rules)
+    stats.update(school_list_coverage(annual_results, schools))
     if previous is not None:
         if isinstance(previous, pl.DataFrame):
             last = pupil_outcomes(_latest_year(previous), None, None, schools, levels, rules)

@@ -311,6 +311,8 @@ def _label(column: str, value: Any) -> str:
     labels = {"cycle": CYCLE_LABELS, "sex": SEX_LABELS, "exam": EXAM_LABELS}.get(column, {})
     if value in labels:
         return html.escape(both(labels[value], " · "))
+    if value == UNKNOWN:
+        return html.escape(both(CYCLE_LABELS[UNKNOWN], " · "))
     return _number(value, "text")
 
 
@@ -411,6 +413,36 @@ def _note(ar: str, fr: str) -> str:
     return f"<p class='note'>{html.escape(ar)}<br><span lang='fr'>{html.escape(fr)}</span></p>"
 
 
+def _school_list_notes(stats: Mapping[str, pl.DataFrame]) -> list[str]:
+    """What the page lacks without the directorate's list of schools, and how to get it."""
+    listed = stats.get("schools_listed")
+    unlisted = stats.get("unlisted_schools")
+    if listed is None or unlisted is None:
+        return []
+    command = "massar schools import FILE"
+    if not listed.item(0, "schools"):
+        return [
+            _note(
+                "لم تستورد لائحة المؤسسات بعد: أسماء المؤسسات وجماعاتها وأسلاكها غير معروفة "
+                f"(— و«غير محدد»). استوردوها بالأمر {command}.",
+                "La liste des établissements de la direction n'est pas importée : noms, "
+                "communes et cycles des établissements sont inconnus (« — », « Non précisé »). "
+                f"Importez-la avec {command}.",
+            )
+        ]
+    if unlisted.height:
+        codes = ", ".join(unlisted.get_column("school_code").to_list())
+        return [
+            _note(
+                f"مؤسسات لها نتائج وليست في لائحة المؤسسات ({unlisted.height}): {codes}. "
+                f"أضيفوها إلى اللائحة ثم {command}.",
+                f"Établissements avec des résultats absents de la liste des établissements "
+                f"({unlisted.height}) : {codes}. Ajoutez-les à la liste, puis {command}.",
+            )
+        ]
+    return []
+
+
 def _exam_section(of_year) -> str:  # type: ignore[no-untyped-def]
     province = of_year("exam_province")
     parts = [_heading(2, "نتائج الامتحانات", "Résultats des examens")]
@@ -463,7 +495,7 @@ def write_statistics_report(
     for stale in set(CHARTS) - set(figures):  # a chart of an earlier run that no longer holds
         (folder / f"{stem}_{stale}.png").unlink(missing_ok=True)
 
-    notes = []
+    notes = _school_list_notes(stats)
     if province.height and "pass_rate_previous" not in province.columns:
         notes.append(
             _note(

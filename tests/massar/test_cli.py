@@ -22,6 +22,7 @@ CONTRACT_COMMANDS = [
     "exchange",
     "approve",
     "query",
+    "schools",
     "status",
     "backup",
     "restore",
