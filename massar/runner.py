@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from massar.errors import WorkFailed
+from massar.errors import RequestsUnanswered, WorkFailed
 from massar.settings import Settings, apply_prefect_environment
 
 
@@ -108,8 +108,14 @@ def describe_evaluation(summary: dict, settings: Settings) -> str:
             f" Statistics: {summary['statistics_report']}; e-services extract: "
             f"{summary['eservices_files']} file(s) under {settings.exchange / 'eservices'}."
         )
+    waiting = 0
     for row in summary.get("skipped", []):  # what was held back, and why
-        text += f"\n  {row['why']}"
+        if row["reason"] == "school_without_marks":  # usual early in the year: counted
+            waiting += 1
+        else:
+            text += f"\n  {row['why']}"
+    if waiting:
+        text += f"\n  {waiting} school(s) have a student list but no marks yet."
     return text
 
 
@@ -119,11 +125,11 @@ def run_exchange(settings: Settings, partner: str, prepared_by: str) -> str:
     with prefect_api(settings):
         from flows.exchange import exchange
 
-        summary = exchange(partner, settings, prepared_by=prepared_by)
-    problems = summary.get("problems", [])
-    if problems:  # a request left unanswered: the run failed, whatever else it did
-        done = describe_exchange({**summary, "problems": []}, quiet=True)
-        raise WorkFailed(" ".join(problems), done)
+        try:
+            summary = exchange(partner, settings, prepared_by=prepared_by)
+        except RequestsUnanswered as failed:  # what was done, then the one sentence
+            done = describe_exchange({**failed.summary, "problems": []}, quiet=True)
+            raise WorkFailed(str(failed), done) from None
     return describe_exchange(summary)
 
 

@@ -30,7 +30,7 @@ NO_LIST = "no_list"  # the school has no accepted student list for the year
 NOT_ON_LIST = "not_on_list"  # the school's list does not hold the pupil (X014)
 ENROLLED_ELSEWHERE = "enrolled_elsewhere"  # a later list of another school holds him (X012)
 NO_RULES = "no_rules"  # the level has no evaluation rules
-NO_MARKS_FOR_SCHOOL = "school_without_marks"  # a list but no marks yet
+SCHOOL_WITHOUT_MARKS = "school_without_marks"  # a list but no marks yet
 
 SKIPPED_SCHEMA: dict[str, Any] = {
     "school_year": pl.Utf8,
@@ -223,7 +223,7 @@ def _schools_without_marks(
     if with_marks is not None and with_marks.height:
         lists = lists.join(with_marks, on=["school_year", "school_code"], how="anti")
     return lists.with_columns(
-        pl.lit(NO_MARKS_FOR_SCHOOL).alias("reason"),
+        pl.lit(SCHOOL_WITHOUT_MARKS).alias("reason"),
         pl.lit("marks").alias("dataset"),
         pl.lit(0, pl.Int64).alias("marks"),
         pl.lit(None, pl.Utf8).alias("level_code"),
@@ -282,7 +282,7 @@ def skipped_sentence(row: Mapping[str, Any]) -> str:
             f"{where}, level {level}: {held} not evaluated: the level has no evaluation rules "
             "(schemas/evaluation, levels.csv)."
         )
-    if reason == NO_MARKS_FOR_SCHOOL:
+    if reason == SCHOOL_WITHOUT_MARKS:
         return (
             f"{where}: {pupils} pupil(s) listed but no marks accepted yet: nothing to "
             "evaluate there."
@@ -296,7 +296,7 @@ def skipped_sentences(skipped: pl.DataFrame) -> list[str]:
 
 def outcome_sentence(years: list[str], pupils: int, schools: int, skipped: pl.DataFrame) -> str:
     """What the evaluation did, in one sentence."""
-    held = skipped.filter(pl.col("reason") != NO_MARKS_FOR_SCHOOL)
+    held = skipped.filter(pl.col("reason") != SCHOOL_WITHOUT_MARKS)
     if years:
         text = f"Evaluation {', '.join(years)}: {pupils} pupil(s) of {schools} school(s) evaluated."
         if held.height:

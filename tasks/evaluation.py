@@ -22,6 +22,7 @@ from schemas.evaluation_rules import EvaluationRules, RulesError, load_rules
 from tasks import evaluate as formulas
 from tasks.eservices import build_extract, write_school_extracts
 from tasks.evaluable import (
+    SCHOOL_WITHOUT_MARKS,
     YEAR_TABLES,
     Evaluable,
     evaluable,
@@ -125,8 +126,17 @@ def report_skipped(plan: Evaluable, results: dict[str, pl.DataFrame]) -> dict[st
     outcome = outcome_sentence(plan.years, counted.height, schools, plan.skipped)
     sentences = skipped_sentences(plan.skipped)
     (logger.info if plan.years else logger.warning)(outcome)
-    for sentence in sentences:
-        logger.warning("Evaluation held back: %s", sentence)
+    reasons = plan.skipped.get_column("reason").to_list()
+    for sentence, reason in zip(sentences, reasons, strict=True):
+        if reason != SCHOOL_WITHOUT_MARKS:  # usual early in the year: one line for them all
+            logger.warning("Evaluation held back: %s", sentence)
+    waiting = plan.skipped.filter(pl.col("reason") == SCHOOL_WITHOUT_MARKS)
+    if waiting.height:
+        logger.info(
+            "%d school(s) have a student list but no marks yet: %s",
+            waiting.get_column("school_code").n_unique(),
+            ", ".join(waiting.get_column("school_code").unique().sort().to_list()),
+        )
     rows = plan.skipped.with_columns(pl.Series("why", sentences, dtype=pl.Utf8)).to_dicts()
     if rows:
         create_table_artifact(

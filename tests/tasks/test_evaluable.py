@@ -13,11 +13,11 @@ from tasks.evaluable import (
     ENROLLED_ELSEWHERE,
     NO_LIST,
     NO_MARKS,
-    NO_MARKS_FOR_SCHOOL,
     NO_RULES,
     NO_WAREHOUSE,
     NO_YEAR,
     NOT_ON_LIST,
+    SCHOOL_WITHOUT_MARKS,
     YEAR_ABSENT,
     evaluable,
     outcome_sentence,
@@ -151,7 +151,7 @@ def test_a_pupil_whose_enrolment_is_active_elsewhere_is_not_evaluated_here():
     counts = skipped_counts(plan)
     assert counts[(YEAR, A, None, ENROLLED_ELSEWHERE)] == held(moved)
     # school B lists him but has no marks: named as such, with its pupils
-    assert counts[(YEAR, B, None, NO_MARKS_FOR_SCHOOL)] == (0, 1)
+    assert counts[(YEAR, B, None, SCHOOL_WITHOUT_MARKS)] == (0, 1)
     assert plan.inputs["marks"]["student_code"].unique().to_list() == ["K100000001"]
 
 
@@ -169,7 +169,7 @@ def test_no_marks_at_all_says_so_and_names_the_schools_with_a_list():
     assert plan.years == [] and plan.inputs == {}
     assert skipped_counts(plan) == {
         (None, None, None, NO_MARKS): (0, 0),
-        (YEAR, A, None, NO_MARKS_FOR_SCHOOL): (0, 2),
+        (YEAR, A, None, SCHOOL_WITHOUT_MARKS): (0, 2),
     }
     outcome = outcome_sentence(plan.years, 0, 0, plan.skipped)
     assert outcome == (
