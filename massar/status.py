@@ -154,6 +154,9 @@ def evaluation_table(evaluation: tuple | None, settings: Settings) -> Table:
     return table
 
 
+CAPTIONED_WIDTH = 100
+
+
 def intake(settings: Settings) -> list[Table]:
     """What waits on the officer at the intake: resends held until confirmed, and entries at
     the inbox's root that no ingest reads (a table each, only when there is something)."""
@@ -172,6 +175,7 @@ def intake(settings: Settings) -> list[Table]:
             "lines in the file",
             "received",
             title="Resends held: they would remove much of what the school had",
+            min_width=CAPTIONED_WIDTH,  # the caption is a sentence: room to read it
         )
         for submission in held:
             table.add_row(
@@ -191,7 +195,13 @@ def intake(settings: Settings) -> list[Table]:
         tables.append(table)
     strays = stray_entries(settings.inbox)
     if strays:
-        table = Table("name", "kind", "arrived", title="Not ingested: at the inbox's root")
+        table = Table(
+            "name",
+            "kind",
+            "arrived",
+            title="Not ingested: at the inbox's root",
+            min_width=CAPTIONED_WIDTH,
+        )
         for entry in strays:
             table.add_row(entry.name, entry.kind, _when(entry.modified, settings))
         table.caption = stray_sentence(strays, settings.inbox)
