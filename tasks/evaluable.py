@@ -262,8 +262,8 @@ def skipped_sentence(row: Mapping[str, Any]) -> str:
     if reason == NO_LIST:
         return (
             f"{where}: {held} kept but not evaluated: the school has no accepted student list "
-            f"for {year} yet; they will be evaluated the night one is accepted (see the "
-            "school's report for why its list was not)."
+            f"for {year} yet (none sent, or rejected: its report says why); they will be "
+            "evaluated the night one is accepted."
         )
     if reason == NOT_ON_LIST:
         return (
