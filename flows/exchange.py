@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
+from massar.errors import RequestsUnanswered
 from massar.settings import Settings, load_settings
 from tasks.exchange import (
     deliver_task,
@@ -29,7 +30,9 @@ def exchange(
     home: str | None = None,
     prepared_by: str = "massar",
 ) -> dict:
-    """One exchange run for ``partner``; returns counts and batch states (no child data)."""
+    """One exchange run for ``partner``; returns counts and batch states (no child data).
+    A request left without a prepared batch fails the run (:class:`RequestsUnanswered`, its
+    ``summary`` what the run did) once every other request and delivery is done."""
     settings = settings or load_settings(home)
     logger = get_run_logger()
     reconciled = reconcile_task(settings, partner)
@@ -58,7 +61,7 @@ def exchange(
         if batch["state"] == "approved":
             deliveries.append(deliver_task(settings, batch["batch_id"]))
         batches.append({k: batch[k] for k in ("batch_id", "state", "children", "counts")})
-    return {
+    summary = {
         "partner": partner,
         "acknowledgements": reconciled["acknowledgements"],
         "overdue": reconciled["overdue"],
@@ -66,3 +69,6 @@ def exchange(
         "deliveries": deliveries,
         "problems": problems,
     }
+    if problems:  # a request left without an answer: the run fails, for schedulers and alerts
+        raise RequestsUnanswered(" ".join(problems), summary)
+    return summary

@@ -16,3 +16,18 @@ class WorkFailed(OperatorError):
     def __init__(self, message: str, done: str = "") -> None:
         super().__init__(message)
         self.done = done
+
+
+class RequestsUnanswered(OperatorError):
+    """An exchange run left a partner's request without a prepared batch: the run fails
+    (Failed in Prefect, exit 1 from the command); ``summary`` holds what the run did."""
+
+    def __init__(self, message: str, summary: dict | None = None) -> None:
+        super().__init__(message, summary)  # both in args: the exception pickles whole
+        self.summary = summary or {}
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def __repr__(self) -> str:  # as Prefect logs it: the sentence, not the summary
+        return f"{type(self).__name__}({self.args[0]!r})"

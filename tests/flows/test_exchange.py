@@ -25,6 +25,7 @@ from connectors.exchange_profile import (
 from connectors.signing import make_test_certificate
 from flows.exchange import exchange
 from flows.nightly import nightly
+from massar.errors import RequestsUnanswered
 from massar.home import init_home
 from massar.runner import approve_batch
 from massar.settings import PartnerSettings, load_settings
@@ -319,10 +320,12 @@ def test_an_expired_certificate_is_refused_in_one_sentence_and_nothing_is_prepar
         not_after=now - timedelta(days=35),
     )
     shutil.copy(_request(province), sftp_server.outbox / _request(province).name)
-    result = _run_exchange(settings)
+    with pytest.raises(RequestsUnanswered) as failed:  # the run fails: schedulers see it
+        _run_exchange(settings)
+    result = failed.value.summary
     assert result["batches"] == []
     [problem] = result["problems"]
-    assert "certificate" in problem and "\n" not in problem
+    assert "certificate" in problem and "\n" not in problem and str(failed.value) == problem
     assert os.listdir(sftp_server.inbox) == []
 
 
