@@ -320,15 +320,29 @@ def delete_findings(
 def school_findings(
     database: ControlDatabase, school_code: str
 ) -> tuple[list[Submission], list[Finding]]:
-    """The school's current submissions (not superseded) and all their findings."""
+    """The school's current submissions and all their findings: not superseded, and not a
+    rejected file the school has sent again since under the same name (its findings would
+    repeat the new attempt's, or be answered by it)."""
     with database.session() as session:
-        submissions = list(
+        current = list(
             session.scalars(
                 select(Submission)
                 .where(Submission.school_code == school_code, Submission.state != "superseded")
                 .order_by(Submission.submission_id)
             )
         )
+        latest = dict(
+            session.execute(
+                select(Submission.file_name, func.max(Submission.submission_id))
+                .where(Submission.school_code == school_code)
+                .group_by(Submission.file_name)
+            ).all()
+        )
+        submissions = [
+            s
+            for s in current
+            if s.state != "rejected" or latest.get(s.file_name, 0) <= s.submission_id
+        ]
         findings = list(
             session.scalars(
                 select(Finding)

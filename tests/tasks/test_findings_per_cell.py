@@ -82,3 +82,29 @@ def test_one_per_cell_keeps_the_first_of_a_rule_and_cell_and_every_file_level_fi
     kept = one_per_cell(findings)
     assert kept.height == 6
     assert kept.row(0) == findings.row(0) and kept.row(1) == findings.row(2)
+
+
+def test_a_rejected_file_sent_again_is_reported_once(province: Path, tmp_path: Path):
+    """A school resends a file the platform rejects (still wrong, other bytes): its report
+    shows the latest attempt only; the earlier attempts stay in the control database."""
+    school = "73578M"
+    lines = (province / school / "guardians.csv").read_text(encoding="utf-8-sig").splitlines()
+    header = lines[0].split(",")
+    keep = [i for i, label in enumerate(header) if label != "صلة القرابة"]  # a required column
+    settings = init_home(tmp_path / "home")
+    folder = settings.inbox / school
+    folder.mkdir(parents=True)
+    for attempt in (5, 6, 7):
+        rows = [",".join(line.split(",")[i] for i in keep) for line in lines[:attempt]]
+        (folder / "guardians.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+        assert ingest_school(settings, school, [folder / "guardians.csv"], folder).rejected == 1
+    write_reports(settings, [school], datetime(2024, 3, 2, 9, 0))
+    page = (settings.reports / school / f"rapport_{school}.html").read_text(encoding="utf-8")
+    rows = lxml_html.fromstring(page).xpath("//tr[@class='error']")
+    assert len(rows) == 1 and "F008" in rows[0].text_content()
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        with database.session() as session:
+            assert len(list(session.scalars(select(Finding)))) == 3  # nothing is lost
+    finally:
+        database.dispose()
