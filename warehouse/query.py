@@ -28,6 +28,7 @@ CONTROL_TABLES = {
             "rows_accepted",
             "rows_quarantined",
             "received_at",
+            "hold",  # "held": kept out of the warehouse until massar confirm; "confirmed"
         ),
     ),
     "findings": (
