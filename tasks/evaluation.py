@@ -349,8 +349,31 @@ def publish_statistics_by_year(
     """The statistics report of each school year evaluated; returns the latest one's path."""
     report = None
     for year in plan.years:
-        report = publish_statistics(settings, of_year(plan.inputs, year), of_year(results, year))
+        inputs = with_earlier_results(of_year(plan.inputs, year), results, year)
+        report = publish_statistics(settings, inputs, of_year(results, year))
     return report
+
+
+def with_earlier_results(
+    inputs: dict[str, pl.DataFrame], results: dict[str, pl.DataFrame], year: str
+) -> dict[str, pl.DataFrame]:
+    """``inputs`` whose ``history`` and ``exam_history`` (the published annual and exam
+    results) also hold this run's results of the years before ``year``, in place of the
+    published ones of those years: a first evaluation of two years compares the later with
+    the earlier."""
+    out = dict(inputs)
+    for name, table in (("history", "annual_results"), ("exam_history", "exam_results")):
+        computed = results.get(table)
+        if computed is None or not computed.height:
+            continue
+        earlier = computed.filter(pl.col("school_year") < year)
+        published = out.get(name)
+        if published is not None and published.height:
+            redone = computed.get_column("school_year").unique().implode()
+            published = published.filter(~pl.col("school_year").is_in(redone))
+            earlier = pl.concat([published, earlier], how="diagonal_relaxed")
+        out[name] = earlier
+    return out
 
 
 rules_task = task(rules_for_run, name="load_evaluation_rules", cache_policy=NO_CACHE)

@@ -629,3 +629,24 @@ def test_page_says_when_last_year_and_exams_are_not_in_the_warehouse(frames, tmp
     assert "pas de comparaison" in page and "لا مقارنة" in page
     assert "aucun résultat d'examen" in page.lower() or "aucun résultat d&#x27;examen" in page
     assert not list(tmp_path.glob("*_exams.png"))
+
+
+def test_a_first_evaluation_of_two_years_compares_the_later_with_the_earlier(frames):
+    """The results computed in the same run for last year count as last year's, in place of
+    what the warehouse held for that year."""
+    from tasks.evaluation import with_earlier_results
+
+    this_year = _annual(PUPILS)
+    computed_last = frames["previous"]  # computed by this run for 2022/2023
+    stale = _annual([(A, "1APIC-1", "1APIC", CODES[8], "F", 2.0, "repeats")], LAST)
+    results = {"annual_results": pl.concat([this_year, computed_last])}
+    inputs = with_earlier_results({"history": stale}, results, YEAR)
+    assert inputs["history"].sort("student_code").equals(computed_last.sort("student_code"))
+    stats = compute_statistics(
+        this_year, None, None, frames["schools"], frames["levels"], previous=inputs["history"]
+    )
+    assert stats["province"].item(0, "pass_rate_previous") == pytest.approx(2 / 3)
+    # Nothing computed for an earlier year: the published history stays as it is.
+    assert with_earlier_results({"history": stale}, {"annual_results": this_year}, YEAR)[
+        "history"
+    ].equals(stale)
