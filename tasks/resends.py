@@ -23,6 +23,8 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from massar.settings import Settings
 from schemas.rules import render, severity
@@ -161,6 +163,31 @@ def confirm_resend(
         superseded=tuple(superseded),
         confirmed_by=who,
     )
+
+
+def _confirm_or_say_why(
+    settings: Settings, submission_id: int, confirmed_by: str | None = None
+) -> Confirmation:
+    """:func:`confirm_resend` for the Prefect form: a refusal is one sentence (the run fails
+    with it)."""
+    if not (confirmed_by or "").strip():
+        raise ValueError("Give your name in confirmed_by: it is kept with the confirmation.")
+    try:
+        return confirm_resend(settings, submission_id, confirmed_by)
+    except LookupError:
+        raise ValueError(
+            f"There is no submission {submission_id}; 'massar status' lists the held resends."
+        ) from None
+    except ValueError:
+        raise ValueError(
+            f"Submission {submission_id} is not held (never held, confirmed already, or "
+            "replaced since by a newer file); 'massar status' lists the held resends."
+        ) from None
+
+
+confirm_resend_task = task(
+    _confirm_or_say_why, name="confirm_resend", cache_policy=NO_CACHE, retries=0
+)
 
 
 def held_resends(settings: Settings) -> list[Submission]:

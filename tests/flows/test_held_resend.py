@@ -161,3 +161,43 @@ def test_the_guardians_case(first_night, province, capsys):
     summary, _ = _ingest(settings)
     assert (summary["totals"]["new_submissions"], summary["totals"]["held"]) == (1, 0)
     assert _night(settings) == GUARDIANS + 1
+
+
+def test_the_prefect_form_confirms_a_held_resend(first_night, province):
+    import yaml
+
+    from flows.confirm import confirm_resend
+
+    settings, _, _ = first_night
+    source = province / SCHOOL / "guardians.csv"
+    (settings.inbox / SCHOOL / "guardians.csv").write_text(_lines(source, 3), encoding="utf-8")
+    summary, _ = _ingest(settings)
+    assert summary["totals"]["held"] == 1
+    before = _night(settings)
+    assert before > 3  # held: the night kept the earlier lines
+
+    # the deployment's run form: the submission and the officer's name, both required
+    schema = confirm_resend.parameters
+    assert {"submission", "confirmed_by"} <= set(schema.required or [])
+    deployments = yaml.safe_load((Path(__file__).parents[2] / "prefect.yaml").read_text())
+    (deployment,) = [d for d in deployments["deployments"] if d["name"] == "confirm-resend"]
+    assert deployment["entrypoint"] == "flows/confirm.py:confirm_resend"
+    assert "schedules" not in deployment
+
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        (held,) = run_query(
+            "select submission_id from submissions where hold = 'held'",
+            warehouse=settings.warehouse,
+            database=database,
+        ).to_pylist()
+    finally:
+        database.dispose()
+    done = confirm_resend(held["submission_id"], "Fatima Zahra", settings=settings)
+    assert (done["lines_before"], done["lines_after"]) == (before, 3)
+    assert done["confirmed_by"] == "Fatima Zahra"
+    assert _night(settings) == 3
+    again = confirm_resend(
+        held["submission_id"], "Fatima Zahra", settings=settings, return_state=True
+    )
+    assert again.is_failed() and "is not held" in again.message
