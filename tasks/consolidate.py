@@ -45,7 +45,7 @@ from warehouse.delta import (
     replace_school_rows,
 )
 from warehouse.staging import read_staged
-from warehouse.submissions import active_submissions, add_findings, delete_findings
+from warehouse.submissions import HELD, active_submissions, add_findings, delete_findings
 from warehouse.tables import (
     TABLES,
     SchoolContext,
@@ -75,7 +75,9 @@ PREFETCH_SCHOOLS = 4
 
 def pending_submissions(database: ControlDatabase, dataset: str) -> dict[str, list[int]]:
     """Per school, the processed submissions of ``dataset`` that no consolidation has taken
-    into account yet (``consolidated_at`` is null)."""
+    into account yet (``consolidated_at`` is null). A held resend is not one of them: it
+    changes nothing while held, and stays unconsolidated until the night after its
+    confirmation, even when it is confirmed while a night runs."""
     with database.session() as session:
         rows = session.execute(
             select(Submission.school_code, Submission.submission_id)
@@ -83,6 +85,7 @@ def pending_submissions(database: ControlDatabase, dataset: str) -> dict[str, li
                 Submission.dataset == dataset,
                 Submission.consolidated_at.is_(None),
                 Submission.state.in_(PROCESSED_STATES),
+                Submission.hold != HELD,
             )
             .order_by(Submission.school_code, Submission.submission_id)
         ).all()

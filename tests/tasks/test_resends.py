@@ -216,3 +216,19 @@ def test_a_loose_file_at_the_inbox_root_is_shown_in_the_status(tmp_path: Path):
     shutil.rmtree(settings.inbox / "ecole-33494")
     (settings.inbox / "guardians.csv").unlink()
     assert intake(settings) == []
+
+
+def test_a_resend_confirmed_while_a_night_runs_is_applied_by_the_next_night(school):
+    settings, source, _ = school
+    held = _send(settings, _guardian_lines(source, 4)).new_submissions[0]
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        # the night starts: what it will mark consolidated does not include the held file
+        started = pending_submissions(database, "guardians")
+        assert held not in [sid for ids in started.values() for sid in ids]
+        confirm_resend(settings, held, "Fatima Zahra")  # meanwhile, an officer confirms it
+        mark_consolidated(database, [sid for ids in started.values() for sid in ids])
+        assert pending_submissions(database, "guardians") == {SCHOOL: [held]}
+    finally:
+        database.dispose()
+    assert _night(settings) == 4
