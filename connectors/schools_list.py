@@ -99,8 +99,8 @@ def read_school_list(path: Path) -> SchoolList:
             raise FileRejected("F005", "workbook without any cell")
     else:
         text, _ = decode_csv(data)
-        rows = list(csv.reader(io.StringIO(text), delimiter=sniff_delimiter(text)))
-        listed = _table([list(row) for row in rows], "", "csv")
+        lines = csv.reader(io.StringIO(text), delimiter=sniff_delimiter(text))
+        listed = _table([list(line) for line in lines], "", "csv")
         if listed is not None:
             return listed
     raise FileRejected("F008", "no header row", column=COLUMNS[0].header_ar)
