@@ -68,6 +68,18 @@ def describe_ingest(summary: dict, settings: Settings) -> str:
         f"{totals['rows_accepted']} rows accepted, {totals['rows_quarantined']} quarantined, "
         f"{totals['errors']} errors and {totals['queries']} queries. Reports per school: "
         f"{settings.reports}."
+        + (
+            f" {totals['held']} resend(s) held because they would remove much of what the "
+            "school had: 'massar status' lists them, 'massar confirm SUBMISSION' applies one."
+            if totals.get("held")
+            else ""
+        )
+        + (
+            f" Not ingested, at the inbox's root: {', '.join(totals['stray_entries'])} (move "
+            "each file into its school's folder, inbox/<school code>/)."
+            if totals.get("stray_entries")
+            else ""
+        )
     )
 
 

@@ -232,3 +232,31 @@ def test_a_resend_confirmed_while_a_night_runs_is_applied_by_the_next_night(scho
     finally:
         database.dispose()
     assert _night(settings) == 4
+
+
+def test_massar_ingest_says_what_is_held_and_what_lies_at_the_inbox_root(tmp_path: Path):
+    from massar.runner import describe_ingest
+
+    settings = init_home(tmp_path / "home")
+    totals = {
+        key: 0
+        for key in (
+            "new_submissions",
+            "schools",
+            "already_known",
+            "accepted",
+            "partially_accepted",
+            "rejected",
+            "rows_accepted",
+            "rows_quarantined",
+            "errors",
+            "queries",
+        )
+    }
+    quiet = describe_ingest({"totals": {**totals, "held": 0}}, settings)
+    assert "resend(s) held" not in quiet and "inbox's root" not in quiet
+    said = describe_ingest(
+        {"totals": {**totals, "held": 1, "stray_entries": ["guardians.csv"]}}, settings
+    )
+    assert "1 resend(s) held" in said and "massar confirm SUBMISSION" in said
+    assert "inbox's root: guardians.csv" in said
