@@ -17,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from tasks.bidi import isolated
 from tasks.statistics import BINS, UNKNOWN
 
 CYCLE_LABELS = {
@@ -255,8 +256,16 @@ def _save(figure, path: Path) -> None:  # type: ignore[no-untyped-def]
 
 
 def _number(value: Any, kind: str, record: Mapping[str, Any] | None = None) -> str:
+    """A figure or a code as escaped HTML isolated in a ``<bdi>``: inside the right-to-left
+    page, "72.9 %", "+1.5", "11.97 /20" or a school code keep the order they are written in."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
+    if kind == "text":
+        return isolated(value)
+    return isolated(_figure_text(value, kind, record), "ltr")
+
+
+def _figure_text(value: Any, kind: str, record: Mapping[str, Any] | None) -> str:
     if kind == "rate":
         return f"{100 * value:.1f} %"
     if kind == "change_rate":
@@ -268,7 +277,7 @@ def _number(value: Any, kind: str, record: Mapping[str, Any] | None = None) -> s
         return f"{value:.2f}" + (f" /{scale:g}" if scale else "")
     if kind == "change_mean":
         return f"{value:+.2f}"
-    return html.escape(str(value))
+    return str(value)
 
 
 # (column, Arabic header, French header, kind)
@@ -331,7 +340,10 @@ def _table(
     head = [_header(*_KEY_COLUMNS[k]) for k in keys]
     head += [_header(ar, fr) for _, ar, fr, _ in measures]
     for low, high, _ in BINS[: len(binned)]:
-        head.append(f"<th>{low:g}-{high:g}<br><small>(/10: {low / 2:g}-{high / 2:g})</small></th>")
+        head.append(
+            f"<th>{isolated(f'{low:g}-{high:g}', 'ltr')}<br>"
+            f"<small>(/10: {isolated(f'{low / 2:g}-{high / 2:g}', 'ltr')})</small></th>"
+        )
     body = []
     for record in frame.iter_rows(named=True):
         cells = [f"<td>{_label(k, record.get(k))}</td>" for k in keys]
@@ -536,8 +548,8 @@ def write_statistics_report(
 <style>{_STYLE}</style>
 </head>
 <body>
-<h1>إحصائيات النتائج الدراسية {html.escape(year)}<br>
-<span lang="fr">Statistiques des résultats scolaires {html.escape(year)}</span></h1>
+<h1>إحصائيات النتائج الدراسية {isolated(year, "ltr")}<br>
+<span lang="fr">Statistiques des résultats scolaires {isolated(year, "ltr")}</span></h1>
 {_pass_definition(stats.get("pass_decisions"))}
 {"".join(notes)}
 {images}

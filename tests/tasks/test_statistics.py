@@ -650,3 +650,21 @@ def test_a_first_evaluation_of_two_years_compares_the_later_with_the_earlier(fra
     assert with_earlier_results({"history": stale}, {"annual_results": this_year}, YEAR)[
         "history"
     ].equals(stale)
+
+
+def test_report_isolates_codes_years_and_figures_from_the_arabic(frames, tmp_path: Path):
+    # In the right-to-left page a rate such as "72.9 %", a change "+1.5", the year or a code
+    # must keep the order it is written in: each sits alone in a <bdi>.
+    from lxml import html as lxml_html
+
+    stats = compute_statistics(**frames)
+    page = write_statistics_report(tmp_path, stats, YEAR).read_text(encoding="utf-8")
+    tree = lxml_html.fromstring(page)
+    isolated = [b.text_content() for b in tree.iter("bdi")]
+    assert YEAR in isolated
+    rate = f"{100 * stats['province'].item(0, 'pass_rate'):.1f} %"
+    assert rate in isolated
+    for cell in tree.iter("td"):
+        text = cell.text_content().strip()
+        if re.fullmatch(r"[-+]?\d[\d.]*( %| /\d+)?", text):  # a figure, alone in its cell
+            assert [b.text_content() for b in cell.iter("bdi")] == [text], text
