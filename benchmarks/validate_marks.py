@@ -5,7 +5,8 @@
 Builds ~2 M rows shaped like a read frame of marks (pupil × slot; Utf8 original text, metadata
 repeated per row, a few % invalid values: marks out of scale or unreadable, decimal commas,
 Arabic-Indic digits, malformed codes, impossible dates, duplicates) and prints rows/s for
-``tasks.validate.validate_submission``. Target on the 2-core reference machine: ≥ 1 M rows/s.
+``tasks.validation.submission.validate_submission``. Target on the 2-core reference machine:
+≥ 1 M rows/s.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 import numpy as np
 import polars as pl
 
-from tasks.validate import validate_submission
+from tasks.validation.submission import validate_submission
 
 SLOTS = (
     ("test1", "الفرض الأول"),

@@ -32,13 +32,15 @@ sys.path.insert(0, str(ROOT))
 import polars as pl  # noqa: E402
 
 SCHOOL_FOLDER = re.compile(r"^\d{5}[A-Z]$")  # as tasks/ingest.py
-# Phases: (module, function name) → label. Wrapped with timers while a school is validated.
+# Phases: (module, function name) → label. Wrapped with timers while a school is validated
+# (in the module that calls them: tasks/validation/submission.py).
 PHASES = {
-    ("tasks.validate", "normalise"): "normalise",
-    ("tasks.validate", "mark_scales"): "mark scales",
-    ("tasks.validate", "_pandera_findings"): "pandera model",
-    ("tasks.validate", "_duplicate_findings"): "R007 duplicates",
+    ("tasks.validation.submission", "normalise"): "normalise",
+    ("tasks.validation.submission", "mark_scales"): "mark scales",
+    ("tasks.validation.submission", "pandera_findings"): "pandera model",
 }
+# The row rules with a check of their own (R007 duplicates), timed by rule id.
+OWN_CHECKS = ("tasks.validation.submission", "_OWN_CHECKS")
 
 
 def read_schools(province: Path, count: int) -> dict[str, dict[str, pl.DataFrame]]:
@@ -73,7 +75,7 @@ def read_schools(province: Path, count: int) -> dict[str, dict[str, pl.DataFrame
 
 
 class Timers:
-    """Wraps the phase functions of tasks.validate with accumulating timers."""
+    """Wraps the phase functions of validation with accumulating timers."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
@@ -89,6 +91,16 @@ class Timers:
                 continue
             self._saved.append((module, attribute, original))
             setattr(module, attribute, self._timed(original, label))
+        from tasks.validation.row_rules import ROW_RULES
+
+        module = importlib.import_module(OWN_CHECKS[0])
+        checks = getattr(module, OWN_CHECKS[1])
+        self._saved.append((module, OWN_CHECKS[1], checks))
+        labels = {
+            rule.check: f"{rule.rule_id} {rule.check.__name__}" for rule in ROW_RULES if rule.check
+        }
+        timed = tuple(self._timed(check, labels.get(check, "row rule")) for check in checks)
+        setattr(module, OWN_CHECKS[1], timed)
         return self
 
     def _timed(self, function: Callable, label: str) -> Callable:
@@ -112,7 +124,7 @@ def forget_schools() -> None:
     import importlib
     import inspect
 
-    for module_name in ("schemas.models", "tasks.normalise", "tasks.validate"):
+    for module_name in ("schemas.models", "tasks.normalise", "tasks.validation.model_check"):
         module = importlib.import_module(module_name)
         for value in vars(module).values():
             if callable(value) and hasattr(value, "cache_clear"):
@@ -128,7 +140,8 @@ def run_school(
     school: str, frames: dict[str, pl.DataFrame], per_dataset: dict[str, float]
 ) -> tuple[float, float]:
     """(validate seconds, cross-check seconds) of one school, as the ingest runs them."""
-    from tasks.validate import cross_check_school, validate_submission
+    from tasks.validation.cross_record import cross_check_school
+    from tasks.validation.submission import validate_submission
 
     started = time.perf_counter()
     picture = {}
@@ -163,9 +176,9 @@ def main() -> None:
     )
 
     started = time.perf_counter()
-    import tasks.validate  # noqa: F401
+    from tasks.validation import cross_record, submission  # noqa: F401
 
-    print(f"import tasks.validate: {time.perf_counter() - started:.2f} s")
+    print(f"import tasks.validation: {time.perf_counter() - started:.2f} s")
     first_school, first_frames = next(iter(schools.items()))
     cold = run_school(first_school, first_frames, defaultdict(float))
     print(
@@ -202,11 +215,11 @@ def main() -> None:
     print("\nshare of the per-school time:")
     other = validate - sum(phases.values())
     for label, seconds in [*phases.items(), ("other validate", other), ("cross checks", cross)]:
-        print(f"  {label:<16} {seconds / n * 1000:7.1f} ms  {seconds / best_total * 100:5.1f} %")
+        print(f"  {label:<24} {seconds / n * 1000:7.1f} ms  {seconds / best_total * 100:5.1f} %")
 
     if args.marks_rows:
         from benchmarks.validate_marks import SCHOOL, synthetic_marks
-        from tasks.validate import validate_submission
+        from tasks.validation.submission import validate_submission
 
         frame = synthetic_marks(args.marks_rows)
         validate_submission("marks", frame.head(1000), school_code=SCHOOL)

@@ -37,6 +37,7 @@ from massar.settings import Settings
 from schemas.datasets import STUDENTS
 from schemas.rules import render, severity
 from tasks.bidi import isolated
+from tasks.validation.province_rules import ENROLMENT_MOVED, LISTS_OF_SAME_DATE
 from warehouse.control import ControlDatabase, School, Submission, utcnow
 from warehouse.delta import (
     WarehouseError,
@@ -59,8 +60,9 @@ from warehouse.tables import (
 
 log = logging.getLogger(__name__)
 
-TRANSFER_RULE = "X012"
-TIE_RULE = "X015"  # two schools list the pupil with lists of the same date
+# Declared in tasks/validation/province_rules.py (placeholders, where raised).
+TRANSFER_RULE = ENROLMENT_MOVED.rule_id
+TIE_RULE = LISTS_OF_SAME_DATE.rule_id  # two schools list the pupil with lists of the same date
 # States of a processed submission. Every one may change what a school stands by: accepted and
 # partially accepted add rows, superseded ones lose theirs, and a rejected one is looked at too
 # (cheaply: its school is written only if its active submissions differ from the warehouse's).

@@ -33,7 +33,12 @@ from schemas.datasets import DATASETS
 from schemas.rules import render
 from tasks.feedback import ReportFinding, ReportSubmission, write_school_report
 from tasks.resends import Resend, hold_finding, shrinking_resends
-from tasks.validate import cross_check_province, cross_check_school, validate_submission
+from tasks.validation.cross_record import (
+    PROVINCE_RULE_IDS,
+    cross_check_province,
+    cross_check_school,
+)
+from tasks.validation.submission import validate_submission
 from warehouse.control import ControlDatabase
 from warehouse.staging import read_staged, write_quarantined, write_staged
 from warehouse.submissions import (
@@ -51,7 +56,6 @@ log = logging.getLogger(__name__)
 
 SCHOOL_FOLDER = re.compile(r"^\d{5}[A-Z]$")
 PROVENANCE = ("submission_id", "sheet", "sheet_row")
-PROVINCE_RULES = ("X002",)
 
 
 @dataclass
@@ -631,7 +635,7 @@ def check_province(settings: Settings) -> set[str]:
             submission_ids.extend(s.submission_id for s in active)
             if frame is not None:
                 students[school_code] = frame
-        delete_findings(database, submission_ids, PROVINCE_RULES)
+        delete_findings(database, submission_ids, PROVINCE_RULE_IDS)
         findings = cross_check_province(students)
         if findings.height == 0:
             return set()

@@ -24,7 +24,7 @@ from connectors.massar_layout import SheetLayout
 from connectors.school_files import FileRejected, findings_frame, read_submission
 from schemas.datasets import DATASETS, SCHOOL_CODE
 from tasks.ingest import _rejection, _render_findings
-from tasks.validate import validate_submission
+from tasks.validation.submission import validate_submission
 
 _SCHOOL_CODE_RE = re.compile(SCHOOL_CODE)
 # Columns of a staged frame that only the platform uses (keys, provenance, parsed copies).
