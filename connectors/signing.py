@@ -38,6 +38,8 @@ from signxml import (
 from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature
 from signxml.verifier import SignatureConfiguration
 
+from ground.utc import as_utc
+
 if TYPE_CHECKING:
     from massar.settings import Settings
 
@@ -162,8 +164,8 @@ def make_test_certificate(
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(_utc(not_before))
-        .not_valid_after(_utc(not_after))
+        .not_valid_before(as_utc(not_before))
+        .not_valid_after(as_utc(not_after))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -395,10 +397,6 @@ def _describe(certificate: x509.Certificate) -> str:
         f"{certificate.not_valid_before_utc:%Y-%m-%d %H:%M} to "
         f"{certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC)"
     )
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _file_stem(common_name: str) -> str:

@@ -35,6 +35,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import select
 
+from ground.utc import as_utc
 from massar.errors import OperatorError
 from massar.settings import Settings
 from warehouse.control import ControlDatabase, ExchangeBatch, Night, SentAlert
@@ -63,13 +64,8 @@ class Alert:
 # ---- the checks ---------------------------------------------------------------------------------
 
 
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands datetimes back without their zone; they were stored in UTC.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _local(settings: Settings, moment: datetime) -> str:
-    return _utc(moment).astimezone(settings.zone).strftime("%Y-%m-%d %H:%M")
+    return as_utc(moment).astimezone(settings.zone).strftime("%Y-%m-%d %H:%M")
 
 
 def _clock(text: str) -> time:
@@ -107,7 +103,7 @@ def failed_run_alerts(settings: Settings, now: datetime) -> list[Alert]:
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
 
-    now = _utc(now)
+    now = as_utc(now)
     since = now - timedelta(hours=settings.alerts.failed_runs_lookback_hours)
     try:
         with get_client(sync_client=True) as client:
@@ -135,7 +131,7 @@ def failed_run_alerts(settings: Settings, now: datetime) -> list[Alert]:
     for run in sorted(runs, key=lambda r: (r.end_time or now, str(r.id))):
         flow_name = flow_names.get(run.flow_id, "?")
         state = run.state.name if run.state else "Failed"
-        ended = _utc(run.end_time or now)
+        ended = as_utc(run.end_time or now)
         key = f"run-failed:{run.id}"
         if flow_name == WATCH_FLOW:  # the alerts' own runs: one e-mail a day at most
             key = f"run-failed:{WATCH_FLOW}:{ended.astimezone(settings.zone):%Y-%m-%d}"
@@ -193,7 +189,7 @@ def nightly_late_alerts(
     deadline_text, start_text = settings.alerts.nightly_deadline, settings.alerts.nightly_start
     if not deadline_text:
         return []
-    local_now = _utc(now).astimezone(settings.zone)
+    local_now = as_utc(now).astimezone(settings.zone)
     deadline = datetime.combine(local_now.date(), _clock(deadline_text), settings.zone)
     if local_now < deadline:
         return []
@@ -251,7 +247,7 @@ def approval_waiting_alerts(
 ) -> list[Alert]:
     """One alert per batch still waiting for approval ``approval_wait_hours`` after it was
     prepared."""
-    now = _utc(now)
+    now = as_utc(now)
     limit = now - timedelta(hours=settings.alerts.approval_wait_hours)
     with database.session() as session:
         batches = session.scalars(
@@ -261,7 +257,7 @@ def approval_waiting_alerts(
         ).all()
     alerts = []
     for batch in batches:
-        prepared = _utc(batch.prepared_at)
+        prepared = as_utc(batch.prepared_at)
         hours = int((now - prepared).total_seconds() // 3600)
         expires = _local(settings, prepared + timedelta(hours=settings.approval_timeout_hours))
         partner = batch.partner.upper()
@@ -351,7 +347,7 @@ def already_sent(database: ControlDatabase, keys: list[str]) -> set[str]:
 def due_alerts(settings: Settings, now: datetime | None = None) -> list[Alert]:
     """Every alert of the four checks at ``now`` (default: this instant) not sent yet, failed
     runs first, then the night, approvals and acknowledgements."""
-    now = _utc(now or datetime.now(UTC))
+    now = as_utc(now or datetime.now(UTC))
     alerts = failed_run_alerts(settings, now)
     database = ControlDatabase(settings.resolved_database_url)
     try:

@@ -41,6 +41,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import select
 
+from ground.utc import as_utc
 from massar.settings import Settings
 from tasks.alerts import Alert, already_sent
 from warehouse.control import ControlDatabase, Submission
@@ -50,17 +51,13 @@ ROTATION_STATE = ".massar-logrotate.json"  # per log folder: when each log was l
 _PAGE = 200
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 # ---- Prefect's run history ----------------------------------------------------------------------
 
 
 def retention_cutoffs(settings: Settings, now: datetime) -> tuple[datetime, dict[str, datetime]]:
     """The default cutoff and each listed flow's own: runs that ended before it go."""
     config = settings.housekeeping
-    now = _utc(now)
+    now = as_utc(now)
     default = now - timedelta(days=config.flow_run_retention_days)
     by_flow = {
         name: now - timedelta(days=days) for name, days in config.flow_run_retention_by_flow.items()
@@ -150,7 +147,7 @@ def delete_old_flow_runs(settings: Settings, now: datetime | None = None) -> dic
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterId
 
-    now = _utc(now or datetime.now(UTC))
+    now = as_utc(now or datetime.now(UTC))
     default_cutoff, by_flow = retention_cutoffs(settings, now)
     deleted: dict[str, int] = defaultdict(int)
     kept_unfinished = 0
@@ -219,7 +216,7 @@ def last_warehouse_maintenance(settings: Settings) -> str:
         )
     if not runs or runs[0].end_time is None:
         return ""
-    return _utc(runs[0].end_time).isoformat(timespec="seconds")
+    return as_utc(runs[0].end_time).isoformat(timespec="seconds")
 
 
 # ---- log rotation -------------------------------------------------------------------------------
@@ -285,7 +282,7 @@ def rotate_logs(settings: Settings, now: datetime | None = None) -> list[dict[st
     starts its age then). A missing folder is reported, not created. Returns one row per
     folder and rotated file (folder, file, reason, bytes; no content)."""
     config = settings.housekeeping
-    now = _utc(now or datetime.now(UTC))
+    now = as_utc(now or datetime.now(UTC))
     max_bytes = int(config.log_max_megabytes * 1_000_000)
     max_age = timedelta(days=config.log_max_age_days)
     rows: list[dict[str, Any]] = []
@@ -305,7 +302,7 @@ def rotate_logs(settings: Settings, now: datetime | None = None) -> list[dict[st
             reason = ""
             if size >= max_bytes:
                 reason = "size"
-            elif size > 0 and now - _utc(datetime.fromisoformat(last)) >= max_age:
+            elif size > 0 and now - as_utc(datetime.fromisoformat(last)) >= max_age:
                 reason = "age"
             if not reason:
                 continue
@@ -355,14 +352,14 @@ class ArchiveReport:
 
 
 def _month(moment: datetime, settings: Settings) -> str:
-    return f"{_utc(moment).astimezone(settings.zone):%Y-%m}"
+    return f"{as_utc(moment).astimezone(settings.zone):%Y-%m}"
 
 
 def measure_archive(settings: Settings, now: datetime | None = None) -> ArchiveReport:
     """Measure ``archive/``: every original by its sha256, counted once, under the school
     year and the month (local time) it was first received; the files and bytes on disk; the
     free space of the home's file system, and months left at the last three months' pace."""
-    now = _utc(now or datetime.now(UTC))
+    now = as_utc(now or datetime.now(UTC))
     first_seen: dict[str, tuple[datetime, str, int]] = {}
     database = ControlDatabase(settings.resolved_database_url)
     try:
@@ -378,7 +375,7 @@ def measure_archive(settings: Settings, now: datetime | None = None) -> ArchiveR
     finally:
         database.dispose()
     for sha256, received_at, school_year, size in rows:
-        received = _utc(received_at)
+        received = as_utc(received_at)
         if sha256 not in first_seen or received < first_seen[sha256][0]:
             first_seen[sha256] = (received, school_year or "", size or 0)
     by_year: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -416,7 +413,7 @@ def disk_low_alerts(settings: Settings, report: ArchiveReport, now: datetime) ->
     threshold = settings.housekeeping.min_free_disk_gb
     if report.free_gb >= threshold:
         return []
-    day = f"{_utc(now).astimezone(settings.zone):%Y-%m-%d}"
+    day = f"{as_utc(now).astimezone(settings.zone):%Y-%m-%d}"
     free = f"{report.free_gb:.1f}"
     pace = (
         f" Au rythme des trois derniers mois ({report.bytes_per_month / 1e9:.2f} Go par mois), "

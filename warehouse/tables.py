@@ -30,7 +30,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from ground.utc import as_utc
 from schemas import datasets as ds
 from schemas.text import match_key
 
@@ -229,11 +230,6 @@ def level_code(frame: pl.DataFrame) -> pl.Expr:
         prefix = pl.col("class_code_key").str.replace(r"-\d{1,2}$", "")
         candidates.append(prefix.replace_strict(codes, default=None, return_dtype=pl.Utf8))
     return pl.coalesce(candidates) if candidates else pl.lit(None, pl.Utf8)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """A timestamp from the control database in UTC (SQLite returns them without a zone)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 # ---- derivations ------------------------------------------------------------------------------

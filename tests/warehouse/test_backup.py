@@ -18,7 +18,10 @@ from sqlalchemy import create_engine, text
 from flows.nightly import nightly
 from massar.cli import main
 from massar.home import init_home
-from warehouse.backup import BackupError, backup_home, check_home, restore_home
+from warehouse.backup.home_check import check_home
+from warehouse.backup.layout import BackupError
+from warehouse.backup.make import backup_home
+from warehouse.backup.restore import restore_home
 from warehouse.control import ControlDatabase, ExchangeBatch, Submission
 from warehouse.delta import table_versions
 from warehouse.query import run_query
