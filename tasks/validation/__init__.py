@@ -18,5 +18,5 @@ The rules, one declaration each (id → placeholders, datasets needed, check or 
     province_rules.py  X002 over every school's list; X012, X015 raised by the consolidation
     all_rules.py       every rule of the catalogue and its declaration
 
-Adding a rule: docs/decisions/0007-rules-declared-once.md.
+Adding a rule: docs/decisions/0008-rules-declared-once.md.
 """
