@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from connectors._base import FileRejected, render
-from connectors.massar_excel import check_zip, load_sheets
-from connectors.tables import decode_csv, sniff_delimiter
+from connectors.reading.cells import render
+from connectors.reading.csv_text import decode_csv, sniff_delimiter
+from connectors.reading.read_result import FileRejected
+from connectors.reading.workbook_loading import load_sheets
+from connectors.reading.workbook_safety import check_zip
 from schemas.schools import COLUMNS
 from schemas.text import clean_text, label_key
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from connectors._base import FileRejected
+from connectors.school_files import FileRejected
 from connectors.schools_list import SchoolList, read_school_list
 from massar.settings import Settings
 from schemas.rules import catalogue, render

@@ -16,14 +16,8 @@ import pytest
 import xlwt
 from python_calamine import CalamineWorkbook
 
-from connectors.massar_layout import (
-    HIGHER,
-    LIST_FIELDS,
-    LOWER,
-    REFERENCE_DIR,
-    locate_metadata,
-    reference,
-)
+from connectors.reading.metadata_location import HIGHER, LIST_FIELDS, LOWER, locate_metadata
+from connectors.reading.reference import REFERENCE_DIR, reference
 from connectors.school_files import FileRejected, findings_frame, read_submission
 from schemas.rules import render
 from tasks.validate import validate_submission

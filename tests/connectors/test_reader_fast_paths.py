@@ -18,10 +18,13 @@ import polars as pl
 import pytest
 from python_calamine import CalamineWorkbook
 
-from connectors import _base, massar_excel
-from connectors._base import FileRejected, Grid, build_frame, grid_frame, render, render_all
-from connectors.school_files import read_submission, safe_file_name
-from connectors.tables import decode_csv, sniff_delimiter
+from connectors.reading import limits, read_frame, workbook_safety
+from connectors.reading.cells import render, render_all
+from connectors.reading.csv_text import decode_csv, sniff_delimiter
+from connectors.reading.layout_detection import classify_sheet
+from connectors.reading.notes_cc import read_marks_sheet
+from connectors.reading.read_frame import Grid, build_frame, grid_frame
+from connectors.school_files import FileRejected, read_submission, safe_file_name
 from tests.connectors.school_file_builders import (
     pupils,
     write_list_eleve,
@@ -57,9 +60,9 @@ def test_zip_fast_path_takes_clean_workbooks(workbooks, monkeypatch):
     def refuse(data: bytes) -> None:
         raise AssertionError("the zipfile path was used for a clean workbook")
 
-    monkeypatch.setattr(massar_excel, "_check_zip_module", refuse)
+    monkeypatch.setattr(workbook_safety, "_check_zip_module", refuse)
     for data in workbooks:
-        massar_excel.check_zip(data)
+        workbook_safety.check_zip(data)
 
 
 def test_zip_fast_path_agrees_with_zipfile_on_damaged_archives(workbooks):
@@ -81,18 +84,18 @@ def test_zip_fast_path_agrees_with_zipfile_on_damaged_archives(workbooks):
                     data[j] = rnd.randrange(256)
         else:  # bytes appended
             data += b"x" * rnd.randrange(1, 5)
-        fast = _verdict(massar_excel.check_zip, bytes(data))
-        assert fast == _verdict(massar_excel._check_zip_module, bytes(data)), i
+        fast = _verdict(workbook_safety.check_zip, bytes(data))
+        assert fast == _verdict(workbook_safety._check_zip_module, bytes(data)), i
         verdicts.add(fast if fast is None else fast[0])
     assert None in verdicts and "F001" in verdicts
 
 
 def test_zip_limits_apply_on_the_fast_path(workbooks, monkeypatch):
-    monkeypatch.setattr(massar_excel, "MAX_ZIP_ENTRIES", 3)
-    assert _verdict(massar_excel.check_zip, workbooks[0])[0] == "F006"
-    monkeypatch.setattr(massar_excel, "MAX_ZIP_ENTRIES", 1000)
-    monkeypatch.setattr(massar_excel, "MAX_ROWS", 10)
-    assert _verdict(massar_excel.check_zip, workbooks[0]) == (
+    monkeypatch.setattr(limits, "MAX_ZIP_ENTRIES", 3)
+    assert _verdict(workbook_safety.check_zip, workbooks[0])[0] == "F006"
+    monkeypatch.setattr(limits, "MAX_ZIP_ENTRIES", 1000)
+    monkeypatch.setattr(limits, "MAX_ROWS", 10)
+    assert _verdict(workbook_safety.check_zip, workbooks[0]) == (
         "F006",
         "sheet 47 rows tall > 10",
     )
@@ -158,7 +161,7 @@ def _probe_grid(outer: int, inner: int) -> Grid:
 def test_grid_frame_is_the_frame_of_its_lists(outer, inner, monkeypatch):
     grid = _probe_grid(outer, inner)
     native = grid_frame(grid)
-    monkeypatch.setattr(_base, "_NATIVE", False)
+    monkeypatch.setattr(read_frame, "_NATIVE", False)
     public = grid_frame(grid)
     lists = build_frame(grid.lists())
     for frame in (public, lists):
@@ -174,7 +177,7 @@ def test_grid_frame_is_the_frame_of_its_lists(outer, inner, monkeypatch):
 def test_build_frame_native_equals_public(monkeypatch):
     columns = {"sheet": ["a", "a", "b"], "sheet_row": [2, None, 4], "x": [None, "é", "  "]}
     native = build_frame(columns)
-    monkeypatch.setattr(_base, "_NATIVE", False)
+    monkeypatch.setattr(read_frame, "_NATIVE", False)
     public = build_frame(columns)
     assert native.schema == public.schema and native.equals(public, null_equal=True)
 
@@ -185,7 +188,7 @@ def test_read_submission_frames_do_not_depend_on_the_native_constructors(tmp_pat
         write_list_eleve(tmp_path / "l.xls", {"1APIC-1": pupils(4), "1APIC-2": pupils(3)}),
     ]
     native = [read_submission(p, school_code=SCHOOL).frame for p in paths]
-    monkeypatch.setattr(_base, "_NATIVE", False)
+    monkeypatch.setattr(read_frame, "_NATIVE", False)
     public = [read_submission(p, school_code=SCHOOL).frame for p in paths]
     for a, b in zip(native, public, strict=True):
         assert a.schema == b.schema and a.equals(b, null_equal=True)
@@ -206,8 +209,8 @@ def test_notes_cc_blank_and_stray_rows(tmp_path):
     rows.append([""] * (width + 3) + ["x"])  # 23: longer row, value outside the header
     rows.append(["", "", "\t"])  # 24: short, blank
     rows.append([""] * (width - 1) + [0.0])  # 25: a zero
-    kind = massar_excel.classify_sheet(rows)
-    frame = grid_frame(massar_excel.read_marks_sheet("NotesCC", rows, kind.header_row, SCHOOL))
+    kind = classify_sheet(rows)
+    frame = grid_frame(read_marks_sheet("NotesCC", rows, kind.header_row, SCHOOL))
     assert frame["sheet_row"].to_list() == [18, 19, 20, 23, 25]
     assert frame["student_code"].to_list()[:3] == [rows_in[0]["code"], None, rows_in[2]["code"]]
     assert frame["mark"].to_list()[3:] == [None, None]

@@ -294,7 +294,7 @@ def test_table_of_another_school_is_f004_mixed_is_left_to_validation(tmp_path):
 
 
 def test_numbers_and_dates_rendered_as_text(tmp_path):
-    from connectors._base import render
+    from connectors.reading.cells import render
 
     assert render(12.0) == "12"
     assert render(16.25) == "16.25"

@@ -8,7 +8,7 @@ import pytest
 import xlsxwriter
 import xlwt
 
-from connectors import _base, massar_excel, school_files
+from connectors.reading import limits
 from connectors.school_files import FileRejected, read_submission, safe_file_name
 from schemas.datasets import GUARDIANS, ROOMS
 from tests.connectors.school_file_builders import (
@@ -165,7 +165,7 @@ def test_too_many_zip_entries_is_f006(tmp_path):
 
 def test_uncompressed_total_is_f006(tmp_path, monkeypatch):
     path = write_notes_cc(tmp_path / "n.xlsx", pupils(3))
-    monkeypatch.setattr(massar_excel, "MAX_UNCOMPRESSED_BYTES", 10_000)
+    monkeypatch.setattr(limits, "MAX_UNCOMPRESSED_BYTES", 10_000)
     exc = _rejected(path)
     assert exc.rule_id == "F006" and "uncompressed" in exc.detail
 
@@ -193,7 +193,7 @@ def test_wide_xls_is_f006(tmp_path):
 
 
 def test_too_many_rows_is_f006(tmp_path, monkeypatch):
-    monkeypatch.setattr(massar_excel, "MAX_ROWS", 15)
+    monkeypatch.setattr(limits, "MAX_ROWS", 15)
     path = write_list_eleve(tmp_path / "l.xlsx", {"1APIC-1": pupils(20)})
     assert _rejected(path).rule_id == "F006"
     xls = write_list_eleve(tmp_path / "l.xls", {"1APIC-1": pupils(20)})
@@ -201,7 +201,7 @@ def test_too_many_rows_is_f006(tmp_path, monkeypatch):
 
 
 def test_csv_with_too_many_lines_is_f006(tmp_path, monkeypatch):
-    monkeypatch.setattr(_base, "MAX_ROWS", 3)
+    monkeypatch.setattr(limits, "MAX_ROWS", 3)
     rows = [["x"] * len(GUARDIANS.headers_ar)] * 5
     path = tmp_path / "g.csv"
     path.write_bytes(table_text(list(GUARDIANS.headers_ar), rows).encode("utf-8"))
@@ -209,7 +209,7 @@ def test_csv_with_too_many_lines_is_f006(tmp_path, monkeypatch):
 
 
 def test_file_too_large_is_f006_before_reading(tmp_path, monkeypatch):
-    monkeypatch.setattr(school_files, "MAX_FILE_BYTES", 100)
+    monkeypatch.setattr(limits, "MAX_FILE_BYTES", 100)
     path = tmp_path / "big.csv"
     path.write_bytes(b"x" * 101)
     monkeypatch.setattr(

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 import xlsxwriter
 
-from connectors._base import FileRejected
+from connectors.school_files import FileRejected
 from connectors.schools_list import read_school_list
 from massar.cli import main
 from massar.settings import load_settings

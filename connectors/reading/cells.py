@@ -1,0 +1,137 @@
+"""How a cell reads: as the text the school sees (`render`), as a label (`key`), by its Excel
+address (`cell_address`); and when a row counts as blank.
+
+A sheet's rows come as python-calamine gives them (`Rows`): rows[0] is Excel row 1, column 0
+is A; a cell is "", a str, a float, an int, a bool, a date, a datetime or a time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Sequence
+from decimal import Decimal
+from itertools import compress
+from typing import Any
+
+from schemas.text import label_key
+
+Rows = list[list[Any]]
+"""A sheet's cells, row by row, at their Excel positions."""
+
+key = functools.lru_cache(maxsize=1 << 16)(label_key)
+"""label_key memoised: the same labels recur in every file of a province."""
+
+
+def render(value: Any) -> str | None:
+    """A cell as the original text the school sees: numbers shortest, dates dd/mm/yyyy."""
+    t = type(value)
+    if t is str:
+        return value if value.strip() else None
+    if t is float:
+        # repr is the shortest text; an integral float below 1e16 reads "12.0" (12 shown).
+        text = repr(value)
+        if text.endswith(".0"):
+            return text[:-2] if text != "-0.0" else "0"
+        if "e" in text:
+            return format(Decimal(text), "f")
+        return text  # a fraction, inf, -inf, nan
+    if t is int:
+        return str(value)
+    if t is bool:
+        return "TRUE" if value else "FALSE"
+    if t is dt.date:
+        return f"{value.day:02d}/{value.month:02d}/{value.year:04d}"
+    if t is dt.datetime:
+        d = value
+        text = f"{d.day:02d}/{d.month:02d}/{d.year:04d}"
+        if d.hour or d.minute or d.second:
+            text += f" {d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+        return text
+    if t is dt.time:
+        return dt.time.strftime(value, "%H:%M:%S")
+    if value is None:
+        return None
+    text = str(value)
+    return text if text.strip() else None
+
+
+def render_all(values: Sequence[Any]) -> list[str | None]:
+    """`[render(v) for v in values]`, for a column of cells: the common columns (all empty,
+    all text, numbers and empty cells) with a few C-level passes, numbers through a memo (marks,
+    codes and ids recur from one file of a class to the next)."""
+    types = set(map(type, values))
+    if types == _STR:
+        empty = values.count("")
+        if empty == len(values):
+            return [None] * empty
+        if not any(map(str.isspace, values)):
+            # "" → None, other text as is
+            return list(map(_EMPTY.get, values, values)) if empty else list(values)
+    elif types <= _STR_FLOAT:
+        empty = values.count("") if str in types else 0
+        texts = list(map(_FLOAT_TEXT.get, values))
+        if texts.count(None) == empty:  # every number known, and no text but ""
+            return texts
+    return [
+        (v if v.strip() else None)
+        if (t := type(v)) is str
+        else _FLOAT_TEXT.get(v) or _render_float(v)
+        if t is float
+        else render(v)
+        for v in values
+    ]
+
+
+_EMPTY: dict[str, None] = {"": None}
+_STR = {str}
+_STR_FLOAT = {str, float}
+_FLOAT_TEXT: dict[float, str] = {}
+"""render() of the floats met so far (only floats: 1 == 1.0 == True as dict keys)."""
+
+
+def _render_float(value: float) -> str:
+    text = render(value)
+    assert text is not None
+    if len(_FLOAT_TEXT) >= 1 << 16:
+        _FLOAT_TEXT.clear()
+    _FLOAT_TEXT[value] = text
+    return text
+
+
+def is_blank(row: Sequence[object]) -> bool:
+    """True when every cell of the row renders as None (empty, None or blank text)."""
+    if row.count("") == len(row):
+        return True
+    for cell in row:
+        if cell is None or cell == "":
+            continue
+        if render(cell) is not None:
+            return False
+    return True
+
+
+def row_index(cells: Sequence[object]) -> dict[str, int]:
+    """The label keys of a row's text cells and the position of each key's first cell."""
+    index: dict[str, int] = {}
+    for i, cell in compress(enumerate(cells), cells):  # "" (and other falsy cells) skipped
+        if type(cell) is str and cell.strip():
+            k = key(cell)
+            if k not in index:
+                index[k] = i
+    return index
+
+
+def column_letter(index: int) -> str:
+    """0-based column index → Excel letters (0 → A, 26 → AA)."""
+    out = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        out = chr(65 + rem) + out
+    return out
+
+
+def cell_address(row: int, column: int) -> str:
+    """0-based (row, column) → "C6"."""
+    return f"{column_letter(column)}{row + 1}"

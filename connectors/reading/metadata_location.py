@@ -1,0 +1,335 @@
+"""Where a Massar sheet's metadata values stand (school year, class, level, session, teacher
+...), with the cell each came from: the value side of the sheet and the nearest value of the
+expected shape (docs/decisions/0006-reading-genuine-massar-layouts.md).
+
+Genuine exports (DOMAIN.md §2) do not put a value "to the right of its label":
+
+- ListEleve is laid out mirrored without being flagged right-to-left, so a value stands at a
+  *lower* column index than its label, and the level's value sits one row *above* its label;
+- NotesCC is flagged right-to-left and its values stand at a *higher* column index.
+
+So the side of the values is a property of the sheet, decided from the data (`value_side`):
+each metadata label is looked up on both sides, the side where more labels find a value of
+the expected shape wins, and the header's reading order breaks a tie. A value is then the
+nearest non-label cell on that side with the expected shape (school year, class code, level,
+session, text), on the label's row first and then one row up, never beyond the next label.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, NoReturn
+
+from connectors.reading.cells import cell_address, column_letter, key, render
+from connectors.reading.read_result import FileRejected, Located
+from connectors.reading.reference import Reference
+from schemas.datasets import CLASS_CODE, MARKS, STUDENTS, Dataset
+from schemas.text import clean_text, match_key
+
+LOWER, HIGHER = "lower", "higher"  # the column-index side where values stand
+
+
+# Shapes a metadata value must have (the weakest first taken when nothing better is there).
+YEAR, CLASS, LEVEL, SESSION, TEXT = "year", "class", "level", "session", "text"
+_YEAR_RE = re.compile(r"^\d{4}\s*/\s*\d{4}$")
+_CLASS_RE = re.compile(CLASS_CODE)
+_LETTER_RE = re.compile(r"[^\W\d_]")
+_ARABIC_RE = re.compile("[\u0621-\u064a]")
+_SESSION_KEYS = (key("الدورة"), key("الأولى"), key("الثانية"))
+
+
+@dataclass(frozen=True)
+class MetaField:
+    name: str  # the dataset's metadata column
+    label: str  # the Arabic label
+    shape: str
+    required: bool  # the layout cannot be placed without its label
+
+
+def meta_fields(
+    dataset: Dataset, shapes: dict[str, str], required: Sequence[str]
+) -> tuple[MetaField, ...]:
+    """The metadata fields of a layout: each metadata column of `dataset` with its label, the
+    shape its value must have (`shapes`, else text) and whether it is `required`."""
+    return tuple(
+        MetaField(c.name, c.header_ar, shapes.get(c.name, TEXT), c.name in required)
+        for c in dataset.metadata
+    )
+
+
+LIST_FIELDS: tuple[MetaField, ...] = meta_fields(
+    STUDENTS,
+    {"school_year": YEAR, "class_code": CLASS, "level_label": LEVEL},
+    ("school_year", "class_code", "level_label"),
+)
+NOTES_FIELDS: tuple[MetaField, ...] = meta_fields(
+    MARKS,
+    {"school_year": YEAR, "class_code": CLASS, "level_label": LEVEL, "session_label": SESSION},
+    ("school_year", "class_code", "level_label"),
+)
+# Cells that are labels, never values: every metadata label and title of both layouts.
+_LABEL_KEYS = frozenset(
+    [key(f.label) for f in LIST_FIELDS + NOTES_FIELDS] + [key(STUDENTS.title_ar)]
+)
+_TITLE_KEYS = frozenset([key(STUDENTS.title_ar), key(MARKS.title_ar)])
+
+
+def _is_label(text: str) -> bool:
+    """A label cell: a known label, or any text ending with a colon ("نقط :")."""
+    return text.rstrip().endswith((":", "：")) or key(text) in _LABEL_KEYS
+
+
+def _rank(shape: str, cell: Any, ref: Reference) -> tuple[int, str | None]:
+    """How well a non-label cell fits a shape: 2 expected, 1 acceptable, 0 not; and for a
+    level the code it resolves to (memoised: the same values recur in every sheet)."""
+    try:
+        return _rank_of(shape, cell, type(cell).__name__, ref)
+    except TypeError:  # an unhashable cell value
+        return _rank_of.__wrapped__(shape, cell, type(cell).__name__, ref)
+
+
+@lru_cache(maxsize=1 << 14)
+def _rank_of(shape: str, cell: Any, _type: str, ref: Reference) -> tuple[int, str | None]:
+    text = render(cell)
+    if text is None:
+        return 0, None
+    cleaned = clean_text(text)
+    year = _YEAR_RE.match(cleaned) is not None
+    klass = _CLASS_RE.match(cleaned.upper()) is not None
+    if shape == YEAR:
+        return (2 if year else 0), None
+    if shape == CLASS:
+        return (2 if klass else 0), None
+    if year or klass or type(cell) is not str or not _LETTER_RE.search(cleaned):
+        return 0, None
+    k = key(cleaned)
+    if k in _TITLE_KEYS:
+        return 0, None
+    if shape == LEVEL:
+        code = ref.level_by_label.get(match_key(cleaned))
+        if code is None and cleaned.upper() in ref.level_codes:
+            code = cleaned.upper()
+        if code is not None:
+            return 2, code
+        return (1 if _ARABIC_RE.search(cleaned) else 0), None
+    if shape == SESSION:
+        return (2 if any(s in k for s in _SESSION_KEYS) else 1), None
+    return 2, None
+
+
+@dataclass
+class MetadataFound:
+    values: dict[str, Located]
+    side: str
+    evidence: str
+    missing: list[MetaField]  # required labels not found
+
+
+def _filled(cell: object) -> bool:
+    if type(cell) is str:
+        return bool(cell) and not cell.isspace()
+    return render(cell) is not None
+
+
+class _Above:
+    """The rows above the header with their label cells, and per row the columns of its
+    non-empty cells (computed once a row: most cells of the block are empty)."""
+
+    def __init__(self, rows: Sequence[Sequence[object]], labels: set[tuple[int, int]]) -> None:
+        self.rows, self.labels = rows, labels
+        self._filled: dict[int, list[int]] = {}
+
+    def filled(self, r: int) -> list[int]:
+        cols = self._filled.get(r)
+        if cols is None:
+            row = self.rows[r]
+            cols = self._filled[r] = [i for i, v in enumerate(row) if v != "" and _filled(v)]
+        return cols
+
+    def side(self, r: int, c: int, step: int) -> tuple[list[int], list[int]]:
+        """Columns of the non-empty, non-label cells on one side of the label at (r, c): on
+        its row up to the next label, and on the row above within the same span, nearest
+        first."""
+        labels = self.labels
+        cols = self.filled(r)
+        same: list[int] = []
+        bound: int | None = None
+        for x in [x for x in cols if x > c] if step > 0 else [x for x in cols[::-1] if x < c]:
+            if (r, x) in labels:
+                bound = x
+                break
+            same.append(x)
+        up: list[int] = []
+        if r > 0:
+            above = self.filled(r - 1)
+            if step > 0:
+                span = [x for x in above if x >= c and (bound is None or x < bound)]
+            else:
+                span = [x for x in above[::-1] if x <= c and (bound is None or x > bound)]
+            for x in span:
+                if (r - 1, x) in labels:
+                    break
+                up.append(x)
+        return same, up
+
+    def choose(
+        self, r: int, c: int, step: int, shape: str, ref: Reference
+    ) -> tuple[int, int, int, str | None] | None:
+        """(rank, row, column, level code) of the value of the label at (r, c) on one side:
+        the expected shape first, on the label's row then the row above; else an acceptable
+        one."""
+        same, up = self.side(r, c, step)
+        acceptable = None
+        for rr, cols in ((r, same), (r - 1, up)):
+            for cc in cols:
+                rank, code = _rank(shape, self.rows[rr][cc], ref)
+                if rank == 2:
+                    return rank, rr, cc, code
+                if rank == 1 and acceptable is None:
+                    acceptable = (rank, rr, cc, code)
+        return acceptable
+
+    def nearest(self, at: tuple[int, int], step: int, f: MetaField) -> Located:
+        """No value of the expected shape: a code (year, class) takes the nearest cell on the
+        label's row anyway, so that validation reports what the school wrote (R008)."""
+        label_cell = cell_address(*at)
+        if f.shape in (YEAR, CLASS):
+            same, _ = self.side(at[0], at[1], step)
+            if same:
+                r, c = at[0], same[0]
+                return Located(render(self.rows[r][c]), cell_address(r, c), label_cell, False)
+        return Located(None, None, label_cell, False)
+
+
+_KINDS: dict[tuple[MetaField, ...], dict[str, tuple[str | None, bool, str | None]]] = {}
+
+
+def _text_kinds(fields: tuple[MetaField, ...]) -> dict[str, tuple[str | None, bool, str | None]]:
+    """The memo of `_text_kind` for one set of fields (the same labels recur in every file)."""
+    kinds = _KINDS.get(fields)
+    if kinds is None or len(kinds) > 1 << 14:
+        kinds = _KINDS[fields] = {}
+    return kinds
+
+
+def _text_kind(text: str, fields: Sequence[MetaField]) -> tuple[str | None, bool, str | None]:
+    """What a text cell above the header is: (the metadata name of its label, whether it is a
+    label cell, the value of a "label: value" cell)."""
+    if text.isspace():
+        return None, False, None
+    k = key(text)
+    for f in fields:
+        if key(f.label) == k:
+            return f.name, True, None
+    if _is_label(text):
+        return None, True, None
+    if ":" in text:
+        before, after = text.split(":", 1)
+        k = key(before)
+        for f in fields:
+            if key(f.label) == k and after.strip():
+                return f.name, True, after.strip()
+    return None, False, None
+
+
+def locate_metadata(
+    rows: Sequence[Sequence[object]],
+    header_row: int,
+    fields: Sequence[MetaField],
+    header_side: str,
+    header_evidence: str,
+    ref: Reference,
+) -> MetadataFound:
+    """The metadata values above `header_row` (0-based) with their cells; see the module doc."""
+    kinds = _text_kinds(tuple(fields))
+    found_at: dict[str, tuple[int, int]] = {}
+    inline: dict[str, Located] = {}
+    labels: set[tuple[int, int]] = set()
+    for r in range(min(header_row, len(rows))):
+        row = rows[r]
+        if row.count("") == len(row):
+            continue
+        for c, cell in enumerate(row):
+            if type(cell) is not str or not cell:
+                continue
+            kind = kinds.get(cell)
+            if kind is None:
+                kind = kinds[cell] = _text_kind(cell, fields)
+            name, is_label, after = kind
+            if is_label:
+                labels.add((r, c))
+                if name is not None:
+                    found_at.setdefault(name, (r, c))
+                    if after is not None:  # "label: value" in one cell
+                        address = cell_address(r, c)
+                        inline.setdefault(name, Located(after, address, address))
+    above = _Above(rows, labels)
+    # The side where more labels find a value of the expected shape; the header breaks a tie.
+    chosen: dict[str, dict[str, tuple[int, int, int, str | None]]] = {LOWER: {}, HIGHER: {}}
+    for side, step in ((LOWER, -1), (HIGHER, 1)):
+        for f in fields:
+            at = found_at.get(f.name)
+            if at is None or f.name in inline:
+                continue
+            hit = above.choose(at[0], at[1], step, f.shape, ref)
+            if hit is not None:
+                chosen[side][f.name] = hit
+    n_lower, n_higher = len(chosen[LOWER]), len(chosen[HIGHER])
+    if n_lower != n_higher:
+        side = LOWER if n_lower > n_higher else HIGHER
+        evidence = (
+            f"{max(n_lower, n_higher)} metadata labels find their value at a {side} column "
+            f"index, {min(n_lower, n_higher)} at a {HIGHER if side == LOWER else LOWER} one"
+        )
+    else:
+        side, evidence = header_side, f"{header_evidence} (metadata: {n_lower} each side)"
+    values: dict[str, Located] = {}
+    step = -1 if side == LOWER else 1
+    for f in fields:
+        at = found_at.get(f.name)
+        if f.name in inline:
+            values[f.name] = inline[f.name]
+        elif at is None:
+            values[f.name] = Located(None, None)
+        elif f.name in chosen[side]:
+            _, rr, cc, code = chosen[side][f.name]
+            values[f.name] = Located(
+                render(rows[rr][cc]), cell_address(rr, cc), cell_address(*at), True, code
+            )
+        else:
+            values[f.name] = above.nearest(at, step, f)
+    missing = [f for f in fields if f.required and f.name not in found_at]
+    return MetadataFound(values, side, evidence, missing)
+
+
+def missing_label(
+    sheet: str, rows: Sequence[Sequence[object]], header_row: int, f: MetaField
+) -> NoReturn:
+    """F009 for a required metadata label not found above the header."""
+    width = max((len(r) for r in rows[:header_row]), default=1)
+    raise FileRejected(
+        "F009",
+        f"sheet {sheet}, cells A1:{cell_address(max(header_row - 1, 0), max(width - 1, 0))} "
+        f"above the header row {header_row + 1}",
+        column=f.label,
+    )
+
+
+def header_side(header: Sequence[object], first: str, second: str) -> tuple[str, str]:
+    """The side values stand on by the header's reading order: `first` (a column read before
+    `second`, e.g. ر.ت before الرمز) at a higher index means a mirrored sheet."""
+    at: dict[str, int] = {}
+    for i, cell in enumerate(header):
+        if type(cell) is str and cell.strip():
+            at.setdefault(key(cell), i)
+    a, b = at.get(key(first)), at.get(key(second))
+    side = HIGHER if a is None or b is None or a < b else LOWER
+    where = (
+        f"header {first} in column {column_letter(a)}, {second} in column {column_letter(b)}"
+        if a is not None and b is not None
+        else "header order unknown"
+    )
+    return side, where

@@ -1,0 +1,371 @@
+"""Reading Massar's NotesCC export (DOMAIN.md §2): one subject's marks for one class, a sheet
+flagged right-to-left with its metadata at a higher column than their labels, two header rows
+(a slot label over each mark/absence pair, النقطة / التغيب under it), and a hidden technical
+row (school code, subject code #dddd#, session, level code) above a hidden marker row.
+
+A sheet's path: technical row (F004 for another school's code) → header columns and slot pairs
+(F008) → metadata located (F009) → cross-checks, kept as queries (F011 markers against the
+labels, F010 subject code against subject name) → pupils × slots mapped into a long frame.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from itertools import chain, compress, zip_longest
+
+from connectors.reading.cells import Rows, cell_address, column_letter, key, render, render_all
+from connectors.reading.layout_detection import FoundSheet
+from connectors.reading.metadata_location import (
+    NOTES_FIELDS,
+    MetadataFound,
+    header_side,
+    locate_metadata,
+    missing_label,
+)
+from connectors.reading.notes_slots import (
+    HeaderGroup,
+    find_slots,
+    header_groups,
+    token_check,
+    token_row,
+    tokens_of,
+)
+from connectors.reading.read_frame import Columns, Grid, build_frame, grid_frame
+from connectors.reading.read_result import (
+    FileRejected,
+    Located,
+    ReadFinding,
+    SheetLayout,
+    SheetsRead,
+    SlotColumns,
+)
+from connectors.reading.reference import Reference, reference, subject_check
+from schemas.datasets import ABSENCE_LABEL, MARK_LABEL, MARK_SLOTS, MARKS, SCHOOL_CODE
+from schemas.text import clean_text
+
+_NOTES_FIXED = ("internal_id", "student_code", "full_name", "birth_date", "remark")
+_NOTES_KEYS = {key(MARKS.column(n).header_ar): n for n in _NOTES_FIXED}
+_SLOT_LABEL = {slot: label for slot, label, _ in MARK_SLOTS}  # canonical, for finding columns
+_MARK_KEY = key(MARK_LABEL)
+_SUBJECT_TOKEN_RE = re.compile(r"^#(\d{4})#$")
+_SCHOOL_CODE_RE = re.compile(SCHOOL_CODE)
+_clean = functools.lru_cache(maxsize=1 << 12)(clean_text)
+"""clean_text memoised: the technical row's codes recur in every file of a school."""
+_SESSION_1 = key("الأولى")
+_SESSION_2 = key("الثانية")
+
+
+def read_notes_cc(sheets: Sequence[FoundSheet], school_code: str, ref: Reference) -> SheetsRead:
+    """The marks of the workbook's marks sheet(s) in long format (pupil × slot), and how each
+    sheet was placed with the reader's findings."""
+    layouts: list[SheetLayout] = []
+    grids = [
+        (name, read_marks_sheet(name, rows, kind.header_row, school_code, layouts, ref))
+        for name, rows, kind in sheets
+    ]
+    used = [name for name, grid in grids if grid.outer]
+    if len(grids) == 1:
+        return SheetsRead(grid_frame(grids[0][1]), used, layouts)
+    out = marks_columns()
+    for _, grid in grids:
+        for column, values in grid.lists().items():
+            out[column].extend(values)
+    return SheetsRead(build_frame(out), used, layouts)
+
+
+MARKS_META_COLUMNS = (
+    "school_code",
+    "subject_code",
+    "semester",
+    "class_code",
+    "school_year",
+    "level_code",
+    "level_label",
+    "teacher",
+    "subject_name",
+    "academy",
+    "directorate",
+    "school_name",
+    "session_label",
+)
+_MARKS_ROW_COLUMNS = (
+    "internal_id",
+    "student_code",
+    "full_name",
+    "birth_date",
+    "slot",
+    "mark",
+    "absence",
+    "remark",
+    "slot_label",
+    "mark_column",
+    "absence_column",
+)
+
+
+def marks_columns() -> Columns:
+    """The column lists of the marks frame, empty, in the order of a sheet's grid."""
+    out: Columns = {"sheet": [], "sheet_row": []}
+    for name in _MARKS_ROW_COLUMNS + MARKS_META_COLUMNS:
+        out[name] = []
+    return out
+
+
+def technical_cells(rows: Sequence[Sequence[object]], header_row: int) -> dict[str, Located]:
+    """The hidden row 5: the row above the header holding the subject token `#dddd#`; its
+    school code (by pattern, else C5), subject code, session (G5) and level code (O5). Without
+    that row no position is trusted (no school code is read, so no F004 either)."""
+    for r in range(min(header_row, len(rows))):
+        row = rows[r]
+        if row.count("") != len(row):
+            for i, c in enumerate(row):
+                if type(c) is str and c and _SUBJECT_TOKEN_RE.match(c.strip()):
+                    return _technical(r, row, i)
+    return {}
+
+
+def _technical(r: int, row: Sequence[object], subject_at: int) -> dict[str, Located]:
+    texts = render_all(row)
+    subject = _SUBJECT_TOKEN_RE.match(_clean(texts[subject_at] or ""))
+    school_at = next(
+        (
+            i
+            for i, text in enumerate(texts)
+            if text is not None and _SCHOOL_CODE_RE.match(_clean(text).upper())
+        ),
+        2,  # C5
+    )
+
+    def at(i: int) -> Located:
+        text = texts[i] if i < len(texts) else None
+        return Located(text, cell_address(r, i) if text is not None else None)
+
+    return {
+        "school_code": at(school_at),
+        "subject_code": Located(subject.group(1) if subject else None, cell_address(r, subject_at)),
+        "session": at(6),  # G5
+        "level_code": at(14),  # O5
+    }
+
+
+def _semester(label: str | None, session: str | None) -> str | None:
+    if label is not None:
+        k = key(label)
+        if _SESSION_2 in k or k.endswith("2"):
+            return "2"
+        if _SESSION_1 in k or k.endswith("1"):
+            return "1"
+    if session is not None and _clean(session) in ("1", "2"):
+        return _clean(session)
+    return None
+
+
+def read_marks_sheet(
+    sheet: str,
+    rows: Rows,
+    header_row: int,
+    school_code: str,
+    layouts: list[SheetLayout] | None = None,
+    ref: Reference | None = None,
+) -> Grid:
+    """One NotesCC sheet in long format (pupil × slot), columns in `marks_columns()` order;
+    how the sheet was placed, with the reader's findings (F010, F011), goes to `layouts`.
+    F004 for another school's code, F008 for a header label missing, F009 for a metadata
+    label missing."""
+    ref = ref or reference()
+    head = rows[header_row]
+    sub = rows[header_row + 1] if header_row + 1 < len(rows) else []
+    technical = technical_cells(rows, header_row)
+    found_code = technical["school_code"].value if technical else None
+    if found_code is not None and _clean(found_code).upper() != _clean(school_code).upper():
+        at = technical["school_code"].cell or "C5"
+        raise FileRejected("F004", f"{at} school code {found_code}", column=at, value=found_code)
+    positions: dict[str, int] = {}
+    for row in (head, sub):
+        for i, cell in enumerate(row):
+            if type(cell) is str and cell.strip():
+                name = _NOTES_KEYS.get(key(cell))
+                if name is not None:
+                    positions.setdefault(name, i)
+    for name in _NOTES_FIXED:
+        column = MARKS.column(name)
+        if column.required and name not in positions:
+            raise FileRejected(
+                "F008", f"sheet {sheet}, row {header_row + 1}", column=column.header_ar
+            )
+    side, evidence = header_side(
+        head, MARKS.column("student_code").header_ar, MARKS.column("full_name").header_ar
+    )
+    found = locate_metadata(rows, header_row, NOTES_FIELDS, side, evidence, ref)
+    if found.missing:
+        missing_label(sheet, rows, header_row, found.missing[0])
+    groups = header_groups(head, sub)
+    slot_groups, problems = find_slots(groups)
+    if not slot_groups:
+        raise FileRejected(
+            "F008", f"sheet {sheet}, rows {header_row + 1}-{header_row + 2}", column=MARK_LABEL
+        )
+    tokens_at = token_row(rows, header_row)
+    tokens = tokens_of(rows[tokens_at]) if tokens_at is not None else None
+    findings = _notes_findings(
+        sheet, header_row, groups, tokens_at, tokens, problems, technical, found, ref
+    )
+    meta: dict[str, str | None] = {name: loc.value for name, loc in found.values.items()}
+    meta["school_code"] = found_code
+    meta["subject_code"] = technical["subject_code"].value if technical else None
+    meta["level_code"] = technical["level_code"].value if technical else None
+    session = technical["session"].value if technical else None
+    meta["semester"] = _semester(meta.get("session_label"), session)
+    slots = [(s.slot, s.group.label, s.group.mark_at, s.group.absence_at) for s in slot_groups]
+    has_sub = any(type(c) is str and c.strip() and key(c) == _MARK_KEY for c in sub)
+    start = header_row + 2 if has_sub else header_row + 1
+    grid = _marks_grid(sheet, rows, start, positions, slots, meta)
+    if layouts is not None:
+        header_rows = (header_row + 1, header_row + 2) if has_sub else (header_row + 1,)
+        layouts.append(
+            SheetLayout(
+                sheet=sheet,
+                dataset=MARKS.name,
+                layout="NotesCC",
+                header_rows=header_rows,
+                first_data_row=start + 1,
+                value_side=found.side,
+                value_side_evidence=found.evidence,
+                columns={name: column_letter(p) for name, p in positions.items()},
+                metadata=found.values,
+                technical=technical,
+                slots=tuple(
+                    SlotColumns(
+                        s.slot,
+                        s.group.label,
+                        f"{column_letter(s.group.start)}{header_row + 1}:"
+                        f"{column_letter(s.group.end - 1)}{header_row + 1}",
+                        None if s.group.mark_at is None else column_letter(s.group.mark_at),
+                        None if s.group.absence_at is None else column_letter(s.group.absence_at),
+                        (tokens or {}).get(s.group.start),
+                    )
+                    for s in slot_groups
+                ),
+                remark_column=(
+                    column_letter(positions["remark"]) if "remark" in positions else None
+                ),
+                token_row=None if tokens_at is None else tokens_at + 1,
+                rows_read=grid.outer * grid.inner,
+                findings=findings,
+            )
+        )
+    return grid
+
+
+def _notes_findings(
+    sheet: str,
+    header_row: int,
+    groups: Sequence[HeaderGroup],
+    tokens_at: int | None,
+    tokens: dict[int, str] | None,
+    problems: list[str],
+    technical: dict[str, Located],
+    found: MetadataFound,
+    ref: Reference,
+) -> list[ReadFinding]:
+    """F011 (hidden tokens against the labelled pairs, and pairs not read) and F010 (subject
+    code against subject name): queries, the marks are read all the same."""
+    findings: list[ReadFinding] = []
+    mismatch = token_check(tokens, groups, header_row)
+    details = [d for d in (mismatch, *problems) if d]
+    if details:
+        pairs = [g for g in groups if g.is_pair]
+        first = min([g.start for g in pairs] + list(tokens or {}), default=0)
+        last = max([g.end - 1 for g in pairs] + list(tokens or {}), default=0)
+        top = header_row if tokens_at is None else tokens_at
+        where = f"{cell_address(top, first)}:{cell_address(header_row + 1, last)}"
+        findings.append(
+            ReadFinding(
+                "F011", sheet, where, None, {"detail": f"sheet {sheet}, {'; '.join(details)}"}
+            )
+        )
+    code = technical.get("subject_code")
+    name = found.values.get("subject_name")
+    if code is not None and name is not None:
+        disagreement = subject_check(code.value, name.value, ref)
+        if disagreement is not None:
+            findings.append(
+                ReadFinding(
+                    "F010",
+                    sheet,
+                    code.cell or "",
+                    code.value,
+                    {
+                        "value": code.value or "",
+                        "cell": code.cell or "",
+                        "name": name.value or "",
+                        "name_cell": name.cell or "",
+                        "detail": disagreement,
+                    },
+                )
+            )
+    return findings
+
+
+def _marks_grid(
+    sheet: str,
+    rows: Rows,
+    start: int,
+    positions: dict[str, int],
+    slots: list[tuple[str, str, int | None, int | None]],
+    meta: dict[str, str | None],
+) -> Grid:
+    """The pupils' rows from `start` (0-based) as a pupil × slot grid."""
+    slot_info = [
+        (
+            f"{_SLOT_LABEL[slot]} - {MARK_LABEL}",
+            f"{_SLOT_LABEL[slot]} - {ABSENCE_LABEL}" if absence_at is not None else None,
+        )
+        for slot, _, _, absence_at in slots
+    ]
+    # Column by column: the block under the header transposed once (short rows padded with
+    # None, which renders as None like a cell beyond the row's width).
+    block = rows[start:]
+    columns = list(zip_longest(*block, fillvalue=None))
+    blank: list[str | None] = [None] * len(block)
+
+    def rendered(p: int | None) -> list[str | None]:
+        return render_all(columns[p]) if p is not None and p < len(columns) else blank
+
+    fixed_values = [rendered(positions.get(n)) for n in _NOTES_FIXED]
+    marks = [rendered(mark_at) for _, _, mark_at, _ in slots]
+    absences = [rendered(absence_at) for _, _, _, absence_at in slots]
+    # A row is a pupil unless all its cells are "" or, rendered, all None. The second test
+    # only concerns rows without a pupil code.
+    keep = [row.count("") != len(row) for row in block]
+    codes = fixed_values[_NOTES_FIXED.index("student_code")]
+    if None in compress(codes, keep):
+        needed = fixed_values + marks + absences
+        for i, row in enumerate(block):
+            if keep[i] and codes[i] is None and all(c[i] is None for c in needed):
+                keep[i] = not all(render(c) is None for c in row)
+    # Long format: each pupil row gives one row per slot (pupil-major, slots in column order).
+    pupil_rows = list(compress(range(start + 1, start + 1 + len(block)), keep))
+    grid = Grid(len(pupil_rows), len(slots))
+    grid.constant("sheet", sheet)
+    grid.per_outer("sheet_row", pupil_rows)
+    for name, column in zip(_NOTES_FIXED[:4], fixed_values[:4], strict=True):
+        grid.per_outer(name, list(compress(column, keep)))
+    grid.per_inner("slot", [slot for slot, _, _, _ in slots])
+    grid.per_row("mark", _interleaved(marks, keep))
+    grid.per_row("absence", _interleaved(absences, keep))
+    grid.per_outer("remark", list(compress(fixed_values[4], keep)))
+    grid.per_inner("slot_label", [label for _, label, _, _ in slots])
+    grid.per_inner("mark_column", [m for m, _ in slot_info])
+    grid.per_inner("absence_column", [a for _, a in slot_info])
+    for name in MARKS_META_COLUMNS:
+        grid.constant(name, meta.get(name))
+    return grid
+
+
+def _interleaved(per_slot: list[list[str | None]], keep: list[bool]) -> list[str | None]:
+    """Slot columns (one value per block row) as one long column, pupil-major."""
+    kept = [compress(column, keep) for column in per_slot]
+    return list(chain.from_iterable(zip(*kept, strict=True)))
