@@ -41,7 +41,7 @@ CODE_STEP = 12_347  # school code digits of copy k: (digits + k × step) mod 100
 
 
 def _ingest_one(home: str, code: str, files: list[str], folder: str) -> tuple[str, int, int]:
-    from massar.settings import load_settings
+    from ground.settings import load_settings
     from tasks.ingest import ingest_school
 
     settings = load_settings(home)
@@ -64,7 +64,7 @@ def ingest(home: Path, jobs: dict[str, tuple[list[Path], Path]], workers: int) -
 def load_reference(home: Path, schools_csv: Path, copies: int) -> int:
     import csv
 
-    from massar.settings import load_settings
+    from ground.settings import load_settings
     from warehouse.control import ControlDatabase
     from warehouse.submissions import upsert_schools
 
@@ -123,7 +123,7 @@ def add_copies(home: Path, copies: int) -> None:
     import polars as pl
     from sqlalchemy import insert, select
 
-    from massar.settings import load_settings
+    from ground.settings import load_settings
     from warehouse.control import ControlDatabase, Submission
 
     settings = load_settings(home)
@@ -179,7 +179,7 @@ def add_copies(home: Path, copies: int) -> None:
 def run_night(home: str) -> dict[str, Any]:
     """What the consolidation flow does, timed: every dataset's changed schools into its
     tables, the school reference, then the submissions marked consolidated."""
-    from massar.settings import load_settings
+    from ground.settings import load_settings
     from schemas.datasets import DATASETS
     from tasks.consolidate import (
         changed_schools,
@@ -236,7 +236,7 @@ def in_child(function, *args):  # type: ignore[no-untyped-def]
 
 
 def warehouse_rows(home: str) -> dict[str, int]:
-    from massar.settings import load_settings
+    from ground.settings import load_settings
     from warehouse.delta import read_table, table_versions
 
     warehouse = load_settings(home).warehouse

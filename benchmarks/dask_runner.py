@@ -112,9 +112,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
 
+    from ground.settings import SETTINGS_FILE, apply_prefect_environment, load_settings
     from massar.demo import stage_inbox
     from massar.home import init_home
-    from massar.settings import SETTINGS_FILE, apply_prefect_environment, load_settings
 
     work = Path(tempfile.mkdtemp(prefix="massar-bench-dask-"))
     try:

@@ -130,7 +130,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from connectors.partner_transport import partner_transport
-    from massar.settings import PartnerSettings
+    from ground.settings import PartnerSettings
     from tests.harness import SftpServer
 
     with tempfile.TemporaryDirectory(prefix="massar-bench-delivery-") as folder:

@@ -115,7 +115,7 @@ from connectors.exchange_profile import (  # noqa: E402
 )
 from connectors.signing import load_signing_identity, make_test_certificate  # noqa: E402
 from connectors.verify import verify_file  # noqa: E402
-from massar.settings import PartnerSettings, Settings  # noqa: E402
+from ground.settings import PartnerSettings, Settings  # noqa: E402
 from massar.synthetic.partners import CMR_COLUMNS, CNSS_COLUMNS  # noqa: E402
 from schemas.exchange import LEFT, NOT_SCHOOLED, SCHOOLED, STATUSES, ChildRequest  # noqa: E402
 from tasks.match import match_children, register_from_frames  # noqa: E402

@@ -85,9 +85,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
 
+    from ground.settings import apply_prefect_environment
     from massar.demo import stage_inbox
     from massar.home import init_home
-    from massar.settings import apply_prefect_environment
 
     work = Path(tempfile.mkdtemp(prefix="massar-bench-ingest-"))
     try:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner
 
-from massar.settings import Settings
+from ground.settings import Settings
 
 # Schools are CPU work (reading workbooks, validating): processes use both cores.
 DEFAULT_PROCESSES = 2

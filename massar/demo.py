@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ground.funds import FUND_KEYS
 from massar.home import init_home
 
 
@@ -127,7 +128,7 @@ def run_demo_exchanges(settings, province: Path) -> list[str]:  # type: ignore[n
         }
     )
     lines = []
-    for fund in ("cnss", "cmr"):
+    for fund in FUND_KEYS:
         outbox = settings.exchange / fund / settings.partners[fund].remote_outbox
         outbox.mkdir(parents=True, exist_ok=True)
         for request in sorted((province / "partners" / fund).glob("*_SCOL_*.csv")):

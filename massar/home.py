@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from massar.errors import OperatorError
-from massar.settings import HOME_FOLDERS, SETTINGS_FILE, Settings, load_settings
+from ground.errors import OperatorError
+from ground.settings import HOME_FOLDERS, SETTINGS_FILE, Settings, load_settings
 
 DEFAULT_SETTINGS_TOML = """\
 # Settings of this Massar platform installation.
@@ -61,7 +61,7 @@ def init_home(home: Path | str | None = None) -> Settings:
 
     Safe to run again: existing files are kept and the database is only migrated forward.
     """
-    from massar.settings import resolve_home
+    from ground.settings import resolve_home
     from warehouse.control import upgrade_database
 
     home_path = resolve_home(home)

@@ -25,7 +25,7 @@ CONSOLE_CLASS = f"{__name__}.TerminalLines"
 def error_log(home: Path | None = None) -> Path:
     """Where tracebacks go: ``<home>/logs/massar-errors.log`` (home: ``MASSAR_HOME`` or
     ./massar-home), or the temporary folder when the home has no ``logs/`` folder."""
-    from massar.settings import resolve_home
+    from ground.settings import resolve_home
 
     folder = resolve_home(home) / "logs"
     if not folder.is_dir():

@@ -16,16 +16,24 @@ docs/evaluation-rules.md.
 
 from __future__ import annotations
 
-import csv
+import errno
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from schemas.reference_data import (
+    CURRICULUM,
+    LEVELS,
+    REFERENCE_DIR,
+    read_rows,
+    reference_file,
+)
+
 RULES_DIR = Path(__file__).with_name("evaluation")
-REFERENCE_DIR = Path(__file__).with_name("reference")
 CYCLES: tuple[str, ...] = ("primary", "college", "lycee")
 EXAM_COMPONENTS: tuple[str, ...] = ("cc", "local", "provincial", "regional", "national")
 EXAM_LEVELS_OF: dict[str, tuple[str, ...]] = {
@@ -235,9 +243,11 @@ class EvaluationRules:
 # ---- loading ----------------------------------------------------------------------------------
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
+def _read_csv(name: str, folder: Path) -> tuple[Mapping[str, str], ...]:
+    file = reference_file(name, folder)
+    if not file.exists:  # the rules cannot be checked without it
+        raise FileNotFoundError(errno.ENOENT, "No such reference file", str(file.path))
+    return read_rows(file)
 
 
 def _refuse(file: Path, where: str, field: str, problem: str) -> RulesError:
@@ -311,10 +321,10 @@ def load_rules(
     schemas/evaluation/, every cycle of levels.csv required) or one file (that cycle only);
     ``reference`` the directory of levels.csv and curriculum.csv."""
     reference_dir = Path(reference) if reference else REFERENCE_DIR
-    levels = _read_csv(reference_dir / "levels.csv")
+    levels = _read_csv(LEVELS, reference_dir)
     level_cycle = {row["level_code"]: row["cycle"] for row in levels}
     level_scale = {row["level_code"]: float(row["mark_scale"] or 0) for row in levels}
-    curriculum = _read_csv(reference_dir / "curriculum.csv")
+    curriculum = _read_csv(CURRICULUM, reference_dir)
     taught = {(row["level_code"], row["subject_code"]) for row in curriculum}
 
     target = Path(path) if path else RULES_DIR
@@ -340,10 +350,10 @@ def load_rules(
     subjects: dict[tuple[str, str], SubjectRule] = {}
     for row in curriculum:
         level, subject = row["level_code"], row["subject_code"]
-        cycle = level_cycle.get(level)
-        if cycle not in cycles:
+        taught_in = level_cycle.get(level)
+        if taught_in is None or taught_in not in cycles:
             continue
-        rules = cycles[cycle]
+        rules = cycles[taught_in]
         ca = rules.continuous_assessment
         coefficient = rules.coefficients.overrides.get(level, {}).get(subject)
         if coefficient is None:

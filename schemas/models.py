@@ -417,7 +417,7 @@ def column_types(dataset: str) -> dict[str, type[pl.DataType]]:
     columns: dict[str, type[pl.DataType]] = dict(PROVENANCE)
     for item in fields(dataset):
         columns[item.name] = pl.Utf8
-        if item.typed is not None:
+        if item.typed is not None and item.dtype is not None:  # both or neither (fields)
             columns[item.typed] = item.dtype
     if any(is_mark(item) for item in fields(dataset)):
         columns[MARK_SCALE] = pl.Float64

@@ -35,9 +35,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import select
 
+from ground.errors import OperatorError
+from ground.settings import Settings
 from ground.utc import as_utc
-from massar.errors import OperatorError
-from massar.settings import Settings
 from warehouse.control import ControlDatabase, ExchangeBatch, Night, SentAlert
 from warehouse.exchange import overdue_batches
 
@@ -112,7 +112,8 @@ def failed_run_alerts(settings: Settings, now: datetime) -> list[Alert]:
                     state=FlowRunFilterState(
                         type=FlowRunFilterStateType(any_=[StateType.FAILED, StateType.CRASHED])
                     ),
-                    end_time=FlowRunFilterEndTime(after_=since, before_=now),
+                    # Prefect's filter takes a datetime at run time; its stubs name its own type.
+                    end_time=FlowRunFilterEndTime(after_=since, before_=now),  # type: ignore[arg-type]
                     parent_task_run_id=FlowRunFilterParentTaskRunId(is_null_=True),
                 ),
                 sort=FlowRunSort.END_TIME_DESC,
@@ -452,5 +453,5 @@ def send_alerts(settings: Settings, alerts: list[Alert]) -> list[str]:
     return sent
 
 
-due_alerts_task = task(due_alerts, name="due_alerts", cache_policy=NO_CACHE)
-send_alerts_task = task(send_alerts, name="send_alerts", cache_policy=NO_CACHE, retries=0)
+due_alerts_task = task(name="due_alerts", cache_policy=NO_CACHE)(due_alerts)
+send_alerts_task = task(name="send_alerts", cache_policy=NO_CACHE, retries=0)(send_alerts)

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import select, update
 
-from massar.settings import Settings
+from ground.settings import Settings
 from schemas.datasets import STUDENTS
 from schemas.rules import render, severity
 from tasks.bidi import isolated

@@ -20,7 +20,6 @@ Files (``write_school_extracts``), under ``<folder>/<school_code>/``:
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -32,7 +31,8 @@ from typing import Any
 
 import polars as pl
 
-REFERENCE = Path(__file__).resolve().parent.parent / "schemas" / "reference"
+from schemas.reference_data import reference_rows
+
 EXTRACT_NAME = "eservices.jsonl"
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -180,12 +180,8 @@ def _conform(frame: pl.DataFrame | None, columns: Mapping[str, Any], name: str) 
 
 
 @cache
-def _reference(name: str, key: str) -> dict[str, dict[str, str]]:
-    path = REFERENCE / name
-    if not path.is_file():
-        return {}
-    with path.open(encoding="utf-8", newline="") as handle:
-        return {row[key]: row for row in csv.DictReader(handle) if row.get(key)}
+def _reference(name: str, key: str) -> dict[str, Mapping[str, str]]:
+    return {row[key]: row for row in reference_rows(name) if row.get(key)}
 
 
 def _labels(codes: pl.Expr, name: str, key: str, column: str) -> pl.Expr:

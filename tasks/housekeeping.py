@@ -41,8 +41,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import select
 
+from ground.settings import Settings
 from ground.utc import as_utc
-from massar.settings import Settings
 from tasks.alerts import Alert, already_sent
 from warehouse.control import ControlDatabase, Submission
 
@@ -81,7 +81,8 @@ def _final_runs_ended_before(client: Any, cutoff: datetime, flow_names: list[str
 
     run_filter = FlowRunFilter(
         state=FlowRunFilterState(type=FlowRunFilterStateType(any_=sorted(TERMINAL_STATES))),
-        end_time=FlowRunFilterEndTime(before_=cutoff),
+        # Prefect's filter takes a datetime at run time; its stubs name its own type.
+        end_time=FlowRunFilterEndTime(before_=cutoff),  # type: ignore[arg-type]
         parent_task_run_id=FlowRunFilterParentTaskRunId(is_null_=True),
     )
     flow_filter = FlowFilter(name=FlowFilterName(any_=flow_names)) if flow_names else None
@@ -154,7 +155,7 @@ def delete_old_flow_runs(settings: Settings, now: datetime | None = None) -> dic
     artifacts = 0
     subflow_runs = 0
     with get_client(sync_client=True) as client:
-        candidates = []
+        candidates: list[tuple[Any, str | None]] = []
         for run in _final_runs_ended_before(client, default_cutoff, None):
             candidates.append((run, None))  # its flow's own cutoff is checked below
         for name, cutoff in by_flow.items():
@@ -556,13 +557,13 @@ def describe_housekeeping(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-delete_old_flow_runs_task = task(
-    delete_old_flow_runs, name="delete_old_flow_runs", cache_policy=NO_CACHE
+delete_old_flow_runs_task = task(name="delete_old_flow_runs", cache_policy=NO_CACHE)(
+    delete_old_flow_runs
 )
-last_warehouse_maintenance_task = task(
-    last_warehouse_maintenance, name="last_warehouse_maintenance", cache_policy=NO_CACHE
+last_warehouse_maintenance_task = task(name="last_warehouse_maintenance", cache_policy=NO_CACHE)(
+    last_warehouse_maintenance
 )
-rotate_logs_task = task(rotate_logs, name="rotate_logs", cache_policy=NO_CACHE)
-measure_archive_task = task(measure_archive, name="measure_archive", cache_policy=NO_CACHE)
-disk_low_alerts_task = task(disk_low_alerts, name="disk_low_alerts", cache_policy=NO_CACHE)
-not_yet_sent_task = task(not_yet_sent, name="alerts_not_yet_sent", cache_policy=NO_CACHE)
+rotate_logs_task = task(name="rotate_logs", cache_policy=NO_CACHE)(rotate_logs)
+measure_archive_task = task(name="measure_archive", cache_policy=NO_CACHE)(measure_archive)
+disk_low_alerts_task = task(name="disk_low_alerts", cache_policy=NO_CACHE)(disk_low_alerts)
+not_yet_sent_task = task(name="alerts_not_yet_sent", cache_policy=NO_CACHE)(not_yet_sent)

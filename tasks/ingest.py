@@ -28,7 +28,7 @@ from prefect.cache_policies import NO_CACHE
 
 from connectors.export_date import export_date
 from connectors.school_files import FileRejected, findings_frame, read_submission, safe_file_name
-from massar.settings import Settings
+from ground.settings import Settings
 from schemas.datasets import DATASETS
 from schemas.rules import render
 from tasks.feedback import ReportFinding, ReportSubmission, write_school_report
@@ -572,7 +572,7 @@ def _store(
         state, detail = _state(batch)
         accepted = 0 if batch.accepted is None else batch.accepted.height
         quarantined = 0 if batch.quarantined is None else batch.quarantined.height
-        if accepted and state != "rejected":
+        if batch.accepted is not None and accepted and state != "rejected":
             staged[batch.dataset].append(batch.accepted)
         if quarantined:
             held[batch.dataset].append(_blocking_rules(batch))
@@ -711,13 +711,13 @@ def write_reports(settings: Settings, school_codes: list[str], now: datetime) ->
 # ---------------------------------------------------------------------------------------------
 # Prefect tasks: thin wrappers, one per school batch (never per file or per row).
 
-discover_inbox_task = task(discover_inbox, name="discover_inbox", cache_policy=NO_CACHE)
-split_known_task = task(split_known_schools, name="split_known_schools", cache_policy=NO_CACHE)
+discover_inbox_task = task(name="discover_inbox", cache_policy=NO_CACHE)(discover_inbox)
+split_known_task = task(name="split_known_schools", cache_policy=NO_CACHE)(split_known_schools)
 ingest_school_task = task(
-    ingest_school, name="ingest_school", cache_policy=NO_CACHE, task_run_name="ingest-{school_code}"
-)
-check_province_task = task(check_province, name="check_province", cache_policy=NO_CACHE)
-write_reports_task = task(write_reports, name="write_school_reports", cache_policy=NO_CACHE)
+    name="ingest_school", cache_policy=NO_CACHE, task_run_name="ingest-{school_code}"
+)(ingest_school)
+check_province_task = task(name="check_province", cache_policy=NO_CACHE)(check_province)
+write_reports_task = task(name="write_school_reports", cache_policy=NO_CACHE)(write_reports)
 
 
 def summarise_outcomes(outcomes: list[SchoolOutcome], strangers: list[str]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from massar.settings import Settings
+from ground.settings import Settings
 from warehouse.delta import DEFAULT_RETAIN_HOURS, compact, table_versions, vacuum
 
 
@@ -34,7 +34,7 @@ def tidy_table(
     }
 
 
-warehouse_tables_task = task(warehouse_tables, name="list_warehouse_tables", cache_policy=NO_CACHE)
-tidy_table_task = task(
-    tidy_table, name="tidy_table", cache_policy=NO_CACHE, task_run_name="tidy-{table}"
+warehouse_tables_task = task(name="list_warehouse_tables", cache_policy=NO_CACHE)(warehouse_tables)
+tidy_table_task = task(name="tidy_table", cache_policy=NO_CACHE, task_run_name="tidy-{table}")(
+    tidy_table
 )

@@ -14,7 +14,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from massar.settings import Settings
+from ground.settings import Settings
 from tasks.consolidate import (
     consolidate_enrollments,
     consolidate_school_reference,
@@ -109,18 +109,15 @@ def consolidate_enrollments_and_report(
     return version, len(transfers) - ties
 
 
-pending_task = task(pending_by_dataset, name="find_changed_schools", cache_policy=NO_CACHE)
-open_night_task = task(open_night, name="open_night", cache_policy=NO_CACHE)
-publish_night_task = task(publish_night, name="publish_night", cache_policy=NO_CACHE)
-reference_task = task(
-    consolidate_school_reference, name="consolidate_schools", cache_policy=NO_CACHE
+pending_task = task(name="find_changed_schools", cache_policy=NO_CACHE)(pending_by_dataset)
+open_night_task = task(name="open_night", cache_policy=NO_CACHE)(open_night)
+publish_night_task = task(name="publish_night", cache_policy=NO_CACHE)(publish_night)
+reference_task = task(name="consolidate_schools", cache_policy=NO_CACHE)(
+    consolidate_school_reference
 )
 table_task = task(
-    consolidate_table,
-    name="consolidate_table",
-    cache_policy=NO_CACHE,
-    task_run_name="consolidate-{table}",
-)
-enrollments_task = task(
-    consolidate_enrollments_and_report, name="consolidate_enrollments", cache_policy=NO_CACHE
+    name="consolidate_table", cache_policy=NO_CACHE, task_run_name="consolidate-{table}"
+)(consolidate_table)
+enrollments_task = task(name="consolidate_enrollments", cache_policy=NO_CACHE)(
+    consolidate_enrollments_and_report
 )

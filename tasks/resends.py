@@ -26,7 +26,7 @@ import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from massar.settings import Settings
+from ground.settings import Settings
 from schemas.rules import render, severity
 from warehouse.control import ControlDatabase, Submission
 from warehouse.staging import read_staged
@@ -185,8 +185,8 @@ def _confirm_or_say_why(
         ) from None
 
 
-confirm_resend_task = task(
-    _confirm_or_say_why, name="confirm_resend", cache_policy=NO_CACHE, retries=0
+confirm_resend_task = task(name="confirm_resend", cache_policy=NO_CACHE, retries=0)(
+    _confirm_or_say_why
 )
 
 

@@ -31,14 +31,13 @@ Conventions (a newcomer would ask):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from schemas.evaluation_rules import DECISIONS, EvaluationRules, load_rules
+from schemas.reference_data import LEVELS, reference_frame
 
-LEVELS_CSV = Path(__file__).resolve().parent.parent / "schemas" / "reference" / "levels.csv"
 # (lower, upper, column) on the /20 scale; the last bin includes its upper bound.
 BINS = (
     (0.0, 5.0, "bin_0_5"),
@@ -82,7 +81,7 @@ def _column(frame: pl.DataFrame, name: str, dtype: Any) -> pl.Expr:
 
 def _levels(levels: pl.DataFrame | None) -> pl.DataFrame:
     if levels is None:
-        levels = pl.read_csv(LEVELS_CSV, infer_schema=False) if LEVELS_CSV.is_file() else None
+        levels = reference_frame(LEVELS)
     if levels is None or "level_code" not in levels.columns:
         return pl.DataFrame(
             schema={"level_code": pl.Utf8, "level_cycle": pl.Utf8, "level_scale": pl.Float64}

@@ -27,12 +27,9 @@ Rules every derivation follows:
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -40,9 +37,8 @@ import pyarrow as pa
 
 from ground.utc import as_utc
 from schemas import datasets as ds
-from schemas.text import match_key
+from schemas.level_codes import level_code_expr
 
-LEVELS_CSV = Path(__file__).resolve().parent.parent / "schemas" / "reference" / "levels.csv"
 PROVENANCE = ("submission_id", "sheet", "sheet_row")
 ENROLLMENT_STATUSES = ("active", "transferred_out")
 
@@ -186,52 +182,6 @@ def _provenance(frame: pl.DataFrame) -> list[pl.Expr]:
     ]
 
 
-@cache
-def level_lookup(path: Path = LEVELS_CSV) -> tuple[dict[str, str], dict[str, str]]:
-    """(level code or Massar internal level code → level code, match_key of the Arabic label →
-    level code), from schemas/reference/levels.csv."""
-    codes: dict[str, str] = {}
-    labels: dict[str, str] = {}
-    if not path.is_file():
-        return codes, labels
-    with path.open(encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            code = (row.get("level_code") or "").strip().upper()
-            if not code:
-                continue
-            codes[code] = code
-            internal = (row.get("internal_code") or "").strip()
-            if internal:
-                codes.setdefault(internal, code)
-            if row.get("label_ar"):
-                labels[match_key(row["label_ar"])] = code
-    return codes, labels
-
-
-def level_code(frame: pl.DataFrame) -> pl.Expr:
-    """Per row, the level code: the file's level code (marks: Massar's internal code, mapped),
-    else the Arabic level label, else the class code's prefix (1APIC-1 → 1APIC) when it is a
-    known level."""
-    codes, labels = level_lookup()
-    candidates: list[pl.Expr] = []
-    if "level_code_key" in frame.columns:
-        candidates.append(
-            pl.col("level_code_key").replace_strict(codes, default=None, return_dtype=pl.Utf8)
-        )
-    if "level_label" in frame.columns and labels:
-        distinct = frame.get_column("level_label").drop_nulls().unique().to_list()
-        found = {text: labels.get(match_key(text)) for text in distinct}
-        found = {text: code for text, code in found.items() if code}
-        if found:
-            candidates.append(
-                pl.col("level_label").replace_strict(found, default=None, return_dtype=pl.Utf8)
-            )
-    if "class_code_key" in frame.columns:
-        prefix = pl.col("class_code_key").str.replace(r"-\d{1,2}$", "")
-        candidates.append(prefix.replace_strict(codes, default=None, return_dtype=pl.Utf8))
-    return pl.coalesce(candidates) if candidates else pl.lit(None, pl.Utf8)
-
-
 # ---- derivations ------------------------------------------------------------------------------
 
 
@@ -240,7 +190,7 @@ def derive_classes(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFrame:
         _school(context),
         _col(frame, "school_year_key").alias("school_year"),
         _col(frame, "class_code_key").alias("class_code"),
-        level_code(frame).alias("level_code"),
+        level_code_expr(frame).alias("level_code"),
         _text(frame, "level_label").alias("level_label"),
         _text(frame, "stream").alias("stream"),
         _col(frame, "room_code_key").alias("room_code"),
@@ -290,7 +240,7 @@ def derive_enrollments(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFr
         _school(context),
         _col(frame, "school_year_key").alias("school_year"),
         _col(frame, "class_code_key").alias("class_code"),
-        level_code(frame).alias("level_code"),
+        level_code_expr(frame).alias("level_code"),
         _col(frame, "student_code_key").alias("student_code"),
         pl.col("submission_id")
         .replace_strict(received, default=None, return_dtype=dtype)
@@ -329,7 +279,7 @@ def derive_marks(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFrame:
         _school(context),
         _col(frame, "school_year_key").alias("school_year"),
         _col(frame, "class_code_key").alias("class_code"),
-        level_code(frame).alias("level_code"),
+        level_code_expr(frame).alias("level_code"),
         _col(frame, "student_code_key").alias("student_code"),
         _col(frame, "subject_code_key").alias("subject_code"),
         _col(frame, "semester_value", pl.Int8).alias("semester"),

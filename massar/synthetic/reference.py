@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-import csv
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "schemas" / "reference"
+from schemas.reference_data import REFERENCE_DIR, reference_rows
+
+__all__ = [
+    "REFERENCE_DIR",
+    "CurriculumEntry",
+    "Level",
+    "Subject",
+    "curriculum",
+    "levels",
+    "subjects",
+]
 
 
 @dataclass(frozen=True)
@@ -46,9 +55,11 @@ class CurriculumEntry:
     exams: tuple[str, ...]  # local, provincial, regional, national
 
 
-def _rows(name: str) -> list[dict[str, str]]:
-    with (REFERENCE_DIR / name).open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
+def _rows(name: str) -> tuple[Mapping[str, str], ...]:
+    rows = reference_rows(name)
+    if not rows:  # the generator cannot do without them
+        raise FileNotFoundError(f"The reference table {REFERENCE_DIR / name} is missing or empty.")
+    return rows
 
 
 @cache

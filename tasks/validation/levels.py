@@ -11,24 +11,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from schemas.level_codes import LevelCodes, class_level_expr
+from schemas.level_codes import level_code_expr as resolve_level_code
 from schemas.models import DEFAULT_SCALE, MARK_SCALE
+from schemas.reference_data import LEVELS, read_frame, reference_file
 from schemas.text import match_key
 from tasks.normalise import apply_per_value, match_key_expr
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "schemas" / "reference"
+__all__ = ["Levels", "class_level_expr", "level_code_expr", "levels", "levels_info", "mark_scales"]
 
 
-@cache
 def _levels_csv(path: Path) -> pl.DataFrame | None:
-    if not path.is_file():
-        return None
-    return pl.read_csv(path, infer_schema=False)  # all text; typed below
+    """A levels file as all text (typed below), read once (schemas/reference_data.py)."""
+    return read_frame(reference_file(path.name, path.parent))
 
 
 def _levels_source(reference: Any) -> Any:
@@ -46,7 +46,7 @@ def _levels_source(reference: Any) -> Any:
     if isinstance(table, str | Path):
         table = _levels_csv(Path(table))
     if table is None:
-        table = _levels_csv(REFERENCE_DIR / "levels.csv")
+        table = read_frame(reference_file(LEVELS))
     return table
 
 
@@ -132,34 +132,16 @@ def _scale_of(table: pl.DataFrame | None) -> dict[str, int]:
     return out
 
 
-def class_level_expr(class_key: str = "class_code_key") -> pl.Expr:
-    """The level code a class code starts with: 1APIC-1 → 1APIC."""
-    return pl.col(class_key).str.replace(r"-\d{1,2}$", "")
-
-
-def level_code_expr(frame: pl.DataFrame, table: pl.DataFrame | None, lookup=None) -> pl.Expr:
-    """Per row, the level code (of levels.csv when known) from, in order: the level_code column
-    (marks: O5, a code or an internal code), the level label, the class code's prefix.
+def level_code_expr(
+    frame: pl.DataFrame,
+    table: pl.DataFrame | None,
+    lookup: tuple[dict[str, str], dict[str, str]] | None = None,
+) -> pl.Expr:
+    """Per row, the level code of ``table``: the resolver the warehouse uses too
+    (schemas/level_codes.py), so a row has one level; null when no known level is named.
     ``lookup``: ``_level_lookup(table)`` when already known."""
     codes, labels = lookup if lookup is not None else _level_lookup(table)
-    candidates = []
-    if "level_code_key" in frame.columns:
-        candidates.append(
-            pl.col("level_code_key").replace_strict(codes, default=None, return_dtype=pl.Utf8)
-        )
-    if "level_label" in frame.columns and labels:
-        candidates.append(
-            match_key_expr(pl.col("level_label")).replace_strict(
-                labels, default=None, return_dtype=pl.Utf8
-            )
-        )
-    if "class_code_key" in frame.columns:
-        prefix = class_level_expr()
-        candidates.append(prefix.replace_strict(codes, default=None, return_dtype=pl.Utf8))
-        candidates.append(prefix)
-    if "level_code_key" in frame.columns:
-        candidates.append(pl.col("level_code_key"))
-    return pl.coalesce(candidates) if candidates else pl.lit(None, pl.Utf8)
+    return resolve_level_code(frame, LevelCodes(codes, labels))
 
 
 def mark_scales(

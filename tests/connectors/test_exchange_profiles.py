@@ -49,6 +49,7 @@ from connectors.signing import (
     verify_xml_signature,
 )
 from connectors.verify import verify_file
+from ground.funds import FUND_KEYS
 from massar.cli import main
 from schemas.exchange import (
     LEFT,
@@ -60,7 +61,7 @@ from schemas.exchange import (
     ChildRequest,
 )
 
-FUNDS = ["cnss", "cmr"]
+FUNDS = list(FUND_KEYS)
 SCHOOL_YEAR = "2023/2024"  # tests/conftest.py TEST_YEAR
 ZONE = ZoneInfo("Africa/Casablanca")
 XS = "{http://www.w3.org/2001/XMLSchema}"

@@ -27,7 +27,7 @@ from connectors.partner_transport import (
     partner_transport,
     temporary_name,
 )
-from massar.settings import PartnerSettings
+from ground.settings import PartnerSettings
 from warehouse.control import (
     Approval,
     ControlDatabase,

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from connectors.sftp import SftpError, fetch_school_inbox, open_sftp
-from massar.settings import SftpEndpoint
+from ground.settings import SftpEndpoint
 
 
 def endpoint_for(server, **changes) -> SftpEndpoint:

@@ -163,7 +163,7 @@ def test_the_stack_is_up_on_postgresql_behind_its_auth_string(stack):
     for secret in stack.paths.secrets.iterdir():
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
     # The services' logs are rotated by the housekeeping deployment.
-    from massar.settings import Settings
+    from ground.settings import Settings
 
     housekeeping = Settings.model_validate(
         {"housekeeping": {"log_folders": json.loads(stack.env["MASSAR_HOUSEKEEPING__LOG_FOLDERS"])}}
@@ -337,7 +337,7 @@ def test_the_nightly_and_a_cnss_exchange_run_through_the_stack(stack, province, 
     shutil.copy(request, sftp_server.outbox / request.name)
     deployment = stack.api("GET", "/deployments/name/exchange/cnss").json()
     flow_run = stack.api("POST", f"/deployments/{deployment['id']}/create_flow_run", json={}).json()
-    from massar.settings import load_settings
+    from ground.settings import load_settings
 
     settings = load_settings(home).model_copy(
         update={"database_url": stack.env["MASSAR_DATABASE_URL"]}

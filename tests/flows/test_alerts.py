@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flows.alerts import watch
-from massar.settings import Settings
+from ground.settings import Settings
 from massar.stack import free_port
 from tasks.alerts import AlertDeliveryError, due_alerts
 from tests.harness.smtp import OFFICER, SENDER, loopback_alerts

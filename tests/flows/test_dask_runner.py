@@ -22,9 +22,9 @@ from polars.testing import assert_frame_equal
 from flows.ingest import ingest_submissions
 from flows.nightly import nightly_consolidation
 from flows.runners import choose_task_runner, school_task_runner
+from ground.settings import SETTINGS_FILE, Settings, load_settings
 from massar.demo import stage_inbox
 from massar.home import init_home
-from massar.settings import SETTINGS_FILE, Settings, load_settings
 from warehouse.control import ControlDatabase
 from warehouse.query import control_table, delta_tables
 

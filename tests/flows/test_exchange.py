@@ -25,10 +25,11 @@ from connectors.exchange_profile import (
 from connectors.signing import make_test_certificate
 from flows.exchange import exchange
 from flows.nightly import nightly
-from massar.errors import RequestsUnanswered
+from ground.errors import RequestsUnanswered
+from ground.funds import FUND_KEYS
+from ground.settings import PartnerSettings, load_settings
 from massar.home import init_home
 from massar.runner import approve_batch
-from massar.settings import PartnerSettings, load_settings
 from tasks.exchange import batch_folder, batch_summary, reconciliation
 from warehouse.control import ControlDatabase
 from warehouse.exchange import message_log, verify_message_log
@@ -147,7 +148,7 @@ def _run_exchange(settings, fund: str = "cnss"):
     return exchange(fund, settings, prepared_by=PREPARER)
 
 
-@pytest.mark.parametrize("fund", ["cnss", "cmr"])
+@pytest.mark.parametrize("fund", FUND_KEYS)
 def test_a_request_is_answered_approved_delivered_acknowledged_and_reconciled(
     home, province, sftp_server, fund
 ):

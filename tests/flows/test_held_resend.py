@@ -16,9 +16,9 @@ from lxml import html as lxml_html
 
 from flows.ingest import ingest_submissions
 from flows.nightly import nightly_consolidation
+from ground.settings import Settings
 from massar.cli import main
 from massar.home import init_home
-from massar.settings import Settings
 from warehouse.control import ControlDatabase
 from warehouse.query import run_query
 

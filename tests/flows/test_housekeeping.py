@@ -13,8 +13,8 @@ import pytest
 
 from flows.housekeeping import housekeeping
 from flows.maintenance import warehouse_maintenance
+from ground.settings import HousekeepingSettings, Settings
 from massar.cli import main
-from massar.settings import HousekeepingSettings, Settings
 from tests.harness.smtp import loopback_alerts
 from tests.tasks.test_housekeeping import _exists, history  # noqa: F401 (fixture)
 from warehouse.delta import replace_school_rows

@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from flows.ingest import ingest_submissions
 from flows.nightly import nightly_consolidation
+from ground.settings import Settings
 from massar.home import init_home
-from massar.settings import Settings
 from tasks.ingest import check_province, ingest_school
 from tests.connectors.school_file_builders import pupils, write_list_eleve
 from warehouse.control import ControlDatabase, Finding

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 
-from massar.settings import AlertSettings
+from ground.settings import AlertSettings
 from massar.stack import free_port
 
 SENDER, OFFICER = "massar@dp-tiznit.men.gov.ma", "officier@dp-tiznit.men.gov.ma"

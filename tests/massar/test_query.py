@@ -13,8 +13,8 @@ import json
 import pyarrow as pa
 import pytest
 
+from ground.settings import load_settings
 from massar.cli import QUERY_TABLE_ROWS, main
-from massar.settings import load_settings
 from warehouse.control import ControlDatabase
 from warehouse.delta import replace_school_rows
 from warehouse.nights import finish_night, start_night

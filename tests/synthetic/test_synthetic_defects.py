@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from python_calamine import CalamineWorkbook
 
+from ground.funds import FUND_KEYS
 from massar.synthetic import generate_province
 from massar.synthetic.defects import DEFECT_KINDS, GROUND_TRUTH_COLUMNS
 from schemas.datasets import DATASETS, MARK_SLOTS
@@ -165,6 +166,6 @@ def test_defects_off_means_no_ground_truth_and_same_partners(
     clean = tmp_path / "clean"
     generate_province(clean, schools=SCHOOLS, seed=SEED, defects=False, massar_layout="genuine")
     assert not (clean / "ground_truth.csv").exists()
-    for fund in ("cnss", "cmr"):
+    for fund in FUND_KEYS:
         for path in (defects_province / "partners" / fund).iterdir():
             assert (clean / "partners" / fund / path.name).read_bytes() == path.read_bytes()

@@ -14,7 +14,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from massar.settings import AlertSettings, Settings
+from ground.settings import AlertSettings, Settings
 from massar.stack import free_port
 from tasks.alerts import AlertDeliveryError, due_alerts, send_alerts
 from tests.harness.smtp import OFFICER, Mailbox, loopback_alerts, smtp_server

@@ -12,8 +12,8 @@ import polars as pl
 import pytest
 from sqlalchemy import select, update
 
+from ground.settings import Settings, load_settings
 from massar.home import init_home
-from massar.settings import Settings, load_settings
 from schemas.datasets import DATASETS
 from tasks.consolidate import (
     changed_schools,

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from massar.settings import HousekeepingSettings, Settings
+from ground.settings import HousekeepingSettings, Settings
 from tasks.housekeeping import (
     ROTATION_STATE,
     delete_old_flow_runs,

@@ -13,8 +13,8 @@ import pytest
 from lxml import html as lxml_html
 from sqlalchemy import select
 
+from ground.settings import Settings
 from massar.home import init_home
-from massar.settings import Settings
 from massar.status import intake
 from schemas.datasets import DATASETS
 from tasks.consolidate import (

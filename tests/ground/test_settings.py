@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from massar.errors import OperatorError
+from ground.errors import OperatorError
+from ground.settings import load_settings, prefect_environment
 from massar.home import init_home
-from massar.settings import load_settings, prefect_environment
 
 
 def test_embedded_defaults_keep_everything_in_the_home(tmp_path):
