@@ -30,7 +30,7 @@ def print_inspection(found: Inspection, console: Console) -> None:
         console.print("Layout: not placed — the file would be rejected whole.", markup=False)
         _print_findings(found, console)
         return
-    fmt = found.source_format + (f", {found.encoding}" if found.encoding else "")
+    fmt = (found.source_format or "?") + (f", {found.encoding}" if found.encoding else "")
     console.print(
         f"Dataset: {found.dataset} — {found.dataset_title} ({fmt})", markup=False, highlight=False
     )

@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
+.venv/bin/lint-imports  # the rooms' import contracts (.importlinter, docs/architecture.md)
+.venv/bin/mypy  # every package ([tool.mypy] in pyproject.toml)
 exec .venv/bin/pytest "$@"

@@ -14,6 +14,7 @@ and accept a DataFrame or a LazyFrame; they return DataFrames.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import polars as pl
 
@@ -293,7 +294,7 @@ def _below(value: pl.Expr, bound: pl.Expr | float) -> pl.Expr:
 
 def _mention(value: pl.Expr, cycle: pl.Expr, rules: EvaluationRules) -> pl.Expr:
     """The mention band of ``value`` per the rules of ``cycle`` (null when none applies)."""
-    expr: pl.Expr | pl.When | pl.Then | None = None
+    expr: Any = None  # pl.when(...).then(...), then chained: polars types each step apart
     for name, cycle_rules in rules.cycles.items():
         if not cycle_rules.mentions.apply:
             continue

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
+from typing import Any, cast
 
 import polars as pl
 
@@ -135,11 +136,13 @@ def integer_expr(expr: pl.Expr) -> pl.Expr:
     return pl.when(valid).then(text.str.extract(r"^(\d+)", 1).cast(pl.Int64, strict=False))
 
 
-def _label_map(synonyms: dict) -> dict[str, object]:
+def _label_map(synonyms: Mapping[Any, Sequence[str]]) -> dict[str, object]:
     return {match_key(label): value for value, labels in synonyms.items() for label in labels}
 
 
-def label_expr(expr: pl.Expr, mapping: dict[str, object], dtype: pl.DataType) -> pl.Expr:
+def label_expr(
+    expr: pl.Expr, mapping: Mapping[str, object], dtype: pl.DataType | type[pl.DataType]
+) -> pl.Expr:
     """The value of a label matched by match_key against ``mapping`` (key → value); null
     when unknown."""
     return match_key_expr(expr).replace_strict(
@@ -173,7 +176,7 @@ def _per_value(series: pl.Series, build: Callable[[pl.Expr], pl.Expr]) -> pl.Ser
     constant = _constant(series, build)
     if constant is not None:
         return constant
-    if series.approx_n_unique() * 4 > n:
+    if cast(int, series.approx_n_unique()) * 4 > n:
         return None
     distinct = series.drop_nulls().unique()
     mapped = _apply(distinct, build)
@@ -302,7 +305,7 @@ def _as_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
 # other rows only): ASCII dates d/m/yyyy or d-m-yyyy, plain decimals.
 _CLEAN_DATE = r"^[0-9]{1,2}[/\-][0-9]{1,2}[/\-][0-9]{4}$"
 _CLEAN_DECIMAL = r"^[0-9]{1,15}(\.[0-9]{1,15})?$"
-_LABEL_SYNONYMS = {
+_LABEL_SYNONYMS: dict[str, Mapping[Any, Sequence[str]]] = {
     "sex": SEX_SYNONYMS,
     "yes_no": YES_NO_SYNONYMS,
     "boolean": YES_NO_SYNONYMS,
@@ -320,7 +323,7 @@ def _known_labels(item: Field) -> dict[str, object]:
     texts = list(dict.fromkeys(labels + [match_key(label) for label in labels]))
     if not texts:
         return {}
-    values = _apply(pl.Series(texts, dtype=pl.Utf8), builder(item)).cast(item.dtype)
+    values = _apply(pl.Series(texts, dtype=pl.Utf8), _full(item)).cast(_column_of(item)[1])
     return {
         text: value
         for text, value in zip(texts, values.to_list(), strict=True)
@@ -370,7 +373,17 @@ def _full(item: Field) -> Callable[[pl.Expr], pl.Expr]:
         return code_key_expr
     if item.kind == "integer":
         return integer_expr
-    return builder(item)  # type: ignore[return-value]
+    build = builder(item)
+    if build is None:  # _jobs keeps only the fields that have one
+        raise ValueError(f"the column {item.name} is not normalised")
+    return build
+
+
+def _column_of(item: Field) -> tuple[str, type[pl.DataType]]:
+    """The typed column of a normalised field and its type (_jobs keeps only such fields)."""
+    if item.typed is None or item.dtype is None:
+        raise ValueError(f"the column {item.name} has no typed column")
+    return item.typed, item.dtype
 
 
 @cache
@@ -379,7 +392,8 @@ def _quick_exprs(name: str) -> tuple[pl.Expr, ...]:
     exprs = []
     for i, item in enumerate(_jobs(name)):
         value, needs_full = _quick(item)
-        exprs.append(value.cast(item.dtype).alias(item.typed))
+        typed, dtype = _column_of(item)
+        exprs.append(value.cast(dtype).alias(typed))
         exprs.append(needs_full.alias(f"_full{i}"))
     return tuple(exprs)
 
@@ -406,17 +420,18 @@ def normalise(dataset: str | ds.Dataset, frame: pl.DataFrame) -> pl.DataFrame:
     dirty = quick.select(pl.col(flags).any()).row(0) if flags else ()
     columns = []
     for i, item in enumerate(jobs):
-        value = quick.get_column(item.typed)
+        typed, dtype = _column_of(item)
+        value = quick.get_column(typed)
         if dirty[i]:
             rows = quick.get_column(flags[i]).arg_true()
             source = frame.get_column(item.name)
             build = _full(item)
             if rows.len() == frame.height:
-                value = apply_per_value(source, build).cast(item.dtype)
+                value = apply_per_value(source, build).cast(dtype)
             else:
-                full = apply_per_value(source.gather(rows), build).cast(item.dtype)
+                full = apply_per_value(source.gather(rows), build).cast(dtype)
                 value = value.scatter(rows, full)
-        columns.append(value.alias(item.typed))
+        columns.append(value.alias(typed))
     return frame.with_columns(columns)
 
 
@@ -434,8 +449,9 @@ def normalise_by_column(dataset: str | ds.Dataset, frame: pl.DataFrame) -> pl.Da
         elif item.kind == "integer":
             column = integer_column(source)
         else:
-            column = apply_per_value(source, builder(item))
-        return column.cast(item.dtype).alias(item.typed)
+            column = apply_per_value(source, _full(item))
+        typed, dtype = _column_of(item)
+        return column.cast(dtype).alias(typed)
 
     if frame.height >= _PARALLEL_MIN_ROWS and len(jobs) > 1:
         # polars releases the GIL: the columns are normalised side by side.

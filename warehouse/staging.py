@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
 import polars as pl
 
@@ -27,7 +28,8 @@ def _write_atomically(frame: pl.DataFrame, target: Path) -> Path:
 
 def _batch_name(frame: pl.DataFrame) -> str:
     ids = frame.get_column("submission_id")
-    return f"{ids.min()}-{ids.max()}.parquet"
+    lowest, highest = cast(int, ids.min()), cast(int, ids.max())  # submission ids: integers
+    return f"{lowest}-{highest}.parquet"
 
 
 def write_staged(staging: Path, school_code: str, dataset: str, frame: pl.DataFrame) -> Path:

@@ -21,6 +21,8 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("Alembic was run without sqlalchemy.url (warehouse/control.py sets it).")
     engine = make_engine(url)
     with engine.connect() as connection:
         # Batch mode lets later migrations alter tables on SQLite too.
