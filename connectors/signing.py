@@ -41,7 +41,7 @@ from signxml.verifier import SignatureConfiguration
 from ground.utc import as_utc
 
 if TYPE_CHECKING:
-    from massar.settings import Settings
+    from ground.settings import Settings
 
 DS_NAMESPACE = "http://www.w3.org/2000/09/xmldsig#"
 _ENVELOPED_TRANSFORM = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"

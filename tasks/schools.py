@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 
 from connectors.school_files import FileRejected
 from connectors.schools_list import SchoolList, read_school_list
-from massar.settings import Settings
+from ground.settings import Settings
 from schemas.rules import catalogue, render
 from schemas.schools import COLUMNS, DATASET, DIRECTORATE, EXAMPLE_CODE, ListColumn
 from schemas.text import match_key

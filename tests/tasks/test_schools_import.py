@@ -16,8 +16,8 @@ import xlsxwriter
 
 from connectors.school_files import FileRejected
 from connectors.schools_list import read_school_list
+from ground.settings import load_settings
 from massar.cli import main
-from massar.settings import load_settings
 from schemas.rules import catalogue, placeholders
 from tasks.schools import check_school_list
 from tasks.statistics import compute_statistics
