@@ -3,14 +3,14 @@ another folder), read once; and whether a subject code and a subject name agree 
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from schemas.reference_data import LEVELS, REFERENCE_DIR, SUBJECTS, reference_rows
 from schemas.text import clean_text, match_key
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "schemas" / "reference"
+__all__ = ["REFERENCE_DIR", "Reference", "reference", "subject_check"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -23,19 +23,12 @@ class Reference:
     subject_codes: dict[str, frozenset[str]]  # match_key of the Arabic name → codes
 
 
-def _csv_rows(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        return []
-    with path.open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 @cache
 def reference(folder: Path = REFERENCE_DIR) -> Reference:
     """levels.csv and subjects.csv of `folder`, read once (a missing file: nothing known)."""
     by_label: dict[str, str] = {}
     codes: set[str] = set()
-    for row in _csv_rows(folder / "levels.csv"):
+    for row in reference_rows(LEVELS, folder):
         code = (row.get("level_code") or "").strip().upper()
         if code:
             codes.add(code)
@@ -43,7 +36,7 @@ def reference(folder: Path = REFERENCE_DIR) -> Reference:
                 by_label.setdefault(match_key(row["label_ar"]), code)
     names: dict[str, str] = {}
     by_name: dict[str, set[str]] = {}
-    for row in _csv_rows(folder / "subjects.csv"):
+    for row in reference_rows(SUBJECTS, folder):
         code = (row.get("subject_code") or "").strip()
         name = (row.get("name_ar") or "").strip()
         if code and name:
