@@ -17,11 +17,13 @@ from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
 
+from flows.recorded import recorded
 from massar.settings import Settings, load_settings, prefect_environment
 from tasks.alerts import AlertDeliveryError, due_alerts_task, send_alerts_task
 
 
 @flow(name="watch")
+@recorded
 def watch(
     settings: Settings | None = None, home: str | None = None, now: datetime | None = None
 ) -> dict:

@@ -9,11 +9,13 @@ from dataclasses import asdict
 
 from prefect import flow, get_run_logger
 
+from flows.recorded import recorded
 from massar.settings import Settings, load_settings
 from tasks.resends import confirm_resend_task
 
 
 @flow(name="confirm_resend")
+@recorded
 def confirm_resend(
     submission: int,
     confirmed_by: str,

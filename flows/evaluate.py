@@ -1,26 +1,30 @@
-"""Flow ``evaluate``: results of every school year with marks from the published warehouse,
-then the e-services extract and the officers' statistics; what cannot be evaluated is said,
-never a failure."""
+"""Flow ``evaluate``: results of every school year with marks from the published warehouse
+(or of one year, or of one semester), then the e-services extract and the officers'
+statistics; what cannot be evaluated is said, never a failure."""
 
 from __future__ import annotations
 
 from prefect import flow
 
+from flows.recorded import recorded
 from massar.settings import Settings, load_settings
 from tasks.evaluation import (
     compute_task,
     eservices_task,
+    other_semester_task,
     plan_task,
     publish_task,
     read_task,
     report_task,
     rules_task,
+    scope_sentence,
     statistics_task,
     write_task,
 )
 
 
 @flow(name="evaluate")
+@recorded
 def evaluate(
     settings: Settings | None = None,
     home: str | None = None,
@@ -29,16 +33,22 @@ def evaluate(
 ) -> dict:
     """Averages, ranks, decisions and exams of every school year with marks (or ``year``),
     written to the result tables and published with the night; what is held back, and why,
-    in the summary, the log and the artifact ``evaluation-skipped``."""
+    in the summary, the log and the artifact ``evaluation-skipped``.
+
+    With ``semester``, that semester's results are recomputed from the marks and the other
+    semester's are kept as the warehouse holds them; the annual and exam results of the
+    years evaluated are recomputed from both semesters."""
     settings = settings or load_settings(home)
     rules = rules_task()
     plan = plan_task(read_task(settings), rules, year)
-    results = compute_task(plan.inputs, rules, semester) if plan.years else {}
-    versions = write_task(settings, results, plan, semester)
+    kept = other_semester_task(settings, plan, semester) if semester and plan.years else None
+    results = compute_task(plan.inputs, rules, semester, kept) if plan.years else {}
+    versions = write_task(settings, results, plan)
     summary = report_task(plan, results)
+    summary["scope"] = scope_sentence(plan, year, semester)
     summary["rows"] = {table: frame.height for table, frame in results.items()}
     summary["night_id"] = publish_task(settings, versions, summary)
-    if semester is None and plan.years:
+    if plan.years:
         summary["eservices_files"] = eservices_task(settings, plan, results)
         summary["statistics_report"] = statistics_task(settings, plan, results)
     return summary

@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
+from flows.recorded import recorded
 from massar.errors import RequestsUnanswered
 from massar.settings import Settings, load_settings
 from tasks.exchange import (
@@ -24,6 +25,7 @@ from tasks.exchange import (
 
 
 @flow(name="exchange")
+@recorded
 def exchange(
     partner: str,
     settings: Settings | None = None,

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from flows.recorded import recorded
 from massar.settings import Settings, load_settings
 from tasks.alerts import send_alerts_task
 from tasks.housekeeping import (
@@ -27,6 +28,7 @@ from tasks.housekeeping import (
 
 
 @flow(name="housekeeping")
+@recorded
 def housekeeping(
     settings: Settings | None = None, home: str | None = None, now: datetime | None = None
 ) -> dict:

@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
 
+from flows.recorded import recorded
 from flows.runners import school_task_runner
 from massar.settings import Settings, load_settings
 from tasks.ingest import (
@@ -28,6 +29,7 @@ from tasks.ingest import (
 
 # Schools run where the settings say (flows/runners.py): worker processes or Dask.
 @flow(name="ingest_submissions", log_prints=False)
+@recorded
 def ingest_submissions(
     settings: Settings | None = None, inbox: Path | None = None, home: str | None = None
 ) -> dict:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.recorded import recorded
 from massar.settings import Settings, load_settings
 from tasks.maintenance import tidy_table_task, warehouse_tables_task
 from warehouse.delta import DEFAULT_RETAIN_HOURS
 
 
 @flow(name="warehouse_maintenance")
+@recorded
 def warehouse_maintenance(
     settings: Settings | None = None,
     home: str | None = None,

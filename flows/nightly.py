@@ -8,6 +8,7 @@ from prefect import flow
 
 from flows.evaluate import evaluate
 from flows.ingest import ingest_submissions
+from flows.recorded import recorded
 from massar.settings import Settings, load_settings
 from tasks.nightly import (
     enrollments_task,
@@ -21,6 +22,7 @@ from warehouse.tables import TABLES
 
 
 @flow(name="nightly_consolidation")
+@recorded
 def nightly_consolidation(settings: Settings | None = None, home: str | None = None) -> dict:
     """Bring every warehouse table up to the accepted submissions, one Delta commit per table,
     then publish the night's table versions together."""
@@ -44,6 +46,7 @@ def nightly_consolidation(settings: Settings | None = None, home: str | None = N
 
 
 @flow(name="nightly")
+@recorded
 def nightly(settings: Settings | None = None, home: str | None = None) -> dict:
     """The night: ingest what arrived, consolidate the warehouse, evaluate what the warehouse
     allows (what it does not is reported by the evaluation, and the night still completes)."""

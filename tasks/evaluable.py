@@ -45,6 +45,7 @@ SKIPPED_SCHEMA: dict[str, Any] = {
 ENROLMENT_KEYS = ["school_code", "school_year", "student_code"]
 # The inputs restricted to the years evaluated; any other table passes through.
 YEAR_TABLES = ("marks", "exam_marks", "students", "enrollments")
+EARLIER_EXAM_MARKS = "earlier_exam_marks"  # exam marks of the years before those evaluated
 
 
 @dataclass
@@ -192,10 +193,17 @@ def evaluable(
         marks = marks.filter(ruled)
 
     inputs: dict[str, pl.DataFrame] = {"marks": marks}
-    exam_marks = _in_years(frames.get("exam_marks"), years)
+    exam_marks = frames.get("exam_marks")
     if exam_marks is not None:
-        inputs["exam_marks"], held = _split_enrolled(exam_marks, active, "exam_marks")
+        inputs["exam_marks"], held = _split_enrolled(
+            _in_years(exam_marks, years), active, "exam_marks"
+        )
         skipped.append(held)
+        # The baccalaureate's regional exam is taken the year before: a run of one year reads
+        # the earlier years' papers (as a run of every year does), it does not evaluate them.
+        earlier = exam_marks.filter(pl.col("school_year") < min(years))
+        if earlier.height:
+            inputs[EARLIER_EXAM_MARKS] = _split_enrolled(earlier, active, "exam_marks")[0]
     for table in ("students", "enrollments"):
         frame = _in_years(frames.get(table), years)
         if frame is not None:

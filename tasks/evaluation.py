@@ -22,6 +22,7 @@ from schemas.evaluation_rules import EvaluationRules, RulesError, load_rules
 from tasks import evaluate as formulas
 from tasks.eservices import build_extract, write_school_extracts
 from tasks.evaluable import (
+    EARLIER_EXAM_MARKS,
     SCHOOL_WITHOUT_MARKS,
     YEAR_TABLES,
     Evaluable,
@@ -172,56 +173,119 @@ def report_skipped(plan: Evaluable, results: dict[str, pl.DataFrame]) -> dict[st
 
 
 def compute_results(
-    inputs: dict[str, pl.DataFrame], rules: EvaluationRules, semester: int | None = None
+    inputs: dict[str, pl.DataFrame],
+    rules: EvaluationRules,
+    semester: int | None = None,
+    other_semester: dict[str, pl.DataFrame] | None = None,
 ) -> dict[str, pl.DataFrame]:
-    """Subject, semester, annual and exam results of the year (semester: only that one)."""
+    """Subject, semester, annual and exam results of the school years of ``inputs``.
+
+    With ``semester``, only that semester's subject and semester results are computed from the
+    marks; the other semester's are ``other_semester`` (the warehouse's rows, unchanged, from
+    :func:`other_semester_results`). The annual and exam results are computed from both, so
+    they never contradict the semester results the warehouse holds after the run."""
     marks = inputs["marks"]
     if semester is not None:
         marks = marks.filter(pl.col("semester") == semester)
     subjects = formulas.subject_results(marks, rules)
     semesters = formulas.semester_results(subjects, rules)
-    results = {"subject_results": subjects, "semester_results": semesters}
-    if semester is None:
-        annual = formulas.annual_results(semesters, rules)
-        results["annual_results"] = annual
-        if "exam_marks" in inputs and inputs["exam_marks"].height:
-            results["exam_results"] = formulas.exam_results(inputs["exam_marks"], annual, rules)
+    if other_semester:
+        subjects = _stacked(subjects, other_semester.get("subject_results"))
+        semesters = _stacked(semesters, other_semester.get("semester_results"))
+    annual = formulas.annual_results(semesters, rules)
+    results = {"subject_results": subjects, "semester_results": semesters, "annual_results": annual}
+    if "exam_marks" in inputs and inputs["exam_marks"].height:
+        results["exam_results"] = _exam_results(inputs, annual, rules)
     return results
 
 
+def _exam_results(
+    inputs: dict[str, pl.DataFrame], annual: pl.DataFrame, rules: EvaluationRules
+) -> pl.DataFrame:
+    """Exam results of the years evaluated; the papers of earlier years (the baccalaureate's
+    regional exam) are read with them, their results not kept."""
+    earlier = inputs.get(EARLIER_EXAM_MARKS)
+    if earlier is None or not earlier.height:
+        return formulas.exam_results(inputs["exam_marks"], annual, rules)
+    papers = pl.concat([inputs["exam_marks"], earlier], how="diagonal_relaxed")
+    years = inputs["exam_marks"].get_column("school_year").unique().implode()
+    return formulas.exam_results(papers, annual, rules).filter(pl.col("school_year").is_in(years))
+
+
+def other_semester_results(
+    settings: Settings, plan: Evaluable, semester: int
+) -> dict[str, pl.DataFrame]:
+    """The warehouse's subject and semester results that a run of ``semester`` keeps: the
+    other semester's, in the schools and school years the run looks at."""
+    kept = {}
+    for table in ("subject_results", "semester_results"):
+        if not plan.schools or current_version(settings.warehouse, table) < 0:
+            continue
+        scope = (
+            pc.field("school_code").isin(pa.array(plan.schools, pa.string()))
+            & pc.field("school_year").isin(pa.array(plan.looked_at, pa.string()))
+            & (pc.field("semester") != semester)
+        )
+        frame = pl.from_arrow(read_table(settings.warehouse, table).to_table(filter=scope))
+        assert isinstance(frame, pl.DataFrame)
+        kept[table] = frame
+    return kept
+
+
+def _stacked(computed: pl.DataFrame, stored: pl.DataFrame | None) -> pl.DataFrame:
+    """``computed`` and the ``stored`` rows, typed as the computed ones (the warehouse stores
+    no unsigned integers)."""
+    if stored is None or not stored.height:
+        return computed
+    return pl.concat([computed, _typed_as(stored, computed.schema)])
+
+
+def _typed_as(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
+    return frame.select(
+        pl.col(name).cast(dtype) if name in frame.columns else pl.lit(None, dtype).alias(name)
+        for name, dtype in schema.items()
+    )
+
+
+def scope_sentence(plan: Evaluable, year: str | None, semester: int | None) -> str:
+    """What the run rewrote, in one sentence for the officer."""
+    if not plan.looked_at:
+        return "No result was rewritten."
+    years = ", ".join(plan.looked_at)
+    which = f"school year {years}" if year else f"every school year with marks ({years})"
+    if semester is None:
+        return f"Rewritten: every result of {which}; results of other school years are kept."
+    other = 2 if semester == 1 else 1
+    return (
+        f"Rewritten: semester {semester} of {which}, and the annual and exam results "
+        f"recomputed from it and semester {other} as the warehouse holds it (semester "
+        f"{other} and other school years are kept)."
+    )
+
+
 def write_results(
-    settings: Settings,
-    results: dict[str, pl.DataFrame],
-    plan: Evaluable,
-    semester: int | None = None,
+    settings: Settings, results: dict[str, pl.DataFrame], plan: Evaluable
 ) -> dict[str, int]:
     """One commit per result table: in the schools whose marks were looked at, the results of
-    the school years looked at (and of ``semester`` only, when given) are replaced by
-    ``results``; their rows of other years (or of the other semester) are kept. A school whose
-    marks are all held back loses its results of those years: results say what the inputs
-    allow tonight. A table not computed (exams without exam marks, annual results of one
-    semester) keeps its rows."""
+    the school years looked at are replaced by ``results``; their rows of other years are
+    kept, as are other schools' rows. A school whose marks are all held back loses its
+    results of those years: results say what the inputs allow tonight. Exam results are
+    written only when computed (a warehouse without exam marks keeps its rows)."""
     versions = {}
     for table in RESULT_TABLES:
         computed = results.get(table)
-        if computed is None and (semester is not None or table == "exam_results"):
+        if computed is None and table == "exam_results":
             continue
         schools = sorted(set(plan.schools) | set(_column(computed, "school_code")))
         if not schools:
             continue
-        kept = _rows_outside(settings, table, schools, plan.looked_at, semester)
+        kept = _rows_outside(settings, table, schools, plan.looked_at)
         if computed is None and kept is None:
             continue
         if computed is None:
             frame = kept
         elif kept is not None and kept.height:
-            kept = kept.select(  # as the computed rows are typed (the table stores no UInt)
-                pl.col(name).cast(dtype)
-                if name in kept.columns
-                else pl.lit(None, dtype).alias(name)
-                for name, dtype in computed.schema.items()
-            )
-            frame = pl.concat([computed, kept])
+            frame = pl.concat([computed, _typed_as(kept, computed.schema)])
         else:
             frame = computed
         assert frame is not None
@@ -236,18 +300,17 @@ def _column(frame: pl.DataFrame | None, name: str) -> list[Any]:
 
 
 def _rows_outside(
-    settings: Settings, table: str, schools: list[str], years: list[str], semester: int | None
+    settings: Settings, table: str, schools: list[str], years: list[str]
 ) -> pl.DataFrame | None:
-    """The rows of ``schools`` in the result table that this evaluation does not recompute:
-    other school years, and with ``semester`` the other semester (None: no table yet)."""
+    """The rows of ``schools`` in the result table of school years other than ``years``
+    (None: no table yet)."""
     if current_version(settings.warehouse, table) < 0:
         return None
-    scope = pc.field("school_year").isin(pa.array(years, pa.string()))
-    if semester is not None:
-        scope = scope & (pc.field("semester") == semester)
-    outside = pc.field("school_code").isin(pa.array(schools, pa.string())) & ~scope
+    outside = pc.field("school_code").isin(pa.array(schools, pa.string())) & ~pc.field(
+        "school_year"
+    ).isin(pa.array(years, pa.string()))
     dataset = read_table(settings.warehouse, table)
-    # usually none (one school year, both semesters evaluated): counted before anything is read
+    # usually none (one school year evaluated): counted before anything is read
     found = dataset.to_table(filter=outside) if dataset.count_rows(filter=outside) else None
     frame = pl.from_arrow(found if found is not None else dataset.schema.empty_table())
     assert isinstance(frame, pl.DataFrame)
@@ -381,6 +444,9 @@ read_task = task(read_published, name="read_published_warehouse", cache_policy=N
 plan_task = task(plan_evaluation, name="plan_evaluation", cache_policy=NO_CACHE)
 report_task = task(report_skipped, name="report_skipped", cache_policy=NO_CACHE)
 compute_task = task(compute_results, name="compute_results", cache_policy=NO_CACHE)
+other_semester_task = task(
+    other_semester_results, name="read_other_semester_results", cache_policy=NO_CACHE
+)
 write_task = task(write_results, name="write_results", cache_policy=NO_CACHE)
 publish_task = task(publish_results, name="publish_results", cache_policy=NO_CACHE)
 eservices_task = task(publish_eservices_by_year, name="eservices_extract", cache_policy=NO_CACHE)

@@ -1,4 +1,5 @@
-"""The platform's own record of flow runs, for ``massar status``."""
+"""The platform's own record of flow runs, for ``massar status`` (flows/recorded.py writes it
+for every flow)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,17 @@ from typing import Any
 from warehouse.control import ControlDatabase, Run, utcnow
 
 
-def start_run(database_url: str, run_id: str, flow: str) -> str:
+def start_run(
+    database_url: str, run_id: str, flow: str, summary: dict[str, Any] | None = None
+) -> str:
+    """Record ``run_id`` as running (again, if it was recorded before: a retried run)."""
     database = ControlDatabase(database_url)
     try:
         with database.session() as session:
-            run = session.get(Run, run_id) or Run(run_id=run_id, flow=flow)
+            run = session.get(Run, run_id) or Run(run_id=run_id, flow=flow, summary={})
             run.state, run.finished_at = "running", None
+            if summary:
+                run.summary = {**(run.summary or {}), **summary}
             session.add(run)
     finally:
         database.dispose()
@@ -20,11 +26,13 @@ def start_run(database_url: str, run_id: str, flow: str) -> str:
 
 
 def finish_run(database_url: str, run_id: str, state: str, summary: dict[str, Any]) -> None:
+    """Record how the run ended; ``summary`` is added to what the run recorded so far."""
     database = ControlDatabase(database_url)
     try:
         with database.session() as session:
             run = session.get(Run, run_id)
             if run is not None:
-                run.state, run.finished_at, run.summary = state, utcnow(), summary
+                run.state, run.finished_at = state, utcnow()
+                run.summary = {**(run.summary or {}), **summary}
     finally:
         database.dispose()

@@ -1,6 +1,7 @@
 """Writing results replaces what was evaluated and nothing else: other school years and the
-other semester keep their rows, and a school whose marks are all held back loses its results
-of that year (results say what tonight's inputs allow)."""
+other semester keep their rows (the annual results follow both semesters), and a school whose
+marks are all held back loses its results of that year (results say what tonight's inputs
+allow)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from collections import Counter
 import polars as pl
 
 from schemas.evaluation_rules import load_rules
-from tasks.evaluation import compute_results, plan_evaluation, write_results
+from tasks.evaluation import (
+    compute_results,
+    other_semester_results,
+    plan_evaluation,
+    write_results,
+)
 from tests.tasks.test_evaluable import LISTED, PREVIOUS, YEAR, enrollments, marks
 from warehouse.delta import read_table
 
@@ -30,8 +36,9 @@ def _two_semesters(pupils, year=YEAR) -> pl.DataFrame:
 
 def _evaluate(settings, frames, year=None, semester=None):
     plan = plan_evaluation(frames, RULES, year)
-    results = compute_results(plan.inputs, RULES, semester) if plan.years else {}
-    return plan, write_results(settings, results, plan, semester)
+    kept = other_semester_results(settings, plan, semester) if semester else None
+    results = compute_results(plan.inputs, RULES, semester, kept) if plan.years else {}
+    return plan, write_results(settings, results, plan)
 
 
 def test_other_years_and_the_other_semester_keep_their_rows(massar_home):
@@ -60,18 +67,17 @@ def test_other_years_and_the_other_semester_keep_their_rows(massar_home):
     averages = dict(annual.group_by("school_year").agg(pl.col("average").max()).iter_rows())
     assert averages == {YEAR: 8.0, PREVIOUS: 14.0}
 
-    # semester 1 only: semester 2 keeps its averages, annual results are not touched
+    # semester 1 only, every mark now 10: semester 2 keeps its averages (8, as the warehouse
+    # holds them), the annual results follow both semesters
     again = {**changed, "marks": changed["marks"].with_columns(pl.lit(10.0).alias("mark"))}
     _evaluate(massar_home, again, year=YEAR, semester=1)
     semesters = _stored(massar_home, "semester_results").filter(pl.col("school_year") == YEAR)
     by_semester = dict(semesters.group_by("semester").agg(pl.col("average").max()).iter_rows())
     assert by_semester == {1: 10.0, 2: 8.0}
-    assert (
-        _stored(massar_home, "annual_results")
-        .filter(pl.col("school_year") == YEAR)["average"]
-        .to_list()
-        == [8.0] * 3
-    )
+    annual = _stored(massar_home, "annual_results")
+    assert Counter(annual["school_year"]) == {YEAR: 3, PREVIOUS: 2}
+    assert annual.filter(pl.col("school_year") == YEAR)["average"].to_list() == [9.0] * 3
+    assert annual.filter(pl.col("school_year") == PREVIOUS)["average"].to_list() == [14.0] * 2
 
 
 def test_a_school_whose_marks_are_all_held_loses_its_results_of_the_year(massar_home):
@@ -90,3 +96,51 @@ def test_a_school_whose_marks_are_all_held_loses_its_results_of_the_year(massar_
     plan, _ = _evaluate(massar_home, {"marks": frames["marks"]})
     assert plan.years == []
     assert _stored(massar_home, "annual_results").height == 0
+
+
+BAC_NATIONAL = ("0060", "0070", "0080", "0090", "0110")  # 2BACSPF national papers
+BAC_REGIONAL = ("0010", "0020", "0040", "0050")  # 1BACSEF regional papers, the year before
+
+
+def _papers(school_year: str, class_code: str, exam: str, subjects, mark: float) -> list[dict]:
+    return [
+        {
+            "school_code": "11111A",
+            "school_year": school_year,
+            "class_code": class_code,
+            "student_code": "K300000001",
+            "exam": exam,
+            "session": "normal",
+            "subject_code": subject,
+            "mark": mark,
+            "absent": False,
+            "mark_scale": 20.0,
+        }
+        for subject in subjects
+    ]
+
+
+def test_a_run_of_one_year_reads_the_regional_exam_of_the_year_before(massar_home):
+    """The baccalaureate of 2023/2024 counts the regional exam of 2022/2023: evaluating 2023/2024
+    alone gives the candidate the result the evaluation of every year gives him, and leaves
+    2022/2023's exam results as they were."""
+    now = [("11111A", "2BACSPF-1", "K300000001")]
+    before = [("11111A", "1BACSEF-1", "K300000001")]
+    frames = {
+        "marks": pl.concat([_two_semesters(now), _two_semesters(before, year=PREVIOUS)]),
+        "enrollments": pl.concat([enrollments(now), enrollments(before, year=PREVIOUS)]),
+        "exam_marks": pl.DataFrame(
+            _papers(YEAR, "2BACSPF-1", "national", BAC_NATIONAL, 12.0)
+            + _papers(PREVIOUS, "1BACSEF-1", "regional", BAC_REGIONAL, 14.0)
+        ),
+    }
+    _evaluate(massar_home, frames)
+    every_year = _stored(massar_home, "exam_results").sort("school_year", "exam", "session")
+    bac = every_year.filter((pl.col("school_year") == YEAR) & (pl.col("exam") == "baccalaureate"))
+    assert bac["regional_average"].to_list() == [14.0]
+    assert bac["national_average"].to_list() == [12.0]
+
+    plan, _ = _evaluate(massar_home, frames, year=YEAR)
+    assert plan.looked_at == [YEAR]
+    again = _stored(massar_home, "exam_results").sort("school_year", "exam", "session")
+    assert again.equals(every_year)
