@@ -299,16 +299,32 @@ def exchange_evidence(
 
 @app.command()
 def approve(
-    batch: Annotated[str, typer.Argument(help="The batch id, e.g. CNSS-2024-0001.")],
+    batch: Annotated[
+        str,
+        typer.Argument(help="The batch id, e.g. CNSS-2023-000001 ('massar status' lists them)."),
+    ],
     by: Annotated[str, typer.Option("--by", help="Your name, as listed in the approvers setting.")],
     reject: Annotated[bool, typer.Option("--reject", help="Reject instead of approving.")] = False,
     comment: Annotated[str, typer.Option(help="A comment kept with the decision.")] = "",
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", "-y", help="Record without asking (the question is asked at a terminal only)."
+        ),
+    ] = False,
     home: HomeOption = None,
 ) -> None:
-    """Approve (or reject) a partner batch waiting for a decision."""
+    """Show a partner batch waiting for a decision, then approve (or reject) it."""
     settings = _open(home)
-    from massar.runner import approve_batch
+    from massar.runner import approval_preview, approve_batch
 
+    summary, shown = approval_preview(settings, batch)
+    out.print(shown, markup=False, soft_wrap=True)
+    ask = summary["state"] == "waiting_approval" and not yes and sys.stdin.isatty()
+    verb = "Reject" if reject else "Approve"
+    if ask and not typer.confirm(f"{verb} batch {batch} as shown?", default=False):
+        out.print("Nothing was recorded.", markup=False)
+        return
     out.print(approve_batch(settings, batch, by, not reject, comment), markup=False)
 
 
@@ -468,7 +484,8 @@ def query(
 
 @app.command()
 def status(home: HomeOption = None) -> None:
-    """Recent runs, submissions by state, and batches waiting for approval."""
+    """The officer's home page: what to do next, the runs of every flow, the last night,
+    batches by state, submissions, schools with rejected files, the intake."""
     from massar.status import installation_status
 
     settings = _open(home)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from massar.errors import RequestsUnanswered, WorkFailed
+from massar.errors import OperatorError, RequestsUnanswered, WorkFailed
 from massar.settings import Settings, apply_prefect_environment
 
 
@@ -114,7 +114,8 @@ def run_evaluate(settings: Settings, year: str | None, semester: int | None) -> 
 
 def describe_evaluation(summary: dict, settings: Settings) -> str:
     rows = ", ".join(f"{table} {count}" for table, count in summary["rows"].items())
-    text = summary["outcome"] + (f" Result rows: {rows}." if rows else "")
+    text = summary["outcome"] + (f" {summary['scope']}" if summary.get("scope") else "")
+    text += f" Result rows: {rows}." if rows else ""
     if "statistics_report" in summary:
         text += (
             f" Statistics: {summary['statistics_report']}; e-services extract: "
@@ -177,13 +178,72 @@ def describe_exchange(summary: dict, quiet: bool = False) -> str:
     return "\n".join(lines)
 
 
+def approval_preview(settings: Settings, batch_id: str) -> tuple[dict, str]:
+    """The batch an approver is about to decide on: its summary and what the terminal shows
+    (counts per status, match rate, REVIEW children, the review list's path, the manifest);
+    no child data. A batch that does not exist is one sentence naming the batches that wait
+    for approval, or saying that none does."""
+    apply_prefect_environment(settings)
+    from massar.status import unknown_batch_sentence
+    from massar.status_facts import batch_state
+    from tasks.exchange import batch_summary
+
+    if batch_state(settings, batch_id) is None:
+        raise OperatorError(unknown_batch_sentence(settings, batch_id))
+    summary = batch_summary(settings, batch_id)
+    return summary, describe_batch(settings, summary)
+
+
+def describe_batch(settings: Settings, summary: dict) -> str:
+    """A batch for the terminal, before a decision: counts only."""
+    from schemas.exchange import STATUSES
+    from tasks.exchange import batch_folder
+
+    counts = summary["counts"]
+    statuses = counts.get("statuses", {})
+    change = counts.get("change")
+    last = counts.get("previous_batch")
+    per_status = ", ".join(
+        f"{status} {statuses.get(status, 0)}"
+        + (f" ({change[status]:+d})" if change and status in change else "")
+        for status in STATUSES
+    )
+    lines = [
+        f"Batch {summary['batch_id']} for {summary['partner'].upper()} "
+        f"({summary['school_year']}), {summary['state']}: answer to "
+        f"{summary['request_file']}, prepared by {summary['prepared_by']} at "
+        f"{summary['prepared_at'][:16].replace('T', ' ')} UTC.",
+        f"  {summary['children']} children: {per_status}"
+        + (f" (change since batch {last})" if last and change else "")
+        + f"; match rate {100 * counts.get('match_rate', 0):.1f} %.",
+    ]
+    review = counts.get("review") or {}
+    if review.get("queued"):
+        lines.append(
+            f"  {review['queued']} REVIEW children to look at, {review.get('decided', 0)} "
+            f"decided by an officer ('massar review {summary['batch_id']}' shows them)."
+        )
+    review_list = batch_folder(settings, summary["partner"], summary["batch_id"]) / "review.csv"
+    lines.append(
+        f"  Review list: {review_list}"
+        + ("" if review_list.is_file() else " (not written: nothing to review)")
+        + "."
+    )
+    lines.append(f"  Manifest sha256 {summary['manifest_sha256']}.")
+    return "\n".join(lines)
+
+
 def approve_batch(
     settings: Settings, batch_id: str, approver: str, approve: bool, comment: str
 ) -> str:
     """Record a decision from the terminal and resume the exchange run waiting on it."""
     apply_prefect_environment(settings)
+    from massar.status import unknown_batch_sentence
+    from massar.status_facts import batch_state
     from tasks.exchange import batch_summary, record_decision, resume_waiting_flow
 
+    if batch_state(settings, batch_id) is None:
+        raise OperatorError(unknown_batch_sentence(settings, batch_id))
     summary = batch_summary(settings, batch_id)
     decision = record_decision(settings, batch_id, approver, approve, comment, "cli")
     text = (

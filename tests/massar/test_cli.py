@@ -4,6 +4,7 @@ sentence with a non-zero exit, never a traceback."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,7 +91,7 @@ def test_init_then_status_and_query(capsys, tmp_path):
         (["ingest", "{tmp}/no-such-folder", "--home", "{home}"], 1, "does not exist"),
         (["exchange", "verify", "{tmp}/missing.xml"], 1, "does not exist"),
         (["exchange", "run", "cnsss", "--home", "{home}"], 2, "Invalid value"),
-        (["approve", "CNSS-2024-0001", "--home", "{home}"], 2, "Missing option '--by'"),
+        (["approve", "CNSS-2023-000001", "--home", "{home}"], 2, "Missing option '--by'"),
         (["no-such-command"], 2, "No such command"),
     ],
 )
@@ -122,5 +123,18 @@ def test_approving_an_unknown_batch_is_one_sentence(capsys, tmp_path):
     capsys.readouterr()
     code, _, err = run(capsys, "approve", "CNSS-2024-000001", "--by", "Fatima", "--home", str(home))
     assert code == 1
-    assert "There is no batch CNSS-2024-000001" in err
-    assert err.strip().count("\n") == 0 and "Traceback" not in err
+    # true to what 'massar status' shows: no batch waits (the batches that do are named:
+    # tests/massar/test_status.py)
+    assert err.strip() == (
+        "Error: There is no batch CNSS-2024-000001, and no batch waits for approval."
+    )
+    assert "Traceback" not in err
+
+
+def test_the_approve_help_gives_a_batch_id_of_the_real_form(capsys):
+    """The form a prepared batch's id has (FUND-YYYY-NNNNNN, tasks/exchange.py; a real one is
+    checked in tests/massar/test_status.py)."""
+    code, out, _ = run(capsys, "approve", "--help")
+    assert code == 0
+    found = re.search(r"e\.g\.\s+(\S+)", " ".join(out.split()))
+    assert found is not None and found.group(1) == "CNSS-2023-000001"
