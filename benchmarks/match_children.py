@@ -242,9 +242,23 @@ def build_requests(
 
 
 def candidates_per_child(register: Register, requests: list[ChildRequest]) -> list[int]:
-    from tasks.match import DEFAULT_POLICY, _request_keys
+    from tasks.match import cin_key, code_key, number_key
+    from tasks.match_scoring import DEFAULT_POLICY, request_keys
 
-    return [len(register.lookup(_request_keys(r, DEFAULT_POLICY))) for r in requests]
+    return [
+        len(
+            register.lookup(
+                request_keys(
+                    r,
+                    code_key(r.student_code),
+                    number_key(r.parent_number),
+                    cin_key(r.parent_cin),
+                    DEFAULT_POLICY,
+                )
+            )
+        )
+        for r in requests
+    ]
 
 
 def main() -> None:

@@ -59,7 +59,8 @@ class ChildRequest:
 
 @dataclass(frozen=True)
 class ChildAnswer:
-    """The answer for one child. ``confidence`` and ``reason`` stay inside the platform."""
+    """The answer for one child. ``confidence``, ``reason`` and ``reason_code`` stay inside the
+    platform."""
 
     fund_reference: str
     status: str  # one of STATUSES
@@ -70,6 +71,9 @@ class ChildAnswer:
     leaving_date: date | None = None
     confidence: float = 0.0  # 0..1, how sure the match is
     reason: str = ""  # why REVIEW / NOT_FOUND, for the officer's review list only
+    # the main reason of a REVIEW / NOT_FOUND as a code of tasks/match_reasons.py (labels in
+    # French and Arabic there), to group and count the children an officer looks at
+    reason_code: str = ""
 
     # The only fields written into a response file.
     CONTRACTED = (

@@ -15,9 +15,11 @@ How a child is matched: candidates come from indexes (the Massar code, the paren
 number, the parent's CIN, the birth date and its near or day/month-swapped variants, a name key),
 never from a scan of the register. Each candidate gets a confidence in 0..1 from the parent's
 identifiers, the birth date, the first and the family name (Latin or Arabic, compared through one
-transliteration key, see ``name_similarity``) and the sex; a Massar code that belongs to the
-candidate removes most of the remaining doubt. Names and birth dates never appear in a reason or
-a summary.
+transliteration key, see tasks/name_keys.py) and the sex (tasks/match_scoring.py); a Massar code
+that belongs to the candidate removes most of the remaining doubt. A pupil's code is given only
+when the first name *agrees* with the pupil's: a brother, a sister or a twin is NOT_FOUND, or
+REVIEW when unsure. Names and birth dates never appear in a reason or a summary; every REVIEW and
+NOT_FOUND answer carries a reason code (tasks/match_reasons.py).
 """
 
 from __future__ import annotations
@@ -27,10 +29,8 @@ import io
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
-from functools import lru_cache
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,6 @@ import polars as pl
 import pyarrow.compute as pc
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from rapidfuzz.distance import Indel
 
 from massar.errors import OperatorError
 from massar.settings import Settings
@@ -54,6 +53,29 @@ from schemas.exchange import (
     ChildRequest,
 )
 from schemas.text import clean_text, match_key
+from tasks.match_reasons import main_reason
+from tasks.match_scoring import (
+    DEFAULT_POLICY,
+    Candidate,
+    Evidence,
+    MatchPolicy,
+    RequestKeys,
+    request_keys,
+    score,
+)
+from tasks.name_keys import (
+    AGREE,
+    DIFFER,
+    PART,
+    UNSURE,
+    FirstNames,
+    blocking_key,
+    name_skeletons,
+    skeletons,
+)
+from tasks.name_keys import (
+    name_similarity as name_similarity,  # re-exported: the tests and benchmarks use it
+)
 from tasks.normalise import SEX_SYNONYMS, clean_expr, code_key_expr, date_expr, match_key_expr
 from warehouse.control import ControlDatabase
 from warehouse.delta import read_table
@@ -132,7 +154,7 @@ class Register:
         found = self._index.code.get(code)
         return self.pupils[found[0]] if found else None
 
-    def lookup(self, request: _Request) -> list[RegisteredPupil]:
+    def lookup(self, request: RequestKeys) -> list[RegisteredPupil]:
         """Pupils sharing a key with the request (code, parent, birth date, name key)."""
         return [self.pupils[i] for i in sorted(self._index.lookup(request))]
 
@@ -158,18 +180,18 @@ class _Index:
                 families = [person.family_name]
                 if isinstance(person, RegisteredPupil) and person.family_name_fr:
                     families.append(person.family_name_fr)
-                for skeleton in _skeletons(families):
+                for skeleton in skeletons(families):
                     self.near[(person.birth_date, skeleton)].append(position)
             numbers, cins = _identifiers(person)
             for number in numbers:
                 self.number[number].append(position)
             for cin in cins:
                 self.cin[cin].append(position)
-            key = _name_key(person.family_name, person.first_name)
+            key = blocking_key(person.family_name, person.first_name)
             if key:
                 self.names[key].append(position)
 
-    def lookup(self, request: _Request) -> set[int]:
+    def lookup(self, request: RequestKeys) -> set[int]:
         found: set[int] = set()
         if request.code:
             found.update(self.code.get(request.code, ()))
@@ -432,238 +454,7 @@ def load_leaving_records(settings: Settings) -> tuple[LeavingRecord, ...]:
     return read_leaving_records(path) if path.is_file() else ()
 
 
-# ---- names: one key for Latin and Arabic spellings ---------------------------------------------
-
-# Arabic letters (after match_key: hamza forms are a bare alef, ta marbuta is ha) → symbols shared
-# with Latin spellings. Lower case: consonants; upper case: letters read as vowels.
-_ARABIC = {
-    "ب": "b",
-    "ت": "t",
-    "ث": "t",
-    "ج": "j",
-    "ح": "h",
-    "خ": "x",
-    "د": "d",
-    "ذ": "d",
-    "ر": "r",
-    "ز": "z",
-    "س": "s",
-    "ش": "c",
-    "ص": "s",
-    "ض": "d",
-    "ط": "t",
-    "ظ": "z",
-    "غ": "g",
-    "ف": "f",
-    "ق": "k",
-    "ك": "k",
-    "ڭ": "k",
-    "گ": "k",
-    "ل": "l",
-    "م": "m",
-    "ن": "n",
-    "ه": "h",
-    "پ": "b",
-    "ڤ": "f",
-    "ا": "A",
-    "ع": "A",
-    "و": "U",
-    "ي": "I",
-    "ئ": "I",
-    "ؤ": "U",
-    "ء": "",
-}
-# Latin spellings of Moroccan names (French conventions): digraphs first.
-_LATIN_TOKEN = re.compile(r"dj|kh|gh|ch|sh|th|dh|ph|ck|ou|gu(?=[eiy])|[a-z]")
-_SOFT_C = re.compile(r"c(?=[eiy])")
-_RH = re.compile(r"(?<=[bdfgjklmnpqstvxz])rh")  # the older French spelling of غ (AMRHAR)
-_LATIN = {
-    "dj": "j",
-    "kh": "x",
-    "gh": "g",
-    "ch": "c",
-    "sh": "c",
-    "th": "t",
-    "dh": "d",
-    "ph": "f",
-    "ck": "k",
-    "ou": "U",
-    "gu": "k",
-    "c": "k",
-    "g": "k",
-    "q": "k",
-    "x": "ks",
-    "v": "f",
-    "p": "b",
-    "a": "A",
-    "e": "",  # a short vowel French writes and Arabic does not
-    "i": "I",
-    "y": "I",
-    "o": "U",
-    "u": "U",
-    "w": "U",
-}
-_ARABIC_LETTER = re.compile("[\u0621-\u064a\u0671-\u06d3]")
-_LATIN_ARTICLE = re.compile(r"^(?:e(ch)(?=ch)|e([bdfjklmnrstz])(?=\2)|l(?=[bcdfghjkmnpqrstvxz]))")
-
-
-def _is_arabic(text: str) -> bool:
-    return bool(_ARABIC_LETTER.search(text))
-
-
-@lru_cache(maxsize=1 << 16)
-def _compact(text: str) -> str:
-    return re.sub(r"[\s\-'’.]", "", match_key(text))
-
-
-@lru_cache(maxsize=1 << 16)
-def _words(text: str) -> tuple[str, ...]:
-    return tuple(match_key(text).split())
-
-
-def _collapse(symbols: str) -> str:
-    """Doubled letters once; the final h of a word of three letters or more (ta marbuta, the
-    French final h) dropped."""
-    out = re.sub(r"(.)\1+", r"\1", symbols)
-    return out[:-1] if out.endswith("h") and len(out) > 2 else out
-
-
-def _arabic_words(words: list[str], bare: bool) -> str:
-    out = []
-    for word in words:
-        if bare and word.startswith("ال") and len(word) > 3:
-            word = word[2:]
-        out.append(_collapse("".join(_ARABIC.get(char, "") for char in word)))
-    return "".join(out)
-
-
-def _latin_words(words: list[str], bare: bool, sh: bool = True) -> str:
-    """The spelled key of Latin words; ``sh=False`` reads SH as S + H (ISHAK: إسحاق)."""
-    out = []
-    for word in words:
-        if bare:
-            if word in ("el", "al", "l") and len(words) > 1:
-                continue
-            word = _LATIN_ARTICLE.sub(lambda m: m.group(1) or "", word, count=1)
-        word = _RH.sub("gh", _SOFT_C.sub("s", word))
-        if not sh:
-            word = word.replace("sh", "s-h")
-        tokens = (_LATIN.get(t, t) for t in _LATIN_TOKEN.findall(word))
-        out.append(_collapse("".join(tokens)))
-    return "".join(out)
-
-
-@lru_cache(maxsize=1 << 16)
-def _forms(text: str) -> tuple[tuple[str, str], ...]:
-    """(consonant skeleton, spelled key) of a name, with and without its article."""
-    key = match_key(text)
-    if _is_arabic(key):
-        spelled = set()
-        # match_key reads ta marbuta as ha; Latin spellings also write it T (HAYAT).
-        keys = {key, match_key(text.replace("ة", "ت"))}
-        for variant in keys:
-            words = [w for w in re.split(r"[^\u0621-\u064a\u0671-\u06d3]+", variant) if w]
-            spelled |= {_arabic_words(words, False), _arabic_words(words, True)}
-    else:
-        words = [w for w in re.split(r"[^a-z]+", key) if w]
-        readings = (True, False) if "sh" in key else (True,)
-        spelled = {_latin_words(words, bare, sh) for bare in (False, True) for sh in readings}
-    forms = {(re.sub(r"(.)\1+", r"\1", re.sub("[AIU]", "", s)), s) for s in spelled if s}
-    return tuple(sorted(forms))
-
-
-# A compound name written in part (FATIMA for FATIMA EZZAHRA, محمد for محمد أمين) keeps this
-# share of the similarity of its first word.
-COMPOUND_SHARE = 0.9
-
-
-@lru_cache(maxsize=1 << 18)
-def name_similarity(a: str, b: str) -> float:
-    """How alike two spellings of a name are, in 0..1 (1: the same after match_key).
-
-    Same script: rapidfuzz's normalised Indel similarity of the match_key forms (spaces and
-    hyphens removed). Latin against Arabic (and Latin against Latin, where transliterations
-    differ: LAHCEN / EL HASSAN): both are read into one key of consonant classes (ش and CH,
-    ق / ك and K / Q / G, ع and vowels...), with and without the article (ال, EL, ESS-), and the
-    similarity is the mean of the consonant skeletons' and the spelled keys' similarities.
-    A compound name against its first word alone scores ``COMPOUND_SHARE`` of that word's
-    similarity."""
-    if not a or not b:
-        return 0.0
-    whole = _similarity(a, b)
-    words_a, words_b = _words(a), _words(b)
-    if len(words_a) > 1 and len(words_b) == 1 and words_a[0] not in _ARTICLES:
-        whole = max(whole, COMPOUND_SHARE * _similarity(words_a[0], b))
-    elif len(words_b) > 1 and len(words_a) == 1 and words_b[0] not in _ARTICLES:
-        whole = max(whole, COMPOUND_SHARE * _similarity(a, words_b[0]))
-    return whole
-
-
-# First words that are not a name of their own (ABD EL ..., AIT ..., BEN ...).
-_ARTICLES = frozenset(
-    ("el", "al", "l", "abd", "abdel", "ait", "ben", "bou", "ou", "id", "عبد", "ايت", "بن", "ابن")
-)
-
-
-def _similarity(a: str, b: str) -> float:
-    ka, kb = _compact(a), _compact(b)
-    if ka == kb:
-        return 1.0
-    arabic_a, arabic_b = _is_arabic(ka), _is_arabic(kb)
-    direct = Indel.normalized_similarity(ka, kb) if arabic_a == arabic_b else 0.0
-    if arabic_a and arabic_b:
-        return direct
-    best = direct
-    for skeleton_a, spelled_a in _forms(a):
-        for skeleton_b, spelled_b in _forms(b):
-            spelled = Indel.normalized_similarity(spelled_a, spelled_b)
-            if skeleton_a and skeleton_b:
-                score = 0.5 * Indel.normalized_similarity(skeleton_a, skeleton_b) + 0.5 * spelled
-            else:
-                score = spelled
-            best = max(best, score)
-    return best
-
-
-def _skeletons(names: Iterable[str | None]) -> set[str]:
-    """The consonant skeletons of names (with and without their article)."""
-    return {skeleton for name in names if name for skeleton, _ in _forms(name) if skeleton}
-
-
-def _name_key(family: str | None, first: str | None) -> str:
-    """A blocking key: the consonant skeletons of family and first name, article dropped."""
-    if not family or not first:
-        return ""
-    forms_family, forms_first = _forms(family), _forms(first)
-    if not forms_family or not forms_first:
-        return ""
-    return f"{min(forms_family)[0]}|{min(forms_first)[0]}"
-
-
 # ---- matching ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MatchPolicy:
-    """Weights and thresholds of the matcher (docs/decisions/0004-matching-children.md)."""
-
-    parent_weight: float = 0.30  # the parent's CNSS / CMR number or CIN is a guardian's
-    birth_weight: float = 0.30
-    first_weight: float = 0.25
-    family_weight: float = 0.15
-    code_share: float = 0.60  # share of the remaining doubt a Massar code of the pupil removes
-    sex_factor: float = 0.8  # confidence kept when the sex differs
-    swapped_birth: float = 0.3  # birth evidence when day and month are swapped
-    near_birth: float = 0.3  # within a few days, or the same day and month a year apart
-    accept: float = 0.85  # SCHOOLED / LEFT on a unique candidate this sure
-    not_schooled: float = 0.95  # NOT_SCHOOLED needs this (and the birth date, and a parent
-    # identifier or the code)
-    margin: float = 0.02  # a second candidate at most this much less sure → REVIEW
-    name_agrees: float = 0.8  # a name this similar counts as agreeing
-    near_days: int = 2
-
-
-DEFAULT_POLICY = MatchPolicy()
 
 
 def age_reference_date(school_year: str) -> date:
@@ -676,161 +467,38 @@ def age_on(birth: date, on_date: date) -> int:
     return on_date.year - birth.year - ((on_date.month, on_date.day) < (birth.month, birth.day))
 
 
-@dataclass(frozen=True)
-class _Request:
-    """A request's comparison keys."""
-
-    code: str
-    number: str
-    cin: str
-    birth: date | None
-    birth_dates: tuple[date, ...]  # exact, day/month swapped
-    near_dates: tuple[date, ...]  # a few days off, a year off
-    family_skeletons: tuple[str, ...]
-    name_key: str
-
-
-@dataclass(frozen=True)
-class _Person:
-    """A candidate: a pupil of the register and/or the latest leaving record of one code."""
-
-    student_code: str
-    pupil: RegisteredPupil | None
-    leaving: LeavingRecord | None
-    family_names: tuple[str, ...]
-    first_name: str
-    sex: str | None
-    birth_date: date | None
-    numbers: frozenset[str]
-    cins: frozenset[str]
-
-
-@dataclass
-class _Scored:
-    """A candidate's evidence against one request."""
-
-    person: _Person
-    parent: bool  # parent's number or CIN among the guardians'
-    birth: str  # exact | swapped | near | differs | unknown
-    first: float
-    family: float
-    sex_differs: bool
-    code: bool  # the request's Massar code is this person's
-    details: float = 0.0  # confidence without the code
-    score: float = 0.0  # confidence
-    plausible: bool = False
-    strong: bool = False  # acceptable on details alone (no code needed)
-
-
-def _request_keys(request: ChildRequest, policy: MatchPolicy) -> _Request:
-    birth = request.birth_date
-    days: list[date] = []
-    near: list[date] = []
-    if birth:
-        days.append(birth)
-        if birth.day <= 12 and birth.day != birth.month:
-            days.append(date(birth.year, birth.day, birth.month))
-        for delta in range(1, policy.near_days + 1):
-            near += [birth - timedelta(days=delta), birth + timedelta(days=delta)]
-        for year in (birth.year - 1, birth.year + 1):
-            with suppress(ValueError):  # 29 February
-                near.append(birth.replace(year=year))
-    return _Request(
-        code=code_key(request.student_code),
-        number=number_key(request.parent_number),
-        cin=cin_key(request.parent_cin),
-        birth=birth,
-        birth_dates=tuple(days),
-        near_dates=tuple(near),
-        family_skeletons=tuple(sorted(_skeletons([request.child_family_name]))),
-        name_key=_name_key(request.child_family_name, request.child_first_name),
-    )
-
-
-def _birth_evidence(asked: date | None, known: date | None, policy: MatchPolicy) -> str:
-    if asked is None or known is None:
-        return "unknown"
-    if asked == known:
-        return "exact"
-    if asked.year == known.year and (asked.day, asked.month) == (known.month, known.day):
-        return "swapped"
-    if abs((asked - known).days) <= policy.near_days or (
-        (asked.month, asked.day) == (known.month, known.day) and abs(asked.year - known.year) == 1
-    ):
-        return "near"
-    return "differs"
-
-
-def _score(
-    request: ChildRequest, keys: _Request, person: _Person, policy: MatchPolicy
-) -> _Scored | None:
-    """The candidate's evidence and confidence; None when it cannot be plausible (no code, no
-    parent identifier, and the birth date or the family name does not agree): most candidates
-    of the birth-date blocks stop here, before their first name is compared."""
-    parent = bool(
-        (keys.number and keys.number in person.numbers) or (keys.cin and keys.cin in person.cins)
-    )
-    birth = _birth_evidence(keys.birth, person.birth_date, policy)
-    code = bool(keys.code) and keys.code == person.student_code
-    if not (parent or code) and birth not in ("exact", "swapped", "near"):
-        return None
-    family = max(
-        (name_similarity(request.child_family_name, name) for name in person.family_names),
-        default=0.0,
-    )
-    if not (parent or code) and family < policy.name_agrees:
-        return None
-    first = name_similarity(request.child_first_name, person.first_name)
-    sex_differs = bool(request.sex and person.sex and request.sex != person.sex)
-    birth_value = {"exact": 1.0, "swapped": policy.swapped_birth, "near": policy.near_birth}
-    details = (
-        policy.parent_weight * parent
-        + policy.birth_weight * birth_value.get(birth, 0.0)
-        + policy.first_weight * first
-        + policy.family_weight * family
-    )
-    if sex_differs:
-        details *= policy.sex_factor
-    score = details + (1.0 - details) * policy.code_share if code else details
-    agreeing = (
-        parent
-        + (birth in ("exact", "swapped", "near"))
-        + (first >= policy.name_agrees)
-        + (family >= policy.name_agrees)
-    )
-    plausible = code or agreeing >= 3 or (parent and birth == "exact")
-    strong = details >= policy.accept and parent and birth == "exact" and not sex_differs
-    return _Scored(
-        person=person,
-        parent=parent,
-        birth=birth,
-        first=first,
-        family=family,
-        sex_differs=sex_differs,
-        code=code,
-        details=round(details, 4),
-        score=round(min(1.0, score), 4),
-        plausible=plausible,
-        strong=strong,
-    )
-
-
-def _doubts(best: _Scored, policy: MatchPolicy) -> list[str]:
-    """Why a candidate is not sure enough, in words without pupil data."""
+def _doubts(best: Evidence, policy: MatchPolicy) -> list[tuple[str, str]]:
+    """Why a candidate is not sure enough, as (sentence without pupil data, reason code)."""
     out = []
+    if best.agreement == UNSURE:
+        out.append(
+            (
+                "the first name does not clearly designate this pupil (a brother or sister?)",
+                "first_name_doubt",
+            )
+        )
+    elif best.agreement == PART:
+        out.append(("only part of a compound first name agrees", "first_name_part"))
+    if best.swapped:
+        out.append(("the names match only with family and first names swapped", "names_swapped"))
     if best.birth == "swapped":
-        out.append("the birth date matches only with day and month swapped")
+        out.append(("the birth date matches only with day and month swapped", "birth_swapped"))
     elif best.birth in ("near", "differs"):
-        out.append("the birth date differs")
+        out.append(("the birth date differs", "birth_differs"))
     elif best.birth == "unknown":
-        out.append("the birth date is missing")
+        out.append(("the birth date is missing", "birth_missing"))
     if not best.parent:
-        out.append("the parent's CNSS/CMR number and CIN are not those of the pupil's guardians")
-    if best.first < policy.name_agrees or best.family < policy.name_agrees:
-        out.append("the names match only weakly")
+        out.append(
+            (
+                "the parent's CNSS/CMR number and CIN are not those of the pupil's guardians",
+                "parent_differs",
+            )
+        )
+    if best.family < policy.name_agrees or best.agreement not in (AGREE, PART, UNSURE):
+        out.append(("the names match only weakly", "names_weak"))
     if best.sex_differs:
-        out.append("the sex differs")
-    return out or ["the match is not sure enough"]
+        out.append(("the sex differs", "sex_differs"))
+    return out or [("the match is not sure enough", "not_sure")]
 
 
 class _Matcher:
@@ -862,14 +530,17 @@ class _Matcher:
         self.leavers = tuple(latest[code] for code in sorted(latest))
         self.leavers_index = _Index(self.leavers)
         self.leaving_by_code = latest
-        self._people: dict[str, _Person | None] = {}
+        self.first_names = FirstNames(
+            (person.first_name, person.sex) for person in (*register.pupils, *self.leavers)
+        )
+        self._people: dict[str, Candidate | None] = {}
 
-    def person(self, code: str) -> _Person | None:
+    def person(self, code: str) -> Candidate | None:
         if code not in self._people:
             self._people[code] = self._person(code)
         return self._people[code]
 
-    def _person(self, code: str) -> _Person | None:
+    def _person(self, code: str) -> Candidate | None:
         pupil = self.register.by_code(code)
         leaving = self.leaving_by_code.get(code)
         if pupil is None and leaving is None:
@@ -888,11 +559,13 @@ class _Matcher:
             families.append(pupil.family_name_fr)
         main = pupil if pupil is not None else leaving
         assert main is not None
-        return _Person(
+        family_names = tuple(dict.fromkeys(f for f in families if f))
+        return Candidate(
             student_code=code,
             pupil=pupil,
             leaving=leaving,
-            family_names=tuple(dict.fromkeys(f for f in families if f)),
+            family_names=family_names,
+            family_skeletons=frozenset().union(*map(name_skeletons, family_names)),
             first_name=main.first_name,
             sex=main.sex,
             birth_date=main.birth_date,
@@ -900,21 +573,27 @@ class _Matcher:
             cins=frozenset(cins),
         )
 
-    def candidates(self, request: ChildRequest, keys: _Request) -> list[_Scored]:
+    def candidates(self, request: ChildRequest, keys: RequestKeys) -> list[Evidence]:
         codes = {pupil.student_code for pupil in self.register.lookup(keys)}
         codes |= {self.leavers[i].student_code for i in self.leavers_index.lookup(keys)}
         scored = []
         for code in codes:
             person = self.person(code)
             if person is not None:
-                evidence = _score(request, keys, person, self.policy)
+                evidence = score(request, keys, person, self.policy, self.first_names)
                 if evidence is not None:
                     scored.append(evidence)
         scored.sort(key=lambda s: (-s.score, s.person.student_code))
         return scored
 
     def answer(self, request: ChildRequest) -> ChildAnswer:
-        keys = _request_keys(request, self.policy)
+        keys = request_keys(
+            request,
+            code_key(request.student_code),
+            number_key(request.parent_number),
+            cin_key(request.parent_cin),
+            self.policy,
+        )
         scored = self.candidates(request, keys)
         plausible = [s for s in scored if s.plausible]
         policy = self.policy
@@ -927,20 +606,25 @@ class _Matcher:
                         request,
                         "the Massar code given is not a pupil of the province and no pupil "
                         "matches the names, birth date and parent",
+                        self._sibling(scored),
                     )
                 return self._review(
                     request,
                     plausible[0],
                     "the Massar code given is not a pupil of the province; another pupil "
                     "matches the details",
+                    "code_unknown",
                 )
-            if target.score >= policy.accept:
+            # the code and the first name, whole or the first part of a compound (FATIMA for
+            # فاطمة الزهراء), designate the pupil
+            if target.score >= policy.accept and target.agreement in (AGREE, PART):
                 if others and others[0].details >= target.details + policy.margin:
                     return self._review(
                         request,
                         others[0],
                         "the Massar code given and the names, birth date and parent point at "
                         "different pupils",
+                        "code_other_pupil",
                     )
                 return self._accept(request, target, "matched on the Massar code and details")
             if others:
@@ -949,30 +633,64 @@ class _Matcher:
                     others[0],
                     "the Massar code given belongs to another pupil; names, birth date and "
                     "parent match a different pupil",
+                    "code_other_pupil",
+                )
+            if target.agreement not in (AGREE, PART):
+                return self._review(
+                    request,
+                    target,
+                    "the first name given is not clearly that of the pupil with this Massar code",
+                    "code_first_name",
                 )
             return self._review(
                 request,
                 target,
                 "the names, birth date or parent of the pupil with this Massar code do not match",
+                "code_details_differ",
             )
         if not plausible:
             return self._not_found(
-                request, "no pupil of the province matches the names, birth date and parent"
+                request,
+                "no pupil of the province matches the names, birth date and parent",
+                self._sibling(scored),
             )
         best = plausible[0]
         second = plausible[1] if len(plausible) > 1 else None
         close = second is not None and second.score >= best.score - policy.margin
         if best.strong and not close:
-            return self._accept(request, best, "matched on parent identifier, birth date and names")
+            how = "matched on parent identifier, birth date and names"
+            if best.swapped:
+                how += " (family and first names in the other order)"
+            return self._accept(request, best, how)
         doubts = [] if best.strong else _doubts(best, policy)
         if close:
-            doubts.insert(0, "two pupils match almost equally (twins or a duplicate?)")
-        return self._review(request, best, "; ".join(doubts))
+            doubts.insert(
+                0, ("two pupils match almost equally (twins or a duplicate?)", "two_candidates")
+            )
+        return self._review(
+            request,
+            best,
+            "; ".join(sentence for sentence, _ in doubts),
+            main_reason([code for _, code in doubts]),
+        )
+
+    def _sibling(self, scored: list[Evidence]) -> str:
+        """``sibling`` when a pupil shares the parent and the birth date but has another first
+        name: the child is a brother, a sister or a twin; else ``no_match``."""
+        for evidence in scored:
+            if evidence.agreement == DIFFER and evidence.parent and evidence.birth == "exact":
+                return "sibling"
+        return "no_match"
 
     # -- answers
 
     def _base(
-        self, request: ChildRequest, status: str, best: _Scored | None, reason: str
+        self,
+        request: ChildRequest,
+        status: str,
+        best: Evidence | None,
+        reason: str,
+        reason_code: str = "",
     ) -> ChildAnswer:
         person = best.person if best else None
         pupil = person.pupil if person else None
@@ -988,15 +706,20 @@ class _Matcher:
             leaving_date=None,
             confidence=best.score if best else 0.0,
             reason=reason,
+            reason_code=reason_code,
         )
 
-    def _not_found(self, request: ChildRequest, reason: str) -> ChildAnswer:
-        return self._base(request, NOT_FOUND, None, reason)
+    def _not_found(self, request: ChildRequest, reason: str, reason_code: str) -> ChildAnswer:
+        if reason_code == "sibling":
+            reason += "; a pupil with the same parent and birth date has another first name"
+        return self._base(request, NOT_FOUND, None, reason, reason_code)
 
-    def _review(self, request: ChildRequest, best: _Scored, reason: str) -> ChildAnswer:
-        return self._base(request, REVIEW, best, reason)
+    def _review(
+        self, request: ChildRequest, best: Evidence, reason: str, reason_code: str
+    ) -> ChildAnswer:
+        return self._base(request, REVIEW, best, reason, reason_code)
 
-    def _accept(self, request: ChildRequest, best: _Scored, how: str) -> ChildAnswer:
+    def _accept(self, request: ChildRequest, best: Evidence, how: str) -> ChildAnswer:
         person, policy = best.person, self.policy
         pupil, leaving = person.pupil, person.leaving
         if pupil is not None:
@@ -1026,6 +749,7 @@ class _Matcher:
                 best,
                 "the last leaving record is not of this year or the previous one; no enrolment "
                 "since",
+                "leaver_old",
             )
         if leaving.is_transfer:
             return self._review(
@@ -1033,6 +757,7 @@ class _Matcher:
                 best,
                 "left the province by transfer at the end of the previous year: schooling "
                 "elsewhere cannot be confirmed here",
+                "transfer_out",
             )
         sure = (
             best.score >= policy.not_schooled
@@ -1045,6 +770,7 @@ class _Matcher:
                 best,
                 "a leaving record of the previous year matches, but not strongly enough to "
                 "answer NOT_SCHOOLED",
+                "leaver_unsure",
             )
         return self._base(
             request,
@@ -1062,31 +788,37 @@ def _check_age(
     matched_birth: date | None,
 ) -> ChildAnswer:
     """The answer, or REVIEW when the child is outside the age window of its benefit (or the
-    window or the birth date is missing); the reason keeps what the match alone said."""
+    window or the birth date is missing); the reason keeps what the match alone said, the
+    reason code says why it is REVIEW."""
 
-    def review(why: str) -> ChildAnswer:
+    def review(why: str, code: str) -> ChildAnswer:
         alone = (
             answer.reason
             if answer.status == REVIEW
             else f"the match alone would answer {answer.status}"
         )
-        return replace(answer, status=REVIEW, reason=f"{why}; {alone}")
+        return replace(answer, status=REVIEW, reason=f"{why}; {alone}", reason_code=code)
 
     window = age_windows.get(request.benefit)
     if window is None:
-        return review(f"no age window is configured for the benefit {request.benefit}")
+        return review(
+            f"no age window is configured for the benefit {request.benefit}", "no_age_window"
+        )
     birth = request.birth_date or matched_birth
     if birth is None:
         if answer.status == NOT_FOUND:
             return answer
-        return review(f"no birth date to check the age window of {request.benefit}")
+        return review(
+            f"no birth date to check the age window of {request.benefit}", "no_birth_date"
+        )
     age = age_on(birth, on_date)
     low, high = window
     if low <= age <= high:
         return answer
     return review(
         f"outside the age window of {request.benefit} ({low}-{high}): aged {age} on "
-        f"{on_date.isoformat()}"
+        f"{on_date.isoformat()}",
+        "outside_age_window",
     )
 
 
@@ -1114,7 +846,10 @@ def match_children(
     gets REVIEW with the reason and the answer it would have had; never NOT_SCHOOLED.
 
     REVIEW answers carry the best candidate considered (student_code, school, level) and the
-    reason for the officer's review list: a response file must not send a REVIEW as it is.
+    reason, for the officers' review queue (tasks/review_queue.py); a response file writes none
+    of them. An officer may decide a REVIEW child before the batch is approved (the files are
+    then signed again); a REVIEW nobody decided is sent as REVIEW: "do not suspend, ask again"
+    (docs/decisions/0004-matching-children.md, docs/exchange-spec.md).
     NOT_FOUND answers name nobody (confidence 0). Confidence: how sure the match of the pupil
     named is (see MatchPolicy)."""
     on_date = on_date or age_reference_date(school_year)
@@ -1132,7 +867,12 @@ def match_children(
         )
         # The last guard of the rule: a weak match never answers NOT_SCHOOLED.
         if answer.status == NOT_SCHOOLED and answer.confidence < policy.not_schooled:
-            answer = replace(answer, status=REVIEW, reason=f"weak match: {answer.reason}")
+            answer = replace(
+                answer,
+                status=REVIEW,
+                reason=f"weak match: {answer.reason}",
+                reason_code="weak_match",
+            )
         answers.append(answer)
     return answers
 

@@ -73,6 +73,38 @@ REASONS: tuple[Reason, ...] = (
         "تم التعرف عليه بمعرف ولي الأمر وتاريخ الازدياد والأسماء",
     ),
     Reason(
+        "matched on parent identifier, birth date and names (family and first names in the "
+        "other order)",
+        "retrouvé par l'identifiant du parent, la date de naissance et les noms (nom et prénom "
+        "inversés)",
+        "تم التعرف عليه بمعرف ولي الأمر وتاريخ الازدياد والأسماء (الاسم العائلي والشخصي مقلوبان)",
+    ),
+    Reason(
+        "the first name does not clearly designate this pupil (a brother or sister?)",
+        "le prénom ne désigne pas clairement cet élève (un frère ou une sœur ?)",
+        "الاسم الشخصي لا يدل بوضوح على هذا التلميذ (أخ أو أخت؟)",
+    ),
+    Reason(
+        "only part of a compound first name agrees",
+        "seule une partie d'un prénom composé correspond",
+        "جزء فقط من الاسم الشخصي المركب يطابق",
+    ),
+    Reason(
+        "the names match only with family and first names swapped",
+        "les noms ne correspondent qu'en inversant le nom et le prénom",
+        "الأسماء لا تتطابق إلا بقلب الاسم العائلي والاسم الشخصي",
+    ),
+    Reason(
+        "the first name given is not clearly that of the pupil with this Massar code",
+        "le prénom donné n'est pas clairement celui de l'élève qui porte ce code Massar",
+        "الاسم الشخصي المعطى ليس بوضوح اسم التلميذ الذي يحمل رمز مسار هذا",
+    ),
+    Reason(
+        "a pupil with the same parent and birth date has another first name",
+        "un élève du même parent, né le même jour, a un autre prénom",
+        "تلميذ له نفس ولي الأمر وتاريخ الازدياد يحمل اسما شخصيا آخر",
+    ),
+    Reason(
         "the birth date matches only with day and month swapped",
         "la date de naissance ne correspond qu'en inversant le jour et le mois",
         "تاريخ الازدياد لا يطابق إلا بتبديل اليوم والشهر",
