@@ -203,9 +203,11 @@ def score(
     agreement = first_names.agreement(asked_first, person.first_name, request.sex)
     swapped = False
     if may_swap and (agreement != AGREE or family < policy.name_agrees):
+        # the other order counts only when both names agree in it (OULAHCEN ILYAS is not the
+        # twin OULAHCEN LAHCEN with his names swapped)
         other_family = _family(asked_first, person)
         other = first_names.agreement(asked_family, person.first_name, request.sex)
-        if (_AGREEMENT_RANK.get(other, 1), other_family) > (
+        if other_family >= policy.name_agrees and (_AGREEMENT_RANK.get(other, 1), other_family) > (
             _AGREEMENT_RANK.get(agreement, 1),
             family,
         ):

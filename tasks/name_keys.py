@@ -484,7 +484,7 @@ _ANY = ("A", "E", "I", "O", "U")
 _TWO = tuple(v + w for v in ("A", "E", "O") for w in _ANY)  # SAAID, CHAIMAA, SAFAE
 _EMIT: dict[str, tuple[tuple[str, float], ...]] = {
     "W": (("", 0.0), *((v, 0.0) for v in _ANY), *((v, 0.0) for v in _TWO)),
-    "X": (("", SOFT), *((v, 0.0) for v in _ANY), *((v, 0.0) for v in _TWO)),
+    "X": (("", SOFT), *((v, 0.0) for v in _ANY), ("AA", 0.0)),  # OALI is not علي
     "V": (("", WEAK), ("A", 0.0), ("E", WEAK), ("O", 0.0), ("U", 0.0), ("AA", 0.0), ("I", SOFT)),
     "Q": (("", WEAK), ("I", 0.0), ("E", 0.0), ("A", SOFT)),
     "H": (("", WEAK), *((v, 0.0) for v in _ANY)),
@@ -696,7 +696,9 @@ class FirstNames:
         better = min(others.values(), default=_NO_FIT)
         if cost <= FITS:
             if better < cost:
-                return UNSURE  # another name reads better (HOUSSINE: حسين, not حسن)
+                # another name reads better: exactly (MAHMOUD: محمود, not محمد), or only better
+                # (HOUSSINE: rather حسين than حسن)
+                return DIFFER if better == 0.0 else UNSURE
             sexes = {self._sex[name] for name, c in others.items() if c == cost}
             if sexes - {None, self._sex.get(known)}:
                 return UNSURE  # OUSSAMA reads أسامة as well as أسماء: only the sex tells

@@ -183,11 +183,11 @@ def _years(day: date, years: int) -> date:
         return day.replace(year=day.year + years, day=28)
 
 
-def _sex(pupil: Pupil) -> str:
+def sex_of(pupil: Pupil) -> str:
     return "M" if pupil.sex == "ذكر" else "F"
 
 
-def _insured(pupil: Pupil) -> tuple[str, str] | None:
+def insured(pupil: Pupil) -> tuple[str, str] | None:
     """(parent number, CIN) of the insured guardian, or None."""
     for guardian in pupil.guardians:
         if guardian.cnss or guardian.cmr:
@@ -195,7 +195,7 @@ def _insured(pupil: Pupil) -> tuple[str, str] | None:
     return None
 
 
-def _registered(pupil: Pupil, school: str, level: str, klass: str) -> RegisteredPupil:
+def registered(pupil: Pupil, school: str, level: str, klass: str) -> RegisteredPupil:
     father = next((g for g in pupil.guardians if g.relation == "الأب"), None)
     numbers = {number_key(g.cnss) for g in pupil.guardians} | {
         number_key(g.cmr) for g in pupil.guardians
@@ -208,7 +208,7 @@ def _registered(pupil: Pupil, school: str, level: str, klass: str) -> Registered
         family_name=pupil.family[0],
         first_name=pupil.first[0],
         family_name_fr=father.family_fr if father and father.family_ar == pupil.family[0] else None,
-        sex=_sex(pupil),
+        sex=sex_of(pupil),
         birth_date=pupil.birth,
         parent_numbers=frozenset(numbers - {""}),
         parent_cins=frozenset({cin_key(g.cin) for g in pupil.guardians} - {""}),
@@ -219,14 +219,14 @@ def _registered(pupil: Pupil, school: str, level: str, klass: str) -> Registered
 def _leaving(
     pupil: Pupil, school: str, level: str, year: str, left: date, reason: str
 ) -> LeavingRecord:
-    number, cin = _insured(pupil) or ("", pupil.guardians[0].cin)
+    number, cin = insured(pupil) or ("", pupil.guardians[0].cin)
     return LeavingRecord(
         school_code=school,
         school_year=year,
         student_code=pupil.code,
         family_name=pupil.family[0],
         first_name=pupil.first[0],
-        sex=_sex(pupil),
+        sex=sex_of(pupil),
         birth_date=pupil.birth,
         level_code=level,
         leaving_date=left,
@@ -237,9 +237,8 @@ def _leaving(
     )
 
 
-def variant_set(seed: int = 2024, schools: int = 8, per_kind: int = 18) -> VariantSet:
-    """The province and the children asked about, with their expected answers."""
-    rng = random.Random(seed)
+def province(seed: int, schools: int) -> dict[str, tuple[Pupil, str, str, str]]:
+    """The generator's province in memory: code → (pupil, school, level, class)."""
     plan = build_plan(seed, YEAR, schools)
     places: dict[str, tuple[Pupil, str, str, str]] = {}
     for school in plan.folders:
@@ -247,11 +246,18 @@ def variant_set(seed: int = 2024, schools: int = 8, per_kind: int = 18) -> Varia
         for klass in model.classes:
             for pupil in klass.pupils:
                 places[pupil.code] = (pupil, school.code, klass.level.code, klass.code)
+    return places
+
+
+def variant_set(seed: int = 2024, schools: int = 8, per_kind: int = 18) -> VariantSet:
+    """The province and the children asked about, with their expected answers."""
+    rng = random.Random(seed)
+    places = province(seed, schools)
     school_codes = sorted({place[1] for place in places.values()})
     pool = [
         code
         for code, (pupil, *_) in sorted(places.items())
-        if 12 <= age_on(pupil.birth, ON_DATE) <= 21 and _insured(pupil)
+        if 12 <= age_on(pupil.birth, ON_DATE) <= 21 and insured(pupil)
     ]
     rng.shuffle(pool)
 
@@ -284,7 +290,7 @@ def variant_set(seed: int = 2024, schools: int = 8, per_kind: int = 18) -> Varia
         resembles: str | None = None,
         sex: str | None = None,
     ) -> None:
-        number, cin = parent or _insured(pupil) or ("1", "X1")
+        number, cin = parent or insured(pupil) or ("1", "X1")
         index = len(children)
         request = ChildRequest(
             fund_reference=f"V{index + 1:05d}",
@@ -296,7 +302,7 @@ def variant_set(seed: int = 2024, schools: int = 8, per_kind: int = 18) -> Varia
             child_first_name=first,
             birth_date=birth or pupil.birth,
             # a third of the children as CMR asks: without the sex
-            sex=None if index % 3 == 2 else (sex or _sex(pupil)),
+            sex=None if index % 3 == 2 else (sex or sex_of(pupil)),
             student_code=given,
             benefit=FAMILY_ALLOWANCE,
             source_line=index + 2,
@@ -418,11 +424,11 @@ def variant_set(seed: int = 2024, schools: int = 8, per_kind: int = 18) -> Varia
     for pupil in take(per_kind):
         # the twin is a pupil too: each is found with its own code
         (name, sex), (_, school, level, klass) = (
-            other_first_name(rng, pupil.first, _sex(pupil)),
+            other_first_name(rng, pupil.first, sex_of(pupil)),
             places[pupil.code],
         )
         twin_code = f"T{len(extra) + 1:09d}"
-        twin = _registered(pupil, school, level, klass)
+        twin = registered(pupil, school, level, klass)
         extra.append(replace(twin, student_code=twin_code, first_name=name[0], sex=sex))
         twin_pupil = Pupil(
             code=twin_code,
@@ -446,7 +452,7 @@ def variant_set(seed: int = 2024, schools: int = 8, per_kind: int = 18) -> Varia
                 child.code,
             )
     for pupil in take(per_kind):
-        name, sex = other_first_name(rng, pupil.first, _sex(pupil))
+        name, sex = other_first_name(rng, pupil.first, sex_of(pupil))
         form = rng.random()
         first = name[0] if form < 0.25 else latin(name, form > 0.75)
         family = pupil.family[0] if form < 0.25 else latin(pupil.family)
@@ -461,7 +467,7 @@ def variant_set(seed: int = 2024, schools: int = 8, per_kind: int = 18) -> Varia
             sex=sex,
         )
     for pupil in take(per_kind):
-        name, sex = other_first_name(rng, pupil.first, _sex(pupil))
+        name, sex = other_first_name(rng, pupil.first, sex_of(pupil))
         shifts = [s for s in (-3, -2, 2, 3) if 12 <= age_on(_years(pupil.birth, s), ON_DATE) <= 21]
         birth = _years(pupil.birth, rng.choice(shifts))
         ask(
@@ -589,7 +595,7 @@ def variant_set(seed: int = 2024, schools: int = 8, per_kind: int = 18) -> Varia
     register = Register(
         YEAR,
         [
-            _registered(pupil, school, level, klass)
+            registered(pupil, school, level, klass)
             for code, (pupil, school, level, klass) in sorted(places.items())
             if code not in left_province
         ]
