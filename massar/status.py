@@ -21,6 +21,7 @@ from massar.status_facts import (
     run_sentence,
     waiting_batches,
 )
+from warehouse.control import Run
 
 BATCH_STATES = ("waiting_approval", "approved", "delivered", "acknowledged", "rejected", "expired")
 NAMED = 10  # codes named in a sentence; the others are counted
@@ -58,7 +59,7 @@ def next_steps(settings: Settings, facts: Facts, schools_listed: int = 1) -> lis
 
     steps = []
     for group in facts.flows:
-        if run_failed(group.last, facts.now):
+        if run_failed(group.last, facts.now, facts.waiting_runs):
             steps.append(
                 f"The last run of {group.label} ({_when(group.last.started_at, settings)}) "
                 f"failed: {run_sentence(group.last, facts.now)}"
@@ -152,7 +153,7 @@ def runs_table(facts: Facts, settings: Settings) -> Table:
     )
     for group in facts.flows:
         run = group.last
-        said = run_sentence(run, facts.now)
+        said = run_sentence(run, facts.now, facts.waiting_runs)
         failure = group.last_failure
         if failure is not None and failure is not run:
             said += (
@@ -162,7 +163,7 @@ def runs_table(facts: Facts, settings: Settings) -> Table:
         table.add_row(
             group.label,
             _when(run.started_at, settings),
-            "stopped?" if run_failed(run, facts.now) and run.state == "running" else run.state,
+            _state(run, facts),
             _when(run.finished_at, settings),
             str(group.runs),
             str(group.failed),
@@ -171,6 +172,14 @@ def runs_table(facts: Facts, settings: Settings) -> Table:
     if not facts.flows:
         table.caption = "No run yet."
     return table
+
+
+def _state(run: Run, facts: Facts) -> str:
+    if run.state != "running":
+        return str(run.state)
+    if run.run_id in facts.waiting_runs:
+        return "waiting"
+    return "stopped?" if run_failed(run, facts.now) else "running"
 
 
 def night_table(nights: list[NightChange], settings: Settings) -> Table:

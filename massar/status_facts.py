@@ -104,6 +104,7 @@ class Facts:
     rejected: list[RejectedSchool]
     pending: int  # accepted files no night has consolidated yet (held resends apart)
     evaluated_behind: bool  # a consolidation was published after the last evaluation
+    waiting_runs: dict[str, str] = field(default_factory=dict)  # paused run → its batch
 
 
 def gather(settings: Settings, now: datetime | None = None) -> Facts:
@@ -112,7 +113,10 @@ def gather(settings: Settings, now: datetime | None = None) -> Facts:
     database = ControlDatabase(settings.resolved_database_url)
     try:
         with database.session() as session:
-            flows = _flow_runs(session, now)
+            waiting = _in_state(session, WAITING)
+            # an exchange run paused for a decision is waiting, however long: not stopped
+            paused = {b.flow_run_id: b.batch_id for b in waiting if b.flow_run_id}
+            flows = _flow_runs(session, now, paused)
             nights = session.scalars(
                 select(Night)
                 .where(Night.state == "completed")
@@ -150,15 +154,6 @@ def gather(settings: Settings, now: datetime | None = None) -> Facts:
             ).all():
                 batches.setdefault(partner, {})[state] = count
 
-            def in_state(state: str) -> list[ExchangeBatch]:
-                return list(
-                    session.scalars(
-                        select(ExchangeBatch)
-                        .where(ExchangeBatch.state == state)
-                        .order_by(ExchangeBatch.prepared_at)
-                    ).all()
-                )
-
             pending = session.scalar(
                 select(func.count()).where(
                     Submission.state.in_(ACCEPTED),
@@ -174,13 +169,14 @@ def gather(settings: Settings, now: datetime | None = None) -> Facts:
                 evaluation=evaluation,
                 by_state=by_state,
                 batches=batches,
-                waiting=in_state(WAITING),
-                approved=in_state("approved"),
-                delivered=in_state("delivered"),
+                waiting=waiting,
+                approved=_in_state(session, "approved"),
+                delivered=_in_state(session, "delivered"),
                 rejected=_rejected_schools(session),
                 pending=int(pending or 0),
                 evaluated_behind=consolidated is not None
                 and (evaluation is None or evaluation[0] < consolidated),
+                waiting_runs=paused,
             )
     finally:
         database.dispose()
@@ -191,15 +187,19 @@ def waiting_batches(settings: Settings) -> list[ExchangeBatch]:
     database = ControlDatabase(settings.resolved_database_url)
     try:
         with database.session() as session:
-            return list(
-                session.scalars(
-                    select(ExchangeBatch)
-                    .where(ExchangeBatch.state == WAITING)
-                    .order_by(ExchangeBatch.prepared_at)
-                ).all()
-            )
+            return _in_state(session, WAITING)
     finally:
         database.dispose()
+
+
+def _in_state(session: Any, state: str) -> list[ExchangeBatch]:
+    return list(
+        session.scalars(
+            select(ExchangeBatch)
+            .where(ExchangeBatch.state == state)
+            .order_by(ExchangeBatch.prepared_at)
+        ).all()
+    )
 
 
 def batch_state(settings: Settings, batch_id: str) -> str | None:
@@ -221,7 +221,7 @@ def _partner(run: Run) -> str:
     return str(parameters.get("partner") or "")
 
 
-def _flow_runs(session: Any, now: datetime) -> list[FlowRuns]:
+def _flow_runs(session: Any, now: datetime, paused: dict[str, str]) -> list[FlowRuns]:
     """Per flow (and exchange partner): the last run, whatever its age, and the counts and last
     failure of the recent days."""
     since = now - timedelta(days=RECENT_DAYS)
@@ -246,7 +246,7 @@ def _flow_runs(session: Any, now: datetime) -> list[FlowRuns]:
         if run in older:
             continue
         group.runs += 1
-        if run.state in FAILED or _stale(run, now):
+        if run_failed(run, now, paused):
             group.failed += 1
             if group.last_failure is None:
                 group.last_failure = run
@@ -258,26 +258,33 @@ def _flow_runs(session: Any, now: datetime) -> list[FlowRuns]:
     return sorted(groups.values(), key=order)
 
 
-def _stale(run: Run, now: datetime) -> bool:
-    return run.state == "running" and _utc(run.started_at) < now - timedelta(hours=STALE_RUN_HOURS)
+def _stale(run: Run, now: datetime, paused: dict[str, str] | None = None) -> bool:
+    return (
+        run.state == "running"
+        and run.run_id not in (paused or {})
+        and _utc(run.started_at) < now - timedelta(hours=STALE_RUN_HOURS)
+    )
 
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment  # SQLite: naive UTC
 
 
-def run_failed(run: Run, now: datetime) -> bool:
-    """The run failed, or stayed "running" so long that it most likely stopped."""
-    return run.state in FAILED or _stale(run, now)
+def run_failed(run: Run, now: datetime, paused: dict[str, str] | None = None) -> bool:
+    """The run failed, or stayed "running" so long that it most likely stopped (an exchange
+    run paused for a decision, ``paused``, is waiting, not stopped)."""
+    return run.state in FAILED or _stale(run, now, paused)
 
 
-def run_sentence(run: Run, now: datetime) -> str:
+def run_sentence(run: Run, now: datetime, paused: dict[str, str] | None = None) -> str:
     """What a run did, or why it failed, in one sentence (from what the run recorded)."""
     summary = run.summary or {}
     if run.state in FAILED:
         return summary.get("failure") or "Failed; the run's log in Prefect says why."
     if run.state == "running":
-        if _stale(run, now):
+        if paused and run.run_id in paused:
+            return f"Waiting for an approver's decision on batch {paused[run.run_id]}."
+        if _stale(run, now, paused):
             return (
                 "Never finished: the process most likely stopped (a restart, a power cut); "
                 "the run's log in Prefect may say more. Run the flow again."

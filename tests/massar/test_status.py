@@ -33,7 +33,8 @@ from massar.cli import main
 from massar.errors import RequestsUnanswered
 from massar.home import init_home
 from massar.settings import load_settings
-from massar.status import installation_status
+from massar.status import installation_status, next_steps, runs_table
+from massar.status_facts import STALE_RUN_HOURS, gather
 from warehouse.control import ControlDatabase, ExchangeBatch, Finding, Night, Run, Submission
 from warehouse.query import run_query
 
@@ -45,15 +46,16 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _render(table) -> str:  # type: ignore[no-untyped-def]
+    """A table as the terminal prints it, wide enough for every sentence to stay on a line."""
+    console = Console(record=True, width=1000)
+    console.print(table)
+    return console.export_text()
+
+
 def _text(settings) -> dict[str, str]:
-    """Each table of the status as the terminal prints it (by title), wide enough for every
-    sentence to stay on one line."""
-    tables = {}
-    for table in installation_status(settings):
-        console = Console(record=True, width=1000)
-        console.print(table)
-        tables[str(table.title)] = console.export_text()
-    return tables
+    """Each table of the status as the terminal prints it, by title."""
+    return {str(table.title): _render(table) for table in installation_status(settings)}
 
 
 def _all(tables: dict[str, str]) -> str:
@@ -193,6 +195,11 @@ def officer(prefect_server, province, tmp_path_factory):
             time.sleep(1.5)  # let the run reach its pause
             seen["batch"] = waiting
             seen["waiting"] = _text(settings)
+            later = gather(settings, datetime.now(UTC) + timedelta(hours=STALE_RUN_HOURS + 1))
+            seen["waiting later"] = (
+                next_steps(settings, later),
+                _render(runs_table(later, settings)),
+            )
             seen["wrong id"] = subprocess_free_cli(["approve", "CNSS-2023-999999"])
             seen["no"] = _at_a_terminal(
                 ["approve", waiting, "--by", APPROVER, "--home", str(home)], b"n\n", prefect_server
@@ -394,6 +401,36 @@ def test_a_waiting_batch_is_listed_with_the_command_to_approve_it(officer):
     assert cells[4] == ", ".join(f"{s} {n}" for s, n in statuses.items() if n)
     by_state = _row(_section(text, "Partner batches by state"), "CNSS")
     assert by_state[1:] == ["1", "0", "0", "0", "0", "0"]
+
+
+def test_a_run_paused_for_a_decision_is_waiting_not_stopped(officer):
+    batch = officer["seen"]["batch"]
+    cells = _row(_section(officer["seen"]["waiting"], "Runs of every flow"), "exchange cnss")
+    assert cells[2] == "waiting" and cells[3] == ""
+    assert cells[6].startswith(f"Waiting for an approver's decision on batch {batch}.")
+    assert cells[4:6] == ["2", "1"]  # the failure before it counts, the wait does not
+    # long after (an approval may take days): still waiting, never "stopped"
+    steps, runs = officer["seen"]["waiting later"]
+    assert _row(runs, "exchange cnss")[2] == "waiting"
+    assert not any("The last run of exchange" in step for step in steps)
+
+
+def test_a_run_that_never_finished_is_said_to_have_stopped(tmp_path):
+    """A run still recorded as running long after it started (its process was killed) is a
+    failure to look at; a recent one is running."""
+    from warehouse.runs import start_run
+
+    settings = init_home(tmp_path / "home")
+    start_run(settings.resolved_database_url, "run-killed", "nightly")
+    now = datetime.now(UTC)
+    recent = runs_table(gather(settings, now), settings)
+    assert _row(_render(recent), "nightly")[2] == "running"
+    later = gather(settings, now + timedelta(hours=STALE_RUN_HOURS + 1))
+    cells = _row(_render(runs_table(later, settings)), "nightly")
+    assert cells[2] == "stopped?" and cells[5] == "1"
+    assert cells[6].startswith("Never finished: the process most likely stopped")
+    assert next_steps(settings, later)[0].startswith("The last run of nightly (")
+    assert "failed: Never finished" in next_steps(settings, later)[0]
 
 
 def test_batches_by_state_are_those_of_the_control_database(officer):
