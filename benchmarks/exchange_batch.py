@@ -117,7 +117,14 @@ from connectors.signing import load_signing_identity, make_test_certificate  # n
 from connectors.verify import verify_file  # noqa: E402
 from ground.settings import PartnerSettings, Settings  # noqa: E402
 from massar.synthetic.partners import CMR_COLUMNS, CNSS_COLUMNS  # noqa: E402
-from schemas.exchange import LEFT, NOT_SCHOOLED, SCHOOLED, STATUSES, ChildRequest  # noqa: E402
+from schemas.exchange import (  # noqa: E402
+    LEFT,
+    NOT_SCHOOLED,
+    REVIEW,
+    SCHOOLED,
+    STATUSES,
+    ChildRequest,
+)
 from tasks.match import match_children, register_from_frames  # noqa: E402
 
 TARGET_SECONDS = 30.0
@@ -369,6 +376,8 @@ def run(args: argparse.Namespace, profile: Profile, partner: PartnerSettings, wo
         + f"; {agree / len(answers):.2%} agree with the truth; {wrong_pupil} answered about "
         "the wrong pupil"
     )
+    reasons = Counter(answer.reason_code for answer in answers if answer.status == REVIEW)
+    print("REVIEW by reason: " + ", ".join(f"{code} {n:,}" for code, n in reasons.most_common()))
     problems = [p for report in reports for p in report.problems]
     print(
         "partner checks: "
