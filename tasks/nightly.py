@@ -25,7 +25,7 @@ from tasks.consolidate import (
 )
 from warehouse.control import ControlDatabase
 from warehouse.delta import read_table
-from warehouse.nights import finish_night, start_night
+from warehouse.nights import finish_night, published_versions, start_night
 from warehouse.tables import TABLES
 
 
@@ -71,7 +71,10 @@ def publish_night(
     }
     database = ControlDatabase(settings.resolved_database_url)
     try:
-        finish_night(database, night_id, versions, summary)
+        # The tables no consolidation writes (the evaluation's results) stay published at
+        # their last version: a night whose evaluation fails or has not run yet still has them.
+        kept = {t: v for t, v in published_versions(database).items() if t not in versions}
+        finish_night(database, night_id, {**kept, **versions}, summary)
         mark_consolidated(
             database,
             [sid for by_school in pending.values() for ids in by_school.values() for sid in ids],

@@ -30,7 +30,9 @@ from flows.nightly import nightly, nightly_consolidation
 from massar.home import init_home
 from massar.synthetic import generate_province
 from tests.conftest import TEST_SCHOOLS, TEST_SEED, TEST_YEAR
+from warehouse.control import ControlDatabase
 from warehouse.delta import current_version, read_table
+from warehouse.query import run_query
 
 EARLIER = "2022/2023"
 LATER = TEST_YEAR  # the session's province
@@ -129,6 +131,26 @@ def _expected(settings) -> dict[str, dict[tuple, int]]:
     }
 
 
+def _published_counts(settings) -> dict[str, dict[tuple, int]]:
+    """Rows per (year, semester) of the subject and semester results at the last published
+    night, as 'massar query' reads them."""
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        return {
+            table: {
+                (row["school_year"], row["semester"]): row["n"]
+                for row in run_query(
+                    f"select school_year, semester, count(*) as n from {table} group by all",
+                    warehouse=settings.warehouse,
+                    database=database,
+                ).to_pylist()
+            }
+            for table in ("subject_results", "semester_results")
+        }
+    finally:
+        database.dispose()
+
+
 @pytest.fixture(scope="module")
 def scoped(prefect_server, province, tmp_path_factory):
     """Build the home, then run each evaluation of ``RUNS`` after the arrival of one held
@@ -173,6 +195,7 @@ def scoped(prefect_server, province, tmp_path_factory):
         ingest_submissions(settings)
         nightly_consolidation(settings)
         before, marks_say = _counts(settings), _expected(settings)
+        published = _published_counts(settings)  # the consolidation's night, as queries see it
         summary = evaluate(settings, year=year, semester=semester)
         after = _counts(settings)
         steps.append(
@@ -184,6 +207,7 @@ def scoped(prefect_server, province, tmp_path_factory):
                 "after": after,
                 "annual_say": _expected(settings)["annual_results"],
                 "summary": summary,
+                "published": published,
             }
         )
     return settings, baseline, steps
@@ -204,6 +228,16 @@ def test_the_home_holds_two_years_and_both_semesters(scoped):
                     table,
                     cell,
                 )
+
+
+def test_a_night_of_consolidation_keeps_the_results_published(scoped):
+    """A night that consolidates new marks without evaluating them (the evaluation comes
+    next, or failed) still publishes the results the warehouse holds: queries, statistics and
+    the next evaluation's history read them."""
+    _, _, steps = scoped
+    for step in steps:
+        for table in ("subject_results", "semester_results"):
+            assert step["published"][table] == step["before"][table], table
 
 
 @pytest.mark.parametrize("run", range(len(RUNS)), ids=["year+semester", "year", "semester", "none"])
