@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import polars as pl  # noqa: E402
 
-from massar.settings import Settings  # noqa: E402
+from ground.settings import Settings  # noqa: E402
 from massar.synthetic import names  # noqa: E402
 from massar.synthetic.partners import school_leavers  # noqa: E402
 from massar.synthetic.province import Pupil, build_plan, build_school, first_year  # noqa: E402

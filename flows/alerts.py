@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from prefect import flow, get_run_logger
 
 from flows.recorded import recorded
-from massar.settings import Settings, load_settings, prefect_environment
+from ground.settings import Settings, load_settings, prefect_environment
 from tasks.alerts import AlertDeliveryError, due_alerts_task, send_alerts_task
 
 

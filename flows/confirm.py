@@ -10,7 +10,7 @@ from dataclasses import asdict
 from prefect import flow, get_run_logger
 
 from flows.recorded import recorded
-from massar.settings import Settings, load_settings
+from ground.settings import Settings, load_settings
 from tasks.resends import confirm_resend_task
 
 

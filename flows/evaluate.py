@@ -7,7 +7,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.recorded import recorded
-from massar.settings import Settings, load_settings
+from ground.settings import Settings, load_settings
 from tasks.evaluation import (
     compute_task,
     eservices_task,

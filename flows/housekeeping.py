@@ -14,7 +14,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from flows.recorded import recorded
-from massar.settings import Settings, load_settings
+from ground.settings import Settings, load_settings
 from tasks.alerts import send_alerts_task
 from tasks.housekeeping import (
     delete_old_flow_runs_task,

@@ -11,7 +11,7 @@ from prefect.futures import as_completed
 
 from flows.recorded import recorded
 from flows.runners import school_task_runner
-from massar.settings import Settings, load_settings
+from ground.settings import Settings, load_settings
 from tasks.ingest import (
     check_province_task,
     discover_inbox_task,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.recorded import recorded
-from massar.settings import Settings, load_settings
+from ground.settings import Settings, load_settings
 from tasks.maintenance import tidy_table_task, warehouse_tables_task
 from warehouse.delta import DEFAULT_RETAIN_HOURS
 

@@ -9,7 +9,7 @@ from prefect import flow
 from flows.evaluate import evaluate
 from flows.ingest import ingest_submissions
 from flows.recorded import recorded
-from massar.settings import Settings, load_settings
+from ground.settings import Settings, load_settings
 from tasks.nightly import (
     enrollments_task,
     open_night_task,

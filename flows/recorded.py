@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from massar.errors import OperatorError
+from ground.errors import OperatorError
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def _start(arguments: dict[str, Any]) -> tuple[str, str] | None:
     if not flow_run.id:
         return None
     try:
-        from massar.settings import load_settings
+        from ground.settings import load_settings
         from warehouse.runs import start_run
 
         settings = arguments.get("settings") or load_settings(arguments.get("home"))

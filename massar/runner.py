@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from massar.errors import OperatorError, RequestsUnanswered, WorkFailed
-from massar.settings import Settings, apply_prefect_environment
+from ground.errors import OperatorError, RequestsUnanswered, WorkFailed
+from ground.settings import Settings, apply_prefect_environment
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from massar.settings import Settings
+from ground.settings import Settings
 from massar.status_facts import (
     RECENT_DAYS,
     Facts,

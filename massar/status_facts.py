@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from massar.settings import Settings
+from ground.settings import Settings
 from warehouse.control import ControlDatabase, ExchangeBatch, Finding, Night, Run, Submission
 
 RECENT_DAYS = 7  # runs counted per flow, and failures looked for, over this many days

@@ -16,8 +16,8 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from massar.errors import OperatorError
-from massar.settings import Settings
+from ground.errors import OperatorError
+from ground.settings import Settings
 from schemas.evaluation_rules import EvaluationRules, RulesError, load_rules
 from tasks import evaluate as formulas
 from tasks.eservices import build_extract, write_school_extracts

@@ -39,8 +39,8 @@ import pyarrow.compute as pc
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from massar.errors import OperatorError
-from massar.settings import Settings
+from ground.errors import OperatorError
+from ground.settings import Settings
 from schemas.exchange import (
     LEAVERS_COLUMNS,
     LEFT,

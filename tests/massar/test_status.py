@@ -29,10 +29,10 @@ from sqlalchemy import func, select
 from connectors.signing import make_test_certificate
 from flows.exchange import exchange
 from flows.nightly import nightly
+from ground.errors import RequestsUnanswered
+from ground.settings import load_settings
 from massar.cli import main
-from massar.errors import RequestsUnanswered
 from massar.home import init_home
-from massar.settings import load_settings
 from massar.status import installation_status, next_steps, runs_table
 from massar.status_facts import STALE_RUN_HOURS, gather
 from warehouse.control import ControlDatabase, ExchangeBatch, Finding, Night, Run, Submission

@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.exchange_profile import parse_request, profile_for
-from massar.errors import OperatorError
+from ground.errors import OperatorError
+from ground.settings import Settings
 from massar.home import init_home
-from massar.settings import Settings
 from massar.synthetic import generate_province, names
 from schemas.exchange import (
     FAMILY_ALLOWANCE,
