@@ -8,6 +8,7 @@ machinery here is shared and the same for every fund:
 * :func:`parse_request` reads a fund's request into :class:`~schemas.exchange.ChildRequest`;
 * :func:`build_response_xml`, :func:`build_response_csv`, :func:`build_manifest` and
   :func:`build_batch_files` write a batch (only ``ChildAnswer.CONTRACTED`` fields leave);
+  :func:`read_response_csv` reads the answers back, to rebuild a batch after a decision;
 * :func:`batch_file_names` names the files of a batch with its sequence number;
 * :func:`build_acknowledgement` / :func:`parse_acknowledgement` are the fund's receipt, bound
   to the sha256 of the file it received, parsed as untrusted input.
@@ -527,6 +528,37 @@ def build_response_csv(profile: Profile, school_year: str, answers: Sequence[Chi
             ]
         )
     return buffer.getvalue().encode(layout.encoding)
+
+
+def read_response_csv(profile: Profile, data: bytes) -> list[ChildAnswer]:
+    """The answers of a response CSV the platform wrote (:func:`build_response_csv`), back as
+    :class:`ChildAnswer` with the contracted fields only; rebuilding a batch after an officer's
+    decision starts from them. ValueError when the header is not the profile's."""
+    layout = profile.response_csv
+    reader = csv.reader(
+        io.StringIO(data.decode(layout.encoding), newline=""), delimiter=layout.delimiter
+    )
+    header = next(reader, [])
+    if header != list(layout.header.values()):
+        raise ValueError(f"The CSV does not start with the {profile.code} response header.")
+    answers = []
+    for row in reader:
+        values = dict(zip(layout.header, row, strict=True))
+        leaving = values["leaving_date"]
+        answers.append(
+            ChildAnswer(
+                fund_reference=values["fund_reference"],
+                status=values["status"],
+                school_year=values["school_year"],
+                student_code=values["student_code"] or None,
+                level_code=values["level_code"] or None,
+                school_code=values["school_code"] or None,
+                leaving_date=(
+                    datetime.strptime(leaving, layout.date_format).date() if leaving else None
+                ),
+            )
+        )
+    return answers
 
 
 def build_manifest(

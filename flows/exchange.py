@@ -1,23 +1,24 @@
 """Flow ``exchange``: answer a partner fund (CNSS or CMR).
 
 acknowledgements of earlier batches → finish approved deliveries → for each new request:
-match → build and sign → pause for a person's decision → deliver over SFTP."""
+match → build and sign → pause for a person's decision (officers may first decide REVIEW children:
+the batch is then signed again) → deliver over SFTP."""
 
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from flows.recorded import recorded
 from massar.errors import RequestsUnanswered
 from massar.settings import Settings, load_settings
 from tasks.exchange import (
+    batch_summary,
     deliver_task,
-    exchange_artifact,
     fetch_requests_task,
     operator_sentence,
     prepare_batch_task,
+    publish_batch_artifact,
     reconcile_task,
     undelivered_approved_batches,
     wait_for_decision,
@@ -52,14 +53,11 @@ def exchange(
             logger.error(problems[-1])
             continue
         batch = prepared.result()
-        create_markdown_artifact(
-            key=f"exchange-{batch['batch_id'].lower()}",
-            markdown=exchange_artifact(batch),
-            description=f"{partner.upper()} batch {batch['batch_id']}: {batch['state']}",
-        )
+        publish_batch_artifact(batch)  # counts per status and REVIEW reason, no child data
         if batch["state"] == "waiting_approval":
             decision = wait_for_decision(settings, batch)
-            batch = {**batch, "state": decision.decision}
+            # The counts as decided: officers' review decisions may have changed them.
+            batch = {**batch_summary(settings, batch["batch_id"]), "state": decision.decision}
         if batch["state"] == "approved":
             deliveries.append(deliver_task(settings, batch["batch_id"]))
         batches.append({k: batch[k] for k in ("batch_id", "state", "children", "counts")})

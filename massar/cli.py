@@ -329,6 +329,69 @@ def approve(
 
 
 @app.command()
+def review(
+    batch: Annotated[str, typer.Argument(help="The batch id, e.g. CNSS-2024-000001.")],
+    child: Annotated[
+        str | None,
+        typer.Option("--child", help="A child's fund reference: show it, or decide it."),
+    ] = None,
+    candidate: Annotated[
+        str | None,
+        typer.Option(
+            "--candidate", help="This candidate is the child (its Massar code or its number)."
+        ),
+    ] = None,
+    not_found: Annotated[
+        bool, typer.Option("--not-found", help="No pupil of the province is the child.")
+    ] = False,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the child REVIEW.")] = False,
+    by: Annotated[
+        str, typer.Option("--by", help="Your name, as listed in the approvers setting.")
+    ] = "",
+    comment: Annotated[str, typer.Option(help="A comment kept with the decision.")] = "",
+    undecided: Annotated[
+        bool, typer.Option("--undecided", help="List only the children not decided yet.")
+    ] = False,
+    home: HomeOption = None,
+) -> None:
+    """List a batch's REVIEW children with their candidates, or decide one before approval."""
+    chosen = [
+        flag
+        for flag, given in (
+            ("--candidate", candidate is not None),
+            ("--not-found", not_found),
+            ("--keep", keep),
+        )
+        if given
+    ]
+    if len(chosen) > 1:
+        raise typer.BadParameter(
+            f"{' and '.join(chosen)} cannot go together: give one decision.", param_hint="--child"
+        )
+    if chosen and child is None:
+        raise typer.BadParameter(f"{chosen[0]} needs the child it decides.", param_hint="--child")
+    if chosen and not by.strip():
+        raise typer.BadParameter("a decision needs your name.", param_hint="--by")
+    settings = _open(home)
+    from tasks.exchange_review import (
+        KEEP,
+        NOT_FOUND_CHOICE,
+        ChildChoice,
+        decide_children,
+        decision_text,
+        review_listing,
+    )
+
+    if not chosen:
+        out.print(review_listing(settings, batch, child, undecided), markup=False, soft_wrap=True)
+        return
+    assert child is not None
+    choice = candidate if candidate is not None else (NOT_FOUND_CHOICE if not_found else KEEP)
+    outcome = decide_children(settings, batch, [ChildChoice(child, choice)], by, "cli", comment)
+    out.print(decision_text(outcome), markup=False, soft_wrap=True)
+
+
+@app.command()
 def confirm(
     submission: Annotated[
         int, typer.Argument(help="The id of a held resend, as 'massar status' lists it.")

@@ -18,11 +18,12 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import CursorResult
 
 from connectors.exchange_profile import (
     ExchangeFileError,
@@ -46,6 +47,15 @@ from massar.errors import OperatorError
 from massar.settings import Settings
 from schemas.exchange import STATUSES, ChildAnswer
 from tasks.match import load_leaving_records, load_province_register, match_children, match_summary
+from tasks.review_queue import (
+    Decision,
+    ReviewQueue,
+    build_review_queue,
+    group_counts,
+    group_label,
+    review_csv,
+    write_queue,
+)
 from warehouse.control import Approval, ControlDatabase, ExchangeBatch, utcnow
 from warehouse.exchange import (
     ExchangeLedger,
@@ -217,12 +227,16 @@ def prepare_batch(
             legal_basis=endpoint.legal_basis,
         )
         folder = batch_folder(settings, partner, batch_id)
+        # The REVIEW children with their candidates, for the officers (stays in the folder).
+        queue = build_review_queue(batch_id, requests, answers, register, leavers, school_year)
+        write_queue(folder, queue)
         for name, content in files.items():
             _write_atomically(folder / name, content)
-        _write_atomically(folder / "review.csv", review_list(answers))
         manifest = next(name for name in files if name.endswith("_manifest.json"))
         summary = match_summary(answers)
         with database.session() as session:
+            counts = _counts_with_change(session, partner, summary, sequence, queue, {})
+            _write_atomically(folder / "review.csv", review_csv(answers, queue, {}, counts))
             session.add(
                 ExchangeBatch(
                     batch_id=batch_id,
@@ -237,7 +251,7 @@ def prepare_batch(
                     prepared_by=prepared_by,
                     prepared_at=now.replace(tzinfo=None),
                     children=len(answers),
-                    counts=_counts_with_change(session, partner, summary),
+                    counts=counts,
                     manifest_sha256=_sha256(files[manifest]),
                     files={name: _sha256(content) for name, content in files.items()},
                     flow_run_id=flow_run_id,
@@ -249,39 +263,31 @@ def prepare_batch(
 
 
 def review_list(answers: list[ChildAnswer]) -> bytes:
-    """The officers' list of children to look at by hand (REVIEW and NOT_FOUND), with the
-    matcher's reason in French and Arabic (tasks/review_reasons.py); UTF-8 with a BOM so that
-    a spreadsheet shows the Arabic. Kept in the batch folder only: it never leaves the
-    platform."""
-    from tasks.review_reasons import translate
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(
-        ["fund_reference", "status", "confidence", "candidate_school", "reason_fr", "reason_ar"]
-    )
-    for answer in answers:
-        if answer.status in ("REVIEW", "NOT_FOUND"):
-            writer.writerow(
-                [
-                    answer.fund_reference,
-                    answer.status,
-                    f"{answer.confidence:.2f}",
-                    answer.school_code or "",
-                    *translate(answer.reason),
-                ]
-            )
-    return buffer.getvalue().encode("utf-8-sig")
+    """The officers' ``review.csv`` for answers alone (no queue, no decisions, no last
+    batch): :func:`tasks.review_queue.review_csv`."""
+    return review_csv(answers)
 
 
-def _counts_with_change(session: Any, partner: str, summary: dict[str, Any]) -> dict[str, Any]:
+def _counts_with_change(
+    session: Any,
+    partner: str,
+    summary: dict[str, Any],
+    sequence: int,
+    queue: ReviewQueue,
+    decisions: dict[str, Decision],
+) -> dict[str, Any]:
+    """What the batch record, the artifact, the form and review.csv say about the batch's
+    answers (as they stand after the officers' decisions): counts per status, match rates,
+    the REVIEW children per reason and how many were decided, and the change since the fund's
+    batch before this one. Counts and school codes only."""
     previous = session.scalars(
         select(ExchangeBatch)
-        .where(ExchangeBatch.partner == partner)
+        .where(ExchangeBatch.partner == partner, ExchangeBatch.sequence < sequence)
         .order_by(ExchangeBatch.sequence.desc())
         .limit(1)
     ).first()
     counts = {status: int(summary["by_status"].get(status, 0)) for status in STATUSES}
+    groups = group_counts(queue, decisions)
     result: dict[str, Any] = {
         "statuses": counts,
         "match_rate": summary["match_rate"],
@@ -289,14 +295,29 @@ def _counts_with_change(session: Any, partner: str, summary: dict[str, Any]) -> 
             code: {"children": v["total"], "match_rate": v["match_rate"]}
             for code, v in summary["schools"].items()
         },
+        "review_groups": {row["group"]: row["children"] for row in groups},
+        "review": {
+            "queued": len(queue.children),
+            "decided": sum(row["decided"] for row in groups),
+            "groups": groups,
+        },
     }
     if previous is not None:
-        before = (previous.counts or {}).get("statuses", {})
+        earlier = previous.counts or {}
+        before = earlier.get("statuses", {})
         result["previous_batch"] = previous.batch_id
+        result["previous_statuses"] = {s: int(before.get(s, 0)) for s in STATUSES}
         result["change"] = {s: counts[s] - int(before.get(s, 0)) for s in STATUSES}
         result["match_rate_change"] = round(
-            summary["match_rate"] - float((previous.counts or {}).get("match_rate", 0.0)), 4
+            summary["match_rate"] - float(earlier.get("match_rate", 0.0)), 4
         )
+        if "review_groups" in earlier:  # batches prepared before the queue have none
+            last = {str(k): int(v) for k, v in earlier["review_groups"].items()}
+            result["previous_review_groups"] = last
+            result["review_group_change"] = {
+                key: result["review_groups"].get(key, 0) - last.get(key, 0)
+                for key in sorted(set(last) | set(result["review_groups"]))
+            }
     return result
 
 
@@ -346,6 +367,8 @@ def approval_text(summary: dict[str, Any]) -> str:
     counts = summary["counts"]
     statuses = counts.get("statuses", {})
     change = counts.get("change")
+    before = counts.get("previous_statuses")
+    last = counts.get("previous_batch")
     lines = [
         f"### Batch {summary['batch_id']} for {summary['partner'].upper()} "
         f"({summary['school_year']})",
@@ -354,21 +377,55 @@ def approval_text(summary: dict[str, Any]) -> str:
         f"{summary['prepared_by']} at {summary['prepared_at']} UTC. Match rate "
         f"{100 * counts.get('match_rate', 0):.1f} %.",
         "",
-        "| status | children | change since the last batch |",
-        "|---|---:|---:|",
+        f"| status | children | last batch{f' ({last})' if last else ''} | change |",
+        "|---|---:|---:|---:|",
     ]
     for status in STATUSES:
         delta = "" if change is None else f"{change[status]:+d}"
-        lines.append(f"| {status} | {statuses.get(status, 0)} | {delta} |")
+        earlier = "" if before is None else str(before.get(status, 0))
+        lines.append(f"| {status} | {statuses.get(status, 0)} | {earlier} | {delta} |")
+    lines += review_groups_text(counts, summary["batch_id"])
     lines += ["", "| file | sha256 |", "|---|---|"]
     lines += [f"| {name} | `{sha}` |" for name, sha in summary["files"].items()]
     lines += [
         "",
         f"Approving covers the manifest `{summary['manifest_sha256']}`. Legal basis: "
-        f"{summary['legal_basis'] or 'not configured'}. Children to review by hand are listed "
-        f"in the batch folder's review.csv.",
+        f"{summary['legal_basis'] or 'not configured'}. A REVIEW answer approved as it is "
+        "tells the fund not to suspend the benefit and to ask again in a later request.",
     ]
     return "\n".join(lines)
+
+
+def review_groups_text(counts: dict[str, Any], batch_id: str) -> list[str]:
+    """Markdown lines: the batch's REVIEW children per reason (the matcher's reason codes, in
+    French and Arabic), how many an officer decided, the fund's last batch and the change.
+    Counts and reasons only."""
+    review = counts.get("review")
+    if not review or not review.get("queued"):
+        return ["", "No child to review: the matcher answered every child."]
+    last = counts.get("previous_review_groups")
+    lines = [
+        "",
+        f"**{review['queued']} REVIEW children to look at, {review['decided']} decided by an "
+        "officer so far**, by reason (the names needed to decide are shown only by "
+        f"`massar review {batch_id}` on the platform's machine; the "
+        "batch folder's review.csv lists them by reason, without names):",
+        "",
+        "| REVIEW because (raison) | السبب | children | decided | last batch | change |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for row in review["groups"]:
+        french, arabic = group_label(row["group"])
+        earlier = "" if last is None else str(last.get(row["group"], 0))
+        delta = "" if last is None else f"{row['children'] - last.get(row['group'], 0):+d}"
+        lines.append(
+            f"| {french} | {arabic} | {row['children']} | {row['decided']} | {earlier} | {delta} |"
+        )
+    for key, count in sorted((last or {}).items()):
+        if count and key not in {row["group"] for row in review["groups"]}:
+            french, arabic = group_label(key)
+            lines.append(f"| {french} | {arabic} | 0 | 0 | {count} | {-count:+d} |")
+    return lines
 
 
 # ---- decisions ----------------------------------------------------------------------------------
@@ -411,6 +468,32 @@ def _approver_on_list(settings: Settings, name: str) -> str | None:
     return next((a for a in settings.approvers if " ".join(a.split()).casefold() == wanted), None)
 
 
+def authorised_decider(
+    settings: Settings, batch: ExchangeBatch, person: str, act: str = "approval"
+) -> str:
+    """Who may decide on a batch — approve or reject it (``act="approval"``), or decide its
+    REVIEW children (``act="review"``): a person of the approvers list who did not prepare
+    it. Returns the name as the list spells it; :class:`DecisionRefused` otherwise.
+
+    The one place that checks the person: names are typed today; a verified identity (a
+    later issue) replaces this function and nothing else."""
+    what = "decision" if act == "approval" else "review decision"
+    name = _approver_on_list(settings, person)
+    if name is None:
+        raise DecisionRefused(
+            f"{person} is not on the approvers list of this installation, so the {what} on "
+            f"batch {batch.batch_id} was not recorded; the approvers are set in massar.toml "
+            "(approvers)."
+        )
+    if " ".join(batch.prepared_by.split()).casefold() == name.casefold():
+        verb = "approve it" if act == "approval" else "decide its REVIEW children"
+        raise DecisionRefused(
+            f"{name} prepared batch {batch.batch_id} and cannot {verb}; another approver must "
+            "decide."
+        )
+    return name
+
+
 def record_decision(
     settings: Settings,
     batch_id: str,
@@ -418,10 +501,13 @@ def record_decision(
     approve: bool,
     comment: str = "",
     channel: str = "cli",
+    manifest: str | None = None,
 ) -> BatchDecision:
     """Record a person's decision on a batch waiting for approval, with the sha256 of the
-    manifest it covers. Refused (:class:`DecisionRefused`, one sentence) when the person is not
-    on the approvers list, prepared the batch, or the batch is not waiting any more."""
+    manifest it covers: the batch's manifest at that instant, which ``manifest`` (the one the
+    person was shown, when known) must still be. Refused (:class:`DecisionRefused`, one
+    sentence) when the person may not decide (:func:`authorised_decider`), the batch is not
+    waiting any more, or an officer's review decision re-signed it since it was shown."""
     database = _database(settings)
     try:
         with database.session() as session:
@@ -438,29 +524,43 @@ def record_decision(
                     f"Batch {batch_id} is not waiting for approval any more (it is "
                     f"{batch.state}{by}); nothing was recorded."
                 )
-            name = _approver_on_list(settings, approver)
-            if name is None:
-                raise DecisionRefused(
-                    f"{approver} is not on the approvers list of this installation, so the "
-                    f"decision on batch {batch_id} was not recorded; the approvers are set in "
-                    "massar.toml (approvers)."
-                )
-            if " ".join(batch.prepared_by.split()).casefold() == name.casefold():
-                raise DecisionRefused(
-                    f"{name} prepared batch {batch_id} and cannot approve it; another approver "
-                    "must decide."
-                )
+            name = authorised_decider(settings, batch, approver)
+            covered = batch.manifest_sha256
+            changed = DecisionRefused(
+                f"Batch {batch_id} changed since it was shown (an officer's review decision "
+                f"re-signed it: its manifest is now {covered[:12]}…), so the decision was not "
+                "recorded; look at the batch again and decide."
+            )
+            if manifest is not None and manifest != covered:
+                raise changed
+            decision = "approved" if approve else "rejected"
+            # Only if the batch still waits with this very manifest: a review decision
+            # recorded meanwhile changed the files, and an approval covers what it names.
+            claimed = cast(
+                CursorResult[Any],
+                session.execute(
+                    update(ExchangeBatch)
+                    .where(
+                        ExchangeBatch.batch_id == batch_id,
+                        ExchangeBatch.state == WAITING,
+                        ExchangeBatch.manifest_sha256 == covered,
+                    )
+                    .values(state=decision)
+                    .execution_options(synchronize_session=False)
+                ),
+            )
+            if claimed.rowcount != 1:
+                raise changed
             approval = Approval(
                 batch_id=batch_id,
-                decision="approved" if approve else "rejected",
+                decision=decision,
                 approver=name,
                 decided_at=utcnow(),
                 comment=comment,
-                covered_sha256=batch.manifest_sha256,
+                covered_sha256=covered,
                 channel=channel,
             )
             session.add(approval)
-            batch.state = approval.decision
             session.flush()
             return _as_decision(approval)
     finally:
@@ -504,27 +604,34 @@ def wait_for_decision(settings: Settings, summary: dict[str, Any]) -> BatchDecis
     """Pause the running flow with an approval form until a person decides (in Prefect's UI or
     with ``massar approve``) or the approval time runs out (the batch then expires).
 
-    A form sent by somebody not allowed to decide is refused in the flow's log and the flow
-    waits again, until the same deadline."""
+    The form also offers a choice per REVIEW child (tasks/exchange_review.py): a changed
+    choice is recorded, the batch is signed again, and the form comes back with the new
+    manifest (the approve/reject of that form is not taken). A form sent by somebody not
+    allowed to decide, or showing a manifest the batch no longer has, is refused in the flow's
+    log and the flow waits again, until the same deadline."""
     from prefect import get_run_logger
     from prefect.exceptions import FlowPauseTimeout
     from prefect.flow_runs import pause_flow_run
-    from prefect.input import RunInput
 
-    class ApprovalForm(RunInput):
-        approver: str
-        approve: bool = False
-        comment: str = ""
+    from tasks.exchange_review import (
+        approval_form,
+        decide_children,
+        form_choices,
+        form_description,
+        review_state,
+    )
 
     logger = get_run_logger()
     batch_id = summary["batch_id"]
     deadline = approval_deadline(settings, summary)
-    description = approval_text(summary)
     logger.info(
         "Batch %s waits for a decision until %s UTC: use the form of this flow run in Prefect's "
-        "UI, or run 'massar approve %s --by NAME [--reject]'.",
+        "UI, or run 'massar approve %s --by NAME [--reject]'; its %d REVIEW children can be "
+        "decided in the form or with 'massar review %s'.",
         batch_id,
         f"{deadline:%Y-%m-%d %H:%M}",
+        batch_id,
+        summary["counts"].get("review", {}).get("queued", 0),
         batch_id,
     )
     attempt = 0
@@ -536,11 +643,11 @@ def wait_for_decision(settings: Settings, summary: dict[str, Any]) -> BatchDecis
         if remaining <= 0:
             break
         attempt += 1
+        state = review_state(settings, batch_id)  # as it stands now: decisions re-sign it
+        spec = approval_form(state, form_description(state, approval_text(state.summary)))
         try:
             form = pause_flow_run(
-                wait_for_input=ApprovalForm.with_initial_data(
-                    description=description, approver="", approve=False
-                ),
+                wait_for_input=spec.model,
                 # In slices, so that a decision recorded while the run was not paused (a
                 # terminal's 'massar approve' at the wrong instant) is seen within one slice.
                 timeout=max(1, int(min(remaining, 60 * settings.approval_poll_seconds))),
@@ -553,9 +660,40 @@ def wait_for_decision(settings: Settings, summary: dict[str, Any]) -> BatchDecis
         decided = recorded_decision(settings, batch_id)
         if decided is not None and decided.decision in DECIDED:
             return decided  # 'massar approve' recorded it, then resumed the run
+        changes = form_choices(spec, form)
         try:
+            if changes:
+                done = decide_children(
+                    settings,
+                    batch_id,
+                    changes,
+                    form.approver,
+                    "prefect-ui",
+                    form.comment,
+                    manifest=form.manifest,
+                )
+                logger.info(
+                    "%d review decision(s) recorded on batch %s by %s; %s %d of its %d REVIEW "
+                    "children are still REVIEW. The batch waits for a decision on manifest %s.",
+                    len(done.changes),
+                    batch_id,
+                    done.decided_by,
+                    "its files were signed again;" if done.resigned else "no file changed;",
+                    done.still_review,
+                    done.queued,
+                    done.manifest_after,
+                )
+                refreshed = batch_summary(settings, batch_id)
+                publish_batch_artifact(refreshed)
+                continue
             return record_decision(
-                settings, batch_id, form.approver, form.approve, form.comment, "prefect-ui"
+                settings,
+                batch_id,
+                form.approver,
+                form.approve,
+                form.comment,
+                "prefect-ui",
+                manifest=form.manifest,
             )
         except DecisionRefused as refused:
             logger.warning("%s The batch still waits for a decision.", refused)
@@ -831,9 +969,22 @@ def exchange_artifact(summary: dict[str, Any]) -> str:
     return approval_text(summary) + "\n\nState: **" + summary["state"] + "**.\n"
 
 
-fetch_requests_task = task(fetch_new_requests, name="fetch_partner_requests", cache_policy=NO_CACHE)
-prepare_batch_task = task(prepare_batch, name="prepare_batch", cache_policy=NO_CACHE)
-deliver_task = task(deliver_approved, name="deliver_batch", cache_policy=NO_CACHE, retries=0)
-reconcile_task = task(
-    reconcile_acknowledgements, name="reconcile_acknowledgements", cache_policy=NO_CACHE
+def publish_batch_artifact(summary: dict[str, Any]) -> None:
+    """The batch's Prefect artifact (a new version under the same key each time): counts per
+    status and per REVIEW reason, the change since the fund's last batch, the files."""
+    from prefect.artifacts import create_markdown_artifact
+
+    batch_id, partner = summary["batch_id"], summary["partner"].upper()
+    create_markdown_artifact(
+        key=f"exchange-{batch_id.lower()}",
+        markdown=exchange_artifact(summary),
+        description=f"{partner} batch {batch_id}: {summary['state']}",
+    )
+
+
+fetch_requests_task = task(name="fetch_partner_requests", cache_policy=NO_CACHE)(fetch_new_requests)
+prepare_batch_task = task(name="prepare_batch", cache_policy=NO_CACHE)(prepare_batch)
+deliver_task = task(name="deliver_batch", cache_policy=NO_CACHE, retries=0)(deliver_approved)
+reconcile_task = task(name="reconcile_acknowledgements", cache_policy=NO_CACHE)(
+    reconcile_acknowledgements
 )

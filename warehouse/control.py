@@ -1,9 +1,10 @@
 """The control database: the system of record of an installation.
 
-Submissions, findings, exchange batches, approvals, deliveries, acknowledgements, the message
-log and the platform's own run history. SQLite by default, PostgreSQL in production: the models
-use only portable types (no SQLite- or PostgreSQL-only SQL), and the schema is created and
-evolved by Alembic migrations (``warehouse/migrations``), never by ``create_all``.
+Submissions, findings, exchange batches, approvals, officers' review decisions, deliveries,
+acknowledgements, the message log and the platform's own run history. SQLite by default,
+PostgreSQL in production: the models use only portable types (no SQLite- or PostgreSQL-only
+SQL), and the schema is created and evolved by Alembic migrations (``warehouse/migrations``),
+never by ``create_all``.
 """
 
 from __future__ import annotations
@@ -157,6 +158,28 @@ class Approval(Base):
     comment: Mapped[str] = mapped_column(Text, default="")
     covered_sha256: Mapped[str] = mapped_column(String(64))  # the manifest approved
     channel: Mapped[str] = mapped_column(String(20), default="cli")  # cli | prefect-ui
+
+
+class ReviewDecision(Base):
+    """An officer's decision on one REVIEW child of a batch, before its approval
+    (tasks/review_queue.py); the latest per child is the one the batch's files carry."""
+
+    __tablename__ = "review_decisions"
+
+    decision_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("exchange_batches.batch_id"), index=True)
+    item: Mapped[int] = mapped_column(Integer)  # the child's number in the batch's review queue
+    fund_reference: Mapped[str] = mapped_column(String(64))
+    from_status: Mapped[str] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    student_code: Mapped[str] = mapped_column(String(20), default="")  # the candidate chosen
+    decided_by: Mapped[str] = mapped_column(String(100))
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+    channel: Mapped[str] = mapped_column(String(20), default="cli")  # cli | prefect-ui
+    comment: Mapped[str] = mapped_column(Text, default="")
+    manifest_before: Mapped[str] = mapped_column(String(64))
+    manifest_after: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64))  # sha256 the message log holds
 
 
 class Delivery(Base):

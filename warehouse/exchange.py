@@ -11,6 +11,14 @@
   1, 2, 3... without gaps: a modified entry breaks its hash, a deleted one leaves a gap and a
   broken link, a deleted last entry leaves a delivered file without entry.
   :func:`verify_message_log` checks all that; :func:`export_evidence` writes it for an auditor.
+* **Officers' review decisions** (table ``review_decisions``): each decision on a REVIEW child
+  before approval is a row and a message-log entry in the same transaction. The entry's
+  ``file_name`` is ``review-decision:<fund reference>:<from status>-><to status>``, its
+  ``sha256`` the row's ``digest`` (sha256 of the JSON array, UTF-8, no spaces, ``[batch_id,
+  item, fund_reference, from_status, to_status, student_code, decided_by, decided_at,
+  channel, comment, manifest_before, manifest_after]``, ``decided_at`` as ``logged_at``), its
+  ``signature_sha256`` the manifest the batch has after the decision, its ``approver`` who
+  decided. :func:`verify_message_log` checks every row against its digest and its entry.
 * **Acknowledgements** the funds send back, bound to the sha256 of what they received, and the
   batches still waiting for one (:func:`overdue_batches`).
 
@@ -38,6 +46,7 @@ from warehouse.control import (
     Delivery,
     ExchangeBatch,
     MessageLogEntry,
+    ReviewDecision,
     utcnow,
 )
 
@@ -51,6 +60,7 @@ HASH_RULE = (
     "with the sequence before it."
 )
 _CONCURRENT_RETRIES = 8
+REVIEW_ENTRY = "review-decision:"  # file_name prefix of a review decision's log entry
 
 
 class ExchangeRecordError(Exception):
@@ -137,6 +147,176 @@ def _append_entry(
     session.add(entry)
     session.flush()
     return entry
+
+
+# ---- officers' review decisions ------------------------------------------------------------
+
+
+def review_digest(
+    batch_id: str,
+    item: int,
+    fund_reference: str,
+    from_status: str,
+    to_status: str,
+    student_code: str,
+    decided_by: str,
+    decided_at: datetime | str,
+    channel: str,
+    comment: str,
+    manifest_before: str,
+    manifest_after: str,
+) -> str:
+    """The sha256 a review decision's message-log entry holds (see the module doc)."""
+    moment = decided_at if isinstance(decided_at, str) else _time_text(decided_at)
+    fields = [
+        batch_id,
+        item,
+        fund_reference,
+        from_status,
+        to_status,
+        student_code,
+        decided_by,
+        moment,
+        channel,
+        comment,
+        manifest_before,
+        manifest_after,
+    ]
+    text = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+_DIGEST_FIELDS = (
+    "batch_id",
+    "item",
+    "fund_reference",
+    "from_status",
+    "to_status",
+    "student_code",
+    "decided_by",
+    "decided_at",
+    "channel",
+    "comment",
+    "manifest_before",
+    "manifest_after",
+)
+
+
+def _row_digest(row: ReviewDecision) -> str:
+    return review_digest(
+        row.batch_id,
+        row.item,
+        row.fund_reference,
+        row.from_status,
+        row.to_status,
+        row.student_code,
+        row.decided_by,
+        row.decided_at,
+        row.channel,
+        row.comment,
+        row.manifest_before,
+        row.manifest_after,
+    )
+
+
+def add_review_decision(
+    session: Session,
+    *,
+    partner: str,
+    batch_id: str,
+    item: int,
+    fund_reference: str,
+    from_status: str,
+    to_status: str,
+    student_code: str,
+    decided_by: str,
+    channel: str,
+    comment: str,
+    manifest_before: str,
+    manifest_after: str,
+) -> ReviewDecision:
+    """Add one review decision and its message-log entry to the caller's transaction (which
+    also moves the batch to ``manifest_after``). A concurrent writer of the log makes the
+    flush fail with IntegrityError: the caller retries the whole transaction."""
+    row = ReviewDecision(
+        batch_id=batch_id,
+        item=item,
+        fund_reference=fund_reference,
+        from_status=from_status,
+        to_status=to_status,
+        student_code=student_code,
+        decided_by=decided_by,
+        decided_at=utcnow(),
+        channel=channel,
+        comment=comment,
+        manifest_before=manifest_before,
+        manifest_after=manifest_after,
+        digest="",
+    )
+    row.digest = _row_digest(row)
+    session.add(row)
+    session.flush()
+    _append_entry(
+        session,
+        partner=partner,
+        batch_id=batch_id,
+        file_name=f"{REVIEW_ENTRY}{fund_reference}:{from_status}->{to_status}",
+        sha256=row.digest,
+        signature_sha256=manifest_after,
+        approver=decided_by,
+    )
+    return row
+
+
+def review_decisions(database: ControlDatabase, batch_id: str) -> list[dict[str, Any]]:
+    """The review decisions of a batch, oldest first (one dict per decision)."""
+    with database.session() as session:
+        rows = session.scalars(
+            select(ReviewDecision)
+            .where(ReviewDecision.batch_id == batch_id)
+            .order_by(ReviewDecision.decision_id)
+        ).all()
+        return [_decision_dict(row) for row in rows]
+
+
+def _decision_dict(row: ReviewDecision) -> dict[str, Any]:
+    return {
+        "decision_id": row.decision_id,
+        "batch_id": row.batch_id,
+        "item": row.item,
+        "fund_reference": row.fund_reference,
+        "from_status": row.from_status,
+        "to_status": row.to_status,
+        "student_code": row.student_code,
+        "decided_by": row.decided_by,
+        "decided_at": _time_text(row.decided_at),
+        "channel": row.channel,
+        "comment": row.comment,
+        "manifest_before": row.manifest_before,
+        "manifest_after": row.manifest_after,
+        "digest": row.digest,
+    }
+
+
+def _review_problems(database: ControlDatabase, entries: list[dict[str, Any]]) -> list[str]:
+    """Review decisions changed after they were recorded, or without their log entry."""
+    logged = {
+        (e["batch_id"], e["sha256"]) for e in entries if e["file_name"].startswith(REVIEW_ENTRY)
+    }
+    problems = []
+    with database.session() as session:
+        for row in session.scalars(select(ReviewDecision).order_by(ReviewDecision.decision_id)):
+            if _row_digest(row) != row.digest:
+                problems.append(
+                    f"Review decision {row.decision_id} of batch {row.batch_id} does not match "
+                    "its digest: it was changed after it was recorded."
+                )
+            elif (row.batch_id, row.digest) not in logged:
+                problems.append(
+                    f"Review decision {row.decision_id} of batch {row.batch_id} has no "
+                    "message-log entry: its entry was deleted or changed."
+                )
+    return problems
 
 
 # ---- the ledger -----------------------------------------------------------------------------
@@ -441,8 +621,9 @@ def _chain_problems(entries: list[dict[str, Any]]) -> list[str]:
 def verify_message_log(database: ControlDatabase, known_head: str | None = None) -> LogCheck:
     """Check the whole message log: every entry's hash, every link, no gap in sequences, and
     every delivered file of the ledger present in the log (which catches a deleted last
-    entry). ``known_head``: a ``chain_head`` from an earlier evidence export, which must still
-    be an entry of the chain."""
+    entry), every officer's review decision matching its digest and logged. ``known_head``: a
+    ``chain_head`` from an earlier evidence export, which must still be an entry of the
+    chain."""
     entries = message_log(database)
     problems = _chain_problems(entries)
     logged = {(e["batch_id"], e["file_name"], e["sha256"]) for e in entries}
@@ -458,6 +639,7 @@ def verify_message_log(database: ControlDatabase, known_head: str | None = None)
                 f"File {file_name} of batch {batch_id} is delivered in the ledger but has no "
                 "message-log entry: its entry was deleted or changed."
             )
+    problems += _review_problems(database, entries)
     if known_head and known_head not in {e["entry_hash"] for e in entries}:
         problems.append(
             f"The chain head {known_head[:12]}… of an earlier export is no longer in the "
@@ -485,8 +667,9 @@ def export_evidence(
     partner/batch asked (all when none); ``chain``, ``[sequence, previous_hash, entry_hash]``
     of every entry of the log, so the links can be checked end to end; ``chain_head``, the
     last entry's hash (it commits to everything before it; keep it to compare later with
-    ``verify_message_log(known_head=...)``); the ledger rows and acknowledgements of the
-    same scope; the verification result at export time; and ``evidence_sha256``, sha256 of
+    ``verify_message_log(known_head=...)``); the ledger rows, acknowledgements and officers'
+    review decisions (``review_decisions``, whose ``digest`` an entry holds) of the same
+    scope; the verification result at export time; and ``evidence_sha256``, sha256 of
     the document's canonical JSON without that field. :func:`check_evidence` re-checks it."""
     check = verify_message_log(database)
     all_entries = message_log(database)
@@ -533,6 +716,12 @@ def export_evidence(
             }
             for row in session.scalars(acknowledgements)
         ]
+        reviews = select(ReviewDecision).order_by(ReviewDecision.decision_id)
+        if batch_id is not None:
+            reviews = reviews.where(ReviewDecision.batch_id == batch_id)
+        if partner is not None:
+            reviews = reviews.join(ExchangeBatch).where(ExchangeBatch.partner == partner)
+        decisions = [_decision_dict(row) for row in session.scalars(reviews)]
     document: dict[str, Any] = {
         "format": EVIDENCE_FORMAT,
         "exported_at": _time_text(utcnow()),
@@ -545,6 +734,7 @@ def export_evidence(
         "chain_head": check.head_hash,
         "deliveries": ledger,
         "acknowledgements": acks,
+        "review_decisions": decisions,
     }
     document["evidence_sha256"] = _document_hash(document)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -556,7 +746,8 @@ def export_evidence(
 
 def check_evidence(path: Path) -> list[str]:
     """Re-check an evidence file on its own (no database): the document hash, each exported
-    entry's hash, the links of the whole chain and its head. Returns problems (sentences)."""
+    entry's hash, the links of the whole chain and its head, and each review decision against
+    its digest and its entry. Returns problems (sentences)."""
     document = json.loads(path.read_text(encoding="utf-8"))
     problems = []
     if document.get("evidence_sha256") != _document_hash(document):
@@ -585,6 +776,14 @@ def check_evidence(path: Path) -> list[str]:
         if own != entry["entry_hash"] or hashes.get(entry["sequence"]) != own:
             problems.append(
                 f"Entry {entry['sequence']} of {path.name} does not match its hash or the chain."
+            )
+    logged = {entry["sha256"] for entry in document.get("entries", [])}
+    for row in document.get("review_decisions", []):
+        fields = [row[name] for name in _DIGEST_FIELDS]
+        if review_digest(*fields) != row["digest"] or row["digest"] not in logged:
+            problems.append(
+                f"Review decision {row['decision_id']} of {path.name} does not match its "
+                "digest or its message-log entry."
             )
     return problems
 
