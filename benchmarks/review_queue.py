@@ -32,7 +32,7 @@ from match_children import build_requests, leaving_records, province_frames  # n
 
 from connectors.exchange_profile import build_batch_files, profile_for  # noqa: E402
 from connectors.signing import load_signing_identity, make_test_certificate  # noqa: E402
-from massar.settings import Settings  # noqa: E402
+from ground.settings import Settings  # noqa: E402
 from schemas.exchange import REVIEW  # noqa: E402
 from tasks.match import match_children, register_from_frames  # noqa: E402
 from tasks.review_queue import (  # noqa: E402

@@ -202,11 +202,13 @@ class Acknowledgement:
 
 
 def all_profiles() -> tuple[Profile, ...]:
-    """Every profile the platform knows (each fund's current version)."""
-    from connectors.cmr.profile import PROFILE as CMR
-    from connectors.cnss.profile import PROFILE as CNSS
+    """Every profile the platform knows (each fund's current version), in the order of the fund
+    registry (ground/funds.py): the profile of fund ``key`` is ``connectors/<key>/profile.py``."""
+    from importlib import import_module
 
-    return (CNSS, CMR)
+    from ground.funds import FUND_KEYS
+
+    return tuple(import_module(f"connectors.{key}.profile").PROFILE for key in FUND_KEYS)
 
 
 def profile_for(fund: str) -> Profile:

@@ -10,8 +10,8 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.recorded import recorded
-from massar.errors import RequestsUnanswered
-from massar.settings import Settings, load_settings
+from ground.errors import RequestsUnanswered
+from ground.settings import Settings, load_settings
 from tasks.exchange import (
     batch_summary,
     deliver_task,
@@ -49,7 +49,10 @@ def exchange(
             settings, partner, request, prepared_by, str(flow_run.id or ""), return_state=True
         )
         if prepared.is_failed():  # a bad request, a refused certificate: a sentence
-            problems.append(operator_sentence(prepared.result(raise_on_failure=False)))
+            error = prepared.result(raise_on_failure=False)
+            if not isinstance(error, BaseException):
+                error = RuntimeError(str(error))
+            problems.append(operator_sentence(error))
             logger.error(problems[-1])
             continue
         batch = prepared.result()

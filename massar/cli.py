@@ -19,7 +19,8 @@ from rich.console import Console
 from rich.table import Table
 from typer.exceptions import TyperException
 
-from massar.errors import OperatorError, WorkFailed
+from ground.errors import OperatorError, WorkFailed
+from ground.funds import FUND_KEYS
 
 app = typer.Typer(
     name="massar",
@@ -52,9 +53,8 @@ HomeOption = Annotated[
 ]
 
 
-class Partner(StrEnum):
-    cnss = "cnss"
-    cmr = "cmr"
+# The funds of the registry (ground/funds.py), as the command line's choices.
+Partner = StrEnum("Partner", {key: key for key in FUND_KEYS})  # type: ignore[misc]
 
 
 QUERY_TABLE_ROWS = 50  # rows a table-format query shows unless --limit says otherwise
@@ -640,7 +640,7 @@ def restore(
 ) -> None:
     """Restore a backup into a new, empty home (--home), then check that it holds together."""
     _check_readable(archive)
-    from massar.settings import resolve_home
+    from ground.settings import resolve_home
     from warehouse.backup import BackupError, restore_home
 
     try:

@@ -43,8 +43,8 @@ from connectors.partner_transport import (
     partner_transport_for,
 )
 from connectors.signing import SigningError, signing_identity
-from massar.errors import OperatorError
-from massar.settings import Settings
+from ground.errors import OperatorError
+from ground.settings import Settings
 from schemas.exchange import STATUSES, ChildAnswer
 from tasks.match import load_leaving_records, load_province_register, match_children, match_summary
 from tasks.review_queue import (

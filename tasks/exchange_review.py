@@ -31,8 +31,8 @@ from connectors.exchange_profile import (
     read_response_csv,
 )
 from connectors.signing import SigningError, signing_identity
-from massar.errors import OperatorError
-from massar.settings import Settings
+from ground.errors import OperatorError
+from ground.settings import Settings
 from schemas.exchange import NOT_FOUND, REVIEW
 from tasks.exchange import (
     WAITING,

@@ -20,8 +20,8 @@ from sqlalchemy import update
 from connectors.exchange_profile import profile_for, read_response_csv
 from connectors.signing import make_test_certificate
 from connectors.verify import verify_file
+from ground.errors import OperatorError
 from massar.cli import main
-from massar.errors import OperatorError
 from massar.home import init_home
 from tasks.consolidate import changed_schools, consolidate_enrollments, consolidate_table
 from tasks.exchange import (
@@ -77,7 +77,7 @@ def batch(warehouse_home, province, tmp_path):
     """(settings, batch id): a CNSS batch prepared by PREPARER, waiting for approval."""
     home = tmp_path / "home"
     shutil.copytree(warehouse_home, home)
-    from massar.settings import load_settings
+    from ground.settings import load_settings
 
     now = datetime.now(UTC)
     key, certificate = make_test_certificate(

@@ -25,7 +25,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class HomePlaces(Protocol):
-    """What a home must provide to be backed up or checked: ``massar.settings.Settings``
+    """What a home must provide to be backed up or checked: ``ground.settings.Settings``
     provides it."""
 
     @property
