@@ -19,146 +19,15 @@ from tasks.validate import (
     validate_submission,
     with_messages,
 )
-
-SCHOOL = "27783Y"
-
-# ---- read frames built by hand (docs/decisions/0002-ingest-frames.md) -----------------------
-
-MARK_DEFAULTS = {
-    "sheet": "NotesCC",
-    "internal_id": "1234567",
-    "full_name": "العلوي محمد",
-    "birth_date": "12-03-2011",
-    "slot": "test1",
-    "slot_label": "الفرض الأول",
-    "mark": "12",
-    "absence": None,
-    "remark": None,
-    "school_code": SCHOOL,
-    "subject_code": "0030",
-    "semester": "1",
-    "class_code": "1APIC-1",
-    "school_year": "2023/2024",
-    "level_code": "1APIC",
-    "level_label": "الأولى إعدادي مسار دولي",
-    "teacher": "أستاذ",
-    "subject_name": "المعلوميات",
-    "academy": "سوس ماسة",
-    "directorate": "تيزنيت",
-    "school_name": "إعدادية",
-    "session_label": "الدورة الأولى",
-}
-
-STUDENT_DEFAULTS = {
-    "sheet": "Sheet1",
-    "row_number": "1",
-    "family_name": "العلوي",
-    "first_name": "محمد",
-    "sex": "ذكر",
-    "birth_date": "12/03/2011",
-    "birthplace": None,
-    "academy": "سوس ماسة",
-    "directorate": "إقليم: تيزنيت",
-    "commune": "تيزنيت",
-    "school_name": "إعدادية",
-    "school_year": "2023/2024",
-    "level_label": "الأولى إعدادي مسار دولي",
-    "class_code": "1APIC-1",
-}
-
-TABLE_DEFAULTS = {
-    "classes": {
-        "school_code": SCHOOL,
-        "school_year": "2023/2024",
-        "level_code": "1APIC",
-        "level_label": "الأولى إعدادي مسار دولي",
-        "stream": None,
-        "room_code": "S01",
-        "head_teacher": None,
-    },
-    "rooms": {
-        "school_code": SCHOOL,
-        "room_name": "قاعة",
-        "room_type": "قاعة عادية",
-        "capacity": "40",
-    },
-    "guardians": {
-        "school_code": SCHOOL,
-        "relation": "الأب",
-        "guardian_family_name": "العلوي",
-        "guardian_first_name": "أحمد",
-        "guardian_cin": "JK123456",
-        "cnss_number": "123456789",
-        "orphan": "لا",
-    },
-    "exam_marks": {
-        "school_code": SCHOOL,
-        "school_year": "2023/2024",
-        "class_code": "3APIC-1",
-        "exam": "محلي",
-        "session": "عادية",
-        "subject_code": "0060",
-        "subject_name": "الرياضيات",
-        "mark": "14,5",
-        "absent": "لا",
-    },
-    "absences": {
-        "school_code": SCHOOL,
-        "school_year": "2023/2024",
-        "class_code": "1APIC-1",
-        "slot": "1",
-        "justified": "لا",
-    },
-    "timetable": {
-        "school_code": SCHOOL,
-        "school_year": "2023/2024",
-        "class_code": "1APIC-1",
-        "subject_code": "0030",
-        "teacher_name": "أستاذ",
-    },
-    "support": {
-        "school_code": SCHOOL,
-        "school_year": "2023/2024",
-        "programme": "تيسير",
-        "start_date": "01/10/2023",
-        "amount": "140",
-    },
-}
-
-
-def read_frame(rows: list[dict], defaults: dict, first_row: int, submission_id=None):
-    records = []
-    for i, row in enumerate(rows):
-        record = {**defaults, "sheet_row": first_row + i, **row}
-        records.append(record)
-    columns = list(dict.fromkeys([*defaults, "sheet_row", *(k for r in records for k in r)]))
-    data = {c: [r.get(c, defaults.get(c)) for r in records] for c in columns}
-    schema = {c: (pl.Int64 if c == "sheet_row" else pl.Utf8) for c in columns}
-    frame = pl.DataFrame(data, schema=schema)
-    if submission_id is not None:
-        frame = frame.with_columns(pl.lit(submission_id).alias("submission_id"))
-    return frame
-
-
-def marks(rows, **kw):
-    frame = read_frame(rows, MARK_DEFAULTS, 18, **kw)
-    label = pl.col("slot_label")
-    return frame.with_columns(
-        pl.format("{} - النقطة", label).alias("mark_column"),
-        pl.format("{} - التغيب", label).alias("absence_column"),
-    )
-
-
-def students(rows, **kw):
-    return read_frame(rows, STUDENT_DEFAULTS, 16, **kw)
-
-
-def table(dataset, rows, **kw):
-    return read_frame(rows, {"sheet": "", **TABLE_DEFAULTS[dataset]}, 2, **kw)
-
-
-def codes(n):
-    return [f"K1000000{i:02d}" for i in range(n)]
+from tests.tasks.validation.read_frames import (
+    SCHOOL,
+    TABLE_DEFAULTS,
+    codes,
+    marks,
+    read_frame,
+    students,
+    table,
+)
 
 
 def findings_of(result):
