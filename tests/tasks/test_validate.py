@@ -25,6 +25,7 @@ from tests.tasks.validation.read_frames import (
     codes,
     marks,
     read_frame,
+    school_picture,
     students,
     table,
 )
@@ -343,82 +344,6 @@ def test_unknown_dataset_is_refused():
 
 
 # ---- cross-record rules ----------------------------------------------------------------------
-
-
-def school_picture():
-    """A small coherent school: no cross-record finding."""
-    return {
-        "students": students(
-            [
-                {"student_code": "K100000001", "class_code": "1APIC-1"},
-                {"student_code": "K100000002", "class_code": "1APIC-1"},
-                {"student_code": "K100000003", "class_code": "1APIC-2", "sheet": "Sheet2"},
-            ],
-            submission_id="s-students",
-        ),
-        "classes": table(
-            "classes",
-            [
-                {"class_code": "1APIC-1", "room_code": "S01"},
-                {"class_code": "1APIC-2", "room_code": "S02"},
-            ],
-            submission_id="s-classes",
-        ),
-        "rooms": table(
-            "rooms",
-            [{"room_code": "S01", "capacity": "2"}, {"room_code": "S02", "capacity": "30"}],
-            submission_id="s-rooms",
-        ),
-        "marks": marks(
-            [
-                {"student_code": "K100000001"},
-                {"student_code": "K100000002"},
-            ],
-            submission_id="s-marks",
-        ),
-        "timetable": table(
-            "timetable",
-            [
-                {
-                    "class_code": "1APIC-1",
-                    "day": "الإثنين",
-                    "slot": "1",
-                    "teacher_code": "T1",
-                    "room_code": "S01",
-                },
-                {
-                    "class_code": "1APIC-2",
-                    "day": "الإثنين",
-                    "slot": "1",
-                    "teacher_code": "T2",
-                    "room_code": "S02",
-                },
-                {
-                    "class_code": "1APIC-1",
-                    "day": "الإثنين",
-                    "slot": "2",
-                    "teacher_code": "T2",
-                    "room_code": "S01",
-                },
-            ],
-            submission_id="s-timetable",
-        ),
-        "absences": table(
-            "absences",
-            # 2023-10-02 is a Monday
-            [{"student_code": "K100000001", "date": "02/10/2023", "slot": "1"}],
-            submission_id="s-absences",
-        ),
-        "support": table("support", [{"student_code": "K100000002"}], submission_id="s-support"),
-        "guardians": table(
-            "guardians", [{"student_code": "K100000003"}], submission_id="s-guardians"
-        ),
-        "exam_marks": table(
-            "exam_marks",
-            [{"student_code": "K100000001", "class_code": "1APIC-1"}],
-            submission_id="s-exam",
-        ),
-    }
 
 
 def cross(frames):
