@@ -5,6 +5,7 @@ rejection, an approval timeout, an expired certificate, a cut connection and a r
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import shutil
@@ -129,7 +130,7 @@ def _decide_when_waiting(settings, decide, timeout: float = 90.0) -> threading.T
             finally:
                 database.dispose()
             if waiting:
-                time.sleep(1.5)  # let the run reach its pause
+                _wait_paused(batch_summary(settings, waiting)["flow_run_id"], deadline)
                 try:
                     decide(waiting)
                 except BaseException as error:  # the test reads it
@@ -138,10 +139,32 @@ def _decide_when_waiting(settings, decide, timeout: float = 90.0) -> threading.T
             time.sleep(0.3)
 
     failures: list[BaseException] = []
-    thread = threading.Thread(target=run, daemon=True)
+    # The thread sees the test's Prefect server (a context variable threads do not inherit).
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True)
     thread.failures = failures  # type: ignore[attr-defined]
     thread.start()
     return thread
+
+
+def _paused_state_id(run_id: str) -> str | None:
+    """The id of the run's current state when it is paused (waiting for a form), else None."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(UUID(run_id)).state
+    return str(state.id) if state is not None and state.is_paused() else None
+
+
+def _wait_paused(run_id: str, deadline: float, other_than: str | None = None) -> str:
+    """Wait until the run is paused (on a pause other than ``other_than``); its state's id."""
+    while time.monotonic() < deadline:
+        paused = _paused_state_id(run_id)
+        if paused is not None and paused != other_than:
+            return paused
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} did not pause in time")
 
 
 def _run_exchange(settings, fund: str = "cnss"):
@@ -163,8 +186,8 @@ def test_a_request_is_answered_approved_delivered_acknowledged_and_reconciled(
         ),
     )
     result = _run_exchange(settings, fund)
-    decider.join(5)
-    assert decider.failures == []
+    decider.join(30)
+    assert not decider.is_alive() and decider.failures == []
 
     assert "goes on now" in outcome["cli"]  # the terminal's decision resumed the paused run
     [batch] = result["batches"]
@@ -265,9 +288,12 @@ def test_the_preparer_cannot_approve_and_a_form_from_an_outsider_is_refused(
         with pytest.raises(DecisionRefused, match="prepared batch"):
             approve_batch(settings, batch, PREPARER, True, "")
         run_id = batch_summary(settings, batch)["flow_run_id"]
+        paused = _wait_paused(run_id, time.monotonic() + 60)
         # Prefect's form, filled by somebody not on the approvers list: refused, still waiting.
         resume_flow_run(run_id, run_input={"approver": "Intrus", "approve": True, "comment": ""})
-        time.sleep(4)
+        # The run read the form and paused again (a new pause): only then is "still waiting"
+        # the answer to the outsider's form.
+        _wait_paused(run_id, time.monotonic() + 60, other_than=paused)
         seen["state_after_outsider"] = batch_summary(settings, batch)["state"]
         # Then an approver rejects it through the form.
         deadline = time.monotonic() + 30
@@ -282,8 +308,8 @@ def test_the_preparer_cannot_approve_and_a_form_from_an_outsider_is_refused(
 
     decider = _decide_when_waiting(settings, decide)
     result = _run_exchange(settings)
-    decider.join(5)
-    assert decider.failures == []
+    decider.join(30)
+    assert not decider.is_alive() and decider.failures == []
     assert seen["state_after_outsider"] == "waiting_approval"
     [batch] = result["batches"]
     assert batch["state"] == "rejected"
@@ -344,8 +370,8 @@ def test_a_delivery_cut_off_completes_on_the_next_run_and_sends_nothing_twice(
     )
     with pytest.raises(Exception, match="could not be delivered"):
         _run_exchange(settings)
-    decider.join(5)
-    assert decider.failures == []
+    decider.join(30)
+    assert not decider.is_alive() and decider.failures == []
     sftp_server.start()
     result = _run_exchange(settings)
     [delivery] = result["deliveries"]
