@@ -32,6 +32,7 @@ from ground.settings import PartnerSettings, load_settings
 from massar.home import init_home
 from massar.runner import approve_batch
 from tasks.exchange import batch_folder, batch_summary, reconciliation
+from tests.harness.prefect_runs import wait_paused
 from warehouse.control import ControlDatabase
 from warehouse.exchange import message_log, verify_message_log
 
@@ -130,7 +131,7 @@ def _decide_when_waiting(settings, decide, timeout: float = 90.0) -> threading.T
             finally:
                 database.dispose()
             if waiting:
-                _wait_paused(batch_summary(settings, waiting)["flow_run_id"], deadline)
+                wait_paused(batch_summary(settings, waiting)["flow_run_id"], deadline)
                 try:
                     decide(waiting)
                 except BaseException as error:  # the test reads it
@@ -144,27 +145,6 @@ def _decide_when_waiting(settings, decide, timeout: float = 90.0) -> threading.T
     thread.failures = failures  # type: ignore[attr-defined]
     thread.start()
     return thread
-
-
-def _paused_state_id(run_id: str) -> str | None:
-    """The id of the run's current state when it is paused (waiting for a form), else None."""
-    from uuid import UUID
-
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        state = client.read_flow_run(UUID(run_id)).state
-    return str(state.id) if state is not None and state.is_paused() else None
-
-
-def _wait_paused(run_id: str, deadline: float, other_than: str | None = None) -> str:
-    """Wait until the run is paused (on a pause other than ``other_than``); its state's id."""
-    while time.monotonic() < deadline:
-        paused = _paused_state_id(run_id)
-        if paused is not None and paused != other_than:
-            return paused
-        time.sleep(0.2)
-    raise AssertionError(f"run {run_id} did not pause in time")
 
 
 def _run_exchange(settings, fund: str = "cnss"):
@@ -288,12 +268,12 @@ def test_the_preparer_cannot_approve_and_a_form_from_an_outsider_is_refused(
         with pytest.raises(DecisionRefused, match="prepared batch"):
             approve_batch(settings, batch, PREPARER, True, "")
         run_id = batch_summary(settings, batch)["flow_run_id"]
-        paused = _wait_paused(run_id, time.monotonic() + 60)
+        paused = wait_paused(run_id, time.monotonic() + 60)
         # Prefect's form, filled by somebody not on the approvers list: refused, still waiting.
         resume_flow_run(run_id, run_input={"approver": "Intrus", "approve": True, "comment": ""})
         # The run read the form and paused again (a new pause): only then is "still waiting"
         # the answer to the outsider's form.
-        _wait_paused(run_id, time.monotonic() + 60, other_than=paused)
+        wait_paused(run_id, time.monotonic() + 60, other_than=paused)
         seen["state_after_outsider"] = batch_summary(settings, batch)["state"]
         # Then an approver rejects it through the form.
         deadline = time.monotonic() + 30

@@ -10,6 +10,7 @@ No pupil code, name or birth date in any of it.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import pty
 import re
@@ -35,6 +36,8 @@ from massar.cli import main
 from massar.home import init_home
 from massar.status import installation_status, next_steps, runs_table
 from massar.status_facts import STALE_RUN_HOURS, gather
+from tasks.exchange import batch_summary
+from tests.harness.prefect_runs import wait_paused
 from warehouse.control import ControlDatabase, ExchangeBatch, Finding, Night, Run, Submission
 from warehouse.query import run_query
 
@@ -192,7 +195,8 @@ def officer(prefect_server, province, tmp_path_factory):
                 if waiting:
                     break
                 time.sleep(0.3)
-            time.sleep(1.5)  # let the run reach its pause
+            run_id = batch_summary(settings, waiting)["flow_run_id"]
+            wait_paused(run_id, deadline)
             seen["batch"] = waiting
             seen["waiting"] = _text(settings)
             later = gather(settings, datetime.now(UTC) + timedelta(hours=STALE_RUN_HOURS + 1))
@@ -218,7 +222,10 @@ def officer(prefect_server, province, tmp_path_factory):
             code = main([*args, "--by", APPROVER, "--home", str(home)])
         return code, out.getvalue(), err.getvalue()
 
-    thread = threading.Thread(target=officer_at_the_terminal, daemon=True)
+    # the thread sees the test's Prefect server (a context variable threads do not inherit)
+    thread = threading.Thread(
+        target=contextvars.copy_context().run, args=(officer_at_the_terminal,), daemon=True
+    )
     thread.start()
     answered = exchange("cnss", settings, prepared_by=PREPARER)
     thread.join(60)
