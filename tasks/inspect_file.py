@@ -20,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from connectors.massar_layout import SheetLayout
+from connectors.reading.read_result import SheetLayout
 from connectors.school_files import FileRejected, findings_frame, read_submission
 from schemas.datasets import DATASETS, SCHOOL_CODE
 from tasks.ingest import _rejection, _render_findings
