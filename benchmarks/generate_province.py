@@ -1,7 +1,7 @@
 """Benchmark: generate the default Tiznit-like province (or --schools N) into a temp dir.
 
     .venv/bin/python benchmarks/generate_province.py [--schools N] [--workers N] [--defects]
-        [--keep DIR] [--layout genuine|legacy]
+        [--keep DIR]
 
 Prints wall time, CPU time, processes used, files, rows written per dataset and bytes.
 The requirement: the default province (both semesters) in under 120 s on 2 cores.
@@ -21,7 +21,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from massar.synthetic import generate_province
-from massar.synthetic.massar_layouts import DEFAULT_LAYOUT
 
 
 def _cpu_seconds() -> float:
@@ -37,12 +36,6 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--defects", action="store_true")
     parser.add_argument("--keep", type=Path, default=None, help="write here and keep the output")
-    parser.add_argument(
-        "--layout",
-        choices=("genuine", "legacy"),
-        default=DEFAULT_LAYOUT,
-        help="Massar's genuine ListEleve/NotesCC layouts or the platform's former ones",
-    )
     args = parser.parse_args()
 
     outdir = args.keep or Path(tempfile.mkdtemp(prefix="massar-bench-"))
@@ -54,7 +47,6 @@ def main() -> int:
             seed=args.seed,
             defects=args.defects,
             workers=args.workers,
-            massar_layout=args.layout,
         )
         wall = time.perf_counter() - t0
         cpu = _cpu_seconds() - cpu0

@@ -18,7 +18,6 @@ from massar.synthetic.defects import (
     inject,
     plan_defects,
 )
-from massar.synthetic.massar_layouts import DEFAULT_LAYOUT, MassarLayout
 from massar.synthetic.partners import school_leavers, write_leavers, write_partner_files
 from massar.synthetic.province import ProvincePlan, SchoolPlan, build_plan, build_school
 from massar.synthetic.school import (
@@ -68,13 +67,11 @@ class _SchoolResult:
     leavers: list[dict]
 
 
-def file_style(position: int, layout: MassarLayout = DEFAULT_LAYOUT) -> FileStyle:
+def file_style(position: int) -> FileStyle:
     """Deterministic mix of exports: ListEleve as Massar's BIFF .xls, re-saved as .xlsx by 1
     school in 5; NotesCC named export_notesCC_<CLASS>_<SUBJECT CODE>.xlsx (in S1/S2 folders),
     the newer Export_<SCHOOL>_<CLASS>_<SUBJECT>_<stamp>.xlsx by 1 school in 4."""
-    return FileStyle(
-        "xlsx" if position % 5 == 1 else "xls", "new" if position % 4 == 2 else "old", layout
-    )
+    return FileStyle("xlsx" if position % 5 == 1 else "xls", "new" if position % 4 == 2 else "old")
 
 
 def _school_task(args: tuple) -> _SchoolResult:
@@ -84,7 +81,7 @@ def _school_task(args: tuple) -> _SchoolResult:
     gt: list[GroundTruth] = []
     if defects and plan.code in defect_plan.schools:
         gt = inject(files, model, province, defect_plan, build_school)
-    stats = write_school_files(files, outdir, style.layout)
+    stats = write_school_files(files, outdir)
     candidates = partner_candidates(model, province.seed) if partners_ok else []
     leavers = school_leavers(model, province.seed) if partners_ok else []
     return _SchoolResult(plan.code, stats, len(model.pupils), gt, candidates, leavers)
@@ -122,14 +119,13 @@ def generate_province(
     year: str = "2023/2024",
     defects: bool = False,
     workers: int | None = None,
-    massar_layout: MassarLayout = DEFAULT_LAYOUT,
 ) -> GenerationSummary:
     """Write a synthetic province into ``outdir`` (see docs/data-dictionary.md).
 
     ``schools=None`` is the default Tiznit-like province (about 250 schools, 45 000 pupils);
     ``schools=N`` scales it down. The same seed gives byte-identical CSV files and identical
-    workbook contents whatever ``workers`` is. ``massar_layout="genuine"`` writes ListEleve
-    and NotesCC cell for cell as Massar does, ``"legacy"`` the platform's former layouts.
+    workbook contents whatever ``workers`` is. ListEleve and NotesCC are written cell for cell
+    as Massar does (massar_layouts.py).
     """
     started = time.perf_counter()
     outdir = Path(outdir)
@@ -142,7 +138,7 @@ def generate_province(
         (
             plan,
             province,
-            file_style(positions[plan.code], massar_layout),
+            file_style(positions[plan.code]),
             defect_plan,
             outdir,
             plan.code not in defect_plan.schools,

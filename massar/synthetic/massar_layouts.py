@@ -12,9 +12,6 @@ label, token, merge, hidden row/column, RTL flag and the protection with them.
   at level 1, the constant parts stored): about 1 ms a file. Sheet ``NotesCC`` right-to-left and
   protected, hidden technical rows 1, 2, 5, 8, 15 and columns B, H, J, L, N, P, the slot tokens
   of row 15 NOT aligned with the labels of row 16; sheet ``Data`` feeds the absence drop-down.
-
-The former layouts of the platform (values to the label's right, tokens aligned) are in
-legacy_layouts.py, behind ``massar_layout="legacy"``.
 """
 
 from __future__ import annotations
@@ -25,14 +22,9 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Literal
 
 import xlsxwriter
 import xlwt
-
-MassarLayout = Literal["genuine", "legacy"]
-# What generate_province writes unless told otherwise (the readers follow the genuine layouts).
-DEFAULT_LAYOUT: MassarLayout = "genuine"
 
 FIXED_ZIP_TIME = (2024, 1, 1, 0, 0, 0)
 FIXED_CREATED = datetime(2024, 1, 1)

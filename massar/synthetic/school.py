@@ -9,14 +9,11 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from massar.synthetic import legacy_layouts
 from massar.synthetic.massar_layouts import (
-    DEFAULT_LAYOUT,
     LIST_HEADERS,
     TEST_SLOTS,
     ListSheet,
     ListWorkbook,
-    MassarLayout,
     NotesFile,
     write_list,
     write_notes,
@@ -67,7 +64,6 @@ def quarter(value: float, scale: int) -> float:
 class FileStyle:
     list_format: str  # xls | xlsx
     notes_naming: str  # old (export_notesCC_<CLASS>_<CODE>) | new (Export_<SCHOOL>_..._<stamp>)
-    layout: MassarLayout = DEFAULT_LAYOUT
 
 
 @dataclass
@@ -425,14 +421,9 @@ class WriteStats:
     rows: dict[str, int] = field(default_factory=dict)
 
 
-def write_school_files(
-    files: SchoolFiles, outdir: Path, layout: MassarLayout = DEFAULT_LAYOUT
-) -> WriteStats:
-    """Write one school's folder; ``layout`` picks Massar's genuine layouts or the legacy ones."""
-    if layout == "genuine":
-        list_writer, notes_writer = write_list, write_notes
-    else:
-        list_writer, notes_writer = legacy_layouts.write_list, legacy_layouts.write_notes
+def write_school_files(files: SchoolFiles, outdir: Path) -> WriteStats:
+    """Write one school's folder in Massar's layouts."""
+    list_writer, notes_writer = write_list, write_notes
     folder = outdir / files.code
     folder.mkdir(parents=True, exist_ok=True)
     stats = WriteStats()

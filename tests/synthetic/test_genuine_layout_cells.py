@@ -162,7 +162,7 @@ def calamine_grid(path: Path, sheet: str) -> list[list]:
 @pytest.fixture(scope="module")
 def genuine_province(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("genuine-layout")
-    generate_province(out, schools=6, seed=3, massar_layout="genuine")
+    generate_province(out, schools=6, seed=3)
     return out
 
 

@@ -24,9 +24,7 @@ SEED = int(os.environ.get("SYNTHETIC_TEST_SEED", "7"))
 @pytest.fixture(scope="module")
 def defects_province(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synthetic-defects")
-    summary = generate_province(
-        out, schools=SCHOOLS, seed=SEED, defects=True, massar_layout="genuine"
-    )
+    summary = generate_province(out, schools=SCHOOLS, seed=SEED, defects=True)
     assert summary.ground_truth_rows > 0
     folders = [p for p in out.iterdir() if p.is_dir() and p.name != "partners"]
     assert 0 < len(summary.defect_schools) < len(folders)  # a handful, not all
@@ -164,7 +162,7 @@ def test_defects_off_means_no_ground_truth_and_same_partners(
     tmp_path: Path, defects_province: Path
 ) -> None:
     clean = tmp_path / "clean"
-    generate_province(clean, schools=SCHOOLS, seed=SEED, defects=False, massar_layout="genuine")
+    generate_province(clean, schools=SCHOOLS, seed=SEED, defects=False)
     assert not (clean / "ground_truth.csv").exists()
     for fund in FUND_KEYS:
         for path in (defects_province / "partners" / fund).iterdir():

@@ -30,7 +30,7 @@ YEAR = "2023/2024"
 @pytest.fixture(scope="module")
 def province(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synthetic-clean")
-    summary = generate_province(out, schools=SCHOOLS, seed=SEED, year=YEAR, massar_layout="genuine")
+    summary = generate_province(out, schools=SCHOOLS, seed=SEED, year=YEAR)
     assert summary.schools == SCHOOLS
     assert summary.pupils > 0
     return out
@@ -416,9 +416,9 @@ def _contents(root: Path) -> dict[str, object]:
 
 def test_same_seed_same_output_different_seed_different(tmp_path: Path) -> None:
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
-    generate_province(a, schools=3, seed=5, workers=1, massar_layout="genuine")
-    generate_province(b, schools=3, seed=5, workers=2, massar_layout="genuine")
-    generate_province(c, schools=3, seed=6, workers=2, massar_layout="genuine")
+    generate_province(a, schools=3, seed=5, workers=1)
+    generate_province(b, schools=3, seed=5, workers=2)
+    generate_province(c, schools=3, seed=6, workers=2)
     ca, cb = _contents(a), _contents(b)
     assert ca.keys() == cb.keys()
     assert ca == cb
