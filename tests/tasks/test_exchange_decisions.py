@@ -22,8 +22,6 @@ from connectors.signing import make_test_certificate
 from connectors.verify import verify_file
 from ground.errors import OperatorError
 from massar.cli import main
-from massar.home import init_home
-from tasks.consolidate import changed_schools, consolidate_enrollments, consolidate_table
 from tasks.exchange import (
     DecisionRefused,
     batch_folder,
@@ -33,8 +31,7 @@ from tasks.exchange import (
     record_decision,
 )
 from tasks.exchange_review import ChildChoice, decide_children, review_state
-from tasks.ingest import discover_inbox, ingest_school
-from tasks.match import leavers_path
+from tests.harness.warehouse_home import pupils_warehouse_home
 from warehouse.control import Approval, ControlDatabase, ExchangeBatch, ReviewDecision
 from warehouse.exchange import (
     check_evidence,
@@ -53,22 +50,7 @@ REQUEST = "CNSS_SCOL_2023-2024_0001.csv"
 def warehouse_home(province, tmp_path_factory) -> Path:
     """A home whose warehouse holds the province's pupils and guardians (plain ingest and
     consolidation), with Massar's leaving records; copied by each test."""
-    settings = init_home(tmp_path_factory.mktemp("decisions") / "home")
-    schools, _ = discover_inbox(province)
-    for code, files in sorted(schools.items()):
-        wanted = [f for f in files if f.name.startswith("ListEleve") or f.name == "guardians.csv"]
-        ingest_school(settings, code, wanted, province / code)
-    database = ControlDatabase(settings.resolved_database_url)
-    try:
-        for dataset in ("students", "guardians"):
-            changed = changed_schools(database, dataset)
-            consolidate_table(settings, dataset, changed)
-            if dataset == "students":
-                consolidate_enrollments(settings, changed)
-    finally:
-        database.dispose()
-    leavers_path(settings).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(province / "leavers.csv", leavers_path(settings))
+    settings = pupils_warehouse_home(province, tmp_path_factory.mktemp("decisions") / "home")
     return settings.home
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,7 +17,6 @@ from hypothesis import strategies as st
 from connectors.exchange_profile import parse_request, profile_for
 from ground.errors import OperatorError
 from ground.settings import Settings
-from massar.home import init_home
 from massar.synthetic import generate_province, names
 from schemas.exchange import (
     FAMILY_ALLOWANCE,
@@ -33,8 +31,6 @@ from schemas.exchange import (
     ChildAnswer,
     ChildRequest,
 )
-from tasks.consolidate import changed_schools, consolidate_enrollments, consolidate_table
-from tasks.ingest import discover_inbox, ingest_school
 from tasks.match import (
     LeavingRecord,
     Register,
@@ -57,36 +53,13 @@ from tasks.match import (
     number_key_expr,
     read_leaving_records,
 )
-from warehouse.control import ControlDatabase
+from tests.harness.warehouse_home import pupils_warehouse_home
 
 YEAR, PREVIOUS = "2024/2025", "2023/2024"
 WINDOWS = {FAMILY_ALLOWANCE: (12, 21), SURVIVOR_PENSION: (16, 21), ORPHAN_PENSION: (16, 21)}
 
 
 # ---- the generator's ground truth, through the warehouse ---------------------------------------
-
-
-def _warehouse_home(province: Path, home: Path) -> Settings:
-    """A home whose warehouse holds the province's students, enrollments and guardians (the
-    plain ingest and consolidation functions, on the pupil lists and guardians files only),
-    with the province's leavers.csv kept where load_leaving_records reads it."""
-    settings = init_home(home)
-    schools, _ = discover_inbox(province)
-    for code, files in sorted(schools.items()):
-        wanted = [f for f in files if f.name.startswith("ListEleve") or f.name == "guardians.csv"]
-        ingest_school(settings, code, wanted, province / code)
-    database = ControlDatabase(settings.resolved_database_url)
-    try:
-        for dataset in ("students", "guardians"):
-            changed = changed_schools(database, dataset)
-            consolidate_table(settings, dataset, changed)
-            if dataset == "students":
-                consolidate_enrollments(settings, changed)
-    finally:
-        database.dispose()
-    leavers_path(settings).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(province / "leavers.csv", leavers_path(settings))
-    return settings
 
 
 @pytest.fixture(scope="module", params=["shared", "forty"])
@@ -100,7 +73,7 @@ def truth_home(request, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
         province = tmp_path_factory.mktemp("match-province")
         generate_province(province, schools=40, seed=7, year=YEAR)
         year = YEAR
-    home = _warehouse_home(province, tmp_path_factory.mktemp("match-home") / "home")
+    home = pupils_warehouse_home(province, tmp_path_factory.mktemp("match-home") / "home")
     return province, home, year
 
 
