@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,15 @@ def _night(settings) -> tuple[dict, dict]:
                 flow_run_id=ArtifactFilterFlowRunId(any_=ids),
             )
         )
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids)))
+        # Prefect ships log lines in the background: wait (with a deadline) until the evaluation's
+        # lines have reached the server before reading them.
+        deadline = time.monotonic() + 60
+        while True:
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids)))
+            shipped = [x for x in logs if x.message.startswith("Evaluation held back:")]
+            if len(shipped) >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
     data = artifact.data
     table = json.loads(data) if artifact.type == "table" else data
     seen = {"description": artifact.description, "table": table, "logs": [x.message for x in logs]}
