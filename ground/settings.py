@@ -3,6 +3,8 @@
 Read from ``MASSAR_HOME/massar.toml`` and from the environment (``MASSAR_`` prefix, ``__`` for
 nested fields, e.g. ``MASSAR_DATABASE_URL`` or ``MASSAR_PARTNERS__CNSS__HOST``); the environment
 wins over the file. With no file and no variable, everything runs embedded on one machine.
+Who may approve a partner batch is not a setting: ``<home>/approvers.toml``
+(ground/approvers.py), which neither the file nor the environment can override.
 This is the only module that reads the environment.
 """
 
@@ -136,6 +138,18 @@ class HousekeepingSettings(BaseModel):
         return value
 
 
+class LeaseSettings(BaseModel):
+    """Leases on what runs share (``[leases]``, docs/operations.md): a run renews its leases
+    every third of ``expiry_seconds``; a lease not renewed for that long (its run died) is
+    taken over. A second run waits up to ``wait_seconds`` for the warehouse or a fund's
+    exchange, then ends without doing it (Completed, with a sentence saying so)."""
+
+    model_config = {"extra": "forbid"}
+
+    expiry_seconds: float = Field(default=120.0, gt=0)
+    wait_seconds: float = Field(default=600.0, ge=0)
+
+
 class Settings(BaseSettings):
     """Everything an installation can configure. Build it with :func:`load_settings`."""
 
@@ -148,7 +162,6 @@ class Settings(BaseSettings):
     database_url: str = ""  # empty: SQLite file in the home
     prefect_api_url: str = ""  # empty: Prefect's embedded (ephemeral) API, home inside MASSAR_HOME
     timezone: str = "Africa/Casablanca"
-    approvers: list[str] = Field(default_factory=list)
     approval_timeout_hours: float = 72  # a batch without decision expires after this
     approval_poll_seconds: int = 10  # how often a paused exchange looks for the decision
     signing_key: Path | None = None
@@ -172,6 +185,7 @@ class Settings(BaseSettings):
     resend_hold_share: float = Field(default=0.30, ge=0, le=1)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     housekeeping: HousekeepingSettings = Field(default_factory=HousekeepingSettings)
+    leases: LeaseSettings = Field(default_factory=LeaseSettings)
     # Where the per-school ingest tasks run. "default": two worker processes on this machine.
     # "dask": Prefect's Dask task runner (signing, SFTP and the warehouse commits never go there).
     task_runner: Literal["default", "dask"] = "default"
@@ -298,6 +312,10 @@ def load_settings(home: Path | str | None = None, *, require_home: bool = True) 
             raise OperatorError(
                 f"The settings file {settings_file} cannot be read: {error.strerror}."
             ) from error
+    # Who may approve is <home>/approvers.toml's, changed by an administrator only
+    # (ground/approvers.py): an 'approvers' line here, left from earlier versions, is not read,
+    # and there is no field the environment could set.
+    file_values.pop("approvers", None)
     file_values["home"] = home_path
     try:
         settings = Settings(**file_values)

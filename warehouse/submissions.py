@@ -12,10 +12,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from warehouse.control import ControlDatabase, Finding, School, Submission, utcnow
 
 ACTIVE_STATES = ("accepted", "partially_accepted")
+RECEIVED = "received"  # registered, not recorded yet
 # The hold marker of a submission (its state stays a public one): a resend kept out of the
 # warehouse until an officer confirms it, then confirmed.
 HELD, CONFIRMED = "held", "confirmed"
@@ -33,12 +35,26 @@ def known_files(database: ControlDatabase, school_code: str) -> dict[str, int]:
 
 
 def known_files_by_school(database: ControlDatabase) -> dict[str, set[str]]:
-    """school code → the sha256 of every file it already sent (one query for the province)."""
+    """school code → the sha256 of every file it already sent and the platform recorded (one
+    query for the province); a file only registered (a run died on it) is not done yet."""
     known: dict[str, set[str]] = {}
+    query = select(Submission.school_code, Submission.sha256).where(Submission.state != RECEIVED)
     with database.session() as session:
-        for code, sha in session.execute(select(Submission.school_code, Submission.sha256)):
+        for code, sha in session.execute(query):
             known.setdefault(code, set()).add(sha)
     return known
+
+
+def unfinished_files(database: ControlDatabase, school_code: str) -> dict[str, int]:
+    """sha256 → submission id of this school's files registered but never recorded: the run
+    that registered them died (or failed) before the end; the next one does them again."""
+    with database.session() as session:
+        rows = session.execute(
+            select(Submission.sha256, Submission.submission_id).where(
+                Submission.school_code == school_code, Submission.state == RECEIVED
+            )
+        ).all()
+    return {sha: sid for sha, sid in rows}
 
 
 def register_submission(
@@ -70,16 +86,52 @@ def register_submission(
 def register_submissions(database: ControlDatabase, rows: Sequence[dict[str, Any]]) -> list[int]:
     """Record newly received files in one transaction (each dict: school_code, file_name,
     sha256, size_bytes, archive_path, optionally arrived_at); returns their submission ids in
-    the same order."""
+    the same order. Idempotent by (school, sha256): a file already registered (by a run that
+    died, or by another run at the same instant) keeps its submission and its id is returned;
+    it is never registered twice."""
     if not rows:
         return []
-    now = utcnow()
+    for _attempt in range(3):
+        existing = _registered(database, rows)
+        new = [row for row in rows if (row["school_code"], row["sha256"]) not in existing]
+        new = list({(r["school_code"], r["sha256"]): r for r in new}.values())
+        now = utcnow()
+        try:
+            with database.session() as session:
+                if new:
+                    result = session.execute(
+                        insert(Submission).returning(
+                            Submission.school_code,
+                            Submission.sha256,
+                            Submission.submission_id,
+                            sort_by_parameter_order=True,
+                        ),
+                        [{"state": RECEIVED, "received_at": now, **row} for row in new],
+                    )
+                    existing.update({(code, sha): sid for code, sha, sid in result})
+        except IntegrityError:  # another run registered one of them meanwhile: read it back
+            continue
+        return [existing[(row["school_code"], row["sha256"])] for row in rows]
+    raise RuntimeError("the files could not be registered: other runs kept registering them")
+
+
+def _registered(
+    database: ControlDatabase, rows: Sequence[dict[str, Any]]
+) -> dict[tuple[str, str], int]:
+    """(school, sha256) → submission id of those of ``rows`` already registered."""
+    found: dict[tuple[str, str], int] = {}
+    by_school: dict[str, set[str]] = {}
+    for row in rows:
+        by_school.setdefault(row["school_code"], set()).add(row["sha256"])
     with database.session() as session:
-        result = session.execute(
-            insert(Submission).returning(Submission.submission_id, sort_by_parameter_order=True),
-            [{"state": "received", "received_at": now, **row} for row in rows],
-        )
-        return [row[0] for row in result]
+        for code, shas in by_school.items():
+            for sha, sid in session.execute(
+                select(Submission.sha256, Submission.submission_id).where(
+                    Submission.school_code == code, Submission.sha256.in_(sorted(shas))
+                )
+            ):
+                found[(code, sha)] = sid
+    return found
 
 
 def active_submissions(

@@ -1,0 +1,131 @@
+"""Leases in the control database, on SQLite and PostgreSQL: one holder at a time, a lease of
+a holder that stopped renewing is taken over once expired (clock injected), and registering a
+file is idempotent by (school, sha256) — what lets a run redo the work a dead one left."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, select, text
+
+from warehouse.control import ControlDatabase, Submission, upgrade_database
+from warehouse.leases import Holder, acquire, current_leases, release, renew
+from warehouse.submissions import register_submissions, unfinished_files
+
+T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'control.db'}"
+    else:
+        base = request.getfixturevalue("postgres_url")
+        name = f"l_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f"create database {name}"))
+        admin.dispose()
+        url = base.rsplit("/", 1)[0] + "/" + name
+    upgrade_database(url)
+    handle = ControlDatabase(url)
+    yield handle
+    handle.dispose()
+
+
+def holder(run: str) -> Holder:
+    return Holder("host-a", 4242, run, "ingest_submissions")
+
+
+def test_one_holder_at_a_time_until_it_gives_back(database):
+    first, second = holder("run-1"), holder("run-2")
+    assert acquire(database, "warehouse", first, MINUTE, now=T0)
+    assert not acquire(database, "warehouse", second, MINUTE, now=T0 + timedelta(seconds=30))
+    assert acquire(database, "warehouse", first, MINUTE, now=T0 + timedelta(seconds=30))  # own
+    [held] = current_leases(database, "warehouse", now=T0 + timedelta(seconds=31))
+    assert (held.run_id, held.pid, held.host) == ("run-1", 4242, "host-a")
+    assert "run-1" in held.sentence() and "process 4242 on host-a" in held.sentence()
+    release(database, first)
+    assert acquire(database, "warehouse", second, MINUTE, now=T0 + timedelta(seconds=32))
+
+
+def test_a_holder_that_renews_keeps_it_one_that_died_loses_it(database):
+    alive, dead, late = holder("alive"), holder("dead"), holder("late")
+    assert acquire(database, "warehouse", alive, MINUTE, now=T0)
+    assert acquire(database, "school:27783Y", dead, MINUTE, now=T0)
+    for seconds in (40, 80, 120):  # the living run's heartbeat
+        assert renew(database, alive, MINUTE, now=T0 + timedelta(seconds=seconds)) == 1
+    later = T0 + timedelta(seconds=125)
+    assert not acquire(database, "warehouse", late, MINUTE, now=later)
+    assert acquire(database, "school:27783Y", late, MINUTE, now=later)  # expired: taken over
+    # The dead run's heartbeat (were it to come back) no longer renews what was taken over.
+    assert renew(database, dead, MINUTE, now=later) == 0
+    release(database, dead)  # nor does giving back remove the new holder's lease
+    assert [h.run_id for h in current_leases(database, "school:", now=later)] == ["late"]
+
+
+def test_two_holders_asking_at_once_never_both_get_it(database):
+    """Twenty threads, each its own holder, ask for an expired lease at the same instant."""
+    assert acquire(database, "exchange:cnss", holder("old"), MINUTE, now=T0)
+    later = T0 + timedelta(minutes=5)
+    winners: list[str] = []
+    start = threading.Barrier(20)
+
+    def ask(index: int) -> None:
+        start.wait()
+        if acquire(database, "exchange:cnss", holder(f"t{index}"), MINUTE, now=later):
+            winners.append(f"t{index}")
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(winners) == 1
+    assert [h.run_id for h in current_leases(database, "exchange:", now=later)] == winners
+
+
+def arrival(school: str, sha: str, name: str) -> dict:
+    return {
+        "school_code": school,
+        "file_name": name,
+        "sha256": sha * 64,
+        "size_bytes": 10,
+        "archive_path": f"/archive/{sha}",
+    }
+
+
+def test_registering_the_same_file_again_returns_its_submission(database):
+    first = register_submissions(database, [arrival("27783Y", "a", "a.xlsx")])
+    # A second run (or a run redoing a dead one's work) registers it again with a new one.
+    again = register_submissions(
+        database, [arrival("27783Y", "b", "b.xlsx"), arrival("27783Y", "a", "a.xlsx")]
+    )
+    assert again[1] == first[0] and again[0] != first[0]
+    with database.session() as session:
+        assert len(session.scalars(select(Submission)).all()) == 2
+    # Both are only registered: the next run of the school does them again.
+    assert set(unfinished_files(database, "27783Y").values()) == set(again)
+
+
+def test_two_runs_registering_the_same_files_at_once_get_the_same_ids(database):
+    rows = [arrival("27783Y", c, f"{c}.xlsx") for c in "abcdefgh"]
+    results: list[list[int]] = []
+    start = threading.Barrier(6)
+
+    def register() -> None:
+        start.wait()
+        results.append(register_submissions(database, rows))
+
+    threads = [threading.Thread(target=register) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(results) == 6 and all(r == results[0] for r in results)
+    with database.session() as session:
+        assert len(session.scalars(select(Submission)).all()) == 8
