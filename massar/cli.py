@@ -546,6 +546,48 @@ def query(
 
 
 @app.command()
+def coverage(
+    home: HomeOption = None,
+    campaign: Annotated[
+        str | None, typer.Option("--campaign", help="One campaign of campaigns.toml (its id).")
+    ] = None,
+    format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.table,
+    school: Annotated[
+        str | None, typer.Option("--school", help="List what this school still owes (its code).")
+    ] = None,
+) -> None:
+    """Who has sent what: per school, what it owes for each campaign (owed, received,
+    accepted, rejected, missing, days to the deadline); --school CODE lists its missing items."""
+    import re
+
+    import pyarrow as pa
+
+    from tasks.coverage import (
+        ITEM_COLUMNS,
+        SCHOOL_COLUMNS,
+        campaign_lines,
+        compute_coverage,
+        item_rows,
+        school_rows,
+    )
+
+    if school is not None and not re.fullmatch(r"\d{5}[A-Z]", school):  # bad usage: exit 2
+        raise typer.BadParameter(
+            f"{school!r} is not a school code (five digits and a letter, e.g. 59819H).",
+            param_hint="'--school'",
+        )
+    coverages = compute_coverage(_open(home), campaign, [school] if school else None)
+    rows = item_rows(coverages, school) if school else school_rows(coverages)
+    columns = ITEM_COLUMNS if school else SCHOOL_COLUMNS
+    _print_table(pa.table({c: [row[c] for row in rows] for c in columns}), format)
+    notes = campaign_lines(coverages) + [n for c in coverages for n in c.notes]
+    for line in notes:  # csv and json keep stdout for the data
+        (out if format is OutputFormat.table else err).print(line, markup=False, highlight=False)
+
+
+@app.command()
 def status(home: HomeOption = None) -> None:
     """The officer's home page: what to do next, the runs of every flow, the last night,
     batches by state, submissions, schools with rejected files, the intake."""

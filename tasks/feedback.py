@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import xlsxwriter
 
@@ -78,6 +79,77 @@ class ReportFinding:
     severity: str
     message_ar: str
     message_fr: str
+
+
+@dataclass(frozen=True)
+class OwedLine:
+    """One file (or class of the student list) the school still owes for a campaign."""
+
+    dataset: str
+    class_code: str
+    subject_code: str
+    subject_ar: str
+    subject_fr: str
+    semester: str
+    state: str  # missing | rejected | received
+
+
+@dataclass(frozen=True)
+class OwedSection:
+    """A campaign's ``coverage`` section of the report (tasks/coverage.py builds it)."""
+
+    campaign_id: str
+    title: str
+    deadline: str  # YYYY-MM-DD, Africa/Casablanca
+    days_left: int
+    classes_known: bool
+    lines: tuple[OwedLine, ...]
+
+
+OWED_STATES = {
+    "missing": ("لم يتوصل به", "non reçu"),
+    "rejected": ("مرفوض، يجب إعادة إرساله", "rejeté, à renvoyer"),
+    "received": ("توصل به، في انتظار المعالجة", "reçu, en cours de traitement"),
+}
+OWED_HEADERS = (
+    ("الحملة", "Campagne"),
+    ("الأجل", "Échéance"),
+    ("نوع المعطيات", "Données"),
+    ("القسم", "Classe"),
+    ("المادة", "Matière"),
+    ("الدورة", "Semestre"),
+    ("الحالة", "État"),
+)
+NO_CLASSES = (
+    "لم تتوصل المديرية بعد بلائحة الأقسام ولا بلائحة التلاميذ: لا يمكن تحديد ما يجب إرساله "
+    "لكل قسم قبل التوصل بإحداهما.",
+    "La direction n'a encore ni la liste des classes ni la liste des élèves : ce qui est dû "
+    "par classe ne peut être établi avant d'en recevoir une.",
+)
+
+
+def _owed_rows(sections: list[OwedSection]) -> list[list[str]]:
+    rows = []
+    for section in sections:
+        for line in section.lines:
+            state_ar, state_fr = OWED_STATES.get(line.state, (line.state, line.state))
+            subject = (
+                f"{line.subject_code} {line.subject_ar} / {line.subject_fr}"
+                if line.subject_code
+                else ""
+            )
+            rows.append(
+                [
+                    section.campaign_id,
+                    section.deadline,
+                    _dataset_title(line.dataset),
+                    line.class_code,
+                    subject,
+                    line.semester,
+                    f"{state_ar} / {state_fr}",
+                ]
+            )
+    return rows
 
 
 # A file's place in the report: files with errors, then with queries only, then clean files.
@@ -158,6 +230,7 @@ def write_xlsx_report(
     generated_at: datetime,
     submissions: list[ReportSubmission],
     findings: list[ReportFinding],
+    coverage: list[OwedSection] | None = None,
 ) -> Path:
     """The school's workbook: a summary sheet and a findings sheet, both right-to-left, files
     in report order (:func:`report_order`)."""
@@ -208,6 +281,26 @@ def write_xlsx_report(
     sheet.freeze_panes(1, 0)
     if findings:
         sheet.autofilter(0, 0, len(findings), len(FINDING_HEADERS) - 1)
+    if coverage:  # what the school still owes, per campaign (tasks/coverage.py)
+        owed = workbook.add_worksheet("المستحقات - Couverture")
+        owed.right_to_left()
+        for column, (ar, fr) in enumerate(OWED_HEADERS):
+            owed.write(0, column, f"{ar}\n{fr}", bold)
+        row = 1
+        for section in coverage:
+            if not section.classes_known:
+                owed.write(row, 0, section.campaign_id, wrap)
+                owed.write(row, 2, f"{NO_CLASSES[0]}\n{NO_CLASSES[1]}", wrap)
+                row += 1
+        for cells in _owed_rows(coverage):
+            owed.write_row(row, 0, cells, wrap)
+            row += 1
+        owed.set_column(0, 1, 14)
+        owed.set_column(2, 2, 40)
+        owed.set_column(3, 3, 12)
+        owed.set_column(4, 4, 40)
+        owed.set_column(5, 6, 24)
+        owed.freeze_panes(1, 0)
     workbook.close()
     temporary.replace(target)
     return target
@@ -219,6 +312,7 @@ def write_html_report(
     generated_at: datetime,
     submissions: list[ReportSubmission],
     findings: list[ReportFinding],
+    coverage: list[OwedSection] | None = None,
 ) -> Path:
     """A static page (no script, no external resource) with the same content as the workbook,
     files in report order (:func:`report_order`); file names, codes, numbers and values are
@@ -265,6 +359,7 @@ def write_html_report(
                 f"{isolated_message(f.message_fr, known, arabic=False)}</td>",
             ]
         )
+    owed_html = _owed_html(coverage or [], table)
     page = f"""<!DOCTYPE html>
 <html lang="ar" dir="rtl">
 <head>
@@ -294,6 +389,7 @@ puis les fichiers sans constat.</span></p>
 {table(SUMMARY_HEADERS, summary_rows)}
 <h2>الملاحظات / <span lang="fr">Constats</span> ({isolated(len(findings), "ltr")})</h2>
 {table(FINDING_HEADERS, finding_rows, [f.severity for f in findings])}
+{owed_html}
 </body>
 </html>
 """
@@ -304,20 +400,56 @@ puis les fichiers sans constat.</span></p>
     return target
 
 
+def _owed_html(sections: list[OwedSection], table: Any) -> str:
+    """The report's ``coverage`` section: per campaign, what the school still owes."""
+    if not sections:
+        return ""
+    e = html.escape
+    parts = [
+        "<h2 id='coverage'>ما تبقى إرساله / <span lang='fr'>Ce qu'il reste à envoyer</span></h2>"
+    ]
+    for section in sections:
+        left = section.days_left
+        when = (
+            f"بقي {left} يوم / <span lang='fr'>{left} jour(s) avant l'échéance</span>"
+            if left >= 0
+            else f"انتهى الأجل منذ {-left} يوم / <span lang='fr'>échéance passée de {-left} "
+            "jour(s)</span>"
+        )
+        parts.append(
+            f"<p>{isolated(section.campaign_id, 'ltr')} — {e(section.title)} — "
+            f"{isolated(section.deadline, 'ltr')} — {when} — "
+            f"{isolated(len(section.lines), 'ltr')}</p>"
+        )
+        if not section.classes_known:
+            parts.append(f"<p>{e(NO_CLASSES[0])} / <span lang='fr'>{e(NO_CLASSES[1])}</span></p>")
+    rows = [
+        [
+            f"<td>{isolated(value, 'ltr' if index in (0, 1, 3, 5) else None)}</td>"
+            for index, value in enumerate(values)
+        ]
+        for values in _owed_rows(sections)
+    ]
+    if rows:
+        parts.append(table(OWED_HEADERS, rows))
+    else:
+        parts.append("<p>لا شيء / <span lang='fr'>Rien</span></p>")
+    return "\n".join(parts)
+
+
 def write_school_report(
     reports: Path,
     school_code: str,
     generated_at: datetime,
     submissions: list[ReportSubmission],
     findings: list[ReportFinding],
+    coverage: list[OwedSection] | None = None,
 ) -> tuple[Path, Path]:
-    """Both reports of a school, replacing the previous ones."""
+    """Both reports of a school, replacing the previous ones; ``coverage``: what the school
+    still owes per campaign (a section of each, when given)."""
     folder = reports / school_code
+    xlsx, page = folder / f"rapport_{school_code}.xlsx", folder / f"rapport_{school_code}.html"
     return (
-        write_xlsx_report(
-            folder / f"rapport_{school_code}.xlsx", school_code, generated_at, submissions, findings
-        ),
-        write_html_report(
-            folder / f"rapport_{school_code}.html", school_code, generated_at, submissions, findings
-        ),
+        write_xlsx_report(xlsx, school_code, generated_at, submissions, findings, coverage),
+        write_html_report(page, school_code, generated_at, submissions, findings, coverage),
     )

@@ -31,6 +31,7 @@ from connectors.school_files import FileRejected, findings_frame, read_submissio
 from ground.settings import Settings
 from schemas.datasets import DATASETS
 from schemas.rules import render
+from tasks.coverage import owed_sections
 from tasks.feedback import ReportFinding, ReportSubmission, write_school_report
 from tasks.resends import Resend, hold_finding, shrinking_resends
 from tasks.validation.cross_record import (
@@ -665,7 +666,9 @@ def check_province(settings: Settings) -> set[str]:
 
 
 def write_reports(settings: Settings, school_codes: list[str], now: datetime) -> int:
-    """Write each school's feedback report (XLSX + HTML) from the control database."""
+    """Write each school's feedback report (XLSX + HTML) from the control database, with
+    what the school still owes per campaign (tasks/coverage.py)."""
+    owed = owed_sections(settings, school_codes, now)
     database = ControlDatabase(settings.resolved_database_url)
     try:
         for school_code in school_codes:
@@ -702,6 +705,7 @@ def write_reports(settings: Settings, school_codes: list[str], now: datetime) ->
                     )
                     for f in findings
                 ],
+                coverage=owed.get(school_code),
             )
     finally:
         database.dispose()
