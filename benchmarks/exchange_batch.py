@@ -125,7 +125,8 @@ from schemas.exchange import (  # noqa: E402
     STATUSES,
     ChildRequest,
 )
-from tasks.match import match_children, register_from_frames  # noqa: E402
+from tasks.match import match_children  # noqa: E402
+from tasks.province_register import register_from_frames  # noqa: E402
 
 TARGET_SECONDS = 30.0
 HEADERS = {"cnss": CNSS_COLUMNS, "cmr": CMR_COLUMNS}  # the generator's column order

@@ -46,13 +46,10 @@ from schemas.exchange import (  # noqa: E402
     STATUSES,
     ChildRequest,
 )
-from tasks.match import (  # noqa: E402
-    LeavingRecord,
-    Register,
-    match_children,
-    match_summary,
-    register_from_frames,
-)
+from tasks.leaving_records import LeavingRecord  # noqa: E402
+from tasks.match import match_children  # noqa: E402
+from tasks.match_summary import match_summary  # noqa: E402
+from tasks.province_register import Register, register_from_frames  # noqa: E402
 
 RELATIONS = {"الأب": "father", "الأم": "mother", "الوصي": "guardian"}
 
@@ -244,7 +241,7 @@ def build_requests(
 
 
 def candidates_per_child(register: Register, requests: list[ChildRequest]) -> list[int]:
-    from tasks.match import cin_key, code_key, number_key
+    from tasks.identifier_keys import cin_key, code_key, number_key
     from tasks.match_scoring import DEFAULT_POLICY, request_keys
 
     return [

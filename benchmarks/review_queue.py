@@ -34,7 +34,8 @@ from connectors.exchange_profile import build_batch_files, profile_for  # noqa: 
 from connectors.signing import load_signing_identity, make_test_certificate  # noqa: E402
 from ground.settings import Settings  # noqa: E402
 from schemas.exchange import REVIEW  # noqa: E402
-from tasks.match import match_children, register_from_frames  # noqa: E402
+from tasks.match import match_children  # noqa: E402
+from tasks.province_register import register_from_frames  # noqa: E402
 from tasks.review_queue import (  # noqa: E402
     Decision,
     build_review_queue,

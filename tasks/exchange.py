@@ -46,7 +46,10 @@ from connectors.signing import SigningError, signing_identity
 from ground.errors import OperatorError
 from ground.settings import Settings
 from schemas.exchange import STATUSES, ChildAnswer
-from tasks.match import load_leaving_records, load_province_register, match_children, match_summary
+from tasks.leaving_records import load_leaving_records
+from tasks.match import match_children
+from tasks.match_summary import match_summary
+from tasks.province_register import load_province_register
 from tasks.review_queue import (
     Decision,
     ReviewQueue,

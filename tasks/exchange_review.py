@@ -46,7 +46,7 @@ from tasks.exchange import (
     batch_folder,
     batch_summary,
 )
-from tasks.match import match_summary
+from tasks.match_summary import match_summary
 from tasks.review_queue import (
     Decision,
     QueuedChild,

@@ -1,6 +1,7 @@
 """Why the matcher answered REVIEW (or NOT_FOUND): one code per reason, for the officer.
 
-Every REVIEW and NOT_FOUND answer of tasks/match.py carries one of these codes in
+Every REVIEW and NOT_FOUND answer of the matcher (tasks/match_decision.py, tasks/age_window.py)
+carries one of these codes in
 ``ChildAnswer.reason_code`` (the main reason when there are several; the full reason, in English,
 stays in ``ChildAnswer.reason``), so that the batch artifact and review.csv can group the children
 an officer has to look at and count them. Each code has a short label in French and Arabic.

@@ -6,8 +6,9 @@
 A candidate is a pupil of the register and/or the latest leaving record of one Massar code
 (``Candidate``). Its ``Evidence`` says what agrees — the parent's identifier, the birth date, the
 family and first names (in the order the fund wrote them or the other), the sex, the code — and
-gives a confidence in 0..1 (``MatchPolicy`` holds the weights). tasks/match.py decides the answer
-from the evidence of every candidate; docs/decisions/0004-matching-children.md has the rules.
+gives a confidence in 0..1 (``MatchPolicy`` holds the weights). tasks/match_decision.py decides
+the answer from the evidence of every candidate; docs/decisions/0004-matching-children.md has
+the rules.
 
 A pupil's code is given only for that pupil: ``strong`` (acceptable without a code) needs the
 first name to *agree* (tasks/name_keys.py: ``FirstNames.agreement``), not only to be similar, and
@@ -36,7 +37,8 @@ from tasks.name_keys import (
 )
 
 if TYPE_CHECKING:
-    from tasks.match import LeavingRecord, RegisteredPupil
+    from tasks.leaving_records import LeavingRecord
+    from tasks.province_register import RegisteredPupil
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ class Evidence:
 def request_keys(
     request: ChildRequest, code: str, number: str, cin: str, policy: MatchPolicy
 ) -> RequestKeys:
-    """The request's keys; ``code``, ``number`` and ``cin`` as tasks/match.py keys them."""
+    """The request's keys; ``code``, ``number`` and ``cin`` keyed by tasks/identifier_keys.py."""
     birth = request.birth_date
     days: list[date] = []
     near: list[date] = []

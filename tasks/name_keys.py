@@ -1,10 +1,10 @@
-"""How the matcher keys and compares children's names (Latin or Arabic), for tasks/match.py.
+"""How the matcher keys and compares children's names (Latin or Arabic).
 
     name_similarity(a, b) -> float          how alike two spellings are, 0..1 (the confidence)
     family_similarity(a, b) -> float        the same, with or without a particle (AIT, OU, BEN, ال)
     FirstNames(names).agreement(asked, known) -> AGREE | PART | UNSURE | DIFFER
                                             whether a first name designates the pupil's name
-    skeletons(names), blocking_key(family, first)   index keys (tasks/match.py's _Index)
+    skeletons(names), blocking_key(family, first)   index keys (tasks/province_register.py)
 
 Similarity is not identity: HASSAN scores 0.83 against حسين and الحسن 0.91 against الحسين, while
 some genuine spellings score 0.8 (OMAR / عمر). A pupil's code is given only when the first name

@@ -42,7 +42,10 @@ from schemas.exchange import (
     ChildAnswer,
     ChildRequest,
 )
+from tasks.identifier_keys import cin_key, code_key, number_key
+from tasks.match_decision import Matcher
 from tasks.match_reasons import BY_CODE
+from tasks.match_scoring import DEFAULT_POLICY, request_keys
 
 QUEUE_FILE = "review-queue.json"
 QUEUE_FORMAT = "massar-review-queue/1"
@@ -159,12 +162,10 @@ def build_review_queue(
     candidates (the plausible ones by confidence, and always the pupil the answer named), each
     with what it would answer if chosen; NOT_FOUND answers listed with their reason.
 
-    The candidates are scored again by the matcher itself (tasks/match.py), for the REVIEW
+    The candidates are scored again by the matcher itself (tasks/match_decision.py), for the REVIEW
     children only."""
-    from tasks import match
-
-    policy = policy or match.DEFAULT_POLICY
-    matcher = match._Matcher(register, leavers, school_year, policy)
+    policy = policy or DEFAULT_POLICY
+    matcher = Matcher(register, leavers, school_year, policy)
     by_reference = {request.fund_reference: request for request in requests}
     children: list[QueuedChild] = []
     listed: list[ListedChild] = []
@@ -211,15 +212,12 @@ def build_review_queue(
 
 def _scored(matcher: Any, request: ChildRequest, policy: Any) -> list[Any]:
     """The matcher's own evidence on every candidate of one request, most sure first: its
-    keys and scoring, as ``_Matcher.answer`` computes them (the one place this module reaches
-    into tasks/match.py's internals)."""
-    from tasks import match
-
-    keys = match.request_keys(
+    keys and scoring, as ``Matcher.answer`` computes them (tasks/match_decision.py)."""
+    keys = request_keys(
         request,
-        match.code_key(request.student_code),
-        match.number_key(request.parent_number),
-        match.cin_key(request.parent_cin),
+        code_key(request.student_code),
+        number_key(request.parent_number),
+        cin_key(request.parent_cin),
         policy,
     )
     return list(matcher.candidates(request, keys))

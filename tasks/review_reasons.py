@@ -1,6 +1,7 @@
 """The matcher's reasons in French and Arabic, for the officers' ``review.csv``.
 
-``tasks/match.py`` explains each answer in English (``ChildAnswer.reason``), joining several
+The matcher (``tasks/match_decision.py``, ``tasks/age_window.py``, ``tasks/match.py``) explains
+each answer in English (``ChildAnswer.reason``), joining several
 reasons with ``"; "`` and prefixing ``"weak match: "`` when the last guard turns an answer into
 REVIEW. Each English sentence it writes is declared here once with its translations; a
 reason is translated by reading it back against these templates (the longest first, since
@@ -17,7 +18,7 @@ from functools import cache
 
 @dataclass(frozen=True)
 class Reason:
-    english: str  # as tasks/match.py writes it, {name} for what it fills in
+    english: str  # as the matcher writes it, {name} for what it fills in
     french: str
     arabic: str
 

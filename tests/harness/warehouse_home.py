@@ -11,7 +11,7 @@ from ground.settings import Settings
 from massar.home import init_home
 from tasks.consolidate import changed_schools, consolidate_enrollments, consolidate_table
 from tasks.ingest import discover_inbox, ingest_school
-from tasks.match import leavers_path
+from tasks.leaving_records import leavers_path
 from warehouse.control import ControlDatabase
 
 

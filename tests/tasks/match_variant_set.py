@@ -10,8 +10,8 @@ with or without their particle, day and month swapped, twins and siblings, outsi
 unknown codes, this year's and last year's leavers, transfers. ``figures()`` counts what a
 matcher answered against the expected answers.
 
-It only needs ``tasks.match`` (Register, RegisteredPupil, LeavingRecord, the keys): the same set
-measures an older matcher from another tree (``PYTHONPATH=<tree>``).
+It only needs the matcher's records and keys (Register, RegisteredPupil, LeavingRecord, the
+keys): the same set measures an older matcher from another tree (``PYTHONPATH=<tree>``).
 """
 
 from __future__ import annotations
@@ -35,15 +35,11 @@ from schemas.exchange import (
     ChildAnswer,
     ChildRequest,
 )
-from tasks.match import (
-    LeavingRecord,
-    Register,
-    RegisteredPupil,
-    age_on,
-    cin_key,
-    name_similarity,
-    number_key,
-)
+from tasks.age_window import age_on
+from tasks.identifier_keys import cin_key, number_key
+from tasks.leaving_records import LeavingRecord
+from tasks.name_keys import name_similarity
+from tasks.province_register import Register, RegisteredPupil
 
 YEAR, PREVIOUS = "2024/2025", "2023/2024"
 ON_DATE = date(2024, 12, 31)

@@ -31,28 +31,24 @@ from schemas.exchange import (
     ChildAnswer,
     ChildRequest,
 )
-from tasks.match import (
+from tasks.age_window import age_on, age_reference_date
+from tasks.identifier_keys import cin_key, cin_key_expr, number_key, number_key_expr
+from tasks.leaving_records import (
     LeavingRecord,
-    Register,
-    RegisteredPupil,
-    age_on,
-    age_reference_date,
-    cin_key,
-    cin_key_expr,
     leavers_path,
-    load_leavers_task,
     load_leaving_records,
-    load_province_register,
+    read_leaving_records,
+)
+from tasks.match import (
+    load_leavers_task,
     load_register_task,
     match_children,
     match_children_task,
-    match_summary,
     match_summary_task,
-    name_similarity,
-    number_key,
-    number_key_expr,
-    read_leaving_records,
 )
+from tasks.match_summary import match_summary
+from tasks.name_keys import name_similarity
+from tasks.province_register import Register, RegisteredPupil, load_province_register
 from tests.harness.warehouse_home import pupils_warehouse_home
 
 YEAR, PREVIOUS = "2024/2025", "2023/2024"

@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 
 from massar.synthetic import names
 from schemas.exchange import FAMILY_ALLOWANCE, NOT_FOUND, REVIEW, ChildRequest
-from tasks.match import Register, match_children, name_similarity
+from tasks.match import match_children
+from tasks.name_keys import name_similarity
+from tasks.province_register import Register
 from tests.tasks.match_variant_set import (
     MATCHED,
     SAME_NAME,

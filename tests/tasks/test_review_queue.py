@@ -26,8 +26,10 @@ from schemas.exchange import (
     ChildAnswer,
     ChildRequest,
 )
-from tasks.match import LeavingRecord, Register, RegisteredPupil, match_children
+from tasks.leaving_records import LeavingRecord
+from tasks.match import match_children
 from tasks.match_reasons import BY_CODE
+from tasks.province_register import Register, RegisteredPupil
 from tasks.review_queue import (
     Decision,
     answer_group,

@@ -10,21 +10,22 @@ from pathlib import Path
 
 import pytest
 
+from schemas.exchange import NOT_FOUND, REVIEW, SCHOOLED, ChildAnswer
 from tasks.exchange import review_list
-from tasks.match import NOT_FOUND, REVIEW, SCHOOLED, ChildAnswer
 from tasks.review_reasons import REASONS, translate, untranslated
 
-MATCH = Path(__file__).resolve().parents[2] / "tasks" / "match.py"
+TASKS = Path(__file__).resolve().parents[2] / "tasks"
+# The matcher's files that write an answer's reason, and their functions that write it.
+MATCHER = [TASKS / "match_decision.py", TASKS / "age_window.py", TASKS / "match.py"]
 ARABIC = re.compile(r"[\u0600-\u06FF]")
-# The functions of tasks/match.py that write an answer's reason.
-REASON_WRITERS = {"answer", "_accept", "_doubts", "_check_age", "review", "match_children"}
+REASON_WRITERS = {"answer", "_accept", "_doubts", "check_age_window", "review", "match_children"}
 
 
 def _sentences_of_the_matcher() -> list[str]:
     """Every English text piece the matcher's reason writers hold (f-strings in pieces)."""
-    tree = ast.parse(MATCH.read_text(encoding="utf-8"))
     pieces = []
-    for function in ast.walk(tree):
+    functions = [ast.walk(ast.parse(path.read_text(encoding="utf-8"))) for path in MATCHER]
+    for function in (node for walk in functions for node in walk):
         if not isinstance(function, ast.FunctionDef) or function.name not in REASON_WRITERS:
             continue
         for node in ast.walk(function):

@@ -1,0 +1,354 @@
+"""Which answer a child gets, from the evidence on every candidate of the province.
+
+    Matcher(register, leavers, school_year, policy)
+    Matcher.answer(request) -> ChildAnswer       SCHOOLED, LEFT, NOT_SCHOOLED, REVIEW or NOT_FOUND
+    Matcher.candidates(request, keys) -> list[Evidence]   every candidate scored, most sure first
+
+A false "not schooled" suspends a family's allowance, so the matcher answers ``NOT_SCHOOLED`` only
+on a strong match with a leaving record, sends everything uncertain to ``REVIEW`` and never lets
+a weak match become ``NOT_SCHOOLED``. A pupil's code is given only when the first name *agrees*
+with the pupil's: a brother, a sister or a twin is NOT_FOUND, or REVIEW when unsure. Every
+REVIEW and NOT_FOUND answer carries a reason code (tasks/match_reasons.py); names and birth dates
+never appear in a reason. The rules: docs/decisions/0004-matching-children.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import date
+
+from schemas.exchange import (
+    LEFT,
+    NOT_FOUND,
+    NOT_SCHOOLED,
+    REVIEW,
+    SCHOOLED,
+    ChildAnswer,
+    ChildRequest,
+)
+from tasks.identifier_keys import cin_key, code_key, number_key
+from tasks.leaving_records import LeavingRecord
+from tasks.match_reasons import main_reason
+from tasks.match_scoring import (
+    Candidate,
+    Evidence,
+    MatchPolicy,
+    RequestKeys,
+    request_keys,
+    score,
+)
+from tasks.name_keys import AGREE, DIFFER, PART, UNSURE, FirstNames, name_skeletons
+from tasks.province_register import CandidateIndex, Register, RegisteredPupil, person_identifiers
+
+
+def _doubts(best: Evidence, policy: MatchPolicy) -> list[tuple[str, str]]:
+    """Why a candidate is not sure enough, as (sentence without pupil data, reason code)."""
+    out = []
+    if best.agreement == UNSURE:
+        out.append(
+            (
+                "the first name does not clearly designate this pupil (a brother or sister?)",
+                "first_name_doubt",
+            )
+        )
+    elif best.agreement == PART:
+        out.append(("only part of a compound first name agrees", "first_name_part"))
+    if best.swapped:
+        out.append(("the names match only with family and first names swapped", "names_swapped"))
+    if best.birth == "swapped":
+        out.append(("the birth date matches only with day and month swapped", "birth_swapped"))
+    elif best.birth in ("near", "differs"):
+        out.append(("the birth date differs", "birth_differs"))
+    elif best.birth == "unknown":
+        out.append(("the birth date is missing", "birth_missing"))
+    if not best.parent:
+        out.append(
+            (
+                "the parent's CNSS/CMR number and CIN are not those of the pupil's guardians",
+                "parent_differs",
+            )
+        )
+    if best.family < policy.name_agrees or best.agreement not in (AGREE, PART, UNSURE):
+        out.append(("the names match only weakly", "names_weak"))
+    if best.sex_differs:
+        out.append(("the sex differs", "sex_differs"))
+    return out or [("the match is not sure enough", "not_sure")]
+
+
+class Matcher:
+    """One request batch against a register and the leaving records."""
+
+    def __init__(
+        self,
+        register: Register,
+        leavers: Iterable[LeavingRecord],
+        school_year: str,
+        policy: MatchPolicy,
+    ) -> None:
+        self.register = register
+        self.school_year = school_year
+        self.previous_year = f"{int(school_year[:4]) - 1}/{int(school_year[:4])}"
+        self.policy = policy
+        # Latest record per code (by school year, then leaving date).
+        latest: dict[str, LeavingRecord] = {}
+        for record in sorted(
+            leavers,
+            key=lambda r: (
+                r.student_code,
+                r.school_year,
+                r.leaving_date or date.min,
+                r.school_code,
+            ),
+        ):
+            latest[record.student_code] = record
+        self.leavers = tuple(latest[code] for code in sorted(latest))
+        self.leavers_index = CandidateIndex(self.leavers)
+        self.leaving_by_code = latest
+        people: tuple[RegisteredPupil | LeavingRecord, ...] = (*register.pupils, *self.leavers)
+        self.first_names = FirstNames((person.first_name, person.sex) for person in people)
+        self._people: dict[str, Candidate | None] = {}
+
+    def person(self, code: str) -> Candidate | None:
+        if code not in self._people:
+            self._people[code] = self._person(code)
+        return self._people[code]
+
+    def _person(self, code: str) -> Candidate | None:
+        pupil = self.register.by_code(code)
+        leaving = self.leaving_by_code.get(code)
+        if pupil is None and leaving is None:
+            return None
+        numbers: set[str] = set()
+        cins: set[str] = set()
+        families: list[str] = []
+        for source in (pupil, leaving):
+            if source is None:
+                continue
+            more_numbers, more_cins = person_identifiers(source)
+            numbers |= more_numbers
+            cins |= more_cins
+            families.append(source.family_name)
+        if pupil and pupil.family_name_fr:
+            families.append(pupil.family_name_fr)
+        main = pupil if pupil is not None else leaving
+        assert main is not None
+        family_names = tuple(dict.fromkeys(f for f in families if f))
+        return Candidate(
+            student_code=code,
+            pupil=pupil,
+            leaving=leaving,
+            family_names=family_names,
+            family_skeletons=frozenset().union(*map(name_skeletons, family_names)),
+            first_name=main.first_name,
+            sex=main.sex,
+            birth_date=main.birth_date,
+            numbers=frozenset(numbers),
+            cins=frozenset(cins),
+        )
+
+    def candidates(self, request: ChildRequest, keys: RequestKeys) -> list[Evidence]:
+        codes = {pupil.student_code for pupil in self.register.lookup(keys)}
+        codes |= {self.leavers[i].student_code for i in self.leavers_index.lookup(keys)}
+        scored = []
+        for code in codes:
+            person = self.person(code)
+            if person is not None:
+                evidence = score(request, keys, person, self.policy, self.first_names)
+                if evidence is not None:
+                    scored.append(evidence)
+        scored.sort(key=lambda s: (-s.score, s.person.student_code))
+        return scored
+
+    def answer(self, request: ChildRequest) -> ChildAnswer:
+        keys = request_keys(
+            request,
+            code_key(request.student_code),
+            number_key(request.parent_number),
+            cin_key(request.parent_cin),
+            self.policy,
+        )
+        scored = self.candidates(request, keys)
+        plausible = [s for s in scored if s.plausible]
+        policy = self.policy
+        if keys.code:
+            target = next((s for s in scored if s.code), None)
+            others = [s for s in plausible if s is not target and s.strong]
+            if target is None:
+                if not plausible:
+                    return self._not_found(
+                        request,
+                        "the Massar code given is not a pupil of the province and no pupil "
+                        "matches the names, birth date and parent",
+                        self._sibling(scored),
+                    )
+                return self._review(
+                    request,
+                    plausible[0],
+                    "the Massar code given is not a pupil of the province; another pupil "
+                    "matches the details",
+                    "code_unknown",
+                )
+            # the code and the first name, whole or the first part of a compound (FATIMA for
+            # فاطمة الزهراء), designate the pupil
+            if target.score >= policy.accept and target.agreement in (AGREE, PART):
+                if others and others[0].details >= target.details + policy.margin:
+                    return self._review(
+                        request,
+                        others[0],
+                        "the Massar code given and the names, birth date and parent point at "
+                        "different pupils",
+                        "code_other_pupil",
+                    )
+                return self._accept(request, target, "matched on the Massar code and details")
+            if others:
+                return self._review(
+                    request,
+                    others[0],
+                    "the Massar code given belongs to another pupil; names, birth date and "
+                    "parent match a different pupil",
+                    "code_other_pupil",
+                )
+            if target.agreement not in (AGREE, PART):
+                return self._review(
+                    request,
+                    target,
+                    "the first name given is not clearly that of the pupil with this Massar code",
+                    "code_first_name",
+                )
+            return self._review(
+                request,
+                target,
+                "the names, birth date or parent of the pupil with this Massar code do not match",
+                "code_details_differ",
+            )
+        if not plausible:
+            return self._not_found(
+                request,
+                "no pupil of the province matches the names, birth date and parent",
+                self._sibling(scored),
+            )
+        best = plausible[0]
+        second = plausible[1] if len(plausible) > 1 else None
+        close = second is not None and second.score >= best.score - policy.margin
+        if best.strong and not close:
+            how = "matched on parent identifier, birth date and names"
+            if best.swapped:
+                how += " (family and first names in the other order)"
+            return self._accept(request, best, how)
+        doubts = [] if best.strong else _doubts(best, policy)
+        if close:
+            doubts.insert(
+                0, ("two pupils match almost equally (twins or a duplicate?)", "two_candidates")
+            )
+        return self._review(
+            request,
+            best,
+            "; ".join(sentence for sentence, _ in doubts),
+            main_reason([code for _, code in doubts]),
+        )
+
+    def _sibling(self, scored: list[Evidence]) -> str:
+        """``sibling`` when a pupil shares the parent and the birth date but has another first
+        name: the child is a brother, a sister or a twin; else ``no_match``."""
+        for evidence in scored:
+            if evidence.agreement == DIFFER and evidence.parent and evidence.birth == "exact":
+                return "sibling"
+        return "no_match"
+
+    # -- answers
+
+    def _base(
+        self,
+        request: ChildRequest,
+        status: str,
+        best: Evidence | None,
+        reason: str,
+        reason_code: str = "",
+    ) -> ChildAnswer:
+        person = best.person if best else None
+        pupil = person.pupil if person else None
+        leaving = person.leaving if person else None
+        source = pupil or leaving
+        return ChildAnswer(
+            fund_reference=request.fund_reference,
+            status=status,
+            school_year=self.school_year,
+            student_code=person.student_code if person else None,
+            level_code=source.level_code if source else None,
+            school_code=source.school_code if source else None,
+            leaving_date=None,
+            confidence=best.score if best else 0.0,
+            reason=reason,
+            reason_code=reason_code,
+        )
+
+    def _not_found(self, request: ChildRequest, reason: str, reason_code: str) -> ChildAnswer:
+        if reason_code == "sibling":
+            reason += "; a pupil with the same parent and birth date has another first name"
+        return self._base(request, NOT_FOUND, None, reason, reason_code)
+
+    def _review(
+        self, request: ChildRequest, best: Evidence, reason: str, reason_code: str
+    ) -> ChildAnswer:
+        return self._base(request, REVIEW, best, reason, reason_code)
+
+    def _accept(self, request: ChildRequest, best: Evidence, how: str) -> ChildAnswer:
+        person, policy = best.person, self.policy
+        pupil, leaving = person.pupil, person.leaving
+        if pupil is not None:
+            left_this_year = (
+                leaving is not None
+                and leaving.school_year == self.school_year
+                and leaving.leaving_date is not None
+                and (
+                    pupil.enrolled_from is None
+                    or leaving.leaving_date >= pupil.enrolled_from.date()
+                )
+            )
+            if not left_this_year:
+                return self._base(request, SCHOOLED, best, how)
+        assert leaving is not None
+        if leaving.school_year == self.school_year:
+            answer = self._base(request, LEFT, best, f"{how}; a leaving record of this year")
+            return replace(
+                answer,
+                school_code=leaving.school_code,
+                level_code=leaving.level_code,
+                leaving_date=leaving.leaving_date,
+            )
+        if leaving.school_year != self.previous_year:
+            return self._review(
+                request,
+                best,
+                "the last leaving record is not of this year or the previous one; no enrolment "
+                "since",
+                "leaver_old",
+            )
+        if leaving.is_transfer:
+            return self._review(
+                request,
+                best,
+                "left the province by transfer at the end of the previous year: schooling "
+                "elsewhere cannot be confirmed here",
+                "transfer_out",
+            )
+        sure = (
+            best.score >= policy.not_schooled
+            and best.birth == "exact"
+            and (best.parent or best.code)
+        )
+        if not sure:
+            return self._review(
+                request,
+                best,
+                "a leaving record of the previous year matches, but not strongly enough to "
+                "answer NOT_SCHOOLED",
+                "leaver_unsure",
+            )
+        return self._base(
+            request,
+            NOT_SCHOOLED,
+            best,
+            f"{how}; left at the end of the previous year and not enrolled this year",
+        )
