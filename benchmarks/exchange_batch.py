@@ -105,14 +105,11 @@ from benchmarks.match_children import (  # noqa: E402
     leaving_records,
     province_frames,
 )
-from connectors.exchange_profile import (  # noqa: E402
-    Profile,
-    batch_file_names,
-    build_batch_files,
-    parse_request,
-    profile_for,
-    school_year_tag,
-)
+from connectors.exchange.batch_files import build_batch_files  # noqa: E402
+from connectors.exchange.file_names import batch_file_names, school_year_tag  # noqa: E402
+from connectors.exchange.profile import Profile  # noqa: E402
+from connectors.exchange.registry import profile_for  # noqa: E402
+from connectors.exchange.request_file import parse_request  # noqa: E402
 from connectors.signing import load_signing_identity, make_test_certificate  # noqa: E402
 from connectors.verify import verify_file  # noqa: E402
 from ground.settings import PartnerSettings, Settings  # noqa: E402

@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from match_children import build_requests, leaving_records, province_frames  # noqa: E402
 
-from connectors.exchange_profile import build_batch_files, profile_for  # noqa: E402
+from connectors.exchange.batch_files import build_batch_files  # noqa: E402
+from connectors.exchange.registry import profile_for  # noqa: E402
 from connectors.signing import load_signing_identity, make_test_certificate  # noqa: E402
 from ground.settings import Settings  # noqa: E402
 from schemas.exchange import REVIEW  # noqa: E402

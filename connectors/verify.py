@@ -23,22 +23,14 @@ from typing import Any
 
 from lxml import etree
 
-from connectors.exchange_profile import (
-    ALWAYS_CARRIED,
-    CARRIED_BY_STATUS,
-    REQUIRED,
-    ExchangeFileError,
-    Profile,
-    all_profiles,
-    parse_acknowledgement,
-    parse_batch_file_name,
-    parse_untrusted_xml,
-    profile_for,
-    profile_for_namespace,
-    schema_problems,
-    sha256,
-    xml_name,
-)
+from connectors.exchange.acknowledgement import parse_acknowledgement
+from connectors.exchange.batch_files import sha256
+from connectors.exchange.file_error import ExchangeFileError
+from connectors.exchange.file_names import parse_batch_file_name
+from connectors.exchange.profile import Profile
+from connectors.exchange.registry import all_profiles, profile_for, profile_for_namespace
+from connectors.exchange.response_files import ALWAYS_CARRIED, CARRIED_BY_STATUS, REQUIRED, xml_name
+from connectors.exchange.untrusted_xml import parse_untrusted_xml, schema_problems
 from connectors.signing import (
     SignatureCheckError,
     SignerCertificate,

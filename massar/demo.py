@@ -102,12 +102,9 @@ def run_demo_exchanges(settings, province: Path) -> list[str]:  # type: ignore[n
     import time
     from datetime import UTC, datetime, timedelta
 
-    from connectors.exchange_profile import (
-        ChildOutcome,
-        acknowledgement_file_name,
-        build_acknowledgement,
-        profile_for,
-    )
+    from connectors.exchange.acknowledgement import ChildOutcome, build_acknowledgement
+    from connectors.exchange.file_names import acknowledgement_file_name
+    from connectors.exchange.registry import profile_for
     from connectors.signing import make_test_certificate
     from massar.runner import approve_batch, run_exchange
     from tasks.exchange import batch_summary, reconciliation, undecided_batches

@@ -1,7 +1,7 @@
 """Tasks of the partner exchange: fetch a fund's request, prepare the answer batch (match, build,
 sign), have a person decide on it, deliver it, and reconcile the fund's acknowledgements.
 
-The file formats are the profiles' (connectors/exchange_profile.py), the matching is
+The file formats are the profiles' (connectors/exchange/), the matching is
 tasks/match.py, the transport and ledger are connectors/partner_transport.py and
 warehouse/exchange.py; this module ties them to the control database's batches and approvals.
 Nothing here logs or returns a child's name, birth date or code: summaries are counts, school
@@ -25,15 +25,12 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import CursorResult
 
-from connectors.exchange_profile import (
-    ExchangeFileError,
-    Profile,
-    build_batch_files,
-    is_request_file,
-    parse_acknowledgement,
-    parse_request,
-    profile_for,
-)
+from connectors.exchange.acknowledgement import parse_acknowledgement
+from connectors.exchange.batch_files import build_batch_files
+from connectors.exchange.file_error import ExchangeFileError
+from connectors.exchange.profile import Profile
+from connectors.exchange.registry import profile_for
+from connectors.exchange.request_file import is_request_file, parse_request
 from connectors.partner_transport import (
     DeliveryError,
     RetryPolicy,

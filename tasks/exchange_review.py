@@ -25,11 +25,8 @@ from sqlalchemy import update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
-from connectors.exchange_profile import (
-    build_batch_files,
-    contracted_values,
-    read_response_csv,
-)
+from connectors.exchange.batch_files import build_batch_files
+from connectors.exchange.response_files import contracted_values, read_response_csv
 from connectors.signing import SigningError, signing_identity
 from ground.errors import OperatorError
 from ground.settings import Settings

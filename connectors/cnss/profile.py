@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from connectors.exchange_profile import CsvLayout, Profile, RequestLayout
+from connectors.exchange.profile import CsvLayout, Profile, RequestLayout
 from schemas.exchange import FAMILY_ALLOWANCE, SURVIVOR_PENSION
 
 _HERE = Path(__file__).parent

@@ -20,26 +20,19 @@ from zoneinfo import ZoneInfo
 import pytest
 from lxml import etree
 
-from connectors.exchange_profile import (
+from connectors.exchange.acknowledgement import (
     ChildOutcome,
-    ExchangeFileError,
-    Profile,
-    batch_file_names,
     build_acknowledgement,
-    build_batch_files,
-    build_response_csv,
-    build_response_xml,
     parse_acknowledgement,
-    parse_batch_file_name,
-    parse_request,
-    parse_untrusted_xml,
-    profile_for,
-    profile_for_namespace,
-    safe_xml_parser,
-    schema_problems,
-    sha256,
-    xml_name,
 )
+from connectors.exchange.batch_files import build_batch_files, sha256
+from connectors.exchange.file_error import ExchangeFileError
+from connectors.exchange.file_names import batch_file_names, parse_batch_file_name
+from connectors.exchange.profile import Profile
+from connectors.exchange.registry import profile_for, profile_for_namespace
+from connectors.exchange.request_file import parse_request
+from connectors.exchange.response_files import build_response_csv, build_response_xml, xml_name
+from connectors.exchange.untrusted_xml import parse_untrusted_xml, safe_xml_parser, schema_problems
 from connectors.signing import (
     SignatureCheckError,
     SigningError,

@@ -17,12 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.exchange_profile import (
-    ChildOutcome,
-    acknowledgement_file_name,
-    build_acknowledgement,
-    profile_for,
-)
+from connectors.exchange.acknowledgement import ChildOutcome, build_acknowledgement
+from connectors.exchange.file_names import acknowledgement_file_name
+from connectors.exchange.registry import profile_for
 from connectors.signing import make_test_certificate
 from flows.exchange import exchange
 from flows.nightly import nightly

@@ -19,7 +19,8 @@ from uuid import UUID
 
 import pytest
 
-from connectors.exchange_profile import profile_for, read_response_csv
+from connectors.exchange.registry import profile_for
+from connectors.exchange.response_files import read_response_csv
 from flows.nightly import nightly
 from massar.home import init_home
 from massar.runner import approve_batch

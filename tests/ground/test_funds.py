@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.exchange_profile import all_profiles, profile_for
+from connectors.exchange.registry import all_profiles, profile_for
 from ground.funds import FUND_KEYS, FUNDS, fund
 from ground.settings import Settings
 from schemas import exchange

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from connectors.exchange_profile import profile_for, read_response_csv
+from connectors.exchange.registry import profile_for
+from connectors.exchange.response_files import read_response_csv
 from connectors.signing import make_test_certificate
 from connectors.verify import verify_file
 from ground.errors import OperatorError

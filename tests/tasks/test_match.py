@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.exchange_profile import parse_request, profile_for
+from connectors.exchange.registry import profile_for
+from connectors.exchange.request_file import parse_request
 from ground.errors import OperatorError
 from ground.settings import Settings
 from massar.synthetic import generate_province, names

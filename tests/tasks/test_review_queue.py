@@ -10,8 +10,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from connectors.exchange_profile import (
-    all_profiles,
+from connectors.exchange.registry import all_profiles
+from connectors.exchange.response_files import (
     build_response_csv,
     contracted_values,
     read_response_csv,

@@ -1,0 +1,163 @@
+"""A fund's request file read into :class:`~schemas.exchange.ChildRequest` rows."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import re
+from collections.abc import Mapping
+from datetime import date, datetime
+from pathlib import Path
+
+from connectors.exchange.file_error import ExchangeFileError
+from connectors.exchange.profile import Profile
+from schemas.exchange import ChildRequest
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_date(text: str, date_format: str) -> date:
+    """strptime, remembered: a request repeats the same few thousand birth dates."""
+    return datetime.strptime(text, date_format).date()
+
+
+def is_request_file(profile: Profile, name: str) -> bool:
+    """Whether ``name`` is the name of one of this fund's request files."""
+    return re.fullmatch(profile.request.file_name, name) is not None
+
+
+def parse_request(profile: Profile, path: Path) -> list[ChildRequest]:
+    """Read a fund's request file; raises :class:`ExchangeFileError` naming line and column.
+
+    Values of personal columns (names, dates, identifiers) are never quoted in the errors: they
+    may reach logs every operator sees (DOMAIN.md §5); the line and column locate them.
+    """
+    layout = profile.request
+    path = Path(path)
+    name = path.name
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ExchangeFileError([f"{path} cannot be read ({error.strerror})."]) from error
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode(layout.encoding)
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ExchangeFileError(
+            [
+                f"{name} line {line} is not {layout.encoding} text; ask {profile.code} to send "
+                f"the file in {layout.encoding}."
+            ]
+        ) from error
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=layout.delimiter)
+    header_row = next(reader, None)
+    if header_row is None or not any(cell.strip() for cell in header_row):
+        raise ExchangeFileError([f"{name} is empty: line 1 should be the header."])
+    header = [cell.strip() for cell in header_row]
+    wanted = [*layout.columns.values(), layout.benefit_column]
+    missing = [column for column in wanted if column not in header]
+    if missing:
+        raise ExchangeFileError(
+            [
+                f"{name} line 1 lacks the column{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(missing)}; a {profile.code} request is "
+                f"'{layout.delimiter}' separated with the header "
+                f"{layout.delimiter.join(wanted)}."
+            ]
+        )
+    repeated = sorted({column for column in header if header.count(column) > 1 and column})
+    if repeated:
+        raise ExchangeFileError([f"{name} line 1 repeats the column {', '.join(repeated)}."])
+    position = {column: header.index(column) for column in wanted}
+
+    children: list[ChildRequest] = []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    last_line = reader.line_num
+    for row in reader:
+        line, last_line = last_line + 1, reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue  # blank line or a row of empty separators
+        if len(row) != len(header):
+            problems.append(
+                f"{name} line {line} has {len(row)} fields where the header has {len(header)}; "
+                f"check the '{layout.delimiter}' separators on that line."
+            )
+            continue
+        child, row_problems = _request_child(profile, name, line, row, position)
+        problems += row_problems
+        if child is None:
+            continue
+        if child.fund_reference in seen:
+            problems.append(
+                f"{name} line {line}, column {layout.columns['fund_reference']}: the reference "
+                f"already appears on line {seen[child.fund_reference]}; each child needs its "
+                "own reference."
+            )
+            continue
+        seen[child.fund_reference] = line
+        children.append(child)
+    if problems:
+        raise ExchangeFileError(problems)
+    return children
+
+
+def _request_child(
+    profile: Profile, name: str, line: int, row: list[str], position: Mapping[str, int]
+) -> tuple[ChildRequest | None, list[str]]:
+    layout = profile.request
+    problems: list[str] = []
+
+    def cell(column: str) -> str:
+        return row[position[column]].strip()
+
+    def where(column: str) -> str:
+        return f"{name} line {line}, column {column}"
+
+    values = {fld: cell(column) for fld, column in layout.columns.items()}
+    for fld in ("fund_reference", "child_family_name", "child_first_name"):
+        if not values.get(fld):
+            problems.append(f"{where(layout.columns[fld])} is empty; it is required.")
+    birth_date: date | None = None
+    if values.get("birth_date"):
+        try:
+            birth_date = _parse_date(values["birth_date"], layout.date_format)
+        except ValueError:
+            problems.append(
+                f"{where(layout.columns['birth_date'])} is not a date written {layout.date_label}."
+            )
+    sex: str | None = None
+    if values.get("sex"):
+        sex = values["sex"].upper()
+        if sex not in ("M", "F"):
+            problems.append(f"{where(layout.columns['sex'])}: {values['sex']!r} is not M or F.")
+    benefit_code = cell(layout.benefit_column).upper()
+    benefit = layout.benefits.get(benefit_code)
+    if benefit is None:
+        known = " or ".join(layout.benefits)
+        problems.append(
+            f"{where(layout.benefit_column)}: {cell(layout.benefit_column)!r} is not a benefit "
+            f"code of {profile.code} ({known})."
+        )
+    if problems:
+        return None, problems
+    assert benefit is not None
+    return (
+        ChildRequest(
+            fund_reference=values["fund_reference"],
+            parent_number=values.get("parent_number", ""),
+            parent_cin=values.get("parent_cin", ""),
+            parent_family_name=values.get("parent_family_name", ""),
+            parent_first_name=values.get("parent_first_name", ""),
+            child_family_name=values["child_family_name"],
+            child_first_name=values["child_first_name"],
+            birth_date=birth_date,
+            sex=sex,
+            student_code=(values.get("student_code") or "").upper() or None,
+            benefit=benefit,
+            source_line=line,
+        ),
+        [],
+    )
