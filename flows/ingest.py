@@ -12,6 +12,7 @@ from prefect.futures import as_completed
 from flows.recorded import recorded
 from flows.runners import school_task_runner
 from ground.settings import Settings, load_settings
+from tasks.coverage import coverage_after_ingest_task
 from tasks.ingest import (
     check_province_task,
     discover_inbox_task,
@@ -73,5 +74,6 @@ def ingest_submissions(
     touched = sorted({o.school_code for o in outcomes if o.new_submissions} | changed)
     write_reports_task(settings, touched, datetime.now(settings.zone))
     summary = publish_ingest_summary(outcomes, strangers, root)
+    summary["coverage"] = coverage_after_ingest_task(settings)  # snapshot, page, artifact
     record_run_finish(settings, run_id, summary)
     return summary

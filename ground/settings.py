@@ -89,6 +89,10 @@ class AlertSettings(BaseModel):
     nightly_deadline: str = "06:00"  # local time by which a night must be published; "" = off
     approval_wait_hours: float = 24
     failed_runs_lookback_hours: float = 24  # how far back a check looks for failed runs
+    # Collection campaigns (docs/coverage.md): a daily summary of the schools still missing items
+    # from this many days before a deadline, then the late schools daily for this many days.
+    coverage_reminder_days: int = Field(default=7, ge=0)
+    coverage_late_days: int = Field(default=30, ge=0)
 
     @field_validator("nightly_start", "nightly_deadline")
     @classmethod

@@ -579,7 +579,7 @@ def coverage(
             param_hint="'--school'",
         )
     coverages = compute_coverage(_open(home), campaign, [school] if school else None)
-    rows = item_rows(coverages, school) if school else school_rows(coverages)
+    rows = item_rows(coverages) if school else school_rows(coverages)
     columns = ITEM_COLUMNS if school else SCHOOL_COLUMNS
     _print_table(pa.table({c: [row[c] for row in rows] for c in columns}), format)
     notes = campaign_lines(coverages) + [n for c in coverages for n in c.notes]

@@ -8,7 +8,9 @@ Four checks, each a plain function over the control database or Prefect's API:
   ``nights``: no completed night since ``nightly_start`` today, local time);
 * a batch has waited for an approval more than ``approval_wait_hours``;
 * a partner's acknowledgement is late (:func:`warehouse.exchange.overdue_batches`, with each
-  partner's ``acknowledgement_delay_hours``).
+  partner's ``acknowledgement_delay_hours``);
+* a collection campaign's deadline is near or past with schools still missing items
+  (tasks/coverage_alerts.py: one summary a day).
 
 Every alert has a stable key (``run-failed:<flow run id>``, ``nightly-late:<date>``,
 ``approval-waiting:<batch>``, ``acknowledgement-late:<batch>``); an alert is recorded in the
@@ -345,6 +347,12 @@ def already_sent(database: ControlDatabase, keys: list[str]) -> set[str]:
         )
 
 
+def _coverage_alerts(settings: Settings, now: datetime) -> list[Alert]:
+    from tasks.coverage_alerts import coverage_alerts  # it builds on this module's Alert
+
+    return coverage_alerts(settings, now)
+
+
 def due_alerts(settings: Settings, now: datetime | None = None) -> list[Alert]:
     """Every alert of the four checks at ``now`` (default: this instant) not sent yet, failed
     runs first, then the night, approvals and acknowledgements."""
@@ -355,6 +363,7 @@ def due_alerts(settings: Settings, now: datetime | None = None) -> list[Alert]:
         alerts += nightly_late_alerts(settings, database, now)
         alerts += approval_waiting_alerts(settings, database, now)
         alerts += acknowledgement_late_alerts(settings, database, now)
+        alerts += _coverage_alerts(settings, now)  # collection campaigns (tasks/coverage_alerts)
         sent = already_sent(database, [alert.key for alert in alerts])
     finally:
         database.dispose()

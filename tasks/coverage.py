@@ -139,14 +139,13 @@ def school_rows(coverages: list[CampaignCoverage]) -> list[dict[str, Any]]:
     return rows
 
 
-def item_rows(coverages: list[CampaignCoverage], school_code: str) -> list[dict[str, Any]]:
-    """The items ``school_code`` still owes, per campaign (ITEM_COLUMNS): never sent,
-    rejected, or received and not processed yet."""
+def item_rows(coverages: list[CampaignCoverage]) -> list[dict[str, Any]]:
+    """The items the schools of ``coverages`` still owe, per campaign (ITEM_COLUMNS): never
+    sent, rejected, or received and not processed yet (compute the coverage of one school
+    to list its items: a satellite's are its main school's)."""
     rows = []
     for coverage in coverages:
         for school in coverage.schools:
-            if school.school_code != school_code:
-                continue
             for entry in school.still_owed:
                 item = entry.item
                 rows.append(

@@ -11,7 +11,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import func, select
 
+from schemas.campaigns import CampaignError
 from warehouse.control import ControlDatabase, Finding, Submission
+from warehouse.coverage import COVERAGE_COLUMNS, COVERAGE_DOC, coverage_table
 
 # Control-side tables of the public contract, with their public columns in order.
 CONTROL_TABLES = {
@@ -158,6 +160,19 @@ def queryable_tables(
                 int(rows),
             )
         )
+    try:  # the home holds campaigns.toml
+        owed = coverage_table(warehouse.parent, database).num_rows
+    except CampaignError:  # said when the table is queried
+        owed = 0
+    found.append(
+        QueryableTable(
+            "coverage",
+            "control",
+            COVERAGE_DOC,
+            tuple((n, str(t), doc) for n, t, doc in COVERAGE_COLUMNS),
+            owed,
+        )
+    )
     return found
 
 
@@ -223,6 +238,11 @@ def query_rows(
         for name in CONTROL_TABLES:
             if name in lowered:
                 connection.register(name, control_table(database, name))
+        if "coverage" in lowered:  # derived per campaign (warehouse/coverage.py)
+            try:
+                connection.register("coverage", coverage_table(warehouse.parent, database))
+            except CampaignError as error:
+                raise QueryError(str(error)) from error
         try:
             relation = connection.sql(sql)
             if relation is None:  # a statement without rows (SET, CREATE ...)

@@ -48,7 +48,7 @@ deadline = 2024-07-05
 NOW = datetime(2024, 6, 28, 10, 0, tzinfo=UTC)
 
 
-def _keys_of_file(path: Path, school: str, relative: str) -> set[tuple[str, ...]]:
+def file_keys(path: Path, school: str, relative: str) -> set[tuple[str, ...]]:
     """What a file is, read back with the platform's reader: (school, dataset, class,
     subject, semester); a student list is one key per class it lists."""
     result = read_submission(path, school_code=school, file_name=Path(relative).name)
@@ -87,7 +87,7 @@ def partial(province: Path, tmp_path_factory: pytest.TempPathFactory):
             shutil.copy2(path, target)
         for path in back:
             relative = str(path.relative_to(province / code))
-            held |= _keys_of_file(path, code, relative)
+            held |= file_keys(path, code, relative)
         names = {p.name for p in dropped}
         structure_kept[code] = "classes.xlsx" in names or any(
             n.startswith("ListEleve") for n in names
@@ -143,7 +143,7 @@ def test_a_school_lists_exactly_what_it_still_owes(partial):
     coverages = compute_coverage(settings, school_codes=[school], now=NOW)
     listed = {
         (r["school_code"], r["dataset"], r["class_code"], r["subject_code"], r["semester"])
-        for r in item_rows(coverages, school)
+        for r in item_rows(coverages)
     }
     assert listed == {k for k in held if k[0] == school}
     sections = owed_sections(settings, [school], NOW)[school]
