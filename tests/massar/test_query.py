@@ -83,7 +83,8 @@ def test_show_tables_lists_what_can_be_queried_with_columns(capsys, home):
     assert any("│ findings " in line for line in lines)
     code, out, _ = query(capsys, home, "show tables", "--format", "json")
     listed = {row["table"]: row for row in json.loads(out)}
-    assert set(listed) == {"students", "submissions", "findings"}
+    assert set(listed) == {"students", "submissions", "findings", "coverage"}
+    assert listed["coverage"]["rows"] == 0  # no campaigns.toml: nothing is owed
     assert listed["students"]["rows"] == PUPILS
     assert listed["findings"]["columns"].startswith("submission_id, school_code, file_name")
 
