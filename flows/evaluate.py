@@ -8,6 +8,7 @@ from prefect import flow
 
 from flows.recorded import recorded
 from ground.settings import Settings, load_settings
+from tasks.disk_space import disk_guarded, evaluation_estimate, warehouse_folders
 from tasks.evaluation import (
     compute_task,
     eservices_task,
@@ -21,10 +22,13 @@ from tasks.evaluation import (
     statistics_task,
     write_task,
 )
+from tasks.leases import WAREHOUSE, evaluation_not_run, leased
 
 
 @flow(name="evaluate")
 @recorded
+@disk_guarded("The evaluation", warehouse_folders, evaluation_estimate)
+@leased(WAREHOUSE, evaluation_not_run)  # one writer of the warehouse at a time
 def evaluate(
     settings: Settings | None = None,
     home: str | None = None,

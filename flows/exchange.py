@@ -12,6 +12,7 @@ from prefect.runtime import flow_run
 from flows.recorded import recorded
 from ground.errors import RequestsUnanswered
 from ground.settings import Settings, load_settings
+from tasks.disk_space import disk_guarded, exchange_folders
 from tasks.exchange import (
     batch_summary,
     deliver_task,
@@ -23,10 +24,13 @@ from tasks.exchange import (
     undelivered_approved_batches,
     wait_for_decision,
 )
+from tasks.leases import exchange_not_run, exchange_resource, exchange_what, leased
 
 
 @flow(name="exchange")
 @recorded
+@disk_guarded("The exchange", exchange_folders)
+@leased(lambda a: exchange_resource(a["partner"]), exchange_not_run, exchange_what)
 def exchange(
     partner: str,
     settings: Settings | None = None,

@@ -13,6 +13,7 @@ from flows.recorded import recorded
 from flows.runners import school_task_runner
 from ground.settings import Settings, load_settings
 from tasks.coverage import coverage_after_ingest_task
+from tasks.disk_space import disk_guarded, ingest_folders
 from tasks.ingest import (
     check_province_task,
     discover_inbox_task,
@@ -26,11 +27,14 @@ from tasks.ingest import (
     stray_sentence,
     write_reports_task,
 )
+from tasks.leases import claim_schools, leased, wait_for_province_check
 
 
 # Schools run where the settings say (flows/runners.py): worker processes or Dask.
 @flow(name="ingest_submissions", log_prints=False)
 @recorded
+@disk_guarded("The ingest", ingest_folders)  # a full disk: a sentence
+@leased(None)  # school folders another run ingests are left to it (tasks/leases.py)
 def ingest_submissions(
     settings: Settings | None = None, inbox: Path | None = None, home: str | None = None
 ) -> dict:
@@ -51,6 +55,7 @@ def ingest_submissions(
     )
     root = inbox or settings.inbox
     schools, unchanged = split_known_task(settings, schools)  # nothing new: no worker for them
+    schools, left = claim_schools(settings, schools)
     outcomes = list(unchanged)
     if schools:
         with school_task_runner(settings) as runner:
@@ -70,10 +75,13 @@ def ingest_submissions(
                 outcomes.append(future.result())
                 update_progress_artifact(progress, 100.0 * done / len(futures))
     update_progress_artifact(progress, 100.0)
-    changed = check_province_task(settings)
+    province_left = wait_for_province_check(settings)
+    changed = set() if province_left else check_province_task(settings)
     touched = sorted({o.school_code for o in outcomes if o.new_submissions} | changed)
     write_reports_task(settings, touched, datetime.now(settings.zone))
     summary = publish_ingest_summary(outcomes, strangers, root)
+    if left or province_left:  # the run completes, saying what it left to another one
+        summary["note"] = " ".join(s for s in (left, province_left) if s)
     summary["coverage"] = coverage_after_ingest_task(settings)  # snapshot, page, artifact
     record_run_finish(settings, run_id, summary)
     return summary

@@ -10,6 +10,8 @@ from flows.evaluate import evaluate
 from flows.ingest import ingest_submissions
 from flows.recorded import recorded
 from ground.settings import Settings, load_settings
+from tasks.disk_space import consolidation_estimate, disk_guarded, warehouse_folders
+from tasks.leases import WAREHOUSE, leased, night_not_run
 from tasks.nightly import (
     enrollments_task,
     open_night_task,
@@ -23,6 +25,8 @@ from warehouse.tables import TABLES
 
 @flow(name="nightly_consolidation")
 @recorded
+@disk_guarded("The night's consolidation", warehouse_folders, consolidation_estimate)
+@leased(WAREHOUSE, night_not_run)  # one writer of the warehouse at a time
 def nightly_consolidation(settings: Settings | None = None, home: str | None = None) -> dict:
     """Bring every warehouse table up to the accepted submissions, one Delta commit per table,
     then publish the night's table versions together."""
@@ -54,4 +58,9 @@ def nightly(settings: Settings | None = None, home: str | None = None) -> dict:
     ingested = ingest_submissions(settings)
     consolidated = nightly_consolidation(settings)
     evaluated = evaluate(settings)
-    return {"ingest": ingested["totals"], "consolidation": consolidated, "evaluation": evaluated}
+    return {
+        "ingest": ingested["totals"],
+        "ingest_note": ingested.get("note", ""),  # school folders left to another run
+        "consolidation": consolidated,
+        "evaluation": evaluated,
+    }

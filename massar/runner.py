@@ -80,6 +80,7 @@ def describe_ingest(summary: dict, settings: Settings) -> str:
             if totals.get("stray_entries")
             else ""
         )
+        + (f" {summary['note']}" if summary.get("note") else "")  # left to another run
     )
 
 
@@ -90,7 +91,7 @@ def run_nightly(settings: Settings) -> str:
 
         result = nightly(settings)
     lines = [
-        describe_ingest({"totals": result["ingest"]}, settings),
+        describe_ingest({"totals": result["ingest"], "note": result.get("ingest_note")}, settings),
         describe_night(result["consolidation"], settings),
     ]
     if result.get("evaluation"):
@@ -172,8 +173,10 @@ def describe_exchange(summary: dict, quiet: bool = False) -> str:
         lines.append(delivery["message"])
     for problem in summary.get("problems", []):
         lines.append(problem)
+    if summary.get("note"):  # another run held the fund's exchange
+        lines.append(summary["note"])
     did = summary["batches"] or summary["deliveries"] or summary["acknowledgements"]
-    if not (did or quiet or summary.get("problems")):
+    if not (did or quiet or summary.get("problems") or summary.get("note")):
         lines.append(f"No new request from {partner}.")
     return "\n".join(lines)
 
@@ -263,6 +266,8 @@ def approve_batch(
 
 
 def describe_night(summary: dict, settings: Settings) -> str:
+    if summary.get("night_id") is None and summary.get("note"):  # another run held it
+        return str(summary["note"])
     rows = summary.get("rows", {})
     tables = ", ".join(f"{table} {count}" for table, count in rows.items())
     return (

@@ -1,0 +1,116 @@
+"""Real ``massar`` processes on one home, and what a test reads of the home afterwards: the
+control database's submissions, leases and runs, the staged rows."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+from sqlalchemy import select
+
+from warehouse.control import ControlDatabase, Run, Submission
+from warehouse.leases import LeaseHeld, current_leases
+
+MASSAR = str(Path(sys.executable).with_name("massar"))
+
+
+def fill_inbox(home: Path, province: Path) -> int:
+    """Copy every school folder of a generated province into the home's inbox; file count."""
+    files = 0
+    for school in sorted(p for p in province.iterdir() if p.is_dir() and p.name[:5].isdigit()):
+        shutil.copytree(school, home / "inbox" / school.name, dirs_exist_ok=True)
+        files += sum(1 for f in school.rglob("*") if f.is_file())
+    return files
+
+
+def start(home: Path, api_url: str, *args: str, **env: str) -> subprocess.Popen[str]:
+    """``massar ARGS --home HOME`` in its own process group (so a test can SIGKILL it with
+    its worker processes), reporting to the test's Prefect server."""
+    return subprocess.Popen(
+        [MASSAR, *args, "--home", str(home)],
+        env={**os.environ, "PREFECT_API_URL": api_url, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 900) -> tuple[int, str, str]:
+    """Wait for the process: its exit code, its stdout as one line (the terminal wraps long
+    sentences), its stderr."""
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, " ".join(out.split()), err
+
+
+def kill(process: subprocess.Popen[str]) -> None:
+    """SIGKILL the process and its workers, as a machine losing power would."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+
+
+def wait_until(check: Callable[[], object], seconds: float, what: str) -> object:
+    """Poll ``check`` until it returns something true, within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {seconds} s")
+
+
+def database(home: Path) -> ControlDatabase:
+    return ControlDatabase(f"sqlite:///{(home / 'massar.db').resolve()}")
+
+
+def leases(home: Path, prefix: str = "") -> list[LeaseHeld]:
+    handle = database(home)
+    try:
+        return current_leases(handle, prefix)
+    finally:
+        handle.dispose()
+
+
+def submissions(home: Path) -> list[Submission]:
+    handle = database(home)
+    try:
+        with handle.session() as session:
+            return list(session.scalars(select(Submission)))
+    finally:
+        handle.dispose()
+
+
+def runs(home: Path, flow: str | None = None) -> list[Run]:
+    handle = database(home)
+    try:
+        with handle.session() as session:
+            query = select(Run).order_by(Run.started_at)
+            if flow:
+                query = query.where(Run.flow == flow)
+            return list(session.scalars(query))
+    finally:
+        handle.dispose()
+
+
+def check_ingested_once(home: Path, files: int) -> None:
+    """Every file of the inbox is one submission, recorded (none left 'received'), and the
+    staged rows of each submission are there once: as many as it accepted."""
+    found = submissions(home)
+    assert len(found) == files
+    assert len({(s.school_code, s.sha256) for s in found}) == files
+    assert Counter(s.state for s in found)["received"] == 0
+    staged: Counter[int] = Counter()
+    for path in (home / "staging").rglob("*.parquet"):
+        ids = pl.read_parquet(path, columns=["submission_id"]).get_column("submission_id")
+        staged.update(ids.to_list())
+    accepted = {s.submission_id: s.rows_accepted for s in found if s.rows_accepted}
+    assert dict(staged) == accepted

@@ -1,0 +1,156 @@
+"""A nearly full disk under the home's archive or warehouse (a small tmpfs mounted by the test,
+as root): the ingest, the night's consolidation and the evaluation stop with one sentence
+naming the folder and the space needed; nothing is half-registered or half-published; once
+space is freed, the next run completes."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.operations.runs import check_ingested_once, fill_inbox, finish, start, submissions
+
+pytestmark = pytest.mark.slow
+
+
+@contextmanager
+def nearly_full(folder: Path, size_mb: int = 24, free_kb: int = 512) -> Iterator[Path]:
+    """A tmpfs of ``size_mb`` mounted on ``folder`` with a filler file leaving ``free_kb``
+    free; yields the filler (delete it to free the space). Skips where mounting is refused."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"this machine cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        filler = folder / "filler.bin"
+        with filler.open("wb") as handle:
+            handle.truncate(0)
+            room = shutil.disk_usage(folder).free - free_kb * 1024
+            chunk = b"\0" * (1 << 20)
+            while room > 0:  # tmpfs: written bytes take room (truncate would not)
+                handle.write(chunk[: min(room, len(chunk))])
+                room -= len(chunk)
+        yield filler
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.fixture
+def home(tmp_path, province):
+    from massar.home import init_home
+
+    settings = init_home(tmp_path / "home")
+    return settings.home, fill_inbox(settings.home, province)
+
+
+def error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("Error: ")]
+    assert len(lines) == 1, err[-3000:]
+    return lines[0]
+
+
+def nights(home: Path) -> list[tuple[int, str]]:
+    from sqlalchemy import select
+
+    from tests.operations.runs import database
+    from warehouse.control import Night
+
+    handle = database(home)
+    try:
+        with handle.session() as session:
+            return [(n.night_id, n.state) for n in session.scalars(select(Night))]
+    finally:
+        handle.dispose()
+
+
+def test_an_ingest_on_a_full_archive_disk_stops_with_a_sentence_then_completes(
+    home, prefect_server
+):
+    path, files = home
+    with nearly_full(path / "archive") as filler:
+        code, out, err = finish(start(path, prefect_server, "ingest"))
+        assert code == 1
+        sentence = error_line(err)
+        assert f"the disk holding {path / 'archive'} is full" in sentence
+        assert "MB needed" in sentence and "then run it again" in sentence
+        assert "Traceback" not in out + err
+        # Nothing half-done: no file registered, no half-copied original.
+        assert submissions(path) == []
+        assert sorted(p.name for p in (path / "archive").rglob("*") if p.is_file()) == [
+            "filler.bin"
+        ]
+        filler.unlink()  # the operator frees space
+        code, out, err = finish(start(path, prefect_server, "ingest"))
+        assert code == 0, err[-3000:]
+        check_ingested_once(path, files)
+
+
+def test_a_night_and_an_evaluation_on_a_full_warehouse_disk_publish_nothing(home, prefect_server):
+    path, files = home
+    code, _, err = finish(start(path, prefect_server, "ingest"))
+    assert code == 0, err[-3000:]
+    with nearly_full(path / "warehouse", size_mb=64) as filler:
+        code, _, err = finish(start(path, prefect_server, "nightly"))
+        assert code == 1
+        sentence = error_line(err)
+        assert f"The night's consolidation stopped: the disk holding {path / 'warehouse'}" in (
+            sentence
+        )
+        assert "MB needed" in sentence
+        assert all(state != "completed" for _, state in nights(path))
+        filler.unlink()
+        code, _out, err = finish(start(path, prefect_server, "nightly"))
+        assert code == 0, err[-3000:]
+        published = [n for n, state in nights(path) if state == "completed"]
+        assert published
+        # The evaluation on a disk full again: refused, the published night stays the last.
+        with (path / "warehouse" / "filler.bin").open("wb") as handle:
+            room = shutil.disk_usage(path / "warehouse").free - 256 * 1024
+            while room > 0:
+                handle.write(b"\0" * min(room, 1 << 20))
+                room -= 1 << 20
+        code, _, err = finish(start(path, prefect_server, "evaluate"))
+        assert code == 1
+        assert f"The evaluation stopped: the disk holding {path / 'warehouse'}" in error_line(err)
+        assert [n for n, state in nights(path) if state == "completed"] == published
+        (path / "warehouse" / "filler.bin").unlink()
+        code, _, err = finish(start(path, prefect_server, "evaluate"))
+        assert code == 0, err[-3000:]
+    check_ingested_once(path, files)
+
+
+def test_a_disk_that_fills_during_the_night_publishes_no_half_night(
+    home, prefect_server, monkeypatch
+):
+    """The estimate said there was room, the disk filled anyway (another process, a short
+    estimate): the write fails inside Delta; the night is not published, the sentence names
+    the warehouse, and the next night completes."""
+    import tasks.disk_space
+    from flows.ingest import ingest_submissions
+    from flows.nightly import nightly_consolidation
+    from ground.settings import load_settings
+
+    path, files = home
+    monkeypatch.setenv("PREFECT_API_URL", prefect_server)
+    settings = load_settings(path)
+    ingest_submissions(settings)
+    monkeypatch.setattr(tasks.disk_space, "MARGIN", 0)
+    monkeypatch.setattr(tasks.disk_space, "folder_bytes", lambda folder: 0)
+    with nearly_full(path / "warehouse", size_mb=16, free_kb=96) as filler:
+        with pytest.raises(tasks.disk_space.DiskFull) as failed:
+            nightly_consolidation(settings)
+        assert f"the disk holding {path / 'warehouse'} is full" in str(failed.value)
+        assert all(state != "completed" for _, state in nights(path))
+        filler.unlink()
+        summary = nightly_consolidation(settings)
+        assert summary["night_id"] in [n for n, state in nights(path) if state == "completed"]
+    check_ingested_once(path, files)
