@@ -1,6 +1,7 @@
 """Flow ``watch``: the platform's own checks, every 15 minutes, and an e-mail per new alert.
 
-failed runs · night not published by 06:00 · approvals waiting · acknowledgements late
+failed runs · night not published by 06:00 · approvals waiting · acknowledgements late ·
+schools missing items near or after a campaign's deadline (once a day, docs/coverage.md)
 → e-mail what was not sent yet → record it as sent.
 
 In production the ``watch/alerts`` deployment (prefect.yaml) runs it; in the embedded mode the
