@@ -1,11 +1,16 @@
 """Benchmark: ingest a Tiznit-like province through the real flow (embedded Prefect).
 
-Prints: total time and its split (register / read / validate / write, summed over the worker
-threads), the time python-calamine alone takes to read the same workbooks (plus the stdlib csv
-module for the CSV files) side by side, a re-ingest of the unchanged inbox, the number of task
-runs, and the peak memory.
+Prints: total time and its split (register / read / validate / cross / write, wall and CPU
+seconds summed over the worker threads), the time python-calamine alone takes to read the same
+workbooks (plus the stdlib csv module for the CSV files) side by side, a re-ingest of the
+unchanged inbox, the number of task runs, the peak memory and the load average before and
+after (the machine may be shared: CPU seconds are less sensitive to load than wall time).
 
     .venv/bin/python benchmarks/ingest_province.py [--schools N] [--province DIR]
+        [--json OUT.json]
+
+``--json`` also writes the figures (seconds, CPU seconds, ratio, peak memory) to a file, for
+benchmarks/report.py.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import argparse
 import asyncio
 import csv
 import io
+import json
+import os
 import resource
 import shutil
 import sys
@@ -50,6 +57,16 @@ def bare_read(inbox: Path) -> tuple[float, int, int]:
     return time.perf_counter() - started, files, cells
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _phases(seconds: dict[str, float]) -> str:
+    total = sum(seconds.values())
+    return ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()) + f" (total {total:.1f})"
+
+
 def count_task_runs(flow_run_id) -> int:  # type: ignore[no-untyped-def]
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -83,7 +100,13 @@ def main() -> None:
         "--province", type=Path, default=None, help="an already generated province to ingest"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here too")
+    parser.add_argument(
+        "--no-reingest", action="store_true", help="skip the re-ingest of the unchanged inbox"
+    )
     args = parser.parse_args()
+    load_before = os.getloadavg()
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in load_before)}")
 
     from ground.settings import apply_prefect_environment
     from massar.demo import stage_inbox
@@ -109,10 +132,12 @@ def main() -> None:
         size = sum(p.stat().st_size for p in settings.inbox.rglob("*") if p.is_file())
         print(f"inbox: {files} files, {size / 1e6:.1f} MB")
 
+        bare_cpu = time.process_time()
         bare_seconds, bare_files, cells = bare_read(settings.inbox)
+        bare_cpu = time.process_time() - bare_cpu
         print(
-            f"bare read (python-calamine + csv, one process): {bare_seconds:.2f} s for "
-            f"{bare_files} files, {cells} cells"
+            f"bare read (python-calamine + csv, one process): {bare_seconds:.2f} s "
+            f"({bare_cpu:.2f} s CPU) for {bare_files} files, {cells} cells"
         )
 
         from flows.ingest import ingest_submissions
@@ -125,9 +150,11 @@ def main() -> None:
             f"embedded Prefect API started in {time.perf_counter() - started:.1f} s (not counted)"
         )
 
+        children_cpu = _children_cpu()
         started = time.perf_counter()
         state = ingest_submissions(settings, return_state=True)
         first = time.perf_counter() - started
+        children_cpu = _children_cpu() - children_cpu
         summary = state.result()
         totals = summary["totals"]
         print(
@@ -135,7 +162,12 @@ def main() -> None:
             f"submissions, {totals['rows_read']} rows ({totals['rows_read'] / first:,.0f} "
             "rows/s)"
         )
-        print(f"  split (summed over threads): {totals['seconds']}")
+        print(f"  split, wall s (summed over threads): {_phases(totals['seconds'])}")
+        print(f"  split, CPU s (summed over threads):  {_phases(totals['cpu_seconds'])}")
+        print(
+            f"  CPU of the worker processes: {children_cpu:.2f} s "
+            f"({children_cpu / bare_cpu:.2f}× the bare read's CPU)"
+        )
         print(
             f"  outcome: {totals['accepted']} accepted, {totals['partially_accepted']} "
             f"partially accepted, {totals['rejected']} rejected; {totals['errors']} errors, "
@@ -144,17 +176,38 @@ def main() -> None:
         print(f"  ratio ingest / bare read: {first / bare_seconds:.2f} (target <= 2)")
         print(f"  task runs in the flow run: {count_task_runs(state.state_details.flow_run_id)}")
 
-        started = time.perf_counter()
-        again = ingest_submissions(settings, return_state=True).result()
-        second = time.perf_counter() - started
-        print(
-            f"re-ingest of the unchanged inbox: {second:.2f} s "
-            f"({100 * second / first:.1f}% of the first; target < 5%), "
-            f"{again['totals']['new_submissions']} new submissions"
-        )
+        second = None
+        if not args.no_reingest:
+            started = time.perf_counter()
+            again = ingest_submissions(settings, return_state=True).result()
+            second = time.perf_counter() - started
+            print(
+                f"re-ingest of the unchanged inbox: {second:.2f} s "
+                f"({100 * second / first:.1f}% of the first; target < 5%), "
+                f"{again['totals']['new_submissions']} new submissions"
+            )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(f"peak memory: {peak:.0f} MB (this process), {children:.0f} MB (largest child)")
+        load_after = os.getloadavg()
+        print(f"load average at end: {' '.join(f'{x:.2f}' for x in load_after)}")
+        if args.json is not None:
+            figures = {
+                "files": files,
+                "rows": totals["rows_read"],
+                "bare_s": bare_seconds,
+                "bare_cpu_s": bare_cpu,
+                "ingest_s": first,
+                "ingest_worker_cpu_s": children_cpu,
+                "ratio": first / bare_seconds,
+                "split_s": totals["seconds"],
+                "split_cpu_s": totals["cpu_seconds"],
+                "reingest_s": second,
+                "peak_rss_mb": max(peak, children),
+                "load_start": load_before,
+                "load_end": load_after,
+            }
+            args.json.write_text(json.dumps(figures, indent=1))
     finally:
         if args.keep:
             print(f"kept {work}")

@@ -32,7 +32,6 @@ from ground.settings import Settings
 from schemas.datasets import DATASETS
 from schemas.rules import render
 from tasks.coverage import owed_sections
-from tasks.disk_space import ensure_space
 from tasks.feedback import ReportFinding, ReportSubmission, write_school_report
 from tasks.resends import Resend, hold_finding, shrinking_resends
 from tasks.validation.cross_record import (
@@ -52,7 +51,6 @@ from warehouse.submissions import (
     record_outcomes,
     register_submissions,
     school_findings,
-    unfinished_files,
 )
 
 log = logging.getLogger(__name__)
@@ -80,14 +78,24 @@ class SchoolOutcome:
     unreadable: int = 0  # files the platform itself failed to read (a fault of the platform)
     queries: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    # CPU per step: the process's (polars' threads included; a worker runs one school at once)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
-    def add_time(self, step: str, since: float) -> None:
-        self.seconds[step] = self.seconds.get(step, 0.0) + time.perf_counter() - since
+    @staticmethod
+    def clock() -> tuple[float, float]:
+        """Now, as (wall, process CPU) seconds: the start of a step for `add_time`."""
+        return time.perf_counter(), time.process_time()
+
+    def add_time(self, step: str, since: tuple[float, float]) -> None:
+        wall, cpu = since
+        self.seconds[step] = self.seconds.get(step, 0.0) + time.perf_counter() - wall
+        self.cpu_seconds[step] = self.cpu_seconds.get(step, 0.0) + time.process_time() - cpu
 
     def as_row(self) -> dict[str, Any]:
         row = asdict(self)
         row["new_submissions"] = len(self.new_submissions)
         row["seconds"] = {k: round(v, 3) for k, v in self.seconds.items()}
+        row["cpu_seconds"] = {k: round(v, 3) for k, v in self.cpu_seconds.items()}
         return row
 
 
@@ -234,11 +242,7 @@ def archive_original(archive: Path, path: Path, sha256: str) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{sha256}.{os.getpid()}.tmp")
-    try:
-        shutil.copyfile(path, temporary)
-    except OSError:  # e.g. a full disk: no half-copied file is left behind
-        temporary.unlink(missing_ok=True)
-        raise
+    shutil.copyfile(path, temporary)
     os.chmod(temporary, 0o444)
     os.replace(temporary, target)
     return target
@@ -330,7 +334,7 @@ def _read(
 ) -> tuple[_Batch, pl.DataFrame | None]:
     """Read one archived file; a file-level problem becomes a rejected batch."""
     batch = _Batch(submission_id=submission_id, file_name=file_name)
-    started = time.perf_counter()
+    started = outcome.clock()
     try:
         # Sub-folders of the school's inbox folder are fine; each part must be a safe name.
         parts = PurePosixPath(file_name).parts
@@ -372,7 +376,7 @@ def _validate(
 ) -> None:
     """Validate the school's new rows one dataset at a time (all files of a dataset together:
     a school sends hundreds of small NotesCC workbooks) and hand each submission its part."""
-    started = time.perf_counter()
+    started = outcome.clock()
     by_id = {b.submission_id: b for b in batches}
     grouped: dict[str, list[pl.DataFrame]] = defaultdict(list)
     for frame in frames:
@@ -476,20 +480,8 @@ def ingest_school(
     folder = folder or settings.inbox / school_code
     database = ControlDatabase(settings.resolved_database_url)
     try:
-        started = time.perf_counter()
-        # The archive keeps each new file: a full disk is a sentence before anything is done.
-        ensure_space(
-            settings.archive,
-            sum(path.stat().st_size for path in files),
-            f"The ingest of school {school_code}",
-        )
+        started = outcome.clock()
         known = known_files(database, school_code)
-        # Files a run that died registered but never recorded: done again (this run holds
-        # the school's lease, tasks/leases.py), their half-written staged rows forgotten.
-        unfinished = unfinished_files(database, school_code)
-        for sha256 in unfinished:
-            known.pop(sha256, None)
-        forget_unfinished(settings, school_code, set(unfinished.values()))
         arrivals: list[dict[str, Any]] = []
         for path in files:
             sha256 = sha256_file(path)
@@ -541,38 +533,20 @@ def ingest_school(
                 frames.append(frame)
         _validate(batches, frames, school_code, outcome)
 
-        started = time.perf_counter()
+        started = outcome.clock()
         readable = [b for b in batches if not b.rejected]
         if readable:
             picture = _school_picture(settings, database, school_code, readable)
             cross = cross_check_school(picture, school_code=school_code)
             _apply_cross_findings(readable, cross, school_code)
-        outcome.add_time("validate", started)
+        outcome.add_time("cross", started)
 
-        started = time.perf_counter()
+        started = outcome.clock()
         _store(settings, database, school_code, batches, outcome)
         outcome.add_time("write", started)
     finally:
         database.dispose()
     return outcome
-
-
-def forget_unfinished(settings: Settings, school_code: str, submission_ids: set[int]) -> int:
-    """Delete the school's staged and quarantined batch files holding rows of submissions a
-    dead run never recorded (named ``<first>-<last>.parquet``: such a batch holds only that
-    run's submissions); returns how many were deleted."""
-    deleted = 0
-    if not submission_ids:
-        return deleted
-    for root in (settings.staging, settings.quarantine):
-        for path in (root / school_code).glob("*/*.parquet"):
-            first, _, last = path.stem.partition("-")
-            if not (first.isdigit() and last.isdigit()):
-                continue
-            if any(int(first) <= sid <= int(last) for sid in submission_ids):
-                path.unlink(missing_ok=True)
-                deleted += 1
-    return deleted
 
 
 def _state(batch: _Batch) -> tuple[str, str]:
@@ -781,11 +755,12 @@ def summarise_outcomes(outcomes: list[SchoolOutcome], strangers: list[str]) -> d
             "unreadable",
         )
     }
-    seconds: dict[str, float] = defaultdict(float)
-    for outcome in outcomes:
-        for key, value in outcome.seconds.items():
-            seconds[key] += value
-    totals["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
+    for name in ("seconds", "cpu_seconds"):
+        seconds: dict[str, float] = defaultdict(float)
+        for outcome in outcomes:
+            for key, value in getattr(outcome, name).items():
+                seconds[key] += value
+        totals[name] = {k: round(v, 3) for k, v in seconds.items()}
     totals["schools"] = len(rows)
     totals["unknown_folders"] = len(strangers)
     return {"totals": totals, "schools": rows}

@@ -233,19 +233,34 @@ def record_outcomes(database: ControlDatabase, outcomes: Sequence[dict[str, Any]
             if o["state"] in ACTIVE_STATES and o["scope_key"]:
                 key = (o["scope_key"], o.get("hold_rows_before") is not None)
                 latest[key] = max(latest.get(key, 0), o["submission_id"])
+        # The active submissions of these scopes, in one query (a school sends hundreds of
+        # NotesCC files, each its own scope): superseded in one statement per newest.
+        active: dict[str, list[tuple[int, bool]]] = {}
+        done: set[int] = set()
+        keys = sorted({scope_key for scope_key, _ in latest})
+        for start in range(0, len(keys), _IN_CHUNK):
+            for scope_key, submission_id, hold in session.execute(
+                select(Submission.scope_key, Submission.submission_id, Submission.hold).where(
+                    Submission.scope_key.in_(keys[start : start + _IN_CHUNK]),
+                    Submission.state.in_(ACTIVE_STATES),
+                )
+            ):
+                active.setdefault(scope_key, []).append((submission_id, hold == HELD))
         for (scope_key, held), newest in sorted(latest.items(), key=lambda item: item[1]):
-            query = select(Submission.submission_id).where(
-                Submission.scope_key == scope_key,
-                Submission.submission_id < newest,
-                Submission.state.in_(ACTIVE_STATES),
+            older = sorted(
+                sid
+                for sid, is_held in active.get(scope_key, ())
+                if sid < newest and (is_held or not held) and sid not in done
             )
-            if held:
-                query = query.where(Submission.hold == HELD)
-            older = list(session.scalars(query))
             if older:
                 _supersede(session, older, newest)
                 superseded.extend(older)
+                done.update(older)
     return superseded
+
+
+# Values per IN (...) list: SQLite allows 32 766 bound parameters per statement.
+_IN_CHUNK = 5000
 
 
 def _supersede(session: Any, older: Sequence[int], newest: int) -> None:
