@@ -32,6 +32,7 @@ from ground.settings import Settings
 from schemas.datasets import DATASETS
 from schemas.rules import render
 from tasks.coverage import owed_sections
+from tasks.disk_space import ensure_space
 from tasks.feedback import ReportFinding, ReportSubmission, write_school_report
 from tasks.resends import Resend, hold_finding, shrinking_resends
 from tasks.validation.cross_record import (
@@ -51,6 +52,7 @@ from warehouse.submissions import (
     record_outcomes,
     register_submissions,
     school_findings,
+    unfinished_files,
 )
 
 log = logging.getLogger(__name__)
@@ -242,7 +244,11 @@ def archive_original(archive: Path, path: Path, sha256: str) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{sha256}.{os.getpid()}.tmp")
-    shutil.copyfile(path, temporary)
+    try:
+        shutil.copyfile(path, temporary)
+    except OSError:  # e.g. a full disk: no half-copied file is left behind
+        temporary.unlink(missing_ok=True)
+        raise
     os.chmod(temporary, 0o444)
     os.replace(temporary, target)
     return target
@@ -481,7 +487,19 @@ def ingest_school(
     database = ControlDatabase(settings.resolved_database_url)
     try:
         started = outcome.clock()
+        # The archive keeps each new file: a full disk is a sentence before anything is done.
+        ensure_space(
+            settings.archive,
+            sum(path.stat().st_size for path in files),
+            f"The ingest of school {school_code}",
+        )
         known = known_files(database, school_code)
+        # Files a run that died registered but never recorded: done again (this run holds
+        # the school's lease, tasks/leases.py), their half-written staged rows forgotten.
+        unfinished = unfinished_files(database, school_code)
+        for sha256 in unfinished:
+            known.pop(sha256, None)
+        forget_unfinished(settings, school_code, set(unfinished.values()))
         arrivals: list[dict[str, Any]] = []
         for path in files:
             sha256 = sha256_file(path)
@@ -547,6 +565,24 @@ def ingest_school(
     finally:
         database.dispose()
     return outcome
+
+
+def forget_unfinished(settings: Settings, school_code: str, submission_ids: set[int]) -> int:
+    """Delete the school's staged and quarantined batch files holding rows of submissions a
+    dead run never recorded (named ``<first>-<last>.parquet``: such a batch holds only that
+    run's submissions); returns how many were deleted."""
+    deleted = 0
+    if not submission_ids:
+        return deleted
+    for root in (settings.staging, settings.quarantine):
+        for path in (root / school_code).glob("*/*.parquet"):
+            first, _, last = path.stem.partition("-")
+            if not (first.isdigit() and last.isdigit()):
+                continue
+            if any(int(first) <= sid <= int(last) for sid in submission_ids):
+                path.unlink(missing_ok=True)
+                deleted += 1
+    return deleted
 
 
 def _state(batch: _Batch) -> tuple[str, str]:
