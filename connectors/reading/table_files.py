@@ -10,11 +10,12 @@ import io
 import re
 from collections import Counter
 from collections.abc import Sequence
+from itertools import compress, zip_longest
 
 import polars as pl
 
 from connectors.reading import limits
-from connectors.reading.cells import is_blank, render
+from connectors.reading.cells import is_blank, render_all
 from connectors.reading.csv_text import decode_csv, sniff_delimiter
 from connectors.reading.layout_detection import FoundSheet
 from connectors.reading.read_frame import Columns, build_frame
@@ -97,20 +98,26 @@ def table_columns(
     sheet: str,
     out: Columns,
 ) -> None:
-    """Append the data rows `rows[first_row:]` to the column lists `out` (rendering cells)."""
-    names = [c.name for c in match.dataset.columns]
-    wanted = [(n, match.positions.get(n)) for n in names]
-    sheets = out["sheet"]
-    sheet_rows = out["sheet_row"]
-    lists = [(out[n], p) for n, p in wanted]
-    for row, number in zip(rows[first_row:], row_numbers[first_row:], strict=True):
-        if is_blank(row):
-            continue
-        width = len(row)
-        sheets.append(sheet)
-        sheet_rows.append(number)
-        for values, p in lists:
-            values.append(render(row[p]) if p is not None and p < width else None)
+    """Append the data rows `rows[first_row:]` to the column lists `out` (rendering cells),
+    blank rows left out. Column by column: the block transposed once (short rows padded with
+    None, which renders as None like a cell beyond the row's width), each column rendered by
+    `render_all` (a few C-level passes for the usual all-text columns of a CSV)."""
+    block = rows[first_row:]
+    numbers = row_numbers[first_row:]
+    if len(block) != len(numbers):
+        raise ValueError("one row number per row")
+    keep = [not is_blank(row) for row in block]
+    if not all(keep):
+        block, numbers = list(compress(block, keep)), list(compress(numbers, keep))
+    columns = list(zip_longest(*block, fillvalue=None))
+    blank: list[str | None] = [None] * len(block)
+    out["sheet"].extend([sheet] * len(block))
+    out["sheet_row"].extend(numbers)
+    for column in match.dataset.columns:
+        p = match.positions.get(column.name)
+        out[column.name].extend(
+            render_all(columns[p]) if p is not None and p < len(columns) else blank
+        )
 
 
 def empty_columns(dataset: Dataset) -> Columns:
@@ -129,11 +136,18 @@ def check_school_codes(frame: pl.DataFrame, school_code: str) -> None:
     if "school_code" not in frame.columns:
         return
     mine = clean_text(school_code).upper()
-    codes = [clean_text(v).upper() for v in frame["school_code"].drop_nulls().to_list()]
-    codes = [c for c in codes if c]
+    # Each distinct text cleaned once (a table repeats its school's code on every row), with
+    # its count, in the order of first appearance (the most common code's tie-break).
+    counted = frame.get_column("school_code").drop_nulls().value_counts(sort=False)
+    times = dict(counted.iter_rows())
+    codes: Counter[str] = Counter()
+    for value in frame.get_column("school_code").drop_nulls().unique(maintain_order=True):
+        code = clean_text(value).upper()
+        if code:
+            codes[code] += times[value]
     if not codes or mine in codes:
         return
-    plausible = Counter(c for c in codes if _SCHOOL_CODE_RE.match(c))
+    plausible = Counter({c: n for c, n in codes.items() if _SCHOOL_CODE_RE.match(c)})
     if plausible:
         value = plausible.most_common(1)[0][0]
         raise FileRejected("F004", f"school_code {value}", column="رمز المؤسسة", value=value)
