@@ -9,8 +9,9 @@ A sheet's path: header columns by label (F008 for a required one missing) → me
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import zip_longest
 
-from connectors.reading.cells import Rows, column_letter, is_blank, key, render
+from connectors.reading.cells import Rows, column_letter, is_blank, key, render, render_all
 from connectors.reading.layout_detection import FoundSheet
 from connectors.reading.metadata_location import (
     LIST_FIELDS,
@@ -74,21 +75,29 @@ def read_students_sheet(
     if found.missing:
         missing_label(sheet, rows, header_row, found.missing[0])
     meta_values = [(out[c.name], found.values[c.name].value) for c in STUDENTS.metadata]
-    wanted = [(out[c.name], positions.get(c.name)) for c in STUDENTS.columns]
     code_at = positions["student_code"]
+    # The pupils' rows: not blank, and not the header repeated (printed page headers copied
+    # into the sheet). Then column by column: the block transposed once (short rows padded
+    # with None, which renders as None like a cell beyond the row's width), each column
+    # rendered by render_all.
+    block: list[list[object]] = []
     sheet_rows: list[int] = []
     for r in range(header_row + 1, len(rows)):
         row = rows[r]
         if is_blank(row):
             continue
-        width = len(row)
-        code = render(row[code_at]) if code_at < width else None
+        code = render(row[code_at]) if code_at < len(row) else None
         if code is not None and key(code) == _LE_CODE:
-            continue  # the header repeated (printed page headers copied into the sheet)
+            continue
+        block.append(row)
         sheet_rows.append(r + 1)
-        for values, p in wanted:
-            values.append(render(row[p]) if p is not None and p < width else None)
     n = len(sheet_rows)
+    columns = list(zip_longest(*block, fillvalue=None))
+    for c in STUDENTS.columns:
+        p = positions.get(c.name)
+        out[c.name].extend(
+            render_all(columns[p]) if p is not None and p < len(columns) else [None] * n
+        )
     out["sheet"].extend([sheet] * n)
     out["sheet_row"].extend(sheet_rows)
     for values, value in meta_values:
