@@ -10,16 +10,16 @@ from flows.evaluate import evaluate
 from flows.ingest import ingest_submissions
 from flows.recorded import recorded
 from ground.settings import Settings, load_settings
-from tasks.disk_space import consolidation_estimate, disk_guarded, warehouse_folders
-from tasks.leases import WAREHOUSE, leased, night_not_run
-from tasks.nightly import (
+from tasks.consolidation_steps import (
     enrollments_task,
+    find_changed_schools_task,
     open_night_task,
-    pending_task,
     publish_night_task,
     reference_task,
     table_task,
 )
+from tasks.disk_space import consolidation_estimate, disk_guarded, warehouse_folders
+from tasks.leases import WAREHOUSE, leased, night_not_run
 from warehouse.tables import TABLES
 
 
@@ -32,7 +32,7 @@ def nightly_consolidation(settings: Settings | None = None, home: str | None = N
     then publish the night's table versions together."""
     settings = settings or load_settings(home)
     night_id = open_night_task(settings)
-    pending = pending_task(settings)
+    pending = find_changed_schools_task(settings)
     versions: dict[str, int] = {"schools": reference_task(settings)}
     transfers = 0
     for table, spec in TABLES.items():

@@ -1,4 +1,5 @@
-"""Tasks of the nightly consolidation: one per warehouse table, plus the night's bookkeeping.
+"""The steps of the nightly consolidation as Prefect tasks: one per warehouse table, plus the
+night's bookkeeping (which schools changed, open the night, publish it).
 
 The logic is in :mod:`tasks.consolidate` (plain functions); here are the thin Prefect tasks and
 the record of a night: its table versions are published in the control database only after
@@ -29,7 +30,7 @@ from warehouse.nights import finish_night, published_versions, start_night
 from warehouse.tables import TABLES
 
 
-def pending_by_dataset(settings: Settings) -> dict[str, dict[str, list[int]]]:
+def find_changed_schools(settings: Settings) -> dict[str, dict[str, list[int]]]:
     """Per dataset, per school, the processed submissions no night has consolidated yet."""
     database = ControlDatabase(settings.resolved_database_url)
     try:
@@ -112,7 +113,9 @@ def consolidate_enrollments_and_report(
     return version, len(transfers) - ties
 
 
-pending_task = task(name="find_changed_schools", cache_policy=NO_CACHE)(pending_by_dataset)
+find_changed_schools_task = task(name="find_changed_schools", cache_policy=NO_CACHE)(
+    find_changed_schools
+)
 open_night_task = task(name="open_night", cache_policy=NO_CACHE)(open_night)
 publish_night_task = task(name="publish_night", cache_policy=NO_CACHE)(publish_night)
 reference_task = task(name="consolidate_schools", cache_policy=NO_CACHE)(

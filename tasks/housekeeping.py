@@ -46,7 +46,7 @@ from ground.utc import as_utc
 from tasks.alerts import Alert, already_sent
 from warehouse.control import ControlDatabase, Submission
 
-MAINTENANCE_FLOW = "warehouse_maintenance"  # flows/maintenance.py, deployment weekly
+MAINTENANCE_FLOW = "warehouse_maintenance"  # flows/warehouse_maintenance.py, deployment weekly
 ROTATION_STATE = ".massar-logrotate.json"  # per log folder: when each log was last rotated
 _PAGE = 200
 

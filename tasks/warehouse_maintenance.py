@@ -1,4 +1,5 @@
-"""Weekly warehouse housekeeping: compact small files, then vacuum old versions.
+"""Weekly warehouse maintenance: compact small files, then vacuum old versions (the daily
+housekeeping of runs, logs and disk is tasks/housekeeping.py).
 
 The policy is docs/warehouse-policy.md; the functions are in :mod:`warehouse.delta`.
 """

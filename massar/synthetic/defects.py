@@ -31,7 +31,7 @@ from massar.synthetic.province import (
     school_seed,
 )
 from massar.synthetic.school import SchoolFiles, ddmmyyyy
-from massar.synthetic.tables import fmt_decimal
+from massar.synthetic.table_files import fmt_decimal
 from schemas.datasets import (
     ABSENCES,
     EXAM_MARKS,

@@ -29,7 +29,7 @@ from massar.synthetic.province import (
     year_bounds,
 )
 from massar.synthetic.reference import subjects
-from massar.synthetic.tables import CSV_DATASETS, XLSX_DATASETS, Table, new_table, write_table
+from massar.synthetic.table_files import CSV_DATASETS, XLSX_DATASETS, Table, new_table, write_table
 from schemas.datasets import JUSTIFIED_LABEL
 
 SESSION_LABELS = {1: "الدورة الأولى", 2: "الدورة الثانية"}

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from flows.housekeeping import housekeeping
-from flows.maintenance import warehouse_maintenance
+from flows.warehouse_maintenance import warehouse_maintenance
 from ground.settings import HousekeepingSettings, Settings
 from massar.cli import main
 from tests.harness.smtp import loopback_alerts

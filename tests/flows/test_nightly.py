@@ -107,7 +107,7 @@ def test_a_resubmission_replaces_its_rows_and_last_night_stays_readable(night):
 
 
 def test_maintenance_compacts_and_vacuums_without_changing_any_answer(night):
-    from flows.maintenance import warehouse_maintenance
+    from flows.warehouse_maintenance import warehouse_maintenance
 
     settings, _ = night
     before = {
