@@ -19,7 +19,6 @@ exponential backoff; a changed host key stops everything at once.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import os
 import re
@@ -30,9 +29,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+from connectors.outside_names import (
+    OutsideName,
+    bare_name_problem,
+    full_match,
+    name_tag,
+    path_inside,
+    shown_name,
+)
 from connectors.sftp import (
     AuthenticationRefused,
     Endpoint,
+    FileTooLarge,
     HostKeyRefused,
     SftpError,
     SftpUnavailable,
@@ -59,6 +67,7 @@ __all__ = [
     "PartnerSession",
     "PartnerTransport",
     "ReceivedFile",
+    "RefusedFile",
     "RetryPolicy",
     "SftpError",
     "SftpPartnerTransport",
@@ -142,9 +151,10 @@ class PartnerSession(Protocol):
     def outbox_files(self) -> list[tuple[str, int]]:
         """(name, size) of the files the partner left in its outbox, hidden names skipped."""
 
-    def download(self, name: str, target: Path) -> tuple[int, str]:
+    def download(self, name: str, target: Path, max_bytes: int | None = None) -> tuple[int, str]:
         """Copy outbox file ``name`` to ``target`` (temporary name, then rename); returns
-        (size, sha256) of the bytes received."""
+        (size, sha256) of the bytes received. Past ``max_bytes`` nothing is kept
+        (:class:`~connectors.sftp.FileTooLarge`)."""
 
     def inbox_path(self, name: str) -> str:
         """Where ``name`` lands on the partner's side (for the ledger and messages)."""
@@ -212,10 +222,10 @@ class _SftpSession:
         with guarded(self._sftp, self._where, f"list {folder}"):
             return regular_files(self._sftp, folder)
 
-    def download(self, name: str, target: Path) -> tuple[int, str]:
+    def download(self, name: str, target: Path, max_bytes: int | None = None) -> tuple[int, str]:
         path = f"{self._endpoint.remote_outbox.rstrip('/')}/{name}"
         with guarded(self._sftp, self._where, f"download {path}"):
-            return download_file(self._sftp, path, target)
+            return download_file(self._sftp, path, target, max_bytes)
 
 
 class SftpPartnerTransport:
@@ -300,10 +310,13 @@ class _FolderSession:
             if not entry.name.startswith(".") and entry.is_file(follow_symlinks=False)
         )
 
-    def download(self, name: str, target: Path) -> tuple[int, str]:
+    def download(self, name: str, target: Path, max_bytes: int | None = None) -> tuple[int, str]:
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_name(temporary_name(target.name))
-        data = (self._outbox / name).read_bytes()
+        with open(path_inside(self._outbox, name), "rb") as source:
+            data = source.read() if max_bytes is None else source.read(max_bytes + 1)
+        if max_bytes is not None and len(data) > max_bytes:
+            raise FileTooLarge(f"the file is larger than the {max_bytes} bytes allowed")
         try:
             with open(temporary, "wb") as file:
                 file.write(data)
@@ -650,17 +663,38 @@ class ReceivedFile(NamedTuple):
         return _sha256(self.data)
 
 
+class RefusedFile(NamedTuple):
+    """A file of the partner's outbox that was not fetched, and why (one sentence).
+
+    ``local_name`` is the name it may be recorded under locally: its own name when that is a
+    bare name, else :func:`~connectors.outside_names.name_tag` of it."""
+
+    name: str
+    local_name: str
+    size: int
+    reason: str
+
+
 def fetch_outbox(
     transport: PartnerTransport,
     *,
-    pattern: str = "*",
+    pattern: str | re.Pattern[str] = "*",
     known: Collection[str] = (),
     destination: Path | None = None,
     retry: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    max_bytes: int | None = None,
+    refused: Callable[[RefusedFile], None] | None = None,
 ) -> list[ReceivedFile]:
-    """Fetch the partner's outbox files whose name matches ``pattern`` (``fnmatch``, case
-    sensitive) and is not in ``known`` (the names already recorded), sorted by name.
+    """Fetch the partner's outbox files whose name matches ``pattern`` entirely (a compiled
+    regular expression, or a case-sensitive glob) and is not in ``known`` (the names already
+    recorded), sorted by name.
+
+    Names come from the partner's server and become local paths only when they are bare file
+    names (:mod:`connectors.outside_names`): a name with a folder part, ``..``, a NUL or a
+    control character is never matched, never fetched, and given to ``refused`` with a
+    sentence, as is a file larger than ``max_bytes`` (from the listing, before anything is
+    copied; a file that grows past it while being copied is dropped the same way).
 
     Each is downloaded to a temporary name in ``destination`` (default: the transport's
     ``received_folder``) and renamed once complete. A local copy of the same name with other
@@ -674,12 +708,25 @@ def fetch_outbox(
     while True:
         try:
             with transport.session() as session:
-                wanted = [
-                    name
-                    for name, _size in session.outbox_files()
-                    if fnmatch.fnmatchcase(name, pattern) and name not in known_names
-                ]
-                return [_receive(session, name, destination) for name in wanted]
+                received = []
+                for name, size in session.outbox_files():
+                    problem = bare_name_problem(name)
+                    if problem:
+                        if refused is not None and name_tag(name) not in known_names:
+                            refused(_unsafe(transport, name, size, problem))
+                        continue
+                    if name in known_names or not full_match(pattern, name):
+                        continue
+                    if max_bytes is not None and size > max_bytes:
+                        if refused is not None:
+                            refused(_too_large(transport, name, size, max_bytes))
+                        continue
+                    try:
+                        received.append(_receive(session, name, destination, max_bytes))
+                    except (FileTooLarge, OutsideName) as error:
+                        if refused is not None:
+                            refused(RefusedFile(name, name, size, _not_fetched(name, error)))
+                return received
         except _RETRYABLE as error:
             failures += 1
             if failures >= retry.attempts:
@@ -690,15 +737,43 @@ def fetch_outbox(
             sleep(retry.delay(failures))
 
 
-def _receive(session: PartnerSession, name: str, destination: Path) -> ReceivedFile:
-    target = destination / name
+def _unsafe(transport: PartnerTransport, name: str, size: int, problem: str) -> RefusedFile:
+    return RefusedFile(
+        name,
+        name_tag(name),
+        size,
+        f"The outbox of {transport.partner} lists a file named {shown_name(name)}, which is not "
+        f"a plain file name ({problem}); it was not fetched. Ask the fund to remove it and "
+        "send the file again under the name its profile gives.",
+    )
+
+
+def _too_large(transport: PartnerTransport, name: str, size: int, max_bytes: int) -> RefusedFile:
+    return RefusedFile(
+        name,
+        name,
+        size,
+        f"{name} in the outbox of {transport.partner} has {size / 1e6:.1f} MB, more than the "
+        f"{max_bytes / 1e6:.1f} MB allowed for such a file, so it was not fetched. Ask the fund "
+        "why it is so large; raise the limit in the partner's settings only if it is right.",
+    )
+
+
+def _not_fetched(name: str, error: Exception) -> str:
+    return f"{name} was not fetched: {str(error).rstrip('.')}."
+
+
+def _receive(
+    session: PartnerSession, name: str, destination: Path, max_bytes: int | None = None
+) -> ReceivedFile:
+    target = path_inside(destination, name)
     previous = _file_digest(target)[1] if target.is_file() else None
     if previous is None:
-        session.download(name, target)
+        session.download(name, target, max_bytes)
         return ReceivedFile(name, target.read_bytes())
     staging = destination / f".{name}.incoming"
     try:
-        _size, sha = session.download(name, staging)
+        _size, sha = session.download(name, staging, max_bytes)
         data = staging.read_bytes()
         if sha == previous:
             staging.unlink()
@@ -713,11 +788,13 @@ def _receive(session: PartnerSession, name: str, destination: Path) -> ReceivedF
 def fetch_acknowledgements(
     transport: PartnerTransport,
     *,
-    pattern: str = "*",
+    pattern: str | re.Pattern[str] = "*",
     known: Collection[str] = (),
     destination: Path | None = None,
     retry: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    max_bytes: int | None = None,
+    refused: Callable[[RefusedFile], None] | None = None,
 ) -> list[ReceivedFile]:
     """The partner's acknowledgement files not yet ``known``, as ``(name, bytes)``.
 
@@ -731,17 +808,21 @@ def fetch_acknowledgements(
         destination=destination,
         retry=retry,
         sleep=sleep,
+        max_bytes=max_bytes,
+        refused=refused,
     )
 
 
 def fetch_requests(
     transport: PartnerTransport,
     *,
-    pattern: str = "*",
+    pattern: str | re.Pattern[str] = "*",
     known: Collection[str] = (),
     destination: Path | None = None,
     retry: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    max_bytes: int | None = None,
+    refused: Callable[[RefusedFile], None] | None = None,
 ) -> list[ReceivedFile]:
     """The fund's request lists from its outbox not yet ``known``, as ``(name, bytes)``.
 
@@ -754,4 +835,6 @@ def fetch_requests(
         destination=destination,
         retry=retry,
         sleep=sleep,
+        max_bytes=max_bytes,
+        refused=refused,
     )

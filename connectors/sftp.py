@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import socket
 import stat
@@ -28,6 +29,11 @@ from pathlib import Path
 from typing import Protocol
 
 import paramiko
+
+from connectors.outside_names import OutsideName, bare_name_problem, path_inside, shown_name
+from connectors.reading import limits
+
+log = logging.getLogger(__name__)
 
 # Bytes written per SFTP write call (paramiko splits them into 32 KiB requests, pipelined).
 WRITE_CHUNK = 256 * 1024
@@ -59,6 +65,10 @@ class AuthenticationRefused(SftpError):
 
 class SftpUnavailable(SftpError):
     """The server could not be reached or the connection was lost: a retry may succeed."""
+
+
+class FileTooLarge(SftpError):
+    """A file grew past the size allowed while it was being copied; nothing is kept."""
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -199,16 +209,26 @@ def guarded(sftp: paramiko.SFTPClient, where: str, action: str) -> Iterator[None
 
 
 class _Digest:
-    """A write-only file object that hashes and counts what goes through it."""
+    """A write-only file object that hashes and counts what goes through it; past ``limit``
+    bytes it raises :class:`FileTooLarge`."""
 
-    def __init__(self, progress: Progress | None, total: int, sink: object | None = None):
+    def __init__(
+        self,
+        progress: Progress | None,
+        total: int,
+        sink: object | None = None,
+        limit: int | None = None,
+    ):
         self.sha256 = hashlib.sha256()
         self.size = 0
         self._progress, self._total, self._sink = progress, total, sink
+        self._limit = limit
 
     def write(self, data: bytes) -> int:
         self.sha256.update(data)
         self.size += len(data)
+        if self._limit is not None and self.size > self._limit:
+            raise FileTooLarge(f"the file is larger than the {self._limit} bytes allowed")
         if self._sink is not None:
             self._sink.write(data)  # type: ignore[attr-defined]
         if self._progress is not None:
@@ -283,14 +303,17 @@ def regular_files(sftp: paramiko.SFTPClient, folder: str) -> list[tuple[str, int
     )
 
 
-def download_file(sftp: paramiko.SFTPClient, remote_path: str, target: Path) -> tuple[int, str]:
+def download_file(
+    sftp: paramiko.SFTPClient, remote_path: str, target: Path, max_bytes: int | None = None
+) -> tuple[int, str]:
     """Copy ``remote_path`` to ``target`` through ``.<name>.part`` beside it, renamed once
-    complete; returns (size, sha256) of the bytes received."""
+    complete; returns (size, sha256) of the bytes received. Past ``max_bytes`` the copy stops
+    and nothing is kept (:class:`FileTooLarge`)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.part")
     try:
         with open(temporary, "wb") as local:
-            digest = _Digest(None, 0, sink=local)
+            digest = _Digest(None, 0, sink=local, limit=max_bytes)
             sftp.getfo(remote_path, digest)
             local.flush()
             os.fsync(local.fileno())
@@ -301,16 +324,40 @@ def download_file(sftp: paramiko.SFTPClient, remote_path: str, target: Path) -> 
     return digest.size, digest.sha256.hexdigest()
 
 
-def download_new_files(sftp: paramiko.SFTPClient, remote_folder: str, local_folder: Path) -> int:
+def download_new_files(
+    sftp: paramiko.SFTPClient,
+    remote_folder: str,
+    local_folder: Path,
+    max_bytes: int = limits.MAX_FILE_BYTES,
+    skip: Callable[[str], None] = log.warning,
+) -> int:
     """Copy files of ``remote_folder`` that are missing locally (or differ in size) into
-    ``local_folder``; returns how many were fetched. Hidden (temporary) names are skipped."""
+    ``local_folder``; returns how many were fetched. Hidden (temporary) names are skipped;
+    a name that is not a bare file name, a target outside ``local_folder`` and a file larger
+    than ``max_bytes`` (from the listing, before anything is copied) are skipped with a
+    sentence given to ``skip``."""
     fetched = 0
     local_folder.mkdir(parents=True, exist_ok=True)
     for name, size in regular_files(sftp, remote_folder):
-        target = local_folder / name
+        where = f"The file {shown_name(name)} of {remote_folder}"
+        try:
+            target = path_inside(local_folder, name)
+        except OutsideName as error:
+            skip(f"{where} is not fetched: {error}")
+            continue
+        if size > max_bytes:
+            skip(
+                f"{where} is not fetched: its {size} bytes are more than the {max_bytes} "
+                "a file may have."
+            )
+            continue
         if target.exists() and target.stat().st_size == size:
             continue
-        download_file(sftp, f"{remote_folder}/{name}", target)
+        try:
+            download_file(sftp, f"{remote_folder}/{name}", target, max_bytes)
+        except FileTooLarge as error:
+            skip(f"{where} is not fetched: {error}.")
+            continue
         # Keep the time the school uploaded it: which of two lists arrived first must not
         # depend on the order this fetch got to them (tasks/consolidate.py).
         uploaded = sftp.stat(f"{remote_folder}/{name}").st_mtime
@@ -320,14 +367,34 @@ def download_new_files(sftp: paramiko.SFTPClient, remote_folder: str, local_fold
     return fetched
 
 
-def fetch_school_inbox(endpoint: Endpoint, inbox: Path) -> int:
-    """Fetch new files from ``<remote_inbox>/<school_code>/`` into ``inbox/<school_code>/``."""
+def fetch_school_inbox(
+    endpoint: Endpoint,
+    inbox: Path,
+    max_bytes: int = limits.MAX_FILE_BYTES,
+    skip: Callable[[str], None] = log.warning,
+) -> int:
+    """Fetch new files from ``<remote_inbox>/<school_code>/`` into ``inbox/<school_code>/``.
+    Folder and file names must be bare names that stay inside the inbox, files at most
+    ``max_bytes`` (what the ingest accepts); anything else is skipped with a sentence given
+    to ``skip``."""
     fetched = 0
     with open_sftp(endpoint, "inbox_sftp.host_key") as sftp:
         for entry in sftp.listdir_attr(endpoint.remote_inbox):
             if entry.filename.startswith(".") or not stat.S_ISDIR(entry.st_mode or 0):
                 continue
+            problem = bare_name_problem(entry.filename)
+            if problem:
+                skip(
+                    f"The folder {shown_name(entry.filename)} of {endpoint.remote_inbox} is not "
+                    f"fetched: it is not a plain folder name ({problem})."
+                )
+                continue
+            try:
+                local = path_inside(inbox, entry.filename)
+            except OutsideName as error:
+                skip(f"The folder {endpoint.remote_inbox}/{entry.filename} is not fetched: {error}")
+                continue
             fetched += download_new_files(
-                sftp, f"{endpoint.remote_inbox}/{entry.filename}", inbox / entry.filename
+                sftp, f"{endpoint.remote_inbox}/{entry.filename}", local, max_bytes, skip
             )
     return fetched

@@ -68,6 +68,10 @@ class PartnerSettings(SftpEndpoint):
     acknowledgement_delay_hours: float = 48
     delivery_attempts: int = 5  # tries in a row on connection losses before giving up
     delivery_backoff_seconds: float = 2.0  # first wait; doubled after each failure
+    # What the fund sends is capped from its server's listing, before anything is fetched: a
+    # larger request or acknowledgement is set aside with a sentence and an alert.
+    request_max_megabytes: float = Field(default=50.0, gt=0)
+    acknowledgement_max_megabytes: float = Field(default=5.0, gt=0)
 
 
 class AlertSettings(BaseModel):

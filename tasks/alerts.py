@@ -10,7 +10,9 @@ Four checks, each a plain function over the control database or Prefect's API:
 * a partner's acknowledgement is late (:func:`warehouse.exchange.overdue_batches`, with each
   partner's ``acknowledgement_delay_hours``);
 * a collection campaign's deadline is near or past with schools still missing items
-  (tasks/coverage_alerts.py: one summary a day).
+  (tasks/coverage_alerts.py: one summary a day);
+* a fund's request or acknowledgement was set aside (tasks/fund_files_set_aside.py: one per
+  file, key ``fund-file-set-aside:<partner>:<name>:<note digest>``).
 
 Every alert has a stable key (``run-failed:<flow run id>``, ``nightly-late:<date>``,
 ``approval-waiting:<batch>``, ``acknowledgement-late:<batch>``); an alert is recorded in the
@@ -353,6 +355,12 @@ def _coverage_alerts(settings: Settings, now: datetime) -> list[Alert]:
     return coverage_alerts(settings, now)
 
 
+def _set_aside_alerts(settings: Settings) -> list[Alert]:
+    from tasks.fund_files_set_aside import set_aside_alerts  # it builds on this module's Alert
+
+    return set_aside_alerts(settings)
+
+
 def due_alerts(settings: Settings, now: datetime | None = None) -> list[Alert]:
     """Every alert of the four checks at ``now`` (default: this instant) not sent yet, failed
     runs first, then the night, approvals and acknowledgements."""
@@ -364,6 +372,7 @@ def due_alerts(settings: Settings, now: datetime | None = None) -> list[Alert]:
         alerts += approval_waiting_alerts(settings, database, now)
         alerts += acknowledgement_late_alerts(settings, database, now)
         alerts += _coverage_alerts(settings, now)  # collection campaigns (tasks/coverage_alerts)
+        alerts += _set_aside_alerts(settings)  # fund files set aside (tasks/fund_files_set_aside)
         sent = already_sent(database, [alert.key for alert in alerts])
     finally:
         database.dispose()

@@ -28,11 +28,13 @@ from sqlalchemy.engine import CursorResult
 from connectors.exchange.acknowledgement import parse_acknowledgement
 from connectors.exchange.batch_files import build_batch_files
 from connectors.exchange.file_error import ExchangeFileError
+from connectors.exchange.file_names import acknowledgement_name_pattern
 from connectors.exchange.profile import Profile
 from connectors.exchange.registry import profile_for
-from connectors.exchange.request_file import is_request_file, parse_request
+from connectors.exchange.request_file import parse_request
 from connectors.partner_transport import (
     DeliveryError,
+    RefusedFile,
     RetryPolicy,
     deliver_batch,
     fetch_acknowledgements,
@@ -43,6 +45,12 @@ from connectors.signing import SigningError, signing_identity
 from ground.errors import OperatorError
 from ground.settings import Settings
 from schemas.exchange import STATUSES, ChildAnswer
+from tasks.fund_files_set_aside import (
+    max_bytes,
+    request_problem,
+    set_aside,
+    set_aside_names,
+)
 from tasks.leaving_records import load_leaving_records
 from tasks.match import match_children
 from tasks.match_summary import match_summary
@@ -121,7 +129,11 @@ def _sha256(data: bytes) -> str:
 def fetch_new_requests(settings: Settings, partner: str) -> list[Path]:
     """The fund's request files not answered yet, fetched from its outbox (SFTP, or the home's
     ``exchange/<partner>/outbox/`` in the embedded mode) into ``exchange/<partner>/received/``,
-    as received. A request already answered by a batch is not fetched again."""
+    as received. A request already answered by a batch is not fetched again.
+
+    A request that is not a plain file name, is larger than ``request_max_megabytes`` or cannot
+    be read as its profile says is set aside with a sentence (tasks/fund_files_set_aside.py)
+    and not returned: the fund's other requests are answered."""
     profile = _profile(partner)
     database = _database(settings)
     try:
@@ -134,15 +146,30 @@ def fetch_new_requests(settings: Settings, partner: str) -> list[Path]:
     finally:
         database.dispose()
     transport = partner_transport_for(settings, partner)
+    refused: list[RefusedFile] = []
     try:
-        received = fetch_requests(transport, pattern=f"{profile.code}_SCOL_*", known=known)
+        received = fetch_requests(
+            transport,
+            pattern=re.compile(profile.request.file_name),
+            known=known | set_aside_names(settings, partner),
+            max_bytes=max_bytes(settings.partners[partner].request_max_megabytes),
+            refused=refused.append,
+        )
     except DeliveryError as error:
         raise OperatorError(str(error)) from error
-    return [
-        transport.received_folder / item.name
-        for item in received
-        if is_request_file(profile, item.name)
-    ]
+    for refusal in refused:
+        set_aside(settings, partner, "request", refusal.name, refusal.reason, size=refusal.size)
+    paths = []
+    for item in received:
+        path = transport.received_folder / item.name
+        problem = request_problem(profile, path)
+        if problem is None:
+            paths.append(path)
+        else:
+            set_aside(
+                settings, partner, "request", item.name, problem, data=item.data, received=path
+            )
+    return paths
 
 
 def _request_year(name: str) -> str | None:
@@ -836,8 +863,10 @@ def reconcile_acknowledgements(
 ) -> dict[str, Any]:
     """Fetch the fund's new acknowledgements, bind each to the sha256 of the file it
     acknowledges, record the outcome per child, and list the delivered batches whose
-    acknowledgement is late. An acknowledgement that cannot be read or bound is reported in a
-    sentence and kept as received; it does not count as an answer."""
+    acknowledgement is late. An acknowledgement that cannot be bound is reported in a sentence
+    and kept as received; it does not count as an answer. One that is not a plain file name,
+    is larger than ``acknowledgement_max_megabytes`` or cannot be read is set aside with a
+    sentence (tasks/fund_files_set_aside.py), reported, and not fetched again."""
     now = now or datetime.now(UTC)
     profile = _profile(partner)
     database = _database(settings)
@@ -845,19 +874,42 @@ def reconcile_acknowledgements(
     recorded: list[dict[str, Any]] = []
     try:
         transport = partner_transport_for(settings, partner)
+        refused: list[RefusedFile] = []
+        known = set(acknowledged_files(database, partner)) | set_aside_names(settings, partner)
         try:
             received = fetch_acknowledgements(
                 transport,
-                pattern=f"{profile.code}_ACK_*.xml",
-                known=acknowledged_files(database, partner),
+                pattern=acknowledgement_name_pattern(profile),
+                known=known,
+                max_bytes=max_bytes(settings.partners[partner].acknowledgement_max_megabytes),
+                refused=refused.append,
             )
         except DeliveryError as error:
             raise OperatorError(str(error)) from error
+        for refusal in refused:
+            aside = set_aside(
+                settings,
+                partner,
+                "acknowledgement",
+                refusal.name,
+                refusal.reason,
+                size=refusal.size,
+            )
+            problems.append(aside.sentence)
         for item in received:
             try:
                 ack = parse_acknowledgement(profile, item.data, name=item.name)
             except ExchangeFileError as error:
                 problems.append(str(error))
+                set_aside(
+                    settings,
+                    partner,
+                    "acknowledgement",
+                    item.name,
+                    str(error),
+                    data=item.data,
+                    received=transport.received_folder / item.name,
+                )
                 continue
             with database.session() as session:
                 batch = session.get(ExchangeBatch, ack.batch_id)

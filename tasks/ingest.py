@@ -126,7 +126,9 @@ class _Batch:
 def discover_inbox(inbox: Path) -> tuple[dict[str, list[Path]], list[str]]:
     """Files waiting per school folder (``inbox/<school_code>/...``), and folders that are not
     a school code. ``inbox`` may also be one school's folder. Hidden files (temporary uploads)
-    are left alone."""
+    are left alone. Links are never followed: a school folder that is a link is not a school
+    (it is listed with the folders that are not school codes), and a link inside a school's
+    folder is skipped with a log line."""
     schools: dict[str, list[Path]] = {}
     strangers: list[str] = []
     if not inbox.is_dir():
@@ -135,16 +137,48 @@ def discover_inbox(inbox: Path) -> tuple[dict[str, list[Path]], list[str]]:
     for folder in folders:
         if folder.name.startswith("."):
             continue
-        if not folder.is_dir() or not SCHOOL_FOLDER.match(folder.name):
+        linked = folder != inbox and folder.is_symlink()
+        if linked or not folder.is_dir() or not SCHOOL_FOLDER.match(folder.name):
+            if linked:
+                _warn(
+                    f"{folder} is a link, not a school's folder, and is not ingested: the "
+                    "platform never follows links in the inbox; put the school's files in a "
+                    "real folder."
+                )
             strangers.append(folder.name)
             continue
-        files = [
-            path
-            for path in sorted(folder.rglob("*"))
-            if path.is_file() and not any(_hidden(part) for part in path.relative_to(folder).parts)
-        ]
-        schools[folder.name] = files
+        schools[folder.name] = _school_files(folder)
     return schools, strangers
+
+
+def _school_files(folder: Path) -> list[Path]:
+    """The files of a school's folder and its sub-folders, hidden names and links skipped
+    (a link is logged: it may point anywhere on the server)."""
+    files: list[Path] = []
+    for root, folders, names in os.walk(folder, followlinks=False):
+        here = Path(root)
+        for name in [*folders, *names]:
+            if not _hidden(name) and (here / name).is_symlink():
+                _warn(
+                    f"{here / name} is a link and is skipped: the platform never follows links "
+                    "in the inbox; put the file itself there."
+                )
+        folders[:] = [n for n in folders if not _hidden(n) and not (here / n).is_symlink()]
+        files += [
+            here / name
+            for name in names
+            if not _hidden(name) and not (here / name).is_symlink() and (here / name).is_file()
+        ]
+    return sorted(files)
+
+
+def _warn(sentence: str) -> None:
+    try:
+        from prefect import get_run_logger
+
+        get_run_logger().warning(sentence)
+    except Exception:  # outside a run (tests of the plain functions)
+        log.warning(sentence)
 
 
 @dataclass(frozen=True)
@@ -152,7 +186,7 @@ class StrayEntry:
     """Something at the inbox's root that is not a school folder: never ingested."""
 
     name: str
-    kind: str  # file | folder
+    kind: str  # file | folder | link (never followed)
     modified: datetime
 
 
@@ -164,13 +198,17 @@ def stray_entries(inbox: Path) -> list[StrayEntry]:
         return []
     found = []
     for entry in inbox.iterdir():
-        if entry.name.startswith(".") or (entry.is_dir() and SCHOOL_FOLDER.match(entry.name)):
+        link = entry.is_symlink()
+        if entry.name.startswith(".") or (
+            not link and entry.is_dir() and SCHOOL_FOLDER.match(entry.name)
+        ):
             continue
         try:
-            modified = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
+            modified = datetime.fromtimestamp(entry.lstat().st_mtime, UTC)
         except OSError:  # removed meanwhile
             continue
-        found.append(StrayEntry(entry.name, "folder" if entry.is_dir() else "file", modified))
+        kind = "link" if link else "folder" if entry.is_dir() else "file"
+        found.append(StrayEntry(entry.name, kind, modified))
     return sorted(found, key=lambda e: (e.modified, e.name))
 
 
@@ -179,16 +217,19 @@ def stray_sentence(strays: list[StrayEntry], inbox: Path | str = "inbox") -> str
     if not strays:
         return ""
     files = sum(1 for e in strays if e.kind == "file")
-    folders = len(strays) - files
+    links = sum(1 for e in strays if e.kind == "link")
+    folders = len(strays) - files - links
     what = " and ".join(
         part
         for part in (
             f"{files} file(s)" if files else "",
             f"{folders} folder(s) not named after a school code" if folders else "",
+            f"{links} link(s), which are never followed," if links else "",
         )
         if part
     )
-    shown = ", ".join(e.name + ("/" if e.kind == "folder" else "") for e in strays[:10])
+    marks = {"folder": "/", "link": " (link)"}
+    shown = ", ".join(e.name + marks.get(e.kind, "") for e in strays[:10])
     more = f" and {len(strays) - 10} more" if len(strays) > 10 else ""
     return (
         f"{what} at the root of {inbox} will never be ingested ({shown}{more}): move each file "

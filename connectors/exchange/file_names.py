@@ -72,3 +72,9 @@ def canonical_school_year(school_year: str) -> str:
     if match is None or int(match[2]) != int(match[1]) + 1:
         raise ValueError(f"The school year {school_year!r} is not of the form YYYY/YYYY+1.")
     return f"{match[1]}/{match[2]}"
+
+
+def acknowledgement_name_pattern(profile: Profile) -> re.Pattern[str]:
+    """The names the fund's acknowledgements have (:func:`acknowledgement_file_name`), as a
+    regular expression a whole name must match."""
+    return re.compile(rf"{re.escape(profile.code)}_ACK_SCOL_\d{{4}}-\d{{4}}_\d{{6}}\.xml")

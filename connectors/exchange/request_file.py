@@ -6,7 +6,7 @@ import csv
 import functools
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from pathlib import Path
 
@@ -52,7 +52,8 @@ def parse_request(profile: Profile, path: Path) -> list[ChildRequest]:
             ]
         ) from error
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=layout.delimiter)
-    header_row = next(reader, None)
+    rows = _csv_rows(reader, profile, name)
+    header_row = next(rows, None)
     if header_row is None or not any(cell.strip() for cell in header_row):
         raise ExchangeFileError([f"{name} is empty: line 1 should be the header."])
     header = [cell.strip() for cell in header_row]
@@ -76,7 +77,7 @@ def parse_request(profile: Profile, path: Path) -> list[ChildRequest]:
     problems: list[str] = []
     seen: dict[str, int] = {}
     last_line = reader.line_num
-    for row in reader:
+    for row in rows:
         line, last_line = last_line + 1, reader.line_num
         if not any(cell.strip() for cell in row):
             continue  # blank line or a row of empty separators
@@ -102,6 +103,26 @@ def parse_request(profile: Profile, path: Path) -> list[ChildRequest]:
     if problems:
         raise ExchangeFileError(problems)
     return children
+
+
+def _csv_rows(reader: Iterator[list[str]], profile: Profile, name: str) -> Iterator[list[str]]:
+    """The rows of ``reader``; a line the csv module cannot read (a field longer than its
+    limit, an unclosed quote) is an :class:`ExchangeFileError` naming the line."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            line = getattr(reader, "line_num", 0)
+            raise ExchangeFileError(
+                [
+                    f"{name} line {line} cannot be read as CSV ({error}); a request's fields "
+                    f"are short text separated by '{profile.request.delimiter}': ask "
+                    f"{profile.code} for a corrected file."
+                ]
+            ) from error
+        yield row
 
 
 def _request_child(
