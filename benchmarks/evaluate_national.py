@@ -1,44 +1,40 @@
-"""National-scale semester results: tasks/evaluate.py vs plain pandas vs DuckDB's bare GROUP BY.
+"""A national semester evaluated from the warehouse's Delta tables, size after size, beside
+DuckDB's bare GROUP BY of the same marks.
 
-    .venv/bin/python benchmarks/evaluate_national.py [--pupils 1000000] [--subjects 10]
-        [--slots 2] [--order warehouse|pupil|shuffled] [--repeat 1] [--skip-pandas]
+    .venv/bin/python benchmarks/evaluate_national.py [--sizes 10M,40M,100M,300M] [--quick]
+        [--batch-rows N] [--workdir DIR] [--keep]
 
-Builds in memory a marks frame shaped like the warehouse ``marks`` table: pupils in classes of
-40 across the six collège levels, ``--subjects`` subjects × 2 semesters × ``--slots`` slots
-(test1, test2, … and the last slot ``activities`` when --slots ≥ 3), ~2 % of marks not entered
-and ~1 % justified absences. 1 M pupils × 10 × 2 × 2 = 40 M rows, in the warehouse's order by
-default: school by school, one NotesCC workbook per class × subject × semester (in a random
-submission order within the school), pupil by pupil, a row per slot (``--order pupil``: each
-pupil's rows together; ``--order shuffled``: no order at all, the slow path). Then times:
+For each size (mark rows), a warehouse is generated as the consolidation writes it: tables
+``marks``, ``exam_marks`` and ``enrollments`` partitioned by school (warehouse/delta.py's
+``replace_school_rows``, a few hundred schools per commit), one published night. The country:
+pupils in classes of 40, 30 classes a school (1,200 pupils), the six collège levels, 10 subjects
+× 2 semesters × 2 test slots = 40 marks a pupil (7.5 M pupils at 300 M marks), ~2 % of marks
+not entered and ~1 % justified absences, marks in the warehouse's order (school by school, one
+NotesCC workbook per class × subject × semester, pupil by pupil); the 3rd-year pupils sit the
+collège certificate (5 local and 8 regional papers). Then, each in a process of its own so that
+its peak resident memory is its own:
 
-* ours: ``semester_results(subject_results(marks))`` (subject averages with the activities
-  weights, coefficients, statuses, semester averages, ranks), and ``annual_results`` after it
-  as the nightly evaluation does (exam results need exam marks: not measured here); peak
-  resident memory during the call (the kernel's high-water mark, reset just before);
-* DuckDB: the floor, ``SELECT …, avg(mark) GROUP BY pupil, subject, semester`` on the same
-  Arrow data (target: ours within 2× of it);
-* pandas: a straightforward groupby implementation of the same formulas, from a pandas frame of
-  the same marks (its conversion from polars is timed apart, as ours gets its frame for free;
-  pandas turns the key columns into categoricals itself, its fastest way): the ratio
-  pandas / ours (target ≥ 5×).
+* ours: tasks/evaluation_batches.evaluate_warehouse, from the Delta tables to the four result
+  tables (subject, semester, annual, exam results) written back to the warehouse, school batch
+  by school batch (``--batch-rows``, default the setting ``evaluation_batch_rows``);
+* baseline: DuckDB's bare ``SELECT student_code, subject_code, semester, avg(mark) ... GROUP BY``
+  over the same Parquet files (the aggregation alone: nothing written).
 
-Target: all semester results in ≤ 60 s, peak memory well below the 23 GB of the machine.
-
-Figures on the 2-core, 23 GB reference machine (2025-12-02, machine shared with other work, best
-of 3 for ours and DuckDB; warehouse order, 1 M pupils, 40 M rows, input frame 1.9 GB):
-
-    before (group_by on the 7 key columns; then pupil order, where pandas was also slower):
-    ours 87.97 s (subject_results 74.96 s, semester_results 13.01 s), peak RSS 19,139 MB;
-    duckdb 3.68 s; pandas 38.41 s: ours 2.3× slower than pandas, 24× DuckDB.
-
-    after: see FIGURES below (also printed by each run).
+Targets (issue 17): 300 M marks in ≤ 10 min and ≤ 8 GB peak on the 2-core machine. The load
+average (other work on the machine) is printed beside every figure. ``--quick``: 3 M marks,
+under a minute. ``run(quick)`` returns the rows for benchmarks/report.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,335 +42,341 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from schemas.evaluation_rules import load_rules
-from tasks.evaluate import annual_results, semester_results, subject_results
-
-FIGURES = """
-"""
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 LEVELS = ("1APIC", "2APIC", "3APIC", "1ASCG", "2ASCG", "3ASCG")
+EXAM_LEVELS = ("3APIC", "3ASCG")
 PUPILS_PER_CLASS = 40
 CLASSES_PER_SCHOOL = 30
+PUPILS_PER_SCHOOL = PUPILS_PER_CLASS * CLASSES_PER_SCHOOL
+SUBJECTS = 10
+SLOTS = 2
+MARKS_PER_PUPIL = SUBJECTS * 2 * SLOTS
+YEAR = "2024/2025"
+SCHOOLS_PER_COMMIT = 200
+QUICK_SIZES = (3_000_000,)
+SIZES = (10_000_000, 40_000_000, 100_000_000, 300_000_000)
+TARGET = "300 M marks: ≤ 600 s and ≤ 8,192 MB peak"
 
 
-# ---- memory -------------------------------------------------------------------------------------
+# ---- the warehouse ------------------------------------------------------------------------------
 
 
-def _status_mb(field: str) -> float | None:
-    """VmRSS / VmHWM of this process in MB (Linux), None elsewhere."""
-    status = Path("/proc/self/status")
-    if not status.exists():
-        return None
-    for line in status.read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return None
+def _school_code(index: np.ndarray) -> pl.Series:
+    return pl.Series(index).cast(pl.Utf8).str.zfill(6).str.replace("^", "S")
 
 
-def reset_peak() -> bool:
-    """Reset the kernel's high-water mark of resident memory to the current RSS (Linux ≥ 4.0),
-    so that VmHWM measures the next step alone; False when not possible."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
+def _pupils(first_school: int, schools: int) -> pl.DataFrame:
+    """The pupils of ``schools`` schools from ``first_school`` on, class by class."""
+    index = np.arange(
+        first_school * PUPILS_PER_SCHOOL, (first_school + schools) * PUPILS_PER_SCHOOL
+    )
+    klass = index // PUPILS_PER_CLASS
+    level = np.array(LEVELS)[klass % len(LEVELS)]
+    return pl.DataFrame(
+        {
+            "school_code": _school_code(index // PUPILS_PER_SCHOOL),
+            "school_year": pl.Series([YEAR] * len(index)),
+            "class_code": pl.Series(level)
+            + "-"
+            + pl.Series(klass % CLASSES_PER_SCHOOL + 1).cast(pl.Utf8),
+            "level_code": pl.Series(level),
+            "student_code": pl.Series(index).cast(pl.Utf8).str.zfill(9).str.replace("^", "K"),
+        }
+    )
 
 
-def peak_mb() -> float:
-    """Peak RSS since the last reset_peak (else since the start of the process)."""
-    hwm = _status_mb("VmHWM")
-    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _subject_codes() -> dict[str, list[str]]:
+    from schemas.evaluation_rules import load_rules
 
-
-def rss_mb() -> float:
-    rss = _status_mb("VmRSS")
-    return rss if rss is not None else peak_mb()
-
-
-# ---- data ----------------------------------------------------------------------------------------
-
-
-def build(
-    pupils: int, subjects: int, slots: int, order: str = "warehouse", seed: int = 7
-) -> pl.DataFrame:
-    rng = np.random.default_rng(seed)
     rules = load_rules()
-    level_subjects = {
-        level: [code for (lvl, code) in rules.subjects if lvl == level][:subjects]
+    return {
+        level: [code for (lvl, code) in rules.subjects if lvl == level][:SUBJECTS]
         for level in LEVELS
     }
-    if min(len(codes) for codes in level_subjects.values()) < subjects:
-        raise SystemExit(f"the collège levels have fewer than {subjects} subjects")
-    index = np.arange(pupils)
-    klass = index // PUPILS_PER_CLASS
-    school = klass // CLASSES_PER_SCHOOL
-    level = klass % len(LEVELS)
-    pupil_frame = pl.DataFrame(
+
+
+def _marks(pupils: pl.DataFrame, codes: dict[str, list[str]], seed: int) -> pl.DataFrame:
+    """Marks in the warehouse's order: per school, one workbook per class × subject ×
+    semester in a random submission order, pupil by pupil, a row per slot."""
+    rng = np.random.default_rng(seed)
+    classes = pupils.select("school_code", "class_code", "level_code").unique(maintain_order=True)
+    files = classes.join(pl.DataFrame({"subject_no": np.arange(SUBJECTS)}), how="cross").join(
+        pl.DataFrame({"semester": pl.Series([1, 2], dtype=pl.Int8)}), how="cross"
+    )
+    files = files.with_columns(pl.Series("_draw", rng.random(files.height))).sort(
+        "school_code", "_draw"
+    )
+    files = files.with_row_index("submission_id").with_columns(
+        pl.col("submission_id").cast(pl.Int64)
+    )
+    rows = files.join(pupils, on=["school_code", "class_code", "level_code"], maintain_order="left")
+    rows = rows.join(
+        pl.DataFrame({"slot": [f"test{i + 1}" for i in range(SLOTS)]}), how="cross"
+    ).with_columns(pl.int_range(pl.len()).over("submission_id").add(17).alias("sheet_row"))
+    table = pl.DataFrame({"level_code": list(codes), "_codes": [codes[level] for level in codes]})
+    height = rows.height
+    draw = rng.random(height)
+    mark = np.round(rng.uniform(0, 20, height) * 4) / 4
+    return (
+        rows.join(table, on="level_code", how="left", maintain_order="left")
+        .with_columns(pl.col("_codes").list.get(pl.col("subject_no")).alias("subject_code"))
+        .select(
+            "school_code",
+            "school_year",
+            "class_code",
+            "level_code",
+            "student_code",
+            "subject_code",
+            "semester",
+            "slot",
+            pl.Series("mark", np.where(draw >= 0.03, mark, np.nan)).fill_nan(None),
+            pl.when(pl.Series((draw >= 0.02) & (draw < 0.03)))
+            .then(pl.lit("justified"))
+            .otherwise(pl.lit(None, pl.Utf8))
+            .alias("absence"),
+            pl.lit(20.0).alias("mark_scale"),
+            "submission_id",
+            pl.lit("Sheet1").alias("sheet"),
+            pl.col("sheet_row").cast(pl.Int64),
+        )
+    )
+
+
+def _exam_marks(pupils: pl.DataFrame, seed: int) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    sitting = pupils.filter(pl.col("level_code").is_in(EXAM_LEVELS))
+    papers = pl.DataFrame(
         {
-            "school_code": pl.Series(school).cast(pl.Utf8).str.zfill(6),
-            "level_code": pl.Series(np.array(LEVELS)[level]),
-            "class_no": pl.Series(klass % 1000),
-            "student_code": pl.Series(index).cast(pl.Utf8).str.zfill(10).str.replace("^", "P"),
+            "exam": ["local"] * 5 + ["regional"] * 8,
+            "subject_code": [
+                *("0010", "0020", "0040", "0050", "0060"),
+                *("0010", "0020", "0040", "0050", "0060", "0070", "0080", "0110"),
+            ],
         }
-    ).select(
+    )
+    rows = sitting.join(papers, how="cross")
+    absent = rng.random(rows.height) < 0.01
+    return rows.select(
         "school_code",
-        pl.lit("2024/2025").alias("school_year"),
-        (pl.col("level_code") + "-" + pl.col("class_no").cast(pl.Utf8)).alias("class_code"),
+        "school_year",
+        "class_code",
+        "student_code",
+        "exam",
+        pl.lit("normal").alias("session"),
+        "subject_code",
+        pl.Series(
+            "mark", np.where(absent, np.nan, np.round(rng.uniform(0, 20, rows.height), 2))
+        ).fill_nan(None),
+        pl.Series("absent", absent),
+        pl.lit(20.0).alias("mark_scale"),
+        pl.lit(0, pl.Int64).alias("submission_id"),
+        pl.lit("").alias("sheet"),
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("sheet_row"),
+    )
+
+
+def _enrollments(pupils: pl.DataFrame) -> pl.DataFrame:
+    return pupils.select(
+        "school_code",
+        "school_year",
+        "class_code",
         "level_code",
         "student_code",
+        pl.lit("active").alias("status"),
     )
-    slot_names = [f"test{i + 1}" for i in range(slots)]
-    if slots >= 3:
-        slot_names[-1] = "activities"
-    if order == "pupil":  # each pupil's rows together: subject by subject, semester, slot
-        per_pupil = subjects * 2 * slots
-        pupil_of_row = np.repeat(index, per_pupil)
-        within = np.tile(np.arange(per_pupil), pupils)
-        subject_no = within // (2 * slots)
-        semester = (within // slots) % 2 + 1
-        slot_no = within % slots
-    else:  # one workbook per class × subject × semester, pupil by pupil, a row per slot
-        classes = int(klass[-1]) + 1
-        class_start = np.searchsorted(klass, np.arange(classes))
-        class_size = np.diff(np.append(class_start, pupils))
-        files = classes * subjects * 2
-        file_class = np.repeat(np.arange(classes), subjects * 2)
-        file_subject = np.tile(np.repeat(np.arange(subjects), 2), classes)
-        file_semester = np.tile(np.array([1, 2]), classes * subjects)
-        # the school's workbooks in a random submission order, school after school
-        submitted = np.lexsort((rng.random(files), file_class // CLASSES_PER_SCHOOL))
-        file_class = file_class[submitted]
-        block = class_size[file_class] * slots
-        file_of_row = np.repeat(np.arange(files), block)
-        within = np.arange(int(block.sum())) - np.repeat(np.cumsum(block) - block, block)
-        pupil_of_row = class_start[file_class][file_of_row] + within // slots
-        subject_no = file_subject[submitted][file_of_row]
-        semester = file_semester[submitted][file_of_row]
-        slot_no = within % slots
-        del file_of_row, within
-    rows = len(pupil_of_row)
-    codes = np.array([level_subjects[lv] for lv in LEVELS])  # level × subject
-    subject = codes[level[pupil_of_row], subject_no]
-    mark = np.round(rng.uniform(0, 20, rows) * 4) / 4
-    draw = rng.random(rows)
-    entered = draw >= 0.03
-    justified = (draw >= 0.02) & (draw < 0.03)
-    marks = pupil_frame[pupil_of_row].with_columns(
-        pl.Series("subject_code", subject),
-        pl.Series("semester", semester.astype(np.int8)),
-        pl.Series("slot", np.array(slot_names)[slot_no]),
-        pl.Series("mark", np.where(entered, mark, np.nan)).fill_nan(None),
-        pl.when(pl.Series(justified)).then(pl.lit("justified")).alias("absence"),
-        pl.lit(20.0).alias("mark_scale"),
-    )
-    if order == "shuffled":
-        marks = marks[rng.permutation(rows)]
-    return marks
 
 
-# ---- pandas ------------------------------------------------------------------------------------
+def build_warehouse(home: Path, marks: int, seed: int = 7) -> dict[str, Any]:
+    """A home whose published night holds a country of about ``marks`` marks."""
+    from massar.home import init_home
+    from warehouse.control import ControlDatabase
+    from warehouse.delta import replace_school_rows, table_versions
+    from warehouse.nights import finish_night, start_night
 
-
-def pandas_semesters(frame: Any, rules: Any) -> Any:
-    """The same formulas with a plain pandas groupby, from a pandas frame of the marks (no
-    mark-scale conversion: all /20; no statuses, counts or 6-decimal rounding, which ours
-    computes on top). The key columns become categoricals first: pandas groups 40 M rows of
-    7 string keys faster that way (and in less memory) than on the strings themselves."""
-    import pandas as pd
-
-    keys = ["school_code", "school_year", "class_code", "level_code", "student_code"]
-    frame = frame.astype(dict.fromkeys([*keys, "subject_code", "slot"], "category"))
-    subject_rules = pd.DataFrame(rules.subject_rows())[
-        ["level_code", "subject_code", "coefficient", "activities_weight"]
-    ]
-    value = frame["mark"].where(frame["absence"].isna())
-    is_test = frame["slot"].str.startswith("test")
-    frame["test"] = value.where(is_test)
-    frame["act"] = value.where(~is_test)
-    frame["excused"] = frame["absence"].notna()
-    grouped = (
-        frame.groupby([*keys, "subject_code", "semester"], observed=True)
-        .agg(
-            tests_mean=("test", "mean"),
-            act=("act", "mean"),
-            rows=("mark", "size"),
-            excused=("excused", "sum"),
+    settings = init_home(home)
+    codes = _subject_codes()
+    schools = max(1, round(marks / MARKS_PER_PUPIL / PUPILS_PER_SCHOOL))
+    rows = 0
+    for first in range(0, schools, SCHOOLS_PER_COMMIT):
+        count = min(SCHOOLS_PER_COMMIT, schools - first)
+        pupils = _pupils(first, count)
+        written = pupils.get_column("school_code").unique().to_list()
+        frame = _marks(pupils, codes, seed + first)
+        rows += frame.height
+        replace_school_rows(settings.warehouse, "marks", written, frame.to_arrow())
+        del frame
+        replace_school_rows(
+            settings.warehouse, "exam_marks", written, _exam_marks(pupils, seed + first).to_arrow()
         )
-        .reset_index()
-    )
-    for column in ("level_code", "subject_code"):
-        grouped[column] = grouped[column].astype(str)
-    grouped = grouped.merge(subject_rules, on=["level_code", "subject_code"], how="left")
-    w = grouped["activities_weight"].fillna(0.25)
-    both = grouped["tests_mean"].notna() & grouped["act"].notna() & (w > 0)
-    average = grouped["tests_mean"].where(grouped["tests_mean"].notna(), grouped["act"])
-    average = average.where(~both, grouped["tests_mean"] * (1 - w) + grouped["act"] * w)
-    average = average.where(grouped["excused"] < grouped["rows"])
-    counted = average.notna() & grouped["coefficient"].notna()
-    grouped["points"] = (average * grouped["coefficient"]).where(counted, 0.0)
-    grouped["coefs"] = grouped["coefficient"].where(counted, 0.0)
-    semester = (
-        grouped.groupby([*keys, "semester"], observed=True)
-        .agg(points=("points", "sum"), coefs=("coefs", "sum"))
-        .reset_index()
-    )
-    semester["average"] = (semester["points"] / semester["coefs"]).where(semester["coefs"] > 0)
-    window = semester.groupby(
-        ["school_code", "school_year", "class_code", "semester"], observed=True
-    )
-    semester["rank"] = window["average"].rank(method="min", ascending=False)
-    semester["class_size"] = window["average"].transform("count")
-    return semester
-
-
-# ---- run ---------------------------------------------------------------------------------------
-
-
-def run_ours(marks: pl.DataFrame, rules: Any) -> dict[str, Any]:
-    """One timed run of ours, as the nightly evaluation chains them."""
-    before = rss_mb()
-    exact = reset_peak()
-    cpu = time.process_time()
-    started = time.perf_counter()
-    subjects = subject_results(marks, rules)
-    middle = time.perf_counter()
-    semesters = semester_results(subjects, rules)
-    ended = time.perf_counter()
-    cpu = time.process_time() - cpu
-    peak = peak_mb()
-    annual_results(semesters, rules)
+        replace_school_rows(
+            settings.warehouse, "enrollments", written, _enrollments(pupils).to_arrow()
+        )
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        night = start_night(database)
+        finish_night(database, night, table_versions(settings.warehouse), {})
+    finally:
+        database.dispose()
+    size = sum(f.stat().st_size for f in (settings.warehouse / "marks").rglob("*.parquet"))
     return {
-        "ours": ended - started,
-        "subject": middle - started,
-        "semester": ended - middle,
-        "annual": time.perf_counter() - ended,
-        "cpu": cpu,
-        "peak": peak,
-        "before": before,
-        "exact": exact,
-        "subjects": subjects,
-        "semesters": semesters,
+        "marks": rows,
+        "schools": schools,
+        "pupils": schools * PUPILS_PER_SCHOOL,
+        "mb": size / 2**20,
     }
 
 
-def run_duckdb(connection: Any) -> dict[str, float]:
-    cpu = time.process_time()
+# ---- the measures (each in its own process) --------------------------------------------------
+
+
+def _peak_mb() -> float:
+    """This process's peak resident memory (VmHWM: ru_maxrss would keep the parent's across
+    the fork and exec)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_ours(home: Path, batch_rows: int | None) -> dict[str, Any]:
+    from ground.settings import load_settings
+    from schemas.evaluation_rules import load_rules
+    from tasks.evaluation_batches import evaluate_warehouse
+
+    settings = load_settings(home)
+    rules = load_rules()
     started = time.perf_counter()
-    floor = connection.sql(
-        "SELECT student_code, subject_code, semester, avg(mark) AS average FROM marks "
-        "GROUP BY student_code, subject_code, semester"
-    ).to_arrow_table()
+    run = evaluate_warehouse(settings, rules, batch_rows=batch_rows)
+    wall = time.perf_counter() - started
+    return {"wall": wall, "peak_mb": _peak_mb(), "rows": run.rows, "batches": run.batches}
+
+
+def measure_baseline(home: Path) -> dict[str, Any]:
+    import duckdb
+
+    files = str(home / "warehouse" / "marks" / "**" / "*.parquet")
+    started = time.perf_counter()
+    connection = duckdb.connect()
+    groups, _ = connection.execute(
+        "SELECT count(*), sum(average) FROM (SELECT student_code, subject_code, semester, "
+        f"avg(mark) AS average FROM read_parquet('{files}', hive_partitioning = true) "
+        "GROUP BY ALL)"
+    ).fetchone()  # type: ignore[misc]
+    wall = time.perf_counter() - started
+    return {"wall": wall, "peak_mb": _peak_mb(), "groups": groups}
+
+
+def _child(kind: str, home: Path, batch_rows: int | None) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", kind, "--workdir", str(home)]
+    if batch_rows:
+        command += ["--batch-rows", str(batch_rows)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"the {kind} measure failed:\n{done.stderr[-3000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _load() -> float:
+    return os.getloadavg()[0]
+
+
+def measure_size(marks: int, workdir: Path, batch_rows: int | None, keep: bool) -> dict[str, Any]:
+    home = workdir / f"national-{marks // 1_000_000}M"
+    if home.exists():
+        shutil.rmtree(home)
+    started, load = time.perf_counter(), _load()
+    built = build_warehouse(home, marks)
+    built["build_s"], built["build_load"] = time.perf_counter() - started, load
+    load_ours = _load()
+    ours = _child("ours", home, batch_rows)
+    load_base = _load()
+    base = _child("baseline", home, None)
+    if not keep:
+        shutil.rmtree(home)
     return {
-        "wall": time.perf_counter() - started,
-        "cpu": time.process_time() - cpu,
-        "rows": floor.num_rows,
+        **built,
+        "ours": ours,
+        "baseline": base,
+        "load_ours": load_ours,
+        "load_baseline": load_base,
     }
 
 
-def verdict(met: bool) -> str:
-    return "met" if met else "MISSED"
+def _label(marks: int) -> str:
+    return f"{marks / 1_000_000:g} M marks"
+
+
+def run(quick: bool, sizes: tuple[int, ...] | None = None, **options: Any) -> list[dict[str, Any]]:
+    """One row per size for benchmarks/report.py: measure, ours_s, baseline_s, peak_rss_mb,
+    target (and the load average and batches beside them)."""
+    chosen = sizes or (QUICK_SIZES if quick else SIZES)
+    workdir = Path(options.get("workdir") or tempfile.mkdtemp(prefix="massar-national-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    disk = shutil.disk_usage(workdir).free / 2**30
+    rows = []
+    for marks in chosen:
+        needed = marks * 25 / 2**30 + 2  # ~25 bytes a mark on disk with the results
+        if needed > disk:
+            print(f"{_label(marks)}: skipped, {needed:.0f} GB of disk needed, {disk:.0f} free")
+            continue
+        figures = measure_size(
+            marks, workdir, options.get("batch_rows"), options.get("keep", False)
+        )
+        ours, base = figures["ours"], figures["baseline"]
+        row = {
+            "measure": f"evaluation, {_label(figures['marks'])} ({figures['pupils']:,} pupils)",
+            "ours_s": round(ours["wall"], 1),
+            "baseline_s": round(base["wall"], 1),
+            "peak_rss_mb": round(ours["peak_mb"]),
+            "baseline_peak_rss_mb": round(base["peak_mb"]),
+            "target": TARGET,
+            "load_average": f"{figures['load_ours']:.1f} / {figures['load_baseline']:.1f}",
+            "batches": ours["batches"],
+            "marks_mb": round(figures["mb"]),
+            "build_s": round(figures["build_s"], 1),
+        }
+        rows.append(row)
+        print(
+            f"{row['measure']}: ours {row['ours_s']} s, peak RSS {row['peak_rss_mb']:,} MB "
+            f"({row['batches']} batches) | DuckDB GROUP BY {row['baseline_s']} s, peak RSS "
+            f"{row['baseline_peak_rss_mb']:,} MB | ratio {ours['wall'] / base['wall']:.2f}× | "
+            f"load average {row['load_average']} | marks on disk {row['marks_mb']:,} MB, "
+            f"built in {row['build_s']} s",
+            flush=True,
+        )
+    return rows
+
+
+def _size(text: str) -> int:
+    text = text.strip().upper()
+    scale = {"K": 1_000, "M": 1_000_000, "G": 1_000_000_000}.get(text[-1:], 1)
+    return int(float(text.rstrip("KMG")) * scale)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pupils", type=int, default=1_000_000)
-    parser.add_argument("--subjects", type=int, default=10)
-    parser.add_argument("--slots", type=int, default=2)
-    parser.add_argument("--order", choices=("warehouse", "pupil", "shuffled"), default="warehouse")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of ours and DuckDB (best)")
-    parser.add_argument("--skip-pandas", action="store_true")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--sizes", help="mark rows, e.g. 10M,40M,100M,300M")
+    parser.add_argument("--quick", action="store_true", help="3 M marks, under a minute")
+    parser.add_argument("--batch-rows", type=int, default=None)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the generated warehouses")
+    parser.add_argument("--child", choices=("ours", "baseline"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    rules = load_rules()
-    started_rss = rss_mb()
-
-    started = time.perf_counter()
-    marks = build(args.pupils, args.subjects, args.slots, args.order)
-    size = marks.estimated_size() / 2**20
-    print(
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
-        f"built {marks.height:,} mark rows for {args.pupils:,} pupils ({args.order} order) in "
-        f"{time.perf_counter() - started:.1f} s (peak RSS {peak_mb():,.0f} MB, "
-        f"frame {size:,.0f} MB)"
-    )
-
-    # the first run alone, before DuckDB's copy of the data exists: its memory is ours only
-    subjects = semesters = None
-    first = best = run_ours(marks, rules)
-    subjects, semesters = best.pop("subjects"), best.pop("semesters")
-
-    import duckdb
-
-    table = marks.to_arrow()
-    connection = duckdb.connect()
-    connection.register("marks", table)
-    duck: dict[str, float] = {}
-    for repeat in range(args.repeat):  # alternately, so that both see the same load
-        if repeat:
-            subjects = semesters = None  # the previous run's results go first
-            run = run_ours(marks, rules)
-            subjects, semesters = run.pop("subjects"), run.pop("semesters")
-            if run["ours"] < best["ours"]:
-                best = run
-        floor = run_duckdb(connection)
-        if not duck or floor["wall"] < duck["wall"]:
-            duck = floor
-    connection.close()
-    del table
-    assert subjects is not None and semesters is not None
-    ours = best["ours"]
-    print(
-        f"ours:   {ours:6.2f} s  (subject_results {best['subject']:.2f} s, semester_results "
-        f"{best['semester']:.2f} s; {best['cpu']:.1f} s of CPU) → {subjects.height:,} subject "
-        f"rows, {semesters.height:,} semester rows; target ≤ 60 s: {verdict(ours <= 60)}"
-    )
-    # The allocator keeps memory freed by the build and ours reuses it: peak − RSS before is a
-    # lower bound of ours' own memory, peak − frame − the interpreter's RSS an upper bound.
-    low, high = first["peak"] - first["before"], first["peak"] - size - started_rss
-    print(
-        f"        + annual_results {best['annual']:.2f} s (the rest of a night's evaluation); "
-        f"peak RSS {first['peak']:,.0f} MB{'' if first['exact'] else ' (process peak)'} "
-        f"(first run): between +{low:,.0f} and +{high:,.0f} MB over the {size:,.0f} MB input "
-        f"frame; target < 8 GB over the input: {verdict(high < 8 * 1024)}"
-    )
-    print(
-        f"duckdb: {duck['wall']:6.2f} s  ({duck['cpu']:.1f} s of CPU; bare GROUP BY pupil, "
-        f"subject, semester → {duck['rows']:,.0f} rows); ours / duckdb = "
-        f"{ours / duck['wall']:.2f}× (CPU {best['cpu'] / duck['cpu']:.2f}×; target ≤ 2×: "
-        f"{verdict(ours <= 2 * duck['wall'])})"
-    )
-    del subjects
-
-    if args.skip_pandas:
+    if args.child:
+        if args.child == "ours":
+            result = measure_ours(args.workdir, args.batch_rows)
+        else:
+            result = measure_baseline(args.workdir)
+        print(json.dumps(result))
         return
-    started = time.perf_counter()
-    frame = marks.to_pandas()
-    converted = time.perf_counter() - started
-    del marks
-    before = rss_mb()
-    reset_peak()
-    cpu = time.process_time()
-    started = time.perf_counter()
-    reference = pandas_semesters(frame, rules)
-    pandas_time = time.perf_counter() - started
-    cpu = time.process_time() - cpu
-    print(
-        f"pandas: {pandas_time:6.2f} s  ({cpu:.1f} s of CPU; + {converted:.2f} s to get the "
-        f"polars frame into "
-        f"pandas, not counted) → {len(reference):,} semester rows; peak RSS "
-        f"{peak_mb():,.0f} MB (+{peak_mb() - before:,.0f} MB); pandas / ours = "
-        f"{pandas_time / ours:.1f}× (target ≥ 5×: {verdict(pandas_time >= 5 * ours)})"
-    )
-    check = semesters.join(
-        pl.from_pandas(
-            reference[["student_code", "semester", "average"]].astype({"student_code": str})
-        ),
-        on=["student_code", "semester"],
-        suffix="_pandas",
-    )
-    worst = (check["average"] - check["average_pandas"]).abs().max()
-    print(f"max |ours - pandas| semester average: {worst!s} (ours is stored to 6 decimals)")
-    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    sizes = tuple(_size(part) for part in args.sizes.split(",")) if args.sizes else None
+    print(f"{os.cpu_count()} cores, load average {_load():.1f}; target {TARGET}", flush=True)
+    run(args.quick, sizes, workdir=args.workdir, batch_rows=args.batch_rows, keep=args.keep)
 
 
 if __name__ == "__main__":

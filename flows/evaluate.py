@@ -9,18 +9,15 @@ from prefect import flow
 from flows.recorded import recorded
 from ground.settings import Settings, load_settings
 from tasks.disk_space import disk_guarded, evaluation_estimate, warehouse_folders
-from tasks.evaluation import (
-    compute_task,
+from tasks.evaluation_steps import (
     eservices_task,
-    other_semester_task,
-    plan_task,
+    evaluate_task,
     publish_task,
-    read_task,
     report_task,
+    reports_input_task,
     rules_task,
     scope_sentence,
     statistics_task,
-    write_task,
 )
 from tasks.leases import WAREHOUSE, evaluation_not_run, leased
 
@@ -44,15 +41,13 @@ def evaluate(
     years evaluated are recomputed from both semesters."""
     settings = settings or load_settings(home)
     rules = rules_task()
-    plan = plan_task(read_task(settings), rules, year)
-    kept = other_semester_task(settings, plan, semester) if semester and plan.years else None
-    results = compute_task(plan.inputs, rules, semester, kept) if plan.years else {}
-    versions = write_task(settings, results, plan)
-    summary = report_task(plan, results)
-    summary["scope"] = scope_sentence(plan, year, semester)
-    summary["rows"] = {table: frame.height for table, frame in results.items()}
-    summary["night_id"] = publish_task(settings, versions, summary)
-    if plan.years:
+    run = evaluate_task(settings, rules, year, semester)  # writes the result tables
+    summary = report_task(run)
+    summary["scope"] = scope_sentence(run.plan, year, semester)
+    summary["rows"] = dict(run.rows)
+    summary["night_id"] = publish_task(settings, run.versions, summary)
+    if run.plan.years:
+        plan, results = reports_input_task(settings, rules, run, year)
         summary["eservices_files"] = eservices_task(settings, plan, results)
         summary["statistics_report"] = statistics_task(settings, plan, results)
     return summary

@@ -202,6 +202,10 @@ class Settings(BaseSettings):
     # started on 127.0.0.1 for the run, without dashboard.
     dask_address: str = ""
     dask_workers: int = Field(default=2, ge=1)
+    # The evaluation reads the marks this many rows at a time (a batch of whole schools): its
+    # memory follows this, not the country (about 0.5 GB per million marks; benchmark
+    # benchmarks/evaluate_national.py).
+    evaluation_batch_rows: int = Field(default=8_000_000, ge=1)
 
     @field_validator("timezone")
     @classmethod

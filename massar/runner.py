@@ -6,9 +6,13 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ground.errors import OperatorError, RequestsUnanswered, WorkFailed
 from ground.settings import Settings, apply_prefect_environment
+
+if TYPE_CHECKING:  # tasks import Prefect, which must see this installation's settings first
+    from tasks.approval_rules import Claim
 
 
 @contextmanager
@@ -103,7 +107,7 @@ def run_nightly(settings: Settings) -> str:
 def run_evaluate(settings: Settings, year: str | None, semester: int | None) -> str:
     """Run the ``evaluate`` flow and summarise it."""
     apply_prefect_environment(settings)  # before anything imports Prefect
-    from tasks.evaluation import check_inputs
+    from tasks.evaluation_steps import check_inputs
 
     year = check_inputs(settings, year)  # a bad year or rules file: a sentence, no flow run
     with prefect_api(settings):
@@ -237,9 +241,10 @@ def describe_batch(settings: Settings, summary: dict) -> str:
 
 
 def approve_batch(
-    settings: Settings, batch_id: str, approver: str, approve: bool, comment: str
+    settings: Settings, batch_id: str, claim: Claim, approve: bool, comment: str
 ) -> str:
-    """Record a decision from the terminal and resume the exchange run waiting on it."""
+    """Record a decision from the terminal (who ``claim`` proves to be: the OS account and the
+    approver's code, tasks/approval_rules.py) and resume the exchange run waiting on it."""
     apply_prefect_environment(settings)
     from massar.status import unknown_batch_sentence
     from massar.status_facts import batch_state
@@ -248,7 +253,7 @@ def approve_batch(
     if batch_state(settings, batch_id) is None:
         raise OperatorError(unknown_batch_sentence(settings, batch_id))
     summary = batch_summary(settings, batch_id)
-    decision = record_decision(settings, batch_id, approver, approve, comment, "cli")
+    decision = record_decision(settings, batch_id, claim, approve, comment)
     text = (
         f"Batch {batch_id} {decision.decision} by {decision.approver} at "
         f"{decision.decided_at:%Y-%m-%d %H:%M} UTC, covering manifest "

@@ -93,23 +93,35 @@ def _active(frames: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
 
 
 def _split_enrolled(
-    frame: pl.DataFrame, active: pl.DataFrame, dataset: str
+    frame: pl.DataFrame,
+    active: pl.DataFrame,
+    dataset: str,
+    listed: pl.DataFrame | None = None,
+    elsewhere: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(rows whose pupil is actively enrolled in that school and year, the others counted per
-    school year and school with their reason)."""
-    kept = frame.join(active, on=ENROLMENT_KEYS, how="semi", maintain_order="left")
-    if kept.height == frame.height:
-        return kept, _rows([])
-    held = frame.join(active, on=ENROLMENT_KEYS, how="anti", maintain_order="left").select(
-        ENROLMENT_KEYS
+    school year and school with their reason). ``active`` holds at least the enrolments of the
+    rows' schools; ``listed`` (school_code, school_year: the lists accepted) and ``elsewhere``
+    (school_year, student_code: active enrolments in other schools) default to what
+    ``active`` says, for a caller that holds only part of the enrolments."""
+    # the pupils first (a pupil's rows come in runs), then only their rows that are held
+    missing = _distinct(frame, ENROLMENT_KEYS).join(active, on=ENROLMENT_KEYS, how="anti")
+    if not missing.height:
+        return frame, _rows([])
+    kept = frame.join(
+        missing, on=ENROLMENT_KEYS, how="anti", nulls_equal=True, maintain_order="left"
     )
+    held = frame.join(
+        missing, on=ENROLMENT_KEYS, how="semi", nulls_equal=True, maintain_order="left"
+    ).select(ENROLMENT_KEYS)
     listed = (
-        active.select("school_code", "school_year")
+        (active if listed is None else listed)
+        .select("school_code", "school_year")
         .unique()
         .with_columns(pl.lit(True).alias("_listed"))
     )
     elsewhere = (
-        active.select("school_year", "student_code")
+        pl.concat([active.select("school_year", "student_code"), *_present(elsewhere)])
         .unique()
         .with_columns(pl.lit(True).alias("_elsewhere"))
     )
@@ -128,6 +140,12 @@ def _split_enrolled(
     return kept, _counted(held, dataset, ["school_year", "school_code"])
 
 
+def _present(frame: pl.DataFrame | None) -> list[pl.DataFrame]:
+    if frame is None:
+        return []
+    return [frame.select(pl.col("school_year", "student_code").cast(pl.Utf8))]
+
+
 def _distinct(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     """The distinct values of ``keys``. The warehouse holds a school's marks together, workbook
     by workbook: comparing neighbours leaves one row per run, and only those are hashed."""
@@ -143,7 +161,12 @@ def _in_years(frame: pl.DataFrame | None, years: list[str]) -> pl.DataFrame | No
 
 
 def evaluable(
-    frames: Mapping[str, pl.DataFrame], levels: Iterable[str], year: str | None = None
+    frames: Mapping[str, pl.DataFrame],
+    levels: Iterable[str],
+    year: str | None = None,
+    *,
+    years_present: list[str] | None = None,
+    elsewhere: pl.DataFrame | None = None,
 ) -> Evaluable:
     """Restrict the published tables ``frames`` (marks, exam_marks, students, enrollments with
     every status, schools, history: earlier annual results) to what can be evaluated.
@@ -152,6 +175,12 @@ def evaluable(
     counts when its pupil's enrolment in that school and year is active and its level has
     evaluation rules (``levels``: the level codes the rules know). Everything else is counted
     in ``skipped`` with its reason; a school with a list but no marks is named too.
+
+    A caller that evaluates the warehouse school batch by school batch
+    (tasks/evaluation_batches.py) gives the frames of a batch of schools, the school years of
+    the whole warehouse's marks (``years_present``, which also means that ``year`` was found
+    there) and the active enrolments of the batch's pupils in other schools (``elsewhere``:
+    school_year, student_code).
     """
     if not frames:  # no night published yet
         return Evaluable({}, [], _rows([_skip(NO_WAREHOUSE)]))
@@ -172,7 +201,9 @@ def evaluable(
     # (year, school) pairs with marks: one pass gives the years, the schools and, later, the
     # schools with a list but no marks
     pairs = _distinct(marks, ["school_year", "school_code"]).drop_nulls("school_year")
-    present = pairs.get_column("school_year").unique().sort().to_list()
+    present = years_present
+    if present is None:
+        present = pairs.get_column("school_year").unique().sort().to_list()
     if year is not None and year not in present:
         skipped.append(_rows([_skip(YEAR_ABSENT, year, detail=", ".join(present))]))
         return Evaluable({}, [], pl.concat(skipped))
@@ -182,7 +213,7 @@ def evaluable(
     pairs = pairs.filter(pl.col("school_year").is_in(years))
     schools = pairs.get_column("school_code").unique().sort().to_list()
 
-    marks, held = _split_enrolled(marks, active, "marks")
+    marks, held = _split_enrolled(marks, active, "marks", elsewhere=elsewhere)
     skipped.append(held)
     known = list(levels)
     has_rules = pl.col("level_code").is_in(known).fill_null(False)
@@ -196,7 +227,7 @@ def evaluable(
     exam_marks = frames.get("exam_marks")
     if exam_marks is not None:
         inputs["exam_marks"], held = _split_enrolled(
-            _in_years(exam_marks, years), active, "exam_marks"
+            exam_marks.filter(pl.col("school_year").is_in(years)), active, "exam_marks"
         )
         skipped.append(held)
         # The baccalaureate's regional exam is taken the year before: a run of one year reads

@@ -1,7 +1,10 @@
-"""Tasks of the ``evaluate`` flow: read the published warehouse, compute results, write them,
-publish them with the night, the e-services extract and the officers' statistics.
+"""The steps of the ``evaluate`` flow as Prefect tasks: load the rules, evaluate the published
+warehouse school batch by school batch (tasks/evaluation_batches.py, which writes the result
+tables), say what was held back, publish the results with a night, then the e-services extract
+and the officers' statistics.
 
-The formulas are in :mod:`tasks.evaluate` (plain polars), the rules in ``schemas/evaluation``.
+The formulas are in :mod:`tasks.results_formulas` (plain polars), what can be evaluated in
+:mod:`tasks.evaluable`, the rules in ``schemas/evaluation``.
 """
 
 from __future__ import annotations
@@ -10,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -19,10 +20,8 @@ from prefect.cache_policies import NO_CACHE
 from ground.errors import OperatorError
 from ground.settings import Settings
 from schemas.evaluation_rules import EvaluationRules, RulesError, load_rules
-from tasks import evaluate as formulas
 from tasks.eservices import build_extract, write_school_extracts
 from tasks.evaluable import (
-    EARLIER_EXAM_MARKS,
     SCHOOL_WITHOUT_MARKS,
     YEAR_TABLES,
     Evaluable,
@@ -30,13 +29,13 @@ from tasks.evaluable import (
     outcome_sentence,
     skipped_sentences,
 )
+from tasks.evaluation_batches import RESULT_TABLES, EvaluationRun, evaluate_warehouse
 from tasks.statistics import compute_statistics, headline_table
 from tasks.statistics_report import write_statistics_report
 from warehouse.control import ControlDatabase
-from warehouse.delta import current_version, read_table, replace_school_rows
+from warehouse.delta import read_table
 from warehouse.nights import finish_night, last_completed_night, start_night
 
-RESULT_TABLES = ("subject_results", "semester_results", "annual_results", "exam_results")
 INPUT_TABLES = ("marks", "exam_marks", "students", "enrollments", "schools")
 
 
@@ -82,10 +81,12 @@ def check_inputs(settings: Settings, year: str | None) -> str | None:
     return year
 
 
-def read_published(settings: Settings) -> dict[str, pl.DataFrame]:
-    """The input tables as of the last completed night, as they are (tables the night does
-    not have are absent; no night at all: an empty dict). What can be evaluated is decided by
-    :func:`plan_evaluation`."""
+def read_published(
+    settings: Settings, versions: dict[str, int] | None = None
+) -> dict[str, pl.DataFrame]:
+    """The input tables as of the last completed night (or at ``versions``), as they are
+    (tables the night does not have are absent; no night at all: an empty dict). What can be
+    evaluated is decided by :func:`plan_evaluation`."""
     database = ControlDatabase(settings.resolved_database_url)
     try:
         night = last_completed_night(database)
@@ -93,7 +94,7 @@ def read_published(settings: Settings) -> dict[str, pl.DataFrame]:
         database.dispose()
     if night is None:
         return {}
-    versions = dict(night.versions)
+    versions = dict(night.versions) if versions is None else versions
     frames: dict[str, pl.DataFrame] = {}
     for table in (*INPUT_TABLES, "annual_results", "exam_results"):
         if table not in versions:
@@ -117,14 +118,12 @@ def plan_evaluation(
     return evaluable(frames, rules.level_cycle, year)
 
 
-def report_skipped(plan: Evaluable, results: dict[str, pl.DataFrame]) -> dict[str, Any]:
+def report_skipped(run: EvaluationRun) -> dict[str, Any]:
     """Say what the evaluation did and held back: one log line per school and reason and the
     artifact ``evaluation-skipped`` (codes and counts, no pupil); returns the summary's part."""
     logger = get_run_logger()
-    pupils = results.get("annual_results", results.get("semester_results"))
-    counted = pupils if pupils is not None else pl.DataFrame({"school_code": []})
-    schools = counted.get_column("school_code").n_unique()
-    outcome = outcome_sentence(plan.years, counted.height, schools, plan.skipped)
+    plan, schools = run.plan, run.schools_evaluated
+    outcome = outcome_sentence(plan.years, run.pupils, schools, plan.skipped)
     sentences = skipped_sentences(plan.skipped)
     (logger.info if plan.years else logger.warning)(outcome)
     reasons = plan.skipped.get_column("reason").to_list()
@@ -166,85 +165,10 @@ def report_skipped(plan: Evaluable, results: dict[str, pl.DataFrame]) -> dict[st
         "outcome": outcome,
         "years": plan.years,
         "year": plan.years[-1] if plan.years else None,
-        "pupils": counted.height,
+        "pupils": run.pupils,
         "schools": schools,
         "skipped": [{k: v for k, v in row.items()} for row in rows],
     }
-
-
-def compute_results(
-    inputs: dict[str, pl.DataFrame],
-    rules: EvaluationRules,
-    semester: int | None = None,
-    other_semester: dict[str, pl.DataFrame] | None = None,
-) -> dict[str, pl.DataFrame]:
-    """Subject, semester, annual and exam results of the school years of ``inputs``.
-
-    With ``semester``, only that semester's subject and semester results are computed from the
-    marks; the other semester's are ``other_semester`` (the warehouse's rows, unchanged, from
-    :func:`other_semester_results`). The annual and exam results are computed from both, so
-    they never contradict the semester results the warehouse holds after the run."""
-    marks = inputs["marks"]
-    if semester is not None:
-        marks = marks.filter(pl.col("semester") == semester)
-    subjects = formulas.subject_results(marks, rules)
-    semesters = formulas.semester_results(subjects, rules)
-    if other_semester:
-        subjects = _stacked(subjects, other_semester.get("subject_results"))
-        semesters = _stacked(semesters, other_semester.get("semester_results"))
-    annual = formulas.annual_results(semesters, rules)
-    results = {"subject_results": subjects, "semester_results": semesters, "annual_results": annual}
-    if "exam_marks" in inputs and inputs["exam_marks"].height:
-        results["exam_results"] = _exam_results(inputs, annual, rules)
-    return results
-
-
-def _exam_results(
-    inputs: dict[str, pl.DataFrame], annual: pl.DataFrame, rules: EvaluationRules
-) -> pl.DataFrame:
-    """Exam results of the years evaluated; the papers of earlier years (the baccalaureate's
-    regional exam) are read with them, their results not kept."""
-    earlier = inputs.get(EARLIER_EXAM_MARKS)
-    if earlier is None or not earlier.height:
-        return formulas.exam_results(inputs["exam_marks"], annual, rules)
-    papers = pl.concat([inputs["exam_marks"], earlier], how="diagonal_relaxed")
-    years = inputs["exam_marks"].get_column("school_year").unique().implode()
-    return formulas.exam_results(papers, annual, rules).filter(pl.col("school_year").is_in(years))
-
-
-def other_semester_results(
-    settings: Settings, plan: Evaluable, semester: int
-) -> dict[str, pl.DataFrame]:
-    """The warehouse's subject and semester results that a run of ``semester`` keeps: the
-    other semester's, in the schools and school years the run looks at."""
-    kept = {}
-    for table in ("subject_results", "semester_results"):
-        if not plan.schools or current_version(settings.warehouse, table) < 0:
-            continue
-        scope = (
-            pc.field("school_code").isin(pa.array(plan.schools, pa.string()))
-            & pc.field("school_year").isin(pa.array(plan.looked_at, pa.string()))
-            & (pc.field("semester") != semester)
-        )
-        frame = pl.from_arrow(read_table(settings.warehouse, table).to_table(filter=scope))
-        assert isinstance(frame, pl.DataFrame)
-        kept[table] = frame
-    return kept
-
-
-def _stacked(computed: pl.DataFrame, stored: pl.DataFrame | None) -> pl.DataFrame:
-    """``computed`` and the ``stored`` rows, typed as the computed ones (the warehouse stores
-    no unsigned integers)."""
-    if stored is None or not stored.height:
-        return computed
-    return pl.concat([computed, _typed_as(stored, computed.schema)])
-
-
-def _typed_as(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
-    return frame.select(
-        pl.col(name).cast(dtype) if name in frame.columns else pl.lit(None, dtype).alias(name)
-        for name, dtype in schema.items()
-    )
 
 
 def scope_sentence(plan: Evaluable, year: str | None, semester: int | None) -> str:
@@ -263,58 +187,24 @@ def scope_sentence(plan: Evaluable, year: str | None, semester: int | None) -> s
     )
 
 
-def write_results(
-    settings: Settings, results: dict[str, pl.DataFrame], plan: Evaluable
-) -> dict[str, int]:
-    """One commit per result table: in the schools whose marks were looked at, the results of
-    the school years looked at are replaced by ``results``; their rows of other years are
-    kept, as are other schools' rows. A school whose marks are all held back loses its
-    results of those years: results say what the inputs allow tonight. Exam results are
-    written only when computed (a warehouse without exam marks keeps its rows)."""
-    versions = {}
+def results_for_reports(
+    settings: Settings, rules: EvaluationRules, run: EvaluationRun, year: str | None
+) -> tuple[Evaluable, dict[str, pl.DataFrame]]:
+    """What the e-services extract and the statistics read, in memory: the inputs of the night
+    the run evaluated, restricted as the run restricted them, and the results the run wrote
+    (the years it looked at, in the schools it looked at)."""
+    plan = evaluable(read_published(settings, run.night_versions), rules.level_cycle, year)
+    results = {}
     for table in RESULT_TABLES:
-        computed = results.get(table)
-        if computed is None and table == "exam_results":
+        if table not in run.rows or table not in run.versions:
             continue
-        schools = sorted(set(plan.schools) | set(_column(computed, "school_code")))
-        if not schools:
-            continue
-        kept = _rows_outside(settings, table, schools, plan.looked_at)
-        if computed is None and kept is None:
-            continue
-        if computed is None:
-            frame = kept
-        elif kept is not None and kept.height:
-            frame = pl.concat([computed, _typed_as(kept, computed.schema)])
-        else:
-            frame = computed
-        assert frame is not None
-        versions[table] = replace_school_rows(settings.warehouse, table, schools, frame.to_arrow())
-    return versions
-
-
-def _column(frame: pl.DataFrame | None, name: str) -> list[Any]:
-    if frame is None or name not in frame.columns:
-        return []
-    return frame.get_column(name).unique().to_list()
-
-
-def _rows_outside(
-    settings: Settings, table: str, schools: list[str], years: list[str]
-) -> pl.DataFrame | None:
-    """The rows of ``schools`` in the result table of school years other than ``years``
-    (None: no table yet)."""
-    if current_version(settings.warehouse, table) < 0:
-        return None
-    outside = pc.field("school_code").isin(pa.array(schools, pa.string())) & ~pc.field(
-        "school_year"
-    ).isin(pa.array(years, pa.string()))
-    dataset = read_table(settings.warehouse, table)
-    # usually none (one school year evaluated): counted before anything is read
-    found = dataset.to_table(filter=outside) if dataset.count_rows(filter=outside) else None
-    frame = pl.from_arrow(found if found is not None else dataset.schema.empty_table())
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+        frame = pl.from_arrow(read_table(settings.warehouse, table, run.versions[table]).to_table())
+        assert isinstance(frame, pl.DataFrame)
+        results[table] = frame.filter(
+            pl.col("school_year").is_in(run.plan.looked_at)
+            & pl.col("school_code").is_in(run.plan.schools)
+        )
+    return plan, results
 
 
 def publish_results(settings: Settings, versions: dict[str, int], summary: dict[str, Any]) -> int:
@@ -439,15 +329,12 @@ def with_earlier_results(
     return out
 
 
-rules_task = task(rules_for_run, name="load_evaluation_rules", cache_policy=NO_CACHE)
-read_task = task(read_published, name="read_published_warehouse", cache_policy=NO_CACHE)
-plan_task = task(plan_evaluation, name="plan_evaluation", cache_policy=NO_CACHE)
-report_task = task(report_skipped, name="report_skipped", cache_policy=NO_CACHE)
-compute_task = task(compute_results, name="compute_results", cache_policy=NO_CACHE)
-other_semester_task = task(
-    other_semester_results, name="read_other_semester_results", cache_policy=NO_CACHE
+rules_task = task(name="load_evaluation_rules", cache_policy=NO_CACHE)(rules_for_run)
+report_task = task(name="report_skipped", cache_policy=NO_CACHE)(report_skipped)
+evaluate_task = task(name="evaluate_by_school_batches", cache_policy=NO_CACHE)(evaluate_warehouse)
+reports_input_task = task(name="read_results_for_reports", cache_policy=NO_CACHE)(
+    results_for_reports
 )
-write_task = task(write_results, name="write_results", cache_policy=NO_CACHE)
-publish_task = task(publish_results, name="publish_results", cache_policy=NO_CACHE)
-eservices_task = task(publish_eservices_by_year, name="eservices_extract", cache_policy=NO_CACHE)
-statistics_task = task(publish_statistics_by_year, name="statistics_report", cache_policy=NO_CACHE)
+publish_task = task(name="publish_results", cache_policy=NO_CACHE)(publish_results)
+eservices_task = task(name="eservices_extract", cache_policy=NO_CACHE)(publish_eservices_by_year)
+statistics_task = task(name="statistics_report", cache_policy=NO_CACHE)(publish_statistics_by_year)

@@ -13,8 +13,7 @@ and accept a DataFrame or a LazyFrame; they return DataFrames.
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -26,6 +25,11 @@ RANK_DECIMALS = 9  # averages equal to 9 decimals share a rank
 # which the engine meets a group's rows, and must not make tomorrow's results differ from
 # today's (an unchanged night writes no new table version).
 STORED_DECIMALS = 6
+# polars' in-memory engine sums a group's values in row order with Kahan compensation: the same
+# marks give the same bits. The streaming engine (the default of LazyFrame.collect) sums in
+# the order its threads meet the rows, which changes the last bit, and so now and then the
+# 6th decimal, from one run to the next.
+ENGINE: Literal["in-memory"] = "in-memory"
 
 SUBJECT_KEYS = (
     "school_code",
@@ -110,169 +114,19 @@ def _cast_keys(frame: pl.LazyFrame, names: tuple[str, ...]) -> pl.LazyFrame:
     )
 
 
-def _run_firsts(frame: pl.DataFrame, keys: tuple[str, ...] | list[str]) -> pl.Series:
-    """True on each row whose ``keys`` differ from the previous row's (null equals null, as in
-    a group_by), and on the first row: comparing neighbours costs far less than hashing."""
-    first = frame.select(
-        pl.any_horizontal(pl.col(name).ne_missing(pl.col(name).shift()) for name in keys)
-    ).to_series()
-    if first.len():
-        first = first.scatter(0, True)  # the first row, even with null keys
-    return first.rechunk().alias("_first")  # one chunk: columns derived from it align
+def _grouping_keys(names: tuple[str, ...], schema: pl.Schema) -> list[pl.Expr]:
+    """The key columns ``names`` as categoricals of one fresh category set (``semester`` as it
+    is): polars groups 32-bit category ids several times faster than strings, and the set is
+    freed with the frame (the global one would keep every pupil code of the country)."""
+    categories = pl.Categorical(pl.Categories.random())
+    return [
+        pl.col(name).cast(categories) if schema[name] == pl.Utf8 else pl.col(name)
+        for name in names
+    ]
 
 
-def _hashed(names: tuple[str, ...] | list[str]) -> pl.Expr:
-    """One 64-bit hash of the columns ``names`` (equal rows, equal hashes)."""
-    combined = pl.lit(0, pl.UInt64)
-    for seed, name in enumerate(names):
-        combined = combined ^ pl.col(name).hash(seed=seed)
-    return combined
-
-
-def _distinct(frame: pl.DataFrame) -> bool:
-    """Whether the rows of ``frame`` are pairwise different. Equal rows have equal hashes, so
-    distinct hashes prove distinct rows; a shared hash (a duplicate or, very rarely, a
-    collision) answers False, which only sends the caller down a slower path."""
-    if frame.height < 2:
-        return True
-    return frame.select(_hashed(frame.columns).n_unique()).item() == frame.height
-
-
-def _clustered(
-    frame: pl.DataFrame, keys: tuple[str, ...], telling: tuple[str, ...]
-) -> tuple[pl.DataFrame, pl.Series, pl.DataFrame]:
-    """``frame`` with the rows of each group of equal ``keys`` next to each other (each group's
-    rows in their order), the mask of each group's first row, and the groups' keys.
-
-    A pupil's slots of one subject and semester arrive together (one NotesCC workbook per class ×
-    subject × semester, pupil by pupil, a row per slot), so the marks come in such runs: each
-    run is a group once hashing the runs' keys shows that no two runs share them (``telling``,
-    a subset of the keys, usually suffices: runs that differ there differ). Otherwise the rows
-    are sorted, stably so that each group keeps its rows' order, on a hash of the keys (much
-    faster than on the keys; a collision, if ever, is caught and the keys sort themselves).
-    """
-    hashed = False
-    while True:
-        first = _run_firsts(frame, keys)
-        groups = frame.select(pl.col(keys).filter(first))
-        if _distinct(groups.select(telling)) or _distinct(groups):
-            return frame, first, groups
-        if hashed:  # a collision: sorted on the keys, the runs are the groups
-            frame = frame.sort(list(keys), maintain_order=True)
-            first = _run_firsts(frame, keys)
-            return frame, first, frame.select(pl.col(keys).filter(first))
-        frame = frame.with_columns(_hashed(keys).alias("_hash"))
-        frame = frame.sort("_hash", maintain_order=True).drop("_hash")
-        hashed = True
-
-
-def _joined(frame: pl.DataFrame, table: pl.DataFrame, on: list[str]) -> pl.DataFrame:
-    """The columns ``table`` adds to ``frame`` in ``frame.join(table, on=on, how="left")``, row
-    for row (``table`` has unique keys): joined once per run of equal keys and spread back."""
-    first = _run_firsts(frame, on)
-    runs = frame.select(pl.col(on).filter(first)).with_row_index("_run")
-    found = runs.join(table, on=on, how="left", maintain_order="left")
-    run = frame.select(pl.when(first).then(True).cum_count() - 1).to_series()
-    added = [name for name in table.columns if name not in on]
-    return found.select(pl.col(added).gather(run))
-
-
-SHORT_GROUP = 8  # groups of at most this many rows are summed by _group_sums' vectorised steps
-
-
-def _group_sums(
-    frame: pl.DataFrame, first: pl.Series, values: tuple[str, ...], flags: tuple[str, ...]
-) -> pl.DataFrame:
-    """Per group of contiguous rows (``first`` marks each group's first row), in order:
-    ``_rows``; for each float column of ``values`` ``<name>_sum`` and ``<name>_count`` (non-null
-    values); for each boolean column of ``flags`` ``<name>_count`` (true values).
-
-    The sums are bit for bit those of ``group_by(...).agg(pl.col(name).sum())`` over the rows:
-    polars sums a group's values in row order with Kahan compensation, skipping nulls, and
-    gives +0.0 rather than -0.0 for a group holding a null; means derived from them equal
-    ``mean()``'s. They are computed one row offset at a time across all groups, a handful of
-    vectorised steps where a group_by would build an index list per group (20 M nationally);
-    the rare groups of more than SHORT_GROUP rows are summed one by one. Counts are differences
-    of running counts at the groups' last rows.
-    """
-    height = frame.height
-    starts = first.arg_true()
-    ends = starts.shift(-1, fill_value=height)
-    lengths = (ends - starts).rechunk()
-    last = first.shift(-1, fill_value=True).rechunk()
-    running = frame.select(
-        *(pl.col(name).cum_count().filter(last) for name in values),
-        *(pl.when(pl.col(name)).then(True).cum_count().filter(last).alias(name) for name in flags),
-    )
-    out = running.select(
-        (pl.col(name) - pl.col(name).shift(1, fill_value=0)).alias(f"{name}_count")
-        for name in (*values, *flags)
-    ).with_columns(lengths.cast(pl.UInt32).alias("_rows"))
-    if not values:
-        return out
-    # Kahan as polars does it: s = -0.0, c = 0; for each non-null x: y = x - c, t = s + y,
-    # c = (t - s) - y (0 once t is not finite), s = t. Past its group's end, a group reads null.
-    positions = pl.DataFrame({"start": starts, "length": lengths})
-    steps = min(int(lengths.max() or 0), SHORT_GROUP)  # type: ignore[arg-type]
-    state = pl.DataFrame([pl.Series(f"{name}_s", [], pl.Float64) for name in values])
-    for offset in range(steps):
-        if offset == 0:
-            state = frame.select(
-                *(pl.col(name).filter(first).fill_null(-0.0).alias(f"{name}_s") for name in values),
-                *(pl.lit(0.0, pl.Float64).alias(f"{name}_c") for name in values),
-            )
-            continue
-        position = positions.select(
-            pl.when(pl.col("length") > offset).then(pl.col("start") + offset)
-        ).to_series()
-        exprs = []
-        for name in values:
-            x, s, c = pl.col(name), pl.col(f"{name}_s"), pl.col(f"{name}_c")
-            y = x - c
-            t = s + y
-            exprs.append(pl.when(x.is_not_null()).then(t).otherwise(s).alias(f"{name}_s"))
-            if offset < steps - 1:  # the last step needs no compensation
-                carry = pl.when(t.is_finite()).then((t - s) - y).otherwise(pl.lit(0.0))
-                exprs.append(pl.when(x.is_not_null()).then(carry).otherwise(c).alias(f"{name}_c"))
-        state = frame.select(pl.col(values).gather(position)).hstack(state).select(exprs)
-    out = out.hstack(state.select(f"{name}_s" for name in values)).select(
-        pl.exclude([f"{name}_s" for name in values]),
-        *(
-            pl.when((pl.col(f"{name}_count") < pl.col("_rows")) & (pl.col(f"{name}_s") == 0))
-            .then(pl.lit(0.0))  # -0.0 becomes +0.0 in a group holding a null (x + 0.0 keeps -0.0)
-            .otherwise(pl.col(f"{name}_s"))
-            .alias(f"{name}_sum")
-            for name in values
-        ),
-    )
-    long = (lengths > SHORT_GROUP).arg_true()
-    if long.len():  # the same sums, one group at a time
-        spans = pl.DataFrame({"start": starts.gather(long), "end": ends.gather(long)})
-        rows = spans.select(pl.int_ranges("start", "end").explode()).to_series()
-        sizes = lengths.gather(long).to_list()
-        for name in values:
-            flat, at, sums = frame.get_column(name).gather(rows).to_list(), 0, []
-            for size in sizes:
-                sums.append(_kahan(flat[at : at + size]))
-                at += size
-            out = out.with_columns(
-                out[f"{name}_sum"].scatter(long, pl.Series(sums, dtype=pl.Float64))
-            )
-    return out
-
-
-def _kahan(values: list[float | None]) -> float:
-    """The sum polars' group_by gives ``values`` (see _group_sums)."""
-    total, carry, null = -0.0, 0.0, False
-    for x in values:
-        if x is None:
-            null = True
-            continue
-        y = x - carry
-        t = total + y
-        carry = (t - total) - y if math.isfinite(t) else 0.0
-        total = t
-    return 0.0 if null and total == 0 else total
+def _as_strings(names: tuple[str, ...]) -> list[pl.Expr]:
+    return [pl.col(name).cast(pl.Utf8) for name in names if name != "semester"]
 
 
 def _ranked(frame: pl.DataFrame, window: tuple[str, ...]) -> pl.DataFrame:
@@ -332,79 +186,75 @@ def subject_results(marks: Frame, rules: EvaluationRules) -> pl.DataFrame:
 def _subject_results(marks: pl.LazyFrame, rules: EvaluationRules) -> pl.DataFrame:
     marks = _cast_keys(marks, SUBJECT_KEYS)
     schema = marks.collect_schema()
-    optional = [name for name in ("absence", "mark_scale") if name in schema]
-    frame = marks.select(*SUBJECT_KEYS, "slot", "mark", *optional).collect()
-    frame, first, groups = _clustered(
-        frame, SUBJECT_KEYS, ("student_code", "subject_code", "semester")
-    )
     absence = pl.col("absence") if "absence" in schema else pl.lit(None, pl.Utf8)
     mark = pl.col("mark").cast(pl.Float64)
     if "mark_scale" in schema:
-        levels = _levels(rules).select("level_code", "scale").collect()
-        frame = frame.hstack(_joined(frame.select("level_code"), levels, ["level_code"]))
-        scale, given = pl.col("scale"), pl.col("mark_scale").cast(pl.Float64)
+        scales = {row["level_code"]: row["scale"] for row in rules.level_rows()}
+        scale = pl.col("level_code").replace_strict(scales, default=None, return_dtype=pl.Float64)
+        given = pl.col("mark_scale").cast(pl.Float64)
         mark = (
             pl.when(given.is_not_null() & (given != scale) & (given > 0))
             .then(mark * scale / given)
             .otherwise(mark)
         )
-    # in stages: polars evaluates an expression used twice twice
-    rows = frame.select(
-        pl.col("slot").cast(pl.Utf8).str.starts_with("test").alias("_is_test"),
-        (absence == "unjustified").alias("_unjustified"),
+    value = (
+        pl.when(absence == "unjustified")
+        .then(pl.lit(0.0))
+        .when(absence.is_in(["justified", "exempt"]).fill_null(False))
+        .then(pl.lit(None, pl.Float64))
+        .otherwise(mark)
+    )
+    is_test = pl.col("slot").cast(pl.Utf8).str.starts_with("test")
+    rows = marks.select(
+        *_grouping_keys(SUBJECT_KEYS, schema),
+        pl.when(is_test).then(value).alias("_test"),
+        pl.when(~is_test).then(value).alias("_activity"),
         absence.is_in(["justified", "exempt"]).fill_null(False).alias("_excused"),
         (absence == "exempt").fill_null(False).alias("_exempt"),
-        mark.alias("_mark"),
     )
-    del frame
-    value = (
-        pl.when("_unjustified")
-        .then(pl.lit(0.0))
-        .when("_excused")
-        .then(pl.lit(None, pl.Float64))
-        .otherwise("_mark")
+    # A plain group_by: polars sums each group's values in row order (Kahan-compensated), and
+    # the groups keep the order of their first rows, so that the semester sums meet the
+    # subjects in the order of the marks: the same marks give the same bits, and the 6-decimal
+    # rounding the same results, night after night.
+    sums = rows.group_by(SUBJECT_KEYS, maintain_order=True).agg(
+        pl.col("_test").sum().alias("_test_sum"),
+        pl.col("_test").count().alias("_test_count"),
+        pl.col("_activity").sum().alias("_activity_sum"),
+        pl.col("_activity").count().alias("_activity_count"),
+        pl.col("_excused").sum().alias("_excused_count"),
+        pl.col("_exempt").any().alias("_exempt_any"),
+        pl.len().alias("_rows"),
     )
-    rows = rows.with_columns(value.alias("_value")).select(
-        pl.when("_is_test").then("_value").alias("_test"),
-        pl.when(~pl.col("_is_test")).then("_value").alias("_activity"),
-        "_excused",
-        "_exempt",
-    )
-    sums = _group_sums(rows, first, ("_test", "_activity"), ("_excused", "_exempt"))
-    del rows
     mean = {
         name: pl.when(pl.col(f"{name}_count") > 0).then(
             (pl.col(f"{name}_sum") / pl.col(f"{name}_count")).round(STORED_DECIMALS)
         )
         for name in ("_test", "_activity")
     }
-    subjects = (
-        _subjects(rules)
-        .select("level_code", "subject_code", "coefficient", "activities_weight")
-        .collect()
+    subjects = _subjects(rules).select(
+        "level_code", "subject_code", "coefficient", "activities_weight"
     )
-    defaults = _levels(rules).select("level_code", "default_activities_weight").collect()
-    grouped = pl.concat(
-        [
-            groups,
-            sums,
-            _joined(groups, subjects, ["level_code", "subject_code"]),
-            _joined(groups, defaults, ["level_code"]),
-        ],
-        how="horizontal",
-    ).select(
-        *SUBJECT_KEYS,
-        mean["_test"].alias("tests_mean"),
-        pl.col("_test_count").alias("tests_counted"),
-        mean["_activity"].alias("_activities"),
-        (pl.col("_exempt_count") > 0) | (pl.col("_excused_count") == pl.col("_rows")),
-        pl.coalesce("activities_weight", "default_activities_weight", pl.lit(0.0)).alias(
-            "activities_weight"
-        ),
-        "coefficient",
-    )
-    grouped = grouped.with_columns(
-        pl.when(pl.col("activities_weight") > 0).then("_activities").alias("activities")
+    defaults = _levels(rules).select("level_code", "default_activities_weight")
+    grouped = (
+        sums.with_columns(_as_strings(SUBJECT_KEYS))
+        .join(subjects, on=["level_code", "subject_code"], how="left", maintain_order="left")
+        .join(defaults, on="level_code", how="left", maintain_order="left")
+        .select(
+            *SUBJECT_KEYS,
+            mean["_test"].alias("tests_mean"),
+            pl.col("_test_count").alias("tests_counted"),
+            mean["_activity"].alias("_activities"),
+            (pl.col("_exempt_any") | (pl.col("_excused_count") == pl.col("_rows"))).alias(
+                "_exempt"
+            ),
+            pl.coalesce("activities_weight", "default_activities_weight", pl.lit(0.0)).alias(
+                "activities_weight"
+            ),
+            "coefficient",
+        )
+        .with_columns(
+            pl.when(pl.col("activities_weight") > 0).then("_activities").alias("activities")
+        )
     )
     tests, activities, weight = (
         pl.col("tests_mean"),
@@ -419,7 +269,7 @@ def _subject_results(marks: pl.LazyFrame, rules: EvaluationRules) -> pl.DataFram
         .otherwise(activities)
     )
     grouped = grouped.with_columns(average.alias("_average"))
-    exempt = pl.col("_exempt_count")
+    exempt = pl.col("_exempt")
     status = (
         pl.when(exempt)
         .then(pl.lit("exempt"))
@@ -436,7 +286,7 @@ def _subject_results(marks: pl.LazyFrame, rules: EvaluationRules) -> pl.DataFram
         "activities_weight",
         "coefficient",
         status.alias("status"),
-    )
+    ).collect(engine=ENGINE)
 
 
 def semester_results(subject_results: Frame, rules: EvaluationRules) -> pl.DataFrame:
@@ -445,7 +295,7 @@ def semester_results(subject_results: Frame, rules: EvaluationRules) -> pl.DataF
     lowest rank; pupils without an average are unranked); class_size = pupils ranked."""
     frame = subject_results
     if isinstance(frame, pl.LazyFrame):
-        frame = frame.collect()
+        frame = frame.collect(engine=ENGINE)
     status, coefficient = pl.col("status"), pl.col("coefficient")
     counted = (status == "ok") & coefficient.is_not_null()
     points = pl.col("average") * coefficient
@@ -455,44 +305,32 @@ def semester_results(subject_results: Frame, rules: EvaluationRules) -> pl.DataF
         "subjects_exempt": status == "exempt",
         "subjects_without_coefficient": coefficient.is_null() & (status == "ok"),
     }
-    # The four counts summed as one integer, 16 bits each: exact for groups of fewer than 2**16
-    # rows (a pupil's subjects in a semester); a larger group has them summed one by one.
-    tally = pl.sum_horizontal(
-        condition.fill_null(False).cast(pl.UInt64) * (1 << (16 * i))
-        for i, condition in enumerate(counts.values())
-    ).alias("_tally")
-    # Masked columns summed by a plain group_by: the sums of filter().sum() in the aggregation
-    # without a filtered list per group (several times faster). They differ in one case, a sum
-    # of -0.0 (+0.0 once masked), where the filters are kept.
+    # Masked columns summed by the group_by: the sums of filter().sum() without a filtered list
+    # per group (several times faster). They differ in one case, a sum of -0.0 (+0.0 once
+    # masked), where the filters are kept.
     negative_zero = counted & (points == 0) & ((1 / points) < 0)
+    flags = [condition.fill_null(False).alias(name) for name, condition in counts.items()]
     if frame.select(negative_zero.any()).item():
-        prepared = frame.with_columns(tally)
+        prepared = frame.lazy().with_columns(flags)
         sums = [
             points.filter(counted).sum().alias("_points"),
             coefficient.filter(counted).sum().alias("coefficients"),
         ]
     else:
-        prepared = frame.select(
+        prepared = frame.lazy().select(
             *SEMESTER_KEYS,
             pl.when(counted).then(points).alias("_points"),
             pl.when(counted).then(coefficient).alias("coefficients"),
-            tally,
+            *flags,
         )
         sums = [pl.col("_points").sum(), pl.col("coefficients").sum()]
-    grouped = prepared.group_by(SEMESTER_KEYS).agg(
-        *sums, pl.col("_tally").sum(), pl.len().alias("_rows")
+    grouped = (
+        prepared.with_columns(_grouping_keys(SEMESTER_KEYS, frame.schema))
+        .group_by(SEMESTER_KEYS)
+        .agg(*sums, *(pl.col(name).sum().cast(pl.UInt32) for name in counts))
+        .with_columns(_as_strings(SEMESTER_KEYS))
+        .collect(engine=ENGINE)
     )
-    if grouped.height and grouped.select(pl.col("_rows").max()).item() >= 1 << 16:
-        grouped = frame.group_by(SEMESTER_KEYS).agg(
-            points.filter(counted).sum().alias("_points"),
-            coefficient.filter(counted).sum().alias("coefficients"),
-            *(condition.sum().cast(pl.UInt32).alias(name) for name, condition in counts.items()),
-        )
-    else:
-        grouped = grouped.with_columns(
-            (pl.col("_tally") // (1 << (16 * i)) % (1 << 16)).cast(pl.UInt32).alias(name)
-            for i, name in enumerate(counts)
-        )
     average = pl.when(pl.col("coefficients") > 0).then(
         (pl.col("_points") / pl.col("coefficients")).round(STORED_DECIMALS)
     )
@@ -551,7 +389,7 @@ def annual_results(semester_results: Frame, rules: EvaluationRules) -> pl.DataFr
             "decision",
             "mention",
         )
-        .collect()
+        .collect(engine=ENGINE)
     )
 
 
@@ -680,7 +518,7 @@ def exam_results(exam_marks: Frame, cc: Frame, rules: EvaluationRules) -> pl.Dat
         frames.append(_one_exam(name, exam, marks, cc_frame, papers, rules))
     if not frames:
         return pl.DataFrame(schema=dict.fromkeys(EXAM_COLUMNS, pl.Utf8))
-    return pl.concat(frames, how="vertical_relaxed").collect()
+    return pl.concat(frames, how="vertical_relaxed").collect(engine=ENGINE)
 
 
 def _candidates(

@@ -312,6 +312,29 @@ def read_table(warehouse: Path, table: str, version: int | None = None) -> pads.
         ) from error
 
 
+def scan_table(warehouse: Path, table: str, version: int | None = None) -> pl.LazyFrame:
+    """The table (at ``version``) as a polars LazyFrame: filters on ``school_code`` read only
+    those schools' files, and columns not selected are not read."""
+    if _open(warehouse, table, version) is None:
+        raise TableMissing(f"The warehouse has no table {table} yet; a consolidation writes it.")
+    return pl.scan_delta(str(table_path(warehouse, table)), version=version)
+
+
+def partition_rows(warehouse: Path, table: str, version: int | None = None) -> dict[str, int]:
+    """Rows per school partition of the table (at ``version``), from the Delta log alone:
+    what a reader that goes school by school needs to size its batches."""
+    delta = _open(warehouse, table, version)
+    if delta is None:
+        raise TableMissing(f"The warehouse has no table {table} yet; a consolidation writes it.")
+    actions = pl.from_arrow(pa.table(delta.get_add_actions(flatten=True)))
+    assert isinstance(actions, pl.DataFrame)
+    column = f"partition.{PARTITION}"
+    if column not in actions.columns or not actions.height:
+        return {}
+    counts = actions.group_by(column).agg(pl.col("num_records").sum()).sort(column)
+    return {str(code): int(rows or 0) for code, rows in counts.iter_rows()}
+
+
 def table_versions(warehouse: Path) -> dict[str, int]:
     """The current version of every Delta table in the warehouse folder, by table name."""
     warehouse = Path(warehouse)

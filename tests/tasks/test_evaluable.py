@@ -23,7 +23,8 @@ from tasks.evaluable import (
     outcome_sentence,
     skipped_sentences,
 )
-from tasks.evaluation import compute_results, plan_evaluation
+from tasks.evaluation_batches import compute_results
+from tasks.evaluation_steps import plan_evaluation
 
 RULES = load_rules()
 LEVELS = RULES.level_cycle

@@ -1,5 +1,5 @@
-"""Hand-computed examples for every formula of tasks/evaluate.py, plus a property test against
-an independent pure-Python implementation."""
+"""Hand-computed examples for every formula of tasks/results_formulas.py, plus a property test
+against an independent pure-Python implementation."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.evaluation_rules import RULES_DIR, load_rules
-from tasks.evaluate import annual_results, exam_results, semester_results, subject_results
+from tasks.results_formulas import annual_results, exam_results, semester_results, subject_results
 
 RULES = load_rules()
 YEAR, PREVIOUS = "2024/2025", "2023/2024"
@@ -505,7 +505,7 @@ def test_property_matches_pure_python(draw: list) -> None:
         if want is None:
             assert row["average"] is None
         else:
-            # stored to 6 decimals (tasks/evaluate.py STORED_DECIMALS)
+            # stored to 6 decimals (tasks/results_formulas.py STORED_DECIMALS)
             assert math.isclose(row["average"], want, rel_tol=0, abs_tol=5e-7 + 1e-12)
     results = semester_results(subjects, RULES)
     for row in results.iter_rows(named=True):

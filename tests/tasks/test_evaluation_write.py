@@ -10,12 +10,8 @@ from collections import Counter
 import polars as pl
 
 from schemas.evaluation_rules import load_rules
-from tasks.evaluation import (
-    compute_results,
-    other_semester_results,
-    plan_evaluation,
-    write_results,
-)
+from tasks.evaluation_batches import compute_results, other_semester_results, write_results
+from tasks.evaluation_steps import plan_evaluation
 from tests.tasks.test_evaluable import LISTED, PREVIOUS, YEAR, enrollments, marks
 from warehouse.delta import read_table
 

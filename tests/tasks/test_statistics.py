@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 
 from schemas.evaluation_rules import DECISIONS, RULES_DIR, load_rules
-from tasks import evaluate as formulas
+from tasks import results_formulas as formulas
 from tasks.statistics import compute_statistics, exam_statistics, headline_table
 from tasks.statistics_report import chart_figures, write_statistics_report
 
@@ -634,7 +634,7 @@ def test_page_says_when_last_year_and_exams_are_not_in_the_warehouse(frames, tmp
 def test_a_first_evaluation_of_two_years_compares_the_later_with_the_earlier(frames):
     """The results computed in the same run for last year count as last year's, in place of
     what the warehouse held for that year."""
-    from tasks.evaluation import with_earlier_results
+    from tasks.evaluation_steps import with_earlier_results
 
     this_year = _annual(PUPILS)
     computed_last = frames["previous"]  # computed by this run for 2022/2023

@@ -1,0 +1,516 @@
+"""The published warehouse evaluated school batch by school batch, so that memory follows the
+batch (``Settings.evaluation_batch_rows`` marks), not the country.
+
+    evaluate_warehouse(settings, rules, year=None, semester=None) -> EvaluationRun
+
+A school's subject, semester and annual results need only its own marks and enrolments (ranks
+are within a class), so the marks are read one batch of school partitions at a time, restricted
+by :func:`tasks.evaluable.evaluable` exactly as a whole-warehouse run restricts them, computed
+by :mod:`tasks.results_formulas` and written with one commit per result table and batch (the
+night published afterwards names the last version; readers never see a batch alone). What
+crosses schools is read apart, small: the school years of the marks (a first pass over the
+school_year column), the accepted lists (school, year), the active enrolments elsewhere of the
+batch's held pupils, and the exams (a pupil's regional exam may lie in his former school): the
+exam marks, the annual results of the exam levels and of the exam candidates, computed and
+written once after the batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ground.settings import Settings
+from schemas.evaluation_rules import EvaluationRules
+from tasks.evaluable import (
+    EARLIER_EXAM_MARKS,
+    NO_MARKS,
+    NO_WAREHOUSE,
+    SKIPPED_SCHEMA,
+    YEAR_ABSENT,
+    Evaluable,
+    _rows,
+    _schools_without_marks,
+    _skip,
+    _split_enrolled,
+    evaluable,
+)
+from tasks.results_formulas import (
+    ENGINE,
+    annual_results,
+    exam_results,
+    semester_results,
+    subject_results,
+)
+from warehouse.control import ControlDatabase
+from warehouse.delta import (
+    current_version,
+    partition_rows,
+    read_table,
+    replace_school_rows,
+    scan_table,
+)
+from warehouse.nights import last_completed_night
+
+RESULT_TABLES = ("subject_results", "semester_results", "annual_results", "exam_results")
+SCORED_TABLES = ("subject_results", "semester_results", "annual_results")
+MARK_COLUMNS = [
+    "school_code",
+    "school_year",
+    "class_code",
+    "level_code",
+    "student_code",
+    "subject_code",
+    "semester",
+    "slot",
+    "mark",
+    "absence",
+    "mark_scale",
+]
+EXAM_COLUMNS = [
+    "school_code",
+    "school_year",
+    "class_code",
+    "student_code",
+    "exam",
+    "session",
+    "subject_code",
+    "mark",
+    "absent",
+    "mark_scale",
+]
+ENROLMENT_COLUMNS = ["school_code", "school_year", "class_code", "level_code", "student_code"]
+CC_COLUMNS = ["school_code", "school_year", "class_code", "level_code", "student_code", "average"]
+
+
+@dataclass
+class EvaluationRun:
+    """What a run evaluated and wrote: ``plan`` (years, what was held back and why, the years
+    and schools looked at; no input frames), the versions written per result table, the rows
+    computed per table, the pupils and schools with annual results, and the night read."""
+
+    plan: Evaluable
+    versions: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    pupils: int = 0
+    schools_evaluated: int = 0
+    night_versions: dict[str, int] = field(default_factory=dict)
+    batches: int = 0
+
+
+def batches_of(partitions: dict[str, int], batch_rows: int) -> list[list[str]]:
+    """Schools in order, packed into batches of at most ``batch_rows`` rows (a school larger
+    than that is a batch of its own)."""
+    batches: list[list[str]] = []
+    current: list[str] = []
+    rows = 0
+    for school, count in sorted(partitions.items()):
+        if current and rows + count > batch_rows:
+            batches.append(current)
+            current, rows = [], 0
+        current.append(school)
+        rows += count
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _schools(codes: list[str]) -> pl.Expr:
+    return pl.col("school_code").is_in(pl.Series(codes, dtype=pl.Utf8).implode())
+
+
+def _read(table: pl.LazyFrame, columns: list[str], where: pl.Expr) -> pl.DataFrame:
+    present = [name for name in columns if name in table.collect_schema().names()]
+    return table.filter(where).select(present).collect(engine=ENGINE)
+
+
+def _years_present(marks: pl.LazyFrame) -> list[str]:
+    """The school years of the marks, sorted: the school_year column alone, streamed."""
+    years = marks.select(pl.col("school_year").unique()).collect(engine="streaming")
+    return sorted(year for year in years.get_column("school_year").to_list() if year is not None)
+
+
+def _published(settings: Settings) -> tuple[int, dict[str, int]] | None:
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        night = last_completed_night(database)
+    finally:
+        database.dispose()
+    return None if night is None else (night.night_id, dict(night.versions))
+
+
+def _marks_filter(schools: list[str], year: str | None) -> pl.Expr:
+    where = _schools(schools)
+    if year is None:
+        return where
+    # marks without a year are counted as held back whatever the year asked for
+    return where & ((pl.col("school_year") == year) | pl.col("school_year").is_null())
+
+
+def evaluate_warehouse(
+    settings: Settings,
+    rules: EvaluationRules,
+    year: str | None = None,
+    semester: int | None = None,
+    batch_rows: int | None = None,
+) -> EvaluationRun:
+    """Evaluate the last published night's marks school batch by school batch and write the
+    four result tables (see the module's docstring); returns what was done. The results equal
+    those of :func:`tasks.evaluation_steps.compute_results` over the whole warehouse."""
+    batch_rows = batch_rows or settings.evaluation_batch_rows
+    published = _published(settings)
+    if published is None:
+        return EvaluationRun(Evaluable({}, [], _rows([_skip(NO_WAREHOUSE)])))
+    _, versions = published
+    warehouse = settings.warehouse
+    enrollments = (
+        scan_table(warehouse, "enrollments", versions["enrollments"])
+        if "enrollments" in versions
+        else None
+    )
+    partitions = (
+        partition_rows(warehouse, "marks", versions["marks"]) if "marks" in versions else {}
+    )
+    if not sum(partitions.values()):
+        active = _active(enrollments, None)
+        listed = active if year is None else active.filter(pl.col("school_year") == year)
+        nothing = pl.concat([_rows([_skip(NO_MARKS, year)]), _schools_without_marks(listed, None)])
+        return EvaluationRun(Evaluable({}, [], nothing), night_versions=versions)
+
+    marks = scan_table(warehouse, "marks", versions["marks"])
+    batches = batches_of(partitions, batch_rows)
+    present = _years_present(marks)
+    if year is not None and year not in present:
+        absent = _rows([_skip(YEAR_ABSENT, year, detail=", ".join(present))])
+        return EvaluationRun(Evaluable({}, [], absent), night_versions=versions)
+    looked_at = [year] if year is not None else present
+    listed = _listed(enrollments)
+    exams = _exam_inputs(settings, versions, looked_at, enrollments, listed)
+    candidates = (
+        exams.inputs["exam_marks"].get_column("student_code").unique()
+        if "exam_marks" in exams.inputs
+        else pl.Series("student_code", [], pl.Utf8)
+    )
+    exam_levels = [level for exam in rules.exams().values() for level in exam.levels]
+
+    run = EvaluationRun(Evaluable({}, [], _rows([]), looked_at, []), night_versions=versions)
+    skipped: list[pl.DataFrame] = []
+    years: set[str] = set()
+    schools: set[str] = set()
+    cc: list[pl.DataFrame] = []
+    for batch in batches:
+        run.batches += 1
+        frames = {"marks": _read(marks, MARK_COLUMNS, _marks_filter(batch, year))}
+        enrolled = _enrolments_of(enrollments, batch)
+        frames["enrollments"] = enrolled
+        active = _active_frame(enrolled)
+        if not frames["marks"].height:
+            skipped.append(_schools_without_marks(_in(active, looked_at), None))
+            continue
+        elsewhere = _elsewhere(enrollments, frames["marks"], active)
+        plan = evaluable(
+            frames, rules.level_cycle, year, years_present=present, elsewhere=elsewhere
+        )
+        skipped.append(plan.skipped)
+        schools.update(plan.schools)
+        if plan.years:
+            years.update(plan.years)
+            kept = other_semester_results(settings, plan, semester) if semester else None
+            results = compute_results(plan.inputs, rules, semester, kept)
+        else:
+            results = {}
+        written = write_results(settings, results, plan, tables=SCORED_TABLES)
+        run.versions.update(written)
+        for table, frame in results.items():
+            run.rows[table] = run.rows.get(table, 0) + frame.height
+        annual = results.get("annual_results")
+        if annual is not None:
+            run.pupils += annual.height
+            run.schools_evaluated += annual.get_column("school_code").n_unique()
+            cc.append(
+                annual.filter(
+                    pl.col("level_code").is_in(exam_levels)
+                    | pl.col("student_code").is_in(candidates.implode())
+                ).select(CC_COLUMNS)
+            )
+        del frames, results
+
+    skipped.append(exams.skipped)
+    without_marks = sorted(set(_partition_schools(warehouse, versions)) - set(partitions))
+    if without_marks and enrollments is not None:
+        active = _active_frame(_enrolments_of(enrollments, without_marks))
+        skipped.append(_schools_without_marks(_in(active, looked_at), None))
+    plan = Evaluable({}, sorted(years), _ordered(skipped), looked_at, sorted(schools))
+    if years and "exam_marks" in exams.inputs and exams.inputs["exam_marks"].height:
+        annual = pl.concat(cc) if cc else pl.DataFrame(schema=dict.fromkeys(CC_COLUMNS, pl.Utf8))
+        computed = _exam_results(exams.inputs, annual, rules)
+        run.rows["exam_results"] = computed.height
+        run.versions.update(
+            write_results(settings, {"exam_results": computed}, plan, tables=("exam_results",))
+        )
+    run.plan = plan
+    return run
+
+
+def _partition_schools(warehouse: Path, versions: dict[str, int]) -> list[str]:
+    if "enrollments" not in versions:
+        return []
+    return list(partition_rows(warehouse, "enrollments", versions["enrollments"]))
+
+
+@dataclass
+class _Exams:
+    inputs: dict[str, pl.DataFrame]
+    skipped: pl.DataFrame
+
+
+def _exam_inputs(
+    settings: Settings,
+    versions: dict[str, int],
+    years: list[str],
+    enrollments: pl.LazyFrame | None,
+    listed: pl.DataFrame,
+) -> _Exams:
+    """The exam marks of ``years`` whose pupil is actively enrolled there (and those of the
+    years before, read for the baccalaureate's regional exam), with what is held back."""
+    if "exam_marks" not in versions or not years:
+        return _Exams({}, _rows([]))
+    dataset = scan_table(settings.warehouse, "exam_marks", versions["exam_marks"])
+    wanted = pl.col("school_year").is_in(years) | (pl.col("school_year") < min(years))
+    exam = _read(dataset, EXAM_COLUMNS, wanted)
+    pupils = exam.get_column("student_code").unique()
+    active = _active_of_pupils(enrollments, pupils)
+    current = exam.filter(pl.col("school_year").is_in(years))
+    kept, held = _split_enrolled(current, active, "exam_marks", listed=listed)
+    inputs = {"exam_marks": kept}
+    earlier = exam.filter(pl.col("school_year") < min(years))
+    if earlier.height:
+        inputs[EARLIER_EXAM_MARKS] = _split_enrolled(earlier, active, "exam_marks", listed)[0]
+    return _Exams(inputs, held)
+
+
+# ---- one batch: computing and writing ------------------------------------------------------
+
+
+def compute_results(
+    inputs: dict[str, pl.DataFrame],
+    rules: EvaluationRules,
+    semester: int | None = None,
+    other_semester: dict[str, pl.DataFrame] | None = None,
+) -> dict[str, pl.DataFrame]:
+    """Subject, semester, annual and exam results of the school years of ``inputs``.
+
+    With ``semester``, only that semester's subject and semester results are computed from the
+    marks; the other semester's are ``other_semester`` (the warehouse's rows, unchanged, from
+    :func:`other_semester_results`). The annual and exam results are computed from both, so
+    they never contradict the semester results the warehouse holds after the run."""
+    marks = inputs["marks"]
+    if semester is not None:
+        marks = marks.filter(pl.col("semester") == semester)
+    subjects = subject_results(marks, rules)
+    semesters = semester_results(subjects, rules)
+    if other_semester:
+        subjects = _stacked(subjects, other_semester.get("subject_results"))
+        semesters = _stacked(semesters, other_semester.get("semester_results"))
+    annual = annual_results(semesters, rules)
+    results = {"subject_results": subjects, "semester_results": semesters, "annual_results": annual}
+    if "exam_marks" in inputs and inputs["exam_marks"].height:
+        results["exam_results"] = _exam_results(inputs, annual, rules)
+    return results
+
+
+def _exam_results(
+    inputs: dict[str, pl.DataFrame], annual: pl.DataFrame, rules: EvaluationRules
+) -> pl.DataFrame:
+    """Exam results of the years evaluated; the papers of earlier years (the baccalaureate's
+    regional exam) are read with them, their results not kept."""
+    earlier = inputs.get(EARLIER_EXAM_MARKS)
+    if earlier is None or not earlier.height:
+        return exam_results(inputs["exam_marks"], annual, rules)
+    papers = pl.concat([inputs["exam_marks"], earlier], how="diagonal_relaxed")
+    years = inputs["exam_marks"].get_column("school_year").unique().implode()
+    return exam_results(papers, annual, rules).filter(pl.col("school_year").is_in(years))
+
+
+def other_semester_results(
+    settings: Settings, plan: Evaluable, semester: int
+) -> dict[str, pl.DataFrame]:
+    """The warehouse's subject and semester results that a run of ``semester`` keeps: the
+    other semester's, in the schools and school years the run looks at."""
+    kept = {}
+    for table in ("subject_results", "semester_results"):
+        if not plan.schools or current_version(settings.warehouse, table) < 0:
+            continue
+        scope = (
+            pc.field("school_code").isin(pa.array(plan.schools, pa.string()))
+            & pc.field("school_year").isin(pa.array(plan.looked_at, pa.string()))
+            & (pc.field("semester") != semester)
+        )
+        frame = pl.from_arrow(read_table(settings.warehouse, table).to_table(filter=scope))
+        assert isinstance(frame, pl.DataFrame)
+        kept[table] = frame
+    return kept
+
+
+def _stacked(computed: pl.DataFrame, stored: pl.DataFrame | None) -> pl.DataFrame:
+    """``computed`` and the ``stored`` rows, typed as the computed ones (the warehouse stores
+    no unsigned integers)."""
+    if stored is None or not stored.height:
+        return computed
+    return pl.concat([computed, _typed_as(stored, computed.schema)])
+
+
+def _typed_as(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
+    return frame.select(
+        pl.col(name).cast(dtype) if name in frame.columns else pl.lit(None, dtype).alias(name)
+        for name, dtype in schema.items()
+    )
+
+
+def write_results(
+    settings: Settings,
+    results: dict[str, pl.DataFrame],
+    plan: Evaluable,
+    tables: tuple[str, ...] = RESULT_TABLES,
+) -> dict[str, int]:
+    """One commit per result table: in the schools whose marks were looked at, the results of
+    the school years looked at are replaced by ``results``; their rows of other years are
+    kept, as are other schools' rows. A school whose marks are all held back loses its
+    results of those years: results say what the inputs allow tonight. Exam results are
+    written only when computed (a warehouse without exam marks keeps its rows). ``tables``:
+    the result tables this call writes (the others are left as they are)."""
+    versions = {}
+    for table in tables:
+        computed = results.get(table)
+        if computed is None and table == "exam_results":
+            continue
+        schools = sorted(set(plan.schools) | set(_column(computed, "school_code")))
+        if not schools:
+            continue
+        kept = _rows_outside(settings, table, schools, plan.looked_at)
+        if computed is None and kept is None:
+            continue
+        if computed is None:
+            frame = kept
+        elif kept is not None and kept.height:
+            frame = pl.concat([computed, _typed_as(kept, computed.schema)])
+        else:
+            frame = computed
+        assert frame is not None
+        versions[table] = replace_school_rows(settings.warehouse, table, schools, frame.to_arrow())
+    return versions
+
+
+def _column(frame: pl.DataFrame | None, name: str) -> list[Any]:
+    if frame is None or name not in frame.columns:
+        return []
+    return frame.get_column(name).unique().to_list()
+
+
+def _rows_outside(
+    settings: Settings, table: str, schools: list[str], years: list[str]
+) -> pl.DataFrame | None:
+    """The rows of ``schools`` in the result table of school years other than ``years``
+    (None: no table yet)."""
+    if current_version(settings.warehouse, table) < 0:
+        return None
+    outside = pc.field("school_code").isin(pa.array(schools, pa.string())) & ~pc.field(
+        "school_year"
+    ).isin(pa.array(years, pa.string()))
+    dataset = read_table(settings.warehouse, table)
+    # usually none (one school year evaluated): counted before anything is read
+    found = dataset.to_table(filter=outside) if dataset.count_rows(filter=outside) else None
+    frame = pl.from_arrow(found if found is not None else dataset.schema.empty_table())
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+# ---- enrolments --------------------------------------------------------------------------------
+
+
+PUPIL_KEYS = ["school_code", "school_year", "student_code"]
+
+
+def _active(enrollments: pl.LazyFrame | None, schools: list[str] | None) -> pl.DataFrame:
+    if enrollments is None:
+        return pl.DataFrame(schema=dict.fromkeys(PUPIL_KEYS, pl.Utf8))
+    where = pl.col("status") == "active"
+    if schools is not None:
+        where = where & _schools(schools)
+    return _read(enrollments, PUPIL_KEYS, where)
+
+
+def _enrolments_of(enrollments: pl.LazyFrame | None, schools: list[str]) -> pl.DataFrame:
+    if enrollments is None:
+        return pl.DataFrame(schema=dict.fromkeys([*ENROLMENT_COLUMNS, "status"], pl.Utf8))
+    return _read(enrollments, [*ENROLMENT_COLUMNS, "status"], _schools(schools))
+
+
+def _active_frame(enrolled: pl.DataFrame) -> pl.DataFrame:
+    return enrolled.filter(pl.col("status") == "active").select(PUPIL_KEYS)
+
+
+def _in(frame: pl.DataFrame, years: list[str]) -> pl.DataFrame:
+    return frame.filter(pl.col("school_year").is_in(years))
+
+
+def _listed(enrollments: pl.LazyFrame | None) -> pl.DataFrame:
+    """(school_code, school_year) of every accepted list: a school with an active pupil."""
+    if enrollments is None:
+        return pl.DataFrame(schema={"school_code": pl.Utf8, "school_year": pl.Utf8})
+    return (
+        enrollments.filter(pl.col("status") == "active")
+        .select("school_code", "school_year")
+        .unique()
+        .collect(engine="streaming")
+    )
+
+
+def _active_of_pupils(enrollments: pl.LazyFrame | None, pupils: pl.Series) -> pl.DataFrame:
+    if enrollments is None or not pupils.len():
+        return pl.DataFrame(schema=dict.fromkeys(PUPIL_KEYS, pl.Utf8))
+    where = (pl.col("status") == "active") & pl.col("student_code").is_in(pupils.implode())
+    return _read(enrollments, PUPIL_KEYS, where)
+
+
+def _elsewhere(
+    enrollments: pl.LazyFrame | None, marks: pl.DataFrame, active: pl.DataFrame
+) -> pl.DataFrame | None:
+    """Active enrolments (school_year, student_code), in any school, of the batch's pupils
+    whose marks are not covered by an active enrolment in their school (usually none)."""
+    held = _pupils_of(marks).join(active, on=PUPIL_KEYS, how="anti")
+    if not held.height or enrollments is None:
+        return None
+    found = _active_of_pupils(enrollments, held.get_column("student_code").unique())
+    return found.select("school_year", "student_code")
+
+
+def _pupils_of(marks: pl.DataFrame) -> pl.DataFrame:
+    """The distinct (school, year, pupil) of marks, comparing neighbours first: a pupil's marks
+    come in runs (a workbook per class, subject and semester, pupil by pupil)."""
+    keys = marks.select(PUPIL_KEYS)
+    return keys.filter(pl.struct(PUPIL_KEYS).rle_id().is_first_distinct()).unique()
+
+
+def _ordered(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """The held-back rows of every batch in one frame, by reason, year and school."""
+    frames = [part.select(list(SKIPPED_SCHEMA)) for part in parts if part.height]
+    if not frames:
+        return _rows([])
+    order = {"no_year": 0, "no_rules": 2, "school_without_marks": 4}
+    rank = (
+        pl.col("reason")
+        .replace_strict(order, default=1, return_dtype=pl.Int8)
+        .add(pl.when(pl.col("dataset") == "exam_marks").then(2).otherwise(0))
+    )
+    return (
+        pl.concat(frames)
+        .with_columns(rank.alias("_order"))
+        .sort("_order", "school_year", "school_code", "level_code", maintain_order=True)
+        .drop("_order")
+    )

@@ -1,0 +1,216 @@
+"""The warehouse evaluated school batch by school batch (tasks/evaluation_batches.py) gives the
+results of the whole warehouse evaluated at once, row for row, on a generated province: one
+school per batch, so that every cross-school step (enrolments elsewhere, exams, years) is
+crossed; and its averages, ranks with ties and decisions agree with an independent reading of
+docs/evaluation-rules.md written in SQL (DuckDB) over the same Delta tables."""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+import pytest
+
+from massar.home import init_home
+from schemas.evaluation_rules import load_rules
+from tasks.consolidate import changed_schools, consolidate_enrollments, consolidate_table
+from tasks.consolidation_steps import consolidated_tables
+from tasks.evaluation_batches import (
+    RESULT_TABLES,
+    batches_of,
+    compute_results,
+    evaluate_warehouse,
+)
+from tasks.evaluation_steps import plan_evaluation, read_published
+from tasks.ingest import discover_inbox, ingest_school
+from warehouse.control import ControlDatabase
+from warehouse.delta import read_table, table_versions
+from warehouse.nights import finish_night, start_night
+
+RULES = load_rules()
+KEYS = {
+    "subject_results": [
+        "school_code",
+        "school_year",
+        "class_code",
+        "student_code",
+        "subject_code",
+        "semester",
+    ],
+    "semester_results": ["school_code", "school_year", "class_code", "student_code", "semester"],
+    "annual_results": ["school_code", "school_year", "level_code", "student_code"],
+    "exam_results": ["school_code", "school_year", "student_code", "exam", "session"],
+}
+
+
+@pytest.fixture(scope="module")
+def consolidated(province, tmp_path_factory):
+    """A home whose published night holds the generated province's tables (no evaluation)."""
+    settings = init_home(tmp_path_factory.mktemp("batches-home") / "home")
+    schools, _ = discover_inbox(province)
+    for code, files in sorted(schools.items()):
+        ingest_school(settings, code, files, province / code)
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        for table, dataset in consolidated_tables():
+            changed = changed_schools(database, dataset)
+            if table == "enrollments":
+                consolidate_enrollments(settings, changed)
+            elif changed:
+                consolidate_table(settings, table, changed)
+        night = start_night(database)
+        finish_night(database, night, table_versions(settings.warehouse), {})
+    finally:
+        database.dispose()
+    return settings
+
+
+def _stored(settings, table: str, version: int) -> pl.DataFrame:
+    frame = pl.from_arrow(read_table(settings.warehouse, table, version).to_table())
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _same(computed: pl.DataFrame, stored: pl.DataFrame, keys: list[str]) -> None:
+    stored = stored.select(
+        pl.col(name).cast(dtype) for name, dtype in computed.schema.items()
+    ).sort(keys, nulls_last=True)
+    computed = computed.sort(keys, nulls_last=True)
+    assert stored.height == computed.height
+    for name in computed.columns:
+        assert stored[name].equals(computed[name]), name
+
+
+def test_batches_pack_whole_schools_within_the_bound() -> None:
+    assert batches_of({"A": 5, "B": 5, "C": 1, "D": 20}, 10) == [["A", "B"], ["C"], ["D"]]
+    assert batches_of({}, 10) == []
+
+
+def test_one_school_per_batch_gives_the_whole_warehouse_results(consolidated) -> None:
+    settings = consolidated
+    whole = read_published(settings)
+    plan = plan_evaluation(whole, RULES)
+    expected = compute_results(plan.inputs, RULES)
+    assert {"subject_results", "annual_results", "exam_results"} <= set(expected)
+
+    run = evaluate_warehouse(settings, RULES, batch_rows=1)
+    assert run.batches == len({*whole["marks"]["school_code"]}) > 1
+    assert run.plan.years == plan.years and run.plan.looked_at == plan.looked_at
+    assert run.plan.schools == plan.schools
+    assert run.plan.skipped.sort(pl.all()).equals(plan.skipped.sort(pl.all()))
+    assert run.rows == {table: frame.height for table, frame in expected.items()}
+    for table in RESULT_TABLES:
+        _same(expected[table], _stored(settings, table, run.versions[table]), KEYS[table])
+
+
+def test_averages_ranks_and_decisions_agree_with_an_independent_sql_reading(consolidated) -> None:
+    """Subject averages (justified absences ignored, activities weighted), semester averages
+    (coefficients of curriculum.csv), ranks within the class with ties sharing the lowest
+    rank, annual averages and decisions, from the marks and rules alone."""
+    settings = consolidated
+    run = evaluate_warehouse(settings, RULES, batch_rows=10**9)
+    marks = _stored(settings, "marks", read_table_version(settings, "marks")).to_arrow()
+    active = (  # noqa: F841 (read by DuckDB)
+        _stored(settings, "enrollments", read_table_version(settings, "enrollments"))
+        .filter(pl.col("status") == "active")
+        .select("school_code", "school_year", "student_code")
+        .unique()
+        .to_arrow()
+    )
+    rules = pl.DataFrame(RULES.subject_rows()).to_arrow()  # noqa: F841
+    levels = pl.DataFrame(RULES.level_rows()).to_arrow()  # noqa: F841
+    results = {t: _stored(settings, t, run.versions[t]).to_arrow() for t in RESULT_TABLES}
+    subject_results = results["subject_results"]
+    semester_results = results["semester_results"]
+    annual_results = results["annual_results"]  # noqa: F841
+    assert marks.num_rows
+    db = duckdb.connect()
+    db.execute(
+        """create table subjects as
+        with m as (
+          select m.*, l.scale,
+            case when m.absence = 'justified' then null
+                 when m.mark_scale is not null and m.mark_scale <> l.scale and m.mark_scale > 0
+                 then m.mark * l.scale / m.mark_scale else m.mark end as v
+          from marks m join active using (school_code, school_year, student_code)
+          join levels l using (level_code))
+        select school_code, school_year, class_code, level_code, student_code, subject_code,
+          semester, avg(v) filter (where slot like 'test%') as t,
+          avg(v) filter (where slot not like 'test%') as a,
+          count(*) filter (where absence = 'justified') = count(*) as excused
+        from m group by all"""
+    )
+    mine = _polars(
+        db.execute(
+            """select s.*, coalesce(r.activities_weight, l.default_activities_weight) as w,
+           r.coefficient,
+           case when s.excused then null
+                when s.t is not null and s.a is not null and w > 0 then s.t * (1 - w) + s.a * w
+                when s.t is not null then s.t when w > 0 then s.a end as avg
+        from subjects s left join rules r using (level_code, subject_code)
+        join levels l using (level_code)"""
+        ).to_arrow_table()
+    )
+    theirs = pl.from_arrow(subject_results)
+    both = mine.join(
+        theirs,
+        on=["school_code", "school_year", "class_code", "student_code", "subject_code", "semester"],
+        how="full",
+        coalesce=True,
+    )
+    assert both.height == theirs.height == mine.height
+    gap = both.select((pl.col("avg") - pl.col("average")).abs().max()).item()
+    assert both.filter(pl.col("avg").is_null() != pl.col("average").is_null()).height == 0
+    assert gap is not None and gap < 2e-6
+
+    semesters = _polars(
+        db.execute(
+            """with s as (select school_code, school_year, class_code, student_code, semester,
+             sum(average * coefficient) filter (where status = 'ok' and coefficient is not null)
+             / sum(coefficient) filter (where status = 'ok' and coefficient is not null) as avg
+           from subject_results group by all)
+        select s.*, r.average, r.rank, r.class_size,
+          rank() over (partition by school_code, school_year, class_code, semester
+                       order by round(r.average, 9) desc) as my_rank,
+          count(r.average) over (partition by school_code, school_year, class_code, semester)
+            as my_size
+        from s join semester_results r using
+          (school_code, school_year, class_code, student_code, semester)"""
+        ).to_arrow_table()
+    )
+    assert semesters.height == semester_results.num_rows
+    assert semesters.select((pl.col("avg") - pl.col("average")).abs().max()).item() < 2e-6
+    ranked = semesters.filter(pl.col("average").is_not_null())
+    assert (ranked["rank"].cast(pl.Int64) == ranked["my_rank"]).all()
+    assert (ranked["class_size"].cast(pl.Int64) == ranked["my_size"]).all()
+    assert ranked.select(pl.col("rank").is_duplicated().any()).item()  # ties were met
+
+    annual = _polars(
+        db.execute(
+            """select a.average, a.decision, l.promote_at, l.oriented,
+           (select avg(s.average) from semester_results s where s.school_code = a.school_code
+              and s.school_year = a.school_year and s.student_code = a.student_code
+              and s.level_code = a.level_code) as my_average
+        from annual_results a join levels l using (level_code)"""
+        ).to_arrow_table()
+    )
+    assert annual.select((pl.col("average") - pl.col("my_average")).abs().max()).item() < 2e-6
+    decided = annual.with_columns(
+        pl.when(pl.col("average").is_null())
+        .then(None)
+        .when(pl.col("average") >= pl.col("promote_at") - 1e-9)
+        .then(pl.when(pl.col("oriented")).then(pl.lit("oriented")).otherwise(pl.lit("promoted")))
+        .otherwise(pl.lit("repeats"))
+        .alias("mine")
+    )
+    assert decided.filter(pl.col("mine").ne_missing(pl.col("decision"))).height == 0
+    assert set(decided["decision"].drop_nulls()) >= {"promoted", "repeats"}
+
+
+def read_table_version(settings, table: str) -> int:
+    return table_versions(settings.warehouse)[table]
+
+
+def _polars(table) -> pl.DataFrame:  # type: ignore[no-untyped-def]
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
