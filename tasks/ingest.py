@@ -408,7 +408,7 @@ def _read(
         return batch, None
     finally:
         outcome.add_time("read", started)
-    frame = result.frame.with_columns(pl.lit(submission_id, pl.Int64).alias("submission_id"))
+    frame = result.frame  # its submission_id is added with the dataset's other files' (_validate)
     batch.dataset = result.dataset
     batch.rows_read = frame.height
     if result.findings:  # the reader's own file-level queries (F010, F011)
@@ -418,24 +418,42 @@ def _read(
     return batch, frame
 
 
+def _stack(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """Frames one under the other: vertically when they share their columns and types (the
+    parts of one validated frame), else with missing columns null and types widened."""
+    first = parts[0].schema
+    same = all(part.schema == first for part in parts[1:])
+    return pl.concat(parts, how="vertical" if same else "diagonal_relaxed")
+
+
 def _validate(
-    batches: list[_Batch], frames: list[pl.DataFrame], school_code: str, outcome: SchoolOutcome
-) -> None:
+    batches: list[_Batch],
+    frames: list[tuple[_Batch, pl.DataFrame]],
+    school_code: str,
+    outcome: SchoolOutcome,
+) -> dict[str, list[pl.DataFrame]]:
     """Validate the school's new rows one dataset at a time (all files of a dataset together:
-    a school sends hundreds of small NotesCC workbooks) and hand each submission its part."""
+    a school sends hundreds of small NotesCC workbooks) and hand each submission its part.
+    Returns each dataset's validated rows (accepted and quarantined, with their
+    submission_id): the new part of the school's picture for the cross-record rules."""
     started = outcome.clock()
     by_id = {b.submission_id: b for b in batches}
-    grouped: dict[str, list[pl.DataFrame]] = defaultdict(list)
-    for frame in frames:
-        grouped[by_id[int(frame.item(0, "submission_id"))].dataset].append(frame)
+    grouped: dict[str, list[tuple[_Batch, pl.DataFrame]]] = defaultdict(list)
+    for batch, frame in frames:
+        grouped[batch.dataset].append((batch, frame))
+    validated_rows: dict[str, list[pl.DataFrame]] = {}
     for dataset, parts in grouped.items():
-        combined = pl.concat(parts, how="diagonal_relaxed")
+        # One frame per dataset, each row with its file's submission id (one column for all
+        # the dataset's files rather than one polars call per file).
+        combined = pl.concat([frame for _, frame in parts], how="diagonal_relaxed")
+        ids = [b.submission_id for b, frame in parts for _ in range(frame.height)]
+        combined = combined.with_columns(pl.Series("submission_id", ids, dtype=pl.Int64))
         validated = validate_submission(dataset, combined, school_code=school_code)
+        validated_rows[dataset] = [validated.accepted, validated.quarantined]
         accepted = validated.accepted.partition_by("submission_id", as_dict=True)
         quarantined = validated.quarantined.partition_by("submission_id", as_dict=True)
-        for part in parts:
-            sid = int(part.item(0, "submission_id"))
-            batch = by_id[sid]
+        for batch, _ in parts:
+            sid = batch.submission_id
             batch.accepted = accepted.get((sid,), validated.accepted.clear())
             batch.quarantined = quarantined.get((sid,), validated.quarantined.clear())
         for (sid,), part in validated.findings.partition_by("submission_id", as_dict=True).items():
@@ -444,20 +462,28 @@ def _validate(
                 _render_findings(part, {"file": batch.file_name, "school": school_code})
             )
     outcome.add_time("validate", started)
+    return validated_rows
 
 
 def _school_picture(
-    settings: Settings, database: ControlDatabase, school_code: str, batches: list[_Batch]
+    settings: Settings,
+    database: ControlDatabase,
+    school_code: str,
+    batches: list[_Batch],
+    validated: dict[str, list[pl.DataFrame]],
 ) -> dict[str, pl.DataFrame]:
     """Every row the school currently stands by, per dataset: this batch's rows (accepted and
-    quarantined, since a quarantined pupil is still on the school's list) and the staged rows
-    of earlier submissions this batch does not replace."""
+    quarantined, since a quarantined pupil is still on the school's list: ``validated``, as
+    `_validate` returned them) and the staged rows of earlier submissions this batch does not
+    replace."""
     replaced = {b.scope_key for b in batches if b.scope_key and not b.rejected}
     frames: dict[str, list[pl.DataFrame]] = defaultdict(list)
-    for batch in batches:
-        for part in (batch.accepted, batch.quarantined):
-            if part is not None and part.height:
-                frames[batch.dataset].append(part)
+    for dataset, (accepted, quarantined) in validated.items():
+        if quarantined.height == 0:
+            frames[dataset].append(accepted)
+        else:  # file by file, each file's accepted rows before its quarantined ones
+            both = _stack([accepted, quarantined])
+            frames[dataset].append(both.sort("submission_id", maintain_order=True))
     earlier: dict[str, list[int]] = defaultdict(list)
     for submission in active_submissions(database, school_code):
         if submission.scope_key not in replaced and submission.submission_id not in {
@@ -468,7 +494,7 @@ def _school_picture(
         staged = read_staged(settings.staging, school_code, dataset, ids)
         if staged is not None:
             frames[dataset].append(staged)
-    return {name: pl.concat(parts, how="diagonal_relaxed") for name, parts in frames.items()}
+    return {name: _stack(parts) for name, parts in frames.items() if parts}
 
 
 def _apply_cross_findings(batches: list[_Batch], findings: pl.DataFrame, school_code: str) -> None:
@@ -572,7 +598,7 @@ def ingest_school(
             return outcome
 
         batches: list[_Batch] = []
-        frames: list[pl.DataFrame] = []
+        frames: list[tuple[_Batch, pl.DataFrame]] = []
         for arrival, submission_id in zip(arrivals, ids, strict=True):
             # Read from the archive: exactly the bytes recorded, whatever happens to the inbox.
             batch, frame = _read(
@@ -589,13 +615,13 @@ def ingest_school(
                 )
             batches.append(batch)
             if frame is not None and frame.height:
-                frames.append(frame)
-        _validate(batches, frames, school_code, outcome)
+                frames.append((batch, frame))
+        validated = _validate(batches, frames, school_code, outcome)
 
         started = outcome.clock()
         readable = [b for b in batches if not b.rejected]
         if readable:
-            picture = _school_picture(settings, database, school_code, readable)
+            picture = _school_picture(settings, database, school_code, readable, validated)
             cross = cross_check_school(picture, school_code=school_code)
             _apply_cross_findings(readable, cross, school_code)
         outcome.add_time("cross", started)
@@ -693,13 +719,9 @@ def _store(
         outcome.errors += sum(1 for f in batch.findings if f["severity"] == "error")
         outcome.queries += sum(1 for f in batch.findings if f["severity"] == "query")
     for dataset, parts in staged.items():
-        write_staged(
-            settings.staging, school_code, dataset, pl.concat(parts, how="diagonal_relaxed")
-        )
+        write_staged(settings.staging, school_code, dataset, _stack(parts))
     for dataset, parts in held.items():
-        write_quarantined(
-            settings.quarantine, school_code, dataset, pl.concat(parts, how="diagonal_relaxed")
-        )
+        write_quarantined(settings.quarantine, school_code, dataset, _stack(parts))
     record_outcomes(database, records)
 
 
