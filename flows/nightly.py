@@ -11,6 +11,7 @@ from flows.ingest import ingest_submissions
 from flows.recorded import recorded
 from ground.settings import Settings, load_settings
 from tasks.consolidation_steps import (
+    consolidated_tables,
     enrollments_task,
     find_changed_schools_task,
     open_night_task,
@@ -20,7 +21,6 @@ from tasks.consolidation_steps import (
 )
 from tasks.disk_space import consolidation_estimate, disk_guarded, warehouse_folders
 from tasks.leases import WAREHOUSE, leased, night_not_run
-from warehouse.tables import TABLES
 
 
 @flow(name="nightly_consolidation")
@@ -35,10 +35,8 @@ def nightly_consolidation(settings: Settings | None = None, home: str | None = N
     pending = find_changed_schools_task(settings)
     versions: dict[str, int] = {"schools": reference_task(settings)}
     transfers = 0
-    for table, spec in TABLES.items():
-        if spec.dataset is None:
-            continue
-        schools = sorted(pending.get(spec.dataset, {}))
+    for table, dataset in consolidated_tables():
+        schools = sorted(pending.get(dataset, {}))
         if table == "enrollments":
             versions[table], transfers = enrollments_task(
                 settings, schools, datetime.now(settings.zone)

@@ -8,7 +8,8 @@ sentence a person reads.
 
 Prefect keeps the operational detail (logs, tasks, artifacts); this record is what the officer's
 home page reads, whatever ran the flow (the command line, a deployment, a parent flow) and
-whether or not Prefect's API can be reached afterwards.
+whether or not Prefect's API can be reached afterwards. The record itself is written by
+tasks/run_record.py.
 """
 
 from __future__ import annotations
@@ -16,17 +17,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ground.errors import OperatorError
-
-log = logging.getLogger(__name__)
+from tasks.run_record import record_end, record_start
 
 F = TypeVar("F", bound=Callable[..., Any])
-# Parameters that say which run it was (a partner, a year): recorded with the run.
-SCOPE_PARAMETERS = ("partner", "year", "semester", "submission")
 TEXT_LIMIT = 400
 
 
@@ -39,16 +36,16 @@ def recorded(fn: F) -> F:
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
         arguments = signature.bind(*args, **kwargs).arguments
-        started = _start(arguments)
+        started = record_start(arguments)
         try:
             result = fn(*args, **kwargs)
         except Exception as error:
-            _finish(started, "failed", {"failure": failure_sentence(error)})
+            record_end(started, "failed", {"failure": failure_sentence(error)})
             raise
         except BaseException as error:  # interrupted: the run did not end by itself
-            _finish(started, "crashed", {"failure": failure_sentence(error)})
+            record_end(started, "crashed", {"failure": failure_sentence(error)})
             raise
-        _finish(started, "completed", compact(result))
+        record_end(started, "completed", compact(result))
         return result
 
     # Prefect validates parameters against the signature with the wrapper's globals (this
@@ -104,35 +101,3 @@ def _scalar(value: Any) -> Any:
 
 def _short(text: str) -> str:
     return text if len(text) <= TEXT_LIMIT else text[: TEXT_LIMIT - 1] + "…"
-
-
-def _start(arguments: dict[str, Any]) -> tuple[str, str] | None:
-    """Record the run as started; returns (database URL, run id), or None when it cannot be
-    recorded (no flow run, no home: the flow itself says what is wrong)."""
-    from prefect.runtime import flow_run
-
-    if not flow_run.id:
-        return None
-    try:
-        from ground.settings import load_settings
-        from warehouse.runs import start_run
-
-        settings = arguments.get("settings") or load_settings(arguments.get("home"))
-        url = settings.resolved_database_url
-        scope = {k: arguments[k] for k in SCOPE_PARAMETERS if arguments.get(k) is not None}
-        start_run(url, str(flow_run.id), str(flow_run.flow_name), {"parameters": scope})
-        return url, str(flow_run.id)
-    except Exception as error:
-        log.warning("The run could not be recorded in the control database (%r).", error)
-        return None
-
-
-def _finish(started: tuple[str, str] | None, state: str, summary: dict[str, Any]) -> None:
-    if started is None:
-        return
-    from warehouse.runs import finish_run
-
-    try:
-        finish_run(*started, state, summary)
-    except Exception as error:
-        log.warning("The end of the run could not be recorded (%r).", error)

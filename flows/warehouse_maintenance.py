@@ -6,8 +6,7 @@ from prefect import flow
 
 from flows.recorded import recorded
 from ground.settings import Settings, load_settings
-from tasks.warehouse_maintenance import tidy_table_task, warehouse_tables_task
-from warehouse.delta import DEFAULT_RETAIN_HOURS
+from tasks.warehouse_maintenance import DEFAULT_RETAIN_HOURS, tidy_table_task, warehouse_tables_task
 
 
 @flow(name="warehouse_maintenance")

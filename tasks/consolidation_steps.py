@@ -25,9 +25,16 @@ from tasks.consolidate import (
     write_transfer_report,
 )
 from warehouse.control import ControlDatabase
-from warehouse.delta import read_table
+from warehouse.delta import current_version, read_table
 from warehouse.nights import finish_night, published_versions, start_night
 from warehouse.tables import TABLES
+
+
+def consolidated_tables() -> list[tuple[str, str]]:
+    """The warehouse tables a night writes from the schools' submissions, each with the dataset
+    it comes from, in warehouse/tables.py's order (``schools`` comes from the control
+    database: consolidate_school_reference)."""
+    return [(table, spec.dataset) for table, spec in TABLES.items() if spec.dataset is not None]
 
 
 def find_changed_schools(settings: Settings) -> dict[str, dict[str, list[int]]]:
@@ -98,7 +105,12 @@ def consolidate_enrollments_and_report(
     settings: Settings, schools: list[str], now: datetime
 ) -> tuple[int, int]:
     """Enrolments with the province resolution, and the officers' transfer report; returns
-    the table's version and the number of pupils who moved (ties are on the report)."""
+    the table's version and the number of pupils who moved (ties are on the report). When no
+    student list changed, nothing is read or written: the enrolments, their statuses and the
+    last transfer report stand (0 moved tonight)."""
+    version = current_version(settings.warehouse, "enrollments")
+    if not schools and version >= 0:
+        return version, 0
     version, transfers = consolidate_enrollments(settings, schools)
     write_transfer_report(settings.reports, transfers, now)
     ties = sum(1 for t in transfers if t.tie)
