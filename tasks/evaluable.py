@@ -15,7 +15,7 @@ membership test on the level codes; the held rows, usually few, are then grouped
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,9 @@ SKIPPED_SCHEMA: dict[str, Any] = {
     "detail": pl.Utf8,
 }
 ENROLMENT_KEYS = ["school_code", "school_year", "student_code"]
+# Active enrolments in other schools (school_year, student_code), or how to read those of the
+# pupils whose codes are given: see _split_enrolled.
+Elsewhere = pl.DataFrame | Callable[[pl.Series], pl.DataFrame] | None
 # The inputs restricted to the years evaluated; any other table passes through.
 YEAR_TABLES = ("marks", "exam_marks", "students", "enrollments")
 EARLIER_EXAM_MARKS = "earlier_exam_marks"  # exam marks of the years before those evaluated
@@ -97,17 +100,20 @@ def _split_enrolled(
     active: pl.DataFrame,
     dataset: str,
     listed: pl.DataFrame | None = None,
-    elsewhere: pl.DataFrame | None = None,
+    elsewhere: Elsewhere = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(rows whose pupil is actively enrolled in that school and year, the others counted per
     school year and school with their reason). ``active`` holds at least the enrolments of the
     rows' schools; ``listed`` (school_code, school_year: the lists accepted) and ``elsewhere``
-    (school_year, student_code: active enrolments in other schools) default to what
-    ``active`` says, for a caller that holds only part of the enrolments."""
+    (school_year, student_code: active enrolments in other schools, or a function giving those
+    of the held pupils' codes) default to what ``active`` says, for a caller that holds only
+    part of the enrolments."""
     # the pupils first (a pupil's rows come in runs), then only their rows that are held
     missing = _distinct(frame, ENROLMENT_KEYS).join(active, on=ENROLMENT_KEYS, how="anti")
     if not missing.height:
         return frame, _rows([])
+    if callable(elsewhere):
+        elsewhere = elsewhere(missing.get_column("student_code").unique())
     kept = frame.join(
         missing, on=ENROLMENT_KEYS, how="anti", nulls_equal=True, maintain_order="left"
     )
@@ -166,7 +172,7 @@ def evaluable(
     year: str | None = None,
     *,
     years_present: list[str] | None = None,
-    elsewhere: pl.DataFrame | None = None,
+    elsewhere: Elsewhere = None,
 ) -> Evaluable:
     """Restrict the published tables ``frames`` (marks, exam_marks, students, enrollments with
     every status, schools, history: earlier annual results) to what can be evaluated.
@@ -180,7 +186,7 @@ def evaluable(
     (tasks/evaluation_batches.py) gives the frames of a batch of schools, the school years of
     the whole warehouse's marks (``years_present``, which also means that ``year`` was found
     there) and the active enrolments of the batch's pupils in other schools (``elsewhere``:
-    school_year, student_code).
+    school_year, student_code; or how to read those of the held pupils).
     """
     if not frames:  # no night published yet
         return Evaluable({}, [], _rows([_skip(NO_WAREHOUSE)]))

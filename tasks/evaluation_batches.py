@@ -33,6 +33,7 @@ from tasks.evaluable import (
     NO_WAREHOUSE,
     SKIPPED_SCHEMA,
     YEAR_ABSENT,
+    Elsewhere,
     Evaluable,
     _rows,
     _schools_without_marks,
@@ -40,6 +41,7 @@ from tasks.evaluable import (
     _split_enrolled,
     evaluable,
 )
+from tasks.output_fingerprints import kept_results, unchanged_results
 from tasks.results_formulas import (
     ENGINE,
     annual_results,
@@ -183,26 +185,20 @@ def evaluate_warehouse(
         return EvaluationRun(Evaluable({}, [], nothing), night_versions=versions)
 
     marks = scan_table(warehouse, "marks", versions["marks"])
-    batches = batches_of(partitions, batch_rows)
+    # schools whose inputs are those their results were made from keep them (issue 17, item 2)
+    unchanged = unchanged_results(settings, versions, rules, year, semester)
+    batches = batches_of({s: n for s, n in partitions.items() if s not in unchanged}, batch_rows)
     present = _years_present(marks)
     if year is not None and year not in present:
         absent = _rows([_skip(YEAR_ABSENT, year, detail=", ".join(present))])
         return EvaluationRun(Evaluable({}, [], absent), night_versions=versions)
     looked_at = [year] if year is not None else present
-    listed = _listed(enrollments)
-    exams = _exam_inputs(settings, versions, looked_at, enrollments, listed)
-    candidates = (
-        exams.inputs["exam_marks"].get_column("student_code").unique()
-        if "exam_marks" in exams.inputs
-        else pl.Series("student_code", [], pl.Utf8)
-    )
-    exam_levels = [level for exam in rules.exams().values() for level in exam.levels]
+    exams = _Exams.of(settings, versions, looked_at, enrollments, rules)
 
     run = EvaluationRun(Evaluable({}, [], _rows([]), looked_at, []), night_versions=versions)
     skipped: list[pl.DataFrame] = []
     years: set[str] = set()
     schools: set[str] = set()
-    cc: list[pl.DataFrame] = []
     for batch in batches:
         run.batches += 1
         frames = {"marks": _read(marks, MARK_COLUMNS, _marks_filter(batch, year))}
@@ -212,7 +208,7 @@ def evaluate_warehouse(
         if not frames["marks"].height:
             skipped.append(_schools_without_marks(_in(active, looked_at), None))
             continue
-        elsewhere = _elsewhere(enrollments, frames["marks"], active)
+        elsewhere = _reader_of_elsewhere(enrollments)
         plan = evaluable(
             frames, rules.level_cycle, year, years_present=present, elsewhere=elsewhere
         )
@@ -232,27 +228,29 @@ def evaluate_warehouse(
         if annual is not None:
             run.pupils += annual.height
             run.schools_evaluated += annual.get_column("school_code").n_unique()
-            cc.append(
-                annual.filter(
-                    pl.col("level_code").is_in(exam_levels)
-                    | pl.col("student_code").is_in(candidates.implode())
-                ).select(CC_COLUMNS)
-            )
+        if exams.years:
+            exam_plan = exams.of_batch(batch, active, plan)
+            skipped.append(exam_plan.skipped)
+            if years:
+                computed = exams.results(exam_plan, batch, annual, rules)
+                run.rows["exam_results"] = run.rows.get("exam_results", 0) + computed.height
+                exam_tables = {"exam_results": computed}
+                written = write_results(settings, exam_tables, plan, tables=("exam_results",))
+                run.versions.update(written)
         del frames, results
 
-    skipped.append(exams.skipped)
+    if unchanged:  # what the evaluation said of the kept schools when it made their results
+        kept_back = kept_results(unchanged, SKIPPED_SCHEMA)
+        skipped.append(kept_back.skipped)
+        years.update(kept_back.years)
+        schools.update(kept_back.schools)
+        run.pupils += kept_back.pupils
+        run.schools_evaluated += kept_back.schools_evaluated
     without_marks = sorted(set(_partition_schools(warehouse, versions)) - set(partitions))
     if without_marks and enrollments is not None:
         active = _active_frame(_enrolments_of(enrollments, without_marks))
         skipped.append(_schools_without_marks(_in(active, looked_at), None))
     plan = Evaluable({}, sorted(years), _ordered(skipped), looked_at, sorted(schools))
-    if years and "exam_marks" in exams.inputs and exams.inputs["exam_marks"].height:
-        annual = pl.concat(cc) if cc else pl.DataFrame(schema=dict.fromkeys(CC_COLUMNS, pl.Utf8))
-        computed = _exam_results(exams.inputs, annual, rules)
-        run.rows["exam_results"] = computed.height
-        run.versions.update(
-            write_results(settings, {"exam_results": computed}, plan, tables=("exam_results",))
-        )
     run.plan = plan
     return run
 
@@ -265,33 +263,107 @@ def _partition_schools(warehouse: Path, versions: dict[str, int]) -> list[str]:
 
 @dataclass
 class _Exams:
-    inputs: dict[str, pl.DataFrame]
-    skipped: pl.DataFrame
+    """The exams, batch by batch: a batch's candidates and papers are its schools' (their
+    annual results and exam marks); what crosses schools is the baccalaureate's regional exam,
+    taken the year before, maybe in another school: the regional papers of the earlier years
+    are read once (``regional``: their pupils actively enrolled where they sat them)."""
 
+    table: pl.LazyFrame | None
+    enrollments: pl.LazyFrame | None
+    years: list[str]  # the years looked at with exam marks (none: no exam results written)
+    looked_at: list[str]
+    regional: pl.DataFrame
+    earlier: bool = False  # exam marks of years before those looked at exist
 
-def _exam_inputs(
-    settings: Settings,
-    versions: dict[str, int],
-    years: list[str],
-    enrollments: pl.LazyFrame | None,
-    listed: pl.DataFrame,
-) -> _Exams:
-    """The exam marks of ``years`` whose pupil is actively enrolled there (and those of the
-    years before, read for the baccalaureate's regional exam), with what is held back."""
-    if "exam_marks" not in versions or not years:
-        return _Exams({}, _rows([]))
-    dataset = scan_table(settings.warehouse, "exam_marks", versions["exam_marks"])
-    wanted = pl.col("school_year").is_in(years) | (pl.col("school_year") < min(years))
-    exam = _read(dataset, EXAM_COLUMNS, wanted)
-    pupils = exam.get_column("student_code").unique()
-    active = _active_of_pupils(enrollments, pupils)
-    current = exam.filter(pl.col("school_year").is_in(years))
-    kept, held = _split_enrolled(current, active, "exam_marks", listed=listed)
-    inputs = {"exam_marks": kept}
-    earlier = exam.filter(pl.col("school_year") < min(years))
-    if earlier.height:
-        inputs[EARLIER_EXAM_MARKS] = _split_enrolled(earlier, active, "exam_marks", listed)[0]
-    return _Exams(inputs, held)
+    @classmethod
+    def of(
+        cls,
+        settings: Settings,
+        versions: dict[str, int],
+        looked_at: list[str],
+        enrollments: pl.LazyFrame | None,
+        rules: EvaluationRules,
+    ) -> _Exams:
+        empty = pl.DataFrame(schema=dict.fromkeys(EXAM_COLUMNS, pl.Utf8))
+        if "exam_marks" not in versions or not looked_at:
+            return cls(None, enrollments, [], looked_at, empty)
+        table = scan_table(settings.warehouse, "exam_marks", versions["exam_marks"])
+        found = (
+            table.filter(pl.col("school_year").is_in(looked_at))
+            .select(pl.col("school_year").unique())
+            .collect(engine="streaming")
+        )
+        years = sorted(found.get_column("school_year").to_list())
+        before = table.filter(pl.col("school_year") < min(looked_at)).select(pl.len())
+        has_earlier = bool(before.collect(engine="streaming").item())
+        earlier = any(exam.regional_from == "earlier_year" for exam in rules.exams().values())
+        regional = empty
+        if years and earlier:
+            papers = _read(
+                table,
+                EXAM_COLUMNS,
+                (pl.col("exam") == "regional")
+                & (pl.col("session") == "normal")
+                & (pl.col("school_year") < max(looked_at)),
+            )
+            active = _active_of_pupils(enrollments, papers.get_column("student_code").unique())
+            regional = _split_enrolled(papers, active, "exam_marks")[0]
+        return cls(table, enrollments, years, looked_at, regional, has_earlier)
+
+    def of_batch(
+        self,
+        schools: list[str],
+        active: pl.DataFrame,
+        plan: Evaluable,
+    ) -> Evaluable:
+        """The batch's exam marks of the years looked at whose pupil is actively enrolled
+        there (``inputs``), those of the years before, and what is held back (``skipped``)."""
+        assert self.table is not None
+        looked_at = self.looked_at
+        exam = _read(
+            self.table,
+            EXAM_COLUMNS,
+            _schools(schools)
+            & (pl.col("school_year").is_in(looked_at) | (pl.col("school_year") < min(looked_at))),
+        )
+        current = exam.filter(pl.col("school_year").is_in(looked_at))
+        elsewhere = _reader_of_elsewhere(self.enrollments)
+        kept, held = _split_enrolled(current, active, "exam_marks", elsewhere=elsewhere)
+        inputs = {"exam_marks": kept}
+        before = exam.filter(pl.col("school_year") < min(looked_at))
+        if before.height:
+            inputs[EARLIER_EXAM_MARKS] = _split_enrolled(before, active, "exam_marks")[0]
+        return Evaluable(inputs, plan.years, held, looked_at, plan.schools)
+
+    def results(
+        self,
+        plan: Evaluable,
+        schools: list[str],
+        annual: pl.DataFrame | None,
+        rules: EvaluationRules,
+    ) -> pl.DataFrame:
+        """The exam results of the batch's candidates (its schools' rows only)."""
+        cc = (
+            annual.select(CC_COLUMNS)
+            if annual is not None
+            else pl.DataFrame(schema=dict.fromkeys(CC_COLUMNS, pl.Utf8))
+        )
+        pupils = pl.concat(
+            [cc.get_column("student_code"), plan.inputs["exam_marks"].get_column("student_code")]
+        ).unique()
+        regional = self.regional.filter(
+            pl.col("student_code").is_in(pupils.implode()) & ~_schools(schools)
+        )
+        inputs = dict(plan.inputs)
+        earlier = [
+            frame for frame in (inputs.get(EARLIER_EXAM_MARKS), regional) if frame is not None
+        ]
+        inputs[EARLIER_EXAM_MARKS] = pl.concat(earlier, how="diagonal_relaxed")
+        # the whole warehouse's results keep the years of the exam marks when earlier years'
+        # papers are read with them, else every year of the candidates (all looked at)
+        kept = self.years if self.earlier else self.looked_at
+        computed = _exam_results(inputs, cc, rules, kept)
+        return computed.filter(_schools(schools))
 
 
 # ---- one batch: computing and writing ------------------------------------------------------
@@ -325,16 +397,24 @@ def compute_results(
 
 
 def _exam_results(
-    inputs: dict[str, pl.DataFrame], annual: pl.DataFrame, rules: EvaluationRules
+    inputs: dict[str, pl.DataFrame],
+    annual: pl.DataFrame,
+    rules: EvaluationRules,
+    years: list[str] | None = None,
 ) -> pl.DataFrame:
-    """Exam results of the years evaluated; the papers of earlier years (the baccalaureate's
-    regional exam) are read with them, their results not kept."""
+    """Exam results of the years evaluated (``years``, default those of the exam marks); the
+    papers of earlier years (the baccalaureate's regional exam) are read with them, their
+    results not kept."""
     earlier = inputs.get(EARLIER_EXAM_MARKS)
+    kept = years or inputs["exam_marks"].get_column("school_year").unique().to_list()
     if earlier is None or not earlier.height:
-        return exam_results(inputs["exam_marks"], annual, rules)
-    papers = pl.concat([inputs["exam_marks"], earlier], how="diagonal_relaxed")
-    years = inputs["exam_marks"].get_column("school_year").unique().implode()
-    return exam_results(papers, annual, rules).filter(pl.col("school_year").is_in(years))
+        papers = inputs["exam_marks"]
+    else:
+        papers = pl.concat([inputs["exam_marks"], earlier], how="diagonal_relaxed")
+    results = exam_results(papers, annual, rules)
+    if earlier is None or not earlier.height:
+        return results if years is None else results.filter(pl.col("school_year").is_in(kept))
+    return results.filter(pl.col("school_year").is_in(kept))
 
 
 def other_semester_results(
@@ -459,18 +539,6 @@ def _in(frame: pl.DataFrame, years: list[str]) -> pl.DataFrame:
     return frame.filter(pl.col("school_year").is_in(years))
 
 
-def _listed(enrollments: pl.LazyFrame | None) -> pl.DataFrame:
-    """(school_code, school_year) of every accepted list: a school with an active pupil."""
-    if enrollments is None:
-        return pl.DataFrame(schema={"school_code": pl.Utf8, "school_year": pl.Utf8})
-    return (
-        enrollments.filter(pl.col("status") == "active")
-        .select("school_code", "school_year")
-        .unique()
-        .collect(engine="streaming")
-    )
-
-
 def _active_of_pupils(enrollments: pl.LazyFrame | None, pupils: pl.Series) -> pl.DataFrame:
     if enrollments is None or not pupils.len():
         return pl.DataFrame(schema=dict.fromkeys(PUPIL_KEYS, pl.Utf8))
@@ -478,23 +546,16 @@ def _active_of_pupils(enrollments: pl.LazyFrame | None, pupils: pl.Series) -> pl
     return _read(enrollments, PUPIL_KEYS, where)
 
 
-def _elsewhere(
-    enrollments: pl.LazyFrame | None, marks: pl.DataFrame, active: pl.DataFrame
-) -> pl.DataFrame | None:
-    """Active enrolments (school_year, student_code), in any school, of the batch's pupils
-    whose marks are not covered by an active enrolment in their school (usually none)."""
-    held = _pupils_of(marks).join(active, on=PUPIL_KEYS, how="anti")
-    if not held.height or enrollments is None:
+def _reader_of_elsewhere(enrollments: pl.LazyFrame | None) -> Elsewhere:
+    """How to read the active enrolments (school_year, student_code), in any school, of the
+    pupils whose marks are held back in their school (usually none: never read)."""
+    if enrollments is None:
         return None
-    found = _active_of_pupils(enrollments, held.get_column("student_code").unique())
-    return found.select("school_year", "student_code")
 
+    def read(pupils: pl.Series) -> pl.DataFrame:
+        return _active_of_pupils(enrollments, pupils).select("school_year", "student_code")
 
-def _pupils_of(marks: pl.DataFrame) -> pl.DataFrame:
-    """The distinct (school, year, pupil) of marks, comparing neighbours first: a pupil's marks
-    come in runs (a workbook per class, subject and semester, pupil by pupil)."""
-    keys = marks.select(PUPIL_KEYS)
-    return keys.filter(pl.struct(PUPIL_KEYS).rle_id().is_first_distinct()).unique()
+    return read
 
 
 def _ordered(parts: list[pl.DataFrame]) -> pl.DataFrame:

@@ -214,3 +214,45 @@ def _polars(table) -> pl.DataFrame:  # type: ignore[no-untyped-def]
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     return frame
+
+
+def test_held_pupils_and_schools_without_marks_are_told_as_the_whole_warehouse_tells_them(
+    massar_home,
+) -> None:
+    """A's marks of a pupil listed only by B (enrolled elsewhere) and of a pupil on no list,
+    and B with a list but no marks: each batch sees only its school, yet the reasons are those
+    of the whole warehouse."""
+    from tests.tasks.test_evaluable import enrollments, marks
+    from warehouse.delta import replace_school_rows
+
+    listed = [("11111A", "1APIC-1", "K100000001")]
+    moved = [("11111A", "1APIC-1", "K100000002")]
+    unlisted = [("11111A", "1APIC-1", "K100000003")]
+    tables = {
+        "marks": marks(listed + moved + unlisted),
+        "enrollments": pl.concat(
+            [enrollments(listed), enrollments([("22222B", "1APIC-1", "K100000002")])]
+        ),
+    }
+    for table, frame in tables.items():
+        for school in ("11111A", "22222B"):
+            rows = frame.filter(pl.col("school_code") == school)
+            if rows.height:
+                replace_school_rows(massar_home.warehouse, table, [school], rows.to_arrow())
+    database = ControlDatabase(massar_home.resolved_database_url)
+    try:
+        night = start_night(database)
+        finish_night(database, night, table_versions(massar_home.warehouse), {})
+    finally:
+        database.dispose()
+    whole = plan_evaluation(read_published(massar_home), RULES)
+    run = evaluate_warehouse(massar_home, RULES, batch_rows=1)
+    assert run.batches == 1  # B has no marks partition
+    reasons = sorted(run.plan.skipped.select("school_code", "reason", "pupils").rows())
+    assert reasons == [
+        ("11111A", "enrolled_elsewhere", 1),
+        ("11111A", "not_on_list", 1),
+        ("22222B", "school_without_marks", 1),
+    ]
+    assert reasons == sorted(whole.skipped.select("school_code", "reason", "pupils").rows())
+    assert run.pupils == 1
