@@ -21,6 +21,7 @@ from tasks.exchange import (
     prepare_batch_task,
     publish_batch_artifact,
     reconcile_task,
+    run_preparer,
     undelivered_approved_batches,
     wait_for_decision,
 )
@@ -35,13 +36,23 @@ def exchange(
     partner: str,
     settings: Settings | None = None,
     home: str | None = None,
-    prepared_by: str = "massar",
+    prepared_by: str | None = None,
 ) -> dict:
     """One exchange run for ``partner``; returns counts and batch states (no child data).
     A request left without a prepared batch fails the run (:class:`RequestsUnanswered`, its
-    ``summary`` what the run did) once every other request and delivery is done."""
+    ``summary`` what the run did) once every other request and delivery is done.
+    The batches' preparer is who started the run (:func:`tasks.exchange.run_preparer`): the
+    schedule or deployment for a deployment's run (``prepared_by`` is then ignored), else
+    ``prepared_by`` or this process's OS account."""
     settings = settings or load_settings(home)
     logger = get_run_logger()
+    preparer = run_preparer(prepared_by)
+    if prepared_by and preparer != prepared_by.strip():
+        logger.warning(
+            "prepared_by=%r is not taken for a deployment's run: its batches are prepared by %s.",
+            prepared_by,
+            preparer,
+        )
     reconciled = reconcile_task(settings, partner)
     for problem in reconciled["problems"]:
         logger.warning(problem)
@@ -50,7 +61,7 @@ def exchange(
     batches, problems = [], []
     for request in fetch_requests_task(settings, partner):
         prepared = prepare_batch_task(
-            settings, partner, request, prepared_by, str(flow_run.id or ""), return_state=True
+            settings, partner, request, preparer, str(flow_run.id or ""), return_state=True
         )
         if prepared.is_failed():  # a bad request, a refused certificate: a sentence
             error = prepared.result(raise_on_failure=False)

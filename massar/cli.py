@@ -34,6 +34,11 @@ exchange_app = typer.Typer(
     help="Exchanges with the partner funds CNSS and CMR.", no_args_is_help=True
 )
 app.add_typer(exchange_app, name="exchange")
+approvers_app = typer.Typer(
+    help="Who may approve partner batches (administrators: the home's owner or root).",
+    no_args_is_help=True,
+)
+app.add_typer(approvers_app, name="approvers")
 schools_app = typer.Typer(help="The directorate's list of schools.", no_args_is_help=True)
 app.add_typer(schools_app, name="schools")
 
@@ -229,15 +234,13 @@ def evaluate(
 def exchange_run(
     partner: Annotated[Partner, typer.Argument(help="The partner fund.")],
     home: HomeOption = None,
-    prepared_by: Annotated[
-        str, typer.Option("--by", help="Who prepares the batch (cannot approve it).")
-    ] = "massar",
 ) -> None:
-    """Answer the fund's request: match, build, sign, wait for approval, deliver."""
+    """Answer the fund's request: match, build, sign, wait for approval, deliver. The batches
+    are prepared by the account you are logged in with, whose approver cannot approve them."""
     settings = _open(home)
     from massar.runner import run_exchange
 
-    out.print(run_exchange(settings, partner.value, prepared_by), markup=False)
+    out.print(run_exchange(settings, partner.value, f"os:{_os_account()}"), markup=False)
 
 
 @exchange_app.command("verify")
@@ -303,8 +306,21 @@ def approve(
         str,
         typer.Argument(help="The batch id, e.g. CNSS-2023-000001 ('massar status' lists them)."),
     ],
-    by: Annotated[str, typer.Option("--by", help="Your name, as listed in the approvers setting.")],
     reject: Annotated[bool, typer.Option("--reject", help="Reject instead of approving.")] = False,
+    code: Annotated[
+        str,
+        typer.Option(
+            "--code", help="Your authenticator app's current code (asked at a terminal if absent)."
+        ),
+    ] = "",
+    by: Annotated[
+        str,
+        typer.Option(
+            "--by",
+            help="Only a check: your name as the approvers list has it. Who you are comes from "
+            "the account you are logged in with.",
+        ),
+    ] = "",
     comment: Annotated[str, typer.Option(help="A comment kept with the decision.")] = "",
     yes: Annotated[
         bool,
@@ -314,18 +330,90 @@ def approve(
     ] = False,
     home: HomeOption = None,
 ) -> None:
-    """Show a partner batch waiting for a decision, then approve (or reject) it."""
+    """Show a partner batch waiting for a decision, then approve (or reject) it as the approver
+    of the account you are logged in with, proven by your current code."""
     settings = _open(home)
     from massar.runner import approval_preview, approve_batch
+    from tasks.approval_rules import Claim
 
     summary, shown = approval_preview(settings, batch)
     out.print(shown, markup=False, soft_wrap=True)
-    ask = summary["state"] == "waiting_approval" and not yes and sys.stdin.isatty()
+    waiting = summary["state"] == "waiting_approval"
+    ask = waiting and not yes and sys.stdin.isatty()
     verb = "Reject" if reject else "Approve"
     if ask and not typer.confirm(f"{verb} batch {batch} as shown?", default=False):
         out.print("Nothing was recorded.", markup=False)
         return
-    out.print(approve_batch(settings, batch, by, not reject, comment), markup=False)
+    code = code or _ask_code(waiting)
+    claim = Claim("cli", code=code, name=by, os_account=_os_account())
+    out.print(approve_batch(settings, batch, claim, not reject, comment), markup=False)
+
+
+def _os_account() -> str:
+    from ground.approvers import current_os_account
+
+    return current_os_account()
+
+
+def _ask_code(needed: bool) -> str:
+    """The approver's code, asked at a terminal; empty elsewhere (the rules then refuse, in
+    the message log, naming what is missing)."""
+    if needed and sys.stdin.isatty():
+        return str(typer.prompt("Your code (authenticator app)", default="", show_default=False))
+    return ""
+
+
+@approvers_app.command("add")
+def approvers_add(
+    name: Annotated[str, typer.Argument(help="The approver's name, as decisions record it.")],
+    os_account: Annotated[
+        str, typer.Option("--os-account", help="The account they run 'massar approve' under.")
+    ],
+    home: HomeOption = None,
+) -> None:
+    """Enrol an approver: a new TOTP secret, shown once, for their authenticator app."""
+    from ground.approvers import enrol_approver
+
+    settings = _open(home)
+    enrolled = enrol_approver(settings.home, name, os_account, f"Massar {settings.province}")
+    out.print(
+        f"{enrolled.approver.name} (account {enrolled.approver.os_account}) may approve partner "
+        f"batches. Give them, once and in person, this secret for their authenticator app "
+        f"(it is not shown again; its copy is {enrolled.approver.totp_secret_file}, 0600):\n"
+        f"  secret: {enrolled.secret}\n  {enrolled.uri}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@approvers_app.command("remove")
+def approvers_remove(
+    name: Annotated[str, typer.Argument(help="The approver's name, as listed.")],
+    home: HomeOption = None,
+) -> None:
+    """Take an approver off the list (their secret is deleted)."""
+    from ground.approvers import remove_approver
+
+    settings = _open(home)
+    removed = remove_approver(settings.home, name)
+    out.print(f"{removed.name} may no longer approve partner batches.", markup=False)
+
+
+@approvers_app.command("list")
+def approvers_list(home: HomeOption = None) -> None:
+    """The approvers and their accounts (never their secrets)."""
+    from ground.approvers import load_approvers
+
+    settings = _open(home)
+    listed = load_approvers(settings.home)
+    if not listed.approvers:
+        out.print(
+            f"Nobody may approve partner batches yet ({listed.path}); enrol an approver with "
+            "'massar approvers add NAME --os-account ACCOUNT'.",
+            markup=False,
+        )
+    for approver in listed.approvers:
+        out.print(f"{approver.name} (account {approver.os_account})", markup=False)
 
 
 @app.command()
@@ -345,8 +433,14 @@ def review(
         bool, typer.Option("--not-found", help="No pupil of the province is the child.")
     ] = False,
     keep: Annotated[bool, typer.Option("--keep", help="Keep the child REVIEW.")] = False,
+    code: Annotated[
+        str, typer.Option("--code", help="Your authenticator app's current code, to decide.")
+    ] = "",
     by: Annotated[
-        str, typer.Option("--by", help="Your name, as listed in the approvers setting.")
+        str,
+        typer.Option(
+            "--by", help="Only a check: your name as the approvers list has it (see approve)."
+        ),
     ] = "",
     comment: Annotated[str, typer.Option(help="A comment kept with the decision.")] = "",
     undecided: Annotated[
@@ -370,8 +464,6 @@ def review(
         )
     if chosen and child is None:
         raise typer.BadParameter(f"{chosen[0]} needs the child it decides.", param_hint="--child")
-    if chosen and not by.strip():
-        raise typer.BadParameter("a decision needs your name.", param_hint="--by")
     settings = _open(home)
     from tasks.exchange_review import (
         KEEP,
@@ -386,8 +478,11 @@ def review(
         out.print(review_listing(settings, batch, child, undecided), markup=False, soft_wrap=True)
         return
     assert child is not None
+    from tasks.approval_rules import Claim
+
     choice = candidate if candidate is not None else (NOT_FOUND_CHOICE if not_found else KEEP)
-    outcome = decide_children(settings, batch, [ChildChoice(child, choice)], by, "cli", comment)
+    claim = Claim("cli", code=code or _ask_code(True), name=by, os_account=_os_account())
+    outcome = decide_children(settings, batch, [ChildChoice(child, choice)], claim, comment)
     out.print(decision_text(outcome), markup=False, soft_wrap=True)
 
 
@@ -494,6 +589,12 @@ def schools_import(
 # Looking
 
 
+class RefusedQuery(TyperException):
+    """A statement ``massar query`` refuses (it does more than read): bad usage, exit 2."""
+
+    exit_code = 2
+
+
 @app.command()
 def query(
     sql: Annotated[
@@ -518,9 +619,11 @@ def query(
         ),
     ] = None,
 ) -> None:
-    """Run SQL (DuckDB) over the warehouse tables and the control tables."""
+    """Run one SELECT (DuckDB) over the published warehouse tables and the control tables; it
+    shows pupils' data. Anything but a read (files, COPY, ATTACH, INSTALL, SET …) is refused
+    (exit 2)."""
     from warehouse.control import ControlDatabase
-    from warehouse.query import QueryError, query_rows
+    from warehouse.query import QueryError, QueryRefused, query_rows
 
     settings = _open(home)
     if limit is None:
@@ -530,6 +633,8 @@ def query(
         result = query_rows(
             sql, warehouse=settings.warehouse, database=database, limit=limit or None
         )
+    except QueryRefused as error:  # not a read of the published tables: bad usage, exit 2
+        raise RefusedQuery(f"the query is refused: {error}") from error
     except QueryError as error:
         raise OperatorError(f"The query failed: {error}") from error
     finally:

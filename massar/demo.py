@@ -95,9 +95,11 @@ DEMO_APPROVER = "Officier de démonstration"
 def run_demo_exchanges(settings, province: Path) -> list[str]:  # type: ignore[no-untyped-def]
     """Both funds' exchanges on the generated requests, in the embedded mode: the fund's
     request placed in ``exchange/<fund>/outbox/``, the batch prepared and signed with a
-    throwaway certificate, approved by a demo officer as ``massar approve`` would, delivered
+    throwaway certificate, approved by a demo officer enrolled under this account, with the
+    code their authenticator would show (the demo plays the officer), delivered
     into ``exchange/<fund>/inbox/``; then the demo plays the fund, acknowledges, and the next
     run reconciles. Returns one line per step for the summary."""
+    import contextvars
     import threading
     import time
     from datetime import UTC, datetime, timedelta
@@ -106,7 +108,15 @@ def run_demo_exchanges(settings, province: Path) -> list[str]:  # type: ignore[n
     from connectors.exchange.file_names import acknowledgement_file_name
     from connectors.exchange.registry import profile_for
     from connectors.signing import make_test_certificate
+    from ground.approvers import (
+        code_at_step,
+        current_os_account,
+        enrol_approver,
+        load_approvers,
+        time_step,
+    )
     from massar.runner import approve_batch, run_exchange
+    from tasks.approval_rules import Claim
     from tasks.exchange import batch_summary, reconciliation, undecided_batches
 
     reference = settings.home / "reference"
@@ -120,10 +130,20 @@ def run_demo_exchanges(settings, province: Path) -> list[str]:  # type: ignore[n
         update={
             "signing_key": key,
             "signing_certificate": certificate,
-            "approvers": [DEMO_APPROVER],
             "approval_poll_seconds": 1,
+            # A demo whose officer failed ends (expired) instead of waiting 72 hours.
+            "approval_timeout_hours": 0.25,
         }
     )
+    # The demo enrols its officer under this account (an administrator's 'massar approvers
+    # add'); the batches are prepared by "massar demo", so the officer is not their preparer.
+    listed = load_approvers(settings.home).by_name(DEMO_APPROVER)
+    if listed is not None:
+        from ground.approvers import remove_approver
+
+        remove_approver(settings.home, DEMO_APPROVER)
+    enrolled = enrol_approver(settings.home, DEMO_APPROVER, current_os_account(), "Massar demo")
+    used: list[int] = []  # the TOTP steps the demo's officer used
     lines = []
     for fund in FUND_KEYS:
         outbox = settings.exchange / fund / settings.partners[fund].remote_outbox
@@ -132,15 +152,37 @@ def run_demo_exchanges(settings, province: Path) -> list[str]:  # type: ignore[n
             shutil.copy(request, outbox / request.name)
 
         def approve_when_waiting(fund: str = fund) -> None:
-            for _ in range(600):
+            deadline = time.monotonic() + 600
+            seen_waiting = None
+            while time.monotonic() < deadline:
                 waiting = undecided_batches(settings, fund)
-                if waiting:
-                    time.sleep(1)  # let the run reach its pause
-                    approve_batch(settings, waiting[0], DEMO_APPROVER, True, "demo")
+                if waiting and seen_waiting is None:
+                    seen_waiting = time.monotonic()
+                # At the pause a decision resumes the run at once; a decision recorded before
+                # it (when this thread cannot see the run's state) is read within a pause slice.
+                if waiting and (
+                    _run_paused(batch_summary(settings, waiting[0])["flow_run_id"])
+                    or time.monotonic() - (seen_waiting or 0) > 30
+                ):
+                    # The demo plays the approver: the code their app shows, a new one for each
+                    # decision (a code is taken once; the next step's is accepted too).
+                    step = max(time_step(datetime.now(UTC)), used[-1] + 1 if used else 0)
+                    while step > time_step(datetime.now(UTC)) + 1 and time.monotonic() < deadline:
+                        time.sleep(1)  # the authenticator's next code comes with the clock
+                    used.append(step)
+                    claim = Claim(
+                        "demo",
+                        code=code_at_step(enrolled.secret, step),
+                        os_account=enrolled.approver.os_account,
+                    )
+                    approve_batch(settings, waiting[0], claim, True, "demo: approved by the demo")
                     return
                 time.sleep(0.2)
 
-        officer = threading.Thread(target=approve_when_waiting, daemon=True)
+        # The thread sees this process's Prefect API (a context variable threads do not inherit).
+        officer = threading.Thread(
+            target=contextvars.copy_context().run, args=(approve_when_waiting,), daemon=True
+        )
         officer.start()
         lines.append(run_exchange(settings, fund, DEMO_PREPARER))
         officer.join(10)
@@ -167,6 +209,22 @@ def run_demo_exchanges(settings, province: Path) -> list[str]:  # type: ignore[n
         "as a fund would with 'massar exchange verify FILE'."
     )
     return lines
+
+
+def _run_paused(flow_run_id: str) -> bool:
+    """Whether the exchange run waits in its pause (where a decision resumes it at once)."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    if not flow_run_id:
+        return False
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(UUID(flow_run_id)).state
+    except Exception:  # this thread does not reach the run's API
+        return False
+    return state is not None and state.is_paused()
 
 
 def _delivered_batches(settings, fund: str) -> list[str]:  # type: ignore[no-untyped-def]

@@ -32,8 +32,8 @@ prefect_api_url = ""
 # (e.g. 4 guardians after 627) is held until an officer runs 'massar confirm SUBMISSION'.
 resend_hold_share = 0.30
 
-# People allowed to approve a partner batch (the preparer can never approve their own).
-approvers = []
+# People allowed to approve a partner batch are not set here: an administrator enrols each
+# with 'massar approvers add NAME --os-account ACCOUNT' (approvers.toml, with a code each).
 approval_timeout_hours = 72
 
 # Signing key and X.509 certificate for partner files (PEM); keep them outside the repository.

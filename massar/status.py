@@ -70,9 +70,7 @@ def next_steps(settings: Settings, facts: Facts, schools_listed: int = 1) -> lis
             "warehouse."
         )
     if facts.waiting:
-        commands = "; ".join(
-            f"massar approve {batch.batch_id} --by NAME" for batch in facts.waiting[:3]
-        )
+        commands = "; ".join(f"massar approve {batch.batch_id}" for batch in facts.waiting[:3])
         more = f" (and {len(facts.waiting) - 3} more)" if len(facts.waiting) > 3 else ""
         steps.append(
             f"{len(facts.waiting)} batch(es) wait for approval: {commands}{more} (it shows the "
@@ -266,7 +264,8 @@ def waiting_table(facts: Facts, settings: Settings) -> Table:
     batches.caption = (
         "None waiting."
         if not facts.waiting
-        else "'massar approve BATCH --by NAME' shows a batch, then records the decision."
+        else "'massar approve BATCH' shows a batch, then records the decision of the approver "
+        "logged in, with their code."
     )
     return batches
 

@@ -24,6 +24,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import IntegrityError
 
 from connectors.exchange.acknowledgement import parse_acknowledgement
 from connectors.exchange.batch_files import build_batch_files
@@ -42,9 +43,11 @@ from connectors.partner_transport import (
     partner_transport_for,
 )
 from connectors.signing import SigningError, signing_identity
+from ground.approvers import current_os_account, load_approvers
 from ground.errors import OperatorError
 from ground.settings import Settings
 from schemas.exchange import STATUSES, ChildAnswer
+from tasks.approval_rules import Claim, DecisionRefused, verify_decider
 from tasks.fund_files_set_aside import (
     max_bytes,
     request_problem,
@@ -66,9 +69,10 @@ from tasks.review_queue import (
 )
 from warehouse.control import Approval, ControlDatabase, ExchangeBatch, utcnow
 from warehouse.exchange import (
-    ExchangeLedger,
     ExchangeRecordError,
+    VerifiedDecisionLedger,
     acknowledged_files,
+    add_decision,
     overdue_batches,
     record_acknowledgement,
 )
@@ -77,8 +81,7 @@ WAITING = "waiting_approval"
 DECIDED = ("approved", "rejected", "expired")
 
 
-class DecisionRefused(OperatorError):
-    """A decision that may not be recorded (not an approver, the preparer, already decided)."""
+_DECISION_RETRIES = 8
 
 
 @dataclass(frozen=True)
@@ -289,6 +292,37 @@ def prepare_batch(
     return batch_summary(settings, batch_id)
 
 
+def run_preparer(given: str | None = None) -> str:
+    """Who started the run that prepares batches, as batches record it and the approval rules
+    compare it (``ground.approvers.is_preparer``): a deployment's run is
+    ``schedule:<flow>/<deployment>`` when Prefect's scheduler made it, else
+    ``deployment:<flow>/<deployment>`` (started from Prefect's UI or API, whose shared login
+    proves nobody); a run of the flow in this
+    process is ``given`` (the command line passes ``os:<account>``), else the OS account of
+    the process. A ``prepared_by`` parameter of a deployment's run is never believed."""
+    from prefect.runtime import deployment, flow_run
+
+    if deployment.id:
+        name = f"{flow_run.flow_name}/{deployment.name or deployment.id}"
+        scheduled = False
+        try:
+            from uuid import UUID
+
+            from prefect.client.orchestration import get_client
+
+            with get_client(sync_client=True) as client:
+                run = client.read_flow_run(UUID(str(flow_run.id)))
+            scheduled = bool(run.auto_scheduled)
+            if run.created_by is not None and run.created_by.display_value and not scheduled:
+                return f"deployment:{name} by {run.created_by.display_value}"
+        except Exception:  # the API cannot say: not taken for a schedule
+            scheduled = False
+        return f"{'schedule' if scheduled else 'deployment'}:{name}"
+    if given and given.strip():
+        return given.strip()
+    return f"os:{current_os_account()}"
+
+
 def review_list(answers: list[ChildAnswer]) -> bytes:
     """The officers' ``review.csv`` for answers alone (no queue, no decisions, no last
     batch): :func:`tasks.review_queue.review_csv`."""
@@ -490,133 +524,138 @@ def recorded_decision(settings: Settings, batch_id: str) -> BatchDecision | None
         database.dispose()
 
 
-def _approver_on_list(settings: Settings, name: str) -> str | None:
-    wanted = " ".join(name.split()).casefold()
-    return next((a for a in settings.approvers if " ".join(a.split()).casefold() == wanted), None)
-
-
-def authorised_decider(
-    settings: Settings, batch: ExchangeBatch, person: str, act: str = "approval"
-) -> str:
-    """Who may decide on a batch — approve or reject it (``act="approval"``), or decide its
-    REVIEW children (``act="review"``): a person of the approvers list who did not prepare
-    it. Returns the name as the list spells it; :class:`DecisionRefused` otherwise.
-
-    The one place that checks the person: names are typed today; a verified identity (a
-    later issue) replaces this function and nothing else."""
-    what = "decision" if act == "approval" else "review decision"
-    name = _approver_on_list(settings, person)
-    if name is None:
-        raise DecisionRefused(
-            f"{person} is not on the approvers list of this installation, so the {what} on "
-            f"batch {batch.batch_id} was not recorded; the approvers are set in massar.toml "
-            "(approvers)."
-        )
-    if " ".join(batch.prepared_by.split()).casefold() == name.casefold():
-        verb = "approve it" if act == "approval" else "decide its REVIEW children"
-        raise DecisionRefused(
-            f"{name} prepared batch {batch.batch_id} and cannot {verb}; another approver must "
-            "decide."
-        )
-    return name
+def _waiting_batch(database: ControlDatabase, batch_id: str) -> ExchangeBatch:
+    """The batch, if it still waits for a decision; :class:`DecisionRefused` otherwise."""
+    with database.session() as session:
+        batch = session.get(ExchangeBatch, batch_id)
+        if batch is None:
+            raise DecisionRefused(
+                f"There is no batch {batch_id}; 'massar status' lists the batches waiting "
+                "for approval."
+            )
+        if batch.state != WAITING:
+            decided = _latest_approval(session, batch_id)
+            by = f" by {decided.approver}" if decided and decided.approver else ""
+            raise DecisionRefused(
+                f"Batch {batch_id} is not waiting for approval any more (it is "
+                f"{batch.state}{by}); nothing was recorded."
+            )
+        return batch
 
 
 def record_decision(
     settings: Settings,
     batch_id: str,
-    approver: str,
+    claim: Claim,
     approve: bool,
     comment: str = "",
-    channel: str = "cli",
     manifest: str | None = None,
+    now: datetime | None = None,
 ) -> BatchDecision:
     """Record a person's decision on a batch waiting for approval, with the sha256 of the
     manifest it covers: the batch's manifest at that instant, which ``manifest`` (the one the
-    person was shown, when known) must still be. Refused (:class:`DecisionRefused`, one
-    sentence) when the person may not decide (:func:`authorised_decider`), the batch is not
-    waiting any more, or an officer's review decision re-signed it since it was shown."""
+    person was shown, when known) must still be.
+
+    The person is who ``claim`` proves to be (tasks/approval_rules.py: the terminal's OS
+    account or the form's name, the approver's current code, not the preparer); a refusal
+    because of who asked is recorded in the message log. The decision is an ``approvals`` row
+    and a message-log entry in one transaction. Refused (:class:`DecisionRefused`, one
+    sentence) also when the batch is not waiting any more, or an officer's review decision
+    re-signed it since it was shown."""
     database = _database(settings)
     try:
-        with database.session() as session:
-            batch = session.get(ExchangeBatch, batch_id)
-            if batch is None:
-                raise DecisionRefused(
-                    f"There is no batch {batch_id}; 'massar status' lists the batches waiting "
-                    "for approval."
-                )
-            if batch.state != WAITING:
-                decided = _latest_approval(session, batch_id)
-                by = f" by {decided.approver}" if decided else ""
-                raise DecisionRefused(
-                    f"Batch {batch_id} is not waiting for approval any more (it is "
-                    f"{batch.state}{by}); nothing was recorded."
-                )
-            name = authorised_decider(settings, batch, approver)
-            covered = batch.manifest_sha256
-            changed = DecisionRefused(
-                f"Batch {batch_id} changed since it was shown (an officer's review decision "
-                f"re-signed it: its manifest is now {covered[:12]}…), so the decision was not "
-                "recorded; look at the batch again and decide."
-            )
-            if manifest is not None and manifest != covered:
-                raise changed
-            decision = "approved" if approve else "rejected"
-            # Only if the batch still waits with this very manifest: a review decision
-            # recorded meanwhile changed the files, and an approval covers what it names.
-            claimed = cast(
-                CursorResult[Any],
-                session.execute(
-                    update(ExchangeBatch)
-                    .where(
-                        ExchangeBatch.batch_id == batch_id,
-                        ExchangeBatch.state == WAITING,
-                        ExchangeBatch.manifest_sha256 == covered,
+        batch = _waiting_batch(database, batch_id)
+        who = verify_decider(settings.home, database, batch, claim, "approval", now)
+        covered = batch.manifest_sha256
+        changed = DecisionRefused(
+            f"Batch {batch_id} changed since it was shown (an officer's review decision "
+            f"re-signed it: its manifest is now {covered[:12]}…), so the decision was not "
+            "recorded; look at the batch again and decide."
+        )
+        if manifest is not None and manifest != covered:
+            raise changed
+        decision = "approved" if approve else "rejected"
+        for attempt in range(_DECISION_RETRIES):
+            try:
+                with database.session() as session:
+                    # Only if the batch still waits with this very manifest: a review decision
+                    # recorded meanwhile changed the files, and an approval covers what it names.
+                    claimed = cast(
+                        CursorResult[Any],
+                        session.execute(
+                            update(ExchangeBatch)
+                            .where(
+                                ExchangeBatch.batch_id == batch_id,
+                                ExchangeBatch.state == WAITING,
+                                ExchangeBatch.manifest_sha256 == covered,
+                            )
+                            .values(state=decision)
+                            .execution_options(synchronize_session=False)
+                        ),
                     )
-                    .values(state=decision)
-                    .execution_options(synchronize_session=False)
-                ),
-            )
-            if claimed.rowcount != 1:
-                raise changed
-            approval = Approval(
-                batch_id=batch_id,
-                decision=decision,
-                approver=name,
-                decided_at=utcnow(),
-                comment=comment,
-                covered_sha256=covered,
-                channel=channel,
-            )
-            session.add(approval)
-            session.flush()
-            return _as_decision(approval)
+                    if claimed.rowcount != 1:
+                        raise changed
+                    approval = add_decision(
+                        session,
+                        batch.partner,
+                        Approval(
+                            batch_id=batch_id,
+                            decision=decision,
+                            approver=who.name,
+                            decided_at=utcnow(),
+                            comment=comment,
+                            covered_sha256=covered,
+                            channel=claim.channel,
+                            identity_method=who.method,
+                            os_account=who.os_account,
+                            code_step=who.step,
+                        ),
+                    )
+                    return _as_decision(approval)
+            except IntegrityError:  # another writer took the message log's next place
+                if attempt == _DECISION_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
     finally:
         database.dispose()
 
 
-def expire_batch(settings: Settings, batch_id: str) -> BatchDecision | None:
-    """Record that nobody decided in time: the batch ends expired, never delivered. Returns the
-    decision on record when somebody decided meanwhile."""
+def expire_batch(settings: Settings, batch_id: str, now: datetime) -> BatchDecision | None:
+    """Record that nobody decided in time: the batch ends expired, never delivered (a decision
+    and its message-log entry). Returns the decision on record when somebody decided
+    meanwhile, and None while ``now`` is before the batch's deadline
+    (:func:`approval_deadline`): nothing expires early."""
     database = _database(settings)
     try:
-        with database.session() as session:
-            batch = session.get(ExchangeBatch, batch_id)
-            if batch is None or batch.state != WAITING:
-                approval = _latest_approval(session, batch_id)
-                return None if approval is None else _as_decision(approval)
-            approval = Approval(
-                batch_id=batch_id,
-                decision="expired",
-                approver="",
-                decided_at=utcnow(),
-                comment=f"no decision within {settings.approval_timeout_hours:g} h",
-                covered_sha256=batch.manifest_sha256,
-                channel="timeout",
-            )
-            session.add(approval)
-            batch.state = "expired"
-            session.flush()
-            return _as_decision(approval)
+        for attempt in range(_DECISION_RETRIES):
+            try:
+                with database.session() as session:
+                    batch = session.get(ExchangeBatch, batch_id)
+                    if batch is None or batch.state != WAITING:
+                        approval = _latest_approval(session, batch_id)
+                        return None if approval is None else _as_decision(approval)
+                    prepared = batch.prepared_at.replace(tzinfo=UTC)
+                    if now < prepared + timedelta(hours=settings.approval_timeout_hours):
+                        return None
+                    batch.state = "expired"
+                    approval = add_decision(
+                        session,
+                        batch.partner,
+                        Approval(
+                            batch_id=batch_id,
+                            decision="expired",
+                            approver="",
+                            decided_at=utcnow(),
+                            comment=f"no decision within {settings.approval_timeout_hours:g} h",
+                            covered_sha256=batch.manifest_sha256,
+                            channel="timeout",
+                        ),
+                    )
+                    return _as_decision(approval)
+            except IntegrityError:
+                if attempt == _DECISION_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
     finally:
         database.dispose()
 
@@ -653,7 +692,8 @@ def wait_for_decision(settings: Settings, summary: dict[str, Any]) -> BatchDecis
     deadline = approval_deadline(settings, summary)
     logger.info(
         "Batch %s waits for a decision until %s UTC: use the form of this flow run in Prefect's "
-        "UI, or run 'massar approve %s --by NAME [--reject]'; its %d REVIEW children can be "
+        "UI (your name and your current code), or run 'massar approve %s [--reject]' under "
+        "your own account; its %d REVIEW children can be "
         "decided in the form or with 'massar review %s'.",
         batch_id,
         f"{deadline:%Y-%m-%d %H:%M}",
@@ -688,14 +728,14 @@ def wait_for_decision(settings: Settings, summary: dict[str, Any]) -> BatchDecis
         if decided is not None and decided.decision in DECIDED:
             return decided  # 'massar approve' recorded it, then resumed the run
         changes = form_choices(spec, form)
+        claim = Claim("prefect-ui", code=form.code, name=form.approver)
         try:
             if changes:
                 done = decide_children(
                     settings,
                     batch_id,
                     changes,
-                    form.approver,
-                    "prefect-ui",
+                    claim,
                     form.comment,
                     manifest=form.manifest,
                 )
@@ -714,17 +754,11 @@ def wait_for_decision(settings: Settings, summary: dict[str, Any]) -> BatchDecis
                 publish_batch_artifact(refreshed)
                 continue
             return record_decision(
-                settings,
-                batch_id,
-                form.approver,
-                form.approve,
-                form.comment,
-                "prefect-ui",
-                manifest=form.manifest,
+                settings, batch_id, claim, form.approve, form.comment, manifest=form.manifest
             )
         except DecisionRefused as refused:
             logger.warning("%s The batch still waits for a decision.", refused)
-    expired = expire_batch(settings, batch_id)
+    expired = expire_batch(settings, batch_id, now=max(datetime.now(UTC), deadline))
     assert expired is not None
     if expired.decision == "expired":
         logger.warning(
@@ -781,7 +815,10 @@ def resume_waiting_flow(summary: dict[str, Any], decision: BatchDecision) -> boo
 
 def deliver_approved(settings: Settings, batch_id: str) -> dict[str, Any]:
     """Deliver an approved batch's files (manifest last) as they were approved; re-running sends
-    nothing twice. Anything else than an approved batch is refused by the ledger."""
+    nothing twice. Before any byte leaves, the ledger re-checks the decision
+    (:class:`warehouse.exchange.VerifiedDecisionLedger`): approved, by a verified person on the
+    approvers list who did not prepare the batch, on the batch's manifest, with its digest and
+    message-log entry intact; anything else is refused in a sentence."""
     summary = batch_summary(settings, batch_id)
     partner = summary["partner"]
     folder = batch_folder(settings, partner, batch_id)
@@ -801,7 +838,7 @@ def deliver_approved(settings: Settings, batch_id: str) -> dict[str, Any]:
     try:
         report = deliver_batch(
             partner_transport_for(settings, partner),
-            ExchangeLedger(database),
+            VerifiedDecisionLedger(database, load_approvers(settings.home)),
             batch_id=batch_id,
             files=files,
             approver=decision.get("approver", ""),

@@ -31,6 +31,7 @@ from connectors.signing import SigningError, signing_identity
 from ground.errors import OperatorError
 from ground.settings import Settings
 from schemas.exchange import NOT_FOUND, REVIEW
+from tasks.approval_rules import Claim, verify_decider
 from tasks.exchange import (
     WAITING,
     DecisionRefused,
@@ -39,7 +40,6 @@ from tasks.exchange import (
     _profile,
     _sha256,
     _write_atomically,
-    authorised_decider,
     batch_folder,
     batch_summary,
 )
@@ -132,8 +132,7 @@ def decide_children(
     settings: Settings,
     batch_id: str,
     choices: Sequence[ChildChoice],
-    by: str,
-    channel: str = "cli",
+    claim: Claim,
     comment: str = "",
     manifest: str | None = None,
     now: datetime | None = None,
@@ -141,13 +140,14 @@ def decide_children(
     """Record officers' decisions on REVIEW children of a batch waiting for approval, then
     rebuild and sign its files with the answers as decided.
 
-    ``by`` must be allowed to decide on the batch (:func:`tasks.exchange.authorised_decider`:
-    the approvers list, not the preparer). ``manifest``: the manifest the officer was shown;
-    when given, the decisions are refused if the batch changed since. A choice that changes
-    nothing is not recorded, except an explicit ``keep`` of a child never decided. Refused
-    (:class:`DecisionRefused`, one sentence) when the batch is not waiting, a child is not one
-    of its REVIEW children, a code is not one of the child's candidates, or the batch changed
-    while the decisions were recorded; nothing is recorded then."""
+    ``claim`` must prove a person allowed to decide on the batch
+    (:func:`tasks.approval_rules.verify_decider`: a verified approver, with their code, who did
+    not prepare it; a refusal is recorded in the message log). ``manifest``: the manifest the
+    officer was shown; when given, the decisions are refused if the batch changed since. A
+    choice that changes nothing is not recorded, except an explicit ``keep`` of a child never
+    decided. Refused (:class:`DecisionRefused`, one sentence) when the batch is not waiting, a
+    child is not one of its REVIEW children, a code is not one of the child's candidates, or the
+    batch changed while the decisions were recorded; nothing is recorded then."""
     now = now or datetime.now(UTC)
     state = review_state(settings, batch_id)
     summary, queue = state.summary, state.queue
@@ -163,9 +163,9 @@ def decide_children(
                     f"{batch.state}), so its REVIEW children can no longer be decided; nothing "
                     "was recorded."
                 )
-            name = authorised_decider(settings, batch, by, "review")
-            before = batch.manifest_sha256
-            sequence = batch.sequence
+        name = verify_decider(settings.home, database, batch, claim, "review", now).name
+        before = batch.manifest_sha256
+        sequence = batch.sequence
     finally:
         database.dispose()
     if manifest is not None and manifest != before:
@@ -279,7 +279,7 @@ def decide_children(
                             to_status=change["to_status"],
                             student_code=change["student_code"],
                             decided_by=name,
-                            channel=channel,
+                            channel=claim.channel,
                             comment=comment,
                             manifest_before=before,
                             manifest_after=after,
@@ -388,7 +388,8 @@ class ApprovalFormSpec:
 
 
 def approval_form(state: ReviewState, description: str) -> ApprovalFormSpec:
-    """The paused run's form: the approver's name, approve (ticked) or reject, a comment, the
+    """The paused run's form: the approver's name and current code, approve (ticked) or reject,
+    a comment, the
     manifest shown, and one choice per REVIEW child (the first :data:`FORM_CHILDREN`, those
     not decided yet first). Labels hold statuses, school and level codes and scores; the
     children are numbered as in ``massar review``, never named."""
@@ -399,6 +400,15 @@ def approval_form(state: ReviewState, description: str) -> ApprovalFormSpec:
         "approver": (
             str,
             pydantic.Field(default="", title="Approver", description="Your name, as listed."),
+        ),
+        "code": (
+            str,
+            pydantic.Field(
+                default="",
+                title="Code",
+                description="The 6-digit code your authenticator app shows now (the UI's "
+                "login is shared: this code proves it is you). A code is taken once.",
+            ),
         ),
         "approve": (
             bool,
@@ -515,7 +525,8 @@ def review_listing(
     if waiting:
         lines.append(
             f"Decide a child with 'massar review {batch_id} --child REF --candidate CODE|"
-            "--not-found|--keep --by NAME'; then approve the batch with 'massar approve'."
+            "--not-found|--keep' under your own account (it asks for your code); then approve "
+            "the batch with 'massar approve'."
         )
     else:
         lines.append("The batch is not waiting for approval: its children can no longer change.")
@@ -547,5 +558,5 @@ def decision_text(outcome: ReviewOutcome) -> str:
     return (
         f"Batch {outcome.batch_id}: {done}, decided by {outcome.decided_by}; {files}. "
         f"{outcome.still_review} of its {outcome.queued} REVIEW children are still REVIEW. "
-        f"Approve the batch with 'massar approve {outcome.batch_id} --by NAME' when done."
+        f"Approve the batch with 'massar approve {outcome.batch_id}' when done."
     )

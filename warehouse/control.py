@@ -158,6 +158,40 @@ class Approval(Base):
     comment: Mapped[str] = mapped_column(Text, default="")
     covered_sha256: Mapped[str] = mapped_column(String(64))  # the manifest approved
     channel: Mapped[str] = mapped_column(String(20), default="cli")  # cli | prefect-ui
+    # How the platform verified the approver (tasks/approval_rules.py), the OS account of a
+    # terminal's decision, the TOTP step accepted, and the sha256 its message-log entry holds.
+    identity_method: Mapped[str] = mapped_column(String(40), default="")
+    os_account: Mapped[str] = mapped_column(String(64), default="")
+    code_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    digest: Mapped[str] = mapped_column(String(64), default="")
+
+
+class ApproverCode(Base):
+    """The last TOTP step accepted from each approver: a code is never accepted twice."""
+
+    __tablename__ = "approver_codes"
+
+    approver: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_step: Mapped[int] = mapped_column(BigInteger)
+    used_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RefusedAttempt(Base):
+    """A decision refused because of who asked (unlisted, wrong or replayed code, the
+    preparer...); each is also a message-log entry holding its digest."""
+
+    __tablename__ = "refused_attempts"
+
+    attempt_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(String(60), index=True)
+    act: Mapped[str] = mapped_column(String(20))  # approval | review
+    channel: Mapped[str] = mapped_column(String(20))
+    claimed: Mapped[str] = mapped_column(String(100), default="")  # the name typed
+    os_account: Mapped[str] = mapped_column(String(64), default="")
+    reason: Mapped[str] = mapped_column(String(40))
+    sentence: Mapped[str] = mapped_column(Text, default="")
+    attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    digest: Mapped[str] = mapped_column(String(64))
 
 
 class ReviewDecision(Base):

@@ -19,6 +19,18 @@
   channel, comment, manifest_before, manifest_after]``, ``decided_at`` as ``logged_at``), its
   ``signature_sha256`` the manifest the batch has after the decision, its ``approver`` who
   decided. :func:`verify_message_log` checks every row against its digest and its entry.
+* **Decisions on a batch** (table ``approvals``) and **refused attempts** (table
+  ``refused_attempts``): each decision (approved, rejected, expired) is a row and a message-log
+  entry in the same transaction, ``file_name`` ``decision:<decision>``, ``sha256`` the row's
+  ``digest`` (sha256 of the JSON array ``[batch_id, decision, approver, decided_at, comment,
+  covered_sha256, channel, identity_method, os_account, code_step]``), ``signature_sha256`` the
+  manifest covered, ``approver`` who decided. Each attempt refused because of who asked (not
+  listed, wrong, missing or replayed code, the preparer) is a row and an entry ``refused:<act>:
+  <reason>`` whose ``sha256`` is the digest of ``[batch_id, act, channel, claimed, os_account,
+  reason, sentence, attempted_at]``. The last TOTP step accepted per approver is in
+  ``approver_codes`` (:func:`consume_code_step`). :class:`VerifiedDecisionLedger` is the ledger
+  delivery uses: it re-checks the decision (listed approver, verified identity, not the
+  preparer, its digest and entry) before any byte leaves.
 * **Acknowledgements** the funds send back, bound to the sha256 of what they received, and the
   batches still waiting for one (:func:`overdue_batches`).
 
@@ -35,17 +47,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ground.approvers import ApproverList, is_preparer
 from warehouse.control import (
     Acknowledgement,
     Approval,
+    ApproverCode,
     ControlDatabase,
     Delivery,
     ExchangeBatch,
     MessageLogEntry,
+    RefusedAttempt,
     ReviewDecision,
     utcnow,
 )
@@ -61,6 +76,11 @@ HASH_RULE = (
 )
 _CONCURRENT_RETRIES = 8
 REVIEW_ENTRY = "review-decision:"  # file_name prefix of a review decision's log entry
+DECISION_ENTRY = "decision:"  # file_name prefix of a decision's log entry
+REFUSED_ENTRY = "refused:"  # file_name prefix of a refused attempt's log entry
+# How a decision's person was verified (tasks/approval_rules.py); an approval recorded
+# otherwise is never delivered.
+VERIFIED_METHODS = ("os-account+totp", "name+totp")
 
 
 class ExchangeRecordError(Exception):
@@ -319,6 +339,250 @@ def _review_problems(database: ControlDatabase, entries: list[dict[str, Any]]) -
     return problems
 
 
+# ---- decisions and refused attempts -----------------------------------------------------------
+
+
+def _digest(fields: list[Any]) -> str:
+    text = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def approval_digest(approval: Approval | Mapping[str, Any]) -> str:
+    """The sha256 a decision's message-log entry holds (see the module doc)."""
+
+    def get(key: str) -> Any:
+        return approval[key] if isinstance(approval, Mapping) else getattr(approval, key)
+
+    moment = get("decided_at")
+    return _digest(
+        [
+            get("batch_id"),
+            get("decision"),
+            get("approver"),
+            moment if isinstance(moment, str) else _time_text(moment),
+            get("comment"),
+            get("covered_sha256"),
+            get("channel"),
+            get("identity_method"),
+            get("os_account"),
+            get("code_step"),
+        ]
+    )
+
+
+def add_decision(session: Session, partner: str, approval: Approval) -> Approval:
+    """Add a decision and its message-log entry to the caller's transaction (which also moves
+    the batch to its decided state). A concurrent writer of the log makes the flush fail with
+    IntegrityError: the caller retries the whole transaction."""
+    approval.decided_at = approval.decided_at or utcnow()
+    # The digest covers the values as stored: column defaults are not applied before insert.
+    approval.comment = approval.comment or ""
+    approval.channel = approval.channel or "cli"
+    approval.identity_method = approval.identity_method or ""
+    approval.os_account = approval.os_account or ""
+    approval.digest = approval_digest(approval)
+    session.add(approval)
+    session.flush()
+    _append_entry(
+        session,
+        partner=partner,
+        batch_id=approval.batch_id,
+        file_name=f"{DECISION_ENTRY}{approval.decision}",
+        sha256=approval.digest,
+        signature_sha256=approval.covered_sha256,
+        approver=approval.approver,
+    )
+    return approval
+
+
+def attempt_digest(row: RefusedAttempt | Mapping[str, Any]) -> str:
+    def get(key: str) -> Any:
+        return row[key] if isinstance(row, Mapping) else getattr(row, key)
+
+    moment = get("attempted_at")
+    return _digest(
+        [
+            get("batch_id"),
+            get("act"),
+            get("channel"),
+            get("claimed"),
+            get("os_account"),
+            get("reason"),
+            get("sentence"),
+            moment if isinstance(moment, str) else _time_text(moment),
+        ]
+    )
+
+
+def record_refused_attempt(
+    database: ControlDatabase,
+    *,
+    batch_id: str,
+    partner: str,
+    act: str,
+    channel: str,
+    claimed: str,
+    os_account: str,
+    reason: str,
+    sentence: str,
+    manifest: str = "",
+) -> RefusedAttempt:
+    """Record an attempt to decide refused because of who asked: a row and a message-log
+    entry (``refused:<act>:<reason>``, the claimed name or ``os:<account>`` as approver)."""
+    for attempt in range(_CONCURRENT_RETRIES):
+        try:
+            with database.session() as session:
+                row = RefusedAttempt(
+                    batch_id=batch_id,
+                    act=act,
+                    channel=channel,
+                    claimed=claimed[:100],
+                    os_account=os_account[:64],
+                    reason=reason,
+                    sentence=sentence,
+                    attempted_at=utcnow(),
+                    digest="",
+                )
+                row.digest = attempt_digest(row)
+                session.add(row)
+                session.flush()
+                _append_entry(
+                    session,
+                    partner=partner,
+                    batch_id=batch_id,
+                    file_name=f"{REFUSED_ENTRY}{act}:{reason}",
+                    sha256=row.digest,
+                    signature_sha256=manifest,
+                    approver=(claimed or (f"os:{os_account}" if os_account else ""))[:100],
+                )
+                session.expunge(row)
+                return row
+        except IntegrityError:  # another writer took the message log's next place
+            if attempt == _CONCURRENT_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def refused_attempts(
+    database: ControlDatabase, batch_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Refused attempts, oldest first (of one batch when given)."""
+    query = select(RefusedAttempt).order_by(RefusedAttempt.attempt_id)
+    if batch_id is not None:
+        query = query.where(RefusedAttempt.batch_id == batch_id)
+    with database.session() as session:
+        return [_attempt_dict(row) for row in session.scalars(query)]
+
+
+def _attempt_dict(row: RefusedAttempt) -> dict[str, Any]:
+    return {
+        "attempt_id": row.attempt_id,
+        "batch_id": row.batch_id,
+        "act": row.act,
+        "channel": row.channel,
+        "claimed": row.claimed,
+        "os_account": row.os_account,
+        "reason": row.reason,
+        "sentence": row.sentence,
+        "attempted_at": _time_text(row.attempted_at),
+        "digest": row.digest,
+    }
+
+
+def _approval_dict(row: Approval) -> dict[str, Any]:
+    return {
+        "approval_id": row.approval_id,
+        "batch_id": row.batch_id,
+        "decision": row.decision,
+        "approver": row.approver,
+        "decided_at": _time_text(row.decided_at),
+        "comment": row.comment,
+        "covered_sha256": row.covered_sha256,
+        "channel": row.channel,
+        "identity_method": row.identity_method,
+        "os_account": row.os_account,
+        "code_step": row.code_step,
+        "digest": row.digest,
+    }
+
+
+def wrong_codes_since(database: ControlDatabase, claimed: str, since: datetime) -> int:
+    """How many attempts under this name were refused for a wrong code since ``since``."""
+    with database.session() as session:
+        return int(
+            session.scalar(
+                select(func.count(RefusedAttempt.attempt_id)).where(
+                    RefusedAttempt.claimed == claimed,
+                    RefusedAttempt.reason == "wrong-code",
+                    RefusedAttempt.attempted_at >= _utc(since),
+                )
+            )
+            or 0
+        )
+
+
+def last_code_step(database: ControlDatabase, approver: str) -> int | None:
+    with database.session() as session:
+        row = session.get(ApproverCode, approver)
+        return None if row is None else int(row.last_step)
+
+
+def consume_code_step(database: ControlDatabase, approver: str, step: int) -> bool:
+    """Take ``step`` as the approver's last accepted code, only if it is later than the last
+    one taken: False when the code was used already (by a concurrent request too)."""
+    for _ in range(_CONCURRENT_RETRIES):
+        try:
+            with database.session() as session:
+                row = session.get(ApproverCode, approver)
+                if row is None:
+                    session.add(ApproverCode(approver=approver, last_step=step, used_at=utcnow()))
+                    session.flush()
+                    return True
+                taken = session.execute(
+                    update(ApproverCode)
+                    .where(ApproverCode.approver == approver, ApproverCode.last_step < step)
+                    .values(last_step=step, used_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                )
+                return bool(getattr(taken, "rowcount", 0) == 1)
+        except IntegrityError:  # a concurrent first use of this approver's code
+            continue
+    return False
+
+
+def _decision_problems(database: ControlDatabase, entries: list[dict[str, Any]]) -> list[str]:
+    """Decisions and refused attempts changed after they were recorded, or without entry.
+    Decisions recorded before decisions were logged (no digest) are not checked."""
+    logged = {
+        (e["batch_id"], e["sha256"])
+        for e in entries
+        if e["file_name"].startswith((DECISION_ENTRY, REFUSED_ENTRY))
+    }
+    problems = []
+    with database.session() as session:
+        for row in session.scalars(select(Approval).order_by(Approval.approval_id)):
+            if not row.digest:
+                continue
+            if approval_digest(row) != row.digest:
+                problems.append(
+                    f"Decision {row.approval_id} on batch {row.batch_id} does not match its "
+                    "digest: it was changed after it was recorded."
+                )
+            elif (row.batch_id, row.digest) not in logged:
+                problems.append(
+                    f"Decision {row.approval_id} on batch {row.batch_id} has no message-log "
+                    "entry: its entry was deleted or changed."
+                )
+        for attempt in session.scalars(select(RefusedAttempt)):
+            logged_attempt = (attempt.batch_id, attempt.digest) in logged
+            if attempt_digest(attempt) != attempt.digest or not logged_attempt:
+                problems.append(
+                    f"Refused attempt {attempt.attempt_id} on batch {attempt.batch_id} does "
+                    "not match its digest or has no message-log entry."
+                )
+    return problems
+
+
 # ---- the ledger -----------------------------------------------------------------------------
 
 
@@ -513,6 +777,61 @@ class ExchangeLedger:
                 batch.state = "delivered"
 
 
+class VerifiedDecisionLedger(ExchangeLedger):
+    """The ledger the platform delivers through: besides :meth:`ExchangeLedger.refusal`, the
+    decision must come from a person the platform verified (a method of
+    :data:`VERIFIED_METHODS`), who is on the approvers list now, who did not prepare the
+    batch, and whose decision still matches its digest and its message-log entry."""
+
+    def __init__(self, database: ControlDatabase, approvers: ApproverList) -> None:
+        super().__init__(database)
+        self.approvers = approvers
+
+    def refusal(
+        self, batch_id: str, partner: str, approver: str, file_hashes: Mapping[str, str]
+    ) -> str | None:
+        reason = super().refusal(batch_id, partner, approver, file_hashes)
+        if reason is not None:
+            return reason
+        with self.database.session() as session:
+            batch = session.get(ExchangeBatch, batch_id)
+            approval = _latest_approval(session, batch_id)
+            assert batch is not None and approval is not None  # the ledger checked both
+            not_sent = f"Batch {batch_id} was not sent: "
+            if approval.identity_method not in VERIFIED_METHODS:
+                return (
+                    not_sent + f"its approval by {approval.approver} was not verified (no "
+                    "approver's code); an approver must approve it again with "
+                    f"'massar approve {batch_id}'."
+                )
+            listed = self.approvers.by_name(approval.approver)
+            if listed is None:
+                return (
+                    not_sent + f"{approval.approver}, who approved it, is not on the approvers "
+                    f"list ({self.approvers.path}) any more."
+                )
+            preparer = batch.prepared_by
+            if is_preparer(listed, preparer) or (
+                approval.os_account and preparer == f"os:{approval.os_account}"
+            ):
+                return (
+                    not_sent + f"{approval.approver} prepared it ({preparer}) and cannot "
+                    "approve it; another approver must decide."
+                )
+            if approval.digest != approval_digest(approval):
+                return not_sent + "its approval was changed after it was recorded."
+            logged = session.scalar(
+                select(func.count(MessageLogEntry.sequence)).where(
+                    MessageLogEntry.batch_id == batch_id,
+                    MessageLogEntry.file_name == f"{DECISION_ENTRY}approved",
+                    MessageLogEntry.sha256 == approval.digest,
+                )
+            )
+            if not logged:
+                return not_sent + "its approval has no entry in the message log."
+        return None
+
+
 def ledger_rows(database: ControlDatabase, batch_id: str) -> list[dict[str, Any]]:
     """The ledger of one batch: one dict per file (name, sha256, state, attempts...)."""
     with database.session() as session:
@@ -640,6 +959,7 @@ def verify_message_log(database: ControlDatabase, known_head: str | None = None)
                 "message-log entry: its entry was deleted or changed."
             )
     problems += _review_problems(database, entries)
+    problems += _decision_problems(database, entries)
     if known_head and known_head not in {e["entry_hash"] for e in entries}:
         problems.append(
             f"The chain head {known_head[:12]}… of an earlier export is no longer in the "
@@ -668,8 +988,9 @@ def export_evidence(
     of every entry of the log, so the links can be checked end to end; ``chain_head``, the
     last entry's hash (it commits to everything before it; keep it to compare later with
     ``verify_message_log(known_head=...)``); the ledger rows, acknowledgements and officers'
-    review decisions (``review_decisions``, whose ``digest`` an entry holds) of the same
-    scope; the verification result at export time; and ``evidence_sha256``, sha256 of
+    review decisions (``review_decisions``, whose ``digest`` an entry holds), the decisions on
+    batches (``decisions``) and refused attempts (``refused_attempts``) of the same scope; the
+    verification result at export time; and ``evidence_sha256``, sha256 of
     the document's canonical JSON without that field. :func:`check_evidence` re-checks it."""
     check = verify_message_log(database)
     all_entries = message_log(database)
@@ -722,6 +1043,20 @@ def export_evidence(
         if partner is not None:
             reviews = reviews.join(ExchangeBatch).where(ExchangeBatch.partner == partner)
         decisions = [_decision_dict(row) for row in session.scalars(reviews)]
+        approvals = select(Approval).order_by(Approval.approval_id)
+        attempts = select(RefusedAttempt).order_by(RefusedAttempt.attempt_id)
+        if batch_id is not None:
+            approvals = approvals.where(Approval.batch_id == batch_id)
+            attempts = attempts.where(RefusedAttempt.batch_id == batch_id)
+        if partner is not None:
+            approvals = approvals.join(ExchangeBatch).where(ExchangeBatch.partner == partner)
+            attempts = attempts.where(
+                RefusedAttempt.batch_id.in_(
+                    select(ExchangeBatch.batch_id).where(ExchangeBatch.partner == partner)
+                )
+            )
+        batch_decisions = [_approval_dict(row) for row in session.scalars(approvals)]
+        refused = [_attempt_dict(row) for row in session.scalars(attempts)]
     document: dict[str, Any] = {
         "format": EVIDENCE_FORMAT,
         "exported_at": _time_text(utcnow()),
@@ -735,6 +1070,8 @@ def export_evidence(
         "deliveries": ledger,
         "acknowledgements": acks,
         "review_decisions": decisions,
+        "decisions": batch_decisions,
+        "refused_attempts": refused,
     }
     document["evidence_sha256"] = _document_hash(document)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -784,6 +1121,18 @@ def check_evidence(path: Path) -> list[str]:
             problems.append(
                 f"Review decision {row['decision_id']} of {path.name} does not match its "
                 "digest or its message-log entry."
+            )
+    for row in document.get("decisions", []):
+        if row["digest"] and (approval_digest(row) != row["digest"] or row["digest"] not in logged):
+            problems.append(
+                f"Decision {row['approval_id']} of {path.name} does not match its digest or "
+                "its message-log entry."
+            )
+    for row in document.get("refused_attempts", []):
+        if attempt_digest(row) != row["digest"] or row["digest"] not in logged:
+            problems.append(
+                f"Refused attempt {row['attempt_id']} of {path.name} does not match its digest "
+                "or its message-log entry."
             )
     return problems
 

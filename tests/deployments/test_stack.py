@@ -24,6 +24,7 @@ from connectors.exchange.acknowledgement import ChildOutcome, build_acknowledgem
 from connectors.exchange.file_names import acknowledgement_file_name
 from connectors.exchange.registry import profile_for
 from connectors.signing import make_test_certificate
+from ground.approvers import code_for, current_os_account
 from massar.stack import (
     StackPaths,
     api_request,
@@ -75,6 +76,16 @@ class Stack:
         flow_run = self.api("POST", f"/deployments/{deployment['id']}/create_flow_run", json={})
         assert flow_run.status_code in (200, 201), flow_run.text
         return self.wait(flow_run.json()["id"], timeout)
+
+    def wait_paused(self, flow_run_id: str, timeout: float = 300) -> dict:
+        """Wait until the run is paused on its form (PAUSED), with a deadline."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.api("GET", f"/flow_runs/{flow_run_id}").json()
+            if run["state"]["type"] == "PAUSED":
+                return run
+            time.sleep(0.5)
+        raise AssertionError(f"flow run {flow_run_id} did not pause: {run['state']['type']}")
 
     def wait(self, flow_run_id: str, timeout: float = 600) -> dict:
         deadline = time.monotonic() + timeout
@@ -244,8 +255,10 @@ def _toml(value) -> str:
     return json.dumps(str(value))
 
 
-def _configure_partner(stack: Stack, sftp_server) -> None:
-    """What the province's officer writes in massar.toml: approvers, keys, the CNSS server."""
+def _configure_partner(stack: Stack, sftp_server) -> str:
+    """What the province's officer writes in massar.toml: keys, the CNSS server; and the
+    administrator enrols the approver (this account) with 'massar approvers add'. Returns the
+    approver's TOTP secret, as the command shows it once."""
     now = datetime.now(UTC)
     keys = stack.root / "keys"
     key, certificate = make_test_certificate(
@@ -253,7 +266,6 @@ def _configure_partner(stack: Stack, sftp_server) -> None:
     )
     top = {
         "province": "Tiznit",
-        "approvers": [APPROVER],
         "approval_poll_seconds": 3,  # pause slices of 3 min: the officer's page stays paused
         "approval_timeout_hours": 0.1,
         "signing_key": key,
@@ -276,6 +288,8 @@ def _configure_partner(stack: Stack, sftp_server) -> None:
     text = "".join(f"{k} = {_toml(v)}\n" for k, v in top.items())
     text += "\n[partners.cnss]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in cnss.items())
     (stack.paths.home / "massar.toml").write_text(text, encoding="utf-8")
+    enrolled = stack.massar("approvers", "add", APPROVER, "--os-account", current_os_account())
+    return enrolled.split("secret: ")[1].split()[0]
 
 
 def _waiting_batch(settings, timeout: float = 300) -> str:
@@ -327,7 +341,7 @@ def test_the_nightly_and_a_cnss_exchange_run_through_the_stack(stack, province, 
 
     # A CNSS request arrives on the fund's SFTP server; the exchange deployment prepares the
     # batch and waits; an approver decides from the terminal; it is delivered.
-    _configure_partner(stack, sftp_server)
+    secret = _configure_partner(stack, sftp_server)
     (home / "reference").mkdir(exist_ok=True)
     shutil.copy(province / "leavers.csv", home / "reference" / "leavers.csv")
     request = province / "partners" / "cnss" / f"CNSS_SCOL_{YEAR}_0001.csv"
@@ -340,7 +354,7 @@ def test_the_nightly_and_a_cnss_exchange_run_through_the_stack(stack, province, 
         update={"database_url": stack.env["MASSAR_DATABASE_URL"]}
     )
     batch = _waiting_batch(settings)
-    time.sleep(1.5)  # let the run reach its pause
+    stack.wait_paused(flow_run["id"])  # the officer opens the run once it waits on its form
     # An officer logs in to the stack's UI with its generated auth string: the night and the
     # paused exchange with its form are there (submitting the form: tests/ui).
     from tests.harness.prefect_ui import prefect_ui
@@ -362,7 +376,10 @@ def test_the_nightly_and_a_cnss_exchange_run_through_the_stack(stack, province, 
         assert sorted(set(ui.blocked)) == []
     shutil.rmtree(shots, ignore_errors=True)
     # The approver decides from the server's terminal instead, through the same API.
-    decided = stack.massar("approve", batch, "--by", APPROVER, "--comment", "counts checked")
+    # As the administrator's account (this one) enrolled her: her account and her code.
+    decided = stack.massar(
+        "approve", batch, "--code", code_for(secret, datetime.now(UTC)), "--comment", "ok"
+    )
     assert "goes on now" in decided
     finished = stack.wait(flow_run["id"])
     assert finished["state"]["type"] == "COMPLETED", finished["state"]
@@ -372,6 +389,8 @@ def test_the_nightly_and_a_cnss_exchange_run_through_the_stack(stack, province, 
     summary = batch_summary(settings, batch)
     assert summary["state"] == "delivered"
     assert summary["decision"]["approver"] == APPROVER
+    # Started through the deployment (Prefect's API): nobody's run, recorded as such.
+    assert summary["prepared_by"] == "deployment:exchange/cnss"
     delivered = sorted(os.listdir(sftp_server.inbox))
     assert delivered == sorted(summary["files"])
     folder = batch_folder(settings, "cnss", batch)

@@ -23,18 +23,25 @@ from connectors.exchange.registry import profile_for
 from connectors.signing import make_test_certificate
 from flows.exchange import exchange
 from flows.nightly import nightly
+from ground.approvers import current_os_account
 from ground.errors import RequestsUnanswered
 from ground.funds import FUND_KEYS
 from ground.settings import PartnerSettings, load_settings
 from massar.home import init_home
 from massar.runner import approve_batch
+from tasks.approval_rules import Claim
 from tasks.exchange import batch_folder, batch_summary, reconciliation
+from tests.harness.approvers import (
+    APPROVER,
+    PREPARER,
+    PREPARER_ACCOUNT,
+    code,
+    enrol_test_approvers,
+)
 from tests.harness.prefect_runs import wait_paused
 from warehouse.control import ControlDatabase
-from warehouse.exchange import message_log, verify_message_log
+from warehouse.exchange import message_log, refused_attempts, verify_message_log
 
-PREPARER = "Rachid Amrani"
-APPROVER = "Fatima Zahra Idrissi"
 YEAR = "2023-2024"
 
 
@@ -60,10 +67,10 @@ def _settings(home: Path, partner: PartnerSettings | None = None, fund: str = "c
         "Direction provinciale de Tiznit",
     )
     settings = load_settings(home)
+    enrol_test_approvers(home)  # APPROVER under this account, PREPARER under another
     values = {
         "signing_key": key,
         "signing_certificate": certificate,
-        "approvers": [APPROVER, PREPARER],
         "approval_poll_seconds": 1,
         "approval_timeout_hours": 120 / 3600,  # a decider that fails must not hang the suite
     }
@@ -144,6 +151,32 @@ def _decide_when_waiting(settings, decide, timeout: float = 90.0) -> threading.T
     return thread
 
 
+def terminal(settings, name: str = APPROVER) -> Claim:
+    """``name`` at the platform's terminal: their account and their current code (APPROVER's
+    account is the one running the tests)."""
+    account = current_os_account() if name == APPROVER else PREPARER_ACCOUNT
+    return Claim("cli", code=code(settings.home, name), os_account=account)
+
+
+def form_input(settings, name: str, approve: bool, comment: str = "") -> dict:
+    """What ``name`` types in the paused run's form, their current code included."""
+    return {
+        "approver": name,
+        "code": code(settings.home, name),
+        "approve": approve,
+        "comment": comment,
+    }
+
+
+def delivered_entries(database) -> list[str]:
+    """The message log's entries of delivered files (decisions and refusals set apart)."""
+    return [
+        e["file_name"]
+        for e in message_log(database)
+        if not e["file_name"].startswith(("decision:", "refused:", "review-decision:"))
+    ]
+
+
 def _run_exchange(settings, fund: str = "cnss"):
     return exchange(fund, settings, prepared_by=PREPARER)
 
@@ -159,7 +192,7 @@ def test_a_request_is_answered_approved_delivered_acknowledged_and_reconciled(
     decider = _decide_when_waiting(
         settings,
         lambda batch: outcome.setdefault(
-            "cli", approve_batch(settings, batch, APPROVER, True, "checked the counts")
+            "cli", approve_batch(settings, batch, terminal(settings), True, "checked the counts")
         ),
     )
     result = _run_exchange(settings, fund)
@@ -173,6 +206,7 @@ def test_a_request_is_answered_approved_delivered_acknowledged_and_reconciled(
     assert summary["decision"]["approver"] == APPROVER
     assert summary["decision"]["covered_sha256"] == summary["manifest_sha256"]
     assert summary["state"] == "delivered"
+    assert summary["prepared_by"] == PREPARER
     # Delivered exactly as prepared: every file under its final name, nothing temporary.
     delivered = sorted(os.listdir(sftp_server.inbox))
     assert delivered == sorted(summary["files"])
@@ -235,7 +269,8 @@ def test_a_request_is_answered_approved_delivered_acknowledged_and_reconciled(
     # Nothing was sent twice, and the message log holds each file once, intact.
     database = ControlDatabase(settings.resolved_database_url)
     try:
-        assert sorted(e["file_name"] for e in message_log(database)) == delivered
+        assert sorted(delivered_entries(database)) == delivered
+        assert next(e["file_name"] for e in message_log(database)) == "decision:approved"
         assert verify_message_log(database).intact
     finally:
         database.dispose()
@@ -247,7 +282,17 @@ def test_a_request_is_answered_approved_delivered_acknowledged_and_reconciled(
     evidence = home / "evidence.json"
     assert main(["exchange", "evidence", "--to", str(evidence), "--home", str(home)]) == 0
     assert check_evidence(evidence) == []
-    assert sorted(e["file_name"] for e in json.loads(evidence.read_text())["entries"]) == delivered
+    document = json.loads(evidence.read_text())
+    assert (
+        sorted(
+            e["file_name"]
+            for e in document["entries"]
+            if not e["file_name"].startswith("decision:")
+        )
+        == delivered
+    )
+    [decided] = document["decisions"]
+    assert (decided["approver"], decided["identity_method"]) == (APPROVER, "os-account+totp")
 
 
 def test_the_preparer_cannot_approve_and_a_form_from_an_outsider_is_refused(
@@ -263,25 +308,17 @@ def test_the_preparer_cannot_approve_and_a_form_from_an_outsider_is_refused(
         from tasks.exchange import DecisionRefused
 
         with pytest.raises(DecisionRefused, match="prepared batch"):
-            approve_batch(settings, batch, PREPARER, True, "")
+            approve_batch(settings, batch, terminal(settings, PREPARER), True, "")
         run_id = batch_summary(settings, batch)["flow_run_id"]
         paused = wait_paused(run_id, time.monotonic() + 60)
         # Prefect's form, filled by somebody not on the approvers list: refused, still waiting.
-        resume_flow_run(run_id, run_input={"approver": "Intrus", "approve": True, "comment": ""})
-        # The run read the form and paused again (a new pause): only then is "still waiting"
-        # the answer to the outsider's form.
-        wait_paused(run_id, time.monotonic() + 60, other_than=paused)
+        resume_flow_run(run_id, run_input={"approver": "Intrus", "code": "123456", "approve": True})
+        # The run read the form and paused again (a new pause): the refusal is on record.
+        again = wait_paused(run_id, time.monotonic() + 60, other_than=paused)
         seen["state_after_outsider"] = batch_summary(settings, batch)["state"]
-        # Then an approver rejects it through the form.
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                resume_flow_run(
-                    run_id, run_input={"approver": APPROVER, "approve": False, "comment": "doute"}
-                )
-                return
-            except Exception:  # not paused again yet
-                time.sleep(0.5)
+        # Then an approver rejects it through the form, with her code.
+        resume_flow_run(run_id, run_input=form_input(settings, APPROVER, False, "doute"))
+        seen["last_pause"] = again
 
     decider = _decide_when_waiting(settings, decide)
     result = _run_exchange(settings)
@@ -290,6 +327,13 @@ def test_the_preparer_cannot_approve_and_a_form_from_an_outsider_is_refused(
     assert seen["state_after_outsider"] == "waiting_approval"
     [batch] = result["batches"]
     assert batch["state"] == "rejected"
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        refusals = [(a["channel"], a["claimed"], a["reason"]) for a in refused_attempts(database)]
+        assert verify_message_log(database).intact
+    finally:
+        database.dispose()
+    assert refusals == [("cli", PREPARER, "preparer"), ("prefect-ui", "Intrus", "unlisted-name")]
     summary = batch_summary(settings, batch["batch_id"])
     assert summary["decision"]["channel"] == "prefect-ui"
     assert summary["decision"]["approver"] == APPROVER
@@ -298,7 +342,9 @@ def test_the_preparer_cannot_approve_and_a_form_from_an_outsider_is_refused(
 
 
 def test_a_batch_nobody_decides_on_expires_without_delivery(home, province, sftp_server):
-    settings = _settings(home, _partner(sftp_server), approval_timeout_hours=4 / 3600)
+    # No time to decide at all: the run expires the batch at once (the clock's side of the
+    # rule, before the deadline and after it, is tested on expire_batch with an injected now).
+    settings = _settings(home, _partner(sftp_server), approval_timeout_hours=0)
     shutil.copy(_request(province), sftp_server.outbox / _request(province).name)
     result = _run_exchange(settings)
     [batch] = result["batches"]
@@ -310,7 +356,7 @@ def test_a_batch_nobody_decides_on_expires_without_delivery(home, province, sftp
     from tasks.exchange import DecisionRefused
 
     with pytest.raises(DecisionRefused, match="not waiting for approval any more"):
-        approve_batch(settings, batch["batch_id"], APPROVER, True, "")
+        approve_batch(settings, batch["batch_id"], terminal(settings), True, "")
 
 
 def test_an_expired_certificate_is_refused_in_one_sentence_and_nothing_is_prepared(
@@ -342,7 +388,7 @@ def test_a_delivery_cut_off_completes_on_the_next_run_and_sends_nothing_twice(
         settings,
         lambda batch: (
             sftp_server.go_offline(),  # the fund's server goes down while the batch waits
-            approve_batch(settings, batch, APPROVER, True, ""),
+            approve_batch(settings, batch, terminal(settings), True, ""),
         ),
     )
     with pytest.raises(Exception, match="could not be delivered"):
@@ -359,7 +405,7 @@ def test_a_delivery_cut_off_completes_on_the_next_run_and_sends_nothing_twice(
     assert again["deliveries"] == [] and again["batches"] == []
     database = ControlDatabase(settings.resolved_database_url)
     try:
-        names = [e["file_name"] for e in message_log(database)]
+        names = delivered_entries(database)
     finally:
         database.dispose()
     assert sorted(names) == sorted(set(names)) == sorted(os.listdir(sftp_server.inbox))

@@ -32,10 +32,18 @@ from tests.flows.test_exchange import (
     _partner,
     _request,
     _settings,
+    form_input,
+    terminal,
 )
+from tests.harness.approvers import code
 from tests.harness.prefect_ui import flow_logs_at_info
 from warehouse.control import ControlDatabase
-from warehouse.exchange import message_log, review_decisions, verify_message_log
+from warehouse.exchange import (
+    message_log,
+    refused_attempts,
+    review_decisions,
+    verify_message_log,
+)
 
 
 @pytest.fixture(scope="module")
@@ -210,9 +218,7 @@ def test_review_children_decided_in_the_paused_runs_form_reach_the_fund_signed(
         resume_flow_run(
             UUID(run_id),
             run_input={
-                "approver": APPROVER,
-                "approve": True,
-                "comment": "vérifié avec massar review",
+                **form_input(settings, APPROVER, True, "vérifié avec massar review"),
                 f"child_{first.item}": candidate,
                 f"child_{second.item}": not_found,
             },
@@ -223,8 +229,8 @@ def test_review_children_decided_in_the_paused_runs_form_reach_the_fund_signed(
         assert after["manifest_sha256"] != summary["manifest_sha256"]
         assert schema["properties"]["manifest"]["default"] == after["manifest_sha256"]
         assert after["counts"]["review"]["decided"] == 2
-        # Then the approval, on the form that shows the new manifest.
-        resume_flow_run(UUID(run_id), run_input={"approver": APPROVER, "approve": True})
+        # Then the approval, on the form that shows the new manifest (with a new code).
+        resume_flow_run(UUID(run_id), run_input=form_input(settings, APPROVER, True))
         run.join(120)
         texts = _wait_for_log(run_id, "review decision(s) recorded")
     assert run.outcome is not None and "error" not in run.outcome, run.outcome
@@ -258,7 +264,8 @@ def test_review_children_decided_in_the_paused_runs_form_reach_the_fund_signed(
         assert logged[:2] == [
             f"review-decision:{r['fund_reference']}:REVIEW->{r['to_status']}" for r in rows
         ]
-        assert sorted(logged[2:]) == sorted(final["files"])  # then the delivered files
+        assert logged[2] == "decision:approved"  # then the approval
+        assert sorted(logged[3:]) == sorted(final["files"])  # then the delivered files
         assert verify_message_log(database).intact
     finally:
         database.dispose()
@@ -286,18 +293,21 @@ def test_a_terminal_decision_while_the_run_waits_and_a_stale_form_is_refused(
         chosen = child.candidates[0]
         # An officer decides at the terminal while the run is paused on its form...
         outcome = decide_children(
-            settings, batch_id, [ChildChoice(child.fund_reference, chosen.student_code)], APPROVER
+            settings,
+            batch_id,
+            [ChildChoice(child.fund_reference, chosen.student_code)],
+            terminal(settings),
         )
         assert outcome.resigned
         # ... so the form still open in a browser shows a manifest the batch no longer has:
         # its approval is refused and the run waits again with a fresh form.
-        resume_flow_run(UUID(run_id), run_input={"approver": APPROVER, "approve": True})
+        resume_flow_run(UUID(run_id), run_input=form_input(settings, APPROVER, True))
         _, schema, _ = _paused_form(run_id, run, after=keyset["schema"])
         assert schema["properties"]["manifest"]["default"] == outcome.manifest_after
         _wait_for_log(run_id, "changed since it was shown")
         assert batch_summary(settings, batch_id)["state"] == "waiting_approval"
         # The terminal's approval covers the decided batch and resumes the run.
-        said = approve_batch(settings, batch_id, APPROVER, True, "")
+        said = approve_batch(settings, batch_id, terminal(settings), True, "")
         assert outcome.manifest_after in said and "goes on now" in said
         run.join(120)
     assert run.outcome is not None and "error" not in run.outcome, run.outcome
@@ -309,8 +319,10 @@ def test_a_terminal_decision_while_the_run_waits_and_a_stale_form_is_refused(
     _verify_delivered(settings, sftp_server, final)
 
 
-@pytest.mark.parametrize("who", [PREPARER, "Intrus"])
-def test_a_form_from_someone_who_may_not_decide_changes_nothing(home, province, sftp_server, who):
+@pytest.mark.parametrize(("who", "reason"), [(PREPARER, "preparer"), ("Intrus", "unlisted-name")])
+def test_a_form_from_someone_who_may_not_decide_changes_nothing(
+    home, province, sftp_server, who, reason
+):
     from prefect.flow_runs import resume_flow_run
 
     from flows.exchange import exchange
@@ -329,16 +341,27 @@ def test_a_form_from_someone_who_may_not_decide_changes_nothing(home, province, 
         not_found = next(c for c in choices if c.startswith("NOT_FOUND"))
         resume_flow_run(
             UUID(run_id),
-            run_input={"approver": who, "approve": True, f"child_{child.item}": not_found},
+            run_input={
+                "approver": who,
+                "code": code(settings.home, who) if who == PREPARER else "123456",
+                "approve": True,
+                f"child_{child.item}": not_found,
+            },
         )
         _paused_form(run_id, run, after=keyset["schema"])
         _wait_for_log(run_id, "The batch still waits for a decision")
-        approve_batch(settings, batch_id, APPROVER, False, "end of the test")
+        approve_batch(settings, batch_id, terminal(settings), False, "end of the test")
         run.join(120)
     assert batch_summary(settings, batch_id)["manifest_sha256"] == before["manifest_sha256"]
     database = ControlDatabase(settings.resolved_database_url)
     try:
         assert review_decisions(database, batch_id) == []
+        [refused] = refused_attempts(database, batch_id)
+        assert (refused["act"], refused["channel"], refused["reason"]) == (
+            "review",
+            "prefect-ui",
+            reason,
+        )
     finally:
         database.dispose()
     assert os.listdir(sftp_server.inbox) == []

@@ -36,8 +36,11 @@ def test_file_values_and_environment_on_top(tmp_path, monkeypatch):
     )
     monkeypatch.setenv("MASSAR_PARTNERS__CNSS__PORT", "2022")
     monkeypatch.setenv("MASSAR_DATABASE_URL", "postgresql+psycopg://massar@127.0.0.1/massar")
+    monkeypatch.setenv("MASSAR_APPROVERS", '["Mallory"]')
     settings = load_settings(home)
-    assert settings.approvers == ["Fatima Zahra", "Youssef"]
+    # Who may approve is approvers.toml's (ground/approvers.py): neither the file's old
+    # 'approvers' line nor the environment is a setting any more.
+    assert "approvers" not in settings.model_dump()
     assert settings.partners["cnss"].host == "sftp.cnss.test"
     assert settings.partners["cnss"].port == 2022  # the environment wins
     assert settings.resolved_database_url.startswith("postgresql+psycopg://")

@@ -21,17 +21,21 @@ from connectors.exchange.registry import profile_for
 from connectors.exchange.response_files import read_response_csv
 from connectors.signing import make_test_certificate
 from connectors.verify import verify_file
+from ground.approvers import current_os_account
 from ground.errors import OperatorError
 from massar.cli import main
+from tasks.approval_rules import Claim
 from tasks.exchange import (
     DecisionRefused,
     batch_folder,
     batch_summary,
     deliver_approved,
+    expire_batch,
     prepare_batch,
     record_decision,
 )
 from tasks.exchange_review import ChildChoice, decide_children, review_state
+from tests.harness.approvers import APPROVER, PREPARER, code, enrol_test_approvers
 from tests.harness.warehouse_home import pupils_warehouse_home
 from warehouse.control import Approval, ControlDatabase, ExchangeBatch, ReviewDecision
 from warehouse.exchange import (
@@ -42,8 +46,6 @@ from warehouse.exchange import (
     verify_message_log,
 )
 
-PREPARER = "Rachid Amrani"
-APPROVER = "Fatima Zahra Idrissi"
 REQUEST = "CNSS_SCOL_2023-2024_0001.csv"
 
 
@@ -67,15 +69,11 @@ def batch(warehouse_home, province, tmp_path):
         home / "keys", now - timedelta(days=1), now + timedelta(days=30), "Direction (test)"
     )
     settings = load_settings(home).model_copy(
-        update={
-            "signing_key": key,
-            "signing_certificate": certificate,
-            "approvers": [APPROVER, PREPARER],
-        }
+        update={"signing_key": key, "signing_certificate": certificate}
     )
+    enrol_test_approvers(home)  # APPROVER under this account, PREPARER under another
     # The command line reads the same settings from the home's file (top-level keys).
     text = (home / "massar.toml").read_text(encoding="utf-8")
-    text = text.replace("approvers = []", f'approvers = ["{APPROVER}", "{PREPARER}"]')
     top = f'signing_key = "{key}"\nsigning_certificate = "{certificate}"\n'
     (home / "massar.toml").write_text(top + text, encoding="utf-8")
     summary = prepare_batch(settings, "cnss", province / "partners" / "cnss" / REQUEST, PREPARER)
@@ -136,6 +134,16 @@ def _signatures_hold(settings, batch_id: str) -> None:
     assert verify_file(manifest).ok
 
 
+def terminal(settings) -> Claim:
+    """APPROVER at the platform's terminal: this account, and her current code."""
+    return Claim("cli", code=code(settings.home, APPROVER), os_account=current_os_account())
+
+
+def form(settings, name: str) -> Claim:
+    """``name`` in Prefect's form, with their current code."""
+    return Claim("prefect-ui", code=code(settings.home, name), name=name)
+
+
 def run(capsys, *args: str) -> tuple[int, str, str]:
     code = main(list(args))
     captured = capsys.readouterr()
@@ -154,14 +162,14 @@ def test_an_officer_decides_from_the_terminal_and_the_approval_covers_the_final_
     assert _answers(settings, batch_id)[first.fund_reference] == ("REVIEW", "")
 
     # The listing shows what is needed to decide, names included (the officer's terminal).
-    code, out, err = run(capsys, "review", batch_id, "--home", home)
-    assert code == 0, err
+    exit_code, out, err = run(capsys, "review", batch_id, "--home", home)
+    assert exit_code == 0, err
     assert f"#1  {first.fund_reference}" in out
     assert f"{first.family_name} {first.first_name}, born {first.birth_date}" in out
     assert candidate.student_code in out and candidate.first_name in out
     assert "score" in out and "the answer is" in out
 
-    code, out, err = run(
+    exit_code, out, err = run(
         capsys,
         "review",
         batch_id,
@@ -171,12 +179,14 @@ def test_an_officer_decides_from_the_terminal_and_the_approval_covers_the_final_
         candidate.student_code,
         "--by",
         APPROVER,
+        "--code",
+        code(settings.home, APPROVER),
         "--comment",
         "même enfant, noms vérifiés",
         "--home",
         home,
     )
-    assert code == 0, err
+    assert exit_code == 0, err
     assert f"{first.fund_reference} REVIEW → {candidate.answer['status']}" in out
     summary = batch_summary(settings, batch_id)
     after = summary["manifest_sha256"]
@@ -221,7 +231,7 @@ def test_an_officer_decides_from_the_terminal_and_the_approval_covers_the_final_
     assert candidate.student_code not in review
 
     # The approval covers the final manifest; delivered files are the decided ones.
-    decision = record_decision(settings, batch_id, APPROVER, True, "", "cli", manifest=after)
+    decision = record_decision(settings, batch_id, terminal(settings), True, "", manifest=after)
     assert decision.covered_sha256 == after
     report = deliver_approved(settings, batch_id)
     assert report["sent"]
@@ -229,19 +239,38 @@ def test_an_officer_decides_from_the_terminal_and_the_approval_covers_the_final_
     for name, content in _files(settings, batch_id).items():
         assert (inbox / name).read_bytes() == content
     # Once decided, the batch's children can no longer change.
-    code, _, err = run(
+    exit_code, _, err = run(
         capsys,
         "review",
         batch_id,
         "--child",
         first.fund_reference,
         "--keep",
-        "--by",
-        APPROVER,
         "--home",
         home,
     )
-    assert code == 1 and "not waiting for approval any more" in err
+    assert exit_code == 1 and "not waiting for approval any more" in err
+
+
+def test_a_batch_expires_at_its_deadline_and_not_a_moment_before(batch):
+    """The clock is injected: the rule is checked on both sides of the deadline, no waiting."""
+    settings, batch_id = batch
+    settings = settings.model_copy(update={"approval_timeout_hours": 72})
+    prepared = datetime.fromisoformat(batch_summary(settings, batch_id)["prepared_at"])
+    deadline = prepared.replace(tzinfo=UTC) + timedelta(hours=72)
+    assert expire_batch(settings, batch_id, now=deadline - timedelta(seconds=1)) is None
+    assert batch_summary(settings, batch_id)["state"] == "waiting_approval"
+    expired = expire_batch(settings, batch_id, now=deadline)
+    assert expired is not None and expired.decision == "expired"
+    assert batch_summary(settings, batch_id)["state"] == "expired"
+    database = ControlDatabase(settings.resolved_database_url)
+    try:  # the expiry is a decision in the message log
+        assert [e["file_name"] for e in message_log(database)] == ["decision:expired"]
+        assert verify_message_log(database).intact
+    finally:
+        database.dispose()
+    with pytest.raises(DecisionRefused, match="not waiting for approval any more"):
+        record_decision(settings, batch_id, terminal(settings), True)
 
 
 def test_keep_and_not_found_name_nobody_and_a_decision_can_be_taken_back(batch):
@@ -249,12 +278,14 @@ def test_keep_and_not_found_name_nobody_and_a_decision_can_be_taken_back(batch):
     queue = review_state(settings, batch_id).queue
     first, second = queue.children[0], queue.children[1]
     chosen = first.candidates[0].student_code
-    decide_children(settings, batch_id, [ChildChoice(first.fund_reference, chosen)], APPROVER)
+    decide_children(
+        settings, batch_id, [ChildChoice(first.fund_reference, chosen)], terminal(settings)
+    )
     choices = [
         ChildChoice(first.fund_reference, "keep"),
         ChildChoice(second.fund_reference, "not-found"),
     ]
-    outcome = decide_children(settings, batch_id, choices, APPROVER)
+    outcome = decide_children(settings, batch_id, choices, form(settings, APPROVER))
     assert outcome.resigned and outcome.still_review == len(queue.children) - 1
     answers = _answers(settings, batch_id)
     assert answers[first.fund_reference] == ("REVIEW", "")
@@ -262,7 +293,7 @@ def test_keep_and_not_found_name_nobody_and_a_decision_can_be_taken_back(batch):
     _signatures_hold(settings, batch_id)
     # Deciding what is already decided records nothing and signs nothing.
     again = decide_children(
-        settings, batch_id, [ChildChoice(second.fund_reference, "not-found")], APPROVER
+        settings, batch_id, [ChildChoice(second.fund_reference, "not-found")], terminal(settings)
     )
     assert again.changes == [] and not again.resigned
     database = ControlDatabase(settings.resolved_database_url)
@@ -283,10 +314,10 @@ def test_only_an_approver_who_did_not_prepare_the_batch_decides_its_children(bat
     before = batch_summary(settings, batch_id)["manifest_sha256"]
     choice = [ChildChoice(child.fund_reference, "not-found")]
     with pytest.raises(DecisionRefused, match=r"prepared batch .* cannot decide its REVIEW"):
-        decide_children(settings, batch_id, choice, PREPARER)
+        decide_children(settings, batch_id, choice, form(settings, PREPARER))
     with pytest.raises(DecisionRefused, match="not on the approvers list"):
-        decide_children(settings, batch_id, choice, "Intrus")
-    code, _, err = run(
+        decide_children(settings, batch_id, choice, Claim("prefect-ui", "123456", "Intrus"))
+    exit_code, _, err = run(
         capsys,
         "review",
         batch_id,
@@ -298,11 +329,20 @@ def test_only_an_approver_who_did_not_prepare_the_batch_decides_its_children(bat
         "--home",
         str(settings.home),
     )
-    assert code == 1 and "not on the approvers list" in err and "\n" not in err.strip()
+    # This terminal's account is APPROVER's: a name typed with --by is only a check.
+    assert exit_code == 1 and f"which is {APPROVER}'s account, not intrus's" in err
+    assert "\n" not in err.strip()
     assert batch_summary(settings, batch_id)["manifest_sha256"] == before
     database = ControlDatabase(settings.resolved_database_url)
     try:
-        assert review_decisions(database, batch_id) == [] and message_log(database) == []
+        assert review_decisions(database, batch_id) == []
+        # Each refusal is in the message log, and nothing else is.
+        assert [e["file_name"] for e in message_log(database)] == [
+            "refused:review:preparer",
+            "refused:review:unlisted-name",
+            "refused:review:name-mismatch",
+        ]
+        assert verify_message_log(database).intact
     finally:
         database.dispose()
 
@@ -315,7 +355,7 @@ def test_what_an_officer_was_shown_must_still_be_the_batch(batch):
         settings,
         batch_id,
         [ChildChoice(queue.children[0].fund_reference, "not-found")],
-        APPROVER,
+        terminal(settings),
         manifest=shown,
     )
     # A second officer's form, or an approver, still showing the former manifest: refused.
@@ -324,11 +364,11 @@ def test_what_an_officer_was_shown_must_still_be_the_batch(batch):
             settings,
             batch_id,
             [ChildChoice(queue.children[1].fund_reference, "not-found")],
-            APPROVER,
+            form(settings, APPROVER),
             manifest=shown,
         )
     with pytest.raises(DecisionRefused, match="changed since it was shown"):
-        record_decision(settings, batch_id, APPROVER, True, manifest=shown)
+        record_decision(settings, batch_id, terminal(settings), True, manifest=shown)
     assert batch_summary(settings, batch_id)["state"] == "waiting_approval"
 
 
@@ -337,7 +377,10 @@ def test_an_approval_recorded_for_an_older_manifest_delivers_nothing(batch):
     queue = review_state(settings, batch_id).queue
     older = batch_summary(settings, batch_id)["manifest_sha256"]
     decide_children(
-        settings, batch_id, [ChildChoice(queue.children[0].fund_reference, "not-found")], APPROVER
+        settings,
+        batch_id,
+        [ChildChoice(queue.children[0].fund_reference, "not-found")],
+        terminal(settings),
     )
     database = ControlDatabase(settings.resolved_database_url)
     try:  # as if an approval of the former files had slipped in
@@ -367,7 +410,9 @@ def test_an_approval_recorded_for_an_older_manifest_delivers_nothing(batch):
 def test_a_decision_changed_afterwards_is_caught_by_the_log_check_and_the_evidence(batch, tmp_path):
     settings, batch_id = batch
     child = review_state(settings, batch_id).queue.children[0]
-    decide_children(settings, batch_id, [ChildChoice(child.fund_reference, "not-found")], APPROVER)
+    decide_children(
+        settings, batch_id, [ChildChoice(child.fund_reference, "not-found")], terminal(settings)
+    )
     database = ControlDatabase(settings.resolved_database_url)
     try:
         evidence = export_evidence(database, tmp_path / "evidence.json", batch_id=batch_id)
@@ -383,18 +428,19 @@ def test_a_decision_changed_afterwards_is_caught_by_the_log_check_and_the_eviden
 
 
 @pytest.mark.parametrize(
-    ("extra", "code", "said"),
+    ("extra", "exit_code", "said"),
     [
         (["--not-found", "--keep"], 2, "cannot go together"),
-        (["--keep"], 2, "a decision needs your name"),
-        (["--candidate", "Z999999999", "--by", APPROVER], 1, "is not a candidate of child"),
+        (["--keep"], 1, f"needs {APPROVER}'s current code"),
+        (["--candidate", "Z999999999", "--code", "CODE"], 1, "is not a candidate of child"),
     ],
 )
-def test_review_mistakes_are_one_sentence(batch, capsys, extra, code, said):
+def test_review_mistakes_are_one_sentence(batch, capsys, extra, exit_code, said):
     settings, batch_id = batch
     child = review_state(settings, batch_id).queue.children[0]
+    extra = [code(settings.home, APPROVER) if arg == "CODE" else arg for arg in extra]
     args = ["review", batch_id, "--child", child.fund_reference, *extra]
     got, _, err = run(capsys, *args, "--home", str(settings.home))
-    assert got == code and said in err and "Traceback" not in err
+    assert got == exit_code and said in err and "Traceback" not in err
     got, _, err = run(capsys, "review", batch_id, "--child", "NOBODY", "--home", str(settings.home))
     assert got == 1 and "NOBODY is not a REVIEW child" in err

@@ -17,7 +17,15 @@ from flows.exchange import exchange
 from flows.nightly import nightly
 from massar.home import init_home
 from tasks.exchange import batch_summary, recorded_decision, undecided_batches
-from tests.flows.test_exchange import APPROVER, PREPARER, _partner, _request, _settings
+from tests.flows.test_exchange import (
+    APPROVER,
+    PREPARER,
+    _partner,
+    _request,
+    _settings,
+    terminal,
+)
+from tests.harness.approvers import code
 from tests.harness.prefect_ui import PrefectUIServer, flow_logs_at_info, prefect_ui
 
 pytestmark = pytest.mark.slow
@@ -123,6 +131,27 @@ def _run_in_thread(function, *args, **kwargs):
     return thread
 
 
+def _wait_for(condition, what: str, timeout: float = 90.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"{what} did not come within {timeout:g} s")
+
+
+def _refused(settings) -> list[tuple[str, str, str]]:
+    from warehouse.control import ControlDatabase
+    from warehouse.exchange import refused_attempts
+
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        return [(a["channel"], a["claimed"], a["reason"]) for a in refused_attempts(database)]
+    finally:
+        database.dispose()
+
+
 def _waiting_batch(settings, partner: str, thread, timeout: float = 90.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -170,8 +199,24 @@ def test_an_officer_approves_a_waiting_batch_in_the_ui_and_it_is_delivered(
                 form = ui.open_resume_form()
                 # The form shows the batch as the platform describes it.
                 form.get_by_text(f"Batch {batch_id} for CNSS").wait_for()
+                # The UI's login is shared: a name with a code that is not hers is refused.
+                wrong = code(home, PREPARER)  # another approver's code
                 ui.fill_resume_form(
-                    form, {"Approver": APPROVER, "Comment": comment}, {"Approve": True}
+                    form,
+                    {"Approver": APPROVER, "Code": wrong, "Comment": comment},
+                    {"Approve": True},
+                )
+                ui.submit_resume_form(form)
+                refusal = _wait_for(lambda: _refused(settings), "the refusal on record")
+                assert refusal == [("prefect-ui", APPROVER, "wrong-code")]
+                ui.open_flow_run(flow_run_id, state="Paused")  # it waits again
+                ui.wait_for_log_line("is not their current code")
+                form = ui.open_resume_form()
+                form.get_by_text(f"Batch {batch_id} for CNSS").wait_for()
+                ui.fill_resume_form(
+                    form,
+                    {"Approver": APPROVER, "Code": code(home, APPROVER), "Comment": comment},
+                    {"Approve": True},
                 )
                 ui.screenshot("approval-form-filled")
                 ui.submit_resume_form(form)
@@ -180,7 +225,7 @@ def test_an_officer_approves_a_waiting_batch_in_the_ui_and_it_is_delivered(
                 ui.screenshot("exchange-run-after-approval")
         finally:
             if undecided_batches(settings, "cnss"):  # the form did nothing: end the run
-                approve_batch(settings, batch_id, APPROVER, False, "the UI test failed")
+                approve_batch(settings, batch_id, terminal(settings), False, "the UI failed")
             run.join(120)
     print(f"screenshots: {tmp_path / 'screenshots'} (copied to {SHOTS / 'exchange'})")
 

@@ -19,7 +19,15 @@ from massar.home import init_home
 from massar.runner import approve_batch
 from tasks.exchange import batch_summary, undecided_batches
 from tasks.exchange_review import review_state
-from tests.flows.test_exchange import APPROVER, PREPARER, _partner, _request, _settings
+from tests.flows.test_exchange import (
+    APPROVER,
+    PREPARER,
+    _partner,
+    _request,
+    _settings,
+    terminal,
+)
+from tests.harness.approvers import code
 from tests.harness.prefect_ui import PrefectUIServer, flow_logs_at_info, prefect_ui
 from tests.ui.test_prefect_ui import AUTH, SHOTS
 from warehouse.control import ControlDatabase
@@ -110,7 +118,7 @@ def test_an_officer_decides_a_review_child_in_the_ui_form(
                 page_text = form.inner_text()
                 for secret in (child.fund_reference, child.family_name, child.first_name):
                     assert not re.search(rf"(?<!\w){re.escape(secret)}(?!\w)", page_text)
-                ui.fill_resume_form(form, {"Approver": APPROVER}, {})
+                ui.fill_resume_form(form, {"Approver": APPROVER, "Code": code(home, APPROVER)}, {})
                 _choose(ui, form, title, "NOT_FOUND")
                 ui.screenshot("review-choice-in-form")
                 ui.submit_resume_form(form)
@@ -125,7 +133,7 @@ def test_an_officer_decides_a_review_child_in_the_ui_form(
                 ui.wait_for_log_line("review decision(s) recorded")
                 ui.screenshot("review-recorded-run-paused-again")
         finally:
-            approve_batch(settings, batch_id, APPROVER, False, "end of the UI test")
+            approve_batch(settings, batch_id, terminal(settings), False, "end of the UI test")
             run.join(120)
     database = ControlDatabase(settings.resolved_database_url)
     try:
