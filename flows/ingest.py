@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any, cast
+from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.futures import as_completed
+from prefect.futures import PrefectFuture, as_completed
 
 from flows.recorded import recorded
 from flows.runners import school_task_runner
@@ -50,8 +52,11 @@ def ingest_submissions(
     schools, strangers = discover_inbox_task(inbox or settings.inbox)
     if strangers:  # also in the summary artifact and in massar status
         logger.warning(stray_sentence(stray_entries(inbox or settings.inbox), inbox or "inbox"))
-    progress = create_progress_artifact(
-        progress=0.0, key="ingest-progress", description="Schools of this ingest run processed"
+    progress = cast(  # a flow run's call, not awaited: the artifact's id
+        UUID,
+        create_progress_artifact(
+            progress=0.0, key="ingest-progress", description="Schools of this ingest run processed"
+        ),
     )
     root = inbox or settings.inbox
     schools, unchanged = split_known_task(settings, schools)  # nothing new: no worker for them
@@ -59,7 +64,7 @@ def ingest_submissions(
     outcomes = list(unchanged)
     if schools:
         with school_task_runner(settings) as runner:
-            futures = [
+            futures: list[PrefectFuture[Any]] = [
                 runner.submit(
                     ingest_school_task,
                     {

@@ -45,7 +45,7 @@ def cross_check_school(
     for rule in SCHOOL_RULES:
         if rule.skipped(present, reference) is None:
             parts.extend(rule.check(picture))
-    columns = {**CROSS_COLUMNS, "submission_id": picture.submission_dtype}
+    columns = pl.Schema({**CROSS_COLUMNS, "submission_id": picture.submission_dtype})
     if not parts:
         return empty_findings(columns)
     return one_per_cell(pl.concat([p.cast(columns) for p in parts]))

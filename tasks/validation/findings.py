@@ -20,7 +20,9 @@ from schemas.models import Field, fields
 from schemas.rules import Rule, catalogue, render
 
 ROW = "_row"  # the position of a row in the validated frame (dropped before anything leaves)
-FINDING_COLUMNS: dict[str, pl.DataType] = {
+# A column's polars type: a class (pl.Utf8) or an instance (pl.Datetime("us", "UTC")).
+ColumnType = pl.DataType | type[pl.DataType]
+FINDING_COLUMNS: dict[str, ColumnType] = {
     "sheet": pl.Utf8,
     "sheet_row": pl.Int64,
     "column_name": pl.Utf8,
@@ -29,7 +31,7 @@ FINDING_COLUMNS: dict[str, pl.DataType] = {
     "severity": pl.Utf8,
     "params": pl.Utf8,
 }
-CROSS_COLUMNS: dict[str, pl.DataType] = {
+CROSS_COLUMNS: dict[str, ColumnType] = {
     **FINDING_COLUMNS,
     "dataset": pl.Utf8,
     "submission_id": pl.Utf8,
@@ -46,7 +48,7 @@ FINDINGS_TABLE_COLUMNS = (
 )
 
 
-def empty_findings(columns: Mapping[str, pl.DataType] = FINDING_COLUMNS) -> pl.DataFrame:
+def empty_findings(columns: Mapping[str, ColumnType] = FINDING_COLUMNS) -> pl.DataFrame:
     return pl.DataFrame(schema=dict(columns))
 
 
@@ -106,7 +108,7 @@ def cross_select(
     column: str,
     rule_id: str,
     params: Mapping[str, Any],
-    submission_dtype: pl.DataType,
+    submission_dtype: ColumnType,
     rules: dict[str, Rule],
 ) -> list[pl.Expr]:
     """A cross-record rule's findings at the ``column`` of the ``dataset``'s rows."""
@@ -148,7 +150,7 @@ def finding_rows(
 def with_messages(findings: pl.DataFrame, rules: dict[str, Rule] | None = None) -> pl.DataFrame:
     """The findings frame with ``message_ar`` and ``message_fr`` columns (params dropped)."""
     rows = finding_rows(findings, rules)
-    schema = {
+    schema: dict[str, ColumnType] = {
         **{c: findings.schema[c] for c in FINDINGS_TABLE_COLUMNS[:6]},
         "message_ar": pl.Utf8,
         "message_fr": pl.Utf8,

@@ -16,7 +16,7 @@ import polars as pl
 from schemas.rules import Rule, catalogue
 from tasks.normalise import ensure_normalised, with_original_columns
 from tasks.validation.declared import ProvinceRule, RaisedElsewhere
-from tasks.validation.findings import CROSS_COLUMNS, cross_select, empty_findings
+from tasks.validation.findings import CROSS_COLUMNS, ColumnType, cross_select, empty_findings
 
 
 @dataclass
@@ -25,12 +25,12 @@ class ProvincePicture:
     with its ``submission_id`` (of ``submission_dtype``)."""
 
     students: pl.DataFrame | None
-    submission_dtype: pl.DataType
+    submission_dtype: ColumnType
     rules: dict[str, Rule] = field(default_factory=catalogue)
 
     @classmethod
     def of(cls, students_by_school: Mapping[str, pl.DataFrame]) -> ProvincePicture:
-        sid: pl.DataType = pl.Utf8
+        sid: ColumnType = pl.Utf8
         for frame in students_by_school.values():
             if "submission_id" in frame.columns and frame.schema["submission_id"] != pl.Null:
                 sid = frame.schema["submission_id"]
@@ -51,9 +51,10 @@ class ProvincePicture:
         return cls(pl.concat(prepared) if prepared else None, sid)
 
     @property
-    def columns(self) -> dict[str, pl.DataType]:
+    def columns(self) -> pl.Schema:
         """The columns of the province's findings: the cross-record ones and ``school_code``."""
-        return {**CROSS_COLUMNS, "submission_id": self.submission_dtype, "school_code": pl.Utf8}
+        columns = {**CROSS_COLUMNS, "submission_id": self.submission_dtype, "school_code": pl.Utf8}
+        return pl.Schema(columns)
 
 
 def pupil_in_two_schools(picture: ProvincePicture) -> pl.DataFrame:

@@ -22,7 +22,7 @@ from schemas import datasets as ds
 from schemas.rules import Rule, catalogue
 from tasks.normalise import ensure_normalised, with_original_columns
 from tasks.validation.declared import Retired, SchoolRule
-from tasks.validation.findings import cross_select
+from tasks.validation.findings import ColumnType, cross_select
 from tasks.validation.levels import level_code_expr, levels, levels_info
 
 # Weekday of a date (polars: Monday = 1 ... Sunday = 7) → the timetable's day label.
@@ -36,14 +36,14 @@ class SchoolPicture:
     row with its ``submission_id`` (of ``submission_dtype``), and the levels reference."""
 
     frames: dict[str, pl.DataFrame]
-    submission_dtype: pl.DataType
+    submission_dtype: ColumnType
     reference: Any = None
     rules: dict[str, Rule] = field(default_factory=catalogue)
 
     @classmethod
     def of(cls, frames: Mapping[str, pl.DataFrame], reference: Any = None) -> SchoolPicture:
         """The picture of read or normalised frames by dataset name (other names ignored)."""
-        dtype: pl.DataType = pl.Utf8
+        dtype: ColumnType = pl.Utf8
         known = {n: f for n, f in frames.items() if f is not None and n in ds.DATASETS}
         for frame in known.values():
             if "submission_id" in frame.columns and frame.schema["submission_id"] != pl.Null:
