@@ -6,6 +6,7 @@ as on real machines (all on 127.0.0.1)."""
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -21,10 +22,11 @@ from polars.testing import assert_frame_equal
 
 from flows.ingest import ingest_submissions
 from flows.nightly import nightly_consolidation
-from flows.runners import choose_task_runner, school_task_runner
+from flows.runners import DEFAULT_PROCESSES, choose_task_runner, school_task_runner
 from ground.settings import SETTINGS_FILE, Settings, load_settings
 from massar.demo import stage_inbox
 from massar.home import init_home
+from tests.harness.runner_probe import meet
 from warehouse.control import ControlDatabase
 from warehouse.query import control_table, delta_tables
 
@@ -56,6 +58,10 @@ def dask_cluster(tmp_path_factory) -> Iterator[str]:
             cwd=ROOT,
             stderr=subprocess.DEVNULL,
         )
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:  # both workers joined, not hoped for
+            client.wait_for_workers(2, timeout=120)
         yield address
     finally:
         started = [process for process in (workers, scheduler) if process is not None]
@@ -206,12 +212,24 @@ def test_the_local_cluster_listens_on_loopback_only(prefect_server):
         assert 8787 not in {address.port for address in listening}
 
 
+def test_the_default_runner_runs_schools_side_by_side_in_two_processes(prefect_server, tmp_path):
+    # Two schools meet only when both run at the same time (both cores), each in a worker
+    # process of its own, not in the flow's.
+    assert DEFAULT_PROCESSES == 2
+    with school_task_runner(Settings()) as runner:
+        futures = [
+            runner.submit(meet, {"folder": tmp_path, "expected": DEFAULT_PROCESSES})
+            for _ in range(DEFAULT_PROCESSES)
+        ]
+        processes = {future.result() for future in futures}
+    assert len(processes) == DEFAULT_PROCESSES and os.getpid() not in processes
+
+
 def test_the_settings_choose_the_runner():
     from prefect.task_runners import ProcessPoolTaskRunner
     from prefect_dask import DaskTaskRunner
 
-    default = choose_task_runner(Settings())
-    assert isinstance(default, ProcessPoolTaskRunner) and default._max_workers == 2
+    assert isinstance(choose_task_runner(Settings()), ProcessPoolTaskRunner)
     local = choose_task_runner(Settings(task_runner="dask", dask_workers=3))
     assert isinstance(local, DaskTaskRunner) and local.cluster_kwargs["n_workers"] == 3
     remote = choose_task_runner(

@@ -3,7 +3,6 @@ night; safe to re-run, safe to kill."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -13,11 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from flows.nightly import nightly
 from massar.home import init_home
-from warehouse.control import ControlDatabase
-from warehouse.delta import table_versions
+from warehouse.control import ControlDatabase, Night
+from warehouse.delta import read_table, table_versions
+from warehouse.nights import published_versions
 from warehouse.query import run_query
 
 MASSAR = str(Path(sys.executable).with_name("massar"))
@@ -137,14 +138,16 @@ def test_killing_the_consolidation_leaves_last_night_readable(night, province):
     process = subprocess.Popen(
         [MASSAR, "nightly"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+    # Poll (with a deadline) for the night's first table commit, then kill the run at once:
+    # it dies in the middle of the night's writes, before the night is published.
     killed = False
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
         if any(len(list(p.glob("*.json"))) > n for p, n in logs.items()):
-            process.send_signal(signal.SIGKILL)  # in the middle of the night's writes
+            process.send_signal(signal.SIGKILL)
             killed = True
             break
-        time.sleep(0.005)
+        time.sleep(0.005)  # the poll's interval: a commit of the next table comes within ms
     process.wait(timeout=60)
     assert killed, "the consolidation finished before it could be killed"
     published = _query(settings, "select count(*) as n from marks")[0]["n"]
@@ -162,4 +165,25 @@ def test_killing_the_consolidation_leaves_last_night_readable(night, province):
         "'partially_accepted')",
     )[0]["n"]
     assert _query(settings, "select count(*) as n from marks")[0]["n"] == expected
-    assert json.dumps(table_versions(settings.warehouse))  # every table still opens
+    # Every table the re-run's consolidation wrote is published at that version, opens at it
+    # and holds the rows the night recorded, which is what massar query counts.
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        with database.session() as session:
+            completed = session.scalars(
+                select(Night).where(Night.state == "completed").order_by(Night.night_id.desc())
+            ).all()
+            consolidation = next(
+                (dict(n.versions), dict(n.summary)) for n in completed if "rows" in n.summary
+            )
+        now_published = published_versions(database)
+    finally:
+        database.dispose()
+    versions, summary = consolidation
+    rows = summary["rows"]
+    assert rows["marks"] == expected and set(rows) <= set(versions)
+    assert {"students", "enrollments", "guardians", "marks"} <= set(rows)
+    for table, count in rows.items():
+        assert now_published[table] == versions[table], table
+        assert read_table(settings.warehouse, table, versions[table]).count_rows() == count, table
+        assert _query(settings, f"select count(*) as n from {table}")[0]["n"] == count, table

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -218,18 +219,13 @@ def test_old_final_runs_go_and_everything_else_stays(history, massar_home):
             len(client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=recent))))
             == 3
         )
-        # The server deletes a deleted run's logs in a background task: wait for it (not a
-        # timing assertion: only whether it happens).
-        import time
-
-        for _ in range(120):
-            left = client.read_logs(
-                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=old_ids))
-            )
-            if not left:
-                break
-            time.sleep(0.5)
-        assert not left
+        # The server deletes a deleted run's logs in a background task: poll until they are
+        # gone, with a deadline (not a timing assertion: only whether it happens).
+        old_logs = LogFilter(flow_run_id=LogFilterFlowRunId(any_=old_ids))
+        deadline = time.monotonic() + 60
+        while (left := client.read_logs(log_filter=old_logs)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not left, "the server left a deleted run's logs for 60 s"
     # A second pass has nothing left to do.
     again = delete_old_flow_runs(massar_home, NOW)
     assert name not in again["deleted_by_flow"]
