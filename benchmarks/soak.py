@@ -6,17 +6,24 @@ few lines changed), corrections (a value corrected in a file), a transfer now an
 pupil of one school listed by another, with a newer export date), and once a week a fund's
 exchange (a new request from CNSS or CMR in turn, answered, approved by the demo's officer,
 delivered, acknowledged). Every night runs the ``nightly`` flow (ingest, consolidation,
-evaluation); every seventh night also the weekly warehouse maintenance (compaction, vacuum of
-versions older than ``--retain-hours``) and housekeeping.
+evaluation); every seventh night also the weekly warehouse maintenance (compaction, then
+deleting what only nights older than ``--keep-days`` read) and housekeeping.
+
+The nights' clock is injected: night N is published at 02:00 of day N (the moment a night is
+recorded, warehouse/nights.py, and the maintenance's ``now``), so that a retention counted in
+days is exercised although the soak's nights follow each other within minutes. The default
+``--keep-days 7`` is shorter than the platform's 30 days so that a 30-night soak shows the
+warehouse levelling off; with ``--keep-days 30`` it levels off after the 30th night.
 
 After each night the home is checked as a backup checks it (warehouse/backup/home_check.py:
 the control database at its newest migration, every table of the last published night
 readable at its version, every original in the archive under its sha256, every active
 submission's staged rows there, the message log's chain intact), and the submissions' counts
-must add up. Printed per night: seconds, warehouse size, control-database size, file count
-of the home (and of the warehouse), whether the check passed.
+must add up; after a maintenance, every night inside the window must still read. Printed per
+night: seconds, warehouse size, its data files and log entries, control-database size, file
+count of the home, whether the check passed.
 
-    .venv/bin/python benchmarks/soak.py [--nights 30] [--schools 4] [--seed 11]
+    .venv/bin/python benchmarks/soak.py [--nights 30] [--schools 4] [--seed 11] [--keep-days 7]
 """
 
 from __future__ import annotations
@@ -30,13 +37,27 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 YEAR = "2023/2024"
+START = datetime(2024, 2, 1, 2, 0, tzinfo=UTC)  # night N is published at START + N - 1 days
+
+
+def warehouse_files(warehouse: Path) -> tuple[int, int]:
+    """(data files, log entries) of the warehouse's Delta tables."""
+    data = log = 0
+    for item in warehouse.rglob("*"):
+        if not item.is_file():
+            continue
+        if item.parent.name == "_delta_log":
+            log += 1
+        else:
+            data += 1
+    return data, log
 
 
 def folder_size(path: Path) -> tuple[int, int]:
@@ -159,7 +180,9 @@ def main() -> None:
     parser.add_argument("--nights", type=int, default=30)
     parser.add_argument("--schools", type=int, default=4)
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--retain-hours", type=int, default=0, help="weekly vacuum's retention")
+    parser.add_argument(
+        "--keep-days", type=int, default=7, help="days of nights the weekly maintenance keeps"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the home afterwards")
     args = parser.parse_args()
 
@@ -176,25 +199,29 @@ def main() -> None:
     rng = random.Random(args.seed)
     sent: set[tuple[str, str]] = set()  # (school, sha256) of every file ever sent
     print(
-        f"soak: {args.nights} nights, {args.schools} schools, home {settings.home}\n"
-        f"{'night':>5} {'seconds':>8} {'warehouse MB':>12} {'wh files':>8} {'control MB':>10} "
-        f"{'home files':>10} {'submissions':>11} check  what happened",
+        f"soak: {args.nights} nights, {args.schools} schools, keep {args.keep_days} days, "
+        f"home {settings.home}\n"
+        f"{'night':>5} {'seconds':>8} {'warehouse MB':>12} {'wh files':>8} {'wh data':>7} "
+        f"{'wh log':>6} {'control MB':>10} {'home files':>10} {'submissions':>11} check  "
+        "what happened",
         flush=True,
     )
     rows = []
+    import warehouse.nights
+
+    clock = {"now": START}
+    warehouse.nights.utcnow = lambda: clock["now"]  # type: ignore[assignment]
     with prefect_api(settings):
         from flows.housekeeping import housekeeping
         from flows.nightly import nightly
+        from flows.warehouse_maintenance import warehouse_maintenance
         from warehouse.backup.home_check import check_home
-        from warehouse.control import ControlDatabase, Submission
-
-        try:
-            from flows.warehouse_maintenance import warehouse_maintenance
-        except ImportError:  # its former name
-            from flows.maintenance import warehouse_maintenance  # type: ignore[no-redef]
+        from warehouse.control import ControlDatabase, Night, Submission
+        from warehouse.delta import read_table
 
         for night in range(1, args.nights + 1):
             happened = []
+            clock["now"] = START + timedelta(days=night - 1)
             if night == 1:
                 for school in sorted(p for p in province.iterdir() if p.name[:5].isdigit()):
                     shutil.copytree(school, settings.inbox / school.name)
@@ -208,20 +235,45 @@ def main() -> None:
                     happened.append(transfer(settings.inbox, rng, night))
             sent |= {(f.parent.name, sha256_file(f)) for f in settings.inbox.glob("*/**/*.*")}
             started = time.perf_counter()
-            result = nightly(settings)
+            failures = []
+            try:
+                result = nightly(settings)
+            except Exception as error:  # a failed night is a finding: the soak goes on
+                result = {"ingest": {}}
+                failures.append(f"the nightly failed: {type(error).__name__}: {str(error)[:200]}")
             if night % 7 == 0:
                 happened.append(weekly_exchange(settings, province, night // 7, work))
-                tidied = warehouse_maintenance(settings, retain_hours=args.retain_hours)
+                tidied = warehouse_maintenance(
+                    settings, keep_days=args.keep_days, now=clock["now"] + timedelta(hours=2)
+                )
                 housekeeping(settings)
-                happened.append(f"maintenance ({len(tidied)} tables)")
+                happened.append(
+                    f"maintenance ({len(tidied)} tables, "
+                    f"{sum(t['files_vacuumed'] for t in tidied)} files and "
+                    f"{sum(t['log_entries_dropped'] for t in tidied)} log entries deleted)"
+                )
             seconds = time.perf_counter() - started
-            problems = check_home(settings)
+            problems = failures + check_home(settings)
             database = ControlDatabase(settings.resolved_database_url)
             try:
                 with database.session() as session:
                     states = [s.state for s in session.query(Submission)]
+                    published = [
+                        n.versions or {}
+                        for n in session.query(Night).filter(Night.state == "completed")
+                        if n.finished_at is not None
+                        and n.finished_at.replace(tzinfo=UTC)
+                        >= clock["now"] - timedelta(days=args.keep_days)
+                    ]
             finally:
                 database.dispose()
+            if night % 7 == 0:  # every night inside the window still reads
+                for versions in published:
+                    for table, version in versions.items():
+                        try:
+                            read_table(settings.warehouse, table, version).count_rows()
+                        except Exception as error:
+                            problems.append(f"{table} v{version}: {error}")
             if len(states) != len(sent) or "received" in states:
                 problems.append(f"{len(states)} submissions for {len(sent)} files sent")
             if result["ingest"].get("unreadable"):
@@ -230,6 +282,7 @@ def main() -> None:
             control = (settings.home / "massar.db").stat().st_size + sum(
                 p.stat().st_size for p in settings.home.glob("massar.db-*")
             )
+            data_files, log_entries = warehouse_files(settings.warehouse)
             _, home_files = folder_size(settings.home)
             row = (
                 night,
@@ -240,11 +293,14 @@ def main() -> None:
                 home_files,
                 len(states),
                 "ok" if not problems else "FAIL",
+                data_files,
+                log_entries,
             )
             rows.append(row)
             print(
-                f"{row[0]:>5} {row[1]:>8.1f} {row[2]:>12.2f} {row[3]:>8} {row[4]:>10.2f} "
-                f"{row[5]:>10} {row[6]:>11} {row[7]:<5}  {'; '.join(h for h in happened if h)}",
+                f"{row[0]:>5} {row[1]:>8.1f} {row[2]:>12.2f} {row[3]:>8} {row[8]:>7} {row[9]:>6} "
+                f"{row[4]:>10.2f} {row[5]:>10} {row[6]:>11} {row[7]:<5}  "
+                f"{'; '.join(h for h in happened if h)}",
                 flush=True,
             )
             for problem in problems:
@@ -254,6 +310,11 @@ def main() -> None:
         growth = [round(b[2] - a[2], 2) for a, b in itertools.pairwise(weeks)]
         print(f"warehouse MB after each maintenance: {[round(w[2], 2) for w in weeks]}")
         print(f"growth from one maintenance to the next (MB): {growth}")
+        print(f"warehouse files after each maintenance: {[w[3] for w in weeks]}")
+        print(
+            "files from one maintenance to the next: "
+            f"{[b[3] - a[3] for a, b in itertools.pairwise(weeks)]}"
+        )
     failed = any(r[7] != "ok" for r in rows)
     sys.stdout.flush()
     if not args.keep:

@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prefect import flow
 
 from flows.recorded import recorded
 from ground.settings import Settings, load_settings
-from tasks.warehouse_maintenance import DEFAULT_RETAIN_HOURS, tidy_table_task, warehouse_tables_task
+from tasks.leases import WAREHOUSE, leased
+from tasks.warehouse_maintenance import (
+    DEFAULT_KEEP_DAYS,
+    maintenance_not_run,
+    oldest_kept_versions_task,
+    tidy_table_task,
+    warehouse_tables_task,
+)
 
 
 @flow(name="warehouse_maintenance")
 @recorded
+@leased(WAREHOUSE, maintenance_not_run)  # no night or evaluation writes while files go
 def warehouse_maintenance(
     settings: Settings | None = None,
     home: str | None = None,
-    retain_hours: int = DEFAULT_RETAIN_HOURS,
+    keep_days: int = DEFAULT_KEEP_DAYS,
+    now: datetime | None = None,
 ) -> list[dict]:
-    """Compact then vacuum each table; versions younger than ``retain_hours`` stay readable."""
+    """Compact then vacuum each table: the nights published in the last ``keep_days`` days
+    (before ``now``) and the last published night stay readable, older versions go."""
     settings = settings or load_settings(home)
+    oldest = oldest_kept_versions_task(settings, keep_days, now)
     return [
-        tidy_table_task(settings, table, retain_hours) for table in warehouse_tables_task(settings)
+        tidy_table_task(settings, table, oldest.get(table))
+        for table in warehouse_tables_task(settings)
     ]

@@ -396,3 +396,34 @@ def vacuum(warehouse: Path, table: str, retain_hours: int = DEFAULT_RETAIN_HOURS
     delta.create_checkpoint()
     delta.cleanup_metadata()
     return deleted
+
+
+def vacuum_before(warehouse: Path, table: str, oldest_version: int) -> dict[str, int]:
+    """Delete what only versions older than ``oldest_version`` need, whatever their age: the
+    data files no version from ``oldest_version`` to the latest reads, and the log entries
+    before it (the log is checkpointed at ``oldest_version``). That version and every later
+    one stay readable; older ones no longer. The caller holds the warehouse (no writer runs:
+    files removed by a commit are deleted at once). Returns counts."""
+    delta = _open(warehouse, table)
+    if delta is None:
+        raise TableMissing(f"The warehouse has no table {table} yet; there is nothing to vacuum.")
+    current = delta.version()
+    oldest = max(0, min(oldest_version, current))
+    deleted = delta.vacuum(
+        retention_hours=0,
+        dry_run=False,
+        enforce_retention_duration=False,
+        keep_versions=list(range(oldest, current + 1)),
+    )
+    path = table_path(warehouse, table)
+    log = path / "_delta_log"
+    if oldest and not (log / f"{oldest:020d}.checkpoint.parquet").exists():
+        DeltaTable(str(path), version=oldest).create_checkpoint()
+    DeltaTable(str(path)).create_checkpoint()  # loading the latest reads one file
+    dropped = 0
+    for entry in sorted(log.iterdir()):
+        number = entry.name.split(".", 1)[0]
+        if entry.is_file() and len(number) == 20 and number.isdigit() and int(number) < oldest:
+            entry.unlink()
+            dropped += 1
+    return {"files_vacuumed": len(deleted), "log_entries_dropped": dropped}

@@ -80,7 +80,7 @@ def test_housekeeping_deletes_rotates_measures_and_alerts_once(home, history, sm
 
     mailbox, _ = smtp
     name, runs = history
-    warehouse_maintenance(home, retain_hours=0)  # the weekly flow, as deployed
+    warehouse_maintenance(home)  # the weekly flow, as deployed
     warehouse_before = _files(home.warehouse)
     archive_before = {p: p.read_bytes() for p in home.archive.rglob("*") if p.is_file()}
 
