@@ -1,8 +1,18 @@
-"""SQL over the warehouse: DuckDB over the Delta tables and the control side's public tables."""
+"""SQL over the warehouse: DuckDB over the Delta tables and the control side's public tables.
+
+Read-only by construction (issue 15): the statement is parsed by DuckDB's own parser and must be
+exactly one read (a SELECT, WITH … SELECT, VALUES, DESCRIBE, SHOW, SUMMARIZE); no table function
+may read a file; the connection is opened without access to files, network or extensions, the
+published tables are registered, then the configuration is locked. Every table is read through
+Arrow's own (C++) file system and the result is materialised before the connection closes, so no
+reader thread outlives the query (a scan stopped by ``LIMIT`` crashed the process at exit).
+"""
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +80,102 @@ class QueryError(Exception):
     """The SQL could not run; the message says why in one sentence."""
 
 
+class QueryRefused(QueryError):
+    """The SQL asks for more than reading the published tables (a write, a file, an extension,
+    a setting): refused before it runs; the message says why in one sentence."""
+
+
+# DuckDB's configuration for massar query: no file, network or extension, whatever the SQL.
+LOCKED_DOWN = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "allow_unsigned_extensions": False,
+}
+# Table functions that read nothing outside the query itself.
+HARMLESS_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
+ONLY_READS = (
+    "massar query only reads the published tables ('massar query \"show tables\"' lists them)"
+)
+# Why each kind of statement is refused (the statement types of DuckDB's parser).
+REFUSED_STATEMENTS = {
+    "COPY": "COPY reads or writes files (to keep a result, use --format csv or json and "
+    "redirect it)",
+    "EXPORT": "EXPORT DATABASE writes files",
+    "ATTACH": "ATTACH opens another database",
+    "DETACH": "DETACH changes the databases the query sees",
+    "LOAD": "INSTALL and LOAD add extensions to DuckDB",
+    "SET": "SET, RESET and USE change DuckDB's configuration, which is locked",
+    "VARIABLE_SET": "SET VARIABLE changes the query's state",
+    "PRAGMA": "PRAGMA and IMPORT DATABASE change or read DuckDB's configuration or files",
+    "CALL": "CALL runs a procedure",
+}
+FILE_LIKE = re.compile(r"[/\\]|\.(csv|tsv|txt|json|ndjson|parquet|db|duckdb|xlsx|gz|zst)$", re.I)
+
+
+def _refused(kind: str) -> QueryRefused:
+    why = REFUSED_STATEMENTS.get(kind, f"{kind} statements change data or the database")
+    return QueryRefused(f"{why}; {ONLY_READS}: write one SELECT (or WITH … SELECT).")
+
+
+def check_read_only(sql: str) -> None:
+    """Refuse, with a sentence, what is not exactly one statement that reads: judged by
+    DuckDB's own parser (the statement's type), never by the text alone."""
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as error:
+        raise QueryError(str(error).splitlines()[0]) from error
+    except ValueError as error:  # a statement type this duckdb's Python enum does not know
+        raise QueryRefused(f"This kind of statement is refused; {ONLY_READS}.") from error
+    if not statements:
+        raise QueryRefused("There is no statement to run: give one SELECT.")
+    if len(statements) > 1:
+        raise QueryRefused(
+            f"Give one statement: {len(statements)} were given, and massar query runs exactly "
+            "one SELECT (or WITH … SELECT)."
+        )
+    kind = statements[0].type.name
+    if kind != "SELECT":
+        raise _refused(kind)
+
+
+def _table_functions(tree: object) -> Iterator[str]:
+    """Names of the table functions and of the tables (``FROM 'file'``) a parsed statement
+    reads, in DuckDB's serialised syntax tree."""
+    if isinstance(tree, dict):
+        if tree.get("type") == "TABLE_FUNCTION":
+            function = tree.get("function") or {}
+            yield "()" + str(function.get("function_name", "")).lower()
+        elif tree.get("type") == "BASE_TABLE":
+            yield str(tree.get("table_name", ""))
+        for value in tree.values():
+            yield from _table_functions(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _table_functions(value)
+
+
+def _check_sources(connection: Any, sql: str) -> None:
+    """Refuse a SELECT that reads a file (read_csv, read_text, read_blob, read_parquet, glob,
+    ``FROM 'path'`` …) or hides a statement in a string (query): each named in the sentence."""
+    serialised = connection.execute("select json_serialize_sql(?)", [sql]).fetchall()[0][0]
+    tree = json.loads(serialised)
+    if tree.get("error"):  # a SELECT DuckDB cannot serialise (PIVOT): the lock still holds
+        return
+    for source in _table_functions(tree):
+        if source.startswith("()"):
+            name = source[2:]
+            if name not in HARMLESS_TABLE_FUNCTIONS:
+                raise QueryRefused(
+                    f"{name}() reads from outside the published tables; {ONLY_READS}."
+                )
+        elif FILE_LIKE.search(source):
+            raise QueryRefused(f"'{source}' names a file; {ONLY_READS}.")
+
+
 @dataclass(frozen=True)
 class QueryResult:
     """The rows of a query (at most the limit asked for) and how many it gave in all."""
@@ -122,6 +228,18 @@ def _published(warehouse: Path, database: ControlDatabase, night_id: int | None)
         for name, path in delta_tables(warehouse).items()
         if name in versions
     }
+
+
+def _arrow_dataset(delta: Any) -> Any:
+    """The Delta table's files at its version as an Arrow dataset read by Arrow's own local
+    file system: deltalake's default is a Python file system, whose reader threads, left
+    running by a scan that ``LIMIT`` stopped, crashed the interpreter at exit."""
+    import pyarrow.fs as pa_fs
+
+    root = delta.table_uri.removeprefix("file://")
+    return delta.to_pyarrow_dataset(
+        filesystem=pa_fs.SubTreeFileSystem(root, pa_fs.LocalFileSystem())
+    )
 
 
 def queryable_tables(
@@ -228,13 +346,14 @@ def query_rows(
     if SHOW_TABLES.match(sql) or DESCRIBE.match(sql):
         answer = _catalogue_answer(sql, queryable_tables(warehouse, database, night_id))
         assert answer is not None
-        return _cut(answer.to_reader(), limit)
+        return _cut(iter(answer.to_batches()), answer.schema, limit)
+    check_read_only(sql)
     published = _published(warehouse, database, night_id)
-    connection = duckdb.connect()
+    connection = duckdb.connect(config=dict(LOCKED_DOWN))
     try:
         for name, delta in published.items():
             if name in lowered:
-                connection.register(name, delta.to_pyarrow_dataset())
+                connection.register(name, _arrow_dataset(delta))
         for name in CONTROL_TABLES:
             if name in lowered:
                 connection.register(name, control_table(database, name))
@@ -243,35 +362,44 @@ def query_rows(
                 connection.register("coverage", coverage_table(warehouse.parent, database))
             except CampaignError as error:
                 raise QueryError(str(error)) from error
+        connection.execute("set lock_configuration = true")
         try:
-            relation = connection.sql(sql)
-            if relation is None:  # a statement without rows (SET, CREATE ...)
-                return QueryResult(pa.table({}), 0)
-            return _cut(relation.to_arrow_reader(10_000), limit)
+            _check_sources(connection, sql)
+            # Materialised whole before the connection closes: no scan is left running.
+            table = connection.sql(sql).to_arrow_table()
+            return _cut(iter(table.to_batches()), table.schema, limit)
+        except duckdb.PermissionException as error:  # the lock caught what the parser let by
+            raise QueryRefused(
+                f"The statement asks for files, network or extensions ({_first_line(error)}); "
+                f"{ONLY_READS}."
+            ) from error
         except duckdb.CatalogException as error:
-            message = str(error).splitlines()[0]
+            message = _first_line(error)
             if message.startswith("Catalog Error: Table with name"):
                 tables = queryable_tables(warehouse, database, night_id)
                 raise QueryError(f"{message} {_listing(tables)}") from error
             raise QueryError(message) from error
         except duckdb.Error as error:
-            message = str(error).splitlines()[0]
-            raise QueryError(message) from error
+            raise QueryError(_first_line(error)) from error
     finally:
         connection.close()
 
 
-def _cut(reader: pa.RecordBatchReader, limit: int | None) -> QueryResult:
-    """The first ``limit`` rows of ``reader`` and its total count, reading it once."""
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [""])[0]
+
+
+def _cut(batches: Iterator[pa.RecordBatch], schema: pa.Schema, limit: int | None) -> QueryResult:
+    """The first ``limit`` rows of ``batches`` and their total count."""
     kept: list[pa.RecordBatch] = []
     held = total = 0
-    for batch in reader:
+    for batch in batches:
         total += batch.num_rows
         if limit is None or held < limit:
             part = batch if limit is None else batch.slice(0, limit - held)
             kept.append(part)
             held += part.num_rows
-    return QueryResult(pa.Table.from_batches(kept, schema=reader.schema), total)
+    return QueryResult(pa.Table.from_batches(kept, schema=schema), total)
 
 
 def run_query(
