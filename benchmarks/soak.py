@@ -47,7 +47,7 @@ YEAR = "2023/2024"
 START = datetime(2024, 2, 1, 2, 0, tzinfo=UTC)  # night N is published at START + N - 1 days
 
 
-def warehouse_files(warehouse: Path) -> tuple[int, int]:
+def delta_files(warehouse: Path) -> tuple[int, int]:
     """(data files, log entries) of the warehouse's Delta tables."""
     data = log = 0
     for item in warehouse.rglob("*"):
@@ -282,7 +282,7 @@ def main() -> None:
             control = (settings.home / "massar.db").stat().st_size + sum(
                 p.stat().st_size for p in settings.home.glob("massar.db-*")
             )
-            data_files, log_entries = warehouse_files(settings.warehouse)
+            data_files, log_entries = delta_files(settings.warehouse)
             _, home_files = folder_size(settings.home)
             row = (
                 night,
