@@ -929,6 +929,9 @@ def main(argv: list[str] | None = None) -> int:
     if home:
         os.environ["MASSAR_HOME"] = str(Path(home).resolve())
     os.environ.setdefault(CONSOLE_VARIABLE, CONSOLE_CLASS)
+    # What the command and its flows write (reports, backups, keys, logs) is the owner's
+    # only, whatever the umask it was started with: folders 0700, files 0600.
+    umask = os.umask(0o077)
     command = typer.main.get_command(app)
     try:
         command.main(args=args, prog_name="massar", standalone_mode=False)
@@ -963,6 +966,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     finally:
+        os.umask(umask)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)

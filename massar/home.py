@@ -79,6 +79,7 @@ def init_home(home: Path | str | None = None) -> Settings:
         ) from error
     settings = load_settings(home_path)
     upgrade_database(settings.resolved_database_url)
+    secure_home(settings, every_file=True)
     return settings
 
 
@@ -94,4 +95,51 @@ def open_home(home: Path | str | None = None) -> Settings:
         )
     # A newer platform may bring migrations: the control database is moved forward first.
     upgrade_database(settings.resolved_database_url)
+    secure_home(settings)
     return settings
+
+
+# Who may read a home: its owner only (issue 15). Folders 0700, files 0600, whatever the umask.
+PRIVATE_FOLDER = 0o700
+PRIVATE_FILE = 0o600
+
+
+def secure_home(settings: Settings, *, every_file: bool = False) -> None:
+    """Make the home readable by its owner only: the home, ``keys/`` and ``reports/`` 0700;
+    the keys, the SQLite control database (and its journal files) 0600; with ``every_file``
+    (``massar init``), every folder and file of the home too. A file the account does not own
+    is left as it is (the folder around it is closed all the same)."""
+    home = settings.home
+    _chmod(home, PRIVATE_FOLDER)
+    for name in ("keys", "reports"):
+        _chmod(home / name, PRIVATE_FOLDER)
+    for key in _files(home / "keys"):
+        _chmod(key, PRIVATE_FILE)
+    if not settings.database_url:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            _chmod(home / f"massar.db{suffix}", PRIVATE_FILE)
+    if every_file:
+        for path in home.rglob("*"):
+            if path.is_symlink():
+                continue
+            _chmod(path, PRIVATE_FOLDER if path.is_dir() else PRIVATE_FILE)
+
+
+def _files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()]
+
+
+def _chmod(path: Path, mode: int) -> None:
+    import os
+    import stat
+
+    try:
+        status = path.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(status.st_mode) or status.st_uid != os.geteuid():
+        return
+    if stat.S_IMODE(status.st_mode) != mode:
+        path.chmod(mode)

@@ -377,6 +377,9 @@ class Postgres:
             self._run(str(self.bin / "pg_ctl"), "-D", str(self.paths.pg_data), "-m", "fast", "stop")
 
     def psql(self, sql: str, database: str = "postgres") -> str:
+        """Run ``sql`` as the cluster's superuser (peer authentication on the socket). The SQL
+        goes through psql's standard input, never its command line: it may hold a role's
+        password, and every account of the machine can read a process's arguments."""
         return self._run(
             str(self.bin / "psql"),
             "-h",
@@ -387,10 +390,14 @@ class Postgres:
             self.config.pg_superuser,
             "-d",
             database,
+            "-X",
+            "-q",
             "-v",
             "ON_ERROR_STOP=1",
-            "-tAc",
-            sql,
+            "-tA",
+            "-f",
+            "-",
+            input=sql + ";\n",
         ).stdout.strip()
 
     def ensure_database(self, name: str, password: str) -> None:
@@ -438,6 +445,7 @@ def _spawn(paths: StackPaths, name: str, command: list[str], env: dict[str, str]
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: 'down' stops it with its children
+        umask=0o077,  # what the services write (reports, backups, logs) is the owner's only
     )
     log.close()
     _pid_file(paths, name).write_text(str(process.pid))
@@ -657,7 +665,7 @@ def systemd_units(root: Path, user: str | None = None) -> dict[str, str]:
         raise StackError(f"No stack was set up in {paths.root}; run 'deployments/stack up' first.")
     user = user or config.service_user
     pg_bin = postgres_binaries()
-    common = "Restart=on-failure\nRestartSec=5\n"
+    common = "Restart=on-failure\nRestartSec=5\nUMask=0077\n"
     return {
         "massar-postgresql.service": (
             "[Unit]\nDescription=Massar platform: PostgreSQL (Prefect's and the control "

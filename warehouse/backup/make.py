@@ -96,7 +96,7 @@ def backup_home(
             "it (a backup kept beside what it protects is lost with it)."
         )
     try:
-        destination.mkdir(parents=True, exist_ok=True)
+        destination.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as error:
         raise BackupError(
             f"The backup folder {destination} cannot be created ({error.strerror})."
@@ -107,7 +107,9 @@ def backup_home(
     staging = destination / f".{archive.name}.{os.getpid()}.staging"
     try:
         staged_home = staging / HOME
-        staged_home.mkdir(parents=True)
+        staging.mkdir(mode=0o700)  # copies of the database (and maybe the keys) stay private
+        staging.chmod(0o700)
+        staged_home.mkdir()
         # The database first: every file it refers to was written before it was recorded.
         database, check_url = _stage_database(settings.resolved_database_url, staging)
         sections = [SETTINGS_FILE, *BACKED_UP]
@@ -326,7 +328,11 @@ def _pack(staging: Path, manifest: dict[str, Any], archive: Path) -> tuple[int, 
         return info
 
     try:
-        with partial.open("wb") as handle:
+        # The archive holds pupils' data (and, with --include-keys, the signing key): its
+        # owner's only, whatever the umask (issue 15).
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
             writer = _HashingWriter(handle)
             # tarfile only writes and flushes: the hashing writer is file object enough.
             fileobj = cast(IO[bytes], writer)

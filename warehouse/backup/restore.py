@@ -115,6 +115,9 @@ def restore_home(archive: Path, target_home: Path, *, database_url: str = "") ->
             shutil.move(staging / EVIDENCE, kept / Path(EVIDENCE).name)
         if target.exists():
             target.rmdir()
+        staged_home.chmod(0o700)  # the restored home is its owner's only, whatever the umask
+        if (staged_home / SQLITE_FILE).is_file():
+            (staged_home / SQLITE_FILE).chmod(0o600)
         os.replace(staged_home, target)
     except OSError as error:
         raise BackupError(
