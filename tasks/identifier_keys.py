@@ -23,7 +23,10 @@ def number_key(value: str | None) -> str:
     leading zeros of an all-digit number dropped (spreadsheets drop them)."""
     if not value:
         return ""
-    text = re.sub(r"[\s./-]", "", clean_text(str(value))).upper()
+    if isinstance(value, str) and value.isascii() and value.isalnum():  # nothing to clean
+        text = value.upper()
+    else:
+        text = _NUMBER_SEPARATORS.sub("", clean_text(str(value))).upper()
     return (text.lstrip("0") or text) if text.isdigit() else text
 
 
@@ -31,13 +34,26 @@ def cin_key(value: str | None) -> str:
     """A CIN as compared: upper case, no separators, no leading zeros in its digits."""
     if not value:
         return ""
-    text = re.sub(r"[^0-9A-Z]", "", clean_text(str(value)).upper())
-    return re.sub(r"^([A-Z]*)0+(?=\d)", r"\1", text)
+    if isinstance(value, str) and value.isascii() and value.isalnum():  # nothing to clean
+        text = value.upper()
+    else:
+        text = _NOT_CIN.sub("", clean_text(str(value)).upper())
+    return _CIN_ZEROS.sub(r"\1", text)
 
 
 def code_key(value: str | None) -> str:
     """A Massar code as compared: clean, upper case, no spaces."""
-    return re.sub(r"\s", "", clean_text(value or "")).upper()
+    if not value:
+        return ""
+    if value.isascii() and value.isalnum():
+        return value.upper()
+    return _SPACE.sub("", clean_text(value)).upper()
+
+
+_NUMBER_SEPARATORS = re.compile(r"[\s./-]")
+_NOT_CIN = re.compile(r"[^0-9A-Z]")
+_CIN_ZEROS = re.compile(r"^([A-Z]*)0+(?=\d)")
+_SPACE = re.compile(r"\s")
 
 
 def number_key_expr(expr: pl.Expr) -> pl.Expr:

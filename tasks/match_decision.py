@@ -14,9 +14,11 @@ never appear in a reason. The rules: docs/decisions/0004-matching-children.md.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date
+from functools import lru_cache
 
 from schemas.exchange import (
     LEFT,
@@ -39,7 +41,7 @@ from tasks.match_scoring import (
     score,
 )
 from tasks.name_keys import AGREE, DIFFER, PART, UNSURE, FirstNames, name_skeletons
-from tasks.province_register import CandidateIndex, Register, RegisteredPupil, person_identifiers
+from tasks.province_register import Register, RegisteredPupil, person_identifiers
 
 
 def _doubts(best: Evidence, policy: MatchPolicy) -> list[tuple[str, str]]:
@@ -76,6 +78,26 @@ def _doubts(best: Evidence, policy: MatchPolicy) -> list[tuple[str, str]]:
     return out or [("the match is not sure enough", "not_sure")]
 
 
+@lru_cache(maxsize=1 << 14)
+def _agreeing_dates(days: tuple[date, ...], near: tuple[date, ...]) -> frozenset[date]:
+    """The birth dates ``birth_evidence`` reads as exact, swapped or near: the request's keys'
+    ``birth_dates`` and ``near_dates`` (none without a birth date: "unknown")."""
+    return frozenset((*days, *near))
+
+
+def _family_names(pupil: RegisteredPupil | None, leaving: LeavingRecord | None) -> tuple[str, ...]:
+    """The family names a candidate is compared with: the pupil's, the leaving record's and the
+    father's Latin spelling, each once."""
+    families = [source.family_name for source in (pupil, leaving) if source is not None]
+    if pupil and pupil.family_name_fr:
+        families.append(pupil.family_name_fr)
+    return tuple(dict.fromkeys(f for f in families if f))
+
+
+def _family_skeletons(family_names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset().union(*map(name_skeletons, family_names))
+
+
 class Matcher:
     """One request batch against a register and the leaving records."""
 
@@ -103,11 +125,46 @@ class Matcher:
         ):
             latest[record.student_code] = record
         self.leavers = tuple(latest[code] for code in sorted(latest))
-        self.leavers_index = CandidateIndex(self.leavers)
         self.leaving_by_code = latest
         people: tuple[RegisteredPupil | LeavingRecord, ...] = (*register.pupils, *self.leavers)
+        # the pupils' and the leavers' keys in one index: one look-up per key
+        self._index = register.index_with(self.leavers)
+        self._code_at = tuple(person.student_code for person in people)
         self.first_names = FirstNames((person.first_name, person.sex) for person in people)
         self._people: dict[str, Candidate | None] = {}
+        # per code, the candidate's birth date and its family names' consonant keys
+        self._gate: dict[str, tuple[date | None, frozenset[str]]] = {}
+        self._born = self._birth_blocks(people)
+
+    def _birth_blocks(
+        self, people: Iterable[RegisteredPupil | LeavingRecord]
+    ) -> dict[date, dict[str, list[str]]]:
+        """By birth date, then by each consonant key of the family names a candidate is compared
+        with (``Candidate.family_skeletons``): the codes of the pupils and leavers born that
+        day (and, in ``self._gate``, each code's birth date and keys).
+
+        A candidate found only by its birth date has neither the parent's identifier nor the
+        code (those bring it by their own keys), so ``score`` drops it unless its family names
+        share a consonant key with the request's names: ``candidates`` looks up only those,
+        about one of the eleven a birth date brings."""
+        blocks: dict[date, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        gate = self._gate
+        for person in people:
+            code = person.student_code
+            if code not in gate:
+                pupil = self.register.by_code(code)
+                leaving = self.leaving_by_code.get(code)
+                main = pupil if pupil is not None else leaving
+                assert main is not None
+                gate[code] = (
+                    main.birth_date,
+                    _family_skeletons(_family_names(pupil, leaving)),
+                )
+            if person.birth_date:
+                block = blocks[person.birth_date]
+                for skeleton in gate[code][1]:
+                    block[skeleton].append(code)
+        return {day: dict(block) for day, block in blocks.items()}
 
     def person(self, code: str) -> Candidate | None:
         if code not in self._people:
@@ -121,25 +178,21 @@ class Matcher:
             return None
         numbers: set[str] = set()
         cins: set[str] = set()
-        families: list[str] = []
         for source in (pupil, leaving):
             if source is None:
                 continue
             more_numbers, more_cins = person_identifiers(source)
             numbers |= more_numbers
             cins |= more_cins
-            families.append(source.family_name)
-        if pupil and pupil.family_name_fr:
-            families.append(pupil.family_name_fr)
         main = pupil if pupil is not None else leaving
         assert main is not None
-        family_names = tuple(dict.fromkeys(f for f in families if f))
+        family_names = _family_names(pupil, leaving)
         return Candidate(
             student_code=code,
             pupil=pupil,
             leaving=leaving,
             family_names=family_names,
-            family_skeletons=frozenset().union(*map(name_skeletons, family_names)),
+            family_skeletons=_family_skeletons(family_names),
             first_name=main.first_name,
             sex=main.sex,
             birth_date=main.birth_date,
@@ -148,8 +201,31 @@ class Matcher:
         )
 
     def candidates(self, request: ChildRequest, keys: RequestKeys) -> list[Evidence]:
-        codes = {pupil.student_code for pupil in self.register.lookup(keys)}
-        codes |= {self.leavers[i].student_code for i in self.leavers_index.lookup(keys)}
+        """Every candidate the request's keys find (Register.lookup's pupils and the leavers the
+        same keys find), scored; those ``score`` drops are left out."""
+        code_at = self._code_at
+        codes = {code_at[i] for i in self._index.identified(keys)}
+        # Found by birth date and name keys only: neither the code nor the parent's identifier
+        # is the request's (those bring a candidate by their own keys), so ``score`` drops
+        # the candidate unless its birth date agrees (exact, swapped, near) and its family
+        # names share a consonant key with the request's names. Tested here first.
+        names = keys.names_skeletons
+        agreeing = _agreeing_dates(keys.birth_dates, keys.near_dates)
+        gate = self._gate
+        for position in self._index.blocked(keys, births=False):
+            code = code_at[position]
+            if code not in codes:
+                birth, family_skeletons = gate[code]
+                if birth in agreeing and not names.isdisjoint(family_skeletons):
+                    codes.add(code)
+        blocks = self._born
+        for day in keys.birth_dates:
+            block = blocks.get(day)
+            if block:
+                for skeleton in names:
+                    same = block.get(skeleton)
+                    if same:
+                        codes.update(same)
         scored = []
         for code in codes:
             person = self.person(code)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from schemas.exchange import ChildRequest
@@ -122,29 +123,42 @@ def request_keys(
 ) -> RequestKeys:
     """The request's keys; ``code``, ``number`` and ``cin`` keyed by tasks/identifier_keys.py."""
     birth = request.birth_date
-    days: list[date] = []
-    near: list[date] = []
-    if birth:
-        days.append(birth)
-        if birth.day <= 12 and birth.day != birth.month:
-            days.append(date(birth.year, birth.day, birth.month))
-        for delta in range(1, policy.near_days + 1):
-            near += [birth - timedelta(days=delta), birth + timedelta(days=delta)]
-        for year in (birth.year - 1, birth.year + 1):
-            with suppress(ValueError):  # 29 February
-                near.append(birth.replace(year=year))
+    days, near = _birth_keys(birth, policy.near_days) if birth else ((), ())
+    family, first_name = request.child_family_name, request.child_first_name
+    first = name_skeletons(first_name)
     return RequestKeys(
         code=code,
         number=number,
         cin=cin,
         birth=birth,
-        birth_dates=tuple(days),
-        near_dates=tuple(near),
-        family_skeletons=tuple(sorted(skeletons([request.child_family_name]))),
-        first_skeletons=(first := name_skeletons(request.child_first_name)),
-        names_skeletons=first | name_skeletons(request.child_family_name),
-        name_key=blocking_key(request.child_family_name, request.child_first_name),
+        birth_dates=days,
+        near_dates=near,
+        family_skeletons=_sorted_skeletons(family),
+        first_skeletons=first,
+        names_skeletons=first | name_skeletons(family),
+        name_key=blocking_key(family, first_name),
     )
+
+
+@lru_cache(maxsize=1 << 16)
+def _birth_keys(birth: date, near_days: int) -> tuple[tuple[date, ...], tuple[date, ...]]:
+    """A birth date's exact and day/month-swapped dates, and its near dates (a few days off, a
+    year off); remembered: a request of 200,000 children has a few thousand birth dates."""
+    days = [birth]
+    if birth.day <= 12 and birth.day != birth.month:
+        days.append(date(birth.year, birth.day, birth.month))
+    near: list[date] = []
+    for delta in range(1, near_days + 1):
+        near += [birth - timedelta(days=delta), birth + timedelta(days=delta)]
+    for year in (birth.year - 1, birth.year + 1):
+        with suppress(ValueError):  # 29 February
+            near.append(birth.replace(year=year))
+    return tuple(days), tuple(near)
+
+
+@lru_cache(maxsize=1 << 16)
+def _sorted_skeletons(name: str) -> tuple[str, ...]:
+    return tuple(sorted(skeletons([name])))
 
 
 def birth_evidence(asked: date | None, known: date | None, policy: MatchPolicy) -> str:

@@ -74,6 +74,11 @@ class Register:
         """Pupils sharing a key with the request (code, parent, birth date, name key)."""
         return [self.pupils[i] for i in sorted(self._index.lookup(request))]
 
+    def index_with(self, leavers: Sequence[LeavingRecord]) -> CandidateIndex:
+        """One index of the pupils (positions 0..) and ``leavers`` (positions after the
+        pupils'), for the matcher."""
+        return self._index.extended(leavers, len(self.pupils))
+
     def __repr__(self) -> str:  # never the pupils themselves
         return f"Register(school_year={self.school_year!r}, pupils={len(self.pupils)})"
 
@@ -89,14 +94,18 @@ class CandidateIndex:
         self.number: dict[str, list[int]] = defaultdict(list)
         self.cin: dict[str, list[int]] = defaultdict(list)
         self.names: dict[str, list[int]] = defaultdict(list)
+        family_skeletons: dict[tuple[str, ...], set[str]] = {}  # siblings share their names
         for position, person in enumerate(people):
             self.code[person.student_code].append(position)
             if person.birth_date:
                 self.birth[person.birth_date].append(position)
-                families = [person.family_name]
+                families: tuple[str, ...] = (person.family_name,)
                 if isinstance(person, RegisteredPupil) and person.family_name_fr:
-                    families.append(person.family_name_fr)
-                for skeleton in skeletons(families):
+                    families = (person.family_name, person.family_name_fr)
+                found = family_skeletons.get(families)
+                if found is None:
+                    found = family_skeletons[families] = skeletons(families)
+                for skeleton in found:
                     self.near[(person.birth_date, skeleton)].append(position)
             numbers, cins = person_identifiers(person)
             for number in numbers:
@@ -107,7 +116,28 @@ class CandidateIndex:
             if key:
                 self.names[key].append(position)
 
+    def extended(
+        self, more: Sequence[RegisteredPupil | LeavingRecord], offset: int
+    ) -> CandidateIndex:
+        """This index and ``more``'s records at positions ``offset``, ``offset + 1``...: one
+        index for the pupils and the leavers (this index's lists are shared, not changed)."""
+        added = CandidateIndex(more)
+        merged = CandidateIndex(())
+        for name in ("code", "birth", "near", "number", "cin", "names"):
+            mine: dict = getattr(self, name)
+            theirs: dict = getattr(added, name)
+            both = dict(mine)
+            for key, positions in theirs.items():
+                both[key] = [*mine.get(key, ()), *(offset + i for i in positions)]
+            setattr(merged, name, both)
+        return merged
+
     def lookup(self, request: RequestKeys) -> set[int]:
+        """Positions sharing a key with the request."""
+        return self.identified(request) | self.blocked(request)
+
+    def identified(self, request: RequestKeys) -> set[int]:
+        """Positions of the request's code, parent's number or CIN."""
         found: set[int] = set()
         if request.code:
             found.update(self.code.get(request.code, ()))
@@ -115,8 +145,15 @@ class CandidateIndex:
             found.update(self.number.get(request.number, ()))
         if request.cin:
             found.update(self.cin.get(request.cin, ()))
-        for day in request.birth_dates:
-            found.update(self.birth.get(day, ()))
+        return found
+
+    def blocked(self, request: RequestKeys, *, births: bool = True) -> set[int]:
+        """Positions of the request's birth dates (``births=False``: without the exact and
+        day/month-swapped ones), near birth dates with the family name, and name key."""
+        found: set[int] = set()
+        if births:
+            for day in request.birth_dates:
+                found.update(self.birth.get(day, ()))
         # A birth date a few days or a year off only brings pupils of the same family name:
         # without a parent identifier or a code nothing else could be plausible.
         for day in request.near_dates:
