@@ -21,6 +21,11 @@ from tasks.consolidation_steps import (
 )
 from tasks.disk_space import consolidation_estimate, disk_guarded, warehouse_folders
 from tasks.leases import WAREHOUSE, leased, night_not_run
+from tasks.output_fingerprints import (
+    changes_sentence,
+    evaluation_inputs_task,
+    record_evaluation_task,
+)
 
 
 @flow(name="nightly_consolidation")
@@ -51,14 +56,35 @@ def nightly_consolidation(settings: Settings | None = None, home: str | None = N
 @recorded
 def nightly(settings: Settings | None = None, home: str | None = None) -> dict:
     """The night: ingest what arrived, consolidate the warehouse, evaluate what the warehouse
-    allows (what it does not is reported by the evaluation, and the night still completes)."""
+    allows (what it does not is reported by the evaluation, and the night still completes).
+
+    Nothing is recomputed that did not change (tasks/output_fingerprints.py): when the tables
+    the evaluation reads, its rules and its code are those its outputs were made from, the
+    evaluation does not run; when it runs, schools whose inputs are unchanged keep their
+    results. ``changes`` says what the night changed ("nothing changed" ...)."""
     settings = settings or load_settings(home)
     ingested = ingest_submissions(settings)
     consolidated = nightly_consolidation(settings)
-    evaluated = evaluate(settings)
+    inputs = evaluation_inputs_task(settings)
+    if inputs.unchanged:
+        evaluated: dict = {
+            "outcome": "The evaluation's inputs did not change: its outputs stand as they are.",
+            "rows": {},
+            "skipped": [],
+        }
+        fingerprints: dict = {"unchanged": True}
+    else:
+        evaluated = evaluate(settings)
+        fingerprints = record_evaluation_task(settings, inputs, evaluated)
+    evaluated["fingerprints"] = fingerprints
     return {
         "ingest": ingested["totals"],
         "ingest_note": ingested.get("note", ""),  # school folders left to another run
         "consolidation": consolidated,
         "evaluation": evaluated,
+        "changes": changes_sentence(
+            int(ingested["totals"].get("new_submissions", 0)),
+            int(consolidated.get("schools_changed", 0)),
+            fingerprints,
+        ),
     }

@@ -100,6 +100,8 @@ def run_nightly(settings: Settings) -> str:
     ]
     if result.get("evaluation"):
         lines.append(describe_evaluation(result["evaluation"], settings))
+    if result.get("changes"):  # what the night changed ("nothing changed" ...)
+        lines.append(f"Tonight: {result['changes']}.")
     fail_on_unreadable(result["ingest"], "\n".join(lines))
     return "\n".join(lines)
 

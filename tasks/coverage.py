@@ -280,24 +280,39 @@ def coverage_after_ingest(settings: Settings, now: datetime | None = None) -> di
     """After an ingest: compute every campaign's coverage, record a snapshot, write the
     province's page and return a summary (counts and school codes). A campaigns file that
     cannot be used is reported in the summary, never fails the ingest."""
-    from tasks.coverage_page import write_province_page
+    from tasks.coverage_page import page_path, write_province_page
+    from tasks.output_fingerprints import (
+        coverage_fingerprint,
+        coverage_unchanged,
+        kept_coverage,
+        record_coverage,
+    )
 
     now = as_utc(now or datetime.now(UTC))
     try:
         if not campaigns(settings):
             return {"campaigns": 0}
+        # the same submissions, campaigns file and day as the page on disk: it stands, and no
+        # snapshot is added (issue 17, item 2)
+        made_of = coverage_fingerprint(
+            settings, settings.home / CAMPAIGNS_FILE, now.astimezone(settings.zone).date()
+        )
+        if coverage_unchanged(settings, made_of, page_path(settings)):
+            return kept_coverage(settings)
         coverages = compute_coverage(settings, now=now)
     except CampaignError as error:
         return {"campaigns": 0, "error": str(error)}
     record_snapshots(settings, coverages, now)
     page = write_province_page(settings, coverages, now)
-    return {
+    summary = {
         "campaigns": len(coverages),
         "page": str(page),
         "markdown": artifact_markdown(coverages),
         "rates": {c.campaign.id: round(100 * c.rate, 1) for c in coverages},
         "late": {c.campaign.id: [s.school_code for s in c.late()] for c in coverages},
     }
+    record_coverage(settings, made_of, summary)
+    return summary
 
 
 @task(name="coverage_after_ingest", cache_policy=NO_CACHE)

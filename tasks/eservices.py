@@ -383,12 +383,29 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(partial, path)
 
 
+def _same_extract(target: Path, sha256: str, size: int) -> bool:
+    """The school's extract on disk holds exactly these bytes (its manifest's sha256 and the
+    file's size say so): nothing to write, and its files keep their dates."""
+    try:
+        manifest = json.loads((target / MANIFEST_NAME).read_text(encoding="utf-8"))
+        entry = manifest["files"][0]
+        return (
+            manifest.get("format_version") == FORMAT_VERSION
+            and entry["sha256"] == sha256
+            and (target / EXTRACT_NAME).stat().st_size == size == entry["bytes"]
+        )
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return False
+
+
 def write_school_extracts(
     folder: Path | str, extracts: Mapping[str, Sequence[Mapping[str, Any]]]
 ) -> list[Path]:
     """Write each school's records to ``<folder>/<school_code>/eservices.jsonl`` and its
-    ``manifest.json`` (sha256, size, counts); returns the files written, extract then manifest
-    per school, schools in code order."""
+    ``manifest.json`` (sha256, size, counts); returns the files of every school, extract then
+    manifest per school, schools in code order. A school whose extract on disk already holds
+    the same records is not rewritten (the manifest's sha256 is the extract's fingerprint:
+    the same inputs give the same bytes), so its files keep their dates."""
     written: list[Path] = []
     for school_code in sorted(extracts):
         if not _SCHOOL_FOLDER.match(school_code):
@@ -404,6 +421,11 @@ def write_school_extracts(
             for record in records
         )
         extract = target / EXTRACT_NAME
+        sha256 = hashlib.sha256(data).hexdigest()
+        manifest_path = target / MANIFEST_NAME
+        if _same_extract(target, sha256, len(data)):
+            written.extend([extract, manifest_path])
+            continue
         _write_atomic(extract, data)
         manifest = {
             "format": "massar-eservices",
@@ -413,7 +435,7 @@ def write_school_extracts(
             "files": [
                 {
                     "name": EXTRACT_NAME,
-                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "sha256": sha256,
                     "bytes": len(data),
                     "records": len(records),
                 }
@@ -427,7 +449,6 @@ def write_school_extracts(
                 "history": sum(len(r.get("history") or []) for r in records),
             },
         }
-        manifest_path = target / MANIFEST_NAME
         text = json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"
         _write_atomic(manifest_path, text.encode("utf-8"))
         written.extend([extract, manifest_path])

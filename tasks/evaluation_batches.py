@@ -41,6 +41,7 @@ from tasks.evaluable import (
     _split_enrolled,
     evaluable,
 )
+from tasks.output_fingerprints import kept_results, unchanged_results
 from tasks.results_formulas import (
     ENGINE,
     annual_results,
@@ -184,7 +185,9 @@ def evaluate_warehouse(
         return EvaluationRun(Evaluable({}, [], nothing), night_versions=versions)
 
     marks = scan_table(warehouse, "marks", versions["marks"])
-    batches = batches_of(partitions, batch_rows)
+    # schools whose inputs are those their results were made from keep them (issue 17, item 2)
+    unchanged = unchanged_results(settings, versions, rules, year, semester)
+    batches = batches_of({s: n for s, n in partitions.items() if s not in unchanged}, batch_rows)
     present = _years_present(marks)
     if year is not None and year not in present:
         absent = _rows([_skip(YEAR_ABSENT, year, detail=", ".join(present))])
@@ -236,6 +239,13 @@ def evaluate_warehouse(
                 run.versions.update(written)
         del frames, results
 
+    if unchanged:  # what the evaluation said of the kept schools when it made their results
+        kept_back = kept_results(unchanged, SKIPPED_SCHEMA)
+        skipped.append(kept_back.skipped)
+        years.update(kept_back.years)
+        schools.update(kept_back.schools)
+        run.pupils += kept_back.pupils
+        run.schools_evaluated += kept_back.schools_evaluated
     without_marks = sorted(set(_partition_schools(warehouse, versions)) - set(partitions))
     if without_marks and enrollments is not None:
         active = _active_frame(_enrolments_of(enrollments, without_marks))

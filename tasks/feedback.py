@@ -9,9 +9,11 @@ written.
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -446,10 +448,40 @@ def write_school_report(
     coverage: list[OwedSection] | None = None,
 ) -> tuple[Path, Path]:
     """Both reports of a school, replacing the previous ones; ``coverage``: what the school
-    still owes per campaign (a section of each, when given)."""
+    still owes per campaign (a section of each, when given). Reports made from the same
+    submissions, findings and coverage by the same code are left as they are (the fingerprint
+    of what they were made from is kept beside them, ``.rapport_<school>.inputs``), so a night
+    with nothing new for the school touches neither file; they keep the date they were made."""
     folder = reports / school_code
     xlsx, page = folder / f"rapport_{school_code}.xlsx", folder / f"rapport_{school_code}.html"
-    return (
+    kept = folder / f".rapport_{school_code}.inputs"
+    fingerprint = _report_fingerprint(school_code, submissions, findings, coverage)
+    made = xlsx.is_file() and page.is_file() and kept.is_file()
+    if made and kept.read_text(encoding="utf-8").strip() == fingerprint:
+        return xlsx, page
+    written = (
         write_xlsx_report(xlsx, school_code, generated_at, submissions, findings, coverage),
         write_html_report(page, school_code, generated_at, submissions, findings, coverage),
     )
+    kept.write_text(fingerprint + "\n", encoding="utf-8")  # after both reports are in place
+    return written
+
+
+def _report_fingerprint(
+    school_code: str,
+    submissions: list[ReportSubmission],
+    findings: list[ReportFinding],
+    coverage: list[OwedSection] | None,
+) -> str:
+    """The sha256 of what a school's reports are made from, and of the code that writes them."""
+    hasher = hashlib.sha256()
+    for path in (Path(__file__), Path(__file__).with_name("bidi.py")):
+        hasher.update(path.read_bytes())
+    made_of = [
+        school_code,
+        [astuple(s) for s in submissions],
+        [astuple(f) for f in findings],
+        None if coverage is None else [astuple(c) for c in coverage],
+    ]
+    hasher.update(json.dumps(made_of, default=str, ensure_ascii=False).encode("utf-8"))
+    return hasher.hexdigest()

@@ -10,6 +10,7 @@ baccalaureate) and the comparison with last year when the warehouse holds it.
 from __future__ import annotations
 
 import html
+import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -249,7 +250,24 @@ def chart_figures(stats: Mapping[str, pl.DataFrame], year: str) -> dict[str, Any
 
 def _save(figure, path: Path) -> None:  # type: ignore[no-untyped-def]
     # Agg through the PNG writer; no Software tag, so the same figures give the same bytes.
-    figure.savefig(path, format="png", metadata={"Software": None})
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    _write_if_changed(path, buffer.getvalue())
+
+
+def _write_if_changed(path: Path, data: bytes) -> bool:
+    """Write ``data`` unless the file already holds exactly it (the report is a function of
+    its inputs: the same results give the same bytes, and the file keeps its date); returns
+    whether it was written."""
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    partial.replace(path)
+    return True
 
 
 # ---- tables ------------------------------------------------------------------------------------
@@ -559,5 +577,5 @@ def write_statistics_report(
 </html>
 """
     path = folder / f"{stem}.html"
-    path.write_text(page, encoding="utf-8")
+    _write_if_changed(path, page.encode("utf-8"))
     return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -414,3 +415,32 @@ def test_writer_refuses_another_schools_record_and_odd_folders(inputs, tmp_path:
         write_school_extracts(tmp_path, {A: extracts[A] + extracts[B]})
     with pytest.raises(ValueError, match="cannot name a folder"):
         write_school_extracts(tmp_path, {"../x": []})
+
+
+def test_an_extract_with_the_same_records_is_left_untouched(inputs, tmp_path: Path):
+    extracts = build_extract(**inputs)
+    write_school_extracts(tmp_path, extracts)
+    files = sorted(tmp_path.rglob("*.*"))
+    stamps = {path: path.stat().st_mtime_ns for path in files}
+    for path in files:  # an old date: a rewrite would show
+        os.utime(path, ns=(stamps[path] - 10**9, stamps[path] - 10**9))
+    before = {path: path.stat().st_mtime_ns for path in files}
+
+    again = write_school_extracts(tmp_path, build_extract(**inputs))  # nothing changed
+
+    assert sorted(again) == files
+    assert {path: path.stat().st_mtime_ns for path in files} == before
+    # a pupil's record of school A changes: A's files are rewritten, B's are not
+    changed = {**extracts, A: [dict(extracts[A][0], class_code="X-9"), *extracts[A][1:]]}
+    write_school_extracts(tmp_path, changed)
+    after = {path: path.stat().st_mtime_ns for path in files}
+    assert {p.relative_to(tmp_path).as_posix() for p in files if after[p] != before[p]} == {
+        f"{A}/eservices.jsonl",
+        f"{A}/manifest.json",
+    }
+    lines = (tmp_path / A / "eservices.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(lines[0])["class_code"] == "X-9"
+    # a lost extract is written again, whatever its manifest says
+    (tmp_path / B / "eservices.jsonl").unlink()
+    write_school_extracts(tmp_path, changed)
+    assert (tmp_path / B / "eservices.jsonl").is_file()

@@ -1,0 +1,237 @@
+"""Benchmark: the first night of a province, then a second night with nothing new (issue 17,
+item 2: an unchanged night costs the ingest's pre-check, one consolidation look and a
+publication, ≤ 5 % of the first night, the Prefect API's start aside).
+
+    .venv/bin/python benchmarks/second_night.py [--quick] [--province DIR] [--schools N]
+        [--work DIR] [--code DIR] [--json OUT.json]
+
+Both nights run ``flows.nightly.nightly`` in one process of their own (a subprocess of this
+script), under one embedded Prefect API started before the first night and timed apart, on a
+fresh home holding the province's inbox. Per night: wall seconds, CPU seconds (the process and
+the ingest's worker processes; the API server's CPU is shown apart, for both nights together)
+and the load average before and after: the machine is shared, and wall times follow the load.
+``--code DIR`` runs another checkout of the project (e.g. ``git archive HEAD``), for a before /
+after comparison on the same province.
+
+``run(quick)`` returns the rows for benchmarks/report.py: {measure, ours_s, baseline_s,
+peak_rss_mb, target}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK_SCHOOLS = 6
+TARGET = "<= 5%"
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds of a running process and its reaped children (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum(int(value) for value in fields[11:15]) / ticks
+
+
+def _nights_main(home: Path, out: Path) -> None:
+    """Run in a subprocess: the API start, then two nights, each timed."""
+    sys.path.insert(0, str(Path.cwd()))
+    from ground.settings import load_settings
+    from massar.runner import prefect_api
+
+    settings = load_settings(str(home))
+    figures: dict[str, Any] = {"load_start": _load()}
+    started = time.perf_counter()
+    with prefect_api(settings):
+        figures["api_start_s"] = time.perf_counter() - started
+        from prefect.settings import PREFECT_API_URL
+
+        from flows.nightly import nightly
+
+        server = _server_pid(PREFECT_API_URL.value())
+        server_cpu = _process_cpu(server) if server else 0.0
+        for name in ("first", "second"):
+            load = _load()
+            wall, cpu = time.perf_counter(), _cpu()
+            summary = nightly(settings)
+            figures[name] = {
+                "wall_s": time.perf_counter() - wall,
+                "cpu_s": _cpu() - cpu,
+                "load_before": load,
+                "load_after": _load(),
+                "changes": summary.get("changes", ""),
+                "new_submissions": summary["ingest"].get("new_submissions"),
+            }
+            print(f"{name} night: {figures[name]}", flush=True)
+        if server:
+            figures["api_cpu_s"] = _process_cpu(server) - server_cpu
+    out.write_text(json.dumps(figures))
+
+
+def _server_pid(url: str | None) -> int | None:
+    """The pid of the process listening on the API's port (the embedded server), if any."""
+    if not url:
+        return None
+    port = url.rsplit(":", 1)[-1].split("/", 1)[0]
+    try:
+        found = subprocess.run(
+            ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=False
+        ).stdout
+    except OSError:
+        return None
+    marker = "pid="
+    if marker not in found:
+        return None
+    return int(found.split(marker, 1)[1].split(",", 1)[0])
+
+
+def _env(code: Path) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("MASSAR_", "PREFECT_"))}
+    return keep | {
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PYTHONPATH": str(code),
+    }
+
+
+def nights(province: Path, work: Path, code: Path = ROOT) -> tuple[dict[str, Any], float]:
+    """A fresh home with the province's inbox, both nights timed; (figures, peak RSS MB)."""
+    env = _env(code)
+    home = work / "home"
+    shutil.rmtree(home, ignore_errors=True)
+    init = "from massar.home import init_home; import sys; init_home(sys.argv[1])"
+    subprocess.run([sys.executable, "-c", init, str(home)], env=env, cwd=code, check=True)
+    for school in sorted(p for p in province.iterdir() if p.is_dir() and p.name[:5].isdigit()):
+        shutil.copytree(school, home / "inbox" / school.name)
+    out = work / "nights.json"
+    log = work / "nights.log"
+    with log.open("w") as handle:
+        process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--nights", str(home), str(out)],
+            env=env,
+            cwd=code,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) or not out.exists():
+        tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-8:])
+        raise SystemExit(f"the nights failed: {tail}")
+    return json.loads(out.read_text()), usage.ru_maxrss / 1024
+
+
+def _province(work: Path, schools: int | None) -> Path:
+    from massar.synthetic import generate_province
+
+    province = work / "province"
+    if not province.exists():
+        print(f"generating a province of {schools or 'the default'} schools ...", flush=True)
+        kwargs: dict[str, Any] = {"seed": 2024, "year": "2023/2024"}
+        if schools:
+            kwargs["schools"] = schools
+        generate_province(province, **kwargs)
+    return province
+
+
+def rows_of(figures: dict[str, Any], peak_rss_mb: float | None) -> list[dict[str, Any]]:
+    first, second = figures["first"], figures["second"]
+    note = (
+        f"API start {figures['api_start_s']:.1f} s apart (not in either night); CPU first "
+        f"{first['cpu_s']:.1f} s, second {second['cpu_s']:.1f} s; load "
+        f"{first['load_before']} / {second['load_before']}; second night: "
+        f"{second.get('changes') or '-'}"
+    )
+    return [
+        {
+            "measure": "unchanged night / first night",
+            "ours_s": round(second["wall_s"], 2),
+            "baseline_s": round(first["wall_s"], 2),
+            "peak_rss_mb": round(peak_rss_mb, 1) if peak_rss_mb else None,
+            "target": TARGET,
+            "note": note,
+        }
+    ]
+
+
+def run(quick: bool) -> list[dict[str, Any]]:
+    """The rows for benchmarks/report.py: the unchanged night against the first one (quick: a
+    province of 6 schools; else the default province)."""
+    work = Path(tempfile.mkdtemp(prefix="massar-second-night-"))
+    try:
+        province = _province(work, QUICK_SCHOOLS if quick else None)
+        figures, peak = nights(province, work)
+        return rows_of(figures, peak)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _print(figures: dict[str, Any], peak: float) -> None:
+    first, second = figures["first"], figures["second"]
+    print(
+        f"API start (apart): {figures['api_start_s']:.1f} s; load at start {figures['load_start']}"
+    )
+    for name, night in (("first night", first), ("unchanged night", second)):
+        print(
+            f"{name:16}: {night['wall_s']:7.2f} s wall, {night['cpu_s']:7.2f} s CPU "
+            f"(load {night['load_before']} -> {night['load_after']})"
+        )
+    ratio = second["wall_s"] / first["wall_s"] if first["wall_s"] else float("nan")
+    cpu_ratio = second["cpu_s"] / first["cpu_s"] if first["cpu_s"] else float("nan")
+    print(
+        f"unchanged / first: {ratio:.1%} wall, {cpu_ratio:.1%} CPU (target {TARGET}); "
+        f"API server CPU over both nights {figures.get('api_cpu_s', 0):.1f} s; peak RSS "
+        f"{peak:.0f} MB; second night says: {second.get('changes') or '-'}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_SCHOOLS} schools")
+    parser.add_argument("--province", type=Path, help="an already generated province")
+    parser.add_argument("--schools", type=int, help="schools to generate (default province)")
+    parser.add_argument("--work", type=Path, help="keep the working folder here")
+    parser.add_argument("--code", type=Path, default=ROOT, help="the project checkout to run")
+    parser.add_argument("--json", type=Path, help="write the rows here too")
+    parser.add_argument("--nights", nargs=2, type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.nights:
+        return _nights_main(*args.nights)
+    work = args.work or Path(tempfile.mkdtemp(prefix="massar-second-night-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        province = args.province or _province(work, QUICK_SCHOOLS if args.quick else args.schools)
+        figures, peak = nights(province, work, args.code.resolve())
+        _print(figures, peak)
+        if args.json:
+            args.json.write_text(json.dumps(rows_of(figures, peak)))
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
