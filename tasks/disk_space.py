@@ -24,6 +24,9 @@ from ground.settings import Settings, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 MARGIN = 4 * 1024 * 1024  # what a step keeps free besides its own estimate
+# A batch's files (XML, CSV, signatures, manifest, review list) against the request's bytes:
+# about 6 on the generated requests; 20 leaves room for requests of short lines.
+BATCH_BYTES_PER_REQUEST_BYTE = 20
 FULL_TEXTS = ("no space left on device", "database or disk is full", "os error 28", "disk full")
 
 
@@ -153,3 +156,92 @@ def evaluation_estimate(settings: Settings) -> int:
     """The result tables are rewritten for the years evaluated: about a tenth of the
     warehouse (the marks they are computed from are most of it)."""
     return folder_bytes(settings.warehouse) // 10
+
+
+# A fund's exchange: a batch prepared whole or not at all, a delivery told in one sentence.
+
+
+def batch_prepared_whole(fn: F) -> F:
+    """Decorate ``prepare_batch(settings, partner, request_path, ...)``: before it, the disk of
+    ``exchange/<partner>/batches/`` must have room for the batch (estimated from the request's
+    size); when it fails (a disk found full, anything else), the batch folders it created and
+    no batch was recorded for are removed, so no half-written file or manifest stays behind;
+    a full disk is :class:`DiskFull` naming that folder and the space needed."""
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        arguments = signature.bind(*args, **kwargs).arguments
+        settings, partner = arguments["settings"], arguments["partner"]
+        request = Path(arguments["request_path"])
+        batches = settings.exchange / partner / "batches"
+        what = f"The preparation of the answer to {partner.upper()}'s request {request.name}"
+        needed = BATCH_BYTES_PER_REQUEST_BYTE * request.stat().st_size
+        ensure_space(batches, needed, what)
+        before = set(batches.iterdir()) if batches.is_dir() else set()
+        try:
+            return fn(*args, **kwargs)
+        except BaseException as error:
+            new = (set(batches.iterdir()) if batches.is_dir() else set()) - before
+            recorded = _recorded_batches(settings, [folder.name for folder in new])
+            for folder in new:
+                if folder.name not in recorded:
+                    shutil.rmtree(folder, ignore_errors=True)
+            untold = isinstance(error, Exception) and not isinstance(error, DiskFull)
+            if untold and is_disk_full(error):
+                raise DiskFull(full_sentence(what, batches, needed)) from error
+            raise
+
+    return run  # type: ignore[return-value]
+
+
+def delivery_told_when_full(fn: F) -> F:
+    """Decorate ``deliver_approved(settings, batch_id)``: a disk found full while the batch's
+    files are written into the fund's inbox of the home (the embedded mode) is
+    :class:`DiskFull` naming that folder and the batch's size; the file being written is not
+    left half-written (the files delivered before it are recorded, the next run sends the
+    rest, manifest last)."""
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        arguments = signature.bind(*args, **kwargs).arguments
+        settings, batch_id = arguments["settings"], str(arguments["batch_id"])
+        try:
+            return fn(*args, **kwargs)
+        except Exception as error:
+            if isinstance(error, DiskFull) or not is_disk_full(error):
+                raise
+            partner = batch_id.split("-", 1)[0].lower()
+            folder = settings.exchange
+            if partner in settings.partners:
+                folder = settings.exchange / partner / settings.partners[partner].remote_inbox
+            batch = settings.exchange / partner / "batches" / batch_id
+            names = [p.name for p in batch.iterdir()] if batch.is_dir() else []
+            for name in names:  # the half-written copy (transport's temporary name)
+                (folder / f".{name}.part").unlink(missing_ok=True)
+            raise DiskFull(
+                full_sentence(f"The delivery of batch {batch_id}", folder, folder_bytes(batch))
+            ) from error
+
+    return run  # type: ignore[return-value]
+
+
+def _recorded_batches(settings: Settings, batch_ids: list[str]) -> set[str]:
+    """Which of ``batch_ids`` the control database records (their folders are kept)."""
+    if not batch_ids:
+        return set()
+    from sqlalchemy import select
+
+    from warehouse.control import ControlDatabase, ExchangeBatch
+
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        with database.session() as session:
+            return set(
+                session.scalars(
+                    select(ExchangeBatch.batch_id).where(ExchangeBatch.batch_id.in_(batch_ids))
+                )
+            )
+    finally:
+        database.dispose()

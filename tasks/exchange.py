@@ -48,6 +48,7 @@ from ground.errors import OperatorError
 from ground.settings import Settings
 from schemas.exchange import STATUSES, ChildAnswer
 from tasks.approval_rules import Claim, DecisionRefused, verify_decider
+from tasks.disk_space import batch_prepared_whole, delivery_told_when_full
 from tasks.fund_files_set_aside import (
     max_bytes,
     request_problem,
@@ -1072,8 +1073,13 @@ def publish_batch_artifact(summary: dict[str, Any]) -> None:
 
 
 fetch_requests_task = task(name="fetch_partner_requests", cache_policy=NO_CACHE)(fetch_new_requests)
-prepare_batch_task = task(name="prepare_batch", cache_policy=NO_CACHE)(prepare_batch)
-deliver_task = task(name="deliver_batch", cache_policy=NO_CACHE, retries=0)(deliver_approved)
+# A batch is prepared whole or not at all, a full disk is one sentence (tasks/disk_space.py).
+prepare_batch_task = task(name="prepare_batch", cache_policy=NO_CACHE)(
+    batch_prepared_whole(prepare_batch)
+)
+deliver_task = task(name="deliver_batch", cache_policy=NO_CACHE, retries=0)(
+    delivery_told_when_full(deliver_approved)
+)
 reconcile_task = task(name="reconcile_acknowledgements", cache_policy=NO_CACHE)(
     reconcile_acknowledgements
 )

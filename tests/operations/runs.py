@@ -16,7 +16,8 @@ from pathlib import Path
 import polars as pl
 from sqlalchemy import select
 
-from warehouse.control import ControlDatabase, Run, Submission
+from warehouse.control import ControlDatabase, ExchangeBatch, Run, Submission
+from warehouse.exchange import message_log
 from warehouse.leases import LeaseHeld, current_leases
 
 MASSAR = str(Path(sys.executable).with_name("massar"))
@@ -114,3 +115,26 @@ def check_ingested_once(home: Path, files: int) -> None:
         staged.update(ids.to_list())
     accepted = {s.submission_id: s.rows_accepted for s in found if s.rows_accepted}
     assert dict(staged) == accepted
+
+
+def batches(home: Path) -> list[ExchangeBatch]:
+    """The exchange batches the control database records."""
+    handle = database(home)
+    try:
+        with handle.session() as session:
+            return list(session.scalars(select(ExchangeBatch)))
+    finally:
+        handle.dispose()
+
+
+def delivered(home: Path) -> list[str]:
+    """The message log's entries of delivered files (decisions and refusals set apart)."""
+    handle = database(home)
+    try:
+        return [
+            e["file_name"]
+            for e in message_log(handle)
+            if not e["file_name"].startswith(("decision:", "refused:", "review-decision:"))
+        ]
+    finally:
+        handle.dispose()

@@ -6,79 +6,19 @@ delivers the batch once, and a later run finds nothing new."""
 
 from __future__ import annotations
 
-import shutil
 import time
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from connectors.signing import make_test_certificate
-from flows.nightly import nightly
 from ground.settings import load_settings
-from massar.home import init_home
 from massar.runner import approve_batch
 from tasks.approval_rules import Claim
 from tasks.exchange import batch_summary
-from tests.harness.approvers import PREPARER, PREPARER_ACCOUNT, code, enrol_test_approvers
+from tests.harness.approvers import PREPARER, PREPARER_ACCOUNT, code
 from tests.harness.prefect_runs import wait_paused
-from tests.operations.runs import database, finish, leases, start, wait_until
-from warehouse.control import ExchangeBatch
-from warehouse.exchange import message_log
+from tests.operations.runs import batches, delivered, finish, leases, start, wait_until
 
 pytestmark = pytest.mark.slow
-YEAR = "2023-2024"
-
-
-@pytest.fixture
-def exchange_home(prefect_server, province, tmp_path) -> tuple[Path, dict[str, str]]:
-    """A home whose warehouse holds the province (one night), with Massar's leaving records,
-    a signing identity, the tests' approvers and a CNSS request in the fund's outbox (the
-    embedded mode's folder); the environment the ``massar`` processes run with."""
-    settings = init_home(tmp_path / "home")
-    for school in sorted(p for p in province.iterdir() if p.is_dir() and p.name[:5].isdigit()):
-        shutil.copytree(school, settings.inbox / school.name)
-    nightly(settings)
-    (settings.home / "reference").mkdir(exist_ok=True)
-    shutil.copy(province / "leavers.csv", settings.home / "reference" / "leavers.csv")
-    now = datetime.now(UTC)
-    key, certificate = make_test_certificate(
-        settings.home / "keys", now - timedelta(days=1), now + timedelta(days=30), "Tiznit"
-    )
-    enrol_test_approvers(settings.home)
-    outbox = settings.exchange / "cnss" / settings.partners["cnss"].remote_outbox
-    outbox.mkdir(parents=True, exist_ok=True)
-    request = province / "partners" / "cnss" / f"CNSS_SCOL_{YEAR}_0001.csv"
-    shutil.copy(request, outbox / request.name)
-    env = {
-        "MASSAR_SIGNING_KEY": str(key),
-        "MASSAR_SIGNING_CERTIFICATE": str(certificate),
-        "MASSAR_APPROVAL_POLL_SECONDS": "1",
-        "MASSAR_APPROVAL_TIMEOUT_HOURS": "0.25",  # a test that fails must not hang
-    }
-    return settings.home, env
-
-
-def batches(home: Path) -> list[ExchangeBatch]:
-    handle = database(home)
-    try:
-        with handle.session() as session:
-            return list(session.scalars(select(ExchangeBatch)))
-    finally:
-        handle.dispose()
-
-
-def delivered(home: Path) -> list[str]:
-    handle = database(home)
-    try:
-        return [
-            e["file_name"]
-            for e in message_log(handle)
-            if not e["file_name"].startswith(("decision:", "refused:", "review-decision:"))
-        ]
-    finally:
-        handle.dispose()
 
 
 def test_a_second_exchange_for_the_fund_waits_then_completes_and_prepares_nothing(

@@ -154,3 +154,99 @@ def test_a_disk_that_fills_during_the_night_publishes_no_half_night(
         summary = nightly_consolidation(settings)
         assert summary["night_id"] in [n for n, state in nights(path) if state == "completed"]
     check_ingested_once(path, files)
+
+
+# ---- a fund's exchange --------------------------------------------------------------------------
+
+
+def test_an_exchange_on_a_full_disk_prepares_and_delivers_nothing_half_then_completes(
+    exchange_home, prefect_server
+):
+    """The batches' disk full: one sentence, no batch recorded, no file left; once freed, the
+    batch is prepared and waits for its approval. The fund's inbox (the embedded mode's
+    folder) full when it is delivered: one sentence naming it, no half-written file and no
+    manifest there; once freed, the next run delivers the rest, each file once."""
+    import time
+
+    from ground.settings import load_settings
+    from massar.runner import approve_batch
+    from tasks.approval_rules import Claim
+    from tasks.exchange import batch_summary
+    from tests.harness.approvers import PREPARER, PREPARER_ACCOUNT, code
+    from tests.harness.prefect_runs import wait_paused
+    from tests.operations.runs import batches, delivered, wait_until
+
+    path, env = exchange_home
+    settings = load_settings(path)
+    folder = path / "exchange" / "cnss" / "batches"
+    with nearly_full(folder, size_mb=8, free_kb=256) as filler:
+        code_1, out, err = finish(start(path, prefect_server, "exchange", "run", "cnss", **env))
+        assert code_1 == 1, err[-3000:]
+        sentence = error_line(err)
+        assert f"the disk holding {folder} is full" in sentence, sentence
+        assert "MB needed" in sentence and "then run it again" in sentence
+        assert "Traceback" not in out + err
+        assert batches(path) == []
+        assert [p.name for p in folder.iterdir()] == ["filler.bin"]
+        filler.unlink()  # the operator frees space
+
+        inbox = path / "exchange" / "cnss" / settings.partners["cnss"].remote_inbox
+        running = start(path, prefect_server, "exchange", "run", "cnss", **env)
+        try:
+            [batch] = wait_until(  # type: ignore[misc]
+                lambda: [b for b in batches(path) if b.state == "waiting_approval"],
+                600,
+                "the batch is prepared once space is freed",
+            )
+            wait_paused(batch.flow_run_id, time.monotonic() + 120)
+            with nearly_full(inbox, size_mb=4, free_kb=0) as inbox_filler:
+                claim = Claim("cli", code=code(path, PREPARER), os_account=PREPARER_ACCOUNT)
+                approve_batch(settings, batch.batch_id, claim, True, "")
+                code_2, out, err = finish(running, timeout=600)
+                assert code_2 == 1, err[-3000:]
+                sentence = error_line(err)
+                assert f"The delivery of batch {batch.batch_id} stopped" in sentence, sentence
+                assert f"the disk holding {inbox} is full" in sentence, sentence
+                assert "Traceback" not in out + err
+                summary = batch_summary(settings, batch.batch_id)
+                assert summary["state"] == "approved"
+                there = sorted(p.name for p in inbox.iterdir() if p.name != "filler.bin")
+                assert not [n for n in there if n.endswith((".part", "_manifest.json"))]
+                assert there == sorted(delivered(path))  # complete files only, recorded
+                inbox_filler.unlink()
+                code_3, out, err = finish(
+                    start(path, prefect_server, "exchange", "run", "cnss", **env)
+                )
+                assert code_3 == 0, err[-3000:]
+                summary = batch_summary(settings, batch.batch_id)
+                assert summary["state"] == "delivered"
+                assert sorted(p.name for p in inbox.iterdir()) == sorted(summary["files"])
+                assert sorted(delivered(path)) == sorted(summary["files"])
+        finally:
+            if running.poll() is None:
+                running.kill()
+
+
+def test_a_batch_cut_off_by_a_full_disk_leaves_no_file(exchange_home, prefect_server, monkeypatch):
+    """The estimate said there was room, the disk filled while the batch's files were written:
+    the run fails with the sentence, no batch is recorded and none of its files stays."""
+    import tasks.disk_space
+    from flows.exchange import exchange
+    from ground.errors import RequestsUnanswered
+    from ground.settings import load_settings
+    from tests.operations.runs import batches
+
+    path, env = exchange_home
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PREFECT_API_URL", prefect_server)
+    settings = load_settings(path)
+    monkeypatch.setattr(tasks.disk_space, "MARGIN", 0)
+    monkeypatch.setattr(tasks.disk_space, "BATCH_BYTES_PER_REQUEST_BYTE", 0)
+    folder = path / "exchange" / "cnss" / "batches"
+    with nearly_full(folder, size_mb=4, free_kb=8):
+        with pytest.raises(RequestsUnanswered) as failed:
+            exchange("cnss", settings)
+        assert f"the disk holding {folder} is full" in str(failed.value)
+        assert batches(path) == []
+        assert [p.name for p in folder.iterdir()] == ["filler.bin"]

@@ -1,0 +1,45 @@
+"""The operations tests' homes."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from connectors.signing import make_test_certificate
+from flows.nightly import nightly
+from massar.home import init_home
+from tests.harness.approvers import enrol_test_approvers
+
+YEAR = "2023-2024"
+
+
+@pytest.fixture
+def exchange_home(prefect_server, province, tmp_path) -> tuple[Path, dict[str, str]]:
+    """A home whose warehouse holds the province (one night), with Massar's leaving records,
+    a signing identity, the tests' approvers and a CNSS request in the fund's outbox (the
+    embedded mode's folder); the environment the ``massar`` processes run with."""
+    settings = init_home(tmp_path / "home")
+    for school in sorted(p for p in province.iterdir() if p.is_dir() and p.name[:5].isdigit()):
+        shutil.copytree(school, settings.inbox / school.name)
+    nightly(settings)
+    (settings.home / "reference").mkdir(exist_ok=True)
+    shutil.copy(province / "leavers.csv", settings.home / "reference" / "leavers.csv")
+    now = datetime.now(UTC)
+    key, certificate = make_test_certificate(
+        settings.home / "keys", now - timedelta(days=1), now + timedelta(days=30), "Tiznit"
+    )
+    enrol_test_approvers(settings.home)
+    outbox = settings.exchange / "cnss" / settings.partners["cnss"].remote_outbox
+    outbox.mkdir(parents=True, exist_ok=True)
+    request = province / "partners" / "cnss" / f"CNSS_SCOL_{YEAR}_0001.csv"
+    shutil.copy(request, outbox / request.name)
+    env = {
+        "MASSAR_SIGNING_KEY": str(key),
+        "MASSAR_SIGNING_CERTIFICATE": str(certificate),
+        "MASSAR_APPROVAL_POLL_SECONDS": "1",
+        "MASSAR_APPROVAL_TIMEOUT_HOURS": "0.25",  # a test that fails must not hang
+    }
+    return settings.home, env
