@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from prefect import flow, get_run_logger
 
 from flows.recorded import recorded
-from ground.settings import Settings, load_settings, prefect_environment
+from ground.settings import Settings, flow_settings, load_settings, prefect_environment
 from tasks.alerts import AlertDeliveryError, due_alerts_task, send_alerts_task
 
 
@@ -30,7 +30,7 @@ def watch(
 ) -> dict:
     """Check, e-mail the new alerts, and return their keys (no pupil data). Fails when the
     mail server could not take them all: the rest is sent at the next check."""
-    settings = settings or load_settings(home)
+    settings = flow_settings(settings, home)  # secrets: from the home, not Prefect
     logger = get_run_logger()
     alerts = due_alerts_task(settings, now or datetime.now(UTC))
     for alert in alerts:
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         command = [sys.executable, "-m", "flows.alerts", "--home", str(settings.home)]
         os.execve(sys.executable, command, environment)
     try:
-        result = watch(settings)
+        result = watch(settings.without_secrets())
     except AlertDeliveryError as error:
         print(error, file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from prefect import flow, get_run_logger
 
 from flows.recorded import recorded
-from ground.settings import Settings, load_settings
+from ground.settings import Settings, flow_settings
 from tasks.resends import confirm_resend_task
 
 
@@ -24,7 +24,7 @@ def confirm_resend(
 ) -> dict:
     """Apply the held resend ``submission`` at the next night; fails with one sentence when
     there is no such submission or it is not held. Returns what was done (ids and counts)."""
-    settings = settings or load_settings(home)
+    settings = flow_settings(settings, home)  # secrets: from the home, not Prefect
     done = confirm_resend_task(settings, submission, confirmed_by)
     get_run_logger().info(
         "Submission %d (%s of school %s) confirmed by %s: the next night applies it.",

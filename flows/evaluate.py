@@ -7,7 +7,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.recorded import recorded
-from ground.settings import Settings, load_settings
+from ground.settings import Settings, flow_settings
 from tasks.disk_space import disk_guarded, evaluation_estimate, warehouse_folders
 from tasks.evaluation_steps import (
     eservices_task,
@@ -39,7 +39,7 @@ def evaluate(
     With ``semester``, that semester's results are recomputed from the marks and the other
     semester's are kept as the warehouse holds them; the annual and exam results of the
     years evaluated are recomputed from both semesters."""
-    settings = settings or load_settings(home)
+    settings = flow_settings(settings, home)  # secrets: from the home, not Prefect
     rules = rules_task()
     run = evaluate_task(settings, rules, year, semester)  # writes the result tables
     summary = report_task(run)

@@ -11,7 +11,7 @@ from prefect.runtime import flow_run
 
 from flows.recorded import recorded
 from ground.errors import RequestsUnanswered
-from ground.settings import Settings, load_settings
+from ground.settings import Settings, flow_settings
 from tasks.disk_space import disk_guarded, exchange_folders
 from tasks.exchange import (
     batch_summary,
@@ -44,7 +44,7 @@ def exchange(
     The batches' preparer is who started the run (:func:`tasks.exchange.run_preparer`): the
     schedule or deployment for a deployment's run (``prepared_by`` is then ignored), else
     ``prepared_by`` or this process's OS account."""
-    settings = settings or load_settings(home)
+    settings = flow_settings(settings, home)  # secrets: from the home, not Prefect
     logger = get_run_logger()
     preparer = run_preparer(prepared_by)
     if prepared_by and preparer != prepared_by.strip():

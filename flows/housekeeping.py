@@ -14,7 +14,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from flows.recorded import recorded
-from ground.settings import Settings, load_settings
+from ground.settings import Settings, flow_settings
 from tasks.alerts import send_alerts_task
 from tasks.housekeeping import (
     delete_old_flow_runs_task,
@@ -34,7 +34,7 @@ def housekeeping(
 ) -> dict:
     """Delete Prefect runs past their retention, rotate logs, measure the archive and the free
     disk, and alert when it runs low. Returns counts and sizes (no pupil data)."""
-    settings = settings or load_settings(home)
+    settings = flow_settings(settings, home)  # secrets: from the home, not Prefect
     now = now or datetime.now(UTC)
     logger = get_run_logger()
     runs = delete_old_flow_runs_task(settings, now)

@@ -13,7 +13,7 @@ from prefect.futures import PrefectFuture, as_completed
 
 from flows.recorded import recorded
 from flows.runners import school_task_runner
-from ground.settings import Settings, load_settings
+from ground.settings import Settings, flow_settings
 from tasks.coverage import coverage_after_ingest_task
 from tasks.disk_space import disk_guarded, ingest_folders
 from tasks.ingest import (
@@ -44,7 +44,7 @@ def ingest_submissions(
     write each concerned school's feedback report. Returns the counts per school.
 
     Deployments pass no settings: they are read from ``home`` or ``MASSAR_HOME``."""
-    settings = settings or load_settings(home)
+    settings = flow_settings(settings, home)  # secrets: from the home, not Prefect
     logger = get_run_logger()
     run_id = record_run_start(settings, "ingest_submissions")
     if settings.inbox_sftp.host and inbox is None:

@@ -9,7 +9,7 @@ from prefect import flow
 from flows.evaluate import evaluate
 from flows.ingest import ingest_submissions
 from flows.recorded import recorded
-from ground.settings import Settings, load_settings
+from ground.settings import Settings, flow_settings
 from tasks.consolidation_steps import (
     consolidated_tables,
     enrollments_task,
@@ -35,7 +35,7 @@ from tasks.output_fingerprints import (
 def nightly_consolidation(settings: Settings | None = None, home: str | None = None) -> dict:
     """Bring every warehouse table up to the accepted submissions, one Delta commit per table,
     then publish the night's table versions together."""
-    settings = settings or load_settings(home)
+    settings = flow_settings(settings, home)  # secrets: from the home, not Prefect
     night_id = open_night_task(settings)
     pending = find_changed_schools_task(settings)
     versions: dict[str, int] = {"schools": reference_task(settings)}
@@ -62,9 +62,9 @@ def nightly(settings: Settings | None = None, home: str | None = None) -> dict:
     the evaluation reads, its rules and its code are those its outputs were made from, the
     evaluation does not run; when it runs, schools whose inputs are unchanged keep their
     results. ``changes`` says what the night changed ("nothing changed" ...)."""
-    settings = settings or load_settings(home)
-    ingested = ingest_submissions(settings)
-    consolidated = nightly_consolidation(settings)
+    settings = flow_settings(settings, home)  # secrets: from the home, not Prefect
+    ingested = ingest_submissions(settings.without_secrets())
+    consolidated = nightly_consolidation(settings.without_secrets())
     inputs = evaluation_inputs_task(settings)
     if inputs.unchanged:
         evaluated: dict = {
@@ -74,7 +74,7 @@ def nightly(settings: Settings | None = None, home: str | None = None) -> dict:
         }
         fingerprints: dict = {"unchanged": True}
     else:
-        evaluated = evaluate(settings)
+        evaluated = evaluate(settings.without_secrets())
         fingerprints = record_evaluation_task(settings, inputs, evaluated)
     evaluated["fingerprints"] = fingerprints
     return {

@@ -7,7 +7,7 @@ from datetime import datetime
 from prefect import flow
 
 from flows.recorded import recorded
-from ground.settings import Settings, load_settings
+from ground.settings import Settings, flow_settings
 from tasks.leases import WAREHOUSE, leased
 from tasks.warehouse_maintenance import (
     DEFAULT_KEEP_DAYS,
@@ -29,7 +29,7 @@ def warehouse_maintenance(
 ) -> list[dict]:
     """Compact then vacuum each table: the nights published in the last ``keep_days`` days
     (before ``now``) and the last published night stay readable, older versions go."""
-    settings = settings or load_settings(home)
+    settings = flow_settings(settings, home)  # secrets: from the home, not Prefect
     oldest = oldest_kept_versions_task(settings, keep_days, now)
     return [
         tidy_table_task(settings, table, oldest.get(table))

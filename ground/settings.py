@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ground.errors import OperatorError
@@ -158,6 +165,26 @@ class LeaseSettings(BaseModel):
     wait_seconds: float = Field(default=600.0, ge=0)
 
 
+# Settings whose values may hold a password (in a URL's user part). The SMTP password and the
+# keys are files named by the settings (alerts.smtp_password_file, signing_key, private_key),
+# never values; Prefect's auth string is Prefect's own variable, never a setting.
+SECRET_FIELDS = ("database_url", "prefect_api_url")
+REDACTED = "********"
+
+
+def without_password(url: str) -> str:
+    """``url`` with the password of its user part replaced by ``REDACTED``."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    authority, slash, path = rest.partition("/")
+    user, at, host = authority.rpartition("@")
+    if not at or ":" not in user:
+        return url
+    name = user.split(":", 1)[0]
+    return f"{scheme}://{name}:{REDACTED}@{host}{slash}{path}"
+
+
 class Settings(BaseSettings):
     """Everything an installation can configure. Build it with :func:`load_settings`."""
 
@@ -222,6 +249,20 @@ class Settings(BaseSettings):
         if value and not value.startswith(("sqlite", "postgresql")):
             raise ValueError("only sqlite:// and postgresql:// URLs are supported")
         return value
+
+    @field_serializer(*SECRET_FIELDS, when_used="json")
+    def _without_password(self, value: str) -> str:
+        # What leaves the process as JSON (a Prefect flow run's parameters) never carries a
+        # password: flows read it again from the home and the environment (flow_settings).
+        return without_password(value)
+
+    def without_secrets(self) -> Settings:
+        """A copy whose URLs carry no password: what is handed to a flow as its parameter
+        (Prefect keeps parameters, readable by anyone with the UI's login); the flow reads the
+        secrets again from its home and the environment (:func:`flow_settings`)."""
+        return self.model_copy(
+            update={name: without_password(getattr(self, name)) for name in SECRET_FIELDS}
+        )
 
     @classmethod
     def settings_customise_sources(
@@ -341,6 +382,19 @@ def load_settings(home: Path | str | None = None, *, require_home: bool = True) 
     # A home given explicitly wins over MASSAR_HOME read by the environment source.
     settings.home = home_path.resolve()
     return settings
+
+
+def flow_settings(settings: Settings | None, home: str | Path | None = None) -> Settings:
+    """The settings a flow runs with. Flows take the home, or settings without secrets
+    (:meth:`Settings.without_secrets`), as parameters: the secrets (the database's password)
+    are read here, inside the flow, from the home's file and the environment."""
+    if settings is None:
+        return load_settings(home)
+    hidden = [name for name in SECRET_FIELDS if REDACTED in getattr(settings, name)]
+    if not hidden:
+        return settings
+    loaded = load_settings(settings.home)
+    return settings.model_copy(update={name: getattr(loaded, name) for name in hidden})
 
 
 def prefect_environment(settings: Settings) -> dict[str, str]:

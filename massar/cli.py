@@ -715,7 +715,7 @@ def housekeeping(home: HomeOption = None) -> None:
         from tasks.housekeeping import describe_housekeeping
 
         try:
-            result = housekeeping_flow(settings)
+            result = housekeeping_flow(settings.without_secrets())
         except AlertDeliveryError as error:
             raise OperatorError(
                 f"Housekeeping is done, but the low-disk alert was not e-mailed: {error}"

@@ -42,7 +42,7 @@ def run_ingest(settings: Settings, path: Path | None = None) -> str:
     with prefect_api(settings):
         from flows.ingest import ingest_submissions
 
-        summary = ingest_submissions(settings, path.resolve() if path else None)
+        summary = ingest_submissions(settings.without_secrets(), path.resolve() if path else None)
     text = describe_ingest(summary, settings)
     fail_on_unreadable(summary["totals"], text)
     return text
@@ -93,7 +93,7 @@ def run_nightly(settings: Settings) -> str:
     with prefect_api(settings):
         from flows.nightly import nightly
 
-        result = nightly(settings)
+        result = nightly(settings.without_secrets())
     lines = [
         describe_ingest({"totals": result["ingest"], "note": result.get("ingest_note")}, settings),
         describe_night(result["consolidation"], settings),
@@ -115,7 +115,7 @@ def run_evaluate(settings: Settings, year: str | None, semester: int | None) -> 
     with prefect_api(settings):
         from flows.evaluate import evaluate
 
-        summary = evaluate(settings, year=year, semester=semester)
+        summary = evaluate(settings.without_secrets(), year=year, semester=semester)
     return describe_evaluation(summary, settings)
 
 
@@ -146,7 +146,7 @@ def run_exchange(settings: Settings, partner: str, prepared_by: str) -> str:
         from flows.exchange import exchange
 
         try:
-            summary = exchange(partner, settings, prepared_by=prepared_by)
+            summary = exchange(partner, settings.without_secrets(), prepared_by=prepared_by)
         except RequestsUnanswered as failed:  # what was done, then the one sentence
             done = describe_exchange({**failed.summary, "problems": []}, quiet=True)
             raise WorkFailed(str(failed), done) from None

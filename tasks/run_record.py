@@ -26,10 +26,10 @@ def record_start(arguments: dict[str, Any]) -> tuple[str, str] | None:
     if not flow_run.id:
         return None
     try:
-        from ground.settings import load_settings
+        from ground.settings import flow_settings
         from warehouse.runs import start_run
 
-        settings = arguments.get("settings") or load_settings(arguments.get("home"))
+        settings = flow_settings(arguments.get("settings"), arguments.get("home"))
         url = settings.resolved_database_url
         scope = {k: arguments[k] for k in SCOPE_PARAMETERS if arguments.get(k) is not None}
         start_run(url, str(flow_run.id), str(flow_run.flow_name), {"parameters": scope})
