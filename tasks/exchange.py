@@ -15,6 +15,7 @@ import hashlib
 import io
 import os
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +25,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from connectors.exchange.acknowledgement import parse_acknowledgement
 from connectors.exchange.batch_files import build_batch_files
@@ -705,13 +706,27 @@ def wait_for_decision(settings: Settings, summary: dict[str, Any]) -> BatchDecis
     attempt = 0
     while True:
         remaining = (deadline - datetime.now(UTC)).total_seconds()
-        decided = recorded_decision(settings, batch_id)
+        try:
+            decided = recorded_decision(settings, batch_id)
+            if decided is None or decided.decision not in DECIDED:
+                state = review_state(settings, batch_id)  # as it stands: decisions re-sign it
+        except OperationalError as error:  # the control database restarting: the batch waits
+            if remaining <= 0:
+                raise
+            logger.warning(
+                "The control database cannot be reached (%s); batch %s still waits for its "
+                "decision, looking again in %d s.",
+                type(error.orig).__name__,
+                batch_id,
+                settings.approval_poll_seconds,
+            )
+            time.sleep(settings.approval_poll_seconds)
+            continue
         if decided is not None and decided.decision in DECIDED:
             return decided
         if remaining <= 0:
             break
         attempt += 1
-        state = review_state(settings, batch_id)  # as it stands now: decisions re-sign it
         spec = approval_form(state, form_description(state, approval_text(state.summary)))
         try:
             form = pause_flow_run(

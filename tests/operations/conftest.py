@@ -18,10 +18,15 @@ YEAR = "2023-2024"
 
 @pytest.fixture
 def exchange_home(prefect_server, province, tmp_path) -> tuple[Path, dict[str, str]]:
+    return make_exchange_home(province, tmp_path / "home")
+
+
+def make_exchange_home(province: Path, home: Path) -> tuple[Path, dict[str, str]]:
     """A home whose warehouse holds the province (one night), with Massar's leaving records,
     a signing identity, the tests' approvers and a CNSS request in the fund's outbox (the
-    embedded mode's folder); the environment the ``massar`` processes run with."""
-    settings = init_home(tmp_path / "home")
+    embedded mode's folder); the environment the ``massar`` processes run with. The control
+    database is the one the environment names (SQLite in the home by default)."""
+    settings = init_home(home)
     for school in sorted(p for p in province.iterdir() if p.is_dir() and p.name[:5].isdigit()):
         shutil.copytree(school, settings.inbox / school.name)
     nightly(settings)

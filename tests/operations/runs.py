@@ -70,7 +70,10 @@ def wait_until(check: Callable[[], object], seconds: float, what: str) -> object
 
 
 def database(home: Path) -> ControlDatabase:
-    return ControlDatabase(f"sqlite:///{(home / 'massar.db').resolve()}")
+    """The home's control database (SQLite in the home, or the one MASSAR_DATABASE_URL names)."""
+    from ground.settings import load_settings
+
+    return ControlDatabase(load_settings(home).resolved_database_url)
 
 
 def leases(home: Path, prefix: str = "") -> list[LeaseHeld]:

@@ -1,12 +1,19 @@
-"""PostgreSQL stopped and started under a handle that stays open (as a running flow's does):
-the next statement reconnects, a lease held before the restart is still held and renewed,
-and registering the same files again (a step retried after the restart) registers nothing
-twice. The restart during a whole ingest and during a paused exchange on the stack is not
-tested here (docs/operations.md says what happens)."""
+"""PostgreSQL stopped and started under running work.
+
+Under a handle that stays open (as a running flow's does): the next statement reconnects, a
+lease held before the restart is still held and renewed, and registering the same files again
+(a step retried after the restart) registers nothing twice. Under a real ``massar exchange
+run`` paused for its approval, the control database on PostgreSQL: the database goes away
+while the run looks for its decision; the run keeps waiting, pauses again once the database is
+back, is approved and delivers its batch once. The restart during a whole ingest, and on the
+stack (Prefect's own database on the same server), are not tested here (docs/operations.md
+says what happens)."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
+from uuid import UUID
 
 import pytest
 from sqlalchemy import func, select
@@ -20,7 +27,15 @@ from warehouse.submissions import register_submissions
 def restart(server: PostgresServer) -> None:
     """Stop PostgreSQL (connections cut, as a crash or a maintenance restart does) and start
     it again with the same data and options."""
+    stop(server)
+    start_again(server)
+
+
+def stop(server: PostgresServer) -> None:
     server._run(str(server.bin / "pg_ctl"), "-D", str(server.data), "-m", "fast", "-w", "stop")
+
+
+def start_again(server: PostgresServer) -> None:
     server._run(
         str(server.bin / "pg_ctl"),
         "-D",
@@ -66,3 +81,73 @@ def test_a_restart_cuts_no_lease_and_registers_nothing_twice():
             assert [h.run_id for h in current_leases(database, "school:")] == ["run-before-restart"]
         finally:
             database.dispose()
+
+
+def flow_run_state(run_id: str) -> str:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(UUID(run_id)).state
+    return state.type.value if state is not None else ""
+
+
+@pytest.mark.slow
+def test_an_exchange_waiting_for_its_approval_outlives_a_restart(
+    prefect_server, province, tmp_path, monkeypatch
+):
+    from ground.settings import load_settings
+    from massar.runner import approve_batch
+    from tasks.approval_rules import Claim
+    from tasks.exchange import batch_summary
+    from tests.harness.approvers import PREPARER, PREPARER_ACCOUNT, code
+    from tests.harness.prefect_runs import paused_state_id, wait_paused
+    from tests.operations.conftest import make_exchange_home
+    from tests.operations.runs import batches, delivered, finish, leases, start, wait_until
+
+    if postgres_binaries() is None:
+        pytest.fail("PostgreSQL is not installed: run scripts/system-packages.sh.")
+    with PostgresServer() as server:
+        monkeypatch.setenv("MASSAR_DATABASE_URL", server.url)
+        home, env = make_exchange_home(province, tmp_path / "home")
+        # Leases renewed every 2 s: the heartbeat meets the outage too.
+        env = {**env, "MASSAR_DATABASE_URL": server.url, "MASSAR_LEASES__EXPIRY_SECONDS": "6"}
+        running = start(home, prefect_server, "exchange", "run", "cnss", **env)
+        try:
+            [batch] = wait_until(  # type: ignore[misc]
+                lambda: [b for b in batches(home) if b.state == "waiting_approval"],
+                600,
+                "the batch is prepared and waits for its approval",
+            )
+            first = wait_paused(batch.flow_run_id, time.monotonic() + 120)
+            stop(server)
+            # The pause's slice ends (60 s): the run looks for a decision in the database,
+            # which is away. It must keep waiting, not fail.
+            wait_until(
+                lambda: paused_state_id(batch.flow_run_id) is None,
+                180,
+                "the run ends its pause's slice and looks for a decision",
+            )
+            assert running.poll() is None
+            start_again(server)
+            again = wait_paused(batch.flow_run_id, time.monotonic() + 180, other_than=first)
+            assert again != first and running.poll() is None
+            assert flow_run_state(batch.flow_run_id) == "PAUSED"
+
+            settings = load_settings(home)
+            assert batch_summary(settings, batch.batch_id)["state"] == "waiting_approval"
+            claim = Claim("cli", code=code(home, PREPARER), os_account=PREPARER_ACCOUNT)
+            said = approve_batch(settings, batch.batch_id, claim, True, "")
+            assert "goes on now" in said, said
+            returned, out, err = finish(running, timeout=600)
+        finally:
+            if running.poll() is None:
+                running.kill()
+        assert returned == 0, err[-3000:]
+        assert f"Batch {batch.batch_id}" in out
+        # The run's warning, on its terminal (the terminal wraps long lines).
+        assert "still waits for its decision" in " ".join(err.split())
+        summary = batch_summary(settings, batch.batch_id)
+        assert summary["state"] == "delivered"
+        assert [b.batch_id for b in batches(home)] == [batch.batch_id]
+        assert sorted(delivered(home)) == sorted(summary["files"])
+        assert leases(home) == []
