@@ -240,12 +240,15 @@ def evaluate_warehouse(
         del frames, results
 
     if unchanged:  # what the evaluation said of the kept schools when it made their results
-        kept_back = kept_results(unchanged, SKIPPED_SCHEMA)
+        kept_back = kept_results(unchanged, SKIPPED_SCHEMA, warehouse, versions)
         skipped.append(kept_back.skipped)
         years.update(kept_back.years)
         schools.update(kept_back.schools)
         run.pupils += kept_back.pupils
         run.schools_evaluated += kept_back.schools_evaluated
+        for table, count in kept_back.rows.items():  # their rows stand as published
+            run.rows[table] = run.rows.get(table, 0) + count
+            run.versions.setdefault(table, versions[table])
     without_marks = sorted(set(_partition_schools(warehouse, versions)) - set(partitions))
     if without_marks and enrollments is not None:
         active = _active_frame(_enrolments_of(enrollments, without_marks))

@@ -41,7 +41,7 @@ from ground.settings import Settings
 from schemas import evaluation_rules
 from schemas.evaluation_rules import EvaluationRules
 from warehouse.control import ControlDatabase, Submission
-from warehouse.delta import scan_table
+from warehouse.delta import partition_rows, scan_table
 from warehouse.nights import published_versions
 from warehouse.output_fingerprints import (
     PROVINCE,
@@ -58,6 +58,7 @@ RESULTS = "results"
 COVERAGE_PAGE = "coverage_page"
 EVALUATION_INPUTS = ("marks", "exam_marks", "students", "enrollments", "schools")
 RESULT_INPUTS = ("marks", "exam_marks", "enrollments")
+RESULT_TABLES = ("subject_results", "semester_results", "annual_results", "exam_results")
 # The code that turns the inputs into the results (a change of it is a change of the inputs).
 RESULTS_CODE = (
     "tasks/results_formulas.py",
@@ -298,28 +299,43 @@ def unchanged_results(
 
 @dataclass
 class KeptResults:
-    """What the evaluation adds to its account for the schools whose results it kept."""
+    """What the evaluation adds to its account for the schools whose results it kept: what it
+    held back there, their years, schools and pupils, and per result table the rows they keep
+    (read, like the others, by the e-services extract and the statistics)."""
 
     skipped: pl.DataFrame
     years: list[str]
     schools: list[str]
     pupils: int
     schools_evaluated: int
+    rows: dict[str, int] = field(default_factory=dict)
 
 
 def kept_results(
-    unchanged: Mapping[str, Mapping[str, Any]], schema: Mapping[str, Any]
+    unchanged: Mapping[str, Mapping[str, Any]],
+    schema: Mapping[str, Any],
+    warehouse: Path | None = None,
+    versions: Mapping[str, int] | None = None,
 ) -> KeptResults:
     """The held-back rows (typed as ``schema``), years, schools and pupils of the kept
-    schools, as the evaluation that made their results said them."""
-    rows = [row for entry in unchanged.values() for row in entry.get("skipped", [])]
+    schools, as the evaluation that made their results said them, and their rows in each
+    result table published at ``versions`` (from the Delta log, nothing read)."""
+    held = [row for entry in unchanged.values() for row in entry.get("skipped", [])]
     skipped = pl.DataFrame(
-        [{name: row.get(name) for name in schema} for row in rows], schema=dict(schema)
+        [{name: row.get(name) for name in schema} for row in held], schema=dict(schema)
     )
     years = sorted({y for entry in unchanged.values() for y in entry.get("years", [])})
     pupils = sum(int(entry.get("pupils", 0)) for entry in unchanged.values())
     with_results = sum(1 for entry in unchanged.values() if entry.get("pupils"))
-    return KeptResults(skipped, years, sorted(unchanged), pupils, with_results)
+    rows: dict[str, int] = {}
+    for table in RESULT_TABLES:
+        if warehouse is None or versions is None or table not in versions:
+            continue
+        counts = partition_rows(warehouse, table, versions[table])
+        kept = sum(counts.get(school, 0) for school in unchanged)
+        if kept:
+            rows[table] = kept
+    return KeptResults(skipped, years, sorted(unchanged), pupils, with_results, rows)
 
 
 # ---- the coverage page ------------------------------------------------------------------------
