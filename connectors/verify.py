@@ -13,6 +13,7 @@ Problems are sentences; an empty list means the file holds.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import re
@@ -40,6 +41,7 @@ from connectors.signing import (
 from schemas.datasets import SCHOOL_CODE, SCHOOL_YEAR, STUDENT_CODE
 from schemas.exchange import STATUSES, ChildAnswer
 
+_SCHOOL_YEAR = re.compile(SCHOOL_YEAR)
 _MAX_LISTED = 20  # problems listed per file before "and N more"
 _CODE_PATTERNS = {
     "student_code": re.compile(STUDENT_CODE),
@@ -146,8 +148,8 @@ def _verify_xml(report: VerifyReport, certificate: Path | bytes | None) -> None:
             report.checked.append(
                 f"{count} children: header counts, school year and the fields each status carries"
             )
-    try:
-        report.signer = verify_xml_signature(data, certificate)
+    try:  # on the tree parsed above: the file is parsed once
+        report.signer = verify_xml_signature(root, certificate)
     except SignatureCheckError as error:
         report.problems.append(f"{name}: {error}")
     else:
@@ -159,20 +161,25 @@ def _check_xml_content(report: VerifyReport, profile: Profile, root: etree._Elem
     ns = {"m": profile.namespace}
     header_year = root.findtext("m:Header/m:SchoolYear", namespaces=ns) or ""
     _check_name(report, profile, header_year, root.findtext("m:Header/m:Sequence", namespaces=ns))
-    children = root.findall("m:Children/m:Child", namespaces=ns)
-    statuses = [child.findtext("m:Status", namespaces=ns) for child in children]
+    listed = int(_count_children(root, profile.namespace, ""))
     total = int(root.findtext("m:Header/m:Counts/m:Total", namespaces=ns) or -1)
-    if total != len(children):
+    if total != listed:
         report.problems.append(
-            f"{name}: the header counts {total} children but the file lists {len(children)}."
+            f"{name}: the header counts {total} children but the file lists {listed}."
         )
     for status in STATUSES:
         counted = int(root.findtext(f"m:Header/m:Counts/m:{xml_name(status)}", namespaces=ns))
-        if counted != statuses.count(status):
+        found = int(_count_children(root, profile.namespace, f"[m:Status = '{status}']"))
+        if counted != found:
             report.problems.append(
-                f"{name}: the header counts {counted} {status} but the file lists "
-                f"{statuses.count(status)}."
+                f"{name}: the header counts {counted} {status} but the file lists {found}."
             )
+    # libxml2 tells whether any child is for another year or carries what its status must not
+    # (or lacks what it must); only then is each child read in Python, to say which.
+    if header_year and not _any_child_wrong(root, profile.namespace, header_year):
+        return
+    children = root.findall("m:Children/m:Child", namespaces=ns)
+    statuses = [child.findtext("m:Status", namespaces=ns) for child in children]
     # One pass over each child's elements (not one find per field: 200,000 children).
     field_of = {f"{{{profile.namespace}}}{xml_name(fld)}": fld for fld in ChildAnswer.CONTRACTED}
     for index, child in enumerate(children, start=1):
@@ -182,6 +189,41 @@ def _check_xml_content(report: VerifyReport, profile: Profile, root: etree._Elem
         if values.get("school_year") != header_year:
             report.problems.append(f"{where} is for another school year than the header's.")
         report.problems += _status_problems(where, statuses[index - 1] or "", present)
+
+
+def _count_children(root: etree._Element, namespace: str, condition: str) -> float:
+    count = etree.XPath(f"count(m:Children/m:Child{condition})", namespaces={"m": namespace})
+    found = count(root)
+    assert isinstance(found, float)
+    return found
+
+
+@functools.lru_cache(maxsize=8)
+def _wrong_child(namespace: str) -> etree.XPath:
+    """An XPath true when a child is for another school year than ``$year`` or breaks what its
+    status carries (``_status_problems``' rules), evaluated by libxml2."""
+
+    def present(fld: str) -> str:
+        return f"m:{xml_name(fld)}"
+
+    rules = ["not(m:SchoolYear) or count(m:SchoolYear) > 1 or m:SchoolYear != $year"]
+    for status, carried in CARRIED_BY_STATUS.items():
+        wrong = [f"not({present(fld)})" for fld in ALWAYS_CARRIED]
+        for fld in ChildAnswer.CONTRACTED:
+            if fld in ALWAYS_CARRIED:
+                continue
+            if fld not in carried:
+                wrong.append(present(fld))
+            elif carried[fld] == REQUIRED:
+                wrong.append(f"not({present(fld)})")
+        rules.append(f"(m:Status = '{status}' and ({' or '.join(wrong)}))")
+    return etree.XPath(
+        f"boolean(m:Children/m:Child[{' or '.join(rules)}])", namespaces={"m": namespace}
+    )
+
+
+def _any_child_wrong(root: etree._Element, namespace: str, year: str) -> bool:
+    return bool(_wrong_child(namespace)(root, year=year))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,7 +315,7 @@ def _check_csv_rows(report: VerifyReport, profile: Profile, reader: Any, year: s
         else:
             seen[reference] = line
         school_year = values["school_year"]
-        if not re.fullmatch(SCHOOL_YEAR, school_year):
+        if not _SCHOOL_YEAR.fullmatch(school_year):
             report.problems.append(
                 f"{where}: {layout.header['school_year']} {school_year!r} is not a school year "
                 "written YYYY/YYYY."
@@ -303,9 +345,17 @@ def _check_csv_rows(report: VerifyReport, profile: Profile, reader: Any, year: s
                     f"{layout.date_label}."
                 )
         if status in STATUSES:
-            present = {fld for fld, value in values.items() if value}
-            report.problems += _status_problems(where, status, present)
+            present = frozenset(fld for fld, value in values.items() if value)
+            if not _carries_rightly(status, present):
+                report.problems += _status_problems(where, status, set(present))
     return rows
+
+
+@functools.lru_cache(maxsize=256)
+def _carries_rightly(status: str, present: frozenset[str]) -> bool:
+    """Whether a child of ``status`` with the fields ``present`` has no status problem (a
+    batch has a handful of such shapes)."""
+    return not _status_problems("", status, set(present))
 
 
 def _check_line_endings(report: VerifyReport, profile: Profile, text: str) -> None:

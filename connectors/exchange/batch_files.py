@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from connectors.exchange.file_names import batch_file_names, canonical_school_year
 from connectors.exchange.profile import Profile
-from connectors.exchange.response_files import build_response_csv, build_response_xml
+from connectors.exchange.response_files import answer_rows, response_csv, response_xml
 from schemas.exchange import ChildAnswer
 
 if TYPE_CHECKING:
@@ -59,19 +59,13 @@ def build_batch_files(
     from connectors.signing import sign_cms_detached, sign_xml
 
     names = batch_file_names(profile, school_year, sequence)
+    year = canonical_school_year(school_year)
+    rows = answer_rows(answers, year)  # once for the XML and the CSV
     xml = sign_xml(
-        build_response_xml(
-            profile,
-            batch_id,
-            sequence,
-            school_year,
-            answers,
-            generated_at,
-            legal_basis=legal_basis,
-        ),
+        response_xml(profile, batch_id, sequence, year, rows, generated_at, legal_basis),
         identity,
     )
-    table = build_response_csv(profile, school_year, answers)
+    table = response_csv(profile, rows)
     files = {
         names.xml: xml,
         names.csv: table,

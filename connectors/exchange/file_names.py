@@ -3,6 +3,7 @@ the fund's acknowledgement, and the school year as file names write it."""
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -66,6 +67,7 @@ def school_year_tag(school_year: str) -> str:
     return canonical_school_year(school_year).replace("/", "-")
 
 
+@functools.lru_cache(maxsize=64)
 def canonical_school_year(school_year: str) -> str:
     """``2024/2025`` for ``2024/2025`` or ``2024-2025``; ValueError otherwise."""
     match = re.fullmatch(r"(\d{4})[/-](\d{4})", school_year.strip())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import io
 import re
 from collections.abc import Iterator, Mapping
@@ -26,19 +27,37 @@ def is_request_file(profile: Profile, name: str) -> bool:
     return re.fullmatch(profile.request.file_name, name) is not None
 
 
+# The last request read, by profile and sha256 of its bytes: the exchange flow reads a request
+# when it fetches it (to set a bad one aside) and again when it answers it.
+_last_read: tuple[tuple[str, str, str, str], tuple[ChildRequest, ...]] | None = None
+
+
 def parse_request(profile: Profile, path: Path) -> list[ChildRequest]:
     """Read a fund's request file; raises :class:`ExchangeFileError` naming line and column.
 
     Values of personal columns (names, dates, identifiers) are never quoted in the errors: they
     may reach logs every operator sees (DOMAIN.md §5); the line and column locate them.
+
+    The same bytes read again under the same name (the flow screens a request when it fetches
+    it, then answers it) give the children read the first time, without reading them again.
     """
-    layout = profile.request
+    global _last_read
     path = Path(path)
-    name = path.name
     try:
         data = path.read_bytes()
     except OSError as error:
         raise ExchangeFileError([f"{path} cannot be read ({error.strerror})."]) from error
+    key = (profile.fund, profile.version, path.name, hashlib.sha256(data).hexdigest())
+    last = _last_read
+    if last is not None and last[0] == key:
+        return list(last[1])
+    children = _parse_request(profile, path.name, data)
+    _last_read = (key, tuple(children))
+    return children
+
+
+def _parse_request(profile: Profile, name: str, data: bytes) -> list[ChildRequest]:
+    layout = profile.request
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
@@ -72,6 +91,7 @@ def parse_request(profile: Profile, path: Path) -> list[ChildRequest]:
     if repeated:
         raise ExchangeFileError([f"{name} line 1 repeats the column {', '.join(repeated)}."])
     position = {column: header.index(column) for column in wanted}
+    fields = [(fld, position[column]) for fld, column in layout.columns.items()]
 
     children: list[ChildRequest] = []
     problems: list[str] = []
@@ -87,7 +107,7 @@ def parse_request(profile: Profile, path: Path) -> list[ChildRequest]:
                 f"check the '{layout.delimiter}' separators on that line."
             )
             continue
-        child, row_problems = _request_child(profile, name, line, row, position)
+        child, row_problems = _request_child(profile, name, line, row, position, fields)
         problems += row_problems
         if child is None:
             continue
@@ -126,7 +146,12 @@ def _csv_rows(reader: Iterator[list[str]], profile: Profile, name: str) -> Itera
 
 
 def _request_child(
-    profile: Profile, name: str, line: int, row: list[str], position: Mapping[str, int]
+    profile: Profile,
+    name: str,
+    line: int,
+    row: list[str],
+    position: Mapping[str, int],
+    fields: list[tuple[str, int]],
 ) -> tuple[ChildRequest | None, list[str]]:
     layout = profile.request
     problems: list[str] = []
@@ -137,7 +162,7 @@ def _request_child(
     def where(column: str) -> str:
         return f"{name} line {line}, column {column}"
 
-    values = {fld: cell(column) for fld, column in layout.columns.items()}
+    values = {fld: row[at].strip() for fld, at in fields}
     for fld in ("fund_reference", "child_family_name", "child_first_name"):
         if not values.get(fld):
             problems.append(f"{where(layout.columns[fld])} is empty; it is required.")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 
@@ -98,9 +100,78 @@ def build_response_xml(
     are written, and of those only what the status carries (``CARRIED_BY_STATUS``).
     """
     year = canonical_school_year(school_year)
-    rows = _answer_rows(answers, year)
+    rows = answer_rows(answers, year)
+    return response_xml(profile, batch_id, sequence, year, rows, generated_at, legal_basis)
+
+
+def response_xml(
+    profile: Profile,
+    batch_id: str,
+    sequence: int,
+    year: str,
+    rows: Sequence[Mapping[str, str | date | None]],
+    generated_at: datetime,
+    legal_basis: str = "",
+) -> bytes:
+    """:func:`build_response_xml` of rows already checked (:func:`answer_rows`).
+
+    The text is written line by line, as lxml writes the tree of :func:`_response_tree`
+    (pretty-printed, the same bytes) in a tenth of the time: 200,000 children are about 1.4
+    million elements. A value XML cannot hold (a control character) takes the tree's way,
+    which refuses it."""
     if generated_at.tzinfo is None:
         raise ValueError("generated_at must carry its time zone.")
+    counts = Counter(row["status"] for row in rows)
+    header = [
+        ("Fund", profile.code),
+        ("BatchId", batch_id),
+        ("Sequence", str(sequence)),
+        ("SchoolYear", year),
+        ("GeneratedAt", generated_at.isoformat(timespec="seconds")),
+    ]
+    if legal_basis:
+        header.append(("LegalBasis", legal_basis))
+    texts = [text for _, text in header]
+    if not _writable(profile.namespace + profile.version, texts, rows):
+        return _response_tree(profile, batch_id, sequence, year, rows, generated_at, legal_basis)
+    lines = [
+        "<?xml version='1.0' encoding='UTF-8'?>",
+        f'<SchoolingResponse xmlns="{profile.namespace}" version="{profile.version}">',
+        "  <Header>",
+        *(f"    <{tag}>{_escaped(text)}</{tag}>" for tag, text in header),
+        "    <Counts>",
+        f"      <Total>{len(rows)}</Total>",
+        *(f"      <{_TAG[s]}>{counts.get(s, 0)}</{_TAG[s]}>" for s in STATUSES),
+        "    </Counts>",
+        "  </Header>",
+    ]
+    if rows:
+        lines.append("  <Children>")
+        for row in rows:
+            lines.append("    <Child>")
+            for name, value in row.items():
+                if value is not None:
+                    text = value.isoformat() if isinstance(value, date) else str(value)
+                    lines.append(f"      <{_TAG[name]}>{_escaped(text)}</{_TAG[name]}>")
+            lines.append("    </Child>")
+        lines.append("  </Children>")
+    else:
+        lines.append("  <Children/>")
+    lines.append("</SchoolingResponse>\n")
+    return "\n".join(lines).encode("utf-8")
+
+
+def _response_tree(
+    profile: Profile,
+    batch_id: str,
+    sequence: int,
+    year: str,
+    rows: Sequence[Mapping[str, str | date | None]],
+    generated_at: datetime,
+    legal_basis: str,
+) -> bytes:
+    """The response XML built element by element with lxml (what :func:`response_xml` writes
+    as text; lxml refuses a value XML cannot hold with a ValueError)."""
     ns = profile.namespace
 
     def sub(parent: etree._Element, tag: str, text: object = None) -> etree._Element:
@@ -132,22 +203,49 @@ def build_response_xml(
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
+# Characters XML 1.0 cannot hold (lxml refuses them); and what lxml escapes in text.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_ESCAPED = re.compile("[&<>\r]")
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"}
+
+
+def _writable(
+    markup: str, texts: list[str], rows: Sequence[Mapping[str, str | date | None]]
+) -> bool:
+    """Whether the text way writes what lxml would: no character XML cannot hold, and nothing
+    to escape in the namespace and version (attributes)."""
+    if re.search('[&<>"\t\n\r]', markup) or _NOT_XML.search(markup):
+        return False
+    values = [value for row in rows for value in row.values() if isinstance(value, str)]
+    return not _NOT_XML.search("".join(texts) + "".join(values))
+
+
+def _escaped(text: str) -> str:
+    return _ESCAPED.sub(lambda m: _ESCAPES[m.group()], text) if _ESCAPED.search(text) else text
+
+
 def build_response_csv(profile: Profile, school_year: str, answers: Sequence[ChildAnswer]) -> bytes:
     """The response CSV of a batch in the fund's layout (``profile.response_csv``)."""
+    rows = answer_rows(answers, canonical_school_year(school_year))
+    return response_csv(profile, rows)
+
+
+def response_csv(profile: Profile, rows: Sequence[Mapping[str, str | date | None]]) -> bytes:
+    """:func:`build_response_csv` of rows already checked (:func:`answer_rows`)."""
     layout = profile.response_csv
-    rows = _answer_rows(answers, canonical_school_year(school_year))
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=layout.delimiter, lineterminator=layout.line_ending)
     writer.writerow(layout.header.values())
-    for row in rows:
-        writer.writerow(
-            [
-                value.strftime(layout.date_format)
-                if isinstance(value, date)
-                else ("" if value is None else value)
-                for value in row.values()
-            ]
-        )
+    date_format = layout.date_format
+    writer.writerows(
+        [
+            value.strftime(date_format)
+            if isinstance(value, date)
+            else ("" if value is None else value)
+            for value in row.values()
+        ]
+        for row in rows
+    )
     return buffer.getvalue().encode(layout.encoding)
 
 
@@ -182,9 +280,11 @@ def read_response_csv(profile: Profile, data: bytes) -> list[ChildAnswer]:
     return answers
 
 
-def _answer_rows(
+def answer_rows(
     answers: Sequence[ChildAnswer], school_year: str
 ) -> list[dict[str, str | date | None]]:
+    """The contracted values of every answer (:func:`contracted_values`), in order, for the XML
+    and the CSV of one batch; ValueError when two answers have the same fund reference."""
     rows = [contracted_values(answer, school_year) for answer in answers]
     references = [row["fund_reference"] for row in rows]
     if len(set(references)) != len(references):
@@ -196,3 +296,6 @@ def xml_name(name: str) -> str:
     """The XML element of a contracted field or status: ``student_code`` → ``StudentCode``,
     ``NOT_FOUND`` → ``NotFound``."""
     return "".join(part.capitalize() for part in name.lower().split("_"))
+
+
+_TAG = {name: xml_name(name) for name in (*ChildAnswer.CONTRACTED, *STATUSES)}

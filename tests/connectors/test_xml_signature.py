@@ -1,0 +1,190 @@
+"""The response XML written as text and signed on one parse is what lxml's tree and signxml
+made before (the same bytes), and its check refuses what the exchange profiles never sign.
+
+A partner's tools (xmlsec1, signxml) verify these files in tests/connectors/
+test_exchange_profiles.py; here the fast paths are compared with the slow ones they replace."""
+
+from __future__ import annotations
+
+import dataclasses
+from base64 import b64encode
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from lxml import etree
+from signxml import (
+    CanonicalizationMethod,
+    DigestAlgorithm,
+    SignatureMethod,
+    XMLSigner,
+    XMLVerifier,
+    methods,
+)
+
+from connectors.exchange.registry import profile_for
+from connectors.exchange.response_files import (
+    _response_tree,
+    answer_rows,
+    build_response_xml,
+    response_xml,
+)
+from connectors.signing import (
+    DS_NAMESPACE,
+    SignatureCheckError,
+    SigningIdentity,
+    load_signing_identity,
+    make_test_certificate,
+    sign_xml,
+    verify_xml_signature,
+)
+from connectors.verify import verify_file
+from schemas.exchange import LEFT, NOT_FOUND, REVIEW, SCHOOLED, ChildAnswer
+
+YEAR = "2024/2025"
+AT = datetime(2025, 1, 10, 8, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def identity(tmp_path_factory) -> tuple[SigningIdentity, Path]:
+    now = datetime.now(UTC)
+    key, cert = make_test_certificate(
+        tmp_path_factory.mktemp("pki"), now - timedelta(days=1), now + timedelta(days=30), "DP"
+    )
+    return load_signing_identity(key, cert), cert
+
+
+def _answers() -> list[ChildAnswer]:
+    base = ChildAnswer(fund_reference="R1", status=NOT_FOUND, school_year=YEAR)
+    return [
+        dataclasses.replace(base, fund_reference="A&B <c> 'd' \"e\" é عربي\r\n\tf"),
+        dataclasses.replace(
+            base,
+            fund_reference="R2",
+            status=SCHOOLED,
+            student_code="N111400145",
+            level_code="2APIC",
+            school_code="61285X",
+        ),
+        dataclasses.replace(
+            base,
+            fund_reference="  R3  ",
+            status=LEFT,
+            student_code="N111400146",
+            school_code="61285X",
+            leaving_date=date(2024, 11, 3),
+        ),
+        dataclasses.replace(base, fund_reference="R4", status=REVIEW, student_code="N1"),
+    ]
+
+
+def _signxml(document: bytes, identity: SigningIdentity) -> bytes:
+    """How the platform signed before: signxml's enveloped signer."""
+    signer = XMLSigner(
+        method=methods.enveloped,
+        signature_algorithm=SignatureMethod.RSA_SHA256,
+        digest_algorithm=DigestAlgorithm.SHA256,
+        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+    )
+    root = etree.fromstring(document)
+    signed = signer.sign(root, key=identity.key, cert=[identity.certificate])
+    return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+
+
+@pytest.mark.parametrize("fund", ["cnss", "cmr"])
+@pytest.mark.parametrize("legal_basis", ["", "Convention MEN & <fund>, l'échange"])
+@pytest.mark.parametrize("count", [0, 1, 4])
+def test_the_text_and_its_signature_are_the_bytes_lxml_and_signxml_made(
+    identity, fund, legal_basis, count
+) -> None:
+    profile = profile_for(fund)
+    rows = answer_rows(_answers()[:count], YEAR)
+    text = response_xml(profile, "B-1", 7, YEAR, rows, AT, legal_basis)
+    assert text == _response_tree(profile, "B-1", 7, YEAR, rows, AT, legal_basis)
+    signed = sign_xml(text, identity[0])
+    assert signed == _signxml(text, identity[0])
+    assert verify_xml_signature(signed, identity[1]).subject.startswith("CN=DP,")
+
+
+def test_a_value_xml_cannot_hold_is_refused_as_before() -> None:
+    bad = dataclasses.replace(_answers()[1], fund_reference="R\x01")
+    with pytest.raises(ValueError, match="XML compatible"):
+        build_response_xml(profile_for("cnss"), "B-1", 1, YEAR, [bad], AT)
+
+
+def _signed(identity: SigningIdentity) -> bytes:
+    unsigned = build_response_xml(profile_for("cnss"), "B-1", 1, YEAR, _answers(), AT)
+    return sign_xml(unsigned, identity)
+
+
+def _resign(root: etree._Element, identity: SigningIdentity) -> bytes:
+    """Sign SignedInfo again after changing it: the signature value holds, the shape does not."""
+    info = root.find(f"{{{DS_NAMESPACE}}}Signature/{{{DS_NAMESPACE}}}SignedInfo")
+    assert info is not None
+    canonical = etree.tostring(info, method="c14n", exclusive=True)
+    value = identity.key.sign(canonical, padding.PKCS1v15(), hashes.SHA256())
+    node = root.find(f"{{{DS_NAMESPACE}}}Signature/{{{DS_NAMESPACE}}}SignatureValue")
+    assert node is not None
+    node.text = b64encode(value).decode()
+    return etree.tostring(root)
+
+
+def test_what_the_profiles_never_sign_is_refused(identity) -> None:
+    key, cert = identity
+    ds = f"{{{DS_NAMESPACE}}}"
+    signed = _signed(key)
+    # signxml agrees the file holds, and so does the check
+    XMLVerifier().verify(signed, x509_cert=key.certificate)
+    verify_xml_signature(signed, cert)
+
+    root = etree.fromstring(signed)
+    transforms = root.find(f"{ds}Signature/{ds}SignedInfo/{ds}Reference/{ds}Transforms")
+    assert transforms is not None
+    etree.SubElement(
+        transforms, f"{ds}Transform", Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116"
+    )
+    with pytest.raises(SignatureCheckError, match="not made as the exchange profiles sign"):
+        verify_xml_signature(_resign(root, key), cert)
+
+    root = etree.fromstring(signed)
+    method = root.find(f"{ds}Signature/{ds}SignedInfo/{ds}SignatureMethod")
+    assert method is not None
+    method.set("Algorithm", SignatureMethod.RSA_SHA512.value)
+    with pytest.raises(SignatureCheckError, match="not made as the exchange profiles sign"):
+        verify_xml_signature(_resign(root, key), cert)
+
+    root = etree.fromstring(signed)
+    root.append(etree.fromstring(etree.tostring(root[-1])))  # a second signature
+    with pytest.raises(SignatureCheckError, match="more than one XML signature"):
+        verify_xml_signature(etree.tostring(root), cert)
+
+    root = etree.fromstring(signed)
+    digest = root.find(f"{ds}Signature/{ds}SignedInfo/{ds}Reference/{ds}DigestValue")
+    assert digest is not None
+    digest.text = "A" + (digest.text or "")[1:]  # SignedInfo changed after signing
+    with pytest.raises(SignatureCheckError, match="not valid for the certificate"):
+        verify_xml_signature(etree.tostring(root), cert)
+
+
+def test_the_check_reads_the_tree_and_leaves_it_as_it_was(identity, tmp_path) -> None:
+    key, cert = identity
+    signed = _signed(key)
+    root = etree.fromstring(signed)
+    verify_xml_signature(root, cert)
+    assert etree.tostring(root) == etree.tostring(etree.fromstring(signed))
+    changed = signed.replace(b"<FundReference>R2<", b"<FundReference>R9<")
+    with pytest.raises(SignatureCheckError, match="changed after signing"):
+        verify_xml_signature(etree.fromstring(changed), cert)
+
+
+def test_a_child_of_another_year_is_named_by_the_partner_check(identity, tmp_path) -> None:
+    key, cert = identity
+    before = b"<SchoolYear>2024/2025</SchoolYear>\n      <Status>SCHOOLED"
+    after = b"<SchoolYear>2023/2024</SchoolYear>\n      <Status>SCHOOLED"
+    signed = _signed(key).replace(before, after)
+    path = tmp_path / "MEN_CNSS_SCOL_2024-2025_000001.xml"
+    path.write_bytes(signed)
+    problems = verify_file(path, cert).problems
+    assert any("child 2 (R2) is for another school year" in p for p in problems), problems
