@@ -85,6 +85,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import os
 import random
 import resource
@@ -96,6 +97,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -125,14 +127,42 @@ from schemas.exchange import (  # noqa: E402
 from tasks.match import match_children  # noqa: E402
 from tasks.province_register import register_from_frames  # noqa: E402
 
-TARGET_SECONDS = 30.0
+TARGET_SECONDS = 15.0  # for 200 000 children (issue 17 item 4)
 HEADERS = {"cnss": CNSS_COLUMNS, "cmr": CMR_COLUMNS}  # the generator's column order
 
 
 def _cpu_seconds() -> float:
-    """CPU of this process and of its finished children (the matching processes)."""
+    """CPU seconds of this process and of everything it started: its waited-for children
+    (``RUSAGE_CHILDREN``) and the processes still alive below it, each with the children they
+    waited for (the forkserver's matching processes, which this process never waits for)."""
     me, children = (resource.getrusage(r) for r in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime + _descendants_cpu()
+
+
+def _descendants_cpu() -> float:
+    """utime + stime + cutime + cstime of the live processes below this one (Linux /proc)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return 0.0
+    parent_of: dict[int, int] = {}
+    times: dict[int, int] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent_of[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = sum(int(value) for value in fields[11:15])
+    below, todo = set(), [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        for child, parent in parent_of.items():
+            if parent == pid and child not in below:
+                below.add(child)
+                todo.append(child)
+    return sum(times[pid] for pid in below) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb() -> float:
@@ -183,12 +213,13 @@ def write_request(
 
 
 class Steps:
-    """One printed line per step (wall and CPU seconds: the machine may be shared); the steps
-    counted in the total are summed."""
+    """One printed line per step (wall and CPU seconds, with the load average: the machine may
+    be shared); the steps counted in the total are summed, and kept for ``run``'s rows."""
 
     def __init__(self) -> None:
         self.total = 0.0
         self.cpu = 0.0
+        self.timed: list[tuple[str, float, float, float]] = []  # label, wall, cpu, peak RSS
 
     def start(self) -> None:
         self._wall, self._cpu = time.perf_counter(), _cpu_seconds()
@@ -198,7 +229,8 @@ class Steps:
         if counted:
             self.total += wall
             self.cpu += cpu
-        self.line(label, wall, f"{cpu:6.2f} s", rows, peak_rss_mb())
+            self.timed.append((label, wall, cpu, peak_rss_mb()))
+        self.line(label, wall, f"{cpu:6.2f} s", rows, peak_rss_mb(), f"  load {load_average()}")
         return wall
 
     def line(
@@ -209,6 +241,11 @@ class Steps:
             f"  {label:<42} {wall:7.2f} s  cpu {cpu:>8} {rate}  peak RSS {rss:6,.0f} MB{note}",
             flush=True,
         )
+
+
+def load_average() -> str:
+    loadavg = Path("/proc/loadavg")
+    return " ".join(loadavg.read_text().split()[:3]) if loadavg.exists() else "unknown"
 
 
 def run_tool(command: list[str]) -> tuple[float, int, str, float]:
@@ -233,9 +270,14 @@ def size(data: bytes) -> str:
     return f"{len(data) / 1e6:.1f} MB" if len(data) >= 100_000 else f"{len(data) / 1e3:.1f} kB"
 
 
+QUICK_CHILDREN = 20_000  # --quick: a tenth of the children, in a province a tenth the size
+QUICK_SCHOOLS = 14
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--children", type=int, default=200_000)
+    parser.add_argument("--children", type=int, default=None, help="default 200000")
+    parser.add_argument("--quick", action="store_true", help="20 000 children, 14 schools")
     parser.add_argument("--fund", choices=("cnss", "cmr"), default="cnss")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--year", default="2024/2025")
@@ -244,13 +286,43 @@ def main() -> None:
         "--processes", type=int, default=2, help="matching processes, as the exchange flow uses"
     )
     parser.add_argument("--keep", type=Path, default=None, help="keep the files in this folder")
+    parser.add_argument("--json", type=Path, default=None, help="write run()'s rows here")
     args = parser.parse_args()
+    if args.children is None:
+        args.children = QUICK_CHILDREN if args.quick else 200_000
+    if args.quick and args.schools is None:
+        args.schools = QUICK_SCHOOLS
+    rows, ok = measure(args)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    if not ok:
+        sys.exit(1)
 
+
+def run(quick: bool) -> list[dict[str, Any]]:
+    """The rows of benchmarks/report.py: the total of steps 1-5 first, then each step, as
+    ``{measure, ours_s, baseline_s, peak_rss_mb, target}`` (wall seconds; no baseline: the
+    target is a number of seconds). ``quick``: 20 000 children against a province a tenth the
+    size (14 schools), its target scaled to a tenth."""
+    args = argparse.Namespace(
+        children=QUICK_CHILDREN if quick else 200_000,
+        quick=quick,
+        fund="cnss",
+        seed=2024,
+        year="2024/2025",
+        schools=QUICK_SCHOOLS if quick else None,
+        processes=2,
+        keep=None,
+    )
+    return measure(args)[0]
+
+
+def measure(args: argparse.Namespace) -> tuple[list[dict[str, Any]], bool]:
     profile = profile_for(args.fund)
     partner = Settings().partners[args.fund]
     work = Path(tempfile.mkdtemp(prefix="massar-exchange-bench-"))
     try:
-        run(args, profile, partner, work)
+        return timed_steps(args, profile, partner, work)
     finally:
         if args.keep:
             shutil.copytree(work, args.keep, dirs_exist_ok=True)
@@ -258,7 +330,10 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(args: argparse.Namespace, profile: Profile, partner: PartnerSettings, work: Path) -> None:
+def timed_steps(
+    args: argparse.Namespace, profile: Profile, partner: PartnerSettings, work: Path
+) -> tuple[list[dict[str, Any]], bool]:
+    target = TARGET_SECONDS * args.children / 200_000
     # ---- set-up (not timed against the target) ---------------------------------------------
     started = time.perf_counter()
     students, enrollments, guardians, pupils, leavers = province_frames(
@@ -284,8 +359,7 @@ def run(args: argparse.Namespace, profile: Profile, partner: PartnerSettings, wo
         + ", ".join(f"{s} {expected[s]:,}" for s in STATUSES if expected[s])
     )
     print(f"peak RSS after set-up: {peak_rss_mb():,.0f} MB")
-    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
-    print(f"steps (load average {' '.join(load) or 'unknown'}, {os.cpu_count()} CPUs):")
+    print(f"steps (load average {load_average()}, {os.cpu_count()} CPUs):")
     steps = Steps()
 
     # ---- 1. parse ---------------------------------------------------------------------------
@@ -383,18 +457,38 @@ def run(args: argparse.Namespace, profile: Profile, partner: PartnerSettings, wo
         + f"; xmlsec1 {'OK' if xmlsec[1] == 0 else f'FAILED ({xmlsec[2]})'}"
         + f"; openssl cms {'OK' if cms[1] == 0 else f'FAILED ({cms[2]})'}"
     )
-    ok = total <= TARGET_SECONDS and not problems and xmlsec[1] == 0 and cms[1] == 0
-
-    def meets(seconds: float) -> str:
-        return "MEETS" if seconds <= TARGET_SECONDS else "MISSES"
-
+    ok = total <= target and not problems and xmlsec[1] == 0 and cms[1] == 0
     print(
-        f"verdict: {'PASS' if ok else 'FAIL'}: {total:.1f} s wall {meets(total)} the "
-        f"{TARGET_SECONDS:.0f} s target for {len(answers):,} children (CPU {steps.cpu:.1f} s, "
-        "without the matching processes, which run under the forkserver)"
+        f"verdict: {'PASS' if ok else 'FAIL'}: {total:.1f} s wall "
+        f"{'MEETS' if total <= target else 'MISSES'} the {target:.1f} s target for "
+        f"{len(answers):,} children ({TARGET_SECONDS:.0f} s for 200 000); CPU {steps.cpu:.1f} s "
+        f"(the matching processes included); load average {load_average()}"
     )
-    if not ok:
-        sys.exit(1)
+    label = f"exchange, {len(answers):,} children end to end (parse ... verify)"
+    rows: list[dict[str, Any]] = [
+        {
+            "measure": label,
+            "ours_s": round(total, 2),
+            "baseline_s": None,
+            "peak_rss_mb": round(peak_rss_mb()),
+            "target": f"<= {target:.1f} s",
+            "cpu_s": round(steps.cpu, 2),
+            "note": f"load average {load_average()}; partner checks "
+            + ("hold" if not problems and not xmlsec[1] and not cms[1] else "FAIL"),
+        }
+    ]
+    rows += [
+        {
+            "measure": f"  {step}",
+            "ours_s": round(wall, 2),
+            "baseline_s": None,
+            "peak_rss_mb": round(rss),
+            "target": "",
+            "cpu_s": round(cpu, 2),
+        }
+        for step, wall, cpu, rss in steps.timed
+    ]
+    return rows, ok
 
 
 if __name__ == "__main__":
