@@ -47,6 +47,12 @@ YEAR = "2023/2024"
 START = datetime(2024, 2, 1, 2, 0, tzinfo=UTC)  # night N is published at START + N - 1 days
 
 
+def maintained_at(night: datetime) -> datetime:
+    """The weekly maintenance runs two hours after the night (Sunday 04:00): its window of
+    ``keep_days`` is counted from then, and so is the soak's check of the nights it keeps."""
+    return night + timedelta(hours=2)
+
+
 def delta_files(warehouse: Path) -> tuple[int, int]:
     """(data files, log entries) of the warehouse's Delta tables."""
     data = log = 0
@@ -244,7 +250,7 @@ def main() -> None:
             if night % 7 == 0:
                 happened.append(weekly_exchange(settings, province, night // 7, work))
                 tidied = warehouse_maintenance(
-                    settings, keep_days=args.keep_days, now=clock["now"] + timedelta(hours=2)
+                    settings, keep_days=args.keep_days, now=maintained_at(clock["now"])
                 )
                 housekeeping(settings)
                 happened.append(
@@ -263,7 +269,7 @@ def main() -> None:
                         for n in session.query(Night).filter(Night.state == "completed")
                         if n.finished_at is not None
                         and n.finished_at.replace(tzinfo=UTC)
-                        >= clock["now"] - timedelta(days=args.keep_days)
+                        >= maintained_at(clock["now"]) - timedelta(days=args.keep_days)
                     ]
             finally:
                 database.dispose()
