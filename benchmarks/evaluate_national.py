@@ -21,8 +21,25 @@ its peak resident memory is its own:
   over the same Parquet files (the aggregation alone: nothing written).
 
 Targets (issue 17): 300 M marks in ≤ 10 min and ≤ 8 GB peak on the 2-core machine. The load
-average (other work on the machine) is printed beside every figure. ``--quick``: 3 M marks,
-under a minute. ``run(quick)`` returns the rows for benchmarks/report.py.
+average (other work on the machine) is printed beside every figure. ``--quick``: 3 M marks
+(about a minute on a quiet machine). ``run(quick)`` returns the rows for benchmarks/report.py.
+
+Figures (2026-12-05, the 2-core machine shared with seven other sessions: load average 14-20
+throughout, so every wall time is several times a quiet machine's; batches of 8 M marks):
+
+    marks   ours (batches)         peak RSS   DuckDB GROUP BY   peak RSS   load
+    10 M    85.9 s  (2 batches)    3,557 MB    3.0 s             693 MB   15.1 / 15.7
+    40 M    341.4 s (6 batches)    4,117 MB   18.9 s           1,962 MB   14.4 / 17.4
+    100 M, 300 M: not run (time; ~85 s per 10 M marks at this load); the peak follows the
+    batch (8 M marks), not the country: 3.6 GB with 2 batches, 4.1 GB with 6.
+
+    before (today's code until this change, the flow's in-memory path: read every table,
+    restrict, compute, write), 10 M marks: 318.0 s, peak RSS 7,733 MB (load 19.6-22.6); 40 M
+    not run that way (it would need ~30 GB of the machine's 23). The formulas alone in memory
+    (the former benchmark's shape, 1 M pupils, 40 M marks, subject and semester results):
+    hand-written group-by 20.6 s (10.9 s CPU), peak 9,453 MB, DuckDB 8.4 s (load 9.1); polars'
+    group_by 65.4 s (32.8 s CPU), peak 10,625 MB, DuckDB 18.0 s (load 7.1): the well-kept
+    engine costs about 3× the CPU of the hand-written clustering on the subject results.
 """
 
 from __future__ import annotations

@@ -249,6 +249,22 @@ def evaluate_warehouse(
         for table, count in kept_back.rows.items():  # their rows stand as published
             run.rows[table] = run.rows.get(table, 0) + count
             run.versions.setdefault(table, versions[table])
+    # schools with exam marks but no marks (their candidates come from the exam marks alone)
+    exam_only = {code: rows for code, rows in exams.schools.items() if code not in partitions}
+    if years and exams.years and exam_only:
+        scope = Evaluable({}, sorted(years), _rows([]), looked_at, [])
+        for batch in batches_of(exam_only, batch_rows):
+            run.batches += 1
+            exam_plan = exams.of_batch(
+                batch, _active_frame(_enrolments_of(enrollments, batch)), scope
+            )
+            skipped.append(exam_plan.skipped)
+            computed = exams.results(exam_plan, batch, None, rules)
+            run.rows["exam_results"] = run.rows.get("exam_results", 0) + computed.height
+            exam_tables = {"exam_results": computed}
+            run.versions.update(
+                write_results(settings, exam_tables, scope, tables=("exam_results",))
+            )
     without_marks = sorted(set(_partition_schools(warehouse, versions)) - set(partitions))
     if without_marks and enrollments is not None:
         active = _active_frame(_enrolments_of(enrollments, without_marks))
@@ -277,6 +293,7 @@ class _Exams:
     looked_at: list[str]
     regional: pl.DataFrame
     earlier: bool = False  # exam marks of years before those looked at exist
+    schools: dict[str, int] = field(default_factory=dict)  # exam marks per school partition
 
     @classmethod
     def of(
@@ -311,7 +328,8 @@ class _Exams:
             )
             active = _active_of_pupils(enrollments, papers.get_column("student_code").unique())
             regional = _split_enrolled(papers, active, "exam_marks")[0]
-        return cls(table, enrollments, years, looked_at, regional, has_earlier)
+        schools = partition_rows(settings.warehouse, "exam_marks", versions["exam_marks"])
+        return cls(table, enrollments, years, looked_at, regional, has_earlier, schools)
 
     def of_batch(
         self,
@@ -349,7 +367,7 @@ class _Exams:
         cc = (
             annual.select(CC_COLUMNS)
             if annual is not None
-            else pl.DataFrame(schema=dict.fromkeys(CC_COLUMNS, pl.Utf8))
+            else pl.DataFrame(schema={**dict.fromkeys(CC_COLUMNS, pl.Utf8), "average": pl.Float64})
         )
         pupils = pl.concat(
             [cc.get_column("student_code"), plan.inputs["exam_marks"].get_column("student_code")]
