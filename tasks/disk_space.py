@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ground.errors import OperatorError
-from ground.settings import Settings, load_settings
+from ground.settings import Settings, flow_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 MARGIN = 4 * 1024 * 1024  # what a step keeps free besides its own estimate
@@ -99,7 +99,8 @@ def disk_guarded(
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
             arguments = signature.bind(*args, **kwargs).arguments
-            settings = arguments.get("settings") or load_settings(arguments.get("home"))
+            # the flow's parameter carries no secrets: read them again (ground.settings)
+            settings = flow_settings(arguments.get("settings"), arguments.get("home"))
             places = folders(settings)
             estimate = needed(settings)
             if estimate:

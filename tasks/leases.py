@@ -31,7 +31,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ground.settings import Settings, load_settings
+from ground.settings import Settings, flow_settings
 from warehouse.control import ControlDatabase
 from warehouse.leases import Holder, LeaseHeld, acquire, current_leases, release, renew
 
@@ -181,7 +181,8 @@ def leased(
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
             arguments = dict(bound.arguments)
-            settings = arguments.get("settings") or load_settings(arguments.get("home"))
+            # the flow's parameter carries no secrets: read them again (ground.settings)
+            settings = flow_settings(arguments.get("settings"), arguments.get("home"))
             from prefect.runtime import flow_run
 
             flow = str(flow_run.flow_name or fn.__name__)
