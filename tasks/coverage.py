@@ -320,7 +320,18 @@ def coverage_after_ingest_task(settings: Settings) -> dict[str, Any]:
     """Snapshot, province page and the ``coverage`` artifact (no pupil data)."""
     from prefect import get_run_logger
 
-    summary = coverage_after_ingest(settings)
+    try:
+        summary = coverage_after_ingest(settings)
+    except Exception as error:  # the files are in: the coverage is told, never fails the ingest
+        log.debug("coverage after ingest", exc_info=True)
+        summary = {
+            "campaigns": 0,
+            "error": (
+                f"The coverage of the campaigns could not be brought up to date after this "
+                f"ingest ({type(error).__name__}: {str(error)[:200]}); the files are ingested, "
+                "and the next ingest or 'massar coverage' computes it again."
+            ),
+        }
     if "error" in summary:
         get_run_logger().warning(summary["error"])
     if summary.get("markdown"):

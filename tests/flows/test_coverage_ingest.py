@@ -180,3 +180,38 @@ def test_massar_coverage_and_the_query_table(two_ingests, capsys):
     finally:
         database.dispose()
     assert table == [{"state": "accepted", "n": table[0]["n"]}]
+
+
+def test_a_coverage_that_cannot_be_written_does_not_fail_the_ingest(
+    prefect_server, province, tmp_path
+):
+    """The files are in whatever happens to the coverage's page: the ingest completes, its
+    summary says in a sentence why the coverage is not up to date, and the school is ingested."""
+    settings = init_home(tmp_path / "home")
+    (settings.home / "campaigns.toml").write_text(CAMPAIGNS, encoding="utf-8")
+    load_school_reference(settings, province / "schools.csv")
+    shutil.copytree(province / SCHOOL, settings.inbox / SCHOOL)
+    blocked = page_path(settings).parent
+    blocked.parent.mkdir(parents=True, exist_ok=True)
+    blocked.write_text("a file where the province's folder should be", encoding="utf-8")
+
+    summary, _ = _ingest(settings)
+
+    assert "could not be brought up to date" in summary["coverage"]["error"]
+    assert "the files are ingested" in summary["coverage"]["error"]
+    assert summary["coverage"]["campaigns"] == 0
+    assert not page_path(settings).exists()
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        states = (
+            run_query(
+                "select distinct state from submissions",
+                warehouse=settings.warehouse,
+                database=database,
+            )
+            .column("state")
+            .to_pylist()
+        )
+    finally:
+        database.dispose()
+    assert states and set(states) <= {"accepted", "partially_accepted", "rejected"}
