@@ -58,7 +58,8 @@ def prepare(database, batch_id: str, sequence: int, files: dict[str, bytes]) -> 
 def run(transport, work: Path, large_mb: float, batches: int) -> None:
     from connectors.partner_transport import deliver_batch
     from warehouse.control import ControlDatabase, upgrade_database
-    from warehouse.exchange import ExchangeLedger, verify_message_log
+    from warehouse.exchange_ledger import ExchangeLedger
+    from warehouse.message_log_evidence import verify_message_log
 
     url = f"sqlite:///{work / 'control.db'}"
     upgrade_database(url)

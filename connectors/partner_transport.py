@@ -12,7 +12,7 @@ exchange profile's business. One interface, :class:`PartnerTransport`, has two i
 Delivery (:func:`deliver_batch`) never shows half a file under its final name: each file is
 written as ``.<name>.part`` in the partner's inbox, read back and compared (size and sha256),
 then renamed without ever replacing an existing file. What was delivered is kept by a
-:class:`DeliveryLedger` (``warehouse.exchange.ExchangeLedger`` over the control database), so
+:class:`DeliveryLedger` (``warehouse.exchange_ledger.ExchangeLedger`` over the control database), so
 running the same batch again sends nothing twice. Connection losses are retried with an
 exponential backoff; a changed host key stops everything at once.
 """
@@ -381,7 +381,8 @@ def partner_transport_for(settings: Any, partner: str) -> PartnerTransport:
 
 
 class DeliveryLedger(Protocol):
-    """What delivery needs from the control database (``warehouse.exchange.ExchangeLedger``)."""
+    """What delivery needs from the control database
+    (``warehouse.exchange_ledger.ExchangeLedger``)."""
 
     def refusal(
         self, batch_id: str, partner: str, approver: str, file_hashes: Mapping[str, str]
@@ -799,8 +800,9 @@ def fetch_acknowledgements(
     """The partner's acknowledgement files not yet ``known``, as ``(name, bytes)``.
 
     ``pattern`` is the profile's acknowledgement file name pattern (the fund's outbox also
-    holds its requests); ``known`` usually ``warehouse.exchange.acknowledged_files(db,
-    partner)``. See :func:`fetch_outbox`."""
+    holds its requests); ``known`` usually
+    ``warehouse.acknowledgement_records.acknowledged_files(db, partner)``. See
+    :func:`fetch_outbox`."""
     return fetch_outbox(
         transport,
         pattern=pattern,

@@ -11,7 +11,7 @@ approvers add``/``remove``); nothing in ``massar.toml`` or the environment overr
 Each approver has a second factor: a TOTP secret (RFC 6238, 30-second steps, 6 digits), kept
 0600 under ``<home>/keys/approvers/`` and enrolled once in the person's authenticator app.
 A code is accepted one step early or late, and never twice: the last accepted step per
-approver is kept in the control database (warehouse/exchange.py ``consume_code_step``).
+approver is kept in the control database (warehouse/approval_records.py ``consume_code_step``).
 
 The list and the secrets are refused while anybody else than the home's owner (or root) could
 change them: a file or folder writable by its group or by others, or owned by another account,

@@ -282,7 +282,7 @@ def exchange_evidence(
     """Export the hash-chained message log of what was sent, as evidence for an auditor."""
     settings = _open(home)
     from warehouse.control import ControlDatabase
-    from warehouse.exchange import export_evidence, verify_message_log
+    from warehouse.message_log_evidence import export_evidence, verify_message_log
 
     database = ControlDatabase(settings.resolved_database_url)
     try:

@@ -7,8 +7,9 @@ Four checks, each a plain function over the control database or Prefect's API:
 * the nightly run has not published a night by ``nightly_deadline`` (the control database's
   ``nights``: no completed night since ``nightly_start`` today, local time);
 * a batch has waited for an approval more than ``approval_wait_hours``;
-* a partner's acknowledgement is late (:func:`warehouse.exchange.overdue_batches`, with each
-  partner's ``acknowledgement_delay_hours``);
+* a partner's acknowledgement is late
+  (:func:`warehouse.acknowledgement_records.overdue_batches`, with each partner's
+  ``acknowledgement_delay_hours``);
 * a collection campaign's deadline is near or past with schools still missing items
   (tasks/coverage_alerts.py: one summary a day);
 * a fund's request or acknowledgement was set aside (tasks/fund_files_set_aside.py: one per
@@ -42,8 +43,8 @@ from sqlalchemy import select
 from ground.errors import OperatorError
 from ground.settings import Settings
 from ground.utc import as_utc
+from warehouse.acknowledgement_records import overdue_batches
 from warehouse.control import ControlDatabase, ExchangeBatch, Night, SentAlert
-from warehouse.exchange import overdue_batches
 
 WATCH_FLOW = "watch"  # flows/alerts.py; its own failures are told once a day, not per run
 

@@ -37,13 +37,13 @@ from ground.approvers import (
     same_name,
 )
 from ground.errors import OperatorError
-from warehouse.control import ControlDatabase, ExchangeBatch
-from warehouse.exchange import (
+from warehouse.approval_records import (
     consume_code_step,
     last_code_step,
     record_refused_attempt,
     wrong_codes_since,
 )
+from warehouse.control import ControlDatabase, ExchangeBatch
 
 WRONG_CODE_LIMIT = 5
 WRONG_CODE_WINDOW = timedelta(minutes=15)

@@ -69,15 +69,14 @@ from tasks.review_queue import (
     review_csv,
     write_queue,
 )
-from warehouse.control import Approval, ControlDatabase, ExchangeBatch, utcnow
-from warehouse.exchange import (
-    ExchangeRecordError,
-    VerifiedDecisionLedger,
+from warehouse.acknowledgement_records import (
     acknowledged_files,
-    add_decision,
     overdue_batches,
     record_acknowledgement,
 )
+from warehouse.approval_records import add_decision
+from warehouse.control import Approval, ControlDatabase, ExchangeBatch, utcnow
+from warehouse.exchange_ledger import ExchangeRecordError, VerifiedDecisionLedger
 
 WAITING = "waiting_approval"
 DECIDED = ("approved", "rejected", "expired")

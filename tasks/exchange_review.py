@@ -56,7 +56,7 @@ from tasks.review_queue import (
     review_csv,
 )
 from warehouse.control import ExchangeBatch
-from warehouse.exchange import add_review_decision, review_decisions
+from warehouse.review_records import add_review_decision, review_decisions
 
 KEEP = "keep"
 NOT_FOUND_CHOICE = "not-found"

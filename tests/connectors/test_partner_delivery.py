@@ -28,6 +28,7 @@ from connectors.partner_transport import (
     temporary_name,
 )
 from ground.settings import PartnerSettings
+from warehouse.acknowledgement_records import acknowledged_files, record_acknowledgement
 from warehouse.control import (
     Approval,
     ControlDatabase,
@@ -35,14 +36,9 @@ from warehouse.control import (
     MessageLogEntry,
     upgrade_database,
 )
-from warehouse.exchange import (
-    ExchangeLedger,
-    acknowledged_files,
-    ledger_rows,
-    message_log,
-    record_acknowledgement,
-    verify_message_log,
-)
+from warehouse.exchange_ledger import ExchangeLedger, ledger_rows
+from warehouse.message_log import message_log
+from warehouse.message_log_evidence import verify_message_log
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
 APPROVER = "F. Zahra"

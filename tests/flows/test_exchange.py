@@ -39,8 +39,10 @@ from tests.harness.approvers import (
     enrol_test_approvers,
 )
 from tests.harness.prefect_runs import wait_paused
+from warehouse.approval_records import refused_attempts
 from warehouse.control import ControlDatabase
-from warehouse.exchange import message_log, refused_attempts, verify_message_log
+from warehouse.message_log import message_log
+from warehouse.message_log_evidence import verify_message_log
 
 YEAR = "2023-2024"
 
@@ -277,7 +279,7 @@ def test_a_request_is_answered_approved_delivered_acknowledged_and_reconciled(
     assert sorted(os.listdir(sftp_server.inbox)) == delivered
     # An auditor's evidence of what was sent, from the command line.
     from massar.cli import main
-    from warehouse.exchange import check_evidence
+    from warehouse.message_log_evidence import check_evidence
 
     evidence = home / "evidence.json"
     assert main(["exchange", "evidence", "--to", str(evidence), "--home", str(home)]) == 0

@@ -37,13 +37,11 @@ from tests.flows.test_exchange import (
 )
 from tests.harness.approvers import code
 from tests.harness.prefect_ui import flow_logs_at_info
+from warehouse.approval_records import refused_attempts
 from warehouse.control import ControlDatabase
-from warehouse.exchange import (
-    message_log,
-    refused_attempts,
-    review_decisions,
-    verify_message_log,
-)
+from warehouse.message_log import message_log
+from warehouse.message_log_evidence import verify_message_log
+from warehouse.review_records import review_decisions
 
 
 @pytest.fixture(scope="module")

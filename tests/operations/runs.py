@@ -17,8 +17,8 @@ import polars as pl
 from sqlalchemy import select
 
 from warehouse.control import ControlDatabase, ExchangeBatch, Run, Submission
-from warehouse.exchange import message_log
 from warehouse.leases import LeaseHeld, current_leases
+from warehouse.message_log import message_log
 
 MASSAR = str(Path(sys.executable).with_name("massar"))
 

@@ -51,8 +51,10 @@ from tests.harness.approvers import (
 )
 from tests.harness.prefect_runs import wait_paused
 from tests.harness.warehouse_home import pupils_warehouse_home
+from warehouse.approval_records import refused_attempts
 from warehouse.control import Approval, ControlDatabase, ExchangeBatch
-from warehouse.exchange import message_log, refused_attempts, verify_message_log
+from warehouse.message_log import message_log
+from warehouse.message_log_evidence import verify_message_log
 
 
 @pytest.fixture(scope="module")

@@ -38,13 +38,9 @@ from tasks.exchange_review import ChildChoice, decide_children, review_state
 from tests.harness.approvers import APPROVER, PREPARER, code, enrol_test_approvers
 from tests.harness.warehouse_home import pupils_warehouse_home
 from warehouse.control import Approval, ControlDatabase, ExchangeBatch, ReviewDecision
-from warehouse.exchange import (
-    check_evidence,
-    export_evidence,
-    message_log,
-    review_decisions,
-    verify_message_log,
-)
+from warehouse.message_log import message_log
+from warehouse.message_log_evidence import check_evidence, export_evidence, verify_message_log
+from warehouse.review_records import review_decisions
 
 REQUEST = "CNSS_SCOL_2023-2024_0001.csv"
 

@@ -142,8 +142,8 @@ def _wait_for(condition, what: str, timeout: float = 90.0):
 
 
 def _refused(settings) -> list[tuple[str, str, str]]:
+    from warehouse.approval_records import refused_attempts
     from warehouse.control import ControlDatabase
-    from warehouse.exchange import refused_attempts
 
     database = ControlDatabase(settings.resolved_database_url)
     try:

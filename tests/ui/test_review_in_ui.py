@@ -31,7 +31,7 @@ from tests.harness.approvers import code
 from tests.harness.prefect_ui import PrefectUIServer, flow_logs_at_info, prefect_ui
 from tests.ui.test_prefect_ui import AUTH, SHOTS
 from warehouse.control import ControlDatabase
-from warehouse.exchange import review_decisions
+from warehouse.review_records import review_decisions
 
 pytestmark = pytest.mark.slow
 

@@ -24,9 +24,9 @@ from warehouse.backup.make import backup_home
 from warehouse.backup.restore import restore_home
 from warehouse.control import ControlDatabase, ExchangeBatch, Submission
 from warehouse.delta import table_versions
+from warehouse.exchange_ledger import ExchangeLedger
+from warehouse.message_log_evidence import verify_message_log
 from warehouse.query import run_query
-
-exchange = pytest.importorskip("warehouse.exchange")
 
 APPROVER = "F. Zahra"
 
@@ -70,7 +70,7 @@ def _deliver(database: ControlDatabase, batch_id: str, names: list[str]) -> None
         session.add(
             Approval(batch_id=batch_id, decision="approved", approver=APPROVER, covered_sha256="")
         )
-    ledger = exchange.ExchangeLedger(database)
+    ledger = ExchangeLedger(database)
     for name in names:
         sha = hashlib.sha256(name.encode()).hexdigest()
         ledger.count_attempt(batch_id, "cnss", name, sha, 10, f"/inbox/{name}")
@@ -120,7 +120,7 @@ def test_a_restored_home_answers_every_query_as_the_original(source, backup, tmp
     assert _answers(settings) == original
     assert check_home(settings) == []
 
-    assert exchange.verify_message_log(ControlDatabase(settings.resolved_database_url)).intact
+    assert verify_message_log(ControlDatabase(settings.resolved_database_url)).intact
     assert not any((settings.home / "keys").iterdir())  # secrets stay out by default
     assert not any(settings.inbox.iterdir())
     # Submissions point at the restored archive, not the original home's.
@@ -307,7 +307,7 @@ def test_a_postgresql_control_database_is_dumped_portably_and_restored(postgres_
     for restored in (into_sqlite, into_postgres):
         again = init_home(restored.home)
         assert submissions(again) == expected
-        log = exchange.verify_message_log(ControlDatabase(again.resolved_database_url))
+        log = verify_message_log(ControlDatabase(again.resolved_database_url))
         assert log.intact and log.entries == 3
     # The restored PostgreSQL database hands out new ids after the restored ones.
     again = init_home(into_postgres.home)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, delete, text, update
 
+from warehouse.acknowledgement_records import overdue_batches, record_acknowledgement
 from warehouse.control import (
     Approval,
     ControlDatabase,
@@ -20,20 +21,9 @@ from warehouse.control import (
     MessageLogEntry,
     upgrade_database,
 )
-from warehouse.exchange import (
-    GENESIS_HASH,
-    ExchangeLedger,
-    ExchangeRecordError,
-    canonical_entry,
-    chain_hash,
-    check_evidence,
-    export_evidence,
-    ledger_rows,
-    message_log,
-    overdue_batches,
-    record_acknowledgement,
-    verify_message_log,
-)
+from warehouse.exchange_ledger import ExchangeLedger, ExchangeRecordError, ledger_rows
+from warehouse.message_log import GENESIS_HASH, canonical_entry, chain_hash, message_log
+from warehouse.message_log_evidence import check_evidence, export_evidence, verify_message_log
 
 APPROVER = "F. Zahra"
 

@@ -239,7 +239,7 @@ def _check_submissions(url: str, settings: HomePlaces, archived: set[str]) -> li
 
 def _check_message_log(url: str) -> list[str]:
     try:
-        from warehouse.exchange import verify_message_log
+        from warehouse.message_log_evidence import verify_message_log
     except ImportError:
         return []
     database = ControlDatabase(url)

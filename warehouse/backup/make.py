@@ -254,7 +254,7 @@ def _release_database(database: dict[str, Any], staging: Path) -> None:
 
 def _export_evidence(url: str, path: Path) -> None:
     try:
-        from warehouse.exchange import export_evidence
+        from warehouse.message_log_evidence import export_evidence
     except ImportError:  # a platform without the exchange records has no message log to export
         return
     database = ControlDatabase(url)
