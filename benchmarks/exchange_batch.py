@@ -1,6 +1,6 @@
 """Benchmark: one partner request of 200 000 children, end to end (target <= 15 s, issue 17).
 
-Steps timed, on the code the exchange flow runs (``tasks.exchange.prepare_batch``):
+Steps timed, on the code the exchange flow runs (``tasks.batch_preparation.prepare_batch``):
 
 1. ``parse_request``: the request FILE in the fund's layout (CNSS ``;`` CRLF dd/mm/yyyy, or CMR
    ``,`` LF ISO dates and no sex column), written beforehand the way the generator writes

@@ -12,19 +12,18 @@ from prefect.runtime import flow_run
 from flows.recorded import recorded
 from ground.errors import RequestsUnanswered
 from ground.settings import Settings, flow_settings
-from tasks.disk_space import disk_guarded, exchange_folders
-from tasks.exchange import (
+from tasks.acknowledgements import reconcile_task
+from tasks.batch_decisions import wait_for_decision
+from tasks.batch_delivery import deliver_task, undelivered_approved_batches
+from tasks.batch_preparation import (
     batch_summary,
-    deliver_task,
-    fetch_requests_task,
-    operator_sentence,
     prepare_batch_task,
     publish_batch_artifact,
-    reconcile_task,
     run_preparer,
-    undelivered_approved_batches,
-    wait_for_decision,
 )
+from tasks.disk_space import disk_guarded, exchange_folders
+from tasks.exchange_batches import operator_sentence
+from tasks.exchange_requests import fetch_requests_task
 from tasks.leases import exchange_not_run, exchange_resource, exchange_what, leased
 
 
@@ -41,7 +40,7 @@ def exchange(
     """One exchange run for ``partner``; returns counts and batch states (no child data).
     A request left without a prepared batch fails the run (:class:`RequestsUnanswered`, its
     ``summary`` what the run did) once every other request and delivery is done.
-    The batches' preparer is who started the run (:func:`tasks.exchange.run_preparer`): the
+    The batches' preparer is who started the run (:func:`tasks.batch_preparation.run_preparer`): the
     schedule or deployment for a deployment's run (``prepared_by`` is then ignored), else
     ``prepared_by`` or this process's OS account."""
     settings = flow_settings(settings, home)  # secrets: from the home, not Prefect

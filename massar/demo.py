@@ -116,8 +116,10 @@ def run_demo_exchanges(settings, province: Path) -> list[str]:  # type: ignore[n
         time_step,
     )
     from massar.runner import approve_batch, run_exchange
+    from tasks.acknowledgements import reconciliation
     from tasks.approval_rules import Claim
-    from tasks.exchange import batch_summary, reconciliation, undecided_batches
+    from tasks.batch_delivery import undecided_batches
+    from tasks.batch_preparation import batch_summary
 
     reference = settings.home / "reference"
     reference.mkdir(exist_ok=True)

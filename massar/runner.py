@@ -195,7 +195,7 @@ def approval_preview(settings: Settings, batch_id: str) -> tuple[dict, str]:
     apply_prefect_environment(settings)
     from massar.status import unknown_batch_sentence
     from massar.status_facts import batch_state
-    from tasks.exchange import batch_summary
+    from tasks.batch_preparation import batch_summary
 
     if batch_state(settings, batch_id) is None:
         raise OperatorError(unknown_batch_sentence(settings, batch_id))
@@ -206,7 +206,7 @@ def approval_preview(settings: Settings, batch_id: str) -> tuple[dict, str]:
 def describe_batch(settings: Settings, summary: dict) -> str:
     """A batch for the terminal, before a decision: counts only."""
     from schemas.exchange import STATUSES
-    from tasks.exchange import batch_folder
+    from tasks.exchange_batches import batch_folder
 
     counts = summary["counts"]
     statuses = counts.get("statuses", {})
@@ -250,7 +250,8 @@ def approve_batch(
     apply_prefect_environment(settings)
     from massar.status import unknown_batch_sentence
     from massar.status_facts import batch_state
-    from tasks.exchange import batch_summary, record_decision, resume_waiting_flow
+    from tasks.batch_decisions import record_decision, resume_waiting_flow
+    from tasks.batch_preparation import batch_summary
 
     if batch_state(settings, batch_id) is None:
         raise OperatorError(unknown_batch_sentence(settings, batch_id))

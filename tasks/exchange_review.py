@@ -5,7 +5,7 @@ A decision is recorded (table ``review_decisions``: who, when, which child, from
 and logged in the hash-chained message log, and the batch's XML, CSV, ``.p7s`` and manifest are
 rebuilt and signed again with the answers as decided, all in one transaction that only goes
 through while the batch still waits with the manifest the officer saw. An approval then covers
-the new manifest (tasks/exchange.py ``record_decision``); once a batch is decided, its REVIEW
+the new manifest (tasks/batch_decisions.py ``record_decision``); once a batch is decided, its REVIEW
 children can no longer change.
 
 Only counts, reasons, school and level codes reach Prefect (the form, the artifact, the logs);
@@ -31,17 +31,15 @@ from connectors.signing import SigningError, signing_identity
 from ground.errors import OperatorError
 from ground.settings import Settings
 from schemas.exchange import NOT_FOUND, REVIEW
-from tasks.approval_rules import Claim, verify_decider
-from tasks.exchange import (
+from tasks.approval_rules import Claim, DecisionRefused, verify_decider
+from tasks.batch_preparation import _counts_with_change, batch_summary
+from tasks.exchange_batches import (
     WAITING,
-    DecisionRefused,
-    _counts_with_change,
     _database,
     _profile,
     _sha256,
     _write_atomically,
     batch_folder,
-    batch_summary,
 )
 from tasks.match_summary import match_summary
 from tasks.review_queue import (

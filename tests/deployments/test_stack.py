@@ -293,7 +293,7 @@ def _configure_partner(stack: Stack, sftp_server) -> str:
 
 
 def _waiting_batch(settings, timeout: float = 300) -> str:
-    from tasks.exchange import undecided_batches
+    from tasks.batch_delivery import undecided_batches
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -384,7 +384,9 @@ def test_the_nightly_and_a_cnss_exchange_run_through_the_stack(stack, province, 
     finished = stack.wait(flow_run["id"])
     assert finished["state"]["type"] == "COMPLETED", finished["state"]
 
-    from tasks.exchange import batch_folder, batch_summary, reconciliation
+    from tasks.acknowledgements import reconciliation
+    from tasks.batch_preparation import batch_summary
+    from tasks.exchange_batches import batch_folder
 
     summary = batch_summary(settings, batch)
     assert summary["state"] == "delivered"

@@ -29,8 +29,10 @@ from ground.funds import FUND_KEYS
 from ground.settings import PartnerSettings, load_settings
 from massar.home import init_home
 from massar.runner import approve_batch
+from tasks.acknowledgements import reconciliation
 from tasks.approval_rules import Claim
-from tasks.exchange import batch_folder, batch_summary, reconciliation
+from tasks.batch_preparation import batch_summary
+from tasks.exchange_batches import batch_folder
 from tests.harness.approvers import (
     APPROVER,
     PREPARER,
@@ -307,7 +309,7 @@ def test_the_preparer_cannot_approve_and_a_form_from_an_outsider_is_refused(
     seen: dict = {}
 
     def decide(batch: str) -> None:
-        from tasks.exchange import DecisionRefused
+        from tasks.approval_rules import DecisionRefused
 
         with pytest.raises(DecisionRefused, match="prepared batch"):
             approve_batch(settings, batch, terminal(settings, PREPARER), True, "")
@@ -355,7 +357,7 @@ def test_a_batch_nobody_decides_on_expires_without_delivery(home, province, sftp
     assert summary["decision"]["decision"] == "expired"
     assert os.listdir(sftp_server.inbox) == []
     # A late decision is refused: the batch is over.
-    from tasks.exchange import DecisionRefused
+    from tasks.approval_rules import DecisionRefused
 
     with pytest.raises(DecisionRefused, match="not waiting for approval any more"):
         approve_batch(settings, batch["batch_id"], terminal(settings), True, "")

@@ -24,7 +24,9 @@ from connectors.exchange.response_files import read_response_csv
 from flows.nightly import nightly
 from massar.home import init_home
 from massar.runner import approve_batch
-from tasks.exchange import batch_folder, batch_summary, undecided_batches
+from tasks.batch_delivery import undecided_batches
+from tasks.batch_preparation import batch_summary
+from tasks.exchange_batches import batch_folder
 from tasks.exchange_review import ChildChoice, decide_children, review_state
 from tests.flows.test_exchange import (
     APPROVER,

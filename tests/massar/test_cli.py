@@ -132,8 +132,8 @@ def test_approving_an_unknown_batch_is_one_sentence(capsys, tmp_path):
 
 
 def test_the_approve_help_gives_a_batch_id_of_the_real_form(capsys):
-    """The form a prepared batch's id has (FUND-YYYY-NNNNNN, tasks/exchange.py; a real one is
-    checked in tests/massar/test_status.py)."""
+    """The form a prepared batch's id has (FUND-YYYY-NNNNNN, tasks/batch_preparation.py; a real
+    one is checked in tests/massar/test_status.py)."""
     code, out, _ = run(capsys, "approve", "--help")
     assert code == 0
     found = re.search(r"e\.g\.\s+(\S+)", " ".join(out.split()))

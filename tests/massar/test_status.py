@@ -36,7 +36,7 @@ from massar.cli import main
 from massar.home import init_home
 from massar.status import installation_status, next_steps, runs_table
 from massar.status_facts import STALE_RUN_HOURS, gather
-from tasks.exchange import batch_summary
+from tasks.batch_preparation import batch_summary
 from tests.harness.approvers import APPROVER, PREPARER, code, enrol_test_approvers
 from tests.harness.prefect_runs import wait_paused
 from warehouse.control import ControlDatabase, ExchangeBatch, Finding, Night, Run, Submission
@@ -491,7 +491,7 @@ def test_approve_names_the_waiting_batches_for_a_wrong_id(officer, capsys, tmp_p
 
 
 def test_approve_shows_the_batch_and_asks_before_recording_at_a_terminal(officer):
-    from tasks.exchange import batch_folder
+    from tasks.exchange_batches import batch_folder
 
     settings, batch = officer["settings"], officer["seen"]["batch"]
     code, shown = officer["seen"]["no"]

@@ -98,7 +98,7 @@ def test_an_exchange_waiting_for_its_approval_outlives_a_restart(
     from ground.settings import load_settings
     from massar.runner import approve_batch
     from tasks.approval_rules import Claim
-    from tasks.exchange import batch_summary
+    from tasks.batch_preparation import batch_summary
     from tests.harness.approvers import PREPARER, PREPARER_ACCOUNT, code
     from tests.harness.prefect_runs import paused_state_id, wait_paused
     from tests.operations.conftest import make_exchange_home

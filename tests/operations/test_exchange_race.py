@@ -13,7 +13,7 @@ import pytest
 from ground.settings import load_settings
 from massar.runner import approve_batch
 from tasks.approval_rules import Claim
-from tasks.exchange import batch_summary
+from tasks.batch_preparation import batch_summary
 from tests.harness.approvers import PREPARER, PREPARER_ACCOUNT, code
 from tests.harness.prefect_runs import wait_paused
 from tests.operations.runs import batches, delivered, finish, leases, start, wait_until

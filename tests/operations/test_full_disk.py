@@ -171,7 +171,7 @@ def test_an_exchange_on_a_full_disk_prepares_and_delivers_nothing_half_then_comp
     from ground.settings import load_settings
     from massar.runner import approve_batch
     from tasks.approval_rules import Claim
-    from tasks.exchange import batch_summary
+    from tasks.batch_preparation import batch_summary
     from tests.harness.approvers import PREPARER, PREPARER_ACCOUNT, code
     from tests.harness.prefect_runs import wait_paused
     from tests.operations.runs import batches, delivered, wait_until

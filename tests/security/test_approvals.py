@@ -29,12 +29,9 @@ from ground.approvers import current_os_account
 from ground.errors import OperatorError
 from massar.cli import main
 from tasks.approval_rules import Claim, DecisionRefused
-from tasks.exchange import (
-    batch_summary,
-    deliver_approved,
-    prepare_batch,
-    record_decision,
-)
+from tasks.batch_decisions import record_decision
+from tasks.batch_delivery import deliver_approved
+from tasks.batch_preparation import batch_summary, prepare_batch
 from tasks.exchange_review import review_state
 from tests.flows.test_exchange import (
     _decide_when_waiting,

@@ -17,7 +17,8 @@ import pytest
 from connectors.sftp import fetch_school_inbox
 from ground.settings import PartnerSettings, SftpEndpoint
 from massar.home import init_home
-from tasks.exchange import fetch_new_requests, reconcile_acknowledgements
+from tasks.acknowledgements import reconcile_acknowledgements
+from tasks.exchange_requests import fetch_new_requests
 from tests.harness.hostile_sftp import HostileSftpServer
 
 GOOD_REQUEST = "CNSS_SCOL_2023-2024_0001.csv"

@@ -24,16 +24,11 @@ from connectors.verify import verify_file
 from ground.approvers import current_os_account
 from ground.errors import OperatorError
 from massar.cli import main
-from tasks.approval_rules import Claim
-from tasks.exchange import (
-    DecisionRefused,
-    batch_folder,
-    batch_summary,
-    deliver_approved,
-    expire_batch,
-    prepare_batch,
-    record_decision,
-)
+from tasks.approval_rules import Claim, DecisionRefused
+from tasks.batch_decisions import expire_batch, record_decision
+from tasks.batch_delivery import deliver_approved
+from tasks.batch_preparation import batch_summary, prepare_batch
+from tasks.exchange_batches import batch_folder
 from tasks.exchange_review import ChildChoice, decide_children, review_state
 from tests.harness.approvers import APPROVER, PREPARER, code, enrol_test_approvers
 from tests.harness.warehouse_home import pupils_warehouse_home

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from schemas.exchange import NOT_FOUND, REVIEW, SCHOOLED, ChildAnswer
-from tasks.exchange import review_list
+from tasks.batch_preparation import review_list
 from tasks.review_reasons import REASONS, translate, untranslated
 
 TASKS = Path(__file__).resolve().parents[2] / "tasks"

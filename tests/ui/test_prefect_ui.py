@@ -16,7 +16,9 @@ import pytest
 from flows.exchange import exchange
 from flows.nightly import nightly
 from massar.home import init_home
-from tasks.exchange import batch_summary, recorded_decision, undecided_batches
+from tasks.batch_decisions import recorded_decision
+from tasks.batch_delivery import undecided_batches
+from tasks.batch_preparation import batch_summary
 from tests.flows.test_exchange import (
     APPROVER,
     PREPARER,

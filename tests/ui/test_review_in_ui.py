@@ -17,7 +17,8 @@ from flows.exchange import exchange
 from flows.nightly import nightly
 from massar.home import init_home
 from massar.runner import approve_batch
-from tasks.exchange import batch_summary, undecided_batches
+from tasks.batch_delivery import undecided_batches
+from tasks.batch_preparation import batch_summary
 from tasks.exchange_review import review_state
 from tests.flows.test_exchange import (
     APPROVER,
