@@ -377,20 +377,145 @@ def build_extract(
     return extracts
 
 
+_CODE = (
+    Path(__file__),
+    *sorted((Path(__file__).parent.parent / "schemas" / "reference").glob("*.csv")),
+)
+
+
+def _code_digest() -> str:
+    hasher = hashlib.sha256(str(FORMAT_VERSION).encode())
+    for path in _CODE:
+        hasher.update(path.read_bytes())
+    return hasher.hexdigest()
+
+
+def _per_school(frame: pl.DataFrame, school: str = "school_code") -> pl.DataFrame:
+    """Per school, the count and the sum of the row hashes of ``frame`` (rows in any order)."""
+    columns = [c for c in frame.columns if c != school]
+    return frame.group_by(school).agg(
+        pl.len().alias("n"), pl.struct(columns).hash(seed=0).sum().alias("h")
+    )
+
+
+def extract_inputs(
+    students: pl.DataFrame | None,
+    marks: pl.DataFrame,
+    subject_results: pl.DataFrame,
+    semester_results: pl.DataFrame,
+    annual_results: pl.DataFrame | None,
+    exam_results: pl.DataFrame | None,
+    history: pl.DataFrame | None = None,
+) -> dict[str, str]:
+    """Per school, the fingerprint of what its extract is made from: the columns the extract
+    reads of the school's rows in every input, the history rows of its pupils (any school),
+    and this module with the reference tables it labels with. Hashed column by column in
+    polars (no record is built): the same inputs give the same extract."""
+    frames = {
+        "students": _conform(students, _STUDENTS, "students"),
+        "marks": _conform(marks, _MARKS, "marks"),
+        "subject_results": _conform(subject_results, _SUBJECT_RESULTS, "subject_results"),
+        "semester_results": _conform(semester_results, _SEMESTER_RESULTS, "semester_results"),
+        "annual_results": _conform(annual_results, _ANNUAL_RESULTS, "annual_results"),
+        "exam_results": _conform(exam_results, _EXAM_RESULTS, "exam_results"),
+    }
+    pupils = pl.concat([frame.select(PUPIL_KEY) for frame in frames.values()]).unique()
+    # the rows _history reads: its pupils' results of years before the record's year
+    past = _conform(history, _ANNUAL_RESULTS, "history").rename(
+        {"school_code": "past_school", "school_year": "past_year"}
+    )
+    frames["history"] = (
+        pupils.rename({"school_code": "_school"})
+        .join(past, on="student_code", how="inner")
+        .filter(pl.col("past_year") < pl.col("school_year"))
+    )
+    parts = [
+        _per_school(frame, "_school" if name == "history" else "school_code")
+        .rename({"_school": "school_code"} if name == "history" else {})
+        .with_columns(pl.lit(name).alias("input"))
+        for name, frame in frames.items()
+    ]
+    rows = (
+        pl.concat(parts)
+        .filter(pl.col("school_code").is_not_null())
+        .sort("school_code", "input")
+        .group_by("school_code", maintain_order=True)
+        .agg(pl.col("input"), pl.col("n"), pl.col("h"))
+    )
+    code = _code_digest()
+    return {
+        school: hashlib.sha256(
+            json.dumps([code, inputs, counts, hashes]).encode("utf-8")
+        ).hexdigest()
+        for school, inputs, counts, hashes in rows.iter_rows()
+    }
+
+
+def _made_of(target: Path) -> str | None:
+    """The inputs fingerprint the school's extract on disk was made from (None: no extract)."""
+    try:
+        manifest = json.loads((target / MANIFEST_NAME).read_text(encoding="utf-8"))
+        if not (target / EXTRACT_NAME).is_file():
+            return None
+        return str(manifest["inputs_sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def changed_extracts(
+    folder: Path | str,
+    students: pl.DataFrame | None,
+    marks: pl.DataFrame,
+    subject_results: pl.DataFrame,
+    semester_results: pl.DataFrame,
+    annual_results: pl.DataFrame | None,
+    exam_results: pl.DataFrame | None,
+    history: pl.DataFrame | None = None,
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
+    """The extracts (:func:`build_extract`) of the schools whose inputs differ from those their
+    extract under ``folder`` was made from (or that have none), and every school's inputs
+    fingerprint, for :func:`write_school_extracts`: a night builds only what changed."""
+    made_of = extract_inputs(
+        students, marks, subject_results, semester_results, annual_results, exam_results, history
+    )
+    changed = sorted(s for s, d in made_of.items() if _made_of(Path(folder) / s) != d)
+    if not changed:
+        return {}, made_of
+    where = pl.col("school_code").is_in(pl.Series(changed, dtype=pl.Utf8).implode())
+
+    def only(frame: pl.DataFrame | None) -> pl.DataFrame:
+        if frame is None:
+            return pl.DataFrame()
+        return frame.filter(where) if "school_code" in frame.columns else frame
+
+    extracts = build_extract(
+        only(students),
+        only(marks),
+        only(subject_results),
+        only(semester_results),
+        only(annual_results),
+        only(exam_results),
+        history=history,
+    )
+    return {s: extracts.get(s, []) for s in changed}, made_of
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     partial = path.with_name(f".{path.name}.partial")
     partial.write_bytes(data)
     os.replace(partial, path)
 
 
-def _same_extract(target: Path, sha256: str, size: int) -> bool:
+def _same_extract(target: Path, sha256: str, size: int, inputs: str | None = None) -> bool:
     """The school's extract on disk holds exactly these bytes (its manifest's sha256 and the
-    file's size say so): nothing to write, and its files keep their dates."""
+    file's size say so) and says it was made from ``inputs``: nothing to write, and its files
+    keep their dates."""
     try:
         manifest = json.loads((target / MANIFEST_NAME).read_text(encoding="utf-8"))
         entry = manifest["files"][0]
         return (
             manifest.get("format_version") == FORMAT_VERSION
+            and manifest.get("inputs_sha256") == inputs
             and entry["sha256"] == sha256
             and (target / EXTRACT_NAME).stat().st_size == size == entry["bytes"]
         )
@@ -399,14 +524,21 @@ def _same_extract(target: Path, sha256: str, size: int) -> bool:
 
 
 def write_school_extracts(
-    folder: Path | str, extracts: Mapping[str, Sequence[Mapping[str, Any]]]
+    folder: Path | str,
+    extracts: Mapping[str, Sequence[Mapping[str, Any]]],
+    made_of: Mapping[str, str] | None = None,
 ) -> list[Path]:
     """Write each school's records to ``<folder>/<school_code>/eservices.jsonl`` and its
-    ``manifest.json`` (sha256, size, counts); returns the files of every school, extract then
-    manifest per school, schools in code order. A school whose extract on disk already holds
-    the same records is not rewritten (the manifest's sha256 is the extract's fingerprint:
-    the same inputs give the same bytes), so its files keep their dates."""
+    ``manifest.json`` (sha256, size, counts, and ``inputs_sha256`` from ``made_of``: the
+    fingerprint of its inputs, :func:`extract_inputs`); returns the files of every school,
+    extract then manifest per school, schools in code order, those of ``made_of`` whose
+    extract stands included. A school whose extract on disk already holds the same records is
+    not rewritten, so its files keep their dates."""
+    made_of = made_of or {}
     written: list[Path] = []
+    for school_code in sorted(set(made_of) - set(extracts)):  # built from the same inputs
+        target = Path(folder) / school_code
+        written.extend([target / EXTRACT_NAME, target / MANIFEST_NAME])
     for school_code in sorted(extracts):
         if not _SCHOOL_FOLDER.match(school_code):
             raise ValueError(f"school code {school_code!r} cannot name a folder")
@@ -423,7 +555,8 @@ def write_school_extracts(
         extract = target / EXTRACT_NAME
         sha256 = hashlib.sha256(data).hexdigest()
         manifest_path = target / MANIFEST_NAME
-        if _same_extract(target, sha256, len(data)):
+        inputs = made_of.get(school_code)
+        if _same_extract(target, sha256, len(data), inputs):
             written.extend([extract, manifest_path])
             continue
         _write_atomic(extract, data)
@@ -432,6 +565,7 @@ def write_school_extracts(
             "format_version": FORMAT_VERSION,
             "school_code": school_code,
             "school_years": sorted({str(r.get("school_year")) for r in records}),
+            "inputs_sha256": inputs,
             "files": [
                 {
                     "name": EXTRACT_NAME,

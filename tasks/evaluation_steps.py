@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from ground.errors import OperatorError
 from ground.settings import Settings
 from schemas.evaluation_rules import EvaluationRules, RulesError, load_rules
-from tasks.eservices import build_extract, write_school_extracts
+from tasks.eservices import changed_extracts, write_school_extracts
 from tasks.evaluable import (
     SCHOOL_WITHOUT_MARKS,
     YEAR_TABLES,
@@ -226,7 +226,9 @@ def publish_eservices(
     """One file per school under ``exchange/eservices/<year>/<school>/``; returns the count."""
     year = inputs["year"].item(0, "school_year").replace("/", "-")
     empty = pl.DataFrame()
-    extracts = build_extract(
+    folder = settings.exchange / "eservices" / year
+    extracts, made_of = changed_extracts(  # built for the schools whose inputs changed only
+        folder,
         inputs.get("students", empty),
         inputs["marks"],
         results["subject_results"],
@@ -235,7 +237,7 @@ def publish_eservices(
         results.get("exam_results", empty),
         history=inputs.get("history"),
     )
-    paths = write_school_extracts(settings.exchange / "eservices" / year, extracts)
+    paths = write_school_extracts(folder, extracts, made_of)
     return len(paths)
 
 

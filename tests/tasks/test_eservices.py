@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from tasks.eservices import build_extract, write_school_extracts
+from tasks.eservices import build_extract, changed_extracts, write_school_extracts
 
 YEAR = "2023/2024"
 A, B = "27783Y", "12345X"
@@ -444,3 +444,36 @@ def test_an_extract_with_the_same_records_is_left_untouched(inputs, tmp_path: Pa
     (tmp_path / B / "eservices.jsonl").unlink()
     write_school_extracts(tmp_path, changed)
     assert (tmp_path / B / "eservices.jsonl").is_file()
+
+
+def test_a_night_builds_the_extracts_of_the_schools_whose_inputs_changed_only(
+    inputs, tmp_path: Path
+):
+    extracts, made_of = changed_extracts(tmp_path, **inputs)
+    assert sorted(extracts) == sorted(made_of) == sorted([A, B])  # nothing on disk yet
+    write_school_extracts(tmp_path, extracts, made_of)
+    stamps = {path: path.stat().st_mtime_ns for path in tmp_path.rglob("*.*")}
+
+    # the same inputs, rows in another order: nothing to build, every file counted
+    shuffled = {k: v.reverse() if isinstance(v, pl.DataFrame) else v for k, v in inputs.items()}
+    # and the history holding this year's results too (a later night's): not read, not changed
+    this_year = inputs["annual_results"].select(inputs["history"].columns)
+    shuffled["history"] = pl.concat([inputs["history"], this_year], how="vertical_relaxed")
+    again, same = changed_extracts(tmp_path, **shuffled)
+    assert again == {} and same == made_of
+    assert len(write_school_extracts(tmp_path, again, same)) == 4
+    assert {path: path.stat().st_mtime_ns for path in tmp_path.rglob("*.*")} == stamps
+
+    # one mark of school B corrected: B's extract is built and written, A's stands
+    marks = inputs["marks"].with_columns(
+        pl.when(pl.col("school_code") == B).then(pl.col("mark") + 0.25).otherwise(pl.col("mark"))
+    )
+    changed, now = changed_extracts(tmp_path, **{**inputs, "marks": marks})
+    assert sorted(changed) == [B] and now[A] == made_of[A] and now[B] != made_of[B]
+    write_school_extracts(tmp_path, changed, now)
+    manifest = json.loads((tmp_path / B / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["inputs_sha256"] == now[B]
+    moved = {
+        p.relative_to(tmp_path).as_posix() for p in stamps if p.stat().st_mtime_ns != stamps[p]
+    }
+    assert moved == {f"{B}/eservices.jsonl", f"{B}/manifest.json"}
