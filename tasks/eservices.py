@@ -15,7 +15,9 @@ the ``*_FIELDS`` tuples below; input frames may carry more columns, they are nev
 Files (``write_school_extracts``), under ``<folder>/<school_code>/``:
 
 - ``eservices.jsonl``: UTF-8 JSON Lines, one object per pupil, sorted by year, class, pupil;
-- ``manifest.json``: school code, years, counts and the sha256 and size of the JSONL file.
+- ``manifest.json``: school code, years, counts, the sha256 and size of the JSONL file, and
+  ``inputs_sha256``, the fingerprint of the inputs it was made from (a night rebuilds only the
+  extracts whose inputs changed).
 """
 
 from __future__ import annotations

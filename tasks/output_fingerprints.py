@@ -15,12 +15,13 @@ Two fingerprints decide what a night computes:
 
 Both are recorded only after the evaluation's night is published, by the nightly flow.
 
-The file outputs are also never rewritten with the same content: an e-services extract whose
-bytes equal the file's (its manifest's sha256) and a statistics report or chart equal to the
-file are left untouched (tasks/eservices.py, tasks/statistics_report.py); a school report
-carries the fingerprint of what it was made from in its page (tasks/feedback.py); the coverage
+When the evaluation runs, each school's e-services extract carries the fingerprint of what it
+is made from (``inputs_sha256`` in its manifest) and only those whose inputs changed are built
+and written (tasks/eservices.py); the statistics report, province-wide, is made again but a
+page or chart equal to the file is not rewritten (tasks/statistics_report.py). A school report
+carries the fingerprint of what it was made from beside it (tasks/feedback.py); the coverage
 page is made again only when the submissions, the campaigns file or the day changed
-(:func:`coverage_unchanged`).
+(:func:`coverage_unchanged`, recorded here too).
 """
 
 from __future__ import annotations
