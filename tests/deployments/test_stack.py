@@ -434,3 +434,48 @@ def test_the_nightly_and_a_cnss_exchange_run_through_the_stack(stack, province, 
     assert again["state"]["type"] == "COMPLETED", again["state"]
     assert batch_summary(settings, batch)["state"] == "acknowledged"
     assert sorted(os.listdir(sftp_server.inbox)) == delivered
+
+    # Nothing of the stack's secrets reached Prefect (issue 15, item 4): not in any flow run's
+    # parameters, any log line or any artifact of the night and the exchange.
+    _assert_no_secret_in_prefect(stack, settings)
+
+
+def _assert_no_secret_in_prefect(stack: Stack, settings) -> None:
+    secrets_dir = stack.paths.secrets
+    secret_values = {
+        "control database password": (secrets_dir / "massar-db-password").read_text().strip(),
+        "Prefect database password": (secrets_dir / "prefect-db-password").read_text().strip(),
+        "Prefect auth string": stack.auth.split(":", 1)[-1],
+    }
+    assert settings.signing_key is not None
+    key_lines = [
+        line
+        for line in settings.signing_key.read_text().splitlines()
+        if line and not line.startswith("-----")
+    ]
+    secret_values["signing key material"] = key_lines[len(key_lines) // 2]
+    assert all(len(value) >= 12 for value in secret_values.values()), "weak probes"
+
+    def everything(path: str, body: dict) -> str:
+        found, offset = [], 0
+        while True:
+            page = stack.api("POST", path, json={**body, "offset": offset, "limit": 200}).json()
+            found.extend(page)
+            if len(page) < 200:
+                return json.dumps(found)
+            offset += len(page)
+
+    stored = {
+        "flow runs": everything("/flow_runs/filter", {}),
+        "task runs": everything("/task_runs/filter", {}),
+        "logs": everything("/logs/filter", {}),
+        "artifacts": everything("/artifacts/filter", {}),
+    }
+    assert len(json.loads(stored["flow runs"])) >= 3 and len(json.loads(stored["logs"])) > 10
+    leaks = [
+        f"{what} in {where}"
+        for what, value in secret_values.items()
+        for where, text in stored.items()
+        if value in text
+    ]
+    assert leaks == []
