@@ -17,6 +17,15 @@ from warehouse.delta import table_versions
 from warehouse.query import run_query
 
 SCHOOLS = 3
+CAMPAIGNS = """
+[[campaign]]
+id = "s1-2023"
+school_year = "2023/2024"
+period = "semester_1"
+datasets = ["classes", "students", "marks", "exam_marks"]
+opens = 2024-01-15
+deadline = 2024-02-10
+"""
 
 
 def _school_folders(province: Path) -> list[Path]:
@@ -38,6 +47,19 @@ def _changed(before: dict[str, int], after: dict[str, int]) -> set[str]:
     return {name for name, mtime in after.items() if before.get(name) != mtime}
 
 
+def _snapshots(settings) -> int:
+    from sqlalchemy import func, select
+
+    from warehouse.coverage import CoverageSnapshot
+
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        with database.session() as session:
+            return int(session.scalar(select(func.count()).select_from(CoverageSnapshot)) or 0)
+    finally:
+        database.dispose()
+
+
 def _schools_with_results(settings) -> set[str]:
     database = ControlDatabase(settings.resolved_database_url)
     try:
@@ -54,6 +76,7 @@ def _schools_with_results(settings) -> set[str]:
 @pytest.fixture(scope="module")
 def first_night(prefect_server, province, tmp_path_factory):
     settings = init_home(tmp_path_factory.mktemp("unchanged-home") / "home")
+    (settings.home / "campaigns.toml").write_text(CAMPAIGNS, encoding="utf-8")  # a coverage page
     for school in _school_folders(province)[:SCHOOLS]:
         shutil.copytree(school, settings.inbox / school.name)
     result = nightly(settings)
@@ -65,14 +88,18 @@ def test_an_unchanged_night_rewrites_no_output(first_night):
     settings, first = first_night
     assert not first["changes"].startswith("nothing changed")
     files, versions = _outputs(settings), table_versions(settings.warehouse)
+    snapshots = _snapshots(settings)
+    assert snapshots
     assert any(name.startswith("exchange/eservices/") for name in files)
     assert any("statistics_" in name for name in files)
+    assert "reports/province/coverage.html" in files
 
     again = nightly(settings)
 
     assert again["changes"].startswith("nothing changed"), again["changes"]
     assert again["ingest"]["new_submissions"] == 0
     assert again["evaluation"]["fingerprints"] == {"unchanged": True}
+    assert _snapshots(settings) == snapshots  # the coverage: no new point, the page stands
     assert table_versions(settings.warehouse) == versions  # no Delta table written
     assert _outputs(settings) == files  # no file written: same names, same dates
 
