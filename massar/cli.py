@@ -915,6 +915,21 @@ def _home_argument(args: list[str]) -> str | None:
     return None
 
 
+def database_away(error: BaseException) -> str:
+    """The sentence for a command whose control database could not be used (stopped,
+    restarting, refusing connections), or "" for any other error."""
+    from sqlalchemy.exc import OperationalError
+
+    if not isinstance(error, OperationalError):
+        return ""
+    reason = (str(error.orig or error).splitlines() or [""])[0].strip()
+    return (
+        f"Error: The control database could not be used ({reason}). If it was stopped or "
+        "is restarting, start it again (docs/operations.md, 'A database restart'), then run "
+        "the command again: what this run had not finished is done by the next one."
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code: 0 done, 1 the work failed
     (one sentence on stderr; a traceback goes to the home's logs/massar-errors.log, never to
@@ -957,6 +972,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Exception as error:
         log_file = log_exception(error)
+        if database_away(error):  # stopped or restarting: a sentence, not a bug report
+            err.print(database_away(error), markup=False, highlight=False)
+            return 1
         first = (str(error).splitlines() or [""])[0]
         err.print(
             f"Unexpected error ({type(error).__name__}: {first}); the details are in "

@@ -826,8 +826,31 @@ def write_reports(settings: Settings, school_codes: list[str], now: datetime) ->
 
 discover_inbox_task = task(name="discover_inbox", cache_policy=NO_CACHE)(discover_inbox)
 split_known_task = task(name="split_known_schools", cache_policy=NO_CACHE)(split_known_schools)
+
+
+def database_away(_task: Any, _task_run: Any, state: Any) -> bool:
+    """Prefect's retry condition: the school's step failed because the control database could
+    not be used (stopped, restarting). Retrying is safe: a file registered but not recorded is
+    done again under the same submission id, and a file is registered once whoever retries."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        state.result(raise_on_failure=True)
+    except OperationalError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+# A database restart during a school's step: tried again after 5, 15 and 30 s.
 ingest_school_task = task(
-    name="ingest_school", cache_policy=NO_CACHE, task_run_name="ingest-{school_code}"
+    name="ingest_school",
+    cache_policy=NO_CACHE,
+    task_run_name="ingest-{school_code}",
+    retries=3,
+    retry_delay_seconds=[5, 15, 30],
+    retry_condition_fn=database_away,
 )(ingest_school)
 check_province_task = task(name="check_province", cache_policy=NO_CACHE)(check_province)
 write_reports_task = task(name="write_school_reports", cache_policy=NO_CACHE)(write_reports)

@@ -5,9 +5,11 @@ lease held before the restart is still held and renewed, and registering the sam
 (a step retried after the restart) registers nothing twice. Under a real ``massar exchange
 run`` paused for its approval, the control database on PostgreSQL: the database goes away
 while the run looks for its decision; the run keeps waiting, pauses again once the database is
-back, is approved and delivers its batch once. The restart during a whole ingest, and on the
-stack (Prefect's own database on the same server), are not tested here (docs/operations.md
-says what happens)."""
+back, is approved and delivers its batch once. Under a real ``massar ingest``: the database
+stopped once files are registered, started again 30 s later at most; the ingest retries its
+schools' steps or ends with a sentence, and the next ingest registers every file once. The
+restart on the stack (Prefect's own database on the same server) is not tested here
+(docs/operations.md says what happens)."""
 
 from __future__ import annotations
 
@@ -150,4 +152,57 @@ def test_an_exchange_waiting_for_its_approval_outlives_a_restart(
         assert summary["state"] == "delivered"
         assert [b.batch_id for b in batches(home)] == [batch.batch_id]
         assert sorted(delivered(home)) == sorted(summary["files"])
+        assert leases(home) == []
+
+
+@pytest.mark.slow
+def test_an_ingest_outlives_a_restart_and_registers_each_file_once(
+    prefect_server, province, tmp_path, monkeypatch
+):
+    """A real ``massar ingest``, the control database on PostgreSQL, which is stopped once the
+    ingest has registered files and started again once the ingest has ended or waited long
+    enough: the ingest either goes on or ends with a sentence (never a traceback on the
+    operator's terminal), and the next ingest completes with every file registered once."""
+    from massar.home import init_home
+    from tests.operations.runs import (
+        check_ingested_once,
+        fill_inbox,
+        finish,
+        leases,
+        start,
+        submissions,
+        wait_until,
+    )
+
+    if postgres_binaries() is None:
+        pytest.fail("PostgreSQL is not installed: run scripts/system-packages.sh.")
+    with PostgresServer() as server:
+        monkeypatch.setenv("MASSAR_DATABASE_URL", server.url)
+        home = init_home(tmp_path / "home").home
+        files = fill_inbox(home, province)
+        env = {"MASSAR_DATABASE_URL": server.url, "MASSAR_LEASES__EXPIRY_SECONDS": "6"}
+        running = start(home, prefect_server, "ingest", **env)
+        try:
+            wait_until(lambda: submissions(home), 600, "the ingest registers files")
+            assert running.poll() is None, "the ingest ended before the database was stopped"
+            stop(server)
+            # The database stays away until the ingest gives up, or for 30 s at most.
+            deadline = time.monotonic() + 30
+            while running.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            start_again(server)
+            returned, out, err = finish(running, timeout=900)
+        finally:
+            if running.poll() is None:
+                running.kill()
+        said = out + " " + " ".join(err.split())
+        assert "Traceback" not in said and "Unexpected error" not in said, said[-3000:]
+        if returned != 0:  # it failed the step it was in: one sentence, naming the database
+            assert returned == 1 and "database" in said, said[-3000:]
+        # No file was registered twice, whatever the run had done.
+        found = submissions(home)
+        assert len({(s.school_code, s.sha256) for s in found}) == len(found)
+        code, out, err = finish(start(home, prefect_server, "ingest", **env))
+        assert code == 0, err[-3000:]
+        check_ingested_once(home, files)
         assert leases(home) == []
