@@ -13,6 +13,7 @@ restart on the stack (Prefect's own database on the same server) is not tested h
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import timedelta
 from uuid import UUID
@@ -83,6 +84,35 @@ def test_a_restart_cuts_no_lease_and_registers_nothing_twice():
             assert [h.run_id for h in current_leases(database, "school:")] == ["run-before-restart"]
         finally:
             database.dispose()
+
+
+def test_a_command_whose_database_is_stopped_says_so_in_a_sentence(tmp_path):
+    """``massar ingest`` and ``massar status`` while PostgreSQL is stopped: exit 1 and the
+    sentence saying what to do, not "Unexpected error … report it" nor a traceback."""
+    import subprocess
+
+    from massar.home import init_home
+    from tests.operations.runs import MASSAR
+
+    if postgres_binaries() is None:
+        pytest.fail("PostgreSQL is not installed: run scripts/system-packages.sh.")
+    with PostgresServer() as server:
+        upgrade_database(server.url)
+        home = init_home(tmp_path / "home").home
+        stop(server)
+        for command in ("ingest", "status"):
+            done = subprocess.run(
+                [MASSAR, command, "--home", str(home)],
+                env={**os.environ, "MASSAR_DATABASE_URL": server.url},
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            said = " ".join((done.stdout + done.stderr).split())
+            assert done.returncode == 1, said
+            assert "The control database could not be used" in said, said
+            assert "start it again" in said and "run the command again" in said
+            assert "Unexpected error" not in said and "Traceback" not in said
 
 
 def flow_run_state(run_id: str) -> str:
