@@ -91,7 +91,7 @@ def test_init_then_status_and_query(capsys, tmp_path):
         (["ingest", "{tmp}/no-such-folder", "--home", "{home}"], 1, "does not exist"),
         (["exchange", "verify", "{tmp}/missing.xml"], 1, "does not exist"),
         (["exchange", "run", "cnsss", "--home", "{home}"], 2, "Invalid value"),
-        (["approve", "CNSS-2023-000001", "--home", "{home}"], 2, "Missing option '--by'"),
+        (["approve", "--home", "{home}"], 2, "Missing argument 'batch'"),
         (["no-such-command"], 2, "No such command"),
     ],
 )

@@ -72,7 +72,7 @@ def console(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         ["generate", "{tmp}/p", "--schools", "0"],
         ["demo", "--schools", "2", "--home", "{home}"],
         ["exchange", "run", "cnsss", "--home", "{home}"],
-        ["approve", "CNSS-2023-000001", "--home", "{home}"],
+        ["approve", "--home", "{home}"],
         ["query", "select 1", "--limit", "-1", "--home", "{home}"],
         ["status", "--no-such-option"],
         ["no-such-command"],
