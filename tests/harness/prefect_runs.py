@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 from uuid import UUID
+
+T = TypeVar("T")
 
 
 def paused_state_id(run_id: str) -> str | None:
@@ -25,3 +30,30 @@ def wait_paused(run_id: str, deadline: float, other_than: str | None = None) -> 
             return paused
         time.sleep(0.2)
     raise AssertionError(f"run {run_id} did not pause in time")
+
+
+def wait_until(condition: Callable[[], T], what: str, timeout: float = 90.0) -> T:
+    """``condition()``'s first truthy value, polled with a deadline (never sleep-and-hope)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"{what} did not come within {timeout:g} s")
+
+
+def run_in_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> threading.Thread:
+    """Run a flow in another thread, as a worker would while the officer uses the browser;
+    ``thread.outcome`` holds ``{"result": ...}`` or ``{"error": ...}`` once it ended."""
+
+    def run() -> None:
+        try:
+            thread.outcome = {"result": function(*args, **kwargs)}  # type: ignore[attr-defined]
+        except BaseException as error:  # the test reads it
+            thread.outcome = {"error": error}  # type: ignore[attr-defined]
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.outcome = None  # type: ignore[attr-defined]
+    thread.start()
+    return thread

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from tests.flows.test_exchange import (
     terminal,
 )
 from tests.harness.approvers import code
+from tests.harness.prefect_runs import run_in_thread, wait_until
 from tests.harness.prefect_ui import PrefectUIServer, flow_logs_at_info, prefect_ui
 
 pytestmark = pytest.mark.slow
@@ -117,32 +117,6 @@ def test_the_night_its_logs_and_its_artifacts_show_in_the_ui(ui_server, night, t
     assert sorted(set(ui.blocked)) == []
 
 
-def _run_in_thread(function, *args, **kwargs):
-    """Run a flow in another thread, as a worker would while the officer uses the browser;
-    ``thread.outcome`` holds its result or its exception."""
-
-    def run() -> None:
-        try:
-            thread.outcome = {"result": function(*args, **kwargs)}  # type: ignore[attr-defined]
-        except BaseException as error:  # the test reads it
-            thread.outcome = {"error": error}  # type: ignore[attr-defined]
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.outcome = None  # type: ignore[attr-defined]
-    thread.start()
-    return thread
-
-
-def _wait_for(condition, what: str, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"{what} did not come within {timeout:g} s")
-
-
 def _refused(settings) -> list[tuple[str, str, str]]:
     from warehouse.approval_records import refused_attempts
     from warehouse.control import ControlDatabase
@@ -181,7 +155,7 @@ def test_an_officer_approves_a_waiting_batch_in_the_ui_and_it_is_delivered(
     request = _request(province)
     shutil.copy(request, sftp_server.outbox / request.name)
     with ui_server.as_api(), flow_logs_at_info():
-        run = _run_in_thread(exchange, "cnss", settings, prepared_by=PREPARER)
+        run = run_in_thread(exchange, "cnss", settings, prepared_by=PREPARER)
         batch_id = _waiting_batch(settings, "cnss", run)
         flow_run_id = batch_summary(settings, batch_id)["flow_run_id"]
         comment = "Comptes vérifiés dans l'interface"
@@ -209,7 +183,7 @@ def test_an_officer_approves_a_waiting_batch_in_the_ui_and_it_is_delivered(
                     {"Approve": True},
                 )
                 ui.submit_resume_form(form)
-                refusal = _wait_for(lambda: _refused(settings), "the refusal on record")
+                refusal = wait_until(lambda: _refused(settings), "the refusal on record")
                 assert refusal == [("prefect-ui", APPROVER, "wrong-code")]
                 ui.open_flow_run(flow_run_id, state="Paused")  # it waits again
                 ui.wait_for_log_line("is not their current code")

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import threading
-import time
 
 import pytest
 
@@ -29,6 +27,7 @@ from tests.flows.test_exchange import (
     terminal,
 )
 from tests.harness.approvers import code
+from tests.harness.prefect_runs import run_in_thread, wait_until
 from tests.harness.prefect_ui import PrefectUIServer, flow_logs_at_info, prefect_ui
 from tests.ui.test_prefect_ui import AUTH, SHOTS
 from warehouse.control import ControlDatabase
@@ -57,29 +56,6 @@ def review_home(review_ui_server, province, tmp_path_factory):
     return settings.home
 
 
-def _run_in_thread(function, *args, **kwargs):
-    def run() -> None:
-        try:
-            thread.outcome = {"result": function(*args, **kwargs)}  # type: ignore[attr-defined]
-        except BaseException as error:  # the test reads it
-            thread.outcome = {"error": error}  # type: ignore[attr-defined]
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.outcome = None  # type: ignore[attr-defined]
-    thread.start()
-    return thread
-
-
-def _wait(condition, what: str, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"{what} did not happen within {timeout:g} s")
-
-
 def _choose(ui, dialog, label: str, starts: str) -> None:
     """Pick, in the form's select titled ``label``, the option whose text starts so (the
     select's list opens from the keyboard, as an officer's arrow key opens it)."""
@@ -104,8 +80,8 @@ def test_an_officer_decides_a_review_child_in_the_ui_form(
     request = _request(province)
     shutil.copy(request, sftp_server.outbox / request.name)
     with review_ui_server.as_api(), flow_logs_at_info():
-        run = _run_in_thread(exchange, "cnss", settings, prepared_by=PREPARER)
-        batch_id = _wait(lambda: undecided_batches(settings, "cnss"), "a waiting batch")[0]
+        run = run_in_thread(exchange, "cnss", settings, prepared_by=PREPARER)
+        batch_id = wait_until(lambda: undecided_batches(settings, "cnss"), "a waiting batch")[0]
         before = batch_summary(settings, batch_id)
         run_id = before["flow_run_id"]
         child = review_state(settings, batch_id).queue.children[0]
@@ -123,7 +99,7 @@ def test_an_officer_decides_a_review_child_in_the_ui_form(
                 _choose(ui, form, title, "NOT_FOUND")
                 ui.screenshot("review-choice-in-form")
                 ui.submit_resume_form(form)
-                _wait(
+                wait_until(
                     lambda: (
                         batch_summary(settings, batch_id)["manifest_sha256"]
                         != before["manifest_sha256"]
