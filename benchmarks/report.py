@@ -1,31 +1,37 @@
 """Benchmark report: the table of issue 17, each measure and its baseline timed in the same run.
 
     .venv/bin/python benchmarks/report.py [--quick] [--province DIR] [--only NAME,...]
-        [--json OUT.json]
+        [--json OUT.json] [--work DIR]
 
-Rows (each benchmark runs in a subprocess of its own, so its peak memory is its own: the
-kernel's high-water mark of the subprocess and of everything it started, from ``wait4``):
+Each row comes from the benchmark's own ``run(quick, ...)`` (one implementation of each
+measure: this script only runs them and prints the table). Each runs in a subprocess of its
+own, so that its peak memory is its own: the kernel's high-water mark of the subprocess and of
+everything it started (``wait4``), unless the benchmark measured it itself.
 
-- ingest: ``benchmarks/ingest_province.py`` (the ingest flow, its worker processes) against the
-  bare python-calamine + csv read of the same inbox; target ≤ 2×.
-- first night: ``massar nightly`` on a fresh home holding the same inbox (ingest,
-  consolidation, evaluation, the embedded Prefect API) against the same bare read; target ≤ 3×.
-- unchanged night: ``massar nightly`` again on that home, nothing new, against the first night;
-  both without the embedded Prefect API's start (timed apart, shown); target ≤ 5 %.
-- evaluation: ``benchmarks/evaluate_national.py`` (its ``run(quick)`` when it offers one, else
-  the script, whose printed figures are read) against DuckDB's bare GROUP BY; target ≤ 1.2×.
-- exchange: ``benchmarks/exchange_batch.py`` (200 000 children; ``--quick``: 20 000) against
-  its target of 15 s (scaled to the number of children with ``--quick``).
+- ingest: ``benchmarks/ingest_province.run`` — the ingest flow (its worker processes) against
+  the bare python-calamine + csv read of the same inbox; target ≤ 2×.
+- nights: ``benchmarks/second_night.run`` — the first night (``flows.nightly`` on a fresh
+  home, the embedded Prefect API's start included) against the same bare read, target ≤ 3×;
+  then the unchanged night against the first, both without the API start, target ≤ 5 %.
+- evaluation: ``benchmarks/evaluate_national.run`` — the warehouse evaluated from its Delta
+  tables to the four results tables against DuckDB's bare GROUP BY of the same marks, size
+  after size; targets: 300 M marks in ≤ 10 min and ≤ 8 GB, and ≤ 1.2× DuckDB.
+- exchange: ``benchmarks/exchange_batch.run`` — 200 000 children end to end (parse, register,
+  match, build, sign, verify) against its target of 15 s.
 
-``--quick`` takes small sizes (a province of 6 schools, 100 000 pupils for the evaluation,
-20 000 children): a few minutes on a quiet 2-core machine; the verdicts then say how the small
-sizes compare, not the issue's sizes. The load average is printed at the start and the end:
-the machine may be shared, and wall times follow the load.
+One province is generated (or ``--province``) and given to the ingest and the nights.
+``--quick`` takes small sizes (a province of 6 schools, 3 M marks, 20 000 children, targets
+in seconds scaled to the size): what a reviewer runs, a few minutes on a quiet 2-core machine;
+its verdicts say how the small sizes compare, not the issue's sizes. The load average is
+printed at the start, before each benchmark and at the end: the machine may be shared, and
+wall times follow the load.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import inspect
 import json
 import os
 import re
@@ -34,19 +40,23 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "benchmarks"
 PYTHON = sys.executable
-MASSAR = str(Path(sys.executable).with_name("massar"))
+QUICK_SCHOOLS = 6
 
-FULL: dict[str, Any] = {"schools": None, "pupils": 1_000_000, "children": 200_000}
-QUICK: dict[str, Any] = {"schools": 6, "pupils": 100_000, "children": 20_000}
-EXCHANGE_TARGET_S = 15.0  # for 200 000 children
+# the rows of the table, in order: name (for --only) → the benchmark module that measures it
+BENCHMARKS_RUN = {
+    "ingest": "ingest_province",
+    "nightly": "second_night",
+    "evaluation": "evaluate_national",
+    "exchange": "exchange_batch",
+}
 
 
 @dataclass
@@ -54,7 +64,7 @@ class Row:
     measure: str
     ours_s: float | None
     baseline_s: float | None
-    target: str  # e.g. "<= 2x"
+    target: str  # e.g. "<= 2x", "<= 5%", "<= 15.0 s"
     limit: float  # the ratio (or seconds, when there is no baseline) the target allows
     peak_rss_mb: float | None
     note: str = ""
@@ -65,12 +75,8 @@ class Row:
         if self.ours_s is None:
             return None
         if self.baseline_s is None:
-            return self.ours_s / self.limit_seconds if self.limit_seconds else None
+            return self.ours_s / self.limit if self.limit else None
         return self.ours_s / self.baseline_s if self.baseline_s else None
-
-    @property
-    def limit_seconds(self) -> float | None:
-        return self.limit if self.baseline_s is None else None
 
     @property
     def verdict(self) -> str:
@@ -94,14 +100,12 @@ class Child:
     peak_rss_mb: float
 
 
-def run_child(args: list[str], *, env: dict[str, str] | None = None, log: Path) -> Child:
+def run_child(args: list[str], *, log: Path) -> Child:
     """Run a command to its end; its output goes to ``log`` too. Peak RSS and CPU are those of
     the command and every process it started and waited for (``wait4``)."""
     started = time.perf_counter()
     with log.open("w") as out:
-        process = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT, text=True
-        )
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, text=True)
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started
@@ -123,7 +127,7 @@ def _tail(text: str, lines: int = 6) -> str:
     return " | ".join(text.strip().splitlines()[-lines:])
 
 
-# ---- the measures ---------------------------------------------------------------------------
+# ---- the benchmarks, each in a subprocess -------------------------------------------------------
 
 
 def generate(work: Path, schools: int | None) -> Path:
@@ -138,153 +142,73 @@ def generate(work: Path, schools: int | None) -> Path:
     return province
 
 
-def bare_read(work: Path, inbox: Path) -> tuple[float, Child]:
-    """The bare read (ingest_province.bare_read) of ``inbox``, in a subprocess of its own."""
-    out = work / "bare.json"
-    child = run_child(
-        [PYTHON, __file__, "--bare-read", str(inbox), "--json", str(out)], log=work / "bare.log"
-    )
-    if child.returncode:
-        raise SystemExit(f"the bare read failed: {_tail(child.stdout)}")
-    return json.loads(out.read_text())["seconds"], child
-
-
-def ingest_row(work: Path, province: Path) -> Row:
-    out = work / "ingest.json"
-    child = run_child(
-        [
-            PYTHON,
-            str(BENCHMARKS / "ingest_province.py"),
-            "--province",
-            str(province),
-            "--no-reingest",
-            "--json",
-            str(out),
-        ],
-        log=work / "ingest.log",
-    )
+def benchmark_rows(name: str, work: Path, quick: bool, province: Path | None) -> list[Row]:
+    """The rows of one benchmark's ``run``, run in a subprocess of its own (this script with
+    ``--child``)."""
+    out = work / f"{name}.json"
+    args = [PYTHON, __file__, "--child", name, "--json", str(out)]
+    args += ["--quick"] if quick else []
+    args += ["--province", str(province)] if province is not None else []
+    child = run_child(args, log=work / f"{name}.log")
     if child.returncode or not out.exists():
-        return Row("ingest / bare read", None, None, "<= 2x", 2, None, _tail(child.stdout))
-    figures = json.loads(out.read_text())
-    cpu = figures["split_cpu_s"]
-    note = (
-        f"{figures['files']} files, {figures['rows']:,} rows; worker CPU "
-        f"{figures['ingest_worker_cpu_s']:.1f} s vs bare read CPU {figures['bare_cpu_s']:.1f} s; "
-        "CPU split " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
-    )
-    return Row(
-        "ingest / bare read",
-        figures["ingest_s"],
-        figures["bare_s"],
-        "<= 2x",
-        2,
-        child.peak_rss_mb,
-        note,
-    )
-
-
-def _massar_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("MASSAR_", "PREFECT_"))} | {
-        "DO_NOT_TRACK": "1",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }
-
-
-def night_rows(work: Path, province: Path) -> list[Row]:
-    """First night vs the bare read, then the unchanged night vs the first (API start aside)."""
-    env = _massar_env()
-    home = work / "home-nightly"
-    subprocess.run([MASSAR, "init", "--home", str(home)], env=env, check=True, capture_output=True)
-    for school in sorted(p for p in province.iterdir() if p.is_dir() and p.name[:5].isdigit()):
-        shutil.copytree(school, home / "inbox" / school.name)
-    bare, _ = bare_read(work, home / "inbox")
-    api = run_child(
-        [PYTHON, __file__, "--api-start", str(home)], env=env, log=work / "api-start.log"
-    )
-    api_s = _float(r"api started in ([\d.]+) s", api.stdout) or 0.0
-    first = run_child([MASSAR, "nightly", "--home", str(home)], env=env, log=work / "night1.log")
-    if first.returncode:
-        failed = _tail(first.stdout)
-        return [
-            Row("first night / bare read", None, bare, "<= 3x", 3, first.peak_rss_mb, failed),
-            Row("unchanged night / first night", None, None, "<= 5%", 0.05, None, "no first"),
-        ]
-    second = run_child([MASSAR, "nightly", "--home", str(home)], env=env, log=work / "night2.log")
-    rows = [
-        Row(
-            "first night / bare read",
-            first.wall_s,
-            bare,
-            "<= 3x",
-            3,
-            first.peak_rss_mb,
-            f"massar nightly, embedded Prefect API start ({api_s:.1f} s) included",
-        )
-    ]
-    if second.returncode:
-        rows.append(
-            Row(
-                "unchanged night / first night",
-                None,
-                first.wall_s - api_s,
-                "<= 5%",
-                0.05,
-                second.peak_rss_mb,
-                _tail(second.stdout),
-            )
-        )
-    else:
-        rows.append(
-            Row(
-                "unchanged night / first night",
-                max(second.wall_s - api_s, 0.0),
-                max(first.wall_s - api_s, 1e-9),
-                "<= 5%",
-                0.05,
-                second.peak_rss_mb,
-                f"both without the API start ({api_s:.1f} s); with it: {second.wall_s:.1f} s "
-                f"/ {first.wall_s:.1f} s",
-            )
-        )
+        failed = f"{name} failed (exit {child.returncode}): {_tail(child.stdout)}"
+        return [Row(name, None, None, "-", 0, child.peak_rss_mb, failed)]
+    rows = [row_from(item, child.peak_rss_mb) for item in json.loads(out.read_text())]
+    print(f"  {name}: {child.wall_s:.0f} s wall, {child.cpu_s:.0f} s CPU", flush=True)
     return rows
 
 
-def evaluation_rows(work: Path, quick: bool, pupils: int) -> list[Row]:
-    """evaluate_national's own rows when it offers ``run(quick)``, else its printed figures."""
-    out = work / "evaluate.json"
-    child = run_child(
-        [PYTHON, __file__, "--evaluate", str(pupils), "--json", str(out)]
-        + (["--quick"] if quick else []),
-        log=work / "evaluate.log",
-    )
-    measure = "evaluation / DuckDB GROUP BY"
-    if child.returncode or not out.exists():
-        return [Row(measure, None, None, "<= 1.2x", 1.2, child.peak_rss_mb, _tail(child.stdout))]
-    return [_evaluation_row(item, child.peak_rss_mb) for item in json.loads(out.read_text())]
+def _module(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
-def _evaluation_row(item: dict[str, Any], peak: float) -> Row:
-    """A row evaluate_national gives. Its target is a ratio to DuckDB ("<= 1.2x"), or limits
-    of time and memory at a size ("300 M marks: ≤ 600 s and ≤ 8,192 MB peak"), judged only on
-    a row of that size; the issue's ratio to DuckDB (≤ 1.2×) goes in the note."""
-    target = str(item.get("target", "<= 1.2x"))
+def _child_main(name: str, quick: bool, province: Path | None, out: Path) -> None:
+    """In the subprocess: the benchmark's ``run(quick[, province])``, its rows to ``out``."""
+    sys.path[:0] = [str(ROOT), str(BENCHMARKS)]
+    run = getattr(_module(BENCHMARKS_RUN[name]), "run", None)
+    if run is None:
+        raise SystemExit(f"benchmarks/{BENCHMARKS_RUN[name]}.py offers no run(quick)")
+    options: dict[str, Any] = {}
+    if province is not None and "province" in inspect.signature(run).parameters:
+        options["province"] = province
+    out.write_text(json.dumps(run(quick, **options)))
+
+
+def row_from(item: dict[str, Any], peak: float) -> Row:
+    """A row a benchmark gives: {measure, ours_s, baseline_s, peak_rss_mb, target, note}. The
+    target is a ratio to the baseline ("<= 2x", "<= 5%"), a time ("<= 15.0 s"), limits at a
+    size ("300 M marks: ≤ 600 s and ≤ 8,192 MB peak", judged only on a row of that size, the
+    ratio to the baseline then in the note), or empty (a detail row, not judged)."""
+    target = str(item.get("target") or "")
     ours, base = item.get("ours_s"), item.get("baseline_s")
     peak_mb = item.get("peak_rss_mb") or peak
-    measure = str(item.get("measure", "evaluation / DuckDB GROUP BY"))
-    ratio_limit = _float(r"([\d.]+)\s*[x×]", target)
-    if ratio_limit is not None:
-        return Row(measure, ours, base, target, ratio_limit, peak_mb, str(item.get("note", "")))
-    note = str(item.get("note", ""))
+    measure = str(item.get("measure", "?"))
+    note = str(item.get("note") or "")
+    if not target:
+        return Row(measure, ours, base, "", 0, peak_mb, note, judged="")
+    percent = _float(r"([\d.]+)\s*%", target)
+    if percent is not None and ":" not in target:
+        return Row(measure, ours, base, target, percent / 100, peak_mb, note)
+    ratio = _float(r"([\d.]+)\s*[x×]", target)
+    if ratio is not None and ":" not in target:
+        return Row(measure, ours, base, target, ratio, peak_mb, note)
+    size, _, limits = target.partition(":")
+    seconds = _float(r"([\d.,]+)\s*s\b", limits or target)
+    if not limits:  # a time, no baseline
+        return Row(measure, ours, None, target, seconds or 0, peak_mb, note)
+    megabytes = _float(r"([\d.,]+)\s*MB", limits)
     if ours is not None and base:
         note = (note + "; " if note else "") + (
             f"ours / DuckDB {ours / base:.2f}x (issue 17: <= 1.2x, "
             f"{'met' if ours <= 1.2 * base else 'missed'})"
         )
-    size, _, limits = target.partition(":")
-    seconds = _float(r"([\d.,]+)\s*s\b", limits)
-    megabytes = _float(r"([\d.,]+)\s*MB", limits)
-    if not limits or size.strip() not in measure:
-        judged = "not at this size" if limits else None
+    if size.strip() not in measure:
+        judged = "not at this size"
     elif ours is None:
         judged = "failed"
     else:
@@ -293,89 +217,6 @@ def _evaluation_row(item: dict[str, Any], peak: float) -> Row:
         )
         judged = "met" if fits else "missed"
     return Row(measure, ours, base, target, 1.2, peak_mb, note, judged)
-
-
-def exchange_row(work: Path, children: int) -> Row:
-    child = run_child(
-        [PYTHON, str(BENCHMARKS / "exchange_batch.py"), "--children", str(children)],
-        log=work / "exchange.log",
-    )
-    total = _float(r"total of steps 1-5: ([\d.]+) s wall", child.stdout)
-    target = EXCHANGE_TARGET_S * children / 200_000
-    note = f"{children:,} children" + (
-        "; target scaled from 15 s for 200 000 children" if children != 200_000 else ""
-    )
-    if total is None:
-        note += "; " + _tail(child.stdout)
-    return Row(
-        f"exchange, {children:,} children",
-        total,
-        None,
-        f"<= {target:.1f} s",
-        target,
-        child.peak_rss_mb,
-        note,
-    )
-
-
-# ---- helpers run in subprocesses --------------------------------------------------------------
-
-
-def _bare_read_main(inbox: Path, out: Path) -> None:
-    sys.path.insert(0, str(BENCHMARKS))
-    from ingest_province import bare_read as read
-
-    seconds, files, cells = read(inbox)
-    out.write_text(json.dumps({"seconds": seconds, "files": files, "cells": cells}))
-    print(f"bare read: {seconds:.2f} s, {files} files, {cells} cells")
-
-
-def _api_start_main(home: Path) -> None:
-    sys.path.insert(0, str(ROOT))
-    from ground.settings import load_settings
-    from massar.runner import prefect_api
-
-    started = time.perf_counter()
-    with prefect_api(load_settings(str(home))):
-        print(f"api started in {time.perf_counter() - started:.2f} s", flush=True)
-
-
-def _evaluate_main(pupils: int, quick: bool, out: Path) -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "evaluate_national", BENCHMARKS / "evaluate_national.py"
-    )
-    assert spec is not None and spec.loader is not None
-    sys.path.insert(0, str(ROOT))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    run: Callable[[bool], list[dict[str, Any]]] | None = getattr(module, "run", None)
-    if run is not None:
-        rows = run(quick)
-    else:  # the script's own output: "ours: N s" and "duckdb: N s"
-        printed = subprocess.run(
-            [
-                *(PYTHON, str(BENCHMARKS / "evaluate_national.py")),
-                *("--pupils", str(pupils), "--skip-pandas"),
-            ],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        )
-        print(printed.stdout, printed.stderr)
-        ours = _float(r"ours:\s+([\d.]+) s", printed.stdout)
-        duck = _float(r"duckdb:\s+([\d.]+) s", printed.stdout)
-        rows = [
-            {
-                "measure": f"evaluation, {pupils:,} pupils / DuckDB GROUP BY",
-                "ours_s": ours,
-                "baseline_s": duck,
-                "peak_rss_mb": None,
-                "target": "<= 1.2x",
-            }
-        ]
-    out.write_text(json.dumps(rows))
 
 
 # ---- the table --------------------------------------------------------------------------------
@@ -419,28 +260,18 @@ def _load() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
     parser.add_argument("--province", type=Path, help="an already generated province")
-    parser.add_argument(
-        "--only", default="ingest,nightly,evaluation,exchange", help="rows to run, by name"
-    )
+    parser.add_argument("--only", default=",".join(BENCHMARKS_RUN), help="rows to run, by name")
     parser.add_argument("--json", type=Path, help="write the rows here too")
     parser.add_argument("--work", type=Path, help="keep the working folder here")
-    # helpers, run by this script in subprocesses of their own
-    parser.add_argument("--bare-read", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--api-start", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--evaluate", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=tuple(BENCHMARKS_RUN), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.bare_read is not None:
-        return _bare_read_main(args.bare_read, args.json)
-    if args.api_start is not None:
-        return _api_start_main(args.api_start)
-    if args.evaluate is not None:
-        return _evaluate_main(args.evaluate, args.quick, args.json)
+    if args.child is not None:
+        return _child_main(args.child, args.quick, args.province, args.json)
 
-    sizes = QUICK if args.quick else FULL
-    only = {name.strip() for name in args.only.split(",")}
+    only = [name for name in BENCHMARKS_RUN if name in {n.strip() for n in args.only.split(",")}]
     work = args.work or Path(tempfile.mkdtemp(prefix="massar-report-"))
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -452,21 +283,12 @@ def main() -> None:
     rows: list[Row] = []
     try:
         province = args.province
-        if province is None and only & {"ingest", "nightly"}:
-            province = generate(work, sizes["schools"])
-        steps: list[tuple[str, Callable[[], list[Row]]]] = [
-            ("ingest", lambda: [ingest_row(work, province)]),
-            ("nightly", lambda: night_rows(work, province)),
-            ("evaluation", lambda: evaluation_rows(work, args.quick, sizes["pupils"])),
-            ("exchange", lambda: [exchange_row(work, sizes["children"])]),
-        ]
-        for name, step in steps:
-            if name not in only:
-                continue
+        if province is None and {"ingest", "nightly"} & set(only):
+            province = generate(work, QUICK_SCHOOLS if args.quick else None)
+        for name in only:
             at = time.perf_counter()
             print(f"- {name} (load {_load()}) ...", flush=True)
-            got = step()
-            rows += got
+            rows += benchmark_rows(name, work, args.quick, province)
             print(f"  done in {time.perf_counter() - at:.0f} s", flush=True)
     finally:
         if args.work is None and not os.environ.get("MASSAR_REPORT_KEEP"):
