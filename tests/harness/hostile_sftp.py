@@ -12,6 +12,7 @@ a test can tell that a file was never fetched.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import stat
 import threading
@@ -126,6 +127,7 @@ class HostileSftpServer:
         self._socket = socket.create_server(("127.0.0.1", 0))
         self.port = self._socket.getsockname()[1]
         self._transports: list[paramiko.Transport] = []
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
     @property
@@ -154,6 +156,9 @@ class HostileSftpServer:
                 connection, _ = self._socket.accept()
             except OSError:  # closed
                 return
+            if self._stopping.is_set():  # the wake-up connection of __exit__
+                connection.close()
+                return
             transport = paramiko.Transport(connection)
             transport.add_server_key(self._host_key)
             transport.set_subsystem_handler("sftp", paramiko.SFTPServer, _Hostile, owner=self)
@@ -165,7 +170,12 @@ class HostileSftpServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # Closing the socket does not wake a thread blocked in accept() on Linux (the join
+        # waited its full 10 s): a last connection does.
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", self.port), timeout=5).close()
+        self._thread.join(10)
         self._socket.close()
         for transport in self._transports:
             transport.close()
-        self._thread.join(10)
