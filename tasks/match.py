@@ -107,7 +107,7 @@ def _answer_all(
     return answers
 
 
-PARALLEL_FROM = 50_000  # below this, starting processes costs more CPU than it saves
+PARALLEL_FROM = 50_000  # below this, a second process costs more than it saves
 
 
 def _match_in_processes(
@@ -120,36 +120,42 @@ def _match_in_processes(
     policy: MatchPolicy,
     processes: int,
 ) -> list[ChildAnswer]:
+    """The first part of the batch answered here, each other part in a process forked once the
+    matcher is built: a forked process starts with the matcher, its indexes, its name caches and
+    the requests as this process holds them (nothing imported again, nothing pickled to it);
+    only its answers come back, pickled. Where processes cannot be forked, one process."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    matcher = Matcher(register, leavers, school_year, policy)
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return _answer_all(matcher, requests, age_windows, on_date, policy)
     size = -(-len(requests) // processes)
-    chunks = [_packed(list(requests[i : i + size])) for i in range(0, len(requests), size)]
-    # The matcher, built once here (its indexes and the province's first names read), goes to
-    # each worker once, pickled once (not with every chunk).
-    shared = _packed(
-        {
-            "matcher": Matcher(register, leavers, school_year, policy),
-            "age_windows": dict(age_windows),
-            "on_date": on_date,
-            "policy": policy,
-        }
+    spans = [(i, min(i + size, len(requests))) for i in range(0, len(requests), size)]
+    _forked.update(
+        matcher=matcher,
+        requests=requests,
+        age_windows=dict(age_windows),
+        on_date=on_date,
+        policy=policy,
     )
-    # forkserver: the parent may hold Prefect's threads, which fork would copy half-alive.
-    context = multiprocessing.get_context("forkserver")
-    # The server imports the matcher (and Prefect, polars...) once; each worker is forked from
-    # it with them imported. Otherwise every worker imports them again when it re-runs the
-    # parent's main module (Python 3.11's forkserver does not preload '__main__'): ~2 CPU
-    # seconds a worker. No effect when the server already runs.
-    context.set_forkserver_preload(["tasks.match"])
-    with ProcessPoolExecutor(
-        max_workers=len(chunks),
-        mp_context=context,
-        initializer=_start_worker,
-        initargs=(shared,),
-    ) as pool:
-        parts = list(pool.map(_answer_chunk, chunks))
-    return [answer for part in parts for answer in _unpacked(part)]
+    # Objects frozen before the fork are never visited by a forked process's collector, which
+    # would otherwise write to (and so copy) every page of the register.
+    gc.collect()
+    gc.freeze()
+    try:
+        # fork, although the parent may hold Prefect's threads: a forked process only matches
+        # (pure Python and rapidfuzz; no logging, I/O, network or database) and leaves with
+        # os._exit; the locks Python itself needs (import, logging) are reset after a fork.
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=len(spans) - 1, mp_context=context) as pool:
+            others = [pool.submit(_answer_span, span) for span in spans[1:]]
+            first = _answer_all(matcher, requests[: spans[0][1]], age_windows, on_date, policy)
+            parts = [_unpacked(future.result()) for future in others]
+    finally:
+        gc.unfreeze()
+        _forked.clear()
+    return [*first, *(answer for part in parts for answer in part)]
 
 
 def _packed(value: object) -> bytes:
@@ -168,16 +174,21 @@ def _unpacked(data: bytes) -> Any:
             gc.enable()
 
 
-_worker: dict[str, Any] = {}  # in a matching process: what _start_worker received
+# What a forked matching process answers from: set just before the fork, cleared after.
+_forked: dict[str, Any] = {}
 
 
-def _start_worker(shared: bytes) -> None:
-    _worker.update(_unpacked(shared))
-    gc.freeze()  # the register lives as long as the process: no collection looks at it again
-
-
-def _answer_chunk(chunk: bytes) -> bytes:
-    return _packed(_answer_all(requests=_unpacked(chunk), **_worker))
+def _answer_span(span: tuple[int, int]) -> bytes:
+    start, stop = span
+    return _packed(
+        _answer_all(
+            _forked["matcher"],
+            _forked["requests"][start:stop],
+            _forked["age_windows"],
+            _forked["on_date"],
+            _forked["policy"],
+        )
+    )
 
 
 # ---- Prefect tasks ------------------------------------------------------------------------------

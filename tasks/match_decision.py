@@ -135,6 +135,7 @@ class Matcher:
         # per code, the candidate's birth date and its family names' consonant keys
         self._gate: dict[str, tuple[date | None, frozenset[str]]] = {}
         self._born = self._birth_blocks(people)
+        self._dates_by_key = self._birth_dates_by_key()
 
     def _birth_blocks(
         self, people: Iterable[RegisteredPupil | LeavingRecord]
@@ -165,6 +166,36 @@ class Matcher:
                 for skeleton in gate[code][1]:
                     block[skeleton].append(code)
         return {day: dict(block) for day, block in blocks.items()}
+
+    def _birth_dates_by_key(self) -> dict[str, frozenset[date]]:
+        """By consonant key of a family name a candidate is compared with, the birth dates of
+        the candidates (pupils and leavers) having it.
+
+        Without the request's code or parent identifier, ``score`` drops every candidate unless
+        its birth date agrees with the request's (exact, swapped, near) and one of its family
+        names' keys is one of the request's names' keys: a request none of whose names' keys
+        has such a birth date has no candidate worth finding (about half of a fund's children
+        from elsewhere), and is answered without looking its keys up one index at a time."""
+        dates: dict[str, set[date]] = defaultdict(set)
+        for birth, family_skeletons in self._gate.values():
+            if birth is not None:
+                for skeleton in family_skeletons:
+                    dates[skeleton].add(birth)
+        return {skeleton: frozenset(days) for skeleton, days in dates.items()}
+
+    def may_have_candidates(self, keys: RequestKeys) -> bool:
+        """False only when ``score`` would drop every candidate ``candidates`` finds."""
+        if (keys.code or keys.number or keys.cin) and self._index.identified(keys):
+            return True
+        agreeing = _agreeing_dates(keys.birth_dates, keys.near_dates)
+        if not agreeing:
+            return False  # no birth date: only the code or the parent could bring a candidate
+        by_key = self._dates_by_key
+        for skeleton in keys.names_skeletons:
+            days = by_key.get(skeleton)
+            if days is not None and not agreeing.isdisjoint(days):
+                return True
+        return False
 
     def person(self, code: str) -> Candidate | None:
         if code not in self._people:
@@ -244,7 +275,7 @@ class Matcher:
             cin_key(request.parent_cin),
             self.policy,
         )
-        scored = self.candidates(request, keys)
+        scored = self.candidates(request, keys) if self.may_have_candidates(keys) else []
         plausible = [s for s in scored if s.plausible]
         policy = self.policy
         if keys.code:
