@@ -12,7 +12,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed
 
 from flows.recorded import recorded
-from flows.runners import school_task_runner
+from flows.runners import school_task_runner, worker_count
 from ground.settings import Settings, flow_settings
 from tasks.coverage import coverage_after_ingest_task
 from tasks.disk_space import disk_guarded, ingest_folders
@@ -20,7 +20,6 @@ from tasks.ingest import (
     check_province_task,
     discover_inbox_task,
     fetch_sftp_inbox_task,
-    ingest_school_task,
     publish_ingest_summary,
     record_run_finish,
     record_run_start,
@@ -29,6 +28,7 @@ from tasks.ingest import (
     stray_sentence,
     write_reports_task,
 )
+from tasks.ingest_chunks import chunk_label, ingest_chunk_task, school_chunks
 from tasks.leases import claim_schools, leased, wait_for_province_check
 
 
@@ -40,8 +40,9 @@ from tasks.leases import claim_schools, leased, wait_for_province_check
 def ingest_submissions(
     settings: Settings | None = None, inbox: Path | None = None, home: str | None = None
 ) -> dict:
-    """Ingest every new file of the inbox, one task per school, then check the province and
-    write each concerned school's feedback report. Returns the counts per school.
+    """Ingest every new file of the inbox, one task per chunk of schools (each school's
+    feedback report written with it), then check the province and write again the reports its
+    findings concern. Returns the counts per school.
 
     Deployments pass no settings: they are read from ``home`` or ``MASSAR_HOME``."""
     settings = flow_settings(settings, home)  # secrets: from the home, not Prefect
@@ -62,28 +63,28 @@ def ingest_submissions(
     schools, unchanged = split_known_task(settings, schools)  # nothing new: no worker for them
     schools, left = claim_schools(settings, schools)
     outcomes = list(unchanged)
-    if schools:
+    reports_at = datetime.now(settings.zone)
+    if schools:  # a task per chunk of schools; each writes its schools' reports
         with school_task_runner(settings) as runner:
             futures: list[PrefectFuture[Any]] = [
                 runner.submit(
-                    ingest_school_task,
+                    ingest_chunk_task,
                     {
                         "settings": settings,
-                        "school_code": code,
-                        "files": files,
-                        "folder": root if root.name == code else root / code,
+                        "chunk": chunk,
+                        "label": chunk_label(chunk),
+                        "reports_at": reports_at,
                     },
                 )
-                for code, files in schools.items()
+                for chunk in school_chunks(schools, root, worker_count(settings))
             ]
             for done, future in enumerate(as_completed(futures), start=1):
-                outcomes.append(future.result())
+                outcomes.extend(future.result())
                 update_progress_artifact(progress, 100.0 * done / len(futures))
     update_progress_artifact(progress, 100.0)
     province_left = wait_for_province_check(settings)
     changed = set() if province_left else check_province_task(settings)
-    touched = sorted({o.school_code for o in outcomes if o.new_submissions} | changed)
-    write_reports_task(settings, touched, datetime.now(settings.zone))
+    write_reports_task(settings, sorted(changed), reports_at)  # the province's findings
     summary = publish_ingest_summary(outcomes, strangers, root)
     if left or province_left:  # the run completes, saying what it left to another one
         summary["note"] = " ".join(s for s in (left, province_left) if s)

@@ -33,6 +33,11 @@ def school_task_runner(settings: Settings) -> Iterator[TaskRunner]:
         yield runner
 
 
+def worker_count(settings: Settings) -> int:
+    """How many workers run the per-school tasks (a scheduler's own cluster: as declared)."""
+    return settings.dask_workers if settings.task_runner == "dask" else DEFAULT_PROCESSES
+
+
 def choose_task_runner(settings: Settings) -> TaskRunner:
     """The task runner the settings ask for, not started."""
     if settings.task_runner == "default":

@@ -52,6 +52,7 @@ from warehouse.submissions import (
     record_outcomes,
     register_submissions,
     school_findings,
+    schools_with_findings,
     unfinished_files,
 )
 
@@ -421,9 +422,12 @@ def _read(
 def _stack(parts: list[pl.DataFrame]) -> pl.DataFrame:
     """Frames one under the other: vertically when they share their columns and types (the
     parts of one validated frame), else with missing columns null and types widened."""
-    first = parts[0].schema
-    same = all(part.schema == first for part in parts[1:])
-    return pl.concat(parts, how="vertical" if same else "diagonal_relaxed")
+    if len(parts) == 1:
+        return parts[0]
+    try:  # comparing hundreds of schemas in Python costs more than the concat itself
+        return pl.concat(parts, how="vertical")
+    except pl.exceptions.PolarsError:
+        return pl.concat(parts, how="diagonal_relaxed")
 
 
 def _validate(
@@ -450,12 +454,10 @@ def _validate(
         combined = combined.with_columns(pl.Series("submission_id", ids, dtype=pl.Int64))
         validated = validate_submission(dataset, combined, school_code=school_code)
         validated_rows[dataset] = [validated.accepted, validated.quarantined]
-        accepted = validated.accepted.partition_by("submission_id", as_dict=True)
-        quarantined = validated.quarantined.partition_by("submission_id", as_dict=True)
-        for batch, _ in parts:
-            sid = batch.submission_id
-            batch.accepted = accepted.get((sid,), validated.accepted.clear())
-            batch.quarantined = quarantined.get((sid,), validated.quarantined.clear())
+        accepted = _slices(validated.accepted, [b.submission_id for b, _ in parts])
+        quarantined = _slices(validated.quarantined, [b.submission_id for b, _ in parts])
+        for (batch, _), kept, held in zip(parts, accepted, quarantined, strict=True):
+            batch.accepted, batch.quarantined = kept, held
         for (sid,), part in validated.findings.partition_by("submission_id", as_dict=True).items():
             batch = by_id[int(sid)]
             batch.findings.extend(
@@ -463,6 +465,24 @@ def _validate(
             )
     outcome.add_time("validate", started)
     return validated_rows
+
+
+def _slices(frame: pl.DataFrame, submission_ids: list[int]) -> list[pl.DataFrame]:
+    """Each submission's rows of a validated frame, in ``submission_ids``' order: validation
+    keeps the rows in the order they came, one submission after the other, so each part is a
+    slice (no copy) rather than a partition."""
+    runs = frame.get_column("submission_id").rle().struct.unnest().rows()  # (length, id)
+    counts = {sid: n for n, sid in runs}
+    order = [sid for sid in submission_ids if sid in counts]
+    if len(counts) != len(runs) or order != [sid for _, sid in runs]:  # not in order after all
+        by_id = frame.partition_by("submission_id", as_dict=True)
+        return [by_id.get((sid,), frame.clear()) for sid in submission_ids]
+    parts, offset = [], 0
+    for sid in submission_ids:
+        n = counts.get(sid, 0)
+        parts.append(frame.slice(offset, n))
+        offset += n
+    return parts
 
 
 def _school_picture(
@@ -731,9 +751,11 @@ def _store(
 
 def check_province(settings: Settings) -> set[str]:
     """Province-wide rules (a pupil enrolled in two schools), recomputed from the staged
-    student lists of every school; returns the schools whose findings changed."""
+    student lists of every school; returns the schools whose reports may have changed: those
+    with a province finding before or after."""
     database = ControlDatabase(settings.resolved_database_url)
     try:
+        before = schools_with_findings(database, PROVINCE_RULE_IDS)
         students: dict[str, pl.DataFrame] = {}
         submission_ids: list[int] = []
         for folder in sorted(settings.staging.glob("*/students")):
@@ -748,7 +770,7 @@ def check_province(settings: Settings) -> set[str]:
         delete_findings(database, submission_ids, PROVINCE_RULE_IDS)
         findings = cross_check_province(students)
         if findings.height == 0:
-            return set()
+            return before
         rows = []
         for item in findings.iter_rows(named=True):
             params = json.loads(item["params"]) if item.get("params") else {}
@@ -765,7 +787,7 @@ def check_province(settings: Settings) -> set[str]:
             row["submission_id"] = int(item["submission_id"])
             rows.append(row)
         add_findings(database, rows)
-        return (
+        return before | (
             set(findings.get_column("school_code").unique().to_list())
             if ("school_code" in findings.columns)
             else set(students)

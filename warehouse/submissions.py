@@ -384,6 +384,16 @@ def delete_findings(
         )
 
 
+def schools_with_findings(database: ControlDatabase, rule_ids: Iterable[str]) -> set[str]:
+    """The schools that have at least one finding of these rules (e.g. the province checks)."""
+    with database.session() as session:
+        return set(
+            session.scalars(
+                select(Finding.school_code).where(Finding.rule_id.in_(list(rule_ids))).distinct()
+            )
+        )
+
+
 def school_findings(
     database: ControlDatabase, school_code: str
 ) -> tuple[list[Submission], list[Finding]]:
