@@ -9,8 +9,8 @@ after (the machine may be shared: CPU seconds are less sensitive to load than wa
     .venv/bin/python benchmarks/ingest_province.py [--schools N] [--province DIR]
         [--json OUT.json]
 
-``--json`` also writes the figures (seconds, CPU seconds, ratio, peak memory) to a file, for
-benchmarks/report.py.
+``--json`` also writes the figures (seconds, CPU seconds, ratio, peak memory) to a file;
+``run(quick, province=None)`` returns the row of benchmarks/report.py.
 """
 
 from __future__ import annotations
@@ -27,8 +27,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+QUICK_SCHOOLS = 6
+TARGET = "<= 2x"
 sys.path.insert(0, str(ROOT))
 
 
@@ -88,23 +91,12 @@ def count_task_runs(flow_run_id) -> int:  # type: ignore[no-untyped-def]
     return asyncio.run(count())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--schools",
-        type=int,
-        default=None,
-        help="schools to generate (default: the Tiznit-like province)",
-    )
-    parser.add_argument(
-        "--province", type=Path, default=None, help="an already generated province to ingest"
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    parser.add_argument("--json", type=Path, default=None, help="write the figures here too")
-    parser.add_argument(
-        "--no-reingest", action="store_true", help="skip the re-ingest of the unchanged inbox"
-    )
-    args = parser.parse_args()
+def measure(
+    province: Path | None, schools: int | None = None, reingest: bool = True, keep: bool = False
+) -> dict[str, Any]:
+    """Ingest ``province`` (else one generated, ``schools`` or the default) into a fresh home
+    through the real flow, beside the bare read of the same inbox; the figures, printed as
+    they come."""
     load_before = os.getloadavg()
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in load_before)}")
 
@@ -114,13 +106,12 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="massar-bench-ingest-"))
     try:
-        province = args.province
         if province is None:
             from massar.synthetic import generate_province
 
             province = work / "province"
             started = time.perf_counter()
-            generated = generate_province(province, schools=args.schools, seed=2024)
+            generated = generate_province(province, schools=schools, seed=2024)
             print(
                 f"generated {generated.schools} schools, {generated.pupils} pupils, "
                 f"{generated.files} files in {time.perf_counter() - started:.1f} s"
@@ -174,10 +165,11 @@ def main() -> None:
             f"{totals['queries']} queries"
         )
         print(f"  ratio ingest / bare read: {first / bare_seconds:.2f} (target <= 2)")
-        print(f"  task runs in the flow run: {count_task_runs(state.state_details.flow_run_id)}")
+        task_runs = count_task_runs(state.state_details.flow_run_id)
+        print(f"  task runs in the flow run: {task_runs}")
 
         second = None
-        if not args.no_reingest:
+        if reingest:
             started = time.perf_counter()
             again = ingest_submissions(settings, return_state=True).result()
             second = time.perf_counter() - started
@@ -191,28 +183,73 @@ def main() -> None:
         print(f"peak memory: {peak:.0f} MB (this process), {children:.0f} MB (largest child)")
         load_after = os.getloadavg()
         print(f"load average at end: {' '.join(f'{x:.2f}' for x in load_after)}")
-        if args.json is not None:
-            figures = {
-                "files": files,
-                "rows": totals["rows_read"],
-                "bare_s": bare_seconds,
-                "bare_cpu_s": bare_cpu,
-                "ingest_s": first,
-                "ingest_worker_cpu_s": children_cpu,
-                "ratio": first / bare_seconds,
-                "split_s": totals["seconds"],
-                "split_cpu_s": totals["cpu_seconds"],
-                "reingest_s": second,
-                "peak_rss_mb": max(peak, children),
-                "load_start": load_before,
-                "load_end": load_after,
-            }
-            args.json.write_text(json.dumps(figures, indent=1))
+        return {
+            "files": files,
+            "rows": totals["rows_read"],
+            "bare_s": bare_seconds,
+            "bare_cpu_s": bare_cpu,
+            "ingest_s": first,
+            "ingest_worker_cpu_s": children_cpu,
+            "ratio": first / bare_seconds,
+            "split_s": totals["seconds"],
+            "split_cpu_s": totals["cpu_seconds"],
+            "reingest_s": second,
+            "task_runs": task_runs,
+            "peak_rss_mb": max(peak, children),
+            "load_start": load_before,
+            "load_end": load_after,
+        }
     finally:
-        if args.keep:
+        if keep:
             print(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def run(quick: bool, province: Path | None = None) -> list[dict[str, Any]]:
+    """The row for benchmarks/report.py: the ingest against the bare read of the same inbox
+    (``province``, else one generated: quick, 6 schools; else the default province)."""
+    figures = measure(province, QUICK_SCHOOLS if quick and province is None else None, False)
+    cpu = figures["split_cpu_s"]
+    note = (
+        f"{figures['files']} files, {figures['rows']:,} rows, {figures['task_runs']} task runs; "
+        f"worker CPU {figures['ingest_worker_cpu_s']:.1f} s vs bare read CPU "
+        f"{figures['bare_cpu_s']:.1f} s; CPU split "
+        + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
+        + f"; load {figures['load_start'][0]:.1f} -> {figures['load_end'][0]:.1f}"
+    )
+    return [
+        {
+            "measure": "ingest / bare read",
+            "ours_s": round(figures["ingest_s"], 2),
+            "baseline_s": round(figures["bare_s"], 2),
+            "peak_rss_mb": round(figures["peak_rss_mb"]),
+            "target": TARGET,
+            "note": note,
+        }
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--schools",
+        type=int,
+        default=None,
+        help="schools to generate (default: the Tiznit-like province)",
+    )
+    parser.add_argument(
+        "--province", type=Path, default=None, help="an already generated province to ingest"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here too")
+    parser.add_argument(
+        "--no-reingest", action="store_true", help="skip the re-ingest of the unchanged inbox"
+    )
+    args = parser.parse_args()
+    figures = measure(args.province, args.schools, not args.no_reingest, args.keep)
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=1))
 
 
 if __name__ == "__main__":
