@@ -260,22 +260,32 @@ def verify_xml_signature(
     integrity is checked, and the caller compares the returned fingerprint with the one the
     directorate published). Raises :class:`SignatureCheckError`.
 
-    Only the signatures the platform makes are accepted: one ``ds:Signature`` under the root,
-    exclusive c14n, RSA-SHA256, one ``Reference URI=""`` with the enveloped-signature transform
-    (and exclusive c14n) and a SHA-256 digest. As signxml's ``XMLVerifier`` (which checks the
-    same, on two more parses and serialisations of the whole file), the signature value is
-    checked over ``SignedInfo`` first, the certificate must be valid now, and the digest read
-    from the signed ``SignedInfo`` is compared with that of the document without its
-    signature."""
+    Only the signatures the platform makes are accepted: one ``ds:Signature`` in the file, under
+    the root, exclusive c14n, RSA-SHA256, one ``Reference URI=""`` with the enveloped-signature
+    and exclusive c14n transforms (those two, in that order) and a SHA-256 digest, and a
+    ``KeyInfo`` carrying one certificate: the one given, when one is. As signxml's
+    ``XMLVerifier`` (which checks the same, on two more parses and serialisations of the whole
+    file), the signature value is checked over ``SignedInfo`` first, the certificate must be
+    valid now, and the digest read from the signed ``SignedInfo`` is compared with that of the
+    document without its signature."""
     root = document if isinstance(document, etree._Element) else _parse_signed(document)
     signatures = root.findall(f"{{{DS_NAMESPACE}}}Signature")
     if not signatures:
         raise SignatureCheckError(
             "The file carries no XML signature (ds:Signature) under its root element."
         )
-    if len(signatures) > 1:
+    # Anywhere in the file, not only under the root: a second signature deeper down is the
+    # one a tool looking for the first signature in the document would check.
+    if len(signatures) > 1 or sum(1 for _ in root.iter(f"{{{DS_NAMESPACE}}}Signature")) > 1:
         raise SignatureCheckError("The file carries more than one XML signature; one is expected.")
     signature = signatures[0]
+    if [part.tag for part in _elements(signature)] != [
+        f"{{{DS_NAMESPACE}}}{tag}" for tag in ("SignedInfo", "SignatureValue", "KeyInfo")
+    ]:
+        raise SignatureCheckError(
+            "The XML signature is not made as the exchange profiles sign (ds:SignedInfo, "
+            "ds:SignatureValue and ds:KeyInfo with the certificate, nothing else)."
+        )
     signed_info = _only(signature, "SignedInfo")
     references = signed_info.findall(f"{{{DS_NAMESPACE}}}Reference")
     if len(references) != 1 or references[0].get("URI") != "":
@@ -290,22 +300,11 @@ def verify_xml_signature(
     if _ENVELOPED_TRANSFORM not in transforms:
         raise SignatureCheckError("The XML signature is not an enveloped signature.")
     _check_signed_info(signed_info, transforms)
+    carried_certificate = _carried_certificate(signature)
     if certificate is not None:
         signing_certificate = x509.load_pem_x509_certificate(_pem(certificate))
     else:
-        carried = signature.findtext(
-            f"{{{DS_NAMESPACE}}}KeyInfo/{{{DS_NAMESPACE}}}X509Data/{{{DS_NAMESPACE}}}X509Certificate"
-        )
-        if not carried:
-            raise SignatureCheckError("The XML signature carries no X.509 certificate.")
-        try:
-            signing_certificate = x509.load_der_x509_certificate(
-                _base64_decode("".join(carried.split()))
-            )
-        except ValueError as error:
-            raise SignatureCheckError(
-                "The certificate inside the XML signature cannot be read."
-            ) from error
+        signing_certificate = carried_certificate
     now = datetime.now(UTC)
     valid = signing_certificate.not_valid_before_utc, signing_certificate.not_valid_after_utc
     if not valid[0] <= now <= valid[1]:
@@ -327,6 +326,13 @@ def verify_xml_signature(
             f"The XML signature is not valid for the certificate "
             f"{_describe(signing_certificate)} ({error or 'signature mismatch'})."
         ) from error
+    # The certificate the file names is the one its signature was checked with: a partner's
+    # tool that takes the key from KeyInfo (xmlsec1) checks the same signature.
+    if carried_certificate != signing_certificate:
+        raise SignatureCheckError(
+            f"The certificate inside the XML signature ({_describe(carried_certificate)}) is "
+            f"not the one given ({_describe(signing_certificate)})."
+        )
     # "See what is signed": the digest is read from the SignedInfo whose signature holds.
     verified = etree.fromstring(signed, parser=_xml_parser())
     expected = verified.findtext(f"{{{DS_NAMESPACE}}}Reference/{{{DS_NAMESPACE}}}DigestValue")
@@ -335,6 +341,26 @@ def verify_xml_signature(
             "The XML signature does not match the content: the file was changed after signing."
         )
     return SignerCertificate.of(signing_certificate)
+
+
+def _carried_certificate(signature: etree._Element) -> x509.Certificate:
+    """The one X.509 certificate of the signature's ``KeyInfo/X509Data`` (nothing else)."""
+    ds = f"{{{DS_NAMESPACE}}}"
+    key_info = _only(signature, "KeyInfo")
+    data = _elements(key_info)
+    certificates = _elements(data[0]) if len(data) == 1 and data[0].tag == f"{ds}X509Data" else []
+    if len(certificates) != 1 or certificates[0].tag != f"{ds}X509Certificate":
+        raise SignatureCheckError(
+            "The XML signature does not carry exactly one X.509 certificate in ds:KeyInfo."
+        )
+    try:
+        return x509.load_der_x509_certificate(
+            _base64_decode("".join((certificates[0].text or "").split()))
+        )
+    except ValueError as error:
+        raise SignatureCheckError(
+            "The certificate inside the XML signature cannot be read."
+        ) from error
 
 
 def _parse_signed(document: bytes) -> etree._Element:
@@ -381,7 +407,8 @@ def _check_signed_info(signed_info: etree._Element, transforms: list[str | None]
         and parts[1].get("Algorithm") == DigestAlgorithm.SHA256.value
         and len(_elements(parts[0])) == len(transforms)
         and all(len(transform) == 0 for transform in parts[0])
-        and set(transforms) <= {_ENVELOPED_TRANSFORM, _EXCLUSIVE_C14N}
+        # exactly these, in this order: the digest is computed so (_document_digest)
+        and transforms == [_ENVELOPED_TRANSFORM, _EXCLUSIVE_C14N]
     )
     if not made_so:
         raise SignatureCheckError(

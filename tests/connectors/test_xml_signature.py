@@ -1,12 +1,17 @@
 """The response XML written as text and signed on one parse is what lxml's tree and signxml
-made before (the same bytes), and its check refuses what the exchange profiles never sign.
+made before (the same bytes), and its check refuses what the exchange profiles never sign:
+among them the wrappings of a signature (a second signature, a reference to a part, other
+transforms, another certificate in KeyInfo), each also put to xmlsec1, which refuses those a
+standard check must refuse.
 
 A partner's tools (xmlsec1, signxml) verify these files in tests/connectors/
 test_exchange_profiles.py; here the fast paths are compared with the slow ones they replace."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import subprocess
 from base64 import b64encode
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -188,3 +193,105 @@ def test_a_child_of_another_year_is_named_by_the_partner_check(identity, tmp_pat
     path.write_bytes(signed)
     problems = verify_file(path, cert).problems
     assert any("child 2 (R2) is for another school year" in p for p in problems), problems
+
+
+# ---- signature wrapping: what a partner's check must not be fooled by -------------------------
+
+
+def _xmlsec1_accepts(signed: bytes, cert: Path, folder: Path) -> bool:
+    path = folder / "wrapped.xml"
+    path.write_bytes(signed)
+    command = ["xmlsec1", "--verify", "--enabled-key-data", "x509", "--trusted-pem", str(cert)]
+    run = subprocess.run([*command, str(path)], capture_output=True, timeout=60, check=False)
+    return run.returncode == 0
+
+
+def _nested_signature(root: etree._Element, identity: SigningIdentity, other: Path) -> bytes:
+    # a copy of the valid signature inside the first child: the first in document order
+    root[0].insert(0, copy.deepcopy(root.find(f"{{{DS_NAMESPACE}}}Signature")))
+    return etree.tostring(root)
+
+
+def _reference_to_a_part(root: etree._Element, identity: SigningIdentity, other: Path) -> bytes:
+    root[0].set("Id", "part")
+    reference = root.find(f".//{{{DS_NAMESPACE}}}Reference")
+    assert reference is not None
+    reference.set("URI", "#part")
+    return _resign(root, identity)
+
+
+def _transforms(*algorithms: str):  # type: ignore[no-untyped-def]
+    def wrap(root: etree._Element, identity: SigningIdentity, other: Path) -> bytes:
+        transforms = root.find(f".//{{{DS_NAMESPACE}}}Transforms")
+        assert transforms is not None
+        for transform in list(transforms):
+            transforms.remove(transform)
+        for algorithm in algorithms:
+            etree.SubElement(transforms, f"{{{DS_NAMESPACE}}}Transform", Algorithm=algorithm)
+        return _resign(root, identity)
+
+    return wrap
+
+
+def _another_certificate(root: etree._Element, identity: SigningIdentity, other: Path) -> bytes:
+    carried = root.find(f".//{{{DS_NAMESPACE}}}X509Certificate")
+    assert carried is not None
+    carried.text = "".join(other.read_text().splitlines()[1:-1])
+    return etree.tostring(root)
+
+
+def _no_key_info(root: etree._Element, identity: SigningIdentity, other: Path) -> bytes:
+    signature = root.find(f"{{{DS_NAMESPACE}}}Signature")
+    assert signature is not None
+    signature.remove(signature[-1])
+    return etree.tostring(root)
+
+
+def _an_object(root: etree._Element, identity: SigningIdentity, other: Path) -> bytes:
+    signature = root.find(f"{{{DS_NAMESPACE}}}Signature")
+    assert signature is not None
+    etree.SubElement(signature, f"{{{DS_NAMESPACE}}}Object").text = "more"
+    return etree.tostring(root)
+
+
+ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+EXCLUSIVE = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0.value
+
+
+@pytest.mark.parametrize(
+    ("wrap", "refusal", "xmlsec1_refuses"),
+    [
+        # xmlsec1 checks the first signature in the document, the copy, and it fails
+        (_nested_signature, "more than one XML signature", True),
+        (_reference_to_a_part, "does not cover the whole document", True),
+        # xmlsec1 cannot take the signature out of canonical bytes (accepted here before)
+        (_transforms(EXCLUSIVE, ENVELOPED), "not made as the exchange profiles sign", True),
+        # signatures the standard allows and the profiles never make: xmlsec1 accepts them
+        (_transforms(ENVELOPED), "not made as the exchange profiles sign", False),
+        (_transforms(ENVELOPED, EXCLUSIVE, EXCLUSIVE), "not made as the exchange profiles", False),
+        (_an_object, "not made as the exchange profiles sign", False),
+        # xmlsec1 takes the key from KeyInfo: another certificate's, or none
+        (_another_certificate, "is not the one given", True),
+        (_no_key_info, "not made as the exchange profiles sign", True),
+    ],
+    ids=[
+        "nested-signature",
+        "reference-to-a-part",
+        "transforms-reversed",
+        "enveloped-only",
+        "a-third-transform",
+        "an-object",
+        "another-certificate",
+        "no-key-info",
+    ],
+)
+def test_a_wrapped_signature_is_refused(identity, tmp_path, wrap, refusal, xmlsec1_refuses) -> None:
+    key, cert = identity
+    now = datetime.now(UTC)
+    _, other = make_test_certificate(tmp_path, now - timedelta(1), now + timedelta(9), "Other")
+    signed = _signed(key)
+    assert _xmlsec1_accepts(signed, cert, tmp_path)
+    wrapped = wrap(etree.fromstring(signed), key, other)
+    with pytest.raises(SignatureCheckError, match=refusal):
+        verify_xml_signature(wrapped, cert)
+    assert _xmlsec1_accepts(wrapped, cert, tmp_path) is not xmlsec1_refuses
