@@ -72,6 +72,25 @@ def defects_province(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def night_home(prefect_server, province: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home after the province's first night (the nightly flow, on the session's Prefect
+    server) with Massar's leaving records. The exchange, approval and operations tests each
+    copy it (shutil.copytree) instead of running the same night again: never change it."""
+    import shutil
+
+    from flows.nightly import nightly
+    from massar.home import init_home
+
+    settings = init_home(tmp_path_factory.mktemp("night-home") / "home")
+    for school in sorted(p for p in province.iterdir() if p.is_dir() and p.name[:5].isdigit()):
+        shutil.copytree(school, settings.inbox / school.name)
+    nightly(settings)
+    (settings.home / "reference").mkdir(exist_ok=True)
+    shutil.copy(province / "leavers.csv", settings.home / "reference" / "leavers.csv")
+    return settings.home
+
+
+@pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL server of the machine's binaries on a loopback port, for the whole run."""
     from tests.harness.postgres import PostgresServer, postgres_binaries
@@ -106,3 +125,18 @@ def sftp_server() -> Iterator:
         )
     with SftpServer() as server:
         yield server
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """How long the tests waited for approvers' next codes (the clock's 30-second steps)."""
+    import sys
+
+    approvers = sys.modules.get("tests.harness.approvers")
+    waits = getattr(approvers, "waits", [])
+    if waits:
+        total = sum(seconds for _, seconds in waits)
+        terminalreporter.write_line(
+            f"approver codes: {len(waits)} waited for the clock's next step, {total:.0f} s in all"
+        )
+        for test, seconds in waits:
+            terminalreporter.write_line(f"  {seconds:5.1f} s  {test}")

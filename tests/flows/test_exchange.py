@@ -22,12 +22,10 @@ from connectors.exchange.file_names import acknowledgement_file_name
 from connectors.exchange.registry import profile_for
 from connectors.signing import make_test_certificate
 from flows.exchange import exchange
-from flows.nightly import nightly
 from ground.approvers import current_os_account
 from ground.errors import RequestsUnanswered
 from ground.funds import FUND_KEYS
 from ground.settings import PartnerSettings, load_settings
-from massar.home import init_home
 from massar.runner import approve_batch
 from tasks.acknowledgements import reconciliation
 from tasks.approval_rules import Claim
@@ -50,16 +48,11 @@ YEAR = "2023-2024"
 
 
 @pytest.fixture(scope="module")
-def consolidated(prefect_server, province, tmp_path_factory) -> Path:
+def consolidated(night_home) -> Path:
     """A home whose warehouse holds the generated province (one night), with Massar's leaving
-    records; copied by each test so that their batches stay apart."""
-    settings = init_home(tmp_path_factory.mktemp("exchange-home") / "home")
-    for school in sorted(p for p in province.iterdir() if p.is_dir() and p.name[:5].isdigit()):
-        shutil.copytree(school, settings.inbox / school.name)
-    nightly(settings)
-    (settings.home / "reference").mkdir(exist_ok=True)
-    shutil.copy(province / "leavers.csv", settings.home / "reference" / "leavers.csv")
-    return settings.home
+    records (the session's, tests/conftest.py); copied by each test so that their batches
+    stay apart."""
+    return night_home
 
 
 def _settings(home: Path, partner: PartnerSettings | None = None, fund: str = "cnss", **changes):

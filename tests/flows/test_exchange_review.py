@@ -21,8 +21,6 @@ import pytest
 
 from connectors.exchange.registry import profile_for
 from connectors.exchange.response_files import read_response_csv
-from flows.nightly import nightly
-from massar.home import init_home
 from massar.runner import approve_batch
 from tasks.batch_delivery import undecided_batches
 from tasks.batch_preparation import batch_summary
@@ -47,16 +45,10 @@ from warehouse.review_records import review_decisions
 
 
 @pytest.fixture(scope="module")
-def consolidated(prefect_server, province, tmp_path_factory) -> Path:
+def consolidated(night_home) -> Path:
     """A home whose warehouse holds the generated province (one night) and Massar's leaving
-    records; copied by each test."""
-    settings = init_home(tmp_path_factory.mktemp("exchange-review") / "home")
-    for school in sorted(p for p in province.iterdir() if p.is_dir() and p.name[:5].isdigit()):
-        shutil.copytree(school, settings.inbox / school.name)
-    nightly(settings)
-    (settings.home / "reference").mkdir(exist_ok=True)
-    shutil.copy(province / "leavers.csv", settings.home / "reference" / "leavers.csv")
-    return settings.home
+    records (the session's, tests/conftest.py); copied by each test."""
+    return night_home
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ wait for the next code."""
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,9 @@ SECOND_APPROVER = "Youssef Bennani"
 SECOND_ACCOUNT = "ybennani"
 
 _used: dict[tuple[str, str], int] = {}
+# (test, seconds) of every code that waited for the clock's next step: the session's summary
+# prints them (tests/conftest.py), so that a test paying 30 s a code shows.
+waits: list[tuple[str, float]] = []
 
 
 def enrol(home: Path, name: str, os_account: str) -> str:
@@ -52,12 +56,16 @@ def code(home: Path, name: str, timeout: float = 70.0) -> str:
     assert listed is not None, f"{name} is not enrolled in {home}"
     secret = read_secret(home, listed)
     key = (str(home), listed.name)
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     while True:
         now = time_step(datetime.now(UTC))
         step = max(now, _used.get(key, now - 1) + 1)
         if step <= now + 1:
             _used[key] = step
+            if time.monotonic() - started > 1:
+                test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
+                waits.append((test, time.monotonic() - started))
             return code_at_step(secret, step)
         if time.monotonic() > deadline:
             raise AssertionError(f"no new code for {name} within {timeout:g} s")

@@ -55,19 +55,10 @@ from warehouse.message_log_evidence import verify_message_log
 
 
 @pytest.fixture(scope="module")
-def consolidated_home(prefect_server, province, tmp_path_factory) -> Path:
+def consolidated_home(night_home) -> Path:
     """A home whose warehouse holds the generated province (one night), with Massar's leaving
-    records; copied by each test."""
-    from flows.nightly import nightly
-    from massar.home import init_home
-
-    settings = init_home(tmp_path_factory.mktemp("security-exchange") / "home")
-    for school in sorted(p for p in province.iterdir() if p.is_dir() and p.name[:5].isdigit()):
-        shutil.copytree(school, settings.inbox / school.name)
-    nightly(settings)
-    (settings.home / "reference").mkdir(exist_ok=True)
-    shutil.copy(province / "leavers.csv", settings.home / "reference" / "leavers.csv")
-    return settings.home
+    records (the session's, tests/conftest.py); copied by each test."""
+    return night_home
 
 
 @pytest.fixture
