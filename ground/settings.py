@@ -233,6 +233,9 @@ class Settings(BaseSettings):
     # memory follows this, not the country (about 0.5 GB per million marks; benchmark
     # benchmarks/evaluate_national.py).
     evaluation_batch_rows: int = Field(default=8_000_000, ge=1)
+    # DuckDB's memory for the evaluation's averages and ranks (it spills to the home's
+    # tmp/evaluation beyond it); 0: DuckDB's default, 80 % of the machine.
+    evaluation_memory_mb: int = Field(default=2_048, ge=0)
 
     @field_validator("timezone")
     @classmethod

@@ -17,10 +17,12 @@ written once after the batches.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -49,6 +51,7 @@ from tasks.results_formulas import (
     semester_results,
     subject_results,
 )
+from tasks.results_sql import connect
 from warehouse.control import ControlDatabase
 from warehouse.delta import (
     current_version,
@@ -199,45 +202,49 @@ def evaluate_warehouse(
     skipped: list[pl.DataFrame] = []
     years: set[str] = set()
     schools: set[str] = set()
-    for batch in batches:
-        run.batches += 1
-        frames = {"marks": _read(marks, MARK_COLUMNS, _marks_filter(batch, year))}
-        enrolled = _enrolments_of(enrollments, batch)
-        frames["enrollments"] = enrolled
-        active = _active_frame(enrolled)
-        if not frames["marks"].height:
-            skipped.append(_schools_without_marks(_in(active, looked_at), None))
-            continue
-        elsewhere = _reader_of_elsewhere(enrollments)
-        plan = evaluable(
-            frames, rules.level_cycle, year, years_present=present, elsewhere=elsewhere
-        )
-        skipped.append(plan.skipped)
-        schools.update(plan.schools)
-        if plan.years:
-            years.update(plan.years)
-            kept = other_semester_results(settings, plan, semester) if semester else None
-            results = compute_results(plan.inputs, rules, semester, kept)
-        else:
-            results = {}
-        written = write_results(settings, results, plan, tables=SCORED_TABLES)
-        run.versions.update(written)
-        for table, frame in results.items():
-            run.rows[table] = run.rows.get(table, 0) + frame.height
-        annual = results.get("annual_results")
-        if annual is not None:
-            run.pupils += annual.height
-            run.schools_evaluated += annual.get_column("school_code").n_unique()
-        if exams.years:
-            exam_plan = exams.of_batch(batch, active, plan)
-            skipped.append(exam_plan.skipped)
-            if years:
-                computed = exams.results(exam_plan, batch, annual, rules)
-                run.rows["exam_results"] = run.rows.get("exam_results", 0) + computed.height
-                exam_tables = {"exam_results": computed}
-                written = write_results(settings, exam_tables, plan, tables=("exam_results",))
-                run.versions.update(written)
-        del frames, results
+    connection = evaluation_connection(settings)
+    try:
+        for batch in batches:
+            run.batches += 1
+            frames = {"marks": _read(marks, MARK_COLUMNS, _marks_filter(batch, year))}
+            enrolled = _enrolments_of(enrollments, batch)
+            frames["enrollments"] = enrolled
+            active = _active_frame(enrolled)
+            if not frames["marks"].height:
+                skipped.append(_schools_without_marks(_in(active, looked_at), None))
+                continue
+            elsewhere = _reader_of_elsewhere(enrollments)
+            plan = evaluable(
+                frames, rules.level_cycle, year, years_present=present, elsewhere=elsewhere
+            )
+            skipped.append(plan.skipped)
+            schools.update(plan.schools)
+            if plan.years:
+                years.update(plan.years)
+                kept = other_semester_results(settings, plan, semester) if semester else None
+                results = compute_results(plan.inputs, rules, semester, kept, connection)
+            else:
+                results = {}
+            written = write_results(settings, results, plan, tables=SCORED_TABLES)
+            run.versions.update(written)
+            for table, frame in results.items():
+                run.rows[table] = run.rows.get(table, 0) + frame.height
+            annual = results.get("annual_results")
+            if annual is not None:
+                run.pupils += annual.height
+                run.schools_evaluated += annual.get_column("school_code").n_unique()
+            if exams.years:
+                exam_plan = exams.of_batch(batch, active, plan)
+                skipped.append(exam_plan.skipped)
+                if years:
+                    computed = exams.results(exam_plan, batch, annual, rules)
+                    run.rows["exam_results"] = run.rows.get("exam_results", 0) + computed.height
+                    exam_tables = {"exam_results": computed}
+                    written = write_results(settings, exam_tables, plan, tables=("exam_results",))
+                    run.versions.update(written)
+            del frames, results
+    finally:
+        connection.close()
 
     if unchanged:  # what the evaluation said of the kept schools when it made their results
         kept_back = kept_results(unchanged, SKIPPED_SCHEMA, warehouse, versions)
@@ -272,6 +279,15 @@ def evaluate_warehouse(
     plan = Evaluable({}, sorted(years), _ordered(skipped), looked_at, sorted(schools))
     run.plan = plan
     return run
+
+
+def evaluation_connection(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """The DuckDB connection of a run: memory bounded by ``evaluation_memory_mb``, spilling
+    under the home, on the machine's cores."""
+    memory = settings.evaluation_memory_mb or None
+    spill = settings.home / "tmp" / "evaluation"  # DuckDB makes the last folder, removes it
+    spill.parent.mkdir(parents=True, exist_ok=True)
+    return connect(memory, spill, os.cpu_count())
 
 
 def _partition_schools(warehouse: Path, versions: dict[str, int]) -> list[str]:
@@ -395,6 +411,7 @@ def compute_results(
     rules: EvaluationRules,
     semester: int | None = None,
     other_semester: dict[str, pl.DataFrame] | None = None,
+    connection: duckdb.DuckDBPyConnection | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Subject, semester, annual and exam results of the school years of ``inputs``.
 
@@ -405,12 +422,12 @@ def compute_results(
     marks = inputs["marks"]
     if semester is not None:
         marks = marks.filter(pl.col("semester") == semester)
-    subjects = subject_results(marks, rules)
-    semesters = semester_results(subjects, rules)
+    subjects = subject_results(marks, rules, connection)
+    semesters = semester_results(subjects, rules, connection)
     if other_semester:
         subjects = _stacked(subjects, other_semester.get("subject_results"))
         semesters = _stacked(semesters, other_semester.get("semester_results"))
-    annual = annual_results(semesters, rules)
+    annual = annual_results(semesters, rules, connection)
     results = {"subject_results": subjects, "semester_results": semesters, "annual_results": annual}
     if "exam_marks" in inputs and inputs["exam_marks"].height:
         results["exam_results"] = _exam_results(inputs, annual, rules)

@@ -1,4 +1,6 @@
-"""Averages, ranks, decisions and exam results from the warehouse marks, as plain polars.
+"""Averages, ranks, decisions and exam results from the warehouse marks: the subject, semester
+and annual results computed by DuckDB SQL (tasks/results_sql.py, exact sums), the exams in
+polars (a few papers a candidate).
 
     subject_results(marks, rules)            pupil × subject × semester
     semester_results(subject_results, rules) pupil × semester, ranked within class × semester
@@ -8,46 +10,36 @@
 Every formula, weight and threshold comes from schemas/evaluation/<cycle>.toml (see
 schemas/evaluation_rules.py); the behaviour for missing marks, absences, exemptions and missing
 papers is defined in docs/evaluation-rules.md. All functions are vectorised (no per-pupil Python)
-and accept a DataFrame or a LazyFrame; they return DataFrames.
+and accept a DataFrame or a LazyFrame; they return DataFrames (the continuous assessment's rows
+in no fixed order).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
+import duckdb
 import polars as pl
+import pyarrow as pa
 
 from schemas.evaluation_rules import EvaluationRules, Exam
+from tasks.results_sql import (
+    EPS,
+    SEMESTER_KEYS,
+    STORED_DECIMALS,
+    SUBJECT_KEYS,
+    annual_sql,
+    connect,
+    semester_sql,
+    subject_sql,
+)
 
-EPS = 1e-9  # threshold comparisons tolerate floating-point noise (9.9999999999 → 10)
-RANK_DECIMALS = 9  # averages equal to 9 decimals share a rank
-# Averages are stored rounded to 6 decimals: a sum's float noise (~1e-15) depends on the order in
-# which the engine meets a group's rows, and must not make tomorrow's results differ from
-# today's (an unchanged night writes no new table version).
-STORED_DECIMALS = 6
-# polars' in-memory engine sums a group's values in row order with Kahan compensation: the same
-# marks give the same bits. The streaming engine (the default of LazyFrame.collect) sums in
-# the order its threads meet the rows, which changes the last bit, and so now and then the
-# 6th decimal, from one run to the next.
+# polars' in-memory engine (the exams): the streaming engine sums in the order its threads meet
+# the rows, which changes the last bit, and so now and then the 6th decimal, from run to run.
 ENGINE: Literal["in-memory"] = "in-memory"
 
-SUBJECT_KEYS = (
-    "school_code",
-    "school_year",
-    "class_code",
-    "level_code",
-    "student_code",
-    "subject_code",
-    "semester",
-)
-SEMESTER_KEYS = (
-    "school_code",
-    "school_year",
-    "class_code",
-    "level_code",
-    "student_code",
-    "semester",
-)
 EXAM_COLUMNS = (
     "school_code",
     "school_year",
@@ -114,30 +106,6 @@ def _cast_keys(frame: pl.LazyFrame, names: tuple[str, ...]) -> pl.LazyFrame:
     )
 
 
-def _grouping_keys(names: tuple[str, ...], schema: pl.Schema) -> list[pl.Expr]:
-    """The key columns ``names`` as categoricals of one fresh category set (``semester`` as it
-    is): polars groups 32-bit category ids several times faster than strings, and the set is
-    freed with the frame (the global one would keep every pupil code of the country)."""
-    categories = pl.Categorical(pl.Categories.random())
-    return [
-        pl.col(name).cast(categories) if schema[name] == pl.Utf8 else pl.col(name)
-        for name in names
-    ]
-
-
-def _as_strings(names: tuple[str, ...]) -> list[pl.Expr]:
-    return [pl.col(name).cast(pl.Utf8) for name in names if name != "semester"]
-
-
-def _ranked(frame: pl.DataFrame, window: tuple[str, ...]) -> pl.DataFrame:
-    """rank (ties share the lowest rank, highest average first) and class_size per window."""
-    over = list(window)
-    return frame.with_columns(
-        _rank(pl.col("average"), over).alias("rank"),
-        pl.col("average").count().over(over).cast(pl.UInt32).alias("class_size"),
-    )
-
-
 def _at_least(value: pl.Expr, bound: pl.Expr | float) -> pl.Expr:
     return value >= (bound - EPS)
 
@@ -164,14 +132,44 @@ def _mention(value: pl.Expr, cycle: pl.Expr, rules: EvaluationRules) -> pl.Expr:
     return expr.otherwise(pl.lit(None, pl.Utf8))
 
 
-def _rank(value: pl.Expr, over: str | list[str]) -> pl.Expr:
-    return value.round(RANK_DECIMALS).rank("min", descending=True).over(over).cast(pl.UInt32)
+# ---- continuous assessment (DuckDB SQL: tasks/results_sql.py) ----------------------------------
 
 
-# ---- continuous assessment ---------------------------------------------------------------------
+def _arrow(frame: Frame, keys: tuple[str, ...]) -> pa.Table:
+    """``frame`` with plain string keys, as Arrow (what DuckDB scans without a copy)."""
+    data = _cast_keys(_lazy(frame), keys).collect(engine=ENGINE)
+    return data.to_arrow()
 
 
-def subject_results(marks: Frame, rules: EvaluationRules) -> pl.DataFrame:
+def _frame(table: pa.Table, semester: pl.DataType | None) -> pl.DataFrame:
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    if semester is not None and "semester" in frame.columns:
+        frame = frame.with_columns(pl.col("semester").cast(semester))
+    return frame
+
+
+def _semester_type(frame: Frame) -> pl.DataType | None:
+    return _lazy(frame).collect_schema().get("semester")
+
+
+@contextmanager
+def _connected(
+    connection: duckdb.DuckDBPyConnection | None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    if connection is not None:
+        yield connection
+        return
+    fresh = connect()
+    try:
+        yield fresh
+    finally:
+        fresh.close()
+
+
+def subject_results(
+    marks: Frame, rules: EvaluationRules, connection: duckdb.DuckDBPyConnection | None = None
+) -> pl.DataFrame:
     """Per pupil × subject × semester: tests_mean, activities, average, coefficient, status
     (ok | no_mark | exempt) and the tests counted.
 
@@ -179,218 +177,41 @@ def subject_results(marks: Frame, rules: EvaluationRules) -> pl.DataFrame:
     (never recorded by NotesCC, accepted if present) counts 0; marks are brought to the level's
     scale when ``mark_scale`` differs. average = tests_mean × (1 - w) + activities × w where w
     is the subject's activities weight; without an activities mark, the plain tests mean.
+    ``connection``: the DuckDB connection to compute in (default: a fresh one).
     """
-    return _subject_results(_lazy(marks), rules)
+    table = _arrow(marks, SUBJECT_KEYS)
+    with _connected(connection) as duck:
+        computed = subject_sql(duck, table, rules, table.column_names)
+    return _frame(computed, _semester_type(marks))
 
 
-def _subject_results(marks: pl.LazyFrame, rules: EvaluationRules) -> pl.DataFrame:
-    marks = _cast_keys(marks, SUBJECT_KEYS)
-    schema = marks.collect_schema()
-    absence = pl.col("absence") if "absence" in schema else pl.lit(None, pl.Utf8)
-    mark = pl.col("mark").cast(pl.Float64)
-    if "mark_scale" in schema:
-        scales = {row["level_code"]: row["scale"] for row in rules.level_rows()}
-        scale = pl.col("level_code").replace_strict(scales, default=None, return_dtype=pl.Float64)
-        given = pl.col("mark_scale").cast(pl.Float64)
-        mark = (
-            pl.when(given.is_not_null() & (given != scale) & (given > 0))
-            .then(mark * scale / given)
-            .otherwise(mark)
-        )
-    value = (
-        pl.when(absence == "unjustified")
-        .then(pl.lit(0.0))
-        .when(absence.is_in(["justified", "exempt"]).fill_null(False))
-        .then(pl.lit(None, pl.Float64))
-        .otherwise(mark)
-    )
-    is_test = pl.col("slot").cast(pl.Utf8).str.starts_with("test")
-    rows = marks.select(
-        *_grouping_keys(SUBJECT_KEYS, schema),
-        pl.when(is_test).then(value).alias("_test"),
-        pl.when(~is_test).then(value).alias("_activity"),
-        absence.is_in(["justified", "exempt"]).fill_null(False).alias("_excused"),
-        (absence == "exempt").fill_null(False).alias("_exempt"),
-    )
-    # A plain group_by: polars sums each group's values in row order (Kahan-compensated), and
-    # the groups keep the order of their first rows, so that the semester sums meet the
-    # subjects in the order of the marks: the same marks give the same bits, and the 6-decimal
-    # rounding the same results, night after night.
-    sums = rows.group_by(SUBJECT_KEYS, maintain_order=True).agg(
-        pl.col("_test").sum().alias("_test_sum"),
-        pl.col("_test").count().alias("_test_count"),
-        pl.col("_activity").sum().alias("_activity_sum"),
-        pl.col("_activity").count().alias("_activity_count"),
-        pl.col("_excused").sum().alias("_excused_count"),
-        pl.col("_exempt").any().alias("_exempt_any"),
-        pl.len().alias("_rows"),
-    )
-    mean = {
-        name: pl.when(pl.col(f"{name}_count") > 0).then(
-            (pl.col(f"{name}_sum") / pl.col(f"{name}_count")).round(STORED_DECIMALS)
-        )
-        for name in ("_test", "_activity")
-    }
-    subjects = _subjects(rules).select(
-        "level_code", "subject_code", "coefficient", "activities_weight"
-    )
-    defaults = _levels(rules).select("level_code", "default_activities_weight")
-    grouped = (
-        sums.with_columns(_as_strings(SUBJECT_KEYS))
-        .join(subjects, on=["level_code", "subject_code"], how="left", maintain_order="left")
-        .join(defaults, on="level_code", how="left", maintain_order="left")
-        .select(
-            *SUBJECT_KEYS,
-            mean["_test"].alias("tests_mean"),
-            pl.col("_test_count").alias("tests_counted"),
-            mean["_activity"].alias("_activities"),
-            (pl.col("_exempt_any") | (pl.col("_excused_count") == pl.col("_rows"))).alias(
-                "_exempt"
-            ),
-            pl.coalesce("activities_weight", "default_activities_weight", pl.lit(0.0)).alias(
-                "activities_weight"
-            ),
-            "coefficient",
-        )
-        .with_columns(
-            pl.when(pl.col("activities_weight") > 0).then("_activities").alias("activities")
-        )
-    )
-    tests, activities, weight = (
-        pl.col("tests_mean"),
-        pl.col("activities"),
-        pl.col("activities_weight"),
-    )
-    average = (
-        pl.when(tests.is_not_null() & activities.is_not_null())
-        .then(tests * (1 - weight) + activities * weight)
-        .when(tests.is_not_null())
-        .then(tests)
-        .otherwise(activities)
-    )
-    grouped = grouped.with_columns(average.alias("_average"))
-    exempt = pl.col("_exempt")
-    status = (
-        pl.when(exempt)
-        .then(pl.lit("exempt"))
-        .when(pl.col("_average").is_null())
-        .then(pl.lit("no_mark"))
-        .otherwise(pl.lit("ok"))
-    )
-    return grouped.select(
-        *SUBJECT_KEYS,
-        "tests_mean",
-        "tests_counted",
-        "activities",
-        pl.when(~exempt).then(pl.col("_average").round(STORED_DECIMALS)).alias("average"),
-        "activities_weight",
-        "coefficient",
-        status.alias("status"),
-    ).collect(engine=ENGINE)
-
-
-def semester_results(subject_results: Frame, rules: EvaluationRules) -> pl.DataFrame:
+def semester_results(
+    subject_results: Frame,
+    rules: EvaluationRules,
+    connection: duckdb.DuckDBPyConnection | None = None,
+) -> pl.DataFrame:
     """Per pupil × semester: average = Σ(subject average × coefficient) / Σ coefficients over
     the subjects with status ok and a coefficient; rank within class × semester (ties share the
     lowest rank; pupils without an average are unranked); class_size = pupils ranked."""
-    frame = subject_results
-    if isinstance(frame, pl.LazyFrame):
-        frame = frame.collect(engine=ENGINE)
-    status, coefficient = pl.col("status"), pl.col("coefficient")
-    counted = (status == "ok") & coefficient.is_not_null()
-    points = pl.col("average") * coefficient
-    counts = {
-        "subjects_counted": counted,
-        "subjects_no_mark": status == "no_mark",
-        "subjects_exempt": status == "exempt",
-        "subjects_without_coefficient": coefficient.is_null() & (status == "ok"),
-    }
-    # Masked columns summed by the group_by: the sums of filter().sum() without a filtered list
-    # per group (several times faster). They differ in one case, a sum of -0.0 (+0.0 once
-    # masked), where the filters are kept.
-    negative_zero = counted & (points == 0) & ((1 / points) < 0)
-    flags = [condition.fill_null(False).alias(name) for name, condition in counts.items()]
-    if frame.select(negative_zero.any()).item():
-        prepared = frame.lazy().with_columns(flags)
-        sums = [
-            points.filter(counted).sum().alias("_points"),
-            coefficient.filter(counted).sum().alias("coefficients"),
-        ]
-    else:
-        prepared = frame.lazy().select(
-            *SEMESTER_KEYS,
-            pl.when(counted).then(points).alias("_points"),
-            pl.when(counted).then(coefficient).alias("coefficients"),
-            *flags,
-        )
-        sums = [pl.col("_points").sum(), pl.col("coefficients").sum()]
-    grouped = (
-        prepared.with_columns(_grouping_keys(SEMESTER_KEYS, frame.schema))
-        .group_by(SEMESTER_KEYS)
-        .agg(*sums, *(pl.col(name).sum().cast(pl.UInt32) for name in counts))
-        .with_columns(_as_strings(SEMESTER_KEYS))
-        .collect(engine=ENGINE)
-    )
-    average = pl.when(pl.col("coefficients") > 0).then(
-        (pl.col("_points") / pl.col("coefficients")).round(STORED_DECIMALS)
-    )
-    window = ("school_code", "school_year", "class_code", "semester")
-    return _ranked(grouped.with_columns(average.alias("average")), window).select(
-        *SEMESTER_KEYS, "average", "rank", "class_size", *counts
-    )
+    table = _arrow(subject_results, SUBJECT_KEYS)
+    with _connected(connection) as duck:
+        computed = semester_sql(duck, table)
+    return _frame(computed, _semester_type(subject_results))
 
 
-def annual_results(semester_results: Frame, rules: EvaluationRules) -> pl.DataFrame:
+def annual_results(
+    semester_results: Frame,
+    rules: EvaluationRules,
+    connection: duckdb.DuckDBPyConnection | None = None,
+) -> pl.DataFrame:
     """Per pupil × school year: average = mean of the semesters with an average (inferred rule),
     rank within the class (of the last semester), decision promoted | oriented | repeats
     (provisional: the class council decides below the threshold; ``excluded`` is never produced
     because the one-repeat rule needs a repeat history) and mention where the cycle has them."""
-    semesters = _lazy(semester_results)
-    keys = ("school_code", "school_year", "level_code", "student_code")
-    grouped = semesters.group_by(keys).agg(
-        pl.col("class_code").sort_by("semester").last().alias("class_code"),
-        pl.col("average").filter(pl.col("semester") == 1).first().alias("average_s1"),
-        pl.col("average").filter(pl.col("semester") == 2).first().alias("average_s2"),
-        pl.col("average").mean().round(STORED_DECIMALS).alias("average"),
-        pl.col("average").count().cast(pl.UInt32).alias("semesters_counted"),
-    )
-    levels = _levels(rules).select("level_code", "cycle", "promote_at", "oriented")
-    window = ("school_code", "school_year", "class_code")
-    average = pl.col("average")
-    decision = (
-        pl.when(average.is_null())
-        .then(pl.lit(None, pl.Utf8))
-        .when(_at_least(average, pl.col("promote_at")) & pl.col("oriented").fill_null(False))
-        .then(pl.lit("oriented"))
-        .when(_at_least(average, pl.col("promote_at")))
-        .then(pl.lit("promoted"))
-        .otherwise(pl.lit("repeats"))
-    )
-    return (
-        grouped.join(levels, on="level_code", how="left")
-        .with_columns(
-            _rank(average, list(window)).alias("rank"),
-            average.count().over(window).cast(pl.UInt32).alias("class_size"),
-            decision.alias("decision"),
-            _mention(average, pl.col("cycle"), rules).alias("mention"),
-        )
-        .select(
-            "school_code",
-            "school_year",
-            "class_code",
-            "level_code",
-            "student_code",
-            "average_s1",
-            "average_s2",
-            "average",
-            "semesters_counted",
-            "rank",
-            "class_size",
-            "decision",
-            "mention",
-        )
-        .collect(engine=ENGINE)
-    )
+    table = _arrow(semester_results, SEMESTER_KEYS)
+    with _connected(connection) as duck:
+        computed = annual_sql(duck, table, rules)
+    return _frame(computed, None)
 
 
 # ---- exams ------------------------------------------------------------------------------------

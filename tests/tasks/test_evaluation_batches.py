@@ -27,6 +27,7 @@ from warehouse.delta import read_table, table_versions
 from warehouse.nights import finish_night, start_night
 
 RULES = load_rules()
+SCORED = ("subject_results", "semester_results", "annual_results")
 KEYS = {
     "subject_results": [
         "school_code",
@@ -100,6 +101,35 @@ def test_one_school_per_batch_gives_the_whole_warehouse_results(consolidated) ->
     assert run.rows == {table: frame.height for table, frame in expected.items()}
     for table in RESULT_TABLES:
         _same(expected[table], _stored(settings, table, run.versions[table]), KEYS[table])
+
+
+def test_a_tiny_memory_limit_gives_the_results_computed_in_memory(consolidated) -> None:
+    """DuckDB held to a few megabytes (beyond them it spills to the home's tmp/evaluation),
+    with batches of a few schools, gives the province's results computed in memory with
+    DuckDB's default memory, row for row and bit for bit."""
+    settings = consolidated.model_copy(update={"evaluation_memory_mb": 24})
+    expected = compute_results(plan_evaluation(read_published(settings), RULES).inputs, RULES)
+    run = evaluate_warehouse(settings, RULES, batch_rows=20_000)
+    assert run.batches > 1
+    assert run.rows == {table: frame.height for table, frame in expected.items()}
+    for table in RESULT_TABLES:
+        _same(expected[table], _stored(settings, table, run.versions[table]), KEYS[table])
+
+
+def test_two_evaluations_of_the_same_warehouse_give_the_same_bits(consolidated) -> None:
+    """An unchanged warehouse evaluated again, in other batches, with another memory limit and
+    DuckDB's threads meeting the rows in another order, writes no new table version: every
+    result row is equal, bit for bit, to the one written before (the sums are exact)."""
+    first = evaluate_warehouse(consolidated, RULES, batch_rows=10**9)
+    written = {table: _stored(consolidated, table, first.versions[table]) for table in KEYS}
+    assert written["subject_results"]["average"].drop_nulls().len()
+    tiny = consolidated.model_copy(update={"evaluation_memory_mb": 24})
+    again = evaluate_warehouse(tiny, RULES, batch_rows=1)
+    assert again.batches > 1
+    assert again.versions == first.versions
+    computed = compute_results(plan_evaluation(read_published(consolidated), RULES).inputs, RULES)
+    for table in SCORED:
+        _same(computed[table], written[table], KEYS[table])
 
 
 def test_averages_ranks_and_decisions_agree_with_an_independent_sql_reading(consolidated) -> None:
