@@ -14,6 +14,7 @@ import functools
 import re
 from collections.abc import Sequence
 from itertools import chain, compress, zip_longest
+from typing import NamedTuple
 
 from connectors.reading.cells import Rows, cell_address, column_letter, key, render, render_all
 from connectors.reading.layout_detection import FoundSheet
@@ -26,6 +27,7 @@ from connectors.reading.metadata_location import (
 )
 from connectors.reading.notes_slots import (
     HeaderGroup,
+    SlotGroup,
     find_slots,
     header_groups,
     token_check,
@@ -182,27 +184,20 @@ def read_marks_sheet(
     if found_code is not None and _clean(found_code).upper() != _clean(school_code).upper():
         at = technical["school_code"].cell or "C5"
         raise FileRejected("F004", f"{at} school code {found_code}", column=at, value=found_code)
-    positions: dict[str, int] = {}
-    for row in (head, sub):
-        for i, cell in enumerate(row):
-            if type(cell) is str and cell.strip():
-                name = _NOTES_KEYS.get(key(cell))
-                if name is not None:
-                    positions.setdefault(name, i)
+    try:
+        header = _header_layout(tuple(head), tuple(sub))
+    except TypeError:  # an unhashable cell: not from python-calamine
+        header = _header_layout.__wrapped__(tuple(head), tuple(sub))
+    positions, groups, slot_groups, problems = header.positions, *header.slots
     for name in _NOTES_FIXED:
         column = MARKS.column(name)
         if column.required and name not in positions:
             raise FileRejected(
                 "F008", f"sheet {sheet}, row {header_row + 1}", column=column.header_ar
             )
-    side, evidence = header_side(
-        head, MARKS.column("student_code").header_ar, MARKS.column("full_name").header_ar
-    )
-    found = locate_metadata(rows, header_row, NOTES_FIELDS, side, evidence, ref)
+    found = locate_metadata(rows, header_row, NOTES_FIELDS, header.side, header.evidence, ref)
     if found.missing:
         missing_label(sheet, rows, header_row, found.missing[0])
-    groups = header_groups(head, sub)
-    slot_groups, problems = find_slots(groups)
     if not slot_groups:
         raise FileRejected(
             "F008", f"sheet {sheet}, rows {header_row + 1}-{header_row + 2}", column=MARK_LABEL
@@ -219,7 +214,7 @@ def read_marks_sheet(
     session = technical["session"].value if technical else None
     meta["semester"] = _semester(meta.get("session_label"), session)
     slots = [(s.slot, s.group.label, s.group.mark_at, s.group.absence_at) for s in slot_groups]
-    has_sub = any(type(c) is str and c.strip() and key(c) == _MARK_KEY for c in sub)
+    has_sub = header.has_sub
     start = header_row + 2 if has_sub else header_row + 1
     grid = _marks_grid(sheet, rows, start, positions, slots, meta)
     if layouts is not None:
@@ -257,6 +252,37 @@ def read_marks_sheet(
             )
         )
     return grid
+
+
+class _HeaderLayout(NamedTuple):
+    """What the two header rows alone say: the fixed columns' positions, the side values stand
+    on, the label groups with their slots (and the problems found), whether النقطة is under."""
+
+    positions: dict[str, int]
+    side: str
+    evidence: str
+    slots: tuple[list[HeaderGroup], list[SlotGroup], list[str]]
+    has_sub: bool
+
+
+@functools.lru_cache(maxsize=1 << 10)
+def _header_layout(head: tuple[object, ...], sub: tuple[object, ...]) -> _HeaderLayout:
+    """`_HeaderLayout` of two header rows, memoised: every NotesCC file of an export carries
+    the same header rows (the result is shared: read it, never change it)."""
+    positions: dict[str, int] = {}
+    for row in (head, sub):
+        for i, cell in enumerate(row):
+            if type(cell) is str and cell.strip():
+                name = _NOTES_KEYS.get(key(cell))
+                if name is not None:
+                    positions.setdefault(name, i)
+    side, evidence = header_side(
+        head, MARKS.column("student_code").header_ar, MARKS.column("full_name").header_ar
+    )
+    groups = header_groups(head, sub)
+    slot_groups, problems = find_slots(groups)
+    has_sub = any(type(c) is str and c.strip() and key(c) == _MARK_KEY for c in sub)
+    return _HeaderLayout(positions, side, evidence, (groups, slot_groups, problems), has_sub)
 
 
 def _notes_findings(

@@ -5,7 +5,9 @@
 - `render_all` (column rendering with a memo for numbers) is `[render(v) for v in values]`;
 - frames built through polars' native constructors equal the public API's;
 - NotesCC rows: blank rows skipped, rows with a stray value kept, as before the column-wise
-  rewrite.
+  rewrite;
+- the memos of rows (`row_index`) and of NotesCC header rows (`_header_layout`) give what the
+  plain functions give, whatever was read before.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import polars as pl
 import pytest
 from python_calamine import CalamineWorkbook
 
-from connectors.reading import limits, read_frame, workbook_safety
-from connectors.reading.cells import render, render_all
+from connectors.reading import cells, limits, notes_cc, read_frame, workbook_safety
+from connectors.reading.cells import render, render_all, row_index
 from connectors.reading.csv_text import decode_csv, sniff_delimiter
 from connectors.reading.layout_detection import classify_sheet
 from connectors.reading.notes_cc import read_marks_sheet
@@ -238,3 +240,34 @@ def test_decode_csv_control_character_share():
     with pytest.raises(FileRejected) as err:
         decode_csv(line + b"\x01\x02\x1f" * 3)
     assert err.value.rule_id == "F001"
+
+
+def test_row_index_memo_is_the_plain_index():
+    rows = [
+        ["", "ر.ت", " الرمز ", "", 1.0, "ر.ت"],
+        ["x", "", True, dt.date(2024, 1, 2), "النقطة"],
+        ["1", 1, 1.0],  # 1 == 1.0 == True as keys: only text cells count
+        [],
+    ]
+    for row in rows * 2:  # the second time from the memo
+        assert row_index(row) == cells._index_of(row)
+    assert row_index([["not hashable"], "ر.ت"]) == {cells.key("ر.ت"): 1}
+
+
+def test_memoised_header_rows_read_as_without_memo(tmp_path, monkeypatch):
+    """Files with different header rows (slots, sub-header) read in turn, then again without
+    the memos: the same frames, layouts and findings."""
+    paths = [
+        write_notes_cc(tmp_path / "a.xlsx", pupils(5), school_code=SCHOOL),
+        write_notes_cc(tmp_path / "b.xlsx", pupils(4), school_code=SCHOOL, tests=1),
+        write_notes_cc(tmp_path / "c.xlsx", pupils(3), school_code=SCHOOL, activities=False),
+        write_notes_cc(tmp_path / "d.xlsx", pupils(6), school_code=SCHOOL, header_row=17),
+    ]
+    memo = [read_submission(p, school_code=SCHOOL) for p in paths + paths[::-1]]
+    monkeypatch.setattr(cells, "_row_index", cells._index_of)
+    monkeypatch.setattr(notes_cc, "_header_layout", notes_cc._header_layout.__wrapped__)
+    plain = [read_submission(p, school_code=SCHOOL) for p in paths + paths[::-1]]
+    for a, b in zip(memo, plain, strict=True):
+        assert a.frame.equals(b.frame, null_equal=True) and a.frame.schema == b.frame.schema
+        assert a.layouts == b.layouts and a.findings == b.findings
+    assert len({r.frame.height for r in memo}) > 1
