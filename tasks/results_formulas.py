@@ -333,7 +333,8 @@ def exam_results(exam_marks: Frame, cc: Frame, rules: EvaluationRules) -> pl.Dat
         "student_code",
         pl.col("average").alias("cc_average"),
     ).unique(subset=["school_year", "student_code"], keep="first")
-    papers = _papers(marks, cc_frame, rules).cache()
+    # computed once: each exam reads them (a lazy .cache() is not shared across the concat)
+    papers = _papers(marks, cc_frame, rules).collect(engine=ENGINE).lazy()
     frames = []
     for name, exam in rules.exams().items():
         frames.append(_one_exam(name, exam, marks, cc_frame, papers, rules))
