@@ -2,33 +2,58 @@
 worker (deployments/stack: PostgreSQL, Prefect's server, the process worker): the two runs
 are different processes on different sides of Prefect, and share the inbox through the
 leases in the control database on PostgreSQL. Both complete, and every file is registered
-once."""
+once.
+
+The stack is the package's (tests/deployments/conftest.py), whose home test_stack.py has
+already ingested the session's province: this test drops a province of another seed (other
+schools, other files) and counts the submissions of those files only."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.deployments.test_stack import MASSAR, Stack, _clean_env, stack  # noqa: F401
+from tests.conftest import TEST_SCHOOLS, TEST_SEED, TEST_YEAR
+from tests.harness.stack import MASSAR, Stack, clean_env
 from warehouse.control import ControlDatabase
 from warehouse.leases import current_leases
 
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module")
+def other_province(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A province no other test of the stack ingests: the files are all new to its home."""
+    from massar.synthetic import generate_province
+
+    outdir = tmp_path_factory.mktemp("race-province")
+    generate_province(outdir, schools=TEST_SCHOOLS, seed=TEST_SEED + 1, year=TEST_YEAR)
+    return outdir
+
+
 def test_a_terminal_ingest_during_the_ingest_deployment_registers_each_file_once(
-    stack: Stack,  # noqa: F811
-    province,
+    stack: Stack, other_province: Path
 ):
     home = stack.paths.home
+    province = other_province
     schools = sorted(p for p in province.iterdir() if p.is_dir() and p.name[:5].isdigit())
     for school in schools:
         shutil.copytree(school, home / "inbox" / school.name)
     files = sum(1 for s in schools for f in s.rglob("*") if f.is_file())
+    ours = ", ".join(
+        sorted(
+            f"'{s.name}:{hashlib.sha256(f.read_bytes()).hexdigest()}'"
+            for s in schools
+            for f in s.rglob("*")
+            if f.is_file()
+        )
+    )
 
     deployment = stack.api("GET", "/deployments/name/ingest_submissions/ingest").json()
     created = stack.api("POST", f"/deployments/{deployment['id']}/create_flow_run", json={})
@@ -46,7 +71,7 @@ def test_a_terminal_ingest_during_the_ingest_deployment_registers_each_file_once
         database.dispose()
     terminal = subprocess.run(
         [MASSAR, "ingest"],
-        env={**_clean_env(), **stack.env},
+        env={**clean_env(), **stack.env},
         capture_output=True,
         text=True,
         timeout=900,
@@ -64,7 +89,7 @@ def test_a_terminal_ingest_during_the_ingest_deployment_registers_each_file_once
             "query",
             "select count(*) as n, count(distinct school_code || ':' || sha256) as files, "
             "count(case when state = 'received' then 1 end) as received "
-            "from submissions",
+            f"from submissions where school_code || ':' || sha256 in ({ours})",
             "--format",
             "json",
         )
