@@ -260,6 +260,13 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu() -> float:
+    """CPU seconds of this process (all its threads) and of its children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def measure_ours(home: Path, batch_rows: int | None) -> dict[str, Any]:
     from ground.settings import load_settings
     from schemas.evaluation_rules import load_rules
@@ -270,7 +277,13 @@ def measure_ours(home: Path, batch_rows: int | None) -> dict[str, Any]:
     started = time.perf_counter()
     run = evaluate_warehouse(settings, rules, batch_rows=batch_rows)
     wall = time.perf_counter() - started
-    return {"wall": wall, "peak_mb": _peak_mb(), "rows": run.rows, "batches": run.batches}
+    return {
+        "wall": wall,
+        "cpu": _cpu(),
+        "peak_mb": _peak_mb(),
+        "rows": run.rows,
+        "batches": run.batches,
+    }
 
 
 def measure_baseline(home: Path) -> dict[str, Any]:
@@ -285,7 +298,7 @@ def measure_baseline(home: Path) -> dict[str, Any]:
         "GROUP BY ALL)"
     ).fetchone()  # type: ignore[misc]
     wall = time.perf_counter() - started
-    return {"wall": wall, "peak_mb": _peak_mb(), "groups": groups}
+    return {"wall": wall, "cpu": _cpu(), "peak_mb": _peak_mb(), "groups": groups}
 
 
 def _child(kind: str, home: Path, batch_rows: int | None) -> dict[str, Any]:
@@ -315,10 +328,12 @@ def measure_size(marks: int, workdir: Path, batch_rows: int | None, keep: bool) 
         built = build_warehouse(home, marks)
         built["build_s"], built["build_load"] = time.perf_counter() - started, load
         record.write_text(json.dumps(built))
-    load_ours = _load()
+    before = _load()
     ours = _child("ours", home, batch_rows)
-    load_base = _load()
+    load_ours = f"{before:.1f}→{_load():.1f}"  # the 1-minute load before and after
+    before = _load()
     base = _child("baseline", home, None)
+    load_base = f"{before:.1f}→{_load():.1f}"
     if not keep:
         shutil.rmtree(home)
     return {
@@ -366,17 +381,21 @@ def run(quick: bool, sizes: tuple[int, ...] | None = None, **options: Any) -> li
             "baseline_s": round(base["wall"], 1),
             "peak_rss_mb": round(ours["peak_mb"]),
             "baseline_peak_rss_mb": round(base["peak_mb"]),
+            "ours_cpu_s": round(ours["cpu"], 1),
+            "baseline_cpu_s": round(base["cpu"], 1),
             "target": TARGET,
-            "load_average": f"{figures['load_ours']:.1f} / {figures['load_baseline']:.1f}",
+            "load_average": f"{figures['load_ours']} / {figures['load_baseline']}",
             "batches": ours["batches"],
             "marks_mb": round(figures["mb"]),
             "build_s": round(figures["build_s"], 1),
         }
         rows.append(row)
         print(
-            f"{row['measure']}: ours {row['ours_s']} s, peak RSS {row['peak_rss_mb']:,} MB "
-            f"({row['batches']} batches) | DuckDB GROUP BY {row['baseline_s']} s, peak RSS "
-            f"{row['baseline_peak_rss_mb']:,} MB | ratio {ours['wall'] / base['wall']:.2f}× | "
+            f"{row['measure']}: ours {row['ours_s']} s ({row['ours_cpu_s']} s CPU), peak RSS "
+            f"{row['peak_rss_mb']:,} MB ({row['batches']} batches) | DuckDB GROUP BY "
+            f"{row['baseline_s']} s ({row['baseline_cpu_s']} s CPU), peak RSS "
+            f"{row['baseline_peak_rss_mb']:,} MB | ratio {ours['wall'] / base['wall']:.2f}× wall, "
+            f"{ours['cpu'] / base['cpu']:.2f}× CPU | "
             f"load average {row['load_average']} | marks on disk {row['marks_mb']:,} MB, "
             f"built in {row['build_s']} s",
             flush=True,
