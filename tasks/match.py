@@ -22,7 +22,6 @@ answers NOT_SCHOOLED. Its Prefect tasks wrap the loading, the matching and the s
 
 from __future__ import annotations
 
-import gc
 import pickle
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -32,6 +31,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from ground.collector import collector_paused
 from schemas.exchange import NOT_SCHOOLED, REVIEW, ChildAnswer, ChildRequest
 from tasks.age_window import age_reference_date, check_age_window
 from tasks.leaving_records import LeavingRecord, load_leaving_records
@@ -53,9 +53,9 @@ def match_children(
 ) -> list[ChildAnswer]:
     """One answer per requested child, in the request's order.
 
-    ``processes`` > 1 splits a large request (from 50,000 children) across that many worker
-    processes: each child's answer depends only on the child and the register, so the answers
-    are the same, in the same order.
+    ``processes`` > 1 splits a large request (from 50,000 children) between this process and
+    processes forked from it (where the system forks; else one process): each child's answer
+    depends only on the child and the register, so the answers are the same, in the same order.
 
     ``register``: the province's pupils of ``school_year`` (load_province_register);
     ``leavers``: Massar's leaving records (load_leaving_records; may be empty); ``age_windows``:
@@ -72,13 +72,13 @@ def match_children(
     NOT_FOUND answers name nobody (confidence 0). Confidence: how sure the match of the pupil
     named is (see MatchPolicy)."""
     on_date = on_date or age_reference_date(school_year)
-    if processes > 1 and len(requests) >= PARALLEL_FROM:
-        return _match_in_processes(
-            requests, register, leavers, school_year, age_windows, on_date, policy, processes
-        )
-    return _answer_all(
-        Matcher(register, leavers, school_year, policy), requests, age_windows, on_date, policy
-    )
+    # The matcher's indexes and an answer per child, hundreds of thousands of records: the
+    # garbage collector paused (ground/collector.py), in a forked process too.
+    with collector_paused():
+        matcher = Matcher(register, leavers, school_year, policy)
+        if processes > 1 and len(requests) >= PARALLEL_FROM and _can_fork():
+            return _match_in_processes(matcher, requests, age_windows, on_date, policy, processes)
+        return _answer_all(matcher, requests, age_windows, on_date, policy)
 
 
 def _answer_all(
@@ -110,11 +110,15 @@ def _answer_all(
 PARALLEL_FROM = 50_000  # below this, a second process costs more than it saves
 
 
+def _can_fork() -> bool:
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
 def _match_in_processes(
+    matcher: Matcher,
     requests: Sequence[ChildRequest],
-    register: Register,
-    leavers: Iterable[LeavingRecord],
-    school_year: str,
     age_windows: Mapping[str, tuple[int, int]],
     on_date: date,
     policy: MatchPolicy,
@@ -123,13 +127,10 @@ def _match_in_processes(
     """The first part of the batch answered here, each other part in a process forked once the
     matcher is built: a forked process starts with the matcher, its indexes, its name caches and
     the requests as this process holds them (nothing imported again, nothing pickled to it);
-    only its answers come back, pickled. Where processes cannot be forked, one process."""
+    only its answers come back, pickled."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    matcher = Matcher(register, leavers, school_year, policy)
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return _answer_all(matcher, requests, age_windows, on_date, policy)
     size = -(-len(requests) // processes)
     spans = [(i, min(i + size, len(requests))) for i in range(0, len(requests), size)]
     _forked.update(
@@ -139,21 +140,18 @@ def _match_in_processes(
         on_date=on_date,
         policy=policy,
     )
-    # Objects frozen before the fork are never visited by a forked process's collector, which
-    # would otherwise write to (and so copy) every page of the register.
-    gc.collect()
-    gc.freeze()
     try:
         # fork, although the parent may hold Prefect's threads: a forked process only matches
         # (pure Python and rapidfuzz; no logging, I/O, network or database) and leaves with
-        # os._exit; the locks Python itself needs (import, logging) are reset after a fork.
+        # os._exit; the locks Python itself needs (import, logging) are reset after a fork. Its
+        # garbage collector is paused as this process's is: it copies no page of the register
+        # by visiting it.
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=len(spans) - 1, mp_context=context) as pool:
             others = [pool.submit(_answer_span, span) for span in spans[1:]]
             first = _answer_all(matcher, requests[: spans[0][1]], age_windows, on_date, policy)
             parts = [_unpacked(future.result()) for future in others]
     finally:
-        gc.unfreeze()
         _forked.clear()
     return [*first, *(answer for part in parts for answer in part)]
 
@@ -165,13 +163,8 @@ def _packed(value: object) -> bytes:
 def _unpacked(data: bytes) -> Any:
     """Unpickled with the cyclic garbage collector paused: hundreds of thousands of records
     would otherwise set it off again and again over everything already loaded (4× slower)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         return pickle.loads(data)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 # What a forked matching process answers from: set just before the fork, cleared after.

@@ -21,6 +21,7 @@ from datetime import date, datetime
 import polars as pl
 import pyarrow.compute as pc
 
+from ground.collector import collector_paused
 from ground.settings import Settings
 from tasks.identifier_keys import cin_key, cin_key_expr, number_key, number_key_expr
 from tasks.leaving_records import LeavingRecord
@@ -184,6 +185,16 @@ def register_from_frames(
     """The register from frames with the warehouse's columns (warehouse/tables.py): the pupils
     of ``students`` with an active enrolment in ``school_year``, their guardians' identifiers
     and the father's Latin family name."""
+    with collector_paused():  # a record per pupil and its index: see ground/collector.py
+        return _register_from_frames(students, enrollments, guardians, school_year)
+
+
+def _register_from_frames(
+    students: pl.DataFrame,
+    enrollments: pl.DataFrame,
+    guardians: pl.DataFrame,
+    school_year: str,
+) -> Register:
     pupil_key = ["school_code", "student_code"]
     enrolled = (
         enrollments.filter(
@@ -243,24 +254,50 @@ def register_from_frames(
         .join(cins, on=pupil_key, how="left")
         .join(fathers, on=pupil_key, how="left")
     )
+    # Column by column (a list each) rather than a dict per row: a third of the time.
+    columns = (
+        "student_code",
+        "school_code",
+        "level_code",
+        "class_code",
+        "family_name",
+        "first_name",
+        "family_name_fr",
+        "sex",
+        "birth_date",
+        "numbers",
+        "cins",
+        "enrolled_from",
+    )
     out = [
         RegisteredPupil(
-            student_code=row["student_code"],
-            school_code=row["school_code"],
-            level_code=row["level_code"],
-            class_code=row["class_code"],
-            family_name=row["family_name"] or "",
-            first_name=row["first_name"] or "",
-            family_name_fr=row["family_name_fr"],
-            sex=row["sex"],
-            birth_date=row["birth_date"],
-            parent_numbers=frozenset(row["numbers"] or ()),
-            parent_cins=frozenset(row["cins"] or ()),
-            enrolled_from=row["enrolled_from"]
-            if isinstance(row["enrolled_from"], datetime)
-            else None,
+            student_code=code,
+            school_code=school,
+            level_code=level,
+            class_code=klass,
+            family_name=family or "",
+            first_name=first or "",
+            family_name_fr=family_fr,
+            sex=sex,
+            birth_date=birth,
+            parent_numbers=frozenset(numbers or ()),
+            parent_cins=frozenset(cins or ()),
+            enrolled_from=enrolled if isinstance(enrolled, datetime) else None,
         )
-        for row in joined.iter_rows(named=True)
+        for (
+            code,
+            school,
+            level,
+            klass,
+            family,
+            first,
+            family_fr,
+            sex,
+            birth,
+            numbers,
+            cins,
+            enrolled,
+        ) in zip(*(joined.get_column(name).to_list() for name in columns), strict=True)
     ]
     return Register(school_year, out)
 

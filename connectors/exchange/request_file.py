@@ -7,12 +7,13 @@ import functools
 import hashlib
 import io
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime
 from pathlib import Path
 
 from connectors.exchange.file_error import ExchangeFileError
 from connectors.exchange.profile import Profile
+from ground.collector import collector_paused
 from schemas.exchange import ChildRequest
 
 
@@ -51,7 +52,8 @@ def parse_request(profile: Profile, path: Path) -> list[ChildRequest]:
     last = _last_read
     if last is not None and last[0] == key:
         return list(last[1])
-    children = _parse_request(profile, path.name, data)
+    with collector_paused():  # 200,000 records made: see ground/collector.py
+        children = _parse_request(profile, path.name, data)
     _last_read = (key, tuple(children))
     return children
 
@@ -96,21 +98,25 @@ def _parse_request(profile: Profile, name: str, data: bytes) -> list[ChildReques
     children: list[ChildRequest] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
+    well_formed = _well_formed_child(profile, position)
+    width = len(header)
     last_line = reader.line_num
     for row in rows:
         line, last_line = last_line + 1, reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue  # blank line or a row of empty separators
-        if len(row) != len(header):
-            problems.append(
-                f"{name} line {line} has {len(row)} fields where the header has {len(header)}; "
-                f"check the '{layout.delimiter}' separators on that line."
-            )
-            continue
-        child, row_problems = _request_child(profile, name, line, row, position, fields)
-        problems += row_problems
-        if child is None:
-            continue
+        child = well_formed(row, line) if len(row) == width else None
+        if child is None:  # the row as read cell by cell, with the problems named
+            if not any(cell.strip() for cell in row):
+                continue  # blank line or a row of empty separators
+            if len(row) != width:
+                problems.append(
+                    f"{name} line {line} has {len(row)} fields where the header has "
+                    f"{width}; check the '{layout.delimiter}' separators on that line."
+                )
+                continue
+            child, row_problems = _request_child(profile, name, line, row, position, fields)
+            problems += row_problems
+            if child is None:
+                continue
         if child.fund_reference in seen:
             problems.append(
                 f"{name} line {line}, column {layout.columns['fund_reference']}: the reference "
@@ -143,6 +149,66 @@ def _csv_rows(reader: Iterator[list[str]], profile: Profile, name: str) -> Itera
                 ]
             ) from error
         yield row
+
+
+def _well_formed_child(
+    profile: Profile, position: Mapping[str, int]
+) -> Callable[[list[str], int], ChildRequest | None]:
+    """The child of a row, or None when anything is off (then ``_request_child`` reads the row
+    again and names the problems): the same child ``_request_child`` makes, without building
+    a dict of the row's values, for the 200,000 rows of a request that are well formed."""
+    layout = profile.request
+    at = {fld: position[column] for fld, column in layout.columns.items()}
+    reference, family, first = at["fund_reference"], at["child_family_name"], at["child_first_name"]
+    number, cin = at.get("parent_number"), at.get("parent_cin")
+    parent_family, parent_first = at.get("parent_family_name"), at.get("parent_first_name")
+    birth_at, sex_at, code_at = at.get("birth_date"), at.get("sex"), at.get("student_code")
+    benefit_at, benefits, date_format = (
+        position[layout.benefit_column],
+        layout.benefits,
+        layout.date_format,
+    )
+
+    def text(row: list[str], index: int | None) -> str:
+        return row[index].strip() if index is not None else ""
+
+    def child(row: list[str], line: int) -> ChildRequest | None:
+        fund_reference, family_name, first_name = (
+            row[reference].strip(),
+            row[family].strip(),
+            row[first].strip(),
+        )
+        if not (fund_reference and family_name and first_name):
+            return None
+        birth: date | None = None
+        written = text(row, birth_at)
+        if written:
+            try:
+                birth = _parse_date(written, date_format)
+            except ValueError:
+                return None
+        sex = text(row, sex_at).upper() or None
+        if sex is not None and sex not in ("M", "F"):
+            return None
+        benefit = benefits.get(row[benefit_at].strip().upper())
+        if benefit is None:
+            return None
+        return ChildRequest(
+            fund_reference=fund_reference,
+            parent_number=text(row, number),
+            parent_cin=text(row, cin),
+            parent_family_name=text(row, parent_family),
+            parent_first_name=text(row, parent_first),
+            child_family_name=family_name,
+            child_first_name=first_name,
+            birth_date=birth,
+            sex=sex,
+            student_code=text(row, code_at).upper() or None,
+            benefit=benefit,
+            source_line=line,
+        )
+
+    return child
 
 
 def _request_child(
