@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import threading
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -154,8 +156,28 @@ def test_matching_in_two_processes_gives_the_same_answers(truth_home, monkeypatc
     requests = parse_request(profile_for("cnss"), request_file)
     windows = settings.partners["cnss"].age_windows
     alone = match_children(requests, register, leavers, year, windows)
-    monkeypatch.setattr(tasks.match, "PARALLEL_FROM", 2)  # the real threshold is 20,000
+    monkeypatch.setattr(tasks.match, "PARALLEL_FROM", 2)  # the real threshold is 50,000
     assert match_children(requests, register, leavers, year, windows, processes=2) == alone
+    assert match_children(requests, register, leavers, year, windows, processes=3) == alone
+
+    # The second process is forked while other threads run (Prefect's, in a flow): one that
+    # logs all the while holds the logging locks at any moment; the fork must not hang on them.
+    stop = threading.Event()
+    logger = logging.getLogger("tests.match.busy")
+    logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+
+    def busy() -> None:
+        while not stop.is_set():
+            logger.warning("busy")
+
+    thread = threading.Thread(target=busy, daemon=True)
+    thread.start()
+    try:
+        assert match_children(requests, register, leavers, year, windows, processes=2) == alone
+    finally:
+        stop.set()
+        thread.join()
 
 
 def test_summary_counts_per_school_without_pupil_data(truth_home) -> None:
