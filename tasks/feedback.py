@@ -13,7 +13,7 @@ import hashlib
 import html
 import json
 from collections import Counter
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -467,6 +467,16 @@ def write_school_report(
     return written
 
 
+def _fields_of(item: ReportSubmission | ReportFinding) -> tuple[Any, ...]:
+    """`astuple` of a flat dataclass (its values are no dataclasses, lists or dicts)."""
+    return tuple(getattr(item, name) for name in _FIELD_NAMES[type(item)])
+
+
+_FIELD_NAMES = {
+    kind: tuple(f.name for f in fields(kind)) for kind in (ReportSubmission, ReportFinding)
+}
+
+
 def _report_fingerprint(
     school_code: str,
     submissions: list[ReportSubmission],
@@ -479,8 +489,8 @@ def _report_fingerprint(
         hasher.update(path.read_bytes())
     made_of = [
         school_code,
-        [astuple(s) for s in submissions],
-        [astuple(f) for f in findings],
+        [_fields_of(s) for s in submissions],  # flat: astuple's deep copies cost more than the hash
+        [_fields_of(f) for f in findings],
         None if coverage is None else [astuple(c) for c in coverage],
     ]
     hasher.update(json.dumps(made_of, default=str, ensure_ascii=False).encode("utf-8"))
