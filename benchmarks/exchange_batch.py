@@ -79,10 +79,10 @@ processes), the code before and after in the same half hour, ``--children 200000
     total, 2 matching processes   18.4 + workers not counted -> 29.5 s CPU (87.0 s wall at load 9.5)
     peak RSS                      2 609 -> 1 383 MB
 
-The target is not met on CPU time: 20 s of CPU on one core, or ~15 s of wall on two only if the
-matching parallelised without overhead, which it does not yet (two workers spend ~20 s of CPU
-where one process spends ~11: the forkserver's import of the platform, the matcher pickled to
-each worker, and each worker's name caches filled again).
+The target was not met on CPU time: 20 s of CPU on one core, or ~15 s of wall on two only if the
+matching parallelised without overhead, which it did not (two workers spent ~20 s of CPU where
+one process spent ~11: the forkserver's import of the platform, the matcher pickled to each
+worker, and each worker's name caches filled again).
 
 Before those changes: six CNSS runs: 40.4-86.3 s wall at load 2.5-10 (others' tests),
 35.1-40.5 s CPU; CMR once: 120.5
@@ -99,6 +99,37 @@ build 12 % (``build_response_xml`` 50 %, ``sign_xml`` 30 %, mostly signxml re-pa
 (``strptime`` 0.7 s for 3 783 distinct dates; cached, 0.06 s); register 5 %. Memory peaks at 2.6
 GB: +1.0 GB while the XML of 200 000 children is built and signed (lxml trees, signxml parses it
 again), +0.7 GB while it is verified (parsed by verify, by verify_xml_signature and by signxml).
+
+Issue 17, second stop (the matching process forked, the garbage collector paused). The machine
+was never quiet (load average 10-12 on 2 CPUs: five engineers' tests), so the wall times below
+are 2-4x what an idle machine gives and the CPU times are inflated too; the code before and
+after ran one after the other, ``--children 200000 --fund cnss --processes 2`` (CPU seconds per
+step, before -> after; the answers, the CSV and the XML apart from its signature and
+GeneratedAt identical, compared file to file with ``--keep``; CMR as well: CPU 29.5 -> 18.9 s,
+critical path 13.8 s, wall 68.6 -> 40.0 s at load 11-12):
+
+    1. parse_request              2.19 -> 1.26   (collector paused; well-formed rows without a
+                                                  dict of values)
+    2. register_from_frames       2.35 -> 1.01   (collector paused; pupils from column lists)
+    3. match_children, 2 procs   19.88 -> 9.97   this process 5.19, the forked one 4.78 (was:
+                                                  the forkserver's workers; one process 9.3)
+    4. build_batch_files          1.88 -> 2.91   (unchanged code: the load's; 1.8 alone)
+    5a. verify_file XML           2.01 -> 1.96   (unchanged, one more check of KeyInfo)
+    5b. verify_file CSV           0.81 -> 0.81
+    total CPU                    29.2  -> 18.0 s; wall 58.8 -> 45.7 s at load 10.6 -> 12.3
+    critical path                       13.3 s   (each step's CPU, of the matching step its
+                                                  busiest process: the wall of an idle machine)
+
+On an idle 2-core machine the steps should therefore take about 11-13 s (an estimate: the
+critical path, measured under load, overstates CPU times; build took 1.8 s alone, 2.9 s here):
+within the 15 s target, which this machine's load never let a run show in wall time. Where
+the time went: a third of parse, register and matching was Python's cyclic garbage collector
+passing again and again over everything the process held while hundreds of thousands of
+records were made (none of them in a cycle); the forkserver workers re-imported the platform
+and unpickled the matcher (~10 s of CPU), a forked process inherits both; about half of the
+children from elsewhere meet none of the province's (birth date, consonant key) pairs and are
+answered without index look-ups (a small gain: the costly children are those with candidates
+to score, about 94 000 of the 200 000, 50 us each).
 """
 
 from __future__ import annotations
@@ -155,9 +186,16 @@ HEADERS = {"cnss": CNSS_COLUMNS, "cmr": CMR_COLUMNS}  # the generator's column o
 def _cpu_seconds() -> float:
     """CPU seconds of this process and of everything it started: its waited-for children
     (``RUSAGE_CHILDREN``) and the processes still alive below it, each with the children they
-    waited for (the forkserver's matching processes, which this process never waits for)."""
+    waited for (a forkserver's processes, which this process never waits for; the matching
+    process is forked from this one and waited for)."""
     me, children = (resource.getrusage(r) for r in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime + _descendants_cpu()
+
+
+def _own_cpu() -> float:
+    """CPU seconds of this process alone."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return me.ru_utime + me.ru_stime
 
 
 def _descendants_cpu() -> float:
@@ -240,18 +278,28 @@ class Steps:
     def __init__(self) -> None:
         self.total = 0.0
         self.cpu = 0.0
+        # CPU seconds of each step, but of a step whose processes run side by side only the
+        # busiest's: what the steps would take on an idle machine with enough cores
+        self.critical = 0.0
         self.timed: list[tuple[str, float, float, float]] = []  # label, wall, cpu, peak RSS
 
     def start(self) -> None:
-        self._wall, self._cpu = time.perf_counter(), _cpu_seconds()
+        self._wall, self._cpu, self._own = time.perf_counter(), _cpu_seconds(), _own_cpu()
 
-    def stop(self, label: str, rows: int | None, *, counted: bool = True) -> float:
+    def stop(
+        self, label: str, rows: int | None, *, counted: bool = True, side_by_side: bool = False
+    ) -> float:
         wall, cpu = time.perf_counter() - self._wall, _cpu_seconds() - self._cpu
+        own = _own_cpu() - self._own
+        note = f"  load {load_average()}"
+        if side_by_side:
+            note = f"  (this process {own:.2f} s, the others {cpu - own:.2f} s){note}"
         if counted:
             self.total += wall
             self.cpu += cpu
+            self.critical += max(own, cpu - own) if side_by_side else cpu
             self.timed.append((label, wall, cpu, peak_rss_mb()))
-        self.line(label, wall, f"{cpu:6.2f} s", rows, peak_rss_mb(), f"  load {load_average()}")
+        self.line(label, wall, f"{cpu:6.2f} s", rows, peak_rss_mb(), note)
         return wall
 
     def line(
@@ -399,7 +447,11 @@ def timed_steps(
     answers = match_children(
         requests, register, records, args.year, partner.age_windows, processes=args.processes
     )
-    steps.stop(f"3. match_children ({args.processes} process(es))", len(answers))
+    steps.stop(
+        f"3. match_children ({args.processes} process(es))",
+        len(answers),
+        side_by_side=args.processes > 1,
+    )
 
     # ---- 4. build and sign --------------------------------------------------------------------
     steps.start()
@@ -453,6 +505,10 @@ def timed_steps(
         f"total of steps 1-5: {total:.2f} s wall ({steps.cpu:.2f} s cpu) for "
         f"{len(answers):,} children = {len(answers) / total:,.0f} children/s"
     )
+    print(
+        f"critical path: {steps.critical:.2f} s of CPU (each step's CPU, the matching step's "
+        "busiest process only): the wall time to expect on an idle machine"
+    )
     print(f"peak RSS: {peak_rss_mb():,.0f} MB (this process, set-up included)")
     print("files: " + ", ".join(f"{name} {size(data)}" for name, data in files.items()))
     got = Counter(answer.status for answer in answers)
@@ -494,7 +550,8 @@ def timed_steps(
             "peak_rss_mb": round(peak_rss_mb()),
             "target": f"<= {target:.1f} s",
             "cpu_s": round(steps.cpu, 2),
-            "note": f"load average {load_average()}; partner checks "
+            "note": f"load average {load_average()}; critical path {steps.critical:.1f} s "
+            "of CPU; partner checks "
             + ("hold" if not problems and not xmlsec[1] and not cms[1] else "FAIL"),
         }
     ]
