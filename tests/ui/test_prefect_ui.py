@@ -28,21 +28,12 @@ from tests.flows.test_exchange import (
 )
 from tests.harness.approvers import code
 from tests.harness.prefect_runs import run_in_thread, wait_until
-from tests.harness.prefect_ui import PrefectUIServer, flow_logs_at_info, prefect_ui
+from tests.harness.prefect_ui import flow_logs_at_info, prefect_ui
 
 pytestmark = pytest.mark.slow
 
-AUTH = "admin:pass"
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "test-output" / "ui"  # ignored by git
-
-
-@pytest.fixture(scope="module")
-def ui_server(prefect_server, tmp_path_factory) -> PrefectUIServer:
-    # The session's test server first: Prefect's harness, started after this module pointed
-    # Prefect elsewhere, was seen to hang at the end of the session draining its workers.
-    with PrefectUIServer(AUTH, tmp_path_factory.mktemp("prefect-ui")) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +78,7 @@ def test_the_night_its_logs_and_its_artifacts_show_in_the_ui(ui_server, night, t
     subflows = _subflow_runs(ui_server, run_id)
     assert {"ingest_submissions", "nightly_consolidation", "evaluate"} <= set(subflows)
     with prefect_ui(ui_server.url, tmp_path / "screenshots", SHOTS / "night") as ui:
-        ui.login(AUTH)
+        ui.login(ui_server.auth_string)
         # The site's entry lands on the classic UI, whose paused runs carry the Resume form.
         ui.page.goto(ui_server.url + "/")
         ui.page.wait_for_load_state("networkidle")
@@ -161,7 +152,7 @@ def test_an_officer_approves_a_waiting_batch_in_the_ui_and_it_is_delivered(
         comment = "Comptes vérifiés dans l'interface"
         try:
             with prefect_ui(ui_server.url, tmp_path / "screenshots", SHOTS / "exchange") as ui:
-                ui.login(AUTH)
+                ui.login(ui_server.auth_string)
                 ui.open_flow_run(flow_run_id, state="Paused")
                 waits = ui.wait_for_log_line(f"Batch {batch_id} waits for a decision")
                 assert "use the form of this flow run" in waits

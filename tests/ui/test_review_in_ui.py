@@ -12,8 +12,6 @@ import shutil
 import pytest
 
 from flows.exchange import exchange
-from flows.nightly import nightly
-from massar.home import init_home
 from massar.runner import approve_batch
 from tasks.batch_delivery import undecided_batches
 from tasks.batch_preparation import batch_summary
@@ -28,32 +26,12 @@ from tests.flows.test_exchange import (
 )
 from tests.harness.approvers import code
 from tests.harness.prefect_runs import run_in_thread, wait_until
-from tests.harness.prefect_ui import PrefectUIServer, flow_logs_at_info, prefect_ui
-from tests.ui.test_prefect_ui import AUTH, SHOTS
+from tests.harness.prefect_ui import flow_logs_at_info, prefect_ui
+from tests.ui.test_prefect_ui import SHOTS
 from warehouse.control import ControlDatabase
 from warehouse.review_records import review_decisions
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def review_ui_server(prefect_server, tmp_path_factory) -> PrefectUIServer:
-    with PrefectUIServer(AUTH, tmp_path_factory.mktemp("prefect-ui-review")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def review_home(review_ui_server, province, tmp_path_factory):
-    """The province's first night against the UI's server, with Massar's leaving records."""
-    settings = init_home(tmp_path_factory.mktemp("ui-review-home") / "home")
-    for school in sorted(p for p in province.iterdir() if p.is_dir() and p.name[:5].isdigit()):
-        shutil.copytree(school, settings.inbox / school.name)
-    with review_ui_server.as_api():
-        state = nightly(settings, return_state=True)
-    assert state.is_completed(), state.message
-    (settings.home / "reference").mkdir(exist_ok=True)
-    shutil.copy(province / "leavers.csv", settings.home / "reference" / "leavers.csv")
-    return settings.home
 
 
 def _choose(ui, dialog, label: str, starts: str) -> None:
@@ -70,24 +48,24 @@ def _choose(ui, dialog, label: str, starts: str) -> None:
 
 
 def test_an_officer_decides_a_review_child_in_the_ui_form(
-    review_ui_server, review_home, sftp_server, province, tmp_path
+    ui_server, night_home, sftp_server, province, tmp_path
 ):
     home = tmp_path / "home"
-    shutil.copytree(review_home, home)
+    shutil.copytree(night_home, home)  # the session's first night
     settings = _settings(
         home, _partner(sftp_server), approval_poll_seconds=5, approval_timeout_hours=6 / 60
     )
     request = _request(province)
     shutil.copy(request, sftp_server.outbox / request.name)
-    with review_ui_server.as_api(), flow_logs_at_info():
+    with ui_server.as_api(), flow_logs_at_info():
         run = run_in_thread(exchange, "cnss", settings, prepared_by=PREPARER)
         batch_id = wait_until(lambda: undecided_batches(settings, "cnss"), "a waiting batch")[0]
         before = batch_summary(settings, batch_id)
         run_id = before["flow_run_id"]
         child = review_state(settings, batch_id).queue.children[0]
         try:
-            with prefect_ui(review_ui_server.url, tmp_path / "shots", SHOTS / "review") as ui:
-                ui.login(AUTH)
+            with prefect_ui(ui_server.url, tmp_path / "shots", SHOTS / "review") as ui:
+                ui.login(ui_server.auth_string)
                 ui.open_flow_run(run_id, state="Paused")
                 form = ui.open_resume_form()
                 title = f"REVIEW child #{child.item}"
