@@ -844,7 +844,8 @@ def write_reports(settings: Settings, school_codes: list[str], now: datetime) ->
 
 
 # ---------------------------------------------------------------------------------------------
-# Prefect tasks: thin wrappers, one per school batch (never per file or per row).
+# Prefect tasks: thin wrappers. Schools go to the workers a chunk at a time
+# (tasks/ingest_chunks.py), never a task per file or per row.
 
 discover_inbox_task = task(name="discover_inbox", cache_policy=NO_CACHE)(discover_inbox)
 split_known_task = task(name="split_known_schools", cache_policy=NO_CACHE)(split_known_schools)
@@ -865,15 +866,6 @@ def database_away(_task: Any, _task_run: Any, state: Any) -> bool:
     return False
 
 
-# A database restart during a school's step: tried again after 5, 15 and 30 s.
-ingest_school_task = task(
-    name="ingest_school",
-    cache_policy=NO_CACHE,
-    task_run_name="ingest-{school_code}",
-    retries=3,
-    retry_delay_seconds=[5, 15, 30],
-    retry_condition_fn=database_away,
-)(ingest_school)
 check_province_task = task(name="check_province", cache_policy=NO_CACHE)(check_province)
 write_reports_task = task(name="write_school_reports", cache_policy=NO_CACHE)(write_reports)
 
