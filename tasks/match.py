@@ -22,6 +22,7 @@ answers NOT_SCHOOLED. Its Prefect tasks wrap the loading, the matching and the s
 
 from __future__ import annotations
 
+import itertools
 import pickle
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -133,13 +134,10 @@ def _match_in_processes(
 
     size = -(-len(requests) // processes)
     spans = [(i, min(i + size, len(requests))) for i in range(0, len(requests), size)]
-    _forked.update(
-        matcher=matcher,
-        requests=requests,
-        age_windows=dict(age_windows),
-        on_date=on_date,
-        policy=policy,
-    )
+    # under a key of this call's own: two batches matched at once in two threads each fork
+    # their own (the process forks in ``submit``, from this thread)
+    token = next(_calls)
+    _forked[token] = (matcher, requests, dict(age_windows), on_date, policy)
     try:
         # fork, although the parent may hold Prefect's threads: a forked process only matches
         # (pure Python and rapidfuzz; no logging, I/O, network or database) and leaves with
@@ -148,11 +146,11 @@ def _match_in_processes(
         # by visiting it.
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=len(spans) - 1, mp_context=context) as pool:
-            others = [pool.submit(_answer_span, span) for span in spans[1:]]
+            others = [pool.submit(_answer_span, token, span) for span in spans[1:]]
             first = _answer_all(matcher, requests[: spans[0][1]], age_windows, on_date, policy)
             parts = [_unpacked(future.result()) for future in others]
     finally:
-        _forked.clear()
+        del _forked[token]
     return [*first, *(answer for part in parts for answer in part)]
 
 
@@ -167,21 +165,17 @@ def _unpacked(data: bytes) -> Any:
         return pickle.loads(data)
 
 
-# What a forked matching process answers from: set just before the fork, cleared after.
-_forked: dict[str, Any] = {}
+# What a forked matching process answers from, by call: set just before the fork, removed after.
+_forked: dict[
+    int, tuple[Matcher, Sequence[ChildRequest], dict[str, tuple[int, int]], date, MatchPolicy]
+] = {}
+_calls = itertools.count()
 
 
-def _answer_span(span: tuple[int, int]) -> bytes:
+def _answer_span(token: int, span: tuple[int, int]) -> bytes:
+    matcher, requests, age_windows, on_date, policy = _forked[token]
     start, stop = span
-    return _packed(
-        _answer_all(
-            _forked["matcher"],
-            _forked["requests"][start:stop],
-            _forked["age_windows"],
-            _forked["on_date"],
-            _forked["policy"],
-        )
-    )
+    return _packed(_answer_all(matcher, requests[start:stop], age_windows, on_date, policy))
 
 
 # ---- Prefect tasks ------------------------------------------------------------------------------
