@@ -45,6 +45,7 @@ from warehouse.control import ControlDatabase
 from warehouse.staging import read_staged, write_quarantined, write_staged
 from warehouse.submissions import (
     active_submissions,
+    active_submissions_by_school,
     add_findings,
     delete_findings,
     known_files,
@@ -154,22 +155,28 @@ def discover_inbox(inbox: Path) -> tuple[dict[str, list[Path]], list[str]]:
 
 def _school_files(folder: Path) -> list[Path]:
     """The files of a school's folder and its sub-folders, hidden names and links skipped
-    (a link is logged: it may point anywhere on the server)."""
+    (a link is logged: it may point anywhere on the server). The directory entries' own types
+    are used (no stat per file: a province's inbox holds ~30,000 files)."""
     files: list[Path] = []
-    for root, folders, names in os.walk(folder, followlinks=False):
-        here = Path(root)
-        for name in [*folders, *names]:
-            if not _hidden(name) and (here / name).is_symlink():
+    pending = [folder]
+    while pending:
+        here = pending.pop()
+        try:
+            entries = list(os.scandir(here))
+        except OSError:  # removed or unreadable meanwhile: nothing to take from it
+            continue
+        for entry in entries:
+            if _hidden(entry.name):
+                continue
+            if entry.is_symlink():
                 _warn(
-                    f"{here / name} is a link and is skipped: the platform never follows links "
-                    "in the inbox; put the file itself there."
+                    f"{here / entry.name} is a link and is skipped: the platform never follows "
+                    "links in the inbox; put the file itself there."
                 )
-        folders[:] = [n for n in folders if not _hidden(n) and not (here / n).is_symlink()]
-        files += [
-            here / name
-            for name in names
-            if not _hidden(name) and not (here / name).is_symlink() and (here / name).is_file()
-        ]
+            elif entry.is_dir(follow_symlinks=False):
+                pending.append(here / entry.name)
+            elif entry.is_file(follow_symlinks=False):
+                files.append(here / entry.name)
     return sorted(files)
 
 
@@ -758,9 +765,10 @@ def check_province(settings: Settings) -> set[str]:
         before = schools_with_findings(database, PROVINCE_RULE_IDS)
         students: dict[str, pl.DataFrame] = {}
         submission_ids: list[int] = []
+        lists = active_submissions_by_school(database, "students")
         for folder in sorted(settings.staging.glob("*/students")):
             school_code = folder.parent.name
-            active = active_submissions(database, school_code, "students")
+            active = lists.get(school_code, [])
             frame = read_staged(
                 settings.staging, school_code, "students", [s.submission_id for s in active]
             )

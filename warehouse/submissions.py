@@ -154,6 +154,23 @@ def active_submissions(
         return list(session.scalars(query.order_by(Submission.submission_id)))
 
 
+def active_submissions_by_school(
+    database: ControlDatabase, dataset: str
+) -> dict[str, list[Submission]]:
+    """`active_submissions` of one dataset for every school at once (one query for the
+    province), by school code."""
+    query = select(Submission).where(
+        Submission.dataset == dataset,
+        Submission.state.in_(ACTIVE_STATES),
+        Submission.hold != HELD,
+    )
+    found: dict[str, list[Submission]] = {}
+    with database.session() as session:
+        for submission in session.scalars(query.order_by(Submission.submission_id)):
+            found.setdefault(submission.school_code, []).append(submission)
+    return found
+
+
 def record_outcomes(database: ControlDatabase, outcomes: Sequence[dict[str, Any]]) -> list[int]:
     """Store what validation decided about submissions and their findings, in one transaction.
 
