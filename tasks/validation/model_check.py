@@ -17,7 +17,7 @@ from functools import lru_cache
 import pandera.errors as pa_errors
 import polars as pl
 
-from schemas.models import column_types, fields, model, model_of_columns, row_checks
+from schemas.models import RowCheck, column_types, fields, model, model_of_columns, row_checks
 from schemas.rules import Rule
 from tasks.validation.findings import FINDING_COLUMNS, ROW, empty_findings, finding_select
 from tasks.validation.row_rules import row_rule_params
@@ -80,15 +80,40 @@ class _Precheck:
     fails: tuple[pl.Expr, ...]
 
 
-@lru_cache(maxsize=1024)
-def _precheck(dataset: str, school_code: str | None) -> _Precheck:
-    checks = row_checks(dataset, school_code)
+def _built(checks: tuple[RowCheck, ...]) -> _Precheck:
     return _Precheck(
         columns=tuple(c.column for c in checks),
         cleared=tuple(c.cleared().alias(str(i)) for i, c in enumerate(checks)),
         quick=tuple(c.quick() for c in checks),
         fails=tuple((~c.passes()).alias(str(i)) for i, c in enumerate(checks)),
     )
+
+
+# R002 (the row's school code is the submitting school's) is the one check built with the
+# school's code; a school's pre-check is the dataset's, built once, with its own R002.
+_SCHOOL_RULE = "R002"
+_ANY_SCHOOL = "\x00"
+
+
+@lru_cache(maxsize=64)
+def _dataset_precheck(dataset: str) -> _Precheck:
+    return _built(row_checks(dataset, _ANY_SCHOOL))
+
+
+@lru_cache(maxsize=1024)
+def _precheck(dataset: str, school_code: str | None) -> _Precheck:
+    checks = row_checks(dataset, school_code)
+    shared = _dataset_precheck(dataset)
+    rules = [c.rule_id for c in checks]
+    if school_code is None or [c.rule_id for c in row_checks(dataset, _ANY_SCHOOL)] != rules:
+        return _built(checks)
+    cleared, quick, fails = list(shared.cleared), list(shared.quick), list(shared.fails)
+    for i, check in enumerate(checks):
+        if check.rule_id == _SCHOOL_RULE:
+            cleared[i] = check.cleared().alias(str(i))
+            quick[i] = check.quick()
+            fails[i] = (~check.passes()).alias(str(i))
+    return _Precheck(shared.columns, tuple(cleared), tuple(quick), tuple(fails))
 
 
 def _uncleared(dataset: str, frame: pl.DataFrame, school_code: str | None) -> list[int]:
