@@ -49,7 +49,17 @@ FINDINGS_TABLE_COLUMNS = (
 
 
 def empty_findings(columns: Mapping[str, ColumnType] = FINDING_COLUMNS) -> pl.DataFrame:
-    return pl.DataFrame(schema=dict(columns))
+    """A frame of no finding with these columns (a new frame each call)."""
+    # Building a frame from a schema takes ~0.5 ms in Python; clearing one, microseconds. The
+    # types are told apart by their text (equal types may hash apart and vice versa).
+    key = tuple((name, repr(dtype)) for name, dtype in columns.items())
+    frame = _EMPTY.get(key)
+    if frame is None:
+        frame = _EMPTY[key] = pl.DataFrame(schema=dict(columns))
+    return frame.clear()
+
+
+_EMPTY: dict[tuple[tuple[str, str], ...], pl.DataFrame] = {}
 
 
 def one_per_cell(findings: pl.DataFrame) -> pl.DataFrame:
