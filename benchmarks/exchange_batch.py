@@ -113,7 +113,9 @@ critical path 13.8 s, wall 68.6 -> 40.0 s at load 11-12):
     2. register_from_frames       2.35 -> 1.01   (collector paused; pupils from column lists)
     3. match_children, 2 procs   19.88 -> 9.97   this process 5.19, the forked one 4.78 (was:
                                                   the forkserver's workers; one process 9.3)
-    4. build_batch_files          1.88 -> 2.91   (unchanged code: the load's; 1.8 alone)
+    4. build_batch_files          1.88 -> 2.91   (unchanged code: the collector's one pass,
+                                                  deferred, over the records made while it
+                                                  was paused, ~0.6 s; and the load)
     5a. verify_file XML           2.01 -> 1.96   (unchanged, one more check of KeyInfo)
     5b. verify_file CSV           0.81 -> 0.81
     total CPU                    29.2  -> 18.0 s; wall 58.8 -> 45.7 s at load 10.6 -> 12.3
@@ -121,7 +123,7 @@ critical path 13.8 s, wall 68.6 -> 40.0 s at load 11-12):
                                                   busiest process: the wall of an idle machine)
 
 On an idle 2-core machine the steps should therefore take about 11-13 s (an estimate: the
-critical path, measured under load, overstates CPU times; build took 1.8 s alone, 2.9 s here):
+critical path, measured under load, overstates CPU times by 10-30 %, from runs of a step alone):
 within the 15 s target, which this machine's load never let a run show in wall time. Where
 the time went: a third of parse, register and matching was Python's cyclic garbage collector
 passing again and again over everything the process held while hundreds of thousands of
