@@ -123,7 +123,7 @@ critical path 13.8 s, wall 68.6 -> 40.0 s at load 11-12):
                                                   busiest process: the wall of an idle machine)
 
 On an idle 2-core machine the steps should therefore take about 11-13 s (an estimate: the
-critical path, measured under load, overstates CPU times by 10-30 %, from runs of a step alone):
+critical path, measured under load, overstates CPU times by ~10 %, from runs of a step alone):
 within the 15 s target, which this machine's load never let a run show in wall time. Where
 the time went: a third of parse, register and matching was Python's cyclic garbage collector
 passing again and again over everything the process held while hundreds of thousands of
