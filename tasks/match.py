@@ -139,11 +139,11 @@ def _match_in_processes(
     token = next(_calls)
     _forked[token] = (matcher, requests, dict(age_windows), on_date, policy)
     try:
-        # fork, although the parent may hold Prefect's threads: a forked process only matches
-        # (pure Python and rapidfuzz; no logging, I/O, network or database) and leaves with
-        # os._exit; the locks Python itself needs (import, logging) are reset after a fork. Its
-        # garbage collector is paused as this process's is: it copies no page of the register
-        # by visiting it.
+        # fork, though the parent may hold Prefect's threads (decision 0010): a forked process
+        # only matches (pure Python and rapidfuzz; no logging, I/O, network or database) and
+        # leaves with os._exit; the locks Python itself needs (import, logging) are reset after
+        # a fork. Its garbage collector is paused as this process's is: it copies no page of
+        # the register by visiting it.
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=len(spans) - 1, mp_context=context) as pool:
             others = [pool.submit(_answer_span, token, span) for span in spans[1:]]
