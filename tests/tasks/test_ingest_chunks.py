@@ -113,3 +113,38 @@ def test_a_retried_chunk_does_not_redo_the_schools_it_finished(two_schools):
     assert _known(settings, first.school_code) == {}
     assert len(outcomes[1].new_submissions) == len(second.files)
     assert set(finished) == {first.school_code, second.school_code}
+
+
+def test_a_chunk_retried_by_prefect_after_a_database_outage_keeps_what_it_finished(
+    prefect_server, two_schools, monkeypatch
+):
+    """The real task under Prefect: the second school meets an unusable control database
+    once; Prefect tries the chunk again (after 5 s) and the first school is not done again."""
+    from prefect import flow
+    from sqlalchemy.exc import OperationalError
+
+    import tasks.ingest_chunks as chunks
+
+    settings, chunk = two_schools
+    calls: list[str] = []
+    real = chunks.ingest_school
+
+    def away_once(settings, school_code, files, folder):
+        calls.append(school_code)
+        if school_code == chunk[1].school_code and calls.count(school_code) == 1:
+            raise OperationalError("select 1", {}, Exception("the database is restarting"))
+        return real(settings, school_code, files, folder)
+
+    monkeypatch.setattr(chunks, "ingest_school", away_once)
+
+    @flow
+    def one_chunk():
+        return ingest_chunk_task(settings, chunk, chunk_label(chunk), None, return_state=True)
+
+    state = one_chunk()
+    assert state.is_completed(), state.message
+    outcomes = state.result()
+    first, second = chunk
+    assert calls == [first.school_code, second.school_code, second.school_code]
+    assert [len(o.new_submissions) for o in outcomes] == [len(first.files), len(second.files)]
+    assert chunks._FINISHED == {}  # nothing left behind in the worker
