@@ -26,6 +26,11 @@ other sessions (load average 5-12: wall times follow the load, CPU seconds much 
     peak RSS                       507 MB                  434 MB
     unchanged re-ingest            -                       5.2 s (4.7 % of the first)
 
+A second run after, started at load 3.0 (rising to 5.2 meanwhile): 101.2 s / 12.2 s = 8.28×,
+workers' CPU 101.8 s; runs differ by ±10 % in CPU and far more in wall on this shared machine.
+With 6 schools (--quick) the ratio is ~35×: two worker processes' start (imports) and
+Prefect's engine cost ~7 s of CPU whatever the size.
+
 Target ≤ 2× missed: the steps alone cost ~6× the bare read's CPU (per-file Python work over
 each sheet's header rows, a file created in the archive per submission, polars per file).
 """
