@@ -537,15 +537,10 @@ def _rows_outside(
     (None: no table yet)."""
     if current_version(settings.warehouse, table) < 0:
         return None
-    outside = pc.field("school_code").isin(pa.array(schools, pa.string())) & ~pc.field(
-        "school_year"
-    ).isin(pa.array(years, pa.string()))
-    dataset = read_table(settings.warehouse, table)
-    # usually none (one school year evaluated): counted before anything is read
-    found = dataset.to_table(filter=outside) if dataset.count_rows(filter=outside) else None
-    frame = pl.from_arrow(found if found is not None else dataset.schema.empty_table())
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+    # the schools' files only (a dataset of the whole table would cost, batch after batch,
+    # time in proportion to the schools already written)
+    outside = _schools(schools) & ~pl.col("school_year").is_in(pl.Series(years, dtype=pl.Utf8))
+    return scan_table(settings.warehouse, table).filter(outside).collect(engine=ENGINE)
 
 
 # ---- enrolments --------------------------------------------------------------------------------

@@ -169,9 +169,12 @@ def _conform(
 
 
 def _current_rows(delta: DeltaTable, schools: list[str]) -> pa.Table:
-    return delta.to_pyarrow_dataset().to_table(
-        filter=pc.field(PARTITION).isin(pa.array(schools, pa.string()))
-    )
+    # the schools' files only: a dataset of every file costs time in proportion to the table,
+    # once per write (the national evaluation writes thousands of schools, batch by batch)
+    partitioned = PARTITION in delta.metadata().partition_columns
+    pruned = [(PARTITION, "in", list(schools))] if partitioned and schools else None
+    only = delta.to_pyarrow_dataset(partitions=pruned)
+    return only.to_table(filter=pc.field(PARTITION).isin(pa.array(schools, pa.string())))
 
 
 def _same_rows(current: pa.Table, incoming: pa.Table, target: pa.Schema) -> bool:
