@@ -29,23 +29,34 @@ generated warehouses in DIR/national-<size>M and reuses them (their result table
 before each measure); ``--build-only`` generates them without measuring. ``run(quick)``
 returns the rows for benchmarks/report.py.
 
-Figures (2026-12-05, the 2-core machine shared with four other engineers: load average 6-13
-throughout, so the wall times are 2-3× the CPU seconds and several times a quiet machine's;
-batches of 8 M marks, DuckDB held to 2,048 MB; warehouses in /tmp/national):
+Figures (2026-12-05, the 2-core machine shared with four other engineers; batches of 8 M
+marks, DuckDB held to 2,048 MB; the warehouses kept in /tmp/national). After this change
+(DuckDB SQL with exact sums; a batch's writes read only its schools' files), load 1.6-2.9:
 
     marks   ours wall (CPU)       peak RSS   DuckDB GROUP BY wall (CPU)   peak RSS   load
+    10 M     21.5 s (26.0 s)      4,580 MB     1.0 s  (1.9 s)              644 MB   1.6→2.1
+    100 M   166.0 s (230.3 s)     5,877 MB    16.3 s (20.9 s)            4,969 MB   2.1→2.7
+    300 M   589.5 s (709.6 s)     6,065 MB    31.7 s (59.2 s)           11,484 MB   1.8→2.3
+
+300 M marks (7.5 M pupils, 38 batches): ≤ 10 min and ≤ 8 GB met, narrowly (load about 2).
+
+The same formulas before the writes read only their schools' files (every write built a
+dataset of the whole table: CPU per million marks grew from 2.5 at 10 M to 4.0 at 300 M), at
+load 6-13, so the walls are 2-3× the CPU seconds:
+
     10 M     61.8 s (25.3 s)      4,638 MB     2.6 s  (2.0 s)              671 MB   7.8→9.7
     40 M    321.3 s (108.4 s)     4,944 MB    10.8 s  (8.3 s)            2,045 MB   9.5→10.7
     100 M   721.1 s (307.1 s)     5,298 MB    24.5 s (21.2 s)            4,921 MB  10.3→7.3
-    300 M   (measure running when this was written: see the next commit)
+    300 M  1472.8 s (1205.3 s)    6,157 MB    34.4 s (64.4 s)           12,451 MB   6.0→1.3
 
-Growth: CPU 2.5-3.1 s per million marks at every size, peak RSS flat (the batch, not the
-country: 4.6 → 5.3 GB from 10 M to 100 M). Against DuckDB's bare GROUP BY the ratio is 13-15×
-in CPU (24-30× in wall at this load): the 1.2× target is missed by far. Where the CPU goes
-(10 M marks, 25.9 s): the subject results 8.0 s (DuckDB's 7-key aggregation with exact sums
-~6 s, Arrow hand-overs the rest), writing the four tables 5.0 s (Delta, partitioned by
-school), the exams 2.7 s (polars), the restriction to active enrolments 2.8 s, the semester
-results 2.5 s, reading the marks 1.1 s: the bare GROUP BY is one of these steps.
+Growth: peak RSS follows the batch, not the country (4.6 GB at 10 M, 5.9 at 100 M, 6.1 at
+300 M, where DuckDB's bare GROUP BY takes 11.5 GB); CPU 2.3-2.6 s per million marks at every
+size. Against that GROUP BY the ratio is 11-14× in CPU (10-22× in wall): the 1.2× target is
+missed by far. Where the CPU goes (10 M marks, 25.9 s): the subject results 8.0 s (DuckDB's
+7-key aggregation with exact sums ~6 s, Arrow hand-overs the rest), writing the four tables
+5.0 s (Delta, partitioned by school), the exams 2.7 s (polars), the restriction to active
+enrolments 2.8 s, the semester results 2.5 s, reading the marks 1.1 s: the bare GROUP BY is
+one of these steps.
 
     before this change (polars' group_by, batches of 8 M marks; load 14-20): 10 M 85.9 s,
     3,557 MB; 40 M 341.4 s, 4,117 MB (CPU not recorded then; 29.2 s CPU for 10 M measured
