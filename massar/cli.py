@@ -869,7 +869,7 @@ def _print_table(result, format: OutputFormat) -> None:  # type: ignore[no-untyp
         import pyarrow.csv as pacsv
 
         sink = io.BytesIO()
-        pacsv.write_csv(result, sink)
+        pacsv.write_csv(_flat_for_csv(result), sink)
         sys.stdout.write(sink.getvalue().decode("utf-8"))
     elif format is OutputFormat.json:
         import json
@@ -879,6 +879,26 @@ def _print_table(result, format: OutputFormat) -> None:  # type: ignore[no-untyp
         table, width = _rich_table(result)
         # Wider than the terminal rather than cutting a code: the terminal wraps the line.
         Console(width=max(out.width, width)).print(table, crop=False)
+
+
+def _flat_for_csv(result):  # type: ignore[no-untyped-def]
+    """The table with its list and struct columns (exam_results' missing_components and
+    missing_papers) as text a CSV cell can hold — a list's items joined by "; ", anything else
+    nested as JSON — which Arrow's CSV writer refuses otherwise."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for index, field in enumerate(result.schema):
+        column = result.column(index)
+        listed = pa.types.is_list(field.type) or pa.types.is_large_list(field.type)
+        if listed and pa.types.is_string(field.type.value_type):
+            result = result.set_column(index, field.name, pc.binary_join(column, "; "))
+        elif pa.types.is_nested(field.type):
+            text = [None if v is None else json.dumps(v, default=str) for v in column.to_pylist()]
+            result = result.set_column(index, field.name, pa.array(text, pa.string()))
+    return result
 
 
 def _rich_table(result) -> tuple[Table, int]:  # type: ignore[no-untyped-def]

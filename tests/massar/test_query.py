@@ -159,3 +159,32 @@ def test_a_query_sees_the_published_night_only_and_the_public_columns(capsys, ho
 def test_a_negative_limit_is_bad_usage(capsys, home):
     code, _, err = query(capsys, home, "select 1", "--limit", "-1")
     assert code == 2 and "Invalid value" in err
+
+
+def test_csv_and_json_hold_the_list_columns_of_exam_results(capsys, tmp_path):
+    """exam_results names a candidate's missing papers in a list column: csv writes its items
+    in one cell ("; "), json as a list (Arrow's CSV writer refused lists: exit 1)."""
+    path = tmp_path / "home"
+    assert main(["init", "--home", str(path)]) == 0
+    exams = pa.table(
+        {
+            "school_code": [SCHOOL, SCHOOL],
+            "school_year": ["2023/2024"] * 2,
+            "student_code": CODES[:2],
+            "exam": ["certificat_college"] * 2,
+            "missing_papers": [["regional:francais", "regional:maths"], []],
+        }
+    )
+    _publish(load_settings(path), {"exam_results": exams})
+    capsys.readouterr()
+    sql = "select student_code, missing_papers from exam_results order by student_code"
+    code, out, err = query(capsys, path, sql, "-f", "csv")
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [row["missing_papers"] for row in rows] == ["regional:francais; regional:maths", ""]
+    code, out, err = query(capsys, path, sql, "-f", "json")
+    assert code == 0, err
+    assert [row["missing_papers"] for row in json.loads(out)] == [
+        ["regional:francais", "regional:maths"],
+        [],
+    ]
