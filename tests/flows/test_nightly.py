@@ -130,6 +130,9 @@ def test_killing_the_consolidation_leaves_last_night_readable(night, province):
         **os.environ,
         "PREFECT_API_URL": os.environ.get("PREFECT_API_URL", ""),
         "MASSAR_HOME": str(settings.home),
+        # the killed run's warehouse lease expires 5 s after its death, not the default 120 s
+        # the re-run would otherwise wait (tests/operations tests the expiry itself)
+        "MASSAR_LEASES__EXPIRY_SECONDS": "5",
     }
     from prefect.settings import PREFECT_API_URL
 
