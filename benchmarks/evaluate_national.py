@@ -40,6 +40,14 @@ marks, DuckDB held to 2,048 MB; the warehouses kept in /tmp/national). After thi
 
 300 M marks (7.5 M pupils, 38 batches): ≤ 10 min and ≤ 8 GB met, narrowly (load about 2).
 
+The same code again at the end of the day, nothing else running (load 1.7-2.5; the lead's run
+for the issue's note, 22:04-22:16 UTC):
+
+    10 M     12.2 s (23.0 s)      4,915 MB     0.8 s  (1.8 s)              678 MB   1.7→1.7
+    40 M     50.8 s (90.1 s)      5,673 MB     3.2 s  (6.5 s)            2,032 MB   1.7→2.2
+    100 M   132.4 s (231.5 s)     5,711 MB    10.5 s (20.8 s)            5,095 MB   2.2→2.4
+    300 M   440.8 s (751.0 s)     5,858 MB    34.1 s (62.9 s)           11,473 MB   2.1→2.0
+
 The same formulas before the writes read only their schools' files (every write built a
 dataset of the whole table: CPU per million marks grew from 2.5 at 10 M to 4.0 at 300 M), at
 load 6-13, so the walls are 2-3× the CPU seconds:

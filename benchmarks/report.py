@@ -25,6 +25,22 @@ in seconds scaled to the size): what a reviewer runs, a few minutes on a quiet 2
 its verdicts say how the small sizes compare, not the issue's sizes. The load average is
 printed at the start, before each benchmark and at the end: the machine may be shared, and
 wall times follow the load.
+
+Figures (2026-12-05, 21:58-22:16 UTC, nothing else running, load 0.3-2.4):
+
+    --quick, 72 s in all: the 6-school province's fixed costs (worker and API starts) make
+    its ingest and night ratios (23.9×, 74.2×, 28.7 %) say nothing of a province's.
+
+    the issue's sizes (default province: 31,413 files, 3.94 M rows), 265 s without the
+    national sizes:
+    | ingest / bare read              |  45.75 s |  12.14 s |  3.77×  | <= 2x  | missed |
+    | first night / bare read         | 107.53 s |  11.50 s |  9.35×  | <= 3x  | missed |
+    | unchanged night / first night   |   5.08 s |  95.06 s |  5.3 %  | <= 5%  | missed |
+      (CPU: 3.1 s / 143.0 s = 2.2 %)
+    | exchange, 200,000 children      |  13.28 s |    -     |         | <= 15 s| met    |
+    | evaluation, 300 M marks         | 440.8 s, peak 5,858 MB; DuckDB GROUP BY 34.1 s (12.9×) |
+      (evaluate_national.py --sizes 10M,40M,100M,300M --workdir /tmp/national --keep:
+      ≤ 10 min and ≤ 8 GB met; ≤ 1.2× DuckDB missed: 12.6-15.9× at every size)
 """
 
 from __future__ import annotations
