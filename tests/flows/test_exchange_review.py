@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-import threading
 import time
 from pathlib import Path
 from uuid import UUID
@@ -36,6 +35,7 @@ from tests.flows.test_exchange import (
     terminal,
 )
 from tests.harness.approvers import code
+from tests.harness.prefect_runs import run_in_thread
 from tests.harness.prefect_ui import flow_logs_at_info
 from warehouse.approval_records import refused_attempts
 from warehouse.control import ControlDatabase
@@ -56,22 +56,6 @@ def home(consolidated, tmp_path) -> Path:
     target = tmp_path / "home"
     shutil.copytree(consolidated, target)
     return target
-
-
-def _in_thread(function, *args, **kwargs) -> threading.Thread:
-    """Run the exchange as a worker would while officers act; ``thread.outcome`` holds its
-    result or its exception."""
-
-    def run() -> None:
-        try:
-            thread.outcome = {"result": function(*args, **kwargs)}  # type: ignore[attr-defined]
-        except BaseException as error:  # the test reads it
-            thread.outcome = {"error": error}  # type: ignore[attr-defined]
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.outcome = None  # type: ignore[attr-defined]
-    thread.start()
-    return thread
 
 
 def _paused_form(run_id: str, thread, after: str | None = None, timeout: float = 90.0):
@@ -186,7 +170,7 @@ def test_review_children_decided_in_the_paused_runs_form_reach_the_fund_signed(
     settings = _settings(home, _partner(sftp_server), approval_timeout_hours=240 / 3600)
     shutil.copy(_request(province), sftp_server.outbox / _request(province).name)
     with flow_logs_at_info():
-        run = _in_thread(exchange, "cnss", settings, prepared_by=PREPARER)
+        run = run_in_thread(exchange, "cnss", settings, prepared_by=PREPARER)
         batch_id = _waiting_batch(settings, run)
         summary = batch_summary(settings, batch_id)
         run_id = summary["flow_run_id"]
@@ -277,7 +261,7 @@ def test_a_terminal_decision_while_the_run_waits_and_a_stale_form_is_refused(
     settings = _settings(home, _partner(sftp_server), approval_timeout_hours=240 / 3600)
     shutil.copy(_request(province), sftp_server.outbox / _request(province).name)
     with flow_logs_at_info():
-        run = _in_thread(exchange, "cnss", settings, prepared_by=PREPARER)
+        run = run_in_thread(exchange, "cnss", settings, prepared_by=PREPARER)
         batch_id = _waiting_batch(settings, run)
         run_id = batch_summary(settings, batch_id)["flow_run_id"]
         keyset, _, _ = _paused_form(run_id, run)
@@ -322,7 +306,7 @@ def test_a_form_from_someone_who_may_not_decide_changes_nothing(
     settings = _settings(home, _partner(sftp_server), approval_timeout_hours=240 / 3600)
     shutil.copy(_request(province), sftp_server.outbox / _request(province).name)
     with flow_logs_at_info():
-        run = _in_thread(exchange, "cnss", settings, prepared_by=PREPARER)
+        run = run_in_thread(exchange, "cnss", settings, prepared_by=PREPARER)
         batch_id = _waiting_batch(settings, run)
         before = batch_summary(settings, batch_id)
         run_id = before["flow_run_id"]
