@@ -51,7 +51,7 @@ from tasks.results_formulas import (
     semester_results,
     subject_results,
 )
-from tasks.results_sql import connect
+from tasks.results_sql import SUBJECT_KEYS, connect
 from warehouse.control import ControlDatabase
 from warehouse.delta import (
     current_version,
@@ -64,19 +64,7 @@ from warehouse.nights import last_completed_night
 
 RESULT_TABLES = ("subject_results", "semester_results", "annual_results", "exam_results")
 SCORED_TABLES = ("subject_results", "semester_results", "annual_results")
-MARK_COLUMNS = [
-    "school_code",
-    "school_year",
-    "class_code",
-    "level_code",
-    "student_code",
-    "subject_code",
-    "semester",
-    "slot",
-    "mark",
-    "absence",
-    "mark_scale",
-]
+MARK_COLUMNS = [*SUBJECT_KEYS, "slot", "mark", "absence", "mark_scale"]
 EXAM_COLUMNS = [
     "school_code",
     "school_year",
