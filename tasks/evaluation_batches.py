@@ -18,6 +18,7 @@ written once after the batches.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from tasks.evaluable import (
     _split_enrolled,
     evaluable,
 )
+from tasks.evaluation_duckdb import evaluate_batch
 from tasks.output_fingerprints import kept_results, unchanged_results
 from tasks.results_formulas import (
     ENGINE,
@@ -55,6 +57,7 @@ from tasks.results_sql import SUBJECT_KEYS, connect
 from warehouse.control import ControlDatabase
 from warehouse.delta import (
     current_version,
+    partition_files,
     partition_rows,
     read_table,
     replace_school_rows,
@@ -190,34 +193,49 @@ def evaluate_warehouse(
     skipped: list[pl.DataFrame] = []
     years: set[str] = set()
     schools: set[str] = set()
+    files = partition_files(warehouse, "marks", versions["marks"])
     connection = evaluation_connection(settings)
     try:
         for batch in batches:
             run.batches += 1
-            frames = {"marks": _read(marks, MARK_COLUMNS, _marks_filter(batch, year))}
             enrolled = _enrolments_of(enrollments, batch)
-            frames["enrollments"] = enrolled
             active = _active_frame(enrolled)
-            if not frames["marks"].height:
-                skipped.append(_schools_without_marks(_in(active, looked_at), None))
-                continue
             elsewhere = _reader_of_elsewhere(enrollments)
-            plan = evaluable(
-                frames, rules.level_cycle, year, years_present=present, elsewhere=elsewhere
+            results: dict[str, pl.DataFrame | pa.Table]
+            # a whole semester's run: the marks stay in DuckDB (tasks/evaluation_duckdb.py)
+            fast = (
+                evaluate_batch(connection, files, batch, rules, active, year, looked_at, elsewhere)
+                if semester is None
+                else None
             )
+            if fast is not None:
+                if fast.empty:
+                    skipped.append(fast.plan.skipped)
+                    continue
+                plan = fast.plan
+                results = dict(fast.results) if plan.years else {}
+            else:
+                frames = {"marks": _read(marks, MARK_COLUMNS, _marks_filter(batch, year))}
+                frames["enrollments"] = enrolled
+                if not frames["marks"].height:
+                    skipped.append(_schools_without_marks(_in(active, looked_at), None))
+                    continue
+                plan = evaluable(
+                    frames, rules.level_cycle, year, years_present=present, elsewhere=elsewhere
+                )
+                if plan.years:
+                    kept = other_semester_results(settings, plan, semester) if semester else None
+                    results = dict(compute_results(plan.inputs, rules, semester, kept, connection))
+                else:
+                    results = {}
             skipped.append(plan.skipped)
             schools.update(plan.schools)
-            if plan.years:
-                years.update(plan.years)
-                kept = other_semester_results(settings, plan, semester) if semester else None
-                results = compute_results(plan.inputs, rules, semester, kept, connection)
-            else:
-                results = {}
+            years.update(plan.years)
             written = write_results(settings, results, plan, tables=SCORED_TABLES)
             run.versions.update(written)
             for table, frame in results.items():
-                run.rows[table] = run.rows.get(table, 0) + frame.height
-            annual = results.get("annual_results")
+                run.rows[table] = run.rows.get(table, 0) + _height(frame)
+            annual = _polars(results.get("annual_results"))
             if annual is not None:
                 run.pupils += annual.height
                 run.schools_evaluated += annual.get_column("school_code").n_unique()
@@ -230,7 +248,7 @@ def evaluate_warehouse(
                     exam_tables = {"exam_results": computed}
                     written = write_results(settings, exam_tables, plan, tables=("exam_results",))
                     run.versions.update(written)
-            del frames, results
+            del results
     finally:
         connection.close()
 
@@ -480,7 +498,7 @@ def _typed_as(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
 
 def write_results(
     settings: Settings,
-    results: dict[str, pl.DataFrame],
+    results: Mapping[str, pl.DataFrame | pa.Table],
     plan: Evaluable,
     tables: tuple[str, ...] = RESULT_TABLES,
 ) -> dict[str, int]:
@@ -501,21 +519,39 @@ def write_results(
         kept = _rows_outside(settings, table, schools, plan.looked_at)
         if computed is None and kept is None:
             continue
+        rows: pa.Table
         if computed is None:
-            frame = kept
+            assert kept is not None
+            rows = kept.to_arrow()
         elif kept is not None and kept.height:
-            frame = pl.concat([computed, _typed_as(kept, computed.schema)])
+            frame = _polars(computed)
+            assert frame is not None
+            rows = pl.concat([frame, _typed_as(kept, frame.schema)]).to_arrow()
         else:
-            frame = computed
-        assert frame is not None
-        versions[table] = replace_school_rows(settings.warehouse, table, schools, frame.to_arrow())
+            rows = computed if isinstance(computed, pa.Table) else computed.to_arrow()
+        versions[table] = replace_school_rows(settings.warehouse, table, schools, rows)
     return versions
 
 
-def _column(frame: pl.DataFrame | None, name: str) -> list[Any]:
+def _column(frame: pl.DataFrame | pa.Table | None, name: str) -> list[Any]:
+    if isinstance(frame, pa.Table):
+        present = name in frame.column_names
+        return list(frame.column(name).unique().to_pylist()) if present else []
     if frame is None or name not in frame.columns:
         return []
     return frame.get_column(name).unique().to_list()
+
+
+def _height(frame: pl.DataFrame | pa.Table) -> int:
+    return frame.num_rows if isinstance(frame, pa.Table) else frame.height
+
+
+def _polars(frame: pl.DataFrame | pa.Table | None) -> pl.DataFrame | None:
+    if frame is None or isinstance(frame, pl.DataFrame):
+        return frame
+    converted = pl.from_arrow(frame)
+    assert isinstance(converted, pl.DataFrame)
+    return converted
 
 
 def _rows_outside(

@@ -161,14 +161,11 @@ def _run(connection: duckdb.DuckDBPyConnection, sql: str, inputs: dict[str, Any]
             connection.unregister(name)
 
 
-def subject_sql(
-    connection: duckdb.DuckDBPyConnection,
-    marks: Any,
-    rules: EvaluationRules,
-    columns: list[str],
-) -> pa.Table:
-    """Per pupil × subject × semester (see results_formulas.subject_results). ``marks``: an
-    Arrow table (or anything DuckDB scans) with ``columns``."""
+def subject_sums_query(marks: str, rules: EvaluationRules, columns: list[str]) -> str:
+    """The marks of ``marks`` (a table, view or subquery with ``columns``) summed exactly per
+    pupil × subject × semester (SUBJECT_KEYS) with ``marks_read``, the rows of each group:
+    the first half of :func:`subject_sql`, apart so that a caller may restrict the groups
+    (tasks/evaluation_duckdb.py) before :func:`subject_finish_query`."""
     keys = ", ".join(f"m.{k}" for k in SUBJECT_KEYS)
     absence = "m.absence" if "absence" in columns else "CAST(NULL AS VARCHAR)"
     mark = "CAST(m.mark AS DOUBLE)"
@@ -183,30 +180,38 @@ def subject_sql(
         f"CASE WHEN {absence} = 'unjustified' THEN 0.0 WHEN {excused} THEN NULL "
         f"ELSE CAST({mark} AS {MARK}) END"
     )
-    mean = "CASE WHEN {n} > 0 THEN round(CAST({s} AS DOUBLE) / {n}, {d}) END"
-    sql = f"""
+    return f"""
     WITH rows AS (
         SELECT {keys},
             starts_with(CAST(m.slot AS VARCHAR), 'test') AS is_test,
             CAST({value} AS {MARK}) AS value,
             {excused} AS excused,
             coalesce({absence} = 'exempt', FALSE) AS exempt
-        FROM marks m LEFT JOIN {_levels(rules)} l ON l.level_code = m.level_code
-    ), sums AS (
-        SELECT {", ".join(SUBJECT_KEYS)},
-            sum(CASE WHEN is_test THEN value END) AS test_sum,
-            count(CASE WHEN is_test THEN value END) AS test_count,
-            sum(CASE WHEN NOT is_test THEN value END) AS activity_sum,
-            count(CASE WHEN NOT is_test THEN value END) AS activity_count,
-            bool_or(exempt) OR sum(CAST(excused AS INTEGER)) = count(*) AS is_exempt
-        FROM rows GROUP BY ALL
-    ), means AS (
+        FROM {marks} m LEFT JOIN {_levels(rules)} l ON l.level_code = m.level_code
+    )
+    SELECT {", ".join(SUBJECT_KEYS)},
+        sum(CASE WHEN is_test THEN value END) AS test_sum,
+        count(CASE WHEN is_test THEN value END) AS test_count,
+        sum(CASE WHEN NOT is_test THEN value END) AS activity_sum,
+        count(CASE WHEN NOT is_test THEN value END) AS activity_count,
+        bool_or(exempt) OR sum(CAST(excused AS INTEGER)) = count(*) AS is_exempt,
+        count(*) AS marks_read
+    FROM rows GROUP BY ALL
+    """
+
+
+def subject_finish_query(sums: str, rules: EvaluationRules) -> str:
+    """Subject results from the groups of :func:`subject_sums_query` (``sums``: a table, view
+    or subquery)."""
+    mean = "CASE WHEN {n} > 0 THEN round(CAST({s} AS DOUBLE) / {n}, {d}) END"
+    return f"""
+    WITH means AS (
         SELECT s.*,
             {mean.format(n="test_count", s="test_sum", d=STORED_DECIMALS)} AS tests_mean,
             {mean.format(n="activity_count", s="activity_sum", d=STORED_DECIMALS)} AS act_mean,
             coalesce(j.activities_weight, l.default_activities_weight, 0.0) AS weight,
             j.coefficient
-        FROM sums s
+        FROM {sums} s
         LEFT JOIN {_subjects(rules)} j
             ON j.level_code = s.level_code AND j.subject_code = s.subject_code
         LEFT JOIN {_levels(rules)} l ON l.level_code = s.level_code
@@ -230,17 +235,28 @@ def subject_sql(
             ELSE 'ok' END AS status
     FROM combined
     """
-    return _run(connection, sql, {"marks": marks})
 
 
-def semester_sql(connection: duckdb.DuckDBPyConnection, subjects: Any) -> pa.Table:
-    """Per pupil × semester (see results_formulas.semester_results), from subject results."""
+def subject_sql(
+    connection: duckdb.DuckDBPyConnection,
+    marks: Any,
+    rules: EvaluationRules,
+    columns: list[str],
+) -> pa.Table:
+    """Per pupil × subject × semester (see results_formulas.subject_results). ``marks``: an
+    Arrow table (or anything DuckDB scans) with ``columns``."""
+    sums = f"({subject_sums_query('marks', rules, columns)})"
+    return _run(connection, subject_finish_query(sums, rules), {"marks": marks})
+
+
+def semester_query(subjects: str) -> str:
+    """Semester results from the subject results ``subjects`` (a table or view)."""
     counted = "status = 'ok' AND coefficient IS NOT NULL"
     uncoefficient = "coefficient IS NULL AND status = 'ok'"
     window = ("school_code", "school_year", "class_code", "semester")
     rank, size = _ranked("average", window)
     count = "CAST(sum(CASE WHEN {c} THEN 1 ELSE 0 END) AS UINTEGER) AS {n}"
-    sql = f"""
+    return f"""
     WITH sums AS (
         SELECT {", ".join(SEMESTER_KEYS)},
             sum(CASE WHEN {counted} THEN CAST(average AS {AVERAGE})
@@ -250,7 +266,7 @@ def semester_sql(connection: duckdb.DuckDBPyConnection, subjects: Any) -> pa.Tab
             {count.format(c="status = 'no_mark'", n="subjects_no_mark")},
             {count.format(c="status = 'exempt'", n="subjects_exempt")},
             {count.format(c=uncoefficient, n="subjects_without_coefficient")}
-        FROM subjects GROUP BY ALL
+        FROM {subjects} GROUP BY ALL
     ), averaged AS (
         SELECT *, CASE WHEN coefficients > 0 THEN round(CAST(points AS DOUBLE)
             / CAST(coefficients AS DOUBLE), {STORED_DECIMALS}) END AS average
@@ -260,17 +276,19 @@ def semester_sql(connection: duckdb.DuckDBPyConnection, subjects: Any) -> pa.Tab
         subjects_counted, subjects_no_mark, subjects_exempt, subjects_without_coefficient
     FROM averaged
     """
-    return _run(connection, sql, {"subjects": subjects})
 
 
-def annual_sql(
-    connection: duckdb.DuckDBPyConnection, semesters: Any, rules: EvaluationRules
-) -> pa.Table:
-    """Per pupil × school year (see results_formulas.annual_results), from semester results."""
+def semester_sql(connection: duckdb.DuckDBPyConnection, subjects: Any) -> pa.Table:
+    """Per pupil × semester (see results_formulas.semester_results), from subject results."""
+    return _run(connection, semester_query("subjects"), {"subjects": subjects})
+
+
+def annual_query(semesters: str, rules: EvaluationRules) -> str:
+    """Annual results from the semester results ``semesters`` (a table or view)."""
     window = ("school_code", "school_year", "class_code")
     rank, size = _ranked("average", window)
     at_least = f"average >= promote_at - {EPS}"
-    sql = f"""
+    return f"""
     WITH grouped AS (
         SELECT {", ".join(ANNUAL_KEYS)},
             -- the class of the last semester (max: a pupil moved within a semester keeps
@@ -285,7 +303,7 @@ def annual_sql(
                 // (2 * count(micro))) AS DOUBLE) / {10**STORED_DECIMALS} AS average,
             CAST(count(average) AS UINTEGER) AS semesters_counted
         FROM (SELECT *, CAST(round(average * {10**STORED_DECIMALS}) AS BIGINT) AS micro
-            FROM semesters)
+            FROM {semesters})
         GROUP BY ALL
     ), decided AS (
         SELECT g.*, l.cycle,
@@ -300,4 +318,10 @@ def annual_sql(
         {_mention("average", "cycle", rules)} AS mention
     FROM decided
     """
-    return _run(connection, sql, {"semesters": semesters})
+
+
+def annual_sql(
+    connection: duckdb.DuckDBPyConnection, semesters: Any, rules: EvaluationRules
+) -> pa.Table:
+    """Per pupil × school year (see results_formulas.annual_results), from semester results."""
+    return _run(connection, annual_query("semesters", rules), {"semesters": semesters})

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeAlias
+from urllib.parse import unquote
 
 import polars as pl
 import pyarrow as pa
@@ -336,6 +337,27 @@ def partition_rows(warehouse: Path, table: str, version: int | None = None) -> d
         return {}
     counts = actions.group_by(column).agg(pl.col("num_records").sum()).sort(column)
     return {str(code): int(rows or 0) for code, rows in counts.iter_rows()}
+
+
+def partition_files(
+    warehouse: Path, table: str, version: int | None = None
+) -> dict[str, list[str]]:
+    """The data files of each school partition of the table (at ``version``), as paths, from
+    the Delta log alone: what a reader that scans Parquet itself (DuckDB) needs."""
+    delta = _open(warehouse, table, version)
+    if delta is None:
+        raise TableMissing(f"The warehouse has no table {table} yet; a consolidation writes it.")
+    actions = pa.table(delta.get_add_actions(flatten=True))
+    column = f"partition.{PARTITION}"
+    if column not in actions.column_names:
+        return {}
+    root = table_path(warehouse, table)
+    files: dict[str, list[str]] = {}
+    for path, code in zip(
+        actions.column("path").to_pylist(), actions.column(column).to_pylist(), strict=True
+    ):
+        files.setdefault(str(code), []).append(str(root / unquote(str(path))))
+    return files
 
 
 def table_versions(warehouse: Path) -> dict[str, int]:

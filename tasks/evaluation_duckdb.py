@@ -1,0 +1,251 @@
+"""One batch of schools evaluated inside DuckDB, straight from the published Parquet files.
+
+    evaluate_batch(connection, files, schools, ...) -> BatchEvaluation | None
+
+What tasks/evaluable.py and tasks/results_formulas.py do for a batch, without taking the marks
+out of DuckDB: the batch's Parquet files (the published version's, from the Delta log) are read
+by DuckDB with only the marks' columns, summed per pupil × subject × semester
+(results_sql.subject_sums_query), and the restriction to active enrolments is applied to these
+groups, not to the marks: every key of the restriction (school, year, pupil, level) is a key of
+the group, so a group is wholly kept or wholly held, and the held groups carry their count of
+marks. The kept groups then go through the same SQL as the province's frames (subject, semester,
+annual), handed from one step to the next as Arrow (what the writes take). What is held back is
+counted as :func:`tasks.evaluable.evaluable` counts it (tests/tasks/test_evaluation_duckdb.py).
+
+None is returned when the files are not laid out as ``school_code=<code>/`` folders (the caller
+then reads the batch with polars, as before).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from schemas.evaluation_rules import EvaluationRules
+from tasks.evaluable import (
+    ENROLLED_ELSEWHERE,
+    ENROLMENT_KEYS,
+    NO_LIST,
+    NO_RULES,
+    NO_YEAR,
+    NOT_ON_LIST,
+    SKIPPED_SCHEMA,
+    Elsewhere,
+    Evaluable,
+    _present,
+    _rows,
+    _schools_without_marks,
+)
+from tasks.results_sql import (
+    STREAM_ROWS,
+    annual_query,
+    semester_query,
+    subject_finish_query,
+    subject_sums_query,
+)
+
+MARK_COLUMNS = (
+    "school_year",
+    "class_code",
+    "level_code",
+    "student_code",
+    "subject_code",
+    "semester",
+    "slot",
+    "mark",
+    "absence",
+    "mark_scale",
+)
+
+
+@dataclass
+class BatchEvaluation:
+    """A batch's plan (years evaluated, what was held back, the years and schools looked at;
+    no input frames) and its subject, semester and annual results as Arrow tables (none when
+    the batch has no marks of the years looked at: ``empty``)."""
+
+    plan: Evaluable
+    results: dict[str, pa.Table]
+    empty: bool = False
+
+
+def _text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _hive_laid_out(files: dict[str, list[str]], schools: list[str]) -> list[str] | None:
+    """The batch's files, when each lies in its school's ``school_code=<code>`` folder (the
+    school code then comes from the path, as a string)."""
+    paths = []
+    for school in schools:
+        for path in files.get(school, []):
+            if Path(path).parent.name != f"school_code={school}":
+                return None
+            paths.append(path)
+    return paths
+
+
+def _arrow(connection: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    # streamed: a materialised result would count against the memory limit and not spill
+    return connection.sql(sql).to_arrow_reader(STREAM_ROWS).read_all()
+
+
+def evaluate_batch(
+    connection: duckdb.DuckDBPyConnection,
+    files: dict[str, list[str]],
+    schools: list[str],
+    rules: EvaluationRules,
+    active: pl.DataFrame,
+    year: str | None,
+    looked_at: list[str],
+    elsewhere: Elsewhere = None,
+) -> BatchEvaluation | None:
+    """The batch ``schools`` evaluated from their marks' Parquet ``files`` (school → paths of
+    the published version), with ``active`` their active enrolments (school_code, school_year,
+    student_code), ``year`` the year asked for (None: every year), ``looked_at`` the years
+    looked at and ``elsewhere`` how to read the active enrolments in other schools of pupils
+    held back. None: the files are not laid out by school folder."""
+    paths = _hive_laid_out(files, schools)
+    if paths is None:
+        return None
+    if not paths:
+        return _empty(active, looked_at)
+    listing = "[" + ", ".join(_text(path) for path in paths) + "]"
+    scan = (
+        f"read_parquet({listing}, hive_partitioning = true, "
+        "hive_types = {'school_code': VARCHAR}, union_by_name = true)"
+    )
+    present = {row[0] for row in connection.sql(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+    columns = ["school_code", *(name for name in MARK_COLUMNS if name in present)]
+    where = "" if year is None else f" WHERE school_year = {_text(year)} OR school_year IS NULL"
+    marks = f"(SELECT {', '.join(columns)} FROM {scan}{where})"
+    sums = _arrow(connection, subject_sums_query(marks, rules, columns))
+    if not sums.num_rows:
+        return _empty(active, looked_at)
+    keys = active.select(ENROLMENT_KEYS).unique().to_arrow()
+    known = ", ".join(_text(level) for level in rules.level_cycle) or "NULL"
+    enrolled = " AND ".join(f"a.{k} = s.{k}" for k in ENROLMENT_KEYS)
+    connection.register("batch_sums", sums)
+    connection.register("batch_active", keys)
+    try:
+        held = connection.sql(
+            f"""
+            SELECT s.school_year, s.school_code, s.level_code, s.student_code,
+                sum(s.marks_read) AS marks, a.student_code IS NOT NULL AS enrolled
+            FROM batch_sums s LEFT JOIN batch_active a ON {enrolled}
+            WHERE s.school_year IS NULL OR a.student_code IS NULL
+                OR s.level_code IS NULL OR s.level_code NOT IN ({known})
+            GROUP BY ALL
+            """
+        ).pl()
+        pairs = connection.sql(
+            "SELECT DISTINCT school_year, school_code FROM batch_sums WHERE school_year IS NOT NULL"
+        ).pl()
+        kept = (
+            f"(SELECT s.* FROM batch_sums s SEMI JOIN batch_active a ON {enrolled} "
+            f"WHERE s.level_code IN ({known}))"
+        )
+        subjects = _arrow(connection, subject_finish_query(kept, rules))
+    finally:
+        connection.unregister("batch_sums")
+        connection.unregister("batch_active")
+    del sums
+    connection.register("batch_subjects", subjects)
+    try:
+        semesters = _arrow(connection, semester_query("batch_subjects"))
+    finally:
+        connection.unregister("batch_subjects")
+    connection.register("batch_semesters", semesters)
+    try:
+        annual = _arrow(connection, annual_query("batch_semesters", rules))
+    finally:
+        connection.unregister("batch_semesters")
+    years = sorted(
+        {value for value in subjects.column("school_year").unique().to_pylist() if value}
+    )
+    skipped = pl.concat(
+        [
+            _held(held, active, elsewhere),
+            _schools_without_marks(_in_years(active, looked_at), pairs),
+        ]
+    )
+    school_list = pairs.get_column("school_code").unique().sort().to_list()
+    plan = Evaluable({}, years, skipped, looked_at, school_list)
+    results = {
+        "subject_results": subjects,
+        "semester_results": semesters,
+        "annual_results": annual,
+    }
+    return BatchEvaluation(plan, results)
+
+
+def _empty(active: pl.DataFrame, looked_at: list[str]) -> BatchEvaluation:
+    skipped = _schools_without_marks(_in_years(active, looked_at), None)
+    return BatchEvaluation(Evaluable({}, [], skipped, looked_at, []), {}, empty=True)
+
+
+def _in_years(frame: pl.DataFrame, years: list[str]) -> pl.DataFrame:
+    return frame.filter(pl.col("school_year").is_in(years))
+
+
+def _held(held: pl.DataFrame, active: pl.DataFrame, elsewhere: Elsewhere) -> pl.DataFrame:
+    """The held groups (school_year, school_code, level_code, student_code, marks, enrolled)
+    counted with their reasons, as tasks/evaluable.py counts held marks: a year unknown, then
+    the enrolment (no list, enrolled elsewhere, not on the list), then the level's rules."""
+    if not held.height:
+        return _rows([])
+    parts = []
+    unknown = held.filter(pl.col("school_year").is_null())
+    if unknown.height:
+        parts.append(_counted(unknown, NO_YEAR, ["school_year", "school_code"]))
+    dated = held.filter(pl.col("school_year").is_not_null())
+    missing = dated.filter(~pl.col("enrolled"))
+    if missing.height:
+        if callable(elsewhere):
+            elsewhere = elsewhere(missing.get_column("student_code").unique())
+        listed = (
+            active.select("school_code", "school_year")
+            .unique()
+            .with_columns(pl.lit(True).alias("_listed"))
+        )
+        enrolled = (
+            pl.concat([active.select("school_year", "student_code"), *_present(elsewhere)])
+            .unique()
+            .with_columns(pl.lit(True).alias("_elsewhere"))
+        )
+        reasons = (
+            missing.join(listed, on=["school_code", "school_year"], how="left")
+            .join(enrolled, on=["school_year", "student_code"], how="left")
+            .with_columns(
+                pl.when(pl.col("_listed").is_null())
+                .then(pl.lit(NO_LIST))
+                .when(pl.col("_elsewhere").is_not_null())
+                .then(pl.lit(ENROLLED_ELSEWHERE))
+                .otherwise(pl.lit(NOT_ON_LIST))
+                .alias("reason")
+            )
+        )
+        parts.append(_counted(reasons, None, ["school_year", "school_code"]))
+    unruled = dated.filter(pl.col("enrolled"))
+    if unruled.height:
+        parts.append(_counted(unruled, NO_RULES, ["school_year", "school_code", "level_code"]))
+    return pl.concat(parts) if parts else _rows([])
+
+
+def _counted(groups: pl.DataFrame, reason: str | None, by: list[str]) -> pl.DataFrame:
+    """Held groups counted per ``by`` and reason: their marks and distinct pupils."""
+    if reason is not None:
+        groups = groups.with_columns(pl.lit(reason).alias("reason"))
+    out = groups.group_by([*by, "reason"]).agg(
+        pl.col("marks").sum().cast(pl.Int64),
+        pl.col("student_code").n_unique().cast(pl.Int64).alias("pupils"),
+    )
+    out = out.with_columns(pl.lit("marks").alias("dataset"))
+    return out.select(
+        pl.col(name).cast(dtype) if name in out.columns else pl.lit(None, dtype).alias(name)
+        for name, dtype in SKIPPED_SCHEMA.items()
+    ).sort([*by, "reason"])
