@@ -59,6 +59,7 @@ def read_submission(
     file_name: str | None = None,
     allow_empty_table: bool = True,
     reference_dir: Path | None = None,
+    data: bytes | None = None,
 ) -> ReadResult:
     """Read one submitted file into the read frame, or raise `FileRejected`.
 
@@ -75,10 +76,13 @@ def read_submission(
     from, header rows, columns, slot columns) and the reader's file-level `findings` (F010
     subject code against subject name, F011 hidden tokens against the labels), checked
     against `reference_dir` (default schemas/reference: levels.csv, subjects.csv).
+
+    `data` is the file's content when the caller already holds it (the ingest reads each file
+    once: hashed, archived and parsed from the same bytes); else `path` is read.
     """
     path = Path(path)
     # Sniff: a plain name, a size within the limits, the format the bytes say.
-    data = submitted_bytes(path, file_name if file_name is not None else path.name)
+    data = submitted_bytes(path, file_name if file_name is not None else path.name, data)
     fmt = file_format(data, path.suffix.lower())
     if fmt == "csv":
         table_dataset, frame, encoding = read_csv(

@@ -303,6 +303,34 @@ def archive_original(archive: Path, path: Path, sha256: str) -> Path:
     return target
 
 
+# Files up to this size are read once: hashed, archived and parsed from the same bytes (held
+# in memory for the school's batch); larger ones are hashed, copied and read from the archive.
+READ_ONCE_BYTES = 4 << 20
+
+
+def archive_content(archive: Path, data: bytes, sha256: str, folders: set[Path]) -> Path:
+    """`archive_original` for a file's bytes already read (``sha256`` is theirs): written to
+    a temporary name, read-only, then renamed. ``folders``: the archive folders known to
+    exist (one ``mkdir`` per folder and batch, not per file)."""
+    target = archive / sha256[:2] / sha256
+    if target.exists():
+        return target
+    if target.parent not in folders:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        folders.add(target.parent)
+    temporary = target.with_name(f".{sha256}.{os.getpid()}.tmp")
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
+        with open(descriptor, "wb") as handle:
+            os.fchmod(descriptor, 0o444)
+            handle.write(data)
+    except OSError:  # e.g. a full disk: no half-written file is left behind
+        temporary.unlink(missing_ok=True)
+        raise
+    os.replace(temporary, target)
+    return target
+
+
 # ---------------------------------------------------------------------------------------------
 # Findings
 
@@ -385,9 +413,15 @@ def _scope(dataset: str, school_code: str, frame: pl.DataFrame) -> tuple[str, st
 
 
 def _read(
-    path: Path, file_name: str, school_code: str, submission_id: int, outcome: SchoolOutcome
+    path: Path,
+    file_name: str,
+    school_code: str,
+    submission_id: int,
+    outcome: SchoolOutcome,
+    data: bytes | None = None,
 ) -> tuple[_Batch, pl.DataFrame | None]:
-    """Read one archived file; a file-level problem becomes a rejected batch."""
+    """Read one archived file (``data``: its bytes, when still held); a file-level problem
+    becomes a rejected batch."""
     batch = _Batch(submission_id=submission_id, file_name=file_name)
     started = outcome.clock()
     try:
@@ -395,7 +429,7 @@ def _read(
         parts = PurePosixPath(file_name).parts
         if not all(safe_file_name(part) for part in parts):
             raise FileRejected("F007", "file name")
-        result = read_submission(path, school_code=school_code, file_name=parts[-1])
+        result = read_submission(path, school_code=school_code, file_name=parts[-1], data=data)
     except FileRejected as error:
         batch.rejected = error.rule_id
         batch.findings = [_rejection(error, file_name, school_code)]
@@ -581,10 +615,11 @@ def ingest_school(
     database = ControlDatabase(settings.resolved_database_url)
     try:
         started = outcome.clock()
+        statuses = [path.stat() for path in files]
         # The archive keeps each new file: a full disk is a sentence before anything is done.
         ensure_space(
             settings.archive,
-            sum(path.stat().st_size for path in files),
+            sum(status.st_size for status in statuses),
             f"The ingest of school {school_code}",
         )
         known = known_files(database, school_code)
@@ -595,8 +630,11 @@ def ingest_school(
             known.pop(sha256, None)
         forget_unfinished(settings, school_code, set(unfinished.values()))
         arrivals: list[dict[str, Any]] = []
-        for path in files:
-            sha256 = sha256_file(path)
+        contents: list[bytes | None] = []  # each arrival's bytes, parsed without reading again
+        folders: set[Path] = set()
+        for path, status in zip(files, statuses, strict=True):
+            data = path.read_bytes() if status.st_size <= READ_ONCE_BYTES else None
+            sha256 = sha256_file(path) if data is None else hashlib.sha256(data).hexdigest()
             if sha256 in known:
                 outcome.already_known += 1
                 continue
@@ -605,14 +643,18 @@ def ingest_school(
                 file_name = path.relative_to(folder).as_posix()
             except ValueError:
                 file_name = path.name
-            archived = archive_original(settings.archive, path, sha256)
-            status = path.stat()
+            if data is None:
+                archived = archive_original(settings.archive, path, sha256)
+                status = path.stat()
+            else:
+                archived = archive_content(settings.archive, data, sha256, folders)
+            contents.append(data)
             arrivals.append(
                 {
                     "school_code": school_code,
                     "file_name": file_name,
                     "sha256": sha256,
-                    "size_bytes": status.st_size,
+                    "size_bytes": status.st_size if data is None else len(data),
                     "archive_path": str(archived),
                     # when it landed in the inbox, not when this task got to it
                     "arrived_at": datetime.fromtimestamp(status.st_mtime, UTC),
@@ -626,14 +668,17 @@ def ingest_school(
 
         batches: list[_Batch] = []
         frames: list[tuple[_Batch, pl.DataFrame]] = []
-        for arrival, submission_id in zip(arrivals, ids, strict=True):
-            # Read from the archive: exactly the bytes recorded, whatever happens to the inbox.
+        for index, (arrival, submission_id) in enumerate(zip(arrivals, ids, strict=True)):
+            # Exactly the bytes recorded, whatever happens to the inbox: those hashed and
+            # archived, else read from the archive.
+            data, contents[index] = contents[index], None
             batch, frame = _read(
                 Path(arrival["archive_path"]),
                 arrival["file_name"],
                 school_code,
                 submission_id,
                 outcome,
+                data,
             )
             if batch.dataset == "students":  # decides which school keeps a pupil listed twice
                 arrived = arrival["arrived_at"].astimezone(settings.zone).date()

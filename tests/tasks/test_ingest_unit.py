@@ -17,6 +17,7 @@ from tasks.ingest import (
     SchoolOutcome,
     _Batch,
     _state,
+    archive_content,
     archive_original,
     discover_inbox,
     discover_inbox_task,
@@ -104,6 +105,20 @@ def test_an_original_is_kept_once_read_only_under_its_hash(tmp_path):
     assert [p for p in (tmp_path / "archive").rglob("*") if p.is_file()] == [kept]
 
 
+def test_bytes_already_read_are_archived_as_an_original_is(tmp_path):
+    received = _write(tmp_path / "inbox" / "27783Y" / "notes.csv", "a,b\n1,2\n")
+    sha = sha256_file(received)
+    folders: set[Path] = set()
+    kept = archive_content(tmp_path / "archive", received.read_bytes(), sha, folders)
+    assert kept == tmp_path / "archive" / sha[:2] / sha and folders == {kept.parent}
+    assert kept.read_bytes() == received.read_bytes()
+    assert not kept.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    assert archive_original(tmp_path / "archive", received, sha) == kept  # one copy per hash
+    assert archive_content(tmp_path / "archive", b"other", sha, folders) == kept  # kept as is
+    assert kept.read_bytes() == received.read_bytes()
+    assert [p for p in (tmp_path / "archive").rglob("*") if p.is_file()] == [kept]
+
+
 # ---- a file's fate ----------------------------------------------------------------------------
 
 
@@ -171,6 +186,25 @@ def test_a_school_is_ingested_once_and_every_row_is_counted(one_school):
     pending, done = split_known_schools(settings, {code: files})
     assert pending == {}
     assert [(o.school_code, o.already_known) for o in done] == [(code, len(files))]
+
+
+def test_files_too_big_to_hold_are_read_back_from_the_archive_with_the_same_outcome(
+    one_school, monkeypatch
+):
+    settings, code, files, folder = one_school
+    held = ingest_school(settings, code, files[: len(files) // 2], folder)
+    monkeypatch.setattr("tasks.ingest.READ_ONCE_BYTES", 0)  # every file "too big": the archive
+    archived = ingest_school(settings, code, files[len(files) // 2 :], folder)
+    assert held.rows_read > 0 and archived.rows_read > 0
+    for outcome in (held, archived):
+        assert outcome.rows_read == outcome.rows_accepted + outcome.rows_quarantined
+        assert outcome.unreadable == 0
+    submissions = _submissions(settings)
+    assert submissions.height == len(files)
+    assert set(submissions["sha256"]) == {sha256_file(path) for path in files}
+    for path in files:  # the originals are in the archive, as received, either way
+        sha = sha256_file(path)
+        assert (settings.archive / sha[:2] / sha).read_bytes() == path.read_bytes()
 
 
 def test_a_school_with_one_new_file_is_ingested_for_that_file_only(one_school):
