@@ -51,6 +51,17 @@ TERMINAL_METHOD = "os-account+totp"  # the OS account, then the approver's code
 FORM_METHOD = "name+totp"  # the name typed in Prefect's form, then the approver's code
 
 
+def machine_clock() -> datetime:
+    """The machine's time in UTC."""
+    return datetime.now(UTC)
+
+
+# What a code is checked against when no ``now`` is given: the machine's clock. The tests'
+# authenticator (tests/harness/approvers.py) sets a clock moved on by whole 30-second steps,
+# as an approver waiting for the next code would, instead of waiting for them.
+code_clock: Callable[[], datetime] = machine_clock
+
+
 class DecisionRefused(OperatorError):
     """A decision that may not be recorded (not a verified approver, the preparer, already
     decided...). ``reason``: a short code for the message log (``""`` when the refusal is not
@@ -208,7 +219,7 @@ def verify_decider(
     ``load_approvers``), :func:`identify`, the code's step taken for good, and
     :func:`check_not_preparer`. Every refusal is recorded (``refused_attempts`` and the
     message log) before :class:`DecisionRefused` is raised."""
-    at = now or datetime.now(UTC)
+    at = now or code_clock()
     home_path = Path(home)
     try:
         try:

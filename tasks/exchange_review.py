@@ -146,6 +146,7 @@ def decide_children(
     decided. Refused (:class:`DecisionRefused`, one sentence) when the batch is not waiting, a
     child is not one of its REVIEW children, a code is not one of the child's candidates, or the
     batch changed while the decisions were recorded; nothing is recorded then."""
+    code_at = now  # None: the code is checked at the approval rules' clock
     now = now or datetime.now(UTC)
     state = review_state(settings, batch_id)
     summary, queue = state.summary, state.queue
@@ -161,7 +162,7 @@ def decide_children(
                     f"{batch.state}), so its REVIEW children can no longer be decided; nothing "
                     "was recorded."
                 )
-        name = verify_decider(settings.home, database, batch, claim, "review", now).name
+        name = verify_decider(settings.home, database, batch, claim, "review", code_at).name
         before = batch.manifest_sha256
         sequence = batch.sequence
     finally:

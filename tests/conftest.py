@@ -128,15 +128,17 @@ def sftp_server() -> Iterator:
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    """How long the tests waited for approvers' next codes (the clock's 30-second steps)."""
+    """Which tests asked an approver for more codes than the clock's step gives: the harness
+    moved the platform's code clock on instead of waiting 30 s (tests/harness/approvers.py)."""
     import sys
 
     approvers = sys.modules.get("tests.harness.approvers")
-    waits = getattr(approvers, "waits", [])
-    if waits:
-        total = sum(seconds for _, seconds in waits)
+    moves = getattr(approvers, "waits", [])
+    if moves:
+        total = sum(steps for _, steps in moves)
         terminalreporter.write_line(
-            f"approver codes: {len(waits)} waited for the clock's next step, {total:.0f} s in all"
+            f"approver codes: the code clock moved on {total:.0f} step(s) of 30 s, "
+            f"for {len(moves)} code(s)"
         )
-        for test, seconds in waits:
-            terminalreporter.write_line(f"  {seconds:5.1f} s  {test}")
+        for test, steps in moves:
+            terminalreporter.write_line(f"  {steps:3.0f} step(s)  {test}")

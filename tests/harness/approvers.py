@@ -2,18 +2,24 @@
 app that gives each approver's code as the app would show it.
 
 A code is accepted once per approver (its 30-second step), one step early or late: the
-authenticator gives the current step, else the next one not used yet, and when that is more
-than one step ahead it waits (with a deadline) until the clock reaches it, as a person would
-wait for the next code."""
+authenticator gives the current step, else the next one not used yet. When that is more than
+one step ahead, a person would wait up to 30 s for the clock to reach it; the tests move the
+platform's code clock (``tasks.approval_rules.code_clock``, set when this module is imported)
+on by one whole step instead. The code is still checked for real (pyotp and hmac on the
+approver's secret, the used steps in the control database): a replayed or a wrong code is
+refused as before.
+"""
 
 from __future__ import annotations
 
 import os
-import time
-from datetime import UTC, datetime
+import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import tasks.approval_rules
 from ground.approvers import (
+    STEP_SECONDS,
     code_at_step,
     current_os_account,
     enrol_approver,
@@ -29,9 +35,20 @@ SECOND_APPROVER = "Youssef Bennani"
 SECOND_ACCOUNT = "ybennani"
 
 _used: dict[tuple[str, str], int] = {}
-# (test, seconds) of every code that waited for the clock's next step: the session's summary
-# prints them (tests/conftest.py), so that a test paying 30 s a code shows.
+# (test, steps) of every code the clock was moved on for: the session's summary prints them
+# (tests/conftest.py), so that a test asking one approver for many codes shows.
 waits: list[tuple[str, float]] = []
+_ahead = timedelta(0)  # how far the code clock is ahead of the machine's, in whole steps
+_lock = threading.Lock()  # approvers' codes are asked from the tests' decider threads too
+
+
+def code_clock() -> datetime:
+    """The time the platform checks codes at during the tests: the machine's, plus the steps
+    the tests' approvers did not wait for."""
+    return datetime.now(UTC) + _ahead
+
+
+tasks.approval_rules.code_clock = code_clock
 
 
 def enrol(home: Path, name: str, os_account: str) -> str:
@@ -49,24 +66,21 @@ def enrol_test_approvers(home: Path) -> None:
     enrol(home, SECOND_APPROVER, SECOND_ACCOUNT)
 
 
-def code(home: Path, name: str, timeout: float = 70.0) -> str:
+def code(home: Path, name: str) -> str:
     """A code of ``name`` the platform has not taken yet, as their app shows it."""
+    global _ahead
     home = Path(home).resolve()
     listed = load_approvers(home).by_name(name)
     assert listed is not None, f"{name} is not enrolled in {home}"
     secret = read_secret(home, listed)
     key = (str(home), listed.name)
-    started = time.monotonic()
-    deadline = started + timeout
-    while True:
-        now = time_step(datetime.now(UTC))
+    with _lock:
+        now = time_step(code_clock())
         step = max(now, _used.get(key, now - 1) + 1)
-        if step <= now + 1:
-            _used[key] = step
-            if time.monotonic() - started > 1:
-                test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
-                waits.append((test, time.monotonic() - started))
-            return code_at_step(secret, step)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no new code for {name} within {timeout:g} s")
-        time.sleep(0.5)  # the next code comes with the clock's next 30-second step
+        if step > now + 1:  # the app's next code: the clock moves on to it, nobody waits
+            behind = step - (now + 1)
+            _ahead += timedelta(seconds=behind * STEP_SECONDS)
+            test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
+            waits.append((test, float(behind)))
+        _used[key] = step
+        return code_at_step(secret, step)
