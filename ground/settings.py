@@ -199,6 +199,9 @@ class Settings(BaseSettings):
     timezone: str = "Africa/Casablanca"
     approval_timeout_hours: float = 72  # a batch without decision expires after this
     approval_poll_seconds: int = 10  # how often a paused exchange looks for the decision
+    # How long a paused exchange waits on Prefect before it looks in the control database
+    # for a decision recorded while it was not paused; 0: 60 x approval_poll_seconds.
+    approval_pause_slice_seconds: int = 0
     signing_key: Path | None = None
     signing_certificate: Path | None = None
     # Empty host: the inbox is the home's inbox/ folder. Otherwise schools drop files on this

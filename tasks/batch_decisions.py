@@ -221,6 +221,7 @@ def wait_for_decision(settings: Settings, summary: dict[str, Any]) -> BatchDecis
         summary["counts"].get("review", {}).get("queued", 0),
         batch_id,
     )
+    pause_slice = settings.approval_pause_slice_seconds or 60 * settings.approval_poll_seconds
     attempt = 0
     while True:
         remaining = (deadline - datetime.now(UTC)).total_seconds()
@@ -251,7 +252,7 @@ def wait_for_decision(settings: Settings, summary: dict[str, Any]) -> BatchDecis
                 wait_for_input=spec.model,
                 # In slices, so that a decision recorded while the run was not paused (a
                 # terminal's 'massar approve' at the wrong instant) is seen within one slice.
-                timeout=max(1, int(min(remaining, 60 * settings.approval_poll_seconds))),
+                timeout=max(1, int(min(remaining, pause_slice))),
                 poll_interval=settings.approval_poll_seconds,
                 key=f"approval-{batch_id.lower()}-{attempt}",
             )

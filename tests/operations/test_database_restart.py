@@ -115,6 +115,16 @@ def test_a_command_whose_database_is_stopped_says_so_in_a_sentence(tmp_path):
             assert "Unexpected error" not in said and "Traceback" not in said
 
 
+def flow_run_logged(run_id: str, words: str) -> bool:
+    """Whether the flow run sent a log line holding ``words`` to Prefect."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    only_run = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(run_id)]))
+    with get_client(sync_client=True) as client:
+        return any(words in log.message for log in client.read_logs(log_filter=only_run))
+
+
 def flow_run_state(run_id: str) -> str:
     from prefect.client.orchestration import get_client
 
@@ -141,8 +151,14 @@ def test_an_exchange_waiting_for_its_approval_outlives_a_restart(
     with PostgresServer() as server:
         monkeypatch.setenv("MASSAR_DATABASE_URL", server.url)
         home, env = make_exchange_home(province, tmp_path / "home")
-        # Leases renewed every 2 s: the heartbeat meets the outage too.
-        env = {**env, "MASSAR_DATABASE_URL": server.url, "MASSAR_LEASES__EXPIRY_SECONDS": "6"}
+        # Leases renewed every 2 s: the heartbeat meets the outage too. Pause slices of 5 s
+        # instead of 60 (60 x the poll): the run looks in the database sooner.
+        env = {
+            **env,
+            "MASSAR_DATABASE_URL": server.url,
+            "MASSAR_LEASES__EXPIRY_SECONDS": "6",
+            "MASSAR_APPROVAL_PAUSE_SLICE_SECONDS": "5",
+        }
         running = start(home, prefect_server, "exchange", "run", "cnss", **env)
         try:
             [batch] = wait_until(  # type: ignore[misc]
@@ -152,13 +168,14 @@ def test_an_exchange_waiting_for_its_approval_outlives_a_restart(
             )
             first = wait_paused(batch.flow_run_id, time.monotonic() + 120)
             stop(server)
-            # The pause's slice ends (60 s): the run looks for a decision in the database,
-            # which is away. It must keep waiting, not fail.
+            # The pause's slice ends (5 s): the run looks for a decision in the database,
+            # which is away, and says so. It must keep waiting, not fail.
             wait_until(
-                lambda: paused_state_id(batch.flow_run_id) is None,
+                lambda: flow_run_logged(batch.flow_run_id, "still waits for its decision"),
                 180,
-                "the run ends its pause's slice and looks for a decision",
+                "the run ends its pause's slice and finds the database away",
             )
+            assert paused_state_id(batch.flow_run_id) is None
             assert running.poll() is None
             start_again(server)
             again = wait_paused(batch.flow_run_id, time.monotonic() + 180, other_than=first)
