@@ -12,7 +12,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed
 
 from flows.recorded import recorded
-from flows.runners import school_task_runner, worker_count
+from flows.runners import in_flow_process, school_task_runner, worker_count
 from ground.settings import Settings, flow_settings
 from tasks.coverage import coverage_after_ingest_task
 from tasks.disk_space import disk_guarded, ingest_folders
@@ -64,7 +64,13 @@ def ingest_submissions(
     schools, left = claim_schools(settings, schools)
     outcomes = list(unchanged)
     reports_at = datetime.now(settings.zone)
-    if schools:  # a task per chunk of schools; each writes its schools' reports
+    files = sum(len(paths) for paths in schools.values())
+    if schools and in_flow_process(settings, files):  # a small night: no worker started
+        chunks = school_chunks(schools, root, 1)
+        for done, chunk in enumerate(chunks, start=1):
+            outcomes.extend(ingest_chunk_task(settings, chunk, chunk_label(chunk), reports_at))
+            update_progress_artifact(progress, 100.0 * done / len(chunks))
+    elif schools:  # a task per chunk of schools; each writes its schools' reports
         with school_task_runner(settings) as runner:
             futures: list[PrefectFuture[Any]] = [
                 runner.submit(

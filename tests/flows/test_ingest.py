@@ -130,8 +130,13 @@ def test_rerun_of_an_unchanged_inbox_changes_nothing(clean_run):
     assert _query(settings, "select submission_id, state from submissions order by 1") == before
 
 
-def test_a_changed_file_supersedes_the_earlier_version(clean_run):
+def test_a_changed_file_supersedes_the_earlier_version(clean_run, monkeypatch):
     settings, _, _ = clean_run
+
+    def no_workers(_settings):
+        raise AssertionError("a night of one new file is ingested without starting workers")
+
+    monkeypatch.setattr("flows.ingest.school_task_runner", no_workers)
     guardians = sorted(settings.inbox.glob("*/guardians.csv"))[0]
     school = guardians.parent.name
     lines = guardians.read_bytes().splitlines(keepends=True)
@@ -146,3 +151,13 @@ def test_a_changed_file_supersedes_the_earlier_version(clean_run):
     )
     assert [v["state"] for v in versions] == ["superseded", "accepted"]
     assert versions[1]["rows_read"] == versions[0]["rows_read"] - 1
+
+
+def test_only_a_small_night_on_the_default_runner_stays_in_the_flows_process():
+    from flows.runners import SMALL_NIGHT_FILES, in_flow_process
+    from ground.settings import Settings
+
+    assert in_flow_process(Settings(), 1)
+    assert in_flow_process(Settings(), SMALL_NIGHT_FILES - 1)
+    assert not in_flow_process(Settings(), SMALL_NIGHT_FILES)  # a province's first night
+    assert not in_flow_process(Settings(task_runner="dask"), 1)  # the cluster asked for
