@@ -136,6 +136,7 @@ def _index_of(cells: Sequence[object]) -> dict[str, int]:
 _row_index = functools.lru_cache(maxsize=1 << 12)(_index_of)
 
 
+@functools.lru_cache(maxsize=1 << 10)  # ~40 calls a NotesCC file, on a few dozen columns
 def column_letter(index: int) -> str:
     """0-based column index → Excel letters (0 → A, 26 → AA)."""
     out = ""
