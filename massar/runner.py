@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,30 +19,70 @@ if TYPE_CHECKING:  # tasks import Prefect, which must see this installation's se
 
 
 @contextmanager
-def prefect_api(settings: Settings) -> Iterator[None]:
+def prefect_api(settings: Settings, warm: tuple[str, ...] = ()) -> Iterator[None]:
     """Point Prefect at the installation for the flows run inside.
 
     In the embedded mode the local API is started here, once, and named explicitly: Prefect's
     own ephemeral mode would start one more API in each worker process of the ingest (seconds
-    each), since the address of an ephemeral API is not passed to them."""
+    each), since the address of an ephemeral API is not passed to them. A fresh home's database
+    starts as a copy of the installation's migrated one (massar/prefect_database.py), and the
+    modules named in ``warm`` (the flow to run) are imported while the API starts."""
     apply_prefect_environment(settings)  # before anything imports Prefect
     if not settings.embedded or os.environ.get("PREFECT_API_URL"):
         yield
         return
     from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    server = SubprocessASGIServer()
-    server.start(
-        timeout=int(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 120))
+    from prefect.settings import (
+        PREFECT_API_BLOCKS_REGISTER_ON_START,
+        PREFECT_API_DATABASE_CONNECTION_URL,
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        temporary_settings,
     )
-    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+
+    from massar.prefect_database import keep_as_template, sqlite_file, start_from_template
+
+    database = sqlite_file(str(PREFECT_API_DATABASE_CONNECTION_URL.value()))
+    fresh = database is not None and not database.exists()
+    copied = database is not None and start_from_template(database)
+    server = SubprocessASGIServer()
+    importing = _import_meanwhile(warm)
+    # the copy holds Prefect's block types already: registering them again costs ~1 s of CPU
+    with temporary_settings(updates={PREFECT_API_BLOCKS_REGISTER_ON_START: not copied}):
+        server.start(
+            timeout=int(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 120))
+        )
+    if fresh and not copied and database is not None:
+        keep_as_template(database)  # migrated, no run recorded yet
+    if importing is not None:
+        importing.join()
+    # No flow-run heartbeats: they tell a lasting server that a run died, and this API ends
+    # with the command; each flow run would wait up to 1 s at its end for the thread to stop.
+    with temporary_settings(
+        updates={PREFECT_API_URL: server.api_url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    ):
         yield
+
+
+def _import_meanwhile(modules: tuple[str, ...]) -> threading.Thread | None:
+    """Import ``modules`` in a thread (the API's process starts meanwhile); an import that
+    fails fails again, with its traceback, where the caller imports the module."""
+    if not modules:
+        return None
+
+    def load() -> None:
+        for name in modules:
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+
+    thread = threading.Thread(target=load, name="massar-warm-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 def run_ingest(settings: Settings, path: Path | None = None) -> str:
     """Run ``ingest_submissions`` and return a short summary for the operator."""
-    with prefect_api(settings):
+    with prefect_api(settings, warm=("flows.ingest",)):
         from flows.ingest import ingest_submissions
 
         summary = ingest_submissions(settings.without_secrets(), path.resolve() if path else None)
@@ -90,7 +133,7 @@ def describe_ingest(summary: dict, settings: Settings) -> str:
 
 def run_nightly(settings: Settings) -> str:
     """Run the ``nightly`` flow (ingest, then consolidation) and summarise it."""
-    with prefect_api(settings):
+    with prefect_api(settings, warm=("flows.nightly",)):
         from flows.nightly import nightly
 
         result = nightly(settings.without_secrets())
@@ -112,7 +155,7 @@ def run_evaluate(settings: Settings, year: str | None, semester: int | None) -> 
     from tasks.evaluation_steps import check_inputs
 
     year = check_inputs(settings, year)  # a bad year or rules file: a sentence, no flow run
-    with prefect_api(settings):
+    with prefect_api(settings, warm=("flows.evaluate",)):
         from flows.evaluate import evaluate
 
         summary = evaluate(settings.without_secrets(), year=year, semester=semester)
@@ -142,7 +185,7 @@ def describe_evaluation(summary: dict, settings: Settings) -> str:
 def run_exchange(settings: Settings, partner: str, prepared_by: str) -> str:
     """Run the ``exchange`` flow for one partner (it waits for the approvers' decision) and
     summarise it."""
-    with prefect_api(settings):
+    with prefect_api(settings, warm=("flows.exchange",)):
         from flows.exchange import exchange
 
         try:
