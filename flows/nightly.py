@@ -18,6 +18,8 @@ from tasks.consolidation_steps import (
     publish_night_task,
     reference_task,
     table_task,
+    tables_without_changes,
+    unchanged_tables_task,
 )
 from tasks.disk_space import consolidation_estimate, disk_guarded, warehouse_folders
 from tasks.leases import WAREHOUSE, leased, night_not_run
@@ -39,15 +41,18 @@ def nightly_consolidation(settings: Settings | None = None, home: str | None = N
     night_id = open_night_task(settings)
     pending = find_changed_schools_task(settings)
     versions: dict[str, int] = {"schools": reference_task(settings)}
+    unchanged = tables_without_changes(pending)
+    kept = unchanged_tables_task(settings, unchanged) if unchanged else {}
     transfers = 0
     for table, dataset in consolidated_tables():
-        schools = sorted(pending.get(dataset, {}))
-        if table == "enrollments":
+        if table in kept:
+            versions[table] = kept[table]
+        elif table == "enrollments":
             versions[table], transfers = enrollments_task(
-                settings, schools, datetime.now(settings.zone)
+                settings, sorted(pending.get(dataset, {})), datetime.now(settings.zone)
             )
         else:
-            versions[table] = table_task(settings, table, schools)
+            versions[table] = table_task(settings, table, sorted(pending.get(dataset, {})))
     published = {table: version for table, version in versions.items() if version >= 0}
     return publish_night_task(settings, night_id, published, pending, transfers)
 

@@ -26,7 +26,12 @@ from tasks.consolidate import (
 )
 from warehouse.control import ControlDatabase
 from warehouse.delta import current_version, read_table
-from warehouse.nights import finish_night, published_versions, start_night
+from warehouse.nights import (
+    finish_night,
+    last_table_rows,
+    published_versions,
+    start_night,
+)
 from warehouse.tables import TABLES
 
 
@@ -45,6 +50,22 @@ def find_changed_schools(settings: Settings) -> dict[str, dict[str, list[int]]]:
         return {dataset: pending_submissions(database, dataset) for dataset in sorted(datasets)}
     finally:
         database.dispose()
+
+
+def tables_without_changes(pending: dict[str, dict[str, list[int]]]) -> list[str]:
+    """The tables no school changed tonight (``pending``: find_changed_schools), enrolments
+    aside (their first night writes the table even without a student list)."""
+    return [
+        table
+        for table, dataset in consolidated_tables()
+        if not pending.get(dataset) and table != "enrollments"
+    ]
+
+
+def unchanged_tables(settings: Settings, tables: list[str]) -> dict[str, int]:
+    """The current version of each table no school changed tonight (-1: not written yet):
+    nothing is read or written, and one Prefect task for all of them instead of one each."""
+    return {table: current_version(settings.warehouse, table) for table in tables}
 
 
 def open_night(settings: Settings) -> int:
@@ -66,19 +87,18 @@ def publish_night(
 ) -> dict[str, Any]:
     """Publish the night's versions, then mark its submissions consolidated; returns the
     summary (counts only: no pupil data)."""
-    rows = {}
-    for table, version in versions.items():
-        rows[table] = read_table(settings.warehouse, table, version).count_rows()
     changed = sorted({school for by_school in pending.values() for school in by_school})
     summary = {
         "night_id": night_id,
         "versions": versions,
-        "rows": rows,
+        "rows": {},
         "schools_changed": len(changed),
         "transfers": transfers,
     }
     database = ControlDatabase(settings.resolved_database_url)
     try:
+        rows = table_rows(settings, database, versions)
+        summary["rows"] = rows
         # The tables no consolidation writes (the evaluation's results) stay published at
         # their last version: a night whose evaluation fails or has not run yet still has them.
         kept = {t: v for t, v in published_versions(database).items() if t not in versions}
@@ -99,6 +119,20 @@ def publish_night(
         ),
     )
     return summary
+
+
+def table_rows(
+    settings: Settings, database: ControlDatabase, versions: dict[str, int]
+) -> dict[str, int]:
+    """Rows of each table at its version: the last consolidation's count for a table at the
+    same version (an unchanged night opens no table), else counted from the table."""
+    known = last_table_rows(database)
+    return {
+        table: known[table][1]
+        if known.get(table, (None, 0))[0] == version
+        else read_table(settings.warehouse, table, version).count_rows()
+        for table, version in versions.items()
+    }
 
 
 def consolidate_enrollments_and_report(
@@ -128,6 +162,7 @@ def consolidate_enrollments_and_report(
 find_changed_schools_task = task(name="find_changed_schools", cache_policy=NO_CACHE)(
     find_changed_schools
 )
+unchanged_tables_task = task(name="unchanged_tables", cache_policy=NO_CACHE)(unchanged_tables)
 open_night_task = task(name="open_night", cache_policy=NO_CACHE)(open_night)
 publish_night_task = task(name="publish_night", cache_policy=NO_CACHE)(publish_night)
 reference_task = task(name="consolidate_schools", cache_policy=NO_CACHE)(

@@ -84,6 +84,9 @@ def test_a_second_night_without_new_submission_changes_nothing(night):
     again = nightly(settings)
     assert again["ingest"]["new_submissions"] == 0
     assert table_versions(settings.warehouse) == before
+    # the rows it reports are the last night's count, still those of the tables
+    rows = again["consolidation"]["rows"]
+    assert rows and rows == {t: read_table(settings.warehouse, t).count_rows() for t in rows}
 
 
 def test_a_resubmission_replaces_its_rows_and_last_night_stays_readable(night):
