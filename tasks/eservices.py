@@ -83,6 +83,8 @@ ANNUAL_FIELDS = ("average", "rank", "class_size", "decision", "mention")
 HISTORY_FIELDS = ("school_year", "school_code", "level_code", "average", "result")
 
 PUPIL_KEY = ("school_code", "school_year", "student_code")
+LISTS = ("assessments", "exams", "semesters", "history")  # an empty list, never null
+Records = Sequence[Mapping[str, Any]] | pl.DataFrame  # a school's records: dicts, or a frame
 TEST_SLOTS = ("test1", "test2", "test3", "test4")
 _SCHOOL_FOLDER = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -234,6 +236,7 @@ def _assessments(marks: pl.DataFrame, subject_results: pl.DataFrame) -> pl.DataF
     )
     rows = results.join(slots, on=key, how="full", coalesce=True, nulls_equal=True)
     rows = rows.with_columns(
+        pl.col("tests").fill_null(pl.lit([], dtype=slots.schema["tests"])),
         _labels(pl.col("subject_code"), "subjects.csv", "subject_code", "name_ar").alias(
             "subject_ar"
         ),
@@ -281,7 +284,7 @@ def _history(history: pl.DataFrame, pupils: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def build_extract(
+def extract_records(
     students: pl.DataFrame,
     marks: pl.DataFrame,
     subject_results: pl.DataFrame,
@@ -289,9 +292,9 @@ def build_extract(
     annual_results: pl.DataFrame,
     exam_results: pl.DataFrame,
     history: pl.DataFrame | None = None,
-) -> dict[str, list[dict[str, Any]]]:
-    """Per school code, the e-service records of its pupils (JSON-ready dicts of the
-    ``PUPIL_FIELDS``), sorted by school year, class and pupil code.
+) -> pl.DataFrame:
+    """The e-service records, one row per pupil and school with the ``PUPIL_FIELDS`` (lists
+    empty, never null), sorted by school, school year, class and pupil code.
 
     A pupil of a school and year is one on its list (``students``) or with a result there;
     every table is joined on (school_code, school_year, student_code), so a pupil enrolled in
@@ -365,16 +368,29 @@ def build_extract(
     records = pupils
     for part in parts:
         records = records.join(part, on=list(PUPIL_KEY), how="left")
-    records = records.sort("school_code", "school_year", "class_code", "student_code").select(
-        PUPIL_FIELDS
+    records = records.sort("school_code", "school_year", "class_code", "student_code")
+    return records.select(
+        pl.col(name).fill_null(pl.lit([], dtype=records.schema[name])) if name in LISTS else name
+        for name in PUPIL_FIELDS
     )
 
+
+def build_extract(
+    students: pl.DataFrame,
+    marks: pl.DataFrame,
+    subject_results: pl.DataFrame,
+    semester_results: pl.DataFrame,
+    annual_results: pl.DataFrame,
+    exam_results: pl.DataFrame,
+    history: pl.DataFrame | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Per school code, the e-service records of its pupils (:func:`extract_records` as
+    JSON-ready dicts of the ``PUPIL_FIELDS``), sorted by school year, class and pupil code."""
+    records = extract_records(
+        students, marks, subject_results, semester_results, annual_results, exam_results, history
+    )
     extracts: dict[str, list[dict[str, Any]]] = {}
     for row in records.iter_rows(named=True):
-        for name in ("assessments", "exams", "semesters", "history"):
-            row[name] = row[name] or []
-        for assessment in row["assessments"]:
-            assessment["tests"] = assessment["tests"] or []
         extracts.setdefault(row["school_code"], []).append(row)
     return extracts
 
@@ -473,10 +489,11 @@ def changed_extracts(
     annual_results: pl.DataFrame | None,
     exam_results: pl.DataFrame | None,
     history: pl.DataFrame | None = None,
-) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
-    """The extracts (:func:`build_extract`) of the schools whose inputs differ from those their
-    extract under ``folder`` was made from (or that have none), and every school's inputs
-    fingerprint, for :func:`write_school_extracts`: a night builds only what changed."""
+) -> tuple[dict[str, pl.DataFrame], dict[str, str]]:
+    """The records (:func:`extract_records`, a frame per school) of the schools whose inputs
+    differ from those their extract under ``folder`` was made from (or that have none), and
+    every school's inputs fingerprint, for :func:`write_school_extracts`: a night builds only
+    what changed."""
     made_of = extract_inputs(
         students, marks, subject_results, semester_results, annual_results, exam_results, history
     )
@@ -490,7 +507,7 @@ def changed_extracts(
             return pl.DataFrame()
         return frame.filter(where) if "school_code" in frame.columns else frame
 
-    extracts = build_extract(
+    records = extract_records(
         only(students),
         only(marks),
         only(subject_results),
@@ -499,7 +516,8 @@ def changed_extracts(
         only(exam_results),
         history=history,
     )
-    return {s: extracts.get(s, []) for s in changed}, made_of
+    built = records.partition_by("school_code", as_dict=True, maintain_order=True)
+    return {s: built.get((s,), records.clear()) for s in changed}, made_of
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -525,17 +543,62 @@ def _same_extract(target: Path, sha256: str, size: int, inputs: str | None = Non
         return False
 
 
+def _json_lines(records: Records) -> bytes:
+    """The records as UTF-8 JSON Lines (compact separators); a frame is serialised by polars
+    itself (no Python object per mark: the province's extract took ~25 s of CPU that way)."""
+    if isinstance(records, pl.DataFrame):
+        return records.write_ndjson().encode("utf-8") if records.height else b""
+    return b"".join(
+        json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        + b"\n"
+        for record in records
+    )
+
+
+def _described(records: Records) -> tuple[set[Any], list[str], int, dict[str, int]]:
+    """The schools, school years, pupils and manifest counts of ``records``."""
+    if isinstance(records, pl.DataFrame):
+        lengths = {name: int(records.get_column(name).list.len().sum()) for name in LISTS}
+        return (
+            set(records.get_column("school_code").unique().to_list()),
+            sorted({str(y) for y in records.get_column("school_year").unique().to_list()}),
+            records.height,
+            {
+                "pupils": records.height,
+                "assessments": lengths["assessments"],
+                "exams": lengths["exams"],
+                "semesters": lengths["semesters"],
+                "annual": records.height - records.get_column("annual").null_count(),
+                "history": lengths["history"],
+            },
+        )
+    return (
+        {r.get("school_code") for r in records},
+        sorted({str(r.get("school_year")) for r in records}),
+        len(records),
+        {
+            "pupils": len(records),
+            "assessments": sum(len(r.get("assessments") or []) for r in records),
+            "exams": sum(len(r.get("exams") or []) for r in records),
+            "semesters": sum(len(r.get("semesters") or []) for r in records),
+            "annual": sum(1 for r in records if r.get("annual")),
+            "history": sum(len(r.get("history") or []) for r in records),
+        },
+    )
+
+
 def write_school_extracts(
     folder: Path | str,
-    extracts: Mapping[str, Sequence[Mapping[str, Any]]],
+    extracts: Mapping[str, Records],
     made_of: Mapping[str, str] | None = None,
 ) -> list[Path]:
-    """Write each school's records to ``<folder>/<school_code>/eservices.jsonl`` and its
-    ``manifest.json`` (sha256, size, counts, and ``inputs_sha256`` from ``made_of``: the
-    fingerprint of its inputs, :func:`extract_inputs`); returns the files of every school,
-    extract then manifest per school, schools in code order, those of ``made_of`` whose
-    extract stands included. A school whose extract on disk already holds the same records is
-    not rewritten, so its files keep their dates."""
+    """Write each school's records (dicts, or a frame of :func:`extract_records`) to
+    ``<folder>/<school_code>/eservices.jsonl`` and its ``manifest.json`` (sha256, size,
+    counts, and ``inputs_sha256`` from ``made_of``: the fingerprint of its inputs,
+    :func:`extract_inputs`); returns the files of every school, extract then manifest per
+    school, schools in code order, those of ``made_of`` whose extract stands included. A
+    school whose extract on disk already holds the same records is not rewritten, so its
+    files keep their dates."""
     made_of = made_of or {}
     written: list[Path] = []
     for school_code in sorted(set(made_of) - set(extracts)):  # built from the same inputs
@@ -545,15 +608,12 @@ def write_school_extracts(
         if not _SCHOOL_FOLDER.match(school_code):
             raise ValueError(f"school code {school_code!r} cannot name a folder")
         records = extracts[school_code]
-        strangers = {r.get("school_code") for r in records} - {school_code}
-        if strangers:
+        schools, years, count, counts = _described(records)
+        if schools - {school_code}:
             raise ValueError(f"the extract of {school_code} holds records of other schools")
         target = Path(folder) / school_code
         target.mkdir(parents=True, exist_ok=True)
-        data = b"".join(
-            json.dumps(record, ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n"
-            for record in records
-        )
+        data = _json_lines(records)
         extract = target / EXTRACT_NAME
         sha256 = hashlib.sha256(data).hexdigest()
         manifest_path = target / MANIFEST_NAME
@@ -566,24 +626,12 @@ def write_school_extracts(
             "format": "massar-eservices",
             "format_version": FORMAT_VERSION,
             "school_code": school_code,
-            "school_years": sorted({str(r.get("school_year")) for r in records}),
+            "school_years": years,
             "inputs_sha256": inputs,
             "files": [
-                {
-                    "name": EXTRACT_NAME,
-                    "sha256": sha256,
-                    "bytes": len(data),
-                    "records": len(records),
-                }
+                {"name": EXTRACT_NAME, "sha256": sha256, "bytes": len(data), "records": count}
             ],
-            "counts": {
-                "pupils": len(records),
-                "assessments": sum(len(r.get("assessments") or []) for r in records),
-                "exams": sum(len(r.get("exams") or []) for r in records),
-                "semesters": sum(len(r.get("semesters") or []) for r in records),
-                "annual": sum(1 for r in records if r.get("annual")),
-                "history": sum(len(r.get("history") or []) for r in records),
-            },
+            "counts": counts,
         }
         text = json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"
         _write_atomic(manifest_path, text.encode("utf-8"))
