@@ -5,8 +5,10 @@ batch (``Settings.evaluation_batch_rows`` marks), not the country.
 
 A school's subject, semester and annual results need only its own marks and enrolments (ranks
 are within a class), so the marks are read one batch of school partitions at a time, restricted
-by :func:`tasks.evaluable.evaluable` exactly as a whole-warehouse run restricts them, computed
-by :mod:`tasks.results_formulas` and written with one commit per result table and batch (the
+as :func:`tasks.evaluable.evaluable` restricts a whole warehouse, computed by the SQL of
+:mod:`tasks.results_sql` (inside DuckDB from the batch's Parquet files: tasks/evaluation_duckdb.py;
+a run of one semester reads the batch with polars and :mod:`tasks.results_formulas`) and
+written with one commit per result table and batch (the
 night published afterwards names the last version; readers never see a batch alone). What
 crosses schools is read apart, small: the school years of the marks (a first pass over the
 school_year column), the accepted lists (school, year), the active enrolments elsewhere of the

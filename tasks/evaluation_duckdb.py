@@ -123,22 +123,30 @@ def evaluate_batch(
     columns = ["school_code", *(name for name in MARK_COLUMNS if name in present)]
     where = "" if year is None else f" WHERE school_year = {_text(year)} OR school_year IS NULL"
     marks = f"(SELECT {', '.join(columns)} FROM {scan}{where})"
-    sums = _arrow(connection, subject_sums_query(marks, rules, columns))
-    if not sums.num_rows:
-        return _empty(active, looked_at)
     keys = active.select(ENROLMENT_KEYS).unique().to_arrow()
     known = ", ".join(_text(level) for level in rules.level_cycle) or "NULL"
     enrolled = " AND ".join(f"a.{k} = s.{k}" for k in ENROLMENT_KEYS)
-    connection.register("batch_sums", sums)
     connection.register("batch_active", keys)
+    try:  # each group flagged once: its pupil actively enrolled in its school and year
+        sums = _arrow(
+            connection,
+            f"SELECT s.*, a.student_code IS NOT NULL AS enrolled "
+            f"FROM ({subject_sums_query(marks, rules, columns)}) s "
+            f"LEFT JOIN batch_active a ON {enrolled}",
+        )
+    finally:
+        connection.unregister("batch_active")
+    if not sums.num_rows:
+        return _empty(active, looked_at)
+    connection.register("batch_sums", sums)
     try:
         held = connection.sql(
             f"""
-            SELECT s.school_year, s.school_code, s.level_code, s.student_code,
-                sum(s.marks_read) AS marks, a.student_code IS NOT NULL AS enrolled
-            FROM batch_sums s LEFT JOIN batch_active a ON {enrolled}
-            WHERE s.school_year IS NULL OR a.student_code IS NULL
-                OR s.level_code IS NULL OR s.level_code NOT IN ({known})
+            SELECT school_year, school_code, level_code, student_code,
+                sum(marks_read) AS marks, enrolled
+            FROM batch_sums
+            WHERE school_year IS NULL OR NOT enrolled
+                OR level_code IS NULL OR level_code NOT IN ({known})
             GROUP BY ALL
             """
         ).pl()
@@ -146,13 +154,12 @@ def evaluate_batch(
             "SELECT DISTINCT school_year, school_code FROM batch_sums WHERE school_year IS NOT NULL"
         ).pl()
         kept = (
-            f"(SELECT s.* FROM batch_sums s SEMI JOIN batch_active a ON {enrolled} "
-            f"WHERE s.level_code IN ({known}))"
+            "(SELECT * EXCLUDE (enrolled) FROM batch_sums "
+            f"WHERE enrolled AND level_code IN ({known}))"
         )
         subjects = _arrow(connection, subject_finish_query(kept, rules))
     finally:
         connection.unregister("batch_sums")
-        connection.unregister("batch_active")
     del sums
     connection.register("batch_subjects", subjects)
     try:

@@ -7,6 +7,10 @@ for the warehouse's batches alike.
     semester_sql(connection, subjects, ...)  pupil × semester, ranked within class × semester
     annual_sql(connection, semesters, ...)   pupil × year, ranked within class, with decision
 
+Each is one query (``subject_sums_query`` + ``subject_finish_query``, ``semester_query``,
+``annual_query``) over a named source, so that the warehouse's batches run the same SQL over
+their Parquet files (tasks/evaluation_duckdb.py).
+
 Determinism: DuckDB sums a group's rows in whatever order its threads meet them, and a float
 sum's last bits depend on that order. Every sum here is exact (DECIMAL, summed in 128-bit
 integers) and turned into a float only for the division, so the same marks give the same bits
