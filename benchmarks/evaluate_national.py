@@ -18,7 +18,8 @@ its peak resident memory is its own:
   tables (subject, semester, annual, exam results) written back to the warehouse, school batch
   by school batch (``--batch-rows``, default the setting ``evaluation_batch_rows``), the
   subject, semester and annual results computed by DuckDB SQL (tasks/results_sql.py, held to
-  the setting ``evaluation_memory_mb``);
+  the setting ``evaluation_memory_mb``) straight from the batch's Parquet files
+  (tasks/evaluation_duckdb.py);
 * baseline: DuckDB's bare ``SELECT student_code, subject_code, semester, avg(mark) ... GROUP BY``
   over the same Parquet files (the aggregation alone: nothing written).
 
@@ -30,8 +31,33 @@ before each measure); ``--build-only`` generates them without measuring. ``run(q
 returns the rows for benchmarks/report.py.
 
 Figures (2026-12-05, the 2-core machine shared with four other engineers; batches of 8 M
-marks, DuckDB held to 2,048 MB; the warehouses kept in /tmp/national). After this change
-(DuckDB SQL with exact sums; a batch's writes read only its schools' files), load 1.6-2.9:
+marks, DuckDB held to 2,048 MB; the warehouses kept in /tmp/national).
+
+Latest (the batch stays in DuckDB: its marks read from the published version's Parquet files,
+restricted to active enrolments on the subject groups, subject → semester → annual handed on as
+Arrow with no polars hop; result tables written at ZSTD level 1), 00:35 UTC, load 6-9 (others'
+tests running: the walls are inflated, compare the CPU seconds):
+
+    marks   ours wall (CPU)       peak RSS   DuckDB GROUP BY wall (CPU)   peak RSS   load
+    10 M     33.2 s (18.9 s)      2,132 MB     2.1 s  (1.7 s)              533 MB   8.1→9.2
+    40 M    127.2 s (79.0 s)      3,397 MB     8.6 s  (8.3 s)            2,102 MB   8.9→6.7
+
+against, the same day before it (the marks read with polars, restricted by
+tasks/evaluable.py, each step's results through polars and back): 10 M 24.1 s CPU, 4,507 MB
+peak at load 0.5→4.5 (23.0 s CPU and 4,915 MB in the quiet run below); 40 M 90.1 s CPU,
+5,673 MB (quiet run below). So -20 % CPU (10 M) and -12 % (40 M), peak RSS about halved
+(it follows the batch: 2 batches of 5 M marks at 10 M, 6 of up to 8 M at 40 M). Ratio to the
+bare GROUP BY in CPU: 11.0× at 10 M, 9.5× at 40 M (was 12.5-13.9×): the 1.2× target is still
+missed by far. Where the CPU goes now (10 M, ~19 s, profiled by step at load 7-8): per 5 M-mark
+batch, summing the marks per pupil × subject × semester from Parquet with the enrolment flag
+2.4 s (DuckDB's 7-key hash aggregation with exact sums; the bare 3-key GROUP BY is ~0.9 s of
+the same marks), the subject results 0.9, the semester results 0.9, the annual 0.25; then the
+writes ~4.5 s for the whole run (the subject table's 5 M rows 2.5 of it, Delta + Parquet ZSTD),
+the exams 2.4 (polars), the rest ~1.5 (years present, exam plan, enrolments). 100 M and 300 M
+not re-run with this change (left to the lead on a quiet machine).
+
+Before that change (DuckDB SQL with exact sums; a batch's writes read only its schools'
+files), load 1.6-2.9:
 
     marks   ours wall (CPU)       peak RSS   DuckDB GROUP BY wall (CPU)   peak RSS   load
     10 M     21.5 s (26.0 s)      4,580 MB     1.0 s  (1.9 s)              644 MB   1.6→2.1
