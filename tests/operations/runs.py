@@ -23,10 +23,12 @@ from warehouse.message_log import message_log
 MASSAR = str(Path(sys.executable).with_name("massar"))
 
 
-def fill_inbox(home: Path, province: Path) -> int:
-    """Copy every school folder of a generated province into the home's inbox; file count."""
+def fill_inbox(home: Path, province: Path, schools: int | None = None) -> int:
+    """Copy the school folders of a generated province (the first ``schools``, else every one)
+    into the home's inbox; file count."""
     files = 0
-    for school in sorted(p for p in province.iterdir() if p.is_dir() and p.name[:5].isdigit()):
+    folders = sorted(p for p in province.iterdir() if p.is_dir() and p.name[:5].isdigit())
+    for school in folders[:schools]:
         shutil.copytree(school, home / "inbox" / school.name, dirs_exist_ok=True)
         files += sum(1 for f in school.rglob("*") if f.is_file())
     return files

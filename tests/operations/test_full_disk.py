@@ -49,7 +49,8 @@ def home(tmp_path, province):
     from massar.home import init_home
 
     settings = init_home(tmp_path / "home")
-    return settings.home, fill_inbox(settings.home, province)
+    # Two schools: a full disk is refused before any school's work, whatever their number.
+    return settings.home, fill_inbox(settings.home, province, schools=2)
 
 
 def error_line(err: str) -> str:
