@@ -490,9 +490,12 @@ def _validate(
     for dataset, parts in grouped.items():
         # One frame per dataset, each row with its file's submission id (one column for all
         # the dataset's files rather than one polars call per file).
-        combined = pl.concat([frame for _, frame in parts], how="diagonal_relaxed")
-        ids = [b.submission_id for b, frame in parts for _ in range(frame.height)]
-        combined = combined.with_columns(pl.Series("submission_id", ids, dtype=pl.Int64))
+        combined = _stack([frame for _, frame in parts])
+        ids = pl.DataFrame(
+            {"id": [b.submission_id for b, _ in parts], "n": [f.height for _, f in parts]},
+            schema={"id": pl.Int64, "n": pl.UInt32},
+        ).select(pl.col("id").repeat_by("n").explode().alias("submission_id"))
+        combined = combined.with_columns(ids.get_column("submission_id"))
         validated = validate_submission(dataset, combined, school_code=school_code)
         validated_rows[dataset] = [validated.accepted, validated.quarantined]
         accepted = _slices(validated.accepted, [b.submission_id for b, _ in parts])
