@@ -6,18 +6,28 @@ once.
 
 The stack is the package's (tests/deployments/conftest.py), whose home test_stack.py has
 already ingested the session's province: this test drops a province of another seed (other
-schools, other files) and counts the submissions of those files only."""
+schools, other files) and counts the submissions of those files only.
+
+The worker's run is frozen (SIGSTOP) once it holds the school folders, between two database
+statements, while the terminal's ingest runs: however fast an ingest is, the terminal finds it
+at work (the leases expire after 120 s, far beyond the terminal's run); it goes on (SIGCONT)
+once the terminal's ingest has ended."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 from tests.conftest import TEST_SCHOOLS, TEST_SEED, TEST_YEAR
 from tests.harness.stack import MASSAR, Stack, clean_env
@@ -35,6 +45,59 @@ def other_province(tmp_path_factory: pytest.TempPathFactory) -> Path:
     outdir = tmp_path_factory.mktemp("race-province")
     generate_province(outdir, schools=TEST_SCHOOLS, seed=TEST_SEED + 1, year=TEST_YEAR)
     return outdir
+
+
+def flow_run_processes(flow_run_id: str) -> list[int]:
+    """The processes of a flow run the worker started: its own and its task runner's, which
+    inherit its PREFECT__FLOW_RUN_ID."""
+    marker = f"PREFECT__FLOW_RUN_ID={flow_run_id}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:  # gone, or not ours to read
+                continue
+    return found
+
+
+def _signal(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            continue
+
+
+@contextmanager
+def frozen(
+    flow_run_id: str, database_url: str, holding: Callable[[], bool], timeout: float = 300
+) -> Iterator[None]:
+    """The flow run's processes stopped (SIGSTOP) once ``holding()`` is true while they are
+    stopped outside any statement or transaction on the control database (none of its
+    connections busy: a frozen transaction could hold rows another run waits for); continued
+    (SIGCONT) on leaving."""
+    engine = sqlalchemy.create_engine(database_url, poolclass=sqlalchemy.pool.NullPool)
+    busy = sqlalchemy.text(
+        "select count(*) from pg_stat_activity where datname = current_database() "
+        "and pid <> pg_backend_pid() and state is not null and state <> 'idle'"
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            pids = flow_run_processes(flow_run_id)
+            _signal(pids, signal.SIGSTOP)
+            with engine.connect() as connection:
+                if pids and connection.execute(busy).scalar_one() == 0 and holding():
+                    break
+            _signal(pids, signal.SIGCONT)
+            assert time.monotonic() < deadline, "the run never held school folders, stopped"
+            time.sleep(0.05)
+        yield
+    finally:
+        _signal(flow_run_processes(flow_run_id), signal.SIGCONT)
+        engine.dispose()
 
 
 def test_a_terminal_ingest_during_the_ingest_deployment_registers_each_file_once(
@@ -60,22 +123,23 @@ def test_a_terminal_ingest_during_the_ingest_deployment_registers_each_file_once
     assert created.status_code in (200, 201), created.text
     flow_run_id = created.json()["id"]
     # The terminal's ingest starts once the worker's run holds school folders (not after a
-    # guess); the lease table is read on the stack's PostgreSQL.
+    # guess), that run frozen meanwhile; the lease table is read on the stack's PostgreSQL.
     database = ControlDatabase(stack.env["MASSAR_DATABASE_URL"])
     try:
-        deadline = time.monotonic() + 300
-        while not current_leases(database, "school:"):
-            assert time.monotonic() < deadline, "the ingest deployment's run claims no school"
-            time.sleep(0.1)
+        with frozen(
+            flow_run_id,
+            stack.env["MASSAR_DATABASE_URL"],
+            lambda: bool(current_leases(database, "school:")),
+        ):
+            terminal = subprocess.run(
+                [MASSAR, "ingest"],
+                env={**clean_env(), **stack.env},
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
     finally:
         database.dispose()
-    terminal = subprocess.run(
-        [MASSAR, "ingest"],
-        env={**clean_env(), **stack.env},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
     run = stack.wait(flow_run_id, timeout=900)
     assert terminal.returncode == 0, terminal.stdout + terminal.stderr[-3000:]
     assert "IntegrityError" not in terminal.stdout + terminal.stderr
