@@ -127,40 +127,48 @@ def evaluate_batch(
     known = ", ".join(_text(level) for level in rules.level_cycle) or "NULL"
     enrolled = " AND ".join(f"a.{k} = s.{k}" for k in ENROLMENT_KEYS)
     connection.register("batch_active", keys)
-    try:  # each group flagged once: its pupil actively enrolled in its school and year
-        sums = _arrow(
-            connection,
-            f"SELECT s.*, a.student_code IS NOT NULL AS enrolled "
+    try:  # each group flagged in the one pass that sums it: its pupil actively enrolled there
+        flagged = (
+            f"(SELECT s.*, a.student_code IS NOT NULL AS enrolled "
             f"FROM ({subject_sums_query(marks, rules, columns)}) s "
-            f"LEFT JOIN batch_active a ON {enrolled}",
+            f"LEFT JOIN batch_active a ON {enrolled})"
+        )
+        # every group's results at once, the held ones dropped after (usually none): one
+        # hand-over of the groups to Arrow instead of two
+        every = _arrow(
+            connection, subject_finish_query(flagged, rules, passed_on=("enrolled", "marks_read"))
         )
     finally:
         connection.unregister("batch_active")
-    if not sums.num_rows:
+    if not every.num_rows:
         return _empty(active, looked_at)
-    connection.register("batch_sums", sums)
+    connection.register("batch_groups", every)
     try:
         held = connection.sql(
             f"""
             SELECT school_year, school_code, level_code, student_code,
                 sum(marks_read) AS marks, enrolled
-            FROM batch_sums
+            FROM batch_groups
             WHERE school_year IS NULL OR NOT enrolled
                 OR level_code IS NULL OR level_code NOT IN ({known})
             GROUP BY ALL
             """
         ).pl()
         pairs = connection.sql(
-            "SELECT DISTINCT school_year, school_code FROM batch_sums WHERE school_year IS NOT NULL"
+            "SELECT DISTINCT school_year, school_code FROM batch_groups "
+            "WHERE school_year IS NOT NULL"
         ).pl()
-        kept = (
-            "(SELECT * EXCLUDE (enrolled) FROM batch_sums "
-            f"WHERE enrolled AND level_code IN ({known}))"
-        )
-        subjects = _arrow(connection, subject_finish_query(kept, rules))
+        if held.height:
+            subjects = _arrow(
+                connection,
+                "SELECT * EXCLUDE (enrolled, marks_read) FROM batch_groups "
+                f"WHERE enrolled AND level_code IN ({known})",
+            )
+        else:
+            subjects = every.drop_columns(["enrolled", "marks_read"])
     finally:
-        connection.unregister("batch_sums")
-    del sums
+        connection.unregister("batch_groups")
+    del every
     connection.register("batch_subjects", subjects)
     try:
         semesters = _arrow(connection, semester_query("batch_subjects"))

@@ -207,9 +207,9 @@ def subject_sums_query(marks: str, rules: EvaluationRules, columns: list[str]) -
     """
 
 
-def subject_finish_query(sums: str, rules: EvaluationRules) -> str:
+def subject_finish_query(sums: str, rules: EvaluationRules, passed_on: tuple[str, ...] = ()) -> str:
     """Subject results from the groups of :func:`subject_sums_query` (``sums``: a table, view
-    or subquery)."""
+    or subquery), followed by the columns ``passed_on`` of ``sums`` as they are."""
     mean = "CASE WHEN {n} > 0 THEN round(CAST({s} AS DOUBLE) / {n}, {d}) END"
     return f"""
     WITH means AS (
@@ -239,7 +239,7 @@ def subject_finish_query(sums: str, rules: EvaluationRules) -> str:
         weight AS activities_weight,
         coefficient,
         CASE WHEN is_exempt THEN 'exempt' WHEN raw_average IS NULL THEN 'no_mark'
-            ELSE 'ok' END AS status
+            ELSE 'ok' END AS status{"".join(f", {name}" for name in passed_on)}
     FROM combined
     """
 
