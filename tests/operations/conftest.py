@@ -23,19 +23,21 @@ def exchange_home(night_home, province, tmp_path) -> tuple[Path, dict[str, str]]
 
 
 def make_exchange_home(
-    province: Path, home: Path, night: Path | None = None
+    province: Path, home: Path, night: Path | None = None, schools: int | None = None
 ) -> tuple[Path, dict[str, str]]:
     """A home whose warehouse holds the province (one night), with Massar's leaving records,
     a signing identity, the tests' approvers and a CNSS request in the fund's outbox (the
     embedded mode's folder); the environment the ``massar`` processes run with. ``night``: a
     home after that night (its control database in it) to copy; without it the night is run,
-    on the control database the environment names (SQLite in the home by default)."""
+    on the control database the environment names (SQLite in the home by default), over the
+    first ``schools`` school folders (else every one)."""
     if night is not None:
         shutil.copytree(night, home, symlinks=True)
         settings = load_settings(home)
     else:
         settings = init_home(home)
-        for school in sorted(p for p in province.iterdir() if p.is_dir() and p.name[:5].isdigit()):
+        folders = sorted(p for p in province.iterdir() if p.is_dir() and p.name[:5].isdigit())
+        for school in folders[:schools]:
             shutil.copytree(school, settings.inbox / school.name)
         nightly(settings)
         (settings.home / "reference").mkdir(exist_ok=True)

@@ -150,7 +150,8 @@ def test_an_exchange_waiting_for_its_approval_outlives_a_restart(
         pytest.fail("PostgreSQL is not installed: run scripts/system-packages.sh.")
     with PostgresServer() as server:
         monkeypatch.setenv("MASSAR_DATABASE_URL", server.url)
-        home, env = make_exchange_home(province, tmp_path / "home")
+        # Two schools' night: the batch's wait and delivery do not depend on their number.
+        home, env = make_exchange_home(province, tmp_path / "home", schools=2)
         # Leases renewed every 2 s: the heartbeat meets the outage too. Pause slices of 5 s
         # instead of 60 (60 x the poll): the run looks in the database sooner.
         env = {
