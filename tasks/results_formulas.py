@@ -217,6 +217,9 @@ def annual_results(
 # ---- exams ------------------------------------------------------------------------------------
 
 
+CLASS_LEVEL = pl.col("_class_level")  # _level_from_class of the exam marks, computed once
+
+
 def _level_from_class(class_code: pl.Expr, rules: EvaluationRules) -> pl.Expr:
     """1APIC-2 → 1APIC when it is a known level."""
     prefix = class_code.str.replace(r"-\d{1,2}$", "")
@@ -240,7 +243,7 @@ def _papers(exam_marks: pl.LazyFrame, cc: pl.LazyFrame, rules: EvaluationRules) 
             pl.coalesce(
                 "_cc_level",
                 *(["level_code"] if "level_code" in schema else []),
-                _level_from_class(pl.col("class_code"), rules),
+                CLASS_LEVEL,
             ).alias("level_code"),
             pl.when(absent).then(None).otherwise(pl.col("mark").cast(pl.Float64)).alias("_mark"),
             given.cast(pl.Float64).alias("_given"),
@@ -333,7 +336,13 @@ def exam_results(exam_marks: Frame, cc: Frame, rules: EvaluationRules) -> pl.Dat
         "student_code",
         pl.col("average").alias("cc_average"),
     ).unique(subset=["school_year", "student_code"], keep="first")
-    # computed once: each exam reads them (a lazy .cache() is not shared across the concat)
+    # computed once, each exam reads them (a lazy .cache() is not shared across the concat):
+    # the level named by each mark's class, then the papers
+    marks = (
+        marks.with_columns(_level_from_class(pl.col("class_code"), rules).alias("_class_level"))
+        .collect(engine=ENGINE)
+        .lazy()
+    )
     papers = _papers(marks, cc_frame, rules).collect(engine=ENGINE).lazy()
     frames = []
     for name, exam in rules.exams().items():
@@ -352,7 +361,7 @@ def _candidates(
             "school_code",
             "school_year",
             "class_code",
-            _level_from_class(pl.col("class_code"), rules).alias("level_code"),
+            CLASS_LEVEL.alias("level_code"),
             "student_code",
         )
         .filter(pl.col("level_code").is_in(levels))
