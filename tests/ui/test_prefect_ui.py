@@ -141,7 +141,11 @@ def test_an_officer_approves_a_waiting_batch_in_the_ui_and_it_is_delivered(
     # One pause long enough for the officer (no slice ends while the form is open); a test
     # that fails leaves no run waiting for long.
     settings = _settings(
-        home, _partner(sftp_server), approval_poll_seconds=5, approval_timeout_hours=4 / 60
+        home,
+        _partner(sftp_server),
+        approval_poll_seconds=1,  # a submitted form resumes the run within 1 s
+        approval_pause_slice_seconds=300,
+        approval_timeout_hours=4 / 60,
     )
     request = _request(province)
     shutil.copy(request, sftp_server.outbox / request.name)

@@ -53,7 +53,11 @@ def test_an_officer_decides_a_review_child_in_the_ui_form(
     home = tmp_path / "home"
     shutil.copytree(night_home, home)  # the session's first night
     settings = _settings(
-        home, _partner(sftp_server), approval_poll_seconds=5, approval_timeout_hours=6 / 60
+        home,
+        _partner(sftp_server),
+        approval_poll_seconds=1,  # a submitted form resumes the run within 1 s
+        approval_pause_slice_seconds=300,
+        approval_timeout_hours=6 / 60,
     )
     request = _request(province)
     shutil.copy(request, sftp_server.outbox / request.name)
