@@ -29,7 +29,7 @@ from tasks.consolidate import (
 from tasks.ingest import discover_inbox, ingest_school
 from tasks.resends import confirm_resend
 from warehouse.control import ControlDatabase, Finding, Submission
-from warehouse.delta import current_version, read_table, table_versions
+from warehouse.delta import WarehouseError, current_version, read_table, table_versions
 from warehouse.submissions import active_submissions, upsert_schools
 from warehouse.tables import TABLES, tables_of
 
@@ -379,3 +379,20 @@ def test_the_school_reference_table(home: Settings, province: Path) -> None:
     assert set(schools.get_column("school_code")) == codes
     assert schools.height == len(codes)
     assert consolidate_school_reference(home) == 0  # unchanged reference: no new version
+
+
+def test_a_school_whose_staged_rows_are_lost_is_refused_and_nothing_is_committed(
+    home: Settings, database: ControlDatabase
+) -> None:
+    versions = night(home, database)
+    first, second = schools_of(home)[:2]
+    # rebuilt (as after a change of the table's derivation), one school's staged file lost
+    lost = sorted((home.staging / second / "guardians").glob("*.parquet"))
+    assert lost
+    for path in lost:
+        path.unlink()
+
+    with pytest.raises(WarehouseError, match=f"staging of school {second} does not hold"):
+        consolidate_table(home, "guardians", [first, second], rebuild=True)
+    assert current_version(home.warehouse, "guardians") == versions["guardians"]
+    assert frame(home, "guardians").filter(pl.col("school_code") == second).height > 0
