@@ -25,13 +25,8 @@ from tasks.consolidate import (
     write_transfer_report,
 )
 from warehouse.control import ControlDatabase
-from warehouse.delta import current_version, read_table
-from warehouse.nights import (
-    finish_night,
-    last_table_rows,
-    published_versions,
-    start_night,
-)
+from warehouse.delta import current_version, table_rows
+from warehouse.nights import finish_night, published_versions, start_night
 from warehouse.tables import TABLES
 
 
@@ -87,18 +82,17 @@ def publish_night(
 ) -> dict[str, Any]:
     """Publish the night's versions, then mark its submissions consolidated; returns the
     summary (counts only: no pupil data)."""
+    rows = {table: table_rows(settings.warehouse, table, v) for table, v in versions.items()}
     changed = sorted({school for by_school in pending.values() for school in by_school})
     summary = {
         "night_id": night_id,
         "versions": versions,
-        "rows": {},
+        "rows": rows,
         "schools_changed": len(changed),
         "transfers": transfers,
     }
     database = ControlDatabase(settings.resolved_database_url)
     try:
-        rows = table_rows(settings, database, versions)
-        summary["rows"] = rows
         # The tables no consolidation writes (the evaluation's results) stay published at
         # their last version: a night whose evaluation fails or has not run yet still has them.
         kept = {t: v for t, v in published_versions(database).items() if t not in versions}
@@ -119,20 +113,6 @@ def publish_night(
         ),
     )
     return summary
-
-
-def table_rows(
-    settings: Settings, database: ControlDatabase, versions: dict[str, int]
-) -> dict[str, int]:
-    """Rows of each table at its version: the last consolidation's count for a table at the
-    same version (an unchanged night opens no table), else counted from the table."""
-    known = last_table_rows(database)
-    return {
-        table: known[table][1]
-        if known.get(table, (None, 0))[0] == version
-        else read_table(settings.warehouse, table, version).count_rows()
-        for table, version in versions.items()
-    }
 
 
 def consolidate_enrollments_and_report(

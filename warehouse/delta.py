@@ -330,6 +330,19 @@ def scan_table(warehouse: Path, table: str, version: int | None = None) -> pl.La
     return pl.scan_delta(str(table_path(warehouse, table)), version=version)
 
 
+def table_rows(warehouse: Path, table: str, version: int | None = None) -> int:
+    """Rows of the table (at ``version``) from the record counts of its files in the Delta log
+    (a count opening every file's footer took ~1.5 s for a province's tables); counted from
+    the files when one has no count."""
+    delta = _open(warehouse, table, version)
+    if delta is None:
+        raise TableMissing(f"The warehouse has no table {table} yet; a consolidation writes it.")
+    actions = pa.table(delta.get_add_actions(flatten=True))
+    if "num_records" in actions.column_names and not actions.column("num_records").null_count:
+        return int(pc.sum(actions.column("num_records")).as_py() or 0)
+    return int(delta.to_pyarrow_dataset().count_rows())
+
+
 def partition_rows(warehouse: Path, table: str, version: int | None = None) -> dict[str, int]:
     """Rows per school partition of the table (at ``version``), from the Delta log alone:
     what a reader that goes school by school needs to size its batches."""

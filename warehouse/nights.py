@@ -44,26 +44,3 @@ def published_versions(database: ControlDatabase, night_id: int | None = None) -
             query = query.where(Night.night_id == night_id)
         night = session.scalars(query.order_by(Night.night_id.desc()).limit(1)).first()
         return dict(night.versions) if night else {}
-
-
-def last_table_rows(database: ControlDatabase, lookback: int = 20) -> dict[str, tuple[int, int]]:
-    """Table → (version, rows) as the last consolidation counted them (the latest completed
-    night whose summary has its rows; an evaluation's night has none); empty when none of the
-    last ``lookback`` nights has."""
-    with database.session() as session:
-        nights = session.scalars(
-            select(Night)
-            .where(Night.state == "completed")
-            .order_by(Night.night_id.desc())
-            .limit(lookback)
-        )
-        for night in nights:
-            summary = night.summary or {}
-            rows, versions = summary.get("rows"), summary.get("versions")
-            if isinstance(rows, dict) and isinstance(versions, dict):
-                return {
-                    table: (int(versions[table]), int(count))
-                    for table, count in rows.items()
-                    if table in versions
-                }
-    return {}

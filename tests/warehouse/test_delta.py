@@ -17,6 +17,7 @@ from warehouse.delta import (
     current_version,
     read_table,
     replace_school_rows,
+    table_rows,
     table_versions,
     vacuum,
 )
@@ -211,3 +212,13 @@ def test_vacuum_deletes_files_only_old_versions_needed(tmp_path: Path) -> None:
     deleted = vacuum(tmp_path, "t", retain_hours=0)
     assert len(deleted) == 1
     assert content(tmp_path) == [("11111A", "K1", 2.0)]
+
+
+def test_a_tables_rows_at_each_version_are_those_a_reader_counts(tmp_path: Path) -> None:
+    first = rows(("11111A", "K1", 12.0), ("11111A", "K2", 9.5), ("22222B", "K3", 14.0))
+    replace_school_rows(tmp_path, "t", ["11111A", "22222B"], first)
+    replace_school_rows(tmp_path, "t", ["11111A"], rows(("11111A", "K1", 13.0)))
+    assert table_rows(tmp_path, "t") == read_table(tmp_path, "t").count_rows() == 2
+    assert table_rows(tmp_path, "t", 0) == 3  # the night that published version 0 saw 3
+    with pytest.raises(TableMissing):
+        table_rows(tmp_path, "absent")
