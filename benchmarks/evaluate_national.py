@@ -34,27 +34,35 @@ Figures (2026-12-05, the 2-core machine shared with four other engineers; batche
 marks, DuckDB held to 2,048 MB; the warehouses kept in /tmp/national).
 
 Latest (the batch stays in DuckDB: its marks read from the published version's Parquet files,
-restricted to active enrolments on the subject groups, subject → semester → annual handed on as
-Arrow with no polars hop; result tables written at ZSTD level 1), 00:35 UTC, load 6-9 (others'
-tests running: the walls are inflated, compare the CPU seconds):
+summed and flagged enrolled per pupil × subject × semester in one query that also gives the
+subject results, the restriction to active enrolments applied to these groups; semester and
+annual from them as Arrow with no polars hop; ranks and class sizes in one window; result
+tables written at ZSTD level 1), 23:57-00:02 UTC, load 5-7 (others' tests running: walls
+inflated, compare the CPU seconds; three 10 M runs give the spread):
 
     marks   ours wall (CPU)       peak RSS   DuckDB GROUP BY wall (CPU)   peak RSS   load
-    10 M     33.2 s (18.9 s)      2,132 MB     2.1 s  (1.7 s)              533 MB   8.1→9.2
-    40 M    127.2 s (79.0 s)      3,397 MB     8.6 s  (8.3 s)            2,102 MB   8.9→6.7
+    10 M     21.0 s (17.6 s)      1,951 MB     1.9 s  (2.0 s)              678 MB   6.2→5.7
+    10 M     23.2 s (18.1 s)      1,965 MB     2.0 s  (2.0 s)              699 MB   6.5→6.2
+    10 M     40.9 s (20.1 s)      1,979 MB     2.2 s  (2.0 s)              705 MB   5.1→7.4
+    40 M    126.7 s (71.4 s)      2,636 MB     9.7 s  (7.8 s)            2,066 MB   7.2→6.7
 
 against, the same day before it (the marks read with polars, restricted by
 tasks/evaluable.py, each step's results through polars and back): 10 M 24.1 s CPU, 4,507 MB
 peak at load 0.5→4.5 (23.0 s CPU and 4,915 MB in the quiet run below); 40 M 90.1 s CPU,
-5,673 MB (quiet run below). So -20 % CPU (10 M) and -12 % (40 M), peak RSS about halved
-(it follows the batch: 2 batches of 5 M marks at 10 M, 6 of up to 8 M at 40 M). Ratio to the
-bare GROUP BY in CPU: 11.0× at 10 M, 9.5× at 40 M (was 12.5-13.9×): the 1.2× target is still
-missed by far. Where the CPU goes now (10 M, ~19 s, profiled by step at load 7-8): per 5 M-mark
-batch, summing the marks per pupil × subject × semester from Parquet with the enrolment flag
-2.4 s (DuckDB's 7-key hash aggregation with exact sums; the bare 3-key GROUP BY is ~0.9 s of
-the same marks), the subject results 0.9, the semester results 0.9, the annual 0.25; then the
-writes ~4.5 s for the whole run (the subject table's 5 M rows 2.5 of it, Delta + Parquet ZSTD),
-the exams 2.4 (polars), the rest ~1.5 (years present, exam plan, enrolments). 100 M and 300 M
-not re-run with this change (left to the lead on a quiet machine).
+5,673 MB (quiet run below). So about -25 % CPU at 10 M (17.6-20.1 against 23.0-24.1) and
+-21 % at 40 M (71.4 against 90.1), peak RSS less than half (it follows the batch: 2 batches of
+5 M marks at 10 M, 6 of up to 8 M at 40 M). Ratio to the bare GROUP BY in CPU: 8.9-10.2× at
+10 M, 9.1× at 40 M (was 12.5-13.9×): the 1.2× target is still missed by far. Where the CPU
+goes now (10 M, 16.3 s inside the process, by step, load 5.6; the measure above adds the
+child's start-up): the batches in DuckDB 8.6 s (per 5 M-mark batch: the sums per pupil ×
+subject × semester from Parquet with the subject results ~2.8, DuckDB's 7-key hash
+aggregation with exact sums where the bare 3-key GROUP BY of the same marks takes ~0.8; the
+semester results 0.8; the annual 0.2), the writes of the four tables 4.9 (the subject table's
+5 M rows 2.5 of it: delta-rs' Parquet writer; its settings, sorting by school, dictionaries
+off, moved it by less than the noise), the exams 2.1 (polars), the rest 0.7. The writes
+alone take twice the bare GROUP BY: 1.2× cannot be reached while the four tables are written
+with delta-rs. 100 M and 300 M not re-run with this change (left to the lead on a quiet
+machine).
 
 Before that change (DuckDB SQL with exact sums; a batch's writes read only its schools'
 files), load 1.6-2.9:
