@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import polars as pl
@@ -58,6 +60,48 @@ def kill(process: subprocess.Popen[str]) -> None:
     """SIGKILL the process and its workers, as a machine losing power would."""
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
+
+
+def writing(home: Path) -> bool:
+    """Whether a process holds the write lock of the home's SQLite control database."""
+    from sqlalchemy import make_url
+
+    from ground.settings import load_settings
+
+    path = make_url(load_settings(home).resolved_database_url).database
+    connection = sqlite3.connect(str(path), timeout=0)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.rollback()
+        return False
+    except sqlite3.OperationalError:  # "database is locked": a writer is at work
+        return True
+    finally:
+        connection.close()
+
+
+@contextmanager
+def frozen(
+    process: subprocess.Popen[str], home: Path, holding: Callable[[], object], timeout: float = 300
+) -> Iterator[None]:
+    """``process`` and its workers (its process group) stopped (SIGSTOP) at a moment when
+    ``holding()`` is true and it holds no write lock on the control database (a frozen writer
+    would keep every other run waiting); continued (SIGCONT) on leaving. However fast the run
+    is, another run started meanwhile finds it at work."""
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            assert process.poll() is None, "the run ended before it was seen at work"
+            os.killpg(process.pid, signal.SIGSTOP)
+            if not writing(home) and holding():
+                break
+            os.killpg(process.pid, signal.SIGCONT)
+            assert time.monotonic() < deadline, "the run was never seen at work"
+            time.sleep(0.02)
+        yield
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGCONT)
 
 
 def wait_until(check: Callable[[], object], seconds: float, what: str) -> object:

@@ -11,6 +11,7 @@ from tests.operations.runs import (
     check_ingested_once,
     fill_inbox,
     finish,
+    frozen,
     kill,
     leases,
     runs,
@@ -34,10 +35,10 @@ def home(tmp_path, province):
 def test_two_ingests_share_the_inbox_and_both_complete(home, prefect_server):
     path, files = home
     first = start(path, prefect_server, "ingest")
-    # The second starts once the first has claimed its school folders (not after a guess).
-    wait_until(lambda: leases(path, "school:"), 300, "the first ingest claims its schools")
-    second = start(path, prefect_server, "ingest")
-    code_2, out_2, err_2 = finish(second)
+    # The second runs once the first has claimed its school folders (not after a guess), the
+    # first frozen meanwhile.
+    with frozen(first, path, lambda: leases(path, "school:")):
+        code_2, out_2, err_2 = finish(start(path, prefect_server, "ingest"))
     code_1, out_1, err_1 = finish(first)
     assert (code_1, code_2) == (0, 0), err_1[-2000:] + err_2[-2000:]
     assert "IntegrityError" not in err_1 + err_2
@@ -54,9 +55,8 @@ def test_two_ingests_share_the_inbox_and_both_complete(home, prefect_server):
 def test_the_nightly_during_an_ingest_consolidates_what_is_recorded(home, prefect_server):
     path, files = home
     ingest = start(path, prefect_server, "ingest")
-    wait_until(lambda: leases(path, "school:"), 300, "the ingest claims its schools")
-    nightly = start(path, prefect_server, "nightly")
-    code_n, out_n, err_n = finish(nightly)
+    with frozen(ingest, path, lambda: leases(path, "school:")):
+        code_n, out_n, err_n = finish(start(path, prefect_server, "nightly"))
     code_i, _, err_i = finish(ingest)
     assert (code_i, code_n) == (0, 0), err_i[-2000:] + err_n[-2000:]
     assert LEFT in out_n and "Night " in out_n, out_n
