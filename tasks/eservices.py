@@ -210,17 +210,20 @@ def _justified(absence: pl.Expr) -> pl.Expr:
 def _assessments(marks: pl.DataFrame, subject_results: pl.DataFrame) -> pl.DataFrame:
     """Per pupil, the list of subject × semester rows of the continuous-assessment table."""
     key = [*PUPIL_KEY, "subject_code", "semester"]
+    test = pl.col("slot") != "activities"
+    # each group sorted by its own slots: sorting the province's marks by the key first
+    # cost more than the rest of the grouping
     slots = (
         marks.filter(pl.col("slot").is_in([*TEST_SLOTS, "activities"]))
-        .sort([*key, "slot"])
-        .group_by(key, maintain_order=True)
+        .group_by(key)
         .agg(
             pl.struct(
                 pl.col("slot"),
                 pl.col("mark"),
                 _justified(pl.col("absence")).alias("justified_absence"),
             )
-            .filter(pl.col("slot") != "activities")
+            .filter(test)
+            .sort_by(pl.col("slot").filter(test))
             .alias("tests"),
             pl.struct(
                 pl.col("mark"),
@@ -244,10 +247,8 @@ def _assessments(marks: pl.DataFrame, subject_results: pl.DataFrame) -> pl.DataF
             "subject_fr"
         ),
     )
-    return (
-        rows.sort([*PUPIL_KEY, "semester", "subject_code"])
-        .group_by(list(PUPIL_KEY), maintain_order=True)
-        .agg(pl.struct(list(ASSESSMENT_FIELDS)).alias("assessments"))
+    return rows.group_by(list(PUPIL_KEY)).agg(
+        pl.struct(list(ASSESSMENT_FIELDS)).sort_by("semester", "subject_code").alias("assessments")
     )
 
 
@@ -317,7 +318,17 @@ def extract_records(
                 pl.lit(order, pl.Int8).alias("_order")
             )
             for order, frame in enumerate(
-                (annual_results, semester_results, subject_results, exam_results, marks)
+                (
+                    annual_results,
+                    semester_results,
+                    subject_results,
+                    exam_results,
+                    # a pupil's marks name a few classes at most: the province's marks,
+                    # sorted whole below, cost more than the rest of the placement
+                    marks.select(*PUPIL_KEY, "class_code", "level_code").unique(
+                        maintain_order=True
+                    ),
+                )
             )
         ]
     )
