@@ -77,8 +77,8 @@ def test_an_ingest_killed_half_way_is_taken_over_once_its_leases_expire(home, pr
     def half_way() -> bool:  # files registered, not recorded yet: the worst moment
         return any(s.state == "received" for s in submissions(path))
 
-    wait_until(half_way, 300, "the ingest registers files")
-    kill(doomed)
+    with frozen(doomed, path, half_way):  # caught at that moment, however fast it is
+        kill(doomed)
     left = [s for s in submissions(path) if s.state == "received"]
     held = leases(path, "school:")
     assert left and held  # the dead run's leases are still there, for at most 5 s
