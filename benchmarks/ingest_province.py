@@ -33,6 +33,24 @@ Prefect's engine cost ~7 s of CPU whatever the size.
 
 Target ≤ 2× missed: the steps alone cost ~6× the bare read's CPU (per-file Python work over
 each sheet's header rows, a file created in the archive per submission, polars per file).
+
+Later (each file read once: hashed, archived and parsed from the same bytes; small nights in
+the flow's process; validation's vertical stack), the same generated province run back to
+back with the tree before (3030b19), load average 6-7 all along:
+
+                                   before (3030b19)        after
+    ingest / bare read, wall       120.0 / 29.9 s = 4.02×  126.6 / 23.4 s = 5.40×
+      load average at the start    7.4                     5.7
+    workers' CPU / bare read's     91.9 / 12.8 s           94.0 / 12.4 s
+    CPU: register, read,           9.8, 40.4, 10.2,        13.9, 38.4, 9.7,
+      validate, cross, write       4.5, 10.5               4.4, 10.9
+
+Two more runs of the after tree: workers' CPU 82.7 s (load 5.5; register 8.9, read 34.6) and
+89.1 s (load 7.2; register 10.8, read 37.4): the gain (a few %) is within this machine's
+noise. The register step is mostly the kernel creating the archive's files: user CPU 0.31 ->
+0.18 s for 4,404 files, system CPU 0.6 to 1.9 s for the same work from one run to the next.
+A small night (``--schools 3``: 643 files) no longer starts workers: 13.40 s -> 4.39 s wall,
+9.3 -> 2.0 s CPU (workers' and flow's), ratio 50 -> 8.9.
 """
 
 from __future__ import annotations
@@ -172,8 +190,11 @@ def measure(
         flow_cpu = time.process_time() - flow_cpu
         summary = state.result()
         totals = summary["totals"]
+        from flows.runners import in_flow_process
+
+        where = "in the flow's process" if in_flow_process(settings, files) else "2 workers"
         print(
-            f"ingest (flow, 2 worker processes): {first:.2f} s for {totals['new_submissions']} "
+            f"ingest (flow, {where}): {first:.2f} s for {totals['new_submissions']} "
             f"submissions, {totals['rows_read']} rows ({totals['rows_read'] / first:,.0f} "
             "rows/s)"
         )
