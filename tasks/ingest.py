@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import time
 import traceback
 from collections import defaultdict
@@ -308,13 +309,21 @@ def archive_original(archive: Path, path: Path, sha256: str) -> Path:
 READ_ONCE_BYTES = 4 << 20
 
 
-def archive_content(archive: Path, data: bytes, sha256: str, folders: set[Path]) -> Path:
+def archive_content(
+    archive: Path, data: bytes, sha256: str, folders: set[Path]
+) -> tuple[Path, bool]:
     """`archive_original` for a file's bytes already read (``sha256`` is theirs): written to
     a temporary name, read-only, then renamed. ``folders``: the archive folders known to
-    exist (one ``mkdir`` per folder and batch, not per file)."""
+    exist (one ``mkdir`` per folder and batch, not per file). Returns the archived file and
+    whether it holds these bytes: False when something else already stands in its place (not
+    a regular file of their size, e.g. a folder), which the caller must not parse around."""
     target = archive / sha256[:2] / sha256
-    if target.exists():
-        return target
+    try:
+        existing = target.stat()
+    except FileNotFoundError:
+        existing = None
+    if existing is not None:
+        return target, stat.S_ISREG(existing.st_mode) and existing.st_size == len(data)
     if target.parent not in folders:
         target.parent.mkdir(parents=True, exist_ok=True)
         folders.add(target.parent)
@@ -328,7 +337,7 @@ def archive_content(archive: Path, data: bytes, sha256: str, folders: set[Path])
         temporary.unlink(missing_ok=True)
         raise
     os.replace(temporary, target)
-    return target
+    return target, True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -650,7 +659,9 @@ def ingest_school(
                 archived = archive_original(settings.archive, path, sha256)
                 status = path.stat()
             else:
-                archived = archive_content(settings.archive, data, sha256, folders)
+                archived, whole = archive_content(settings.archive, data, sha256, folders)
+                if not whole:  # read back from the archive: its fault shows there (F001)
+                    data = None
             contents.append(data)
             arrivals.append(
                 {

@@ -109,14 +109,19 @@ def test_bytes_already_read_are_archived_as_an_original_is(tmp_path):
     received = _write(tmp_path / "inbox" / "27783Y" / "notes.csv", "a,b\n1,2\n")
     sha = sha256_file(received)
     folders: set[Path] = set()
-    kept = archive_content(tmp_path / "archive", received.read_bytes(), sha, folders)
-    assert kept == tmp_path / "archive" / sha[:2] / sha and folders == {kept.parent}
+    data = received.read_bytes()
+    kept, whole = archive_content(tmp_path / "archive", data, sha, folders)
+    assert kept == tmp_path / "archive" / sha[:2] / sha and folders == {kept.parent} and whole
     assert kept.read_bytes() == received.read_bytes()
     assert not kept.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
     assert archive_original(tmp_path / "archive", received, sha) == kept  # one copy per hash
-    assert archive_content(tmp_path / "archive", b"other", sha, folders) == kept  # kept as is
+    assert archive_content(tmp_path / "archive", data, sha, folders) == (kept, True)
     assert kept.read_bytes() == received.read_bytes()
     assert [p for p in (tmp_path / "archive").rglob("*") if p.is_file()] == [kept]
+    # something else in the archive's place (a folder): not taken for the file
+    odd = tmp_path / "archive" / "ab" / ("ab" + "0" * 62)
+    odd.mkdir(parents=True)
+    assert archive_content(tmp_path / "archive", data, odd.name, folders) == (odd, False)
 
 
 # ---- a file's fate ----------------------------------------------------------------------------
@@ -205,6 +210,17 @@ def test_files_too_big_to_hold_are_read_back_from_the_archive_with_the_same_outc
     for path in files:  # the originals are in the archive, as received, either way
         sha = sha256_file(path)
         assert (settings.archive / sha[:2] / sha).read_bytes() == path.read_bytes()
+
+
+def test_a_file_whose_archive_place_is_taken_is_not_accepted_from_memory(one_school):
+    settings, code, files, folder = one_school
+    small = next(path for path in files if path.name == "guardians.csv")
+    sha = sha256_file(small)
+    (settings.archive / sha[:2] / sha).mkdir(parents=True)  # not a file: the archive is broken
+    outcome = ingest_school(settings, code, files, folder)
+    assert outcome.unreadable == 1 and outcome.rejected >= 1  # F001, the platform's fault
+    rejected = _submissions(settings).filter(pl.col("sha256") == sha)
+    assert rejected["state"].to_list() == ["rejected"]
 
 
 def test_a_school_with_one_new_file_is_ingested_for_that_file_only(one_school):
