@@ -1,0 +1,71 @@
+"""The embedded Prefect API as the command line starts it (massar/runner.prefect_api), in a
+process of its own as 'massar nightly' runs: a second fresh home starts from the
+installation's migrated database and runs a flow on it, without flow-run heartbeats, the
+flow's module imported while the API started."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = """
+import json, sys
+from pathlib import Path
+from massar.home import init_home
+from massar.prefect_database import template_path
+from massar.runner import prefect_api
+
+settings = init_home(sys.argv[1])
+database = settings.prefect_home / "prefect.db"
+template = template_path().is_file()
+with prefect_api(settings, warm=("json.tool",)):
+    from prefect import flow
+    from prefect.settings import get_current_settings
+
+    warmed = "json.tool" in sys.modules
+
+    @flow
+    def answer() -> int:
+        return 42
+
+    print(json.dumps({
+        "template_before": template,
+        "result": answer(),
+        "heartbeat": get_current_settings().flows.heartbeat_frequency,
+        "warmed": warmed,
+        "database": database.is_file(),
+        "template_after": template_path().is_file(),
+    }))
+"""
+
+
+def _start(home: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MASSAR_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(home)],
+        env={**env, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_fresh_home_runs_its_flows_on_a_copy_of_the_installations_database(
+    tmp_path: Path,
+) -> None:
+    first = _start(tmp_path / "first")  # keeps the installation's template if it had none
+    assert first["result"] == 42 and first["database"] and first["template_after"]
+
+    second = _start(tmp_path / "second")
+    assert second["template_before"]  # started from the copy
+    assert second["result"] == 42 and second["database"]
+    assert second["heartbeat"] is None  # the API ends with the command: no heartbeats
+    assert second["warmed"]
