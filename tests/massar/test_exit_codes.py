@@ -128,18 +128,12 @@ def test_an_unexpected_error_exits_1_and_its_traceback_goes_to_the_homes_error_l
 
 def _unreadable_by_the_platform(home: Path, province: Path, names: tuple[str, ...]) -> None:
     """A school's files in the inbox, the first of which the platform itself will fail to
-    read: its own archive copy is a folder (as a damaged archive would be). That file is
-    padded with blank lines beyond the size the ingest reads once in memory
-    (tasks/ingest.py READ_ONCE_BYTES), so that it is read from its archive copy."""
-    from tasks.ingest import READ_ONCE_BYTES
-
+    read: its own archive copy is a folder (as a damaged archive would be)."""
     school = next(p for p in sorted(province.iterdir()) if p.is_dir() and p.name[:5].isdigit())
     inbox = home / "inbox" / school.name
     inbox.mkdir(parents=True)
     for name in names:
         shutil.copy(school / name, inbox / name)
-    first = inbox / names[0]
-    first.write_bytes(first.read_bytes() + b"\n" * (READ_ONCE_BYTES + 1))
     sha256 = hashlib.sha256((inbox / names[0]).read_bytes()).hexdigest()
     (home / "archive" / sha256[:2] / sha256).mkdir(parents=True)
 
