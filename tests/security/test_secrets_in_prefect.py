@@ -111,7 +111,9 @@ def test_no_secret_reaches_prefect(
         assert main(["init", "--home", str(home)]) == 0
         _, smtp_port = smtp
         key = _configure(home, smtp_port, password_file)
-        for school in sorted(p for p in province.iterdir() if p.is_dir() and p.name[:5].isdigit()):
+        # Two schools: every flow, task, log and artifact kind of a night, fewer of each.
+        schools = sorted(p for p in province.iterdir() if p.is_dir() and p.name[:5].isdigit())
+        for school in schools[:2]:
             shutil.copytree(school, home / "inbox" / school.name)
         code = main(["nightly", "--home", str(home)])
         assert code == 0, capsys.readouterr().err
