@@ -30,8 +30,12 @@ seconds are the steadier measure):
     unchanged / first                4.2 % wall, 2.0 % CPU     2.6 % wall, 1.9 % CPU
     peak RSS                         4,841 MB                  2,745 MB
 
-Earlier quiet figures (before): first night 95.1 s + API 12.5 s against a bare read of 11.5 s
-(9.35x), unchanged night 5.08 s (5.3 %). The first night stays far from 3x the bare read: its
+Then alone at load 1.3-3.9 (after, HEAD 54694ab): API start + flow import 9.8 s (4.9 + 4.8
+API CPU); first night 110.2 s wall, 119.3 s CPU (ingest 75.6, consolidation 10.5, evaluation
+18.9 of which e-services 8.6, statistics 1.5); with the API 120.0 s against a bare read of
+12.1 s = 9.9x; unchanged night 3.29 s wall, 2.54 s CPU (3.0 % / 2.1 %). Earlier quiet figures
+(before): first night 95.1 s + API 12.5 s (the import not counted) against a bare read of
+11.5 s (9.35x), unchanged night 5.08 s (5.3 %). The first night stays far from 3x the bare read: its
 ingest alone (another part of issue 17) is ~4x; "after" also holds the other engineers'
 changes of the same round (ingest, evaluation), see the steps above for this file's parts.
 
