@@ -60,15 +60,11 @@ def _one_polars_thread_per_worker() -> Iterator[None]:
 _POLARS_THREADS = "POLARS_MAX_THREADS"
 
 
-# Fewer new files than this are ingested in the flow's own process: two worker processes cost
-# ~2-3 s of CPU each to start (imports, Prefect's engine), a file ~2.5 ms to ingest.
-SMALL_NIGHT_FILES = 1000
-
-
 def in_flow_process(settings: Settings, files: int) -> bool:
-    """Whether ``files`` new files are few enough to ingest in the flow run's own process,
-    without starting workers (the default runner only: a Dask cluster is used as asked)."""
-    return settings.task_runner == "default" and files < SMALL_NIGHT_FILES
+    """Whether ``files`` new files are few enough (below ``small_night_files``) to ingest in the
+    flow run's own process, without starting workers (the default runner only: a Dask cluster is
+    used as asked)."""
+    return settings.task_runner == "default" and files < settings.small_night_files
 
 
 def worker_count(settings: Settings) -> int:

@@ -232,6 +232,10 @@ class Settings(BaseSettings):
     # started on 127.0.0.1 for the run, without dashboard.
     dask_address: str = ""
     dask_workers: int = Field(default=2, ge=1)
+    # With the default runner, an ingest of fewer new files than this runs in the flow's own
+    # process: two worker processes cost ~2-3 s of CPU each to start, a file ~2.5 ms (0: always
+    # the workers).
+    small_night_files: int = Field(default=1000, ge=0)
     # The evaluation reads the marks this many rows at a time (a batch of whole schools): its
     # memory follows this, not the country (about 0.5 GB per million marks; benchmark
     # benchmarks/evaluate_national.py).

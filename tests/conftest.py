@@ -75,7 +75,9 @@ def defects_province(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def night_home(prefect_server, province: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A home after the province's first night (the nightly flow, on the session's Prefect
     server) with Massar's leaving records. The exchange, approval and operations tests each
-    copy it (shutil.copytree) instead of running the same night again: never change it."""
+    copy it (shutil.copytree) instead of running the same night again: never change it.
+    Its ingest goes through the worker processes (small_night_files = 0), as a province's first
+    night does: the province's ~900 files would otherwise stay in the flow's process."""
     import shutil
 
     from flows.nightly import nightly
@@ -84,7 +86,7 @@ def night_home(prefect_server, province: Path, tmp_path_factory: pytest.TempPath
     settings = init_home(tmp_path_factory.mktemp("night-home") / "home")
     for school in sorted(p for p in province.iterdir() if p.is_dir() and p.name[:5].isdigit()):
         shutil.copytree(school, settings.inbox / school.name)
-    nightly(settings)
+    nightly(settings.model_copy(update={"small_night_files": 0}))
     (settings.home / "reference").mkdir(exist_ok=True)
     shutil.copy(province / "leavers.csv", settings.home / "reference" / "leavers.csv")
     return settings.home

@@ -154,10 +154,12 @@ def test_a_changed_file_supersedes_the_earlier_version(clean_run, monkeypatch):
 
 
 def test_only_a_small_night_on_the_default_runner_stays_in_the_flows_process():
-    from flows.runners import SMALL_NIGHT_FILES, in_flow_process
+    from flows.runners import in_flow_process
     from ground.settings import Settings
 
+    assert Settings().small_night_files == 1000
     assert in_flow_process(Settings(), 1)
-    assert in_flow_process(Settings(), SMALL_NIGHT_FILES - 1)
-    assert not in_flow_process(Settings(), SMALL_NIGHT_FILES)  # a province's first night
+    assert in_flow_process(Settings(), 999)
+    assert not in_flow_process(Settings(), 1000)  # a province's first night
     assert not in_flow_process(Settings(task_runner="dask"), 1)  # the cluster asked for
+    assert not in_flow_process(Settings(small_night_files=0), 1)  # the workers, always
