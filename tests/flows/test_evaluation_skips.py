@@ -19,6 +19,7 @@ from rich.console import Console
 from flows.nightly import nightly
 from massar.home import init_home
 from massar.status import installation_status
+from tasks.evaluable import SCHOOL_WITHOUT_MARKS
 from warehouse.control import ControlDatabase
 from warehouse.query import run_query
 
@@ -69,12 +70,15 @@ def _night(settings) -> tuple[dict, dict]:
             )
         )
         # Prefect ships log lines in the background: wait (with a deadline) until the evaluation's
-        # lines have reached the server before reading them.
+        # "held back" lines have reached the server: one per part held back (schools merely
+        # without marks yet share one line of their own).
+        evaluation = state.result()["evaluation"]
+        held = [x for x in evaluation["skipped"] if x["reason"] != SCHOOL_WITHOUT_MARKS]
         deadline = time.monotonic() + 60
         while True:
             logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids)))
             shipped = [x for x in logs if x.message.startswith("Evaluation held back:")]
-            if len(shipped) >= 2 or time.monotonic() > deadline:
+            if len(shipped) >= len(held) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
     data = artifact.data
