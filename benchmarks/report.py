@@ -287,7 +287,13 @@ def main() -> None:
     if args.child is not None:
         return _child_main(args.child, args.quick, args.province, args.json)
 
-    only = [name for name in BENCHMARKS_RUN if name in {n.strip() for n in args.only.split(",")}]
+    asked = {n.strip() for n in args.only.split(",") if n.strip()}
+    if asked - set(BENCHMARKS_RUN):  # a misspelt row would otherwise be left out silently
+        parser.error(
+            f"--only: unknown row(s) {', '.join(sorted(asked - set(BENCHMARKS_RUN)))}; "
+            f"the rows are {', '.join(BENCHMARKS_RUN)}"
+        )
+    only = [name for name in BENCHMARKS_RUN if name in asked]
     work = args.work or Path(tempfile.mkdtemp(prefix="massar-report-"))
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
