@@ -26,21 +26,24 @@ its verdicts say how the small sizes compare, not the issue's sizes. The load av
 printed at the start, before each benchmark and at the end: the machine may be shared, and
 wall times follow the load.
 
-Figures (2026-12-05, 21:58-22:16 UTC, nothing else running, load 0.3-2.4):
+Figures (2026-12-06, 00:48-01:03 UTC, nothing else running, load 1.0-2.6), the previous
+round's (2026-12-05, 21:58-22:16, load 0.3-2.4) before the arrow:
 
-    --quick, 72 s in all: the 6-school province's fixed costs (worker and API starts) make
-    its ingest and night ratios (23.9×, 74.2×, 28.7 %) say nothing of a province's.
+    --quick, 72 -> 48 s in all: the 6-school province's fixed costs (the API's start, Prefect's
+    engine) make its ingest and night ratios (8.5×, 45.4×, 43.6 %) say nothing of a province's.
 
-    the issue's sizes (default province: 31,413 files, 3.94 M rows), 265 s without the
-    national sizes:
-    | ingest / bare read              |  45.75 s |  12.14 s |  3.77×  | <= 2x  | missed |
-    | first night / bare read         | 107.53 s |  11.50 s |  9.35×  | <= 3x  | missed |
-    | unchanged night / first night   |   5.08 s |  95.06 s |  5.3 %  | <= 5%  | missed |
-      (CPU: 3.1 s / 143.0 s = 2.2 %)
-    | exchange, 200,000 children      |  13.28 s |    -     |         | <= 15 s| met    |
-    | evaluation, 300 M marks         | 440.8 s, peak 5,858 MB; DuckDB GROUP BY 34.1 s (12.9×) |
+    the issue's sizes (default province: 31,413 files, 3.94 M rows):
+    | ingest / bare read            |  45.75 -> 41.26 s | 11.65 s | 3.77 -> 3.54× | <= 2x | missed
+    | first night / bare read       | 107.53 -> 69.80 s | 11.87 s | 9.35 -> 5.88× | <= 3x | missed
+    | unchanged night / first night |   5.08 ->  2.67 s | 63.37 s | 5.3 -> 4.2 %  | <= 5% | met
+      (CPU: 2.5 s / 107.1 s = 2.3 %)
+    | exchange, 200,000 children    |  13.28 -> 12.19 s |    -    |               | <= 15 s | met
+    | evaluation, 300 M marks | 440.8 -> 298.4 s, peak 5,858 -> 3,038 MB; DuckDB GROUP BY 38.6 s |
       (evaluate_national.py --sizes 10M,40M,100M,300M --workdir /tmp/national --keep:
-      ≤ 10 min and ≤ 8 GB met; ≤ 1.2× DuckDB missed: 12.6-15.9× at every size)
+      ≤ 10 min and ≤ 8 GB met; ≤ 1.2× DuckDB missed: 7.7-11.1× in wall, 7.4-9.1× in CPU)
+    The first night's API start (6.4 s) is that of a fresh home on an installation whose
+    migrated Prefect database is already kept (decision 0011); an installation's very first
+    start still migrates (~12 s).
 """
 
 from __future__ import annotations
