@@ -33,6 +33,19 @@ returns the rows for benchmarks/report.py.
 Figures (2026-12-05, the 2-core machine shared with four other engineers; batches of 8 M
 marks, DuckDB held to 2,048 MB; the warehouses kept in /tmp/national).
 
+Quiet run of this code (2026-12-06, 00:50-00:59 UTC, nothing else running, load 1.8-2.1;
+the lead's run for the issue's note):
+
+    marks   ours wall (CPU)       peak RSS   DuckDB GROUP BY wall (CPU)   peak RSS   ratio (CPU)
+    10 M      8.9 s (17.2 s)      2,062 MB     0.8 s  (1.9 s)              633 MB   11.1× (9.1×)
+    40 M     36.5 s (65.6 s)      2,818 MB     3.8 s  (7.7 s)            2,132 MB    9.5× (8.5×)
+    100 M    89.8 s (158.2 s)     2,938 MB    10.6 s (20.7 s)            5,146 MB    8.5× (7.6×)
+    300 M   298.4 s (504.6 s)     3,038 MB    38.6 s (68.2 s)           13,077 MB    7.7× (7.4×)
+
+against the quiet run of the previous code (below): 300 M 440.8 s -> 298.4 s, peak 5,858 ->
+3,038 MB (≤ 10 min and ≤ 8 GB met with room; the peak follows the batch, not the country);
+ratio 12.6-15.9× -> 7.7-11.1× (≤ 1.2× still missed).
+
 Latest (the batch stays in DuckDB: its marks read from the published version's Parquet files,
 summed and flagged enrolled per pupil × subject × semester in one query that also gives the
 subject results, the restriction to active enrolments applied to these groups; semester and
