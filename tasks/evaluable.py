@@ -120,20 +120,34 @@ def _split_enrolled(
     held = frame.join(
         missing, on=ENROLMENT_KEYS, how="semi", nulls_equal=True, maintain_order="left"
     ).select(ENROLMENT_KEYS)
-    listed = (
-        (active if listed is None else listed)
-        .select("school_code", "school_year")
+    held = held_reasons(held, active, active if listed is None else listed, elsewhere)
+    return kept, _counted(held, dataset, ["school_year", "school_code"])
+
+
+def held_reasons(
+    held: pl.DataFrame,
+    active: pl.DataFrame,
+    listed: pl.DataFrame,
+    elsewhere: pl.DataFrame | None,
+) -> pl.DataFrame:
+    """``held`` (rows of pupils not actively enrolled in their school and year) with the column
+    ``reason``: the school has no accepted list for that year (NO_LIST), the pupil is actively
+    enrolled in another school (ENROLLED_ELSEWHERE), or not on the school's list (NOT_ON_LIST).
+    ``listed``: (school_code, school_year) of the lists accepted; ``elsewhere``: (school_year,
+    student_code) of active enrolments beyond ``active``'s."""
+    lists = (
+        listed.select("school_code", "school_year")
         .unique()
         .with_columns(pl.lit(True).alias("_listed"))
     )
-    elsewhere = (
+    enrolled = (
         pl.concat([active.select("school_year", "student_code"), *_present(elsewhere)])
         .unique()
         .with_columns(pl.lit(True).alias("_elsewhere"))
     )
-    held = (
-        held.join(listed, on=["school_code", "school_year"], how="left")
-        .join(elsewhere, on=["school_year", "student_code"], how="left")
+    return (
+        held.join(lists, on=["school_code", "school_year"], how="left")
+        .join(enrolled, on=["school_year", "student_code"], how="left")
         .with_columns(
             pl.when(pl.col("_listed").is_null())
             .then(pl.lit(NO_LIST))
@@ -143,7 +157,6 @@ def _split_enrolled(
             .alias("reason")
         )
     )
-    return kept, _counted(held, dataset, ["school_year", "school_code"])
 
 
 def _present(frame: pl.DataFrame | None) -> list[pl.DataFrame]:

@@ -27,18 +27,15 @@ import pyarrow as pa
 
 from schemas.evaluation_rules import EvaluationRules
 from tasks.evaluable import (
-    ENROLLED_ELSEWHERE,
     ENROLMENT_KEYS,
-    NO_LIST,
     NO_RULES,
     NO_YEAR,
-    NOT_ON_LIST,
     SKIPPED_SCHEMA,
     Elsewhere,
     Evaluable,
-    _present,
     _rows,
     _schools_without_marks,
+    held_reasons,
 )
 from tasks.results_sql import (
     STREAM_ROWS,
@@ -222,28 +219,7 @@ def _held(held: pl.DataFrame, active: pl.DataFrame, elsewhere: Elsewhere) -> pl.
     if missing.height:
         if callable(elsewhere):
             elsewhere = elsewhere(missing.get_column("student_code").unique())
-        listed = (
-            active.select("school_code", "school_year")
-            .unique()
-            .with_columns(pl.lit(True).alias("_listed"))
-        )
-        enrolled = (
-            pl.concat([active.select("school_year", "student_code"), *_present(elsewhere)])
-            .unique()
-            .with_columns(pl.lit(True).alias("_elsewhere"))
-        )
-        reasons = (
-            missing.join(listed, on=["school_code", "school_year"], how="left")
-            .join(enrolled, on=["school_year", "student_code"], how="left")
-            .with_columns(
-                pl.when(pl.col("_listed").is_null())
-                .then(pl.lit(NO_LIST))
-                .when(pl.col("_elsewhere").is_not_null())
-                .then(pl.lit(ENROLLED_ELSEWHERE))
-                .otherwise(pl.lit(NOT_ON_LIST))
-                .alias("reason")
-            )
-        )
+        reasons = held_reasons(missing, active, active, elsewhere)
         parts.append(_counted(reasons, None, ["school_year", "school_code"]))
     unruled = dated.filter(pl.col("enrolled"))
     if unruled.height:
