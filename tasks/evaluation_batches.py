@@ -46,7 +46,7 @@ from tasks.evaluable import (
     _split_enrolled,
     evaluable,
 )
-from tasks.evaluation_duckdb import evaluate_batch
+from tasks.evaluation_duckdb import MARK_COLUMNS, evaluate_batch
 from tasks.output_fingerprints import kept_results, unchanged_results
 from tasks.results_formulas import (
     ENGINE,
@@ -55,7 +55,7 @@ from tasks.results_formulas import (
     semester_results,
     subject_results,
 )
-from tasks.results_sql import SUBJECT_KEYS, connect
+from tasks.results_sql import connect
 from warehouse.control import ControlDatabase
 from warehouse.delta import (
     current_version,
@@ -69,7 +69,6 @@ from warehouse.nights import last_completed_night
 
 RESULT_TABLES = ("subject_results", "semester_results", "annual_results", "exam_results")
 SCORED_TABLES = ("subject_results", "semester_results", "annual_results")
-MARK_COLUMNS = [*SUBJECT_KEYS, "slot", "mark", "absence", "mark_scale"]
 EXAM_COLUMNS = [
     "school_code",
     "school_year",

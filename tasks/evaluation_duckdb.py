@@ -39,24 +39,15 @@ from tasks.evaluable import (
 )
 from tasks.results_sql import (
     STREAM_ROWS,
+    SUBJECT_KEYS,
     annual_query,
     semester_query,
     subject_finish_query,
     subject_sums_query,
 )
 
-MARK_COLUMNS = (
-    "school_year",
-    "class_code",
-    "level_code",
-    "student_code",
-    "subject_code",
-    "semester",
-    "slot",
-    "mark",
-    "absence",
-    "mark_scale",
-)
+# the marks' columns an evaluation reads (mark_scale may be absent from older files)
+MARK_COLUMNS = [*SUBJECT_KEYS, "slot", "mark", "absence", "mark_scale"]
 
 
 @dataclass
@@ -117,7 +108,7 @@ def evaluate_batch(
         "hive_types = {'school_code': VARCHAR}, union_by_name = true)"
     )
     present = {row[0] for row in connection.sql(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
-    columns = ["school_code", *(name for name in MARK_COLUMNS if name in present)]
+    columns = [name for name in MARK_COLUMNS if name in present]  # school_code: the folders
     where = "" if year is None else f" WHERE school_year = {_text(year)} OR school_year IS NULL"
     marks = f"(SELECT {', '.join(columns)} FROM {scan}{where})"
     keys = active.select(ENROLMENT_KEYS).unique().to_arrow()
