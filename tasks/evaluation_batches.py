@@ -564,7 +564,8 @@ def _rows_outside(
         return None
     # the schools' files only (a dataset of the whole table would cost, batch after batch,
     # time in proportion to the schools already written)
-    outside = _schools(schools) & ~pl.col("school_year").is_in(pl.Series(years, dtype=pl.Utf8))
+    other_years = ~pl.col("school_year").is_in(pl.Series(years, dtype=pl.Utf8).implode())
+    outside = _schools(schools) & other_years
     return scan_table(settings.warehouse, table).filter(outside).collect(engine=ENGINE)
 
 

@@ -180,7 +180,7 @@ def _current_rows(delta: DeltaTable, schools: list[str]) -> pa.Table:
     # once per write (the national evaluation writes thousands of schools, batch by batch)
     partitioned = PARTITION in delta.metadata().partition_columns
     pruned = [(PARTITION, "in", list(schools))] if partitioned and schools else None
-    only = delta.to_pyarrow_dataset(partitions=pruned)
+    only = delta.to_pyarrow_dataset(file_pruning_predicate=pruned)
     return only.to_table(filter=pc.field(PARTITION).isin(pa.array(schools, pa.string())))
 
 
