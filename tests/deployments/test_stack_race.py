@@ -21,7 +21,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +29,7 @@ import pytest
 import sqlalchemy
 
 from tests.conftest import TEST_SEED, TEST_YEAR
+from tests.harness.prefect_runs import wait_until
 from tests.harness.stack import MASSAR, Stack, clean_env
 from warehouse.control import ControlDatabase
 from warehouse.leases import current_leases
@@ -84,17 +84,18 @@ def frozen(
         "select count(*) from pg_stat_activity where datname = current_database() "
         "and pid <> pg_backend_pid() and state is not null and state <> 'idle'"
     )
-    deadline = time.monotonic() + timeout
+
+    def stopped_holding() -> bool:
+        pids = flow_run_processes(flow_run_id)
+        _signal(pids, signal.SIGSTOP)
+        with engine.connect() as connection:
+            if pids and connection.execute(busy).scalar_one() == 0 and holding():
+                return True
+        _signal(pids, signal.SIGCONT)  # let it go on to a moment that serves
+        return False
+
     try:
-        while True:
-            pids = flow_run_processes(flow_run_id)
-            _signal(pids, signal.SIGSTOP)
-            with engine.connect() as connection:
-                if pids and connection.execute(busy).scalar_one() == 0 and holding():
-                    break
-            _signal(pids, signal.SIGCONT)
-            assert time.monotonic() < deadline, "the run never held school folders, stopped"
-            time.sleep(0.05)
+        wait_until(stopped_holding, "the run holding school folders, stopped", timeout, 0.05)
         yield
     finally:
         _signal(flow_run_processes(flow_run_id), signal.SIGCONT)

@@ -32,14 +32,17 @@ def wait_paused(run_id: str, deadline: float, other_than: str | None = None) -> 
     raise AssertionError(f"run {run_id} did not pause in time")
 
 
-def wait_until(condition: Callable[[], T], what: str, timeout: float = 90.0) -> T:
-    """``condition()``'s first truthy value, polled with a deadline (never sleep-and-hope)."""
+def wait_until(
+    condition: Callable[[], T], what: str, timeout: float = 90.0, interval: float = 0.3
+) -> T:
+    """``condition()``'s first truthy value, polled every ``interval`` seconds with a deadline
+    (never sleep-and-hope)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = condition()
         if found:
             return found
-        time.sleep(0.3)
+        time.sleep(interval)
     raise AssertionError(f"{what} did not come within {timeout:g} s")
 
 

@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -18,6 +17,7 @@ from pathlib import Path
 import polars as pl
 from sqlalchemy import select
 
+from tests.harness.prefect_runs import wait_until as poll_until
 from warehouse.control import ControlDatabase, ExchangeBatch, Run, Submission
 from warehouse.leases import LeaseHeld, current_leases
 from warehouse.message_log import message_log
@@ -88,16 +88,17 @@ def frozen(
     ``holding()`` is true and it holds no write lock on the control database (a frozen writer
     would keep every other run waiting); continued (SIGCONT) on leaving. However fast the run
     is, another run started meanwhile finds it at work."""
-    deadline = time.monotonic() + timeout
+
+    def stopped_at_work() -> bool:
+        assert process.poll() is None, "the run ended before it was seen at work"
+        os.killpg(process.pid, signal.SIGSTOP)
+        if not writing(home) and holding():
+            return True
+        os.killpg(process.pid, signal.SIGCONT)  # let it go on to a moment that serves
+        return False
+
     try:
-        while True:
-            assert process.poll() is None, "the run ended before it was seen at work"
-            os.killpg(process.pid, signal.SIGSTOP)
-            if not writing(home) and holding():
-                break
-            os.killpg(process.pid, signal.SIGCONT)
-            assert time.monotonic() < deadline, "the run was never seen at work"
-            time.sleep(0.02)
+        poll_until(stopped_at_work, "the run seen at work", timeout, interval=0.02)
         yield
     finally:
         with suppress(ProcessLookupError):
@@ -105,14 +106,9 @@ def frozen(
 
 
 def wait_until(check: Callable[[], object], seconds: float, what: str) -> object:
-    """Poll ``check`` until it returns something true, within ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {seconds} s")
+    """Poll ``check`` until it returns something true, within ``seconds`` (the harness's poll,
+    every 0.1 s)."""
+    return poll_until(check, what, seconds, interval=0.1)
 
 
 def database(home: Path) -> ControlDatabase:
