@@ -125,13 +125,16 @@ def _native_grid_frame(grid: Grid, int_columns: tuple[str, ...]) -> pl.DataFrame
             series[name] = new(name, values, True)
         else:
             series[name] = new(name, [values], True).new_from_index(0, total)
-    if per_outer:
-        frame = _PyDataFrame(per_outer)
-        if inner != 1:
-            index = range(outer)
-            frame = frame.gather(list(chain.from_iterable(zip(*[index] * inner, strict=True))))
-        for column in frame.get_columns():
-            series[column.name()] = column
+    if per_outer and inner != 1:
+        # Each column gathered on its own: a frame's gather hands the columns to polars' thread
+        # pool (two context switches a file, milliseconds of waiting on a busy machine).
+        index = range(outer)
+        rows = _PySeries.new_opt_u32(
+            "", list(chain.from_iterable(zip(*[index] * inner, strict=True))), True
+        )
+        per_outer = [column.gather_with_series(rows) for column in per_outer]
+    for column in per_outer:
+        series[column.name()] = column
     return pl.DataFrame._from_pydf(_PyDataFrame([series[name] for name in grid.columns]))
 
 
