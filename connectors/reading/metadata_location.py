@@ -21,6 +21,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import compress, repeat
+from operator import ne
 from typing import Any, NoReturn
 
 from connectors.reading.cells import cell_address, column_letter, key, render
@@ -146,7 +148,9 @@ class _Above:
         cols = self._filled.get(r)
         if cols is None:
             row = self.rows[r]
-            cols = self._filled[r] = [i for i, v in enumerate(row) if v != "" and _filled(v)]
+            cols = self._filled[r] = [
+                i for i, v in compress(enumerate(row), map(ne, row, repeat(""))) if _filled(v)
+            ]
         return cols
 
     def side(self, r: int, c: int, step: int) -> tuple[list[int], list[int]]:
@@ -215,6 +219,39 @@ def _text_kinds(fields: tuple[MetaField, ...]) -> dict[str, tuple[str | None, bo
     return kinds
 
 
+_LabelCells = tuple[tuple[int, str | None, str | None], ...]
+_ROW_LABELS: dict[tuple[MetaField, ...], dict[tuple[object, ...], _LabelCells]] = {}
+
+
+def _row_labels_memo(fields: tuple[MetaField, ...]) -> dict[tuple[object, ...], _LabelCells]:
+    """The memo of `_label_cells` by a row's cells, for one set of fields: the rows above a
+    header (titles, labels, hidden marker rows) recur from one file of an export to the next."""
+    memo = _ROW_LABELS.get(fields)
+    if memo is None or len(memo) > 1 << 12:
+        memo = _ROW_LABELS[fields] = {}
+    return memo
+
+
+def _label_cells(
+    row: Sequence[object],
+    kinds: dict[str, tuple[str | None, bool, str | None]],
+    fields: Sequence[MetaField],
+) -> _LabelCells:
+    """The label cells of a row above the header: (column, the metadata name of its label,
+    the value of a "label: value" cell), in column order."""
+    out = []
+    for c, cell in compress(enumerate(row), row):  # "" (and other falsy cells) skipped
+        if type(cell) is not str:
+            continue
+        kind = kinds.get(cell)
+        if kind is None:
+            kind = kinds[cell] = _text_kind(cell, fields)
+        name, is_label, after = kind
+        if is_label:
+            out.append((c, name, after))
+    return tuple(out)
+
+
 def _text_kind(text: str, fields: Sequence[MetaField]) -> tuple[str | None, bool, str | None]:
     """What a text cell above the header is: (the metadata name of its label, whether it is a
     label cell, the value of a "label: value" cell)."""
@@ -244,7 +281,9 @@ def locate_metadata(
     ref: Reference,
 ) -> MetadataFound:
     """The metadata values above `header_row` (0-based) with their cells; see the module doc."""
-    kinds = _text_kinds(tuple(fields))
+    fields = tuple(fields)
+    kinds = _text_kinds(fields)
+    row_labels = _row_labels_memo(fields)
     found_at: dict[str, tuple[int, int]] = {}
     inline: dict[str, Located] = {}
     labels: set[tuple[int, int]] = set()
@@ -252,20 +291,22 @@ def locate_metadata(
         row = rows[r]
         if row.count("") == len(row):
             continue
-        for c, cell in enumerate(row):
-            if type(cell) is not str or not cell:
-                continue
-            kind = kinds.get(cell)
-            if kind is None:
-                kind = kinds[cell] = _text_kind(cell, fields)
-            name, is_label, after = kind
-            if is_label:
-                labels.add((r, c))
-                if name is not None:
-                    found_at.setdefault(name, (r, c))
-                    if after is not None:  # "label: value" in one cell
-                        address = cell_address(r, c)
-                        inline.setdefault(name, Located(after, address, address))
+        try:
+            cells = tuple(row)
+            row_kinds = row_labels.get(cells)
+        except TypeError:  # an unhashable cell: not from python-calamine
+            cells, row_kinds = None, None
+        if row_kinds is None:
+            row_kinds = _label_cells(row, kinds, fields)
+            if cells is not None:
+                row_labels[cells] = row_kinds
+        for c, name, after in row_kinds:
+            labels.add((r, c))
+            if name is not None:
+                found_at.setdefault(name, (r, c))
+                if after is not None:  # "label: value" in one cell
+                    address = cell_address(r, c)
+                    inline.setdefault(name, Located(after, address, address))
     above = _Above(rows, labels)
     # The side where more labels find a value of the expected shape; the header breaks a tie.
     chosen: dict[str, dict[str, tuple[int, int, int, str | None]]] = {LOWER: {}, HIGHER: {}}

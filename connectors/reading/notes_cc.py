@@ -122,8 +122,8 @@ def technical_cells(rows: Sequence[Sequence[object]], header_row: int) -> dict[s
     for r in range(min(header_row, len(rows))):
         row = rows[r]
         if row.count("") != len(row):
-            for i, c in enumerate(row):
-                if type(c) is str and c and _SUBJECT_TOKEN_RE.match(c.strip()):
+            for i, c in compress(enumerate(row), row):  # "" (and other falsy cells) skipped
+                if type(c) is str and "#" in c and _SUBJECT_TOKEN_RE.match(c.strip()):
                     return _technical(r, row, i)
     return {}
 

@@ -21,6 +21,9 @@ Columns = dict[str, list[Any]]
 
 _PyDataFrame: Any = None
 _PySeries: Any = None
+_REPEATED: dict[tuple[Any, ...], Any] = {}
+"""The repeated columns of grid frames (per inner row, constant) and gather indices made so far."""
+_REPEATED_SIZE = 1 << 12
 
 
 def _public_frame(columns: Columns, int_columns: tuple[str, ...]) -> pl.DataFrame:
@@ -119,19 +122,32 @@ def _native_grid_frame(grid: Grid, int_columns: tuple[str, ...]) -> pl.DataFrame
         new = new_int if name in int_columns else new_str
         if kind == "outer":
             per_outer.append(new(name, values, True))
-        elif kind == "inner":
-            series[name] = new(name, values * outer, True)
         elif kind == "row":
             series[name] = new(name, values, True)
         else:
-            series[name] = new(name, [values], True).new_from_index(0, total)
+            # Slot labels and a class's metadata recur from one file to the next: their
+            # repeated columns are made once (polars series are immutable, safely shared).
+            memo = (name, new, kind, tuple(values) if kind == "inner" else values, total)
+            column = _REPEATED.get(memo)
+            if column is None:
+                if kind == "inner":
+                    column = new(name, values * outer, True)
+                else:
+                    column = new(name, [values], True).new_from_index(0, total)
+                if len(_REPEATED) >= _REPEATED_SIZE:
+                    _REPEATED.clear()
+                _REPEATED[memo] = column
+            series[name] = column
     if per_outer and inner != 1:
         # Each column gathered on its own: a frame's gather hands the columns to polars' thread
         # pool (two context switches a file, milliseconds of waiting on a busy machine).
-        index = range(outer)
-        rows = _PySeries.new_opt_u32(
-            "", list(chain.from_iterable(zip(*[index] * inner, strict=True))), True
-        )
+        rows = _REPEATED.get((outer, inner))
+        if rows is None:
+            index = range(outer)
+            rows = _PySeries.new_opt_u32(
+                "", list(chain.from_iterable(zip(*[index] * inner, strict=True))), True
+            )
+            _REPEATED[(outer, inner)] = rows
         per_outer = [column.gather_with_series(rows) for column in per_outer]
     for column in per_outer:
         series[column.name()] = column

@@ -20,7 +20,14 @@ import polars as pl
 import pytest
 from python_calamine import CalamineWorkbook
 
-from connectors.reading import cells, limits, notes_cc, read_frame, workbook_safety
+from connectors.reading import (
+    cells,
+    limits,
+    metadata_location,
+    notes_cc,
+    read_frame,
+    workbook_safety,
+)
 from connectors.reading.cells import render, render_all, row_index
 from connectors.reading.csv_text import decode_csv, sniff_delimiter
 from connectors.reading.layout_detection import classify_sheet
@@ -271,3 +278,26 @@ def test_memoised_header_rows_read_as_without_memo(tmp_path, monkeypatch):
         assert a.frame.equals(b.frame, null_equal=True) and a.frame.schema == b.frame.schema
         assert a.layouts == b.layouts and a.findings == b.findings
     assert len({r.frame.height for r in memo}) > 1
+
+
+def test_memoised_metadata_rows_read_as_without_memo(tmp_path, monkeypatch):
+    """Files whose rows above the header differ (class, session, header row) and class
+    sheets of both layouts, read in turn, then again without the rows' label memo: the same
+    metadata with the same cells."""
+    paths = [
+        write_notes_cc(tmp_path / "a.xlsx", pupils(3), school_code=SCHOOL),
+        write_notes_cc(tmp_path / "b.xlsx", pupils(3), school_code=SCHOOL, class_code="2APIC-3"),
+        write_notes_cc(tmp_path / "c.xlsx", pupils(2), school_code=SCHOOL, session=2),
+        write_notes_cc(tmp_path / "d.xlsx", pupils(4), school_code=SCHOOL, header_row=17),
+        write_list_eleve(tmp_path / "ListEleve.xlsx", {"1APIC-1": pupils(2), "3APIC-2": pupils(3)}),
+    ]
+    memo = [read_submission(p, school_code=SCHOOL) for p in paths + paths[::-1]]
+    monkeypatch.setattr(metadata_location, "_row_labels_memo", lambda fields: {})
+    plain = [read_submission(p, school_code=SCHOOL) for p in paths + paths[::-1]]
+    for a, b in zip(memo, plain, strict=True):
+        assert a.layouts == b.layouts and a.findings == b.findings
+        assert a.frame.equals(b.frame, null_equal=True)
+    classes = {r.frame["class_code"][0] for r in memo}
+    assert {"1APIC-1", "2APIC-3"} <= classes
+    semesters = {r.frame["semester"][0] for r in memo if "semester" in r.frame.columns}
+    assert semesters == {"1", "2"}
