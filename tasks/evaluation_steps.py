@@ -33,7 +33,7 @@ from tasks.evaluation_batches import RESULT_TABLES, EvaluationRun, evaluate_ware
 from tasks.statistics import compute_statistics, headline_table
 from tasks.statistics_report import write_statistics_report
 from warehouse.control import ControlDatabase
-from warehouse.delta import read_table
+from warehouse.delta import read_frame
 from warehouse.nights import finish_night, last_completed_night, start_night
 
 INPUT_TABLES = ("marks", "exam_marks", "students", "enrollments", "schools")
@@ -66,12 +66,7 @@ def check_inputs(settings: Settings, year: str | None) -> str | None:
     versions = dict(night.versions)
     years: list[str] = []
     if "marks" in versions:
-        marks = pl.from_arrow(
-            read_table(settings.warehouse, "marks", versions["marks"]).to_table(
-                columns=["school_year"]
-            )
-        )
-        assert isinstance(marks, pl.DataFrame)
+        marks = read_frame(settings.warehouse, "marks", versions["marks"], ["school_year"])
         years = marks.get_column("school_year").drop_nulls().unique().sort().to_list()
     if year not in years:
         raise OperatorError(
@@ -99,9 +94,7 @@ def read_published(
     for table in (*INPUT_TABLES, "annual_results", "exam_results"):
         if table not in versions:
             continue
-        frame = pl.from_arrow(read_table(settings.warehouse, table, versions[table]).to_table())
-        assert isinstance(frame, pl.DataFrame)
-        frames[table] = frame
+        frames[table] = read_frame(settings.warehouse, table, versions[table])
     if "annual_results" in frames:  # earlier years: the schooling history and comparisons
         frames["history"] = frames.pop("annual_results")
     if "exam_results" in frames:  # earlier years: the exams' comparison with last year
@@ -198,8 +191,7 @@ def results_for_reports(
     for table in RESULT_TABLES:
         if table not in run.rows or table not in run.versions:
             continue
-        frame = pl.from_arrow(read_table(settings.warehouse, table, run.versions[table]).to_table())
-        assert isinstance(frame, pl.DataFrame)
+        frame = read_frame(settings.warehouse, table, run.versions[table])
         results[table] = frame.filter(
             pl.col("school_year").is_in(run.plan.looked_at)
             & pl.col("school_code").is_in(run.plan.schools)

@@ -330,6 +330,23 @@ def scan_table(warehouse: Path, table: str, version: int | None = None) -> pl.La
     return pl.scan_delta(str(table_path(warehouse, table)), version=version)
 
 
+def read_frame(
+    warehouse: Path, table: str, version: int | None = None, columns: list[str] | None = None
+) -> pl.DataFrame:
+    """The table (at ``version``; only ``columns``, when given) read whole into polars, rows in
+    the order :func:`read_table` gives them. Polars' own Parquet reader: a province's marks
+    (3.5 M rows) in ~0.5 s of CPU, against ~3 s through the pyarrow dataset and
+    ``pl.from_arrow``. A version that cannot be read raises :class:`TableMissing`, as there."""
+    try:
+        scan = scan_table(warehouse, table, version)
+        return (scan.select(columns) if columns is not None else scan).collect()
+    except (DeltaError, TableNotFoundError, OSError) as error:
+        raise TableMissing(
+            f"Version {version} of table {table} cannot be read ({type(error).__name__}); "
+            "versions older than the retention window are vacuumed."
+        ) from error
+
+
 def table_rows(warehouse: Path, table: str, version: int | None = None) -> int:
     """Rows of the table (at ``version``) from the record counts of its files in the Delta log
     (a count opening every file's footer took ~1.5 s for a province's tables); counted from
