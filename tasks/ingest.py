@@ -614,17 +614,25 @@ def _blocking_rules(batch: _Batch) -> pl.DataFrame:
 
 
 def ingest_school(
-    settings: Settings, school_code: str, files: list[Path], folder: Path | None = None
+    settings: Settings,
+    school_code: str,
+    files: list[Path],
+    folder: Path | None = None,
+    database: ControlDatabase | None = None,
 ) -> SchoolOutcome:
     """Ingest the files of one school folder of the inbox; returns counts.
 
     Each new file (by sha256) becomes a submission: archived, read, validated row by row and
     across the school's datasets, its rows staged or quarantined, its findings recorded. Files
-    already known are skipped, so running again is safe and cheap.
+    already known are skipped, so running again is safe and cheap. ``database``: a handle
+    shared by the schools of a chunk (its connection and compiled statements kept); without
+    it, one is opened and closed for the school.
     """
     outcome = SchoolOutcome(school_code=school_code, files_seen=len(files))
     folder = folder or settings.inbox / school_code
-    database = ControlDatabase(settings.resolved_database_url)
+    own = database is None
+    if database is None:
+        database = ControlDatabase(settings.resolved_database_url)
     try:
         started = outcome.clock()
         statuses = [path.stat() for path in files]
@@ -716,7 +724,8 @@ def ingest_school(
         _store(settings, database, school_code, batches, outcome)
         outcome.add_time("write", started)
     finally:
-        database.dispose()
+        if own:
+            database.dispose()
     return outcome
 
 
@@ -863,11 +872,19 @@ def check_province(settings: Settings) -> set[str]:
         database.dispose()
 
 
-def write_reports(settings: Settings, school_codes: list[str], now: datetime) -> int:
+def write_reports(
+    settings: Settings,
+    school_codes: list[str],
+    now: datetime,
+    database: ControlDatabase | None = None,
+) -> int:
     """Write each school's feedback report (XLSX + HTML) from the control database, with
-    what the school still owes per campaign (tasks/coverage.py)."""
+    what the school still owes per campaign (tasks/coverage.py). ``database``: a handle to
+    use (else one is opened and closed)."""
     owed = owed_sections(settings, school_codes, now)
-    database = ControlDatabase(settings.resolved_database_url)
+    own = database is None
+    if database is None:
+        database = ControlDatabase(settings.resolved_database_url)
     try:
         for school_code in school_codes:
             submissions, findings = school_findings(database, school_code)
@@ -906,7 +923,8 @@ def write_reports(settings: Settings, school_codes: list[str], now: datetime) ->
                 coverage=owed.get(school_code),
             )
     finally:
-        database.dispose()
+        if own:
+            database.dispose()
     return len(school_codes)
 
 

@@ -22,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 
 from ground.settings import Settings
 from tasks.ingest import SchoolOutcome, database_away, ingest_school, log, write_reports
+from warehouse.control import ControlDatabase
 
 CHUNKS_PER_WORKER = 4  # small enough to balance big and small schools, few enough task runs
 
@@ -74,28 +75,37 @@ def ingest_schools(
     chunk's other schools are done."""
     finished = {} if finished is None else finished
     failed: list[tuple[str, Exception]] = []
-    for school in chunk:
-        if school.school_code in finished:
-            continue
-        try:
-            outcome = ingest_school(settings, school.school_code, school.files, school.folder)
-        except Exception as error:
-            if _database_error(error):
-                raise
-            # The traceback is for developers; the message may quote cell values.
-            log.error(
-                "the ingest of school %s failed (%s):\n%s",
-                school.school_code,
-                type(error).__name__,
-                "".join(traceback.format_tb(error.__traceback__)),
-            )
-            failed.append((school.school_code, error))
-            continue
-        finished[school.school_code] = outcome
-        say(_outcome_line(outcome))
-    reported = [s.school_code for s in chunk if s.school_code in finished]
-    if reports_at is not None:
-        write_reports(settings, [c for c in reported if finished[c].new_submissions], reports_at)
+    # One handle for the chunk: a school's own engine cost a new connection and the compiling
+    # of every statement again (~5 ms of CPU for four queries, per school).
+    database = ControlDatabase(settings.resolved_database_url)
+    try:
+        for school in chunk:
+            if school.school_code in finished:
+                continue
+            try:
+                outcome = ingest_school(
+                    settings, school.school_code, school.files, school.folder, database
+                )
+            except Exception as error:
+                if _database_error(error):
+                    raise
+                # The traceback is for developers; the message may quote cell values.
+                log.error(
+                    "the ingest of school %s failed (%s):\n%s",
+                    school.school_code,
+                    type(error).__name__,
+                    "".join(traceback.format_tb(error.__traceback__)),
+                )
+                failed.append((school.school_code, error))
+                continue
+            finished[school.school_code] = outcome
+            say(_outcome_line(outcome))
+        reported = [s.school_code for s in chunk if s.school_code in finished]
+        if reports_at is not None:
+            news = [c for c in reported if finished[c].new_submissions]
+            write_reports(settings, news, reports_at, database)
+    finally:
+        database.dispose()
     if failed:
         raise failed[0][1]
     return [finished[code] for code in reported]

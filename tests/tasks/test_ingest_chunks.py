@@ -129,11 +129,11 @@ def test_a_chunk_retried_by_prefect_after_a_database_outage_keeps_what_it_finish
     calls: list[str] = []
     real = chunks.ingest_school
 
-    def away_once(settings, school_code, files, folder):
+    def away_once(settings, school_code, files, folder, database=None):
         calls.append(school_code)
         if school_code == chunk[1].school_code and calls.count(school_code) == 1:
             raise OperationalError("select 1", {}, Exception("the database is restarting"))
-        return real(settings, school_code, files, folder)
+        return real(settings, school_code, files, folder, database)
 
     monkeypatch.setattr(chunks, "ingest_school", away_once)
 
