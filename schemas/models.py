@@ -24,13 +24,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from typing import TYPE_CHECKING
 
-import pandera.polars as pa
 import polars as pl
-from pandera.api.polars.types import PolarsData
 
 from schemas import datasets as ds
 from schemas.rules import catalogue
+
+if TYPE_CHECKING:  # pandera (and the pandas it imports: ~0.75 s of CPU) only when a model is
+    # built: a clean frame never reaches pandera (tasks/validation/model_check.py), so an
+    # ingest worker without a failing row never pays for it.
+    import pandera.polars as pa
+    from pandera.api.polars.types import PolarsData
 
 # Characters that do not make a value non-blank: whitespace, tatweel and the invisible marks
 # clean_text removes.
@@ -251,6 +256,8 @@ class RowCheck:
         return (self.passes() if quick is None else quick).all()
 
     def check(self) -> pa.Check:
+        import pandera.polars as pa
+
         entry = catalogue()[self.rule_id]
         statistics = {"rule_id": self.rule_id, "severity": entry.severity}
         if self.pattern is not None:
@@ -434,6 +441,8 @@ def row_checks(dataset: str, school_code: str | None = None) -> tuple[RowCheck, 
 def model(dataset: str, school_code: str | None = None) -> pa.DataFrameSchema:
     """The pandera schema of a dataset's normalised frame. With ``school_code``, R002 checks
     that every row's school code is the submitting school's."""
+    import pandera.polars as pa
+
     checks: dict[str, list[pa.Check]] = {}
     for check in row_checks(dataset, school_code):
         checks.setdefault(check.column, []).append(check.check())

@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
-import pandera.errors as pa_errors
 import polars as pl
 
 from schemas.models import RowCheck, column_types, fields, model, model_of_columns, row_checks
@@ -54,6 +53,8 @@ def _model_parts(
 
 
 def _failure_cases(schema, frame: pl.DataFrame) -> pl.DataFrame | None:
+    import pandera.errors as pa_errors  # imported with the model (schemas/models.py: lazily)
+
     try:
         schema.validate(frame, lazy=True)
     except pa_errors.SchemaErrors as errors:
