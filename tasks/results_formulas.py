@@ -218,6 +218,7 @@ def annual_results(
 
 
 CLASS_LEVEL = pl.col("_class_level")  # _level_from_class of the exam marks, computed once
+PAPER_KEYS = ["school_year", "student_code", "level_code", "exam", "session", "subject_code"]
 
 
 def _level_from_class(class_code: pl.Expr, rules: EvaluationRules) -> pl.Expr:
@@ -237,7 +238,7 @@ def _papers(exam_marks: pl.LazyFrame, cc: pl.LazyFrame, rules: EvaluationRules) 
     ).unique(subset=["school_year", "student_code"], keep="first")
     absent = pl.col("absent").fill_null(False) if "absent" in schema else pl.lit(False)
     given = pl.col("mark_scale").cast(pl.Float64) if "mark_scale" in schema else pl.lit(None)
-    papers = (
+    rows = (
         exam_marks.join(levels_by_year, on=["school_year", "student_code"], how="left")
         .with_columns(
             pl.coalesce(
@@ -248,14 +249,19 @@ def _papers(exam_marks: pl.LazyFrame, cc: pl.LazyFrame, rules: EvaluationRules) 
             pl.when(absent).then(None).otherwise(pl.col("mark").cast(pl.Float64)).alias("_mark"),
             given.cast(pl.Float64).alias("_given"),
         )
-        .group_by("school_year", "student_code", "level_code", "exam", "session", "subject_code")
-        .agg(
+        .select(*PAPER_KEYS, "_mark", "_given", "school_code", "class_code")
+        .collect(engine=ENGINE)
+    )
+    # a paper entered twice keeps its best mark; usually none is, and the check costs less
+    # than grouping every paper (a group of one row is the row)
+    if rows.select(pl.struct(PAPER_KEYS).is_duplicated().any()).item():
+        rows = rows.group_by(PAPER_KEYS).agg(
             pl.col("_mark").max(),
             pl.col("_given").first(),
             pl.col("school_code").first(),
             pl.col("class_code").first(),
         )
-    )
+    papers = rows.lazy()
     # a mark given on another scale than the level's is brought to the level's scale
     scales = _levels(rules).select("level_code", "scale")
     papers = papers.join(scales, on="level_code", how="left").with_columns(
@@ -274,12 +280,9 @@ def _papers(exam_marks: pl.LazyFrame, cc: pl.LazyFrame, rules: EvaluationRules) 
     )
     sat = papers.select("school_year", "student_code", "level_code", "exam", "session").unique()
     expected_papers = sat.join(expected, on=["level_code", "exam"], how="inner")
-    papers = papers.join(
-        expected_papers,
-        on=["school_year", "student_code", "level_code", "exam", "session", "subject_code"],
-        how="full",
-        coalesce=True,
-    )
+    # the expected papers absent from the data, added (what a full join would add, cheaper)
+    absent_papers = expected_papers.join(papers, on=PAPER_KEYS, how="anti")
+    papers = pl.concat([papers, absent_papers], how="diagonal")
     # rows added from `expected` have no row in the data
     papers = papers.with_columns(
         pl.col("school_code").is_null().alias("missing"),
@@ -343,12 +346,17 @@ def exam_results(exam_marks: Frame, cc: Frame, rules: EvaluationRules) -> pl.Dat
         .collect(engine=ENGINE)
         .lazy()
     )
+    cc_frame = cc_frame.collect(engine=ENGINE).lazy()
     papers = _papers(marks, cc_frame, rules).collect(engine=ENGINE).lazy()
-    frames = []
-    for name, exam in rules.exams().items():
-        frames.append(_one_exam(name, exam, marks, cc_frame, papers, rules))
-    if not frames:
+    exams = rules.exams()
+    if not exams:
         return pl.DataFrame(schema=dict.fromkeys(EXAM_COLUMNS, pl.Utf8))
+    # an exam none of whose levels is present has no candidate: its frame would be empty but
+    # cost the joins of every paper (one is kept when none has, for the columns' types)
+    present = set(cc_frame.select(pl.col("level_code").unique()).collect().to_series().to_list())
+    present |= set(marks.select(CLASS_LEVEL.unique()).collect().to_series().to_list())
+    sat = [name for name, exam in exams.items() if present & set(exam.levels)] or list(exams)[:1]
+    frames = [_one_exam(name, exams[name], marks, cc_frame, papers, rules) for name in sat]
     return pl.concat(frames, how="vertical_relaxed").collect(engine=ENGINE)
 
 

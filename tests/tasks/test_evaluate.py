@@ -327,6 +327,30 @@ def test_college_certificate_missing_paper_counts_zero_and_is_named() -> None:
     assert result["result"] == "failed"
 
 
+def test_a_paper_entered_twice_counts_its_best_mark() -> None:
+    local = dict.fromkeys(COLLEGE_LOCAL, 10.0)
+    rows = papers("3APIC", "local", local, "A")
+    rows += papers("3APIC", "local", {"0010": 16.0}, "A")  # the same paper entered again
+    rows += papers("3APIC", "regional", dict.fromkeys(COLLEGE_REGIONAL, 9.0), "A")
+    result = one(exam_results(exam_frame(rows), cc_frame("3APIC", {"A": 10.0}), RULES))
+    best = papers("3APIC", "local", local | {"0010": 16.0}, "A")
+    best += papers("3APIC", "regional", dict.fromkeys(COLLEGE_REGIONAL, 9.0), "A")
+    once = one(exam_results(exam_frame(best), cc_frame("3APIC", {"A": 10.0}), RULES))
+    # the best of the two entries, the paper counted once (its coefficient not doubled)
+    assert result["local_average"] == pytest.approx(once["local_average"])
+    assert 10 < result["local_average"] < 16
+    assert result["missing_papers"] == []
+
+
+def test_exams_without_candidates_give_no_rows_and_keep_the_columns_types() -> None:
+    rows = papers("3APIC", "local", dict.fromkeys(COLLEGE_LOCAL, 12.0), "A")
+    only_college = exam_results(exam_frame(rows), cc_frame("3APIC", {"A": 12.0}), RULES)
+    assert only_college.get_column("exam").to_list() == ["college_certificate"]
+    nobody = exam_results(exam_frame(rows).clear(), cc_frame("1APIC", {"B": 12.0}), RULES)
+    assert nobody.height == 0
+    assert nobody.schema == only_college.schema
+
+
 BAC_NATIONAL = {"0060": 7, "0070": 5, "0080": 7, "0090": 2, "0110": 2}  # 2BACSPF coefficients
 BAC_REGIONAL = ["0010", "0020", "0040", "0050"]  # 1BACSEF regional papers
 
