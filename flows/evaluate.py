@@ -48,6 +48,9 @@ def evaluate(
     summary["night_id"] = publish_task(settings, run.versions, summary)
     if run.plan.years:
         plan, results = reports_input_task(settings, rules, run, year)
-        summary["eservices_files"] = eservices_task(settings, plan, results)
-        summary["statistics_report"] = statistics_task(settings, plan, results)
+        # side by side: the extract is polars' work, the statistics mostly matplotlib's
+        eservices = eservices_task.submit(settings, plan, results)
+        statistics = statistics_task.submit(settings, plan, results)
+        summary["eservices_files"] = eservices.result()
+        summary["statistics_report"] = statistics.result()
     return summary

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
 from prefect import flow
+from prefect.futures import PrefectFuture
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.evaluate import evaluate
 from flows.ingest import ingest_submissions
 from flows.recorded import recorded
 from ground.settings import Settings, flow_settings
 from tasks.consolidation_steps import (
+    TABLE_WRITERS,
     consolidated_tables,
     enrollments_task,
     find_changed_schools_task,
+    largest_first,
     open_night_task,
     publish_night_task,
     reference_task,
@@ -29,8 +34,13 @@ from tasks.output_fingerprints import (
     record_evaluation_task,
 )
 
+# the night's tables, each written by a task of its own, a few at a time
+TABLES_SIDE_BY_SIDE = cast(  # Prefect types a flow's runner by its futures' base class
+    "TaskRunner[PrefectFuture[Any]]", ThreadPoolTaskRunner(max_workers=TABLE_WRITERS)
+)
 
-@flow(name="nightly_consolidation")
+
+@flow(name="nightly_consolidation", task_runner=TABLES_SIDE_BY_SIDE)
 @recorded
 @disk_guarded("The night's consolidation", warehouse_folders, consolidation_estimate)
 @leased(WAREHOUSE, night_not_run)  # one writer of the warehouse at a time
@@ -43,16 +53,20 @@ def nightly_consolidation(settings: Settings | None = None, home: str | None = N
     versions: dict[str, int] = {"schools": reference_task(settings)}
     unchanged = tables_without_changes(pending)
     kept = unchanged_tables_task(settings, unchanged) if unchanged else {}
-    transfers = 0
-    for table, dataset in consolidated_tables():
+    # the tables are written side by side, the longest write started first
+    written: dict[str, PrefectFuture] = {}
+    for table, dataset in largest_first(consolidated_tables(), pending):
+        schools = sorted(pending.get(dataset, {}))
         if table in kept:
-            versions[table] = kept[table]
-        elif table == "enrollments":
-            versions[table], transfers = enrollments_task(
-                settings, sorted(pending.get(dataset, {})), datetime.now(settings.zone)
-            )
+            continue
+        if table == "enrollments":
+            written[table] = enrollments_task.submit(settings, schools, datetime.now(settings.zone))
         else:
-            versions[table] = table_task(settings, table, sorted(pending.get(dataset, {})))
+            written[table] = table_task.submit(settings, table, schools)
+    done = {table: future.result() for table, future in written.items()}
+    done["enrollments"], transfers = done["enrollments"]  # (version, pupils who moved)
+    for table, _ in consolidated_tables():  # in warehouse/tables.py's order
+        versions[table] = kept[table] if table in kept else done[table]
     published = {table: version for table, version in versions.items() if version >= 0}
     return publish_night_task(settings, night_id, published, pending, transfers)
 

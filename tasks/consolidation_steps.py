@@ -29,12 +29,30 @@ from warehouse.delta import current_version, table_rows
 from warehouse.nights import finish_night, published_versions, start_night
 from warehouse.tables import TABLES
 
+# Tables written at the same time by a night's consolidation (each a Delta commit of its own,
+# reading the staged rows a few schools ahead): one per core of the 2-core machine; more only
+# add memory (marks and the others each hold a few schools' rows).
+TABLE_WRITERS = 2
+
 
 def consolidated_tables() -> list[tuple[str, str]]:
     """The warehouse tables a night writes from the schools' submissions, each with the dataset
     it comes from, in warehouse/tables.py's order (``schools`` comes from the control
     database: consolidate_school_reference)."""
     return [(table, spec.dataset) for table, spec in TABLES.items() if spec.dataset is not None]
+
+
+def largest_first(
+    tables: list[tuple[str, str]], pending: dict[str, dict[str, list[int]]]
+) -> list[tuple[str, str]]:
+    """``tables`` (consolidated_tables) ordered by the submissions each has to take in
+    (``pending``), most first: written side by side, the longest write (the marks) starts
+    first instead of last."""
+
+    def submissions(item: tuple[str, str]) -> int:
+        return sum(len(ids) for ids in pending.get(item[1], {}).values())
+
+    return sorted(tables, key=submissions, reverse=True)
 
 
 def find_changed_schools(settings: Settings) -> dict[str, dict[str, list[int]]]:

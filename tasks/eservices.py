@@ -23,6 +23,7 @@ Files (``write_school_extracts``), under ``<folder>/<school_code>/``:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -558,7 +559,11 @@ def _json_lines(records: Records) -> bytes:
     """The records as UTF-8 JSON Lines (compact separators); a frame is serialised by polars
     itself (no Python object per mark: the province's extract took ~25 s of CPU that way)."""
     if isinstance(records, pl.DataFrame):
-        return records.write_ndjson().encode("utf-8") if records.height else b""
+        if not records.height:
+            return b""
+        buffer = io.BytesIO()  # polars writes UTF-8 bytes: no str to encode again
+        records.write_ndjson(buffer)
+        return buffer.getvalue()
     return b"".join(
         json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
         + b"\n"
