@@ -477,3 +477,24 @@ def test_a_night_builds_the_extracts_of_the_schools_whose_inputs_changed_only(
         p.relative_to(tmp_path).as_posix() for p in stamps if p.stat().st_mtime_ns != stamps[p]
     }
     assert moved == {f"{B}/eservices.jsonl", f"{B}/manifest.json"}
+
+
+def test_extracts_built_a_few_schools_at_a_time_are_those_of_one_build(
+    inputs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from tasks import eservices
+    from tasks.eservices import extract_records
+
+    whole = extract_records(**inputs)
+    monkeypatch.setattr(eservices, "SCHOOLS_PER_BUILD", 1)  # each school a build of its own
+    extracts, _ = changed_extracts(tmp_path, **inputs)
+    assert sorted(extracts) == [B, A]
+    for school in (A, B):
+        assert extracts[school].equals(whole.filter(pl.col("school_code") == school))
+    assert pl.concat([extracts[B], extracts[A]]).equals(whole)
+    # built without B's rows, A's pupil still has his year in B in his history
+    pupil = extracts[A].filter(pl.col("student_code") == K1).row(0, named=True)
+    assert [(h["school_year"], h["school_code"]) for h in pupil["history"]] == [
+        ("2021/2022", A),
+        ("2022/2023", B),
+    ]
