@@ -452,18 +452,42 @@ def _spawn(paths: StackPaths, name: str, command: list[str], env: dict[str, str]
     return process.pid
 
 
-def _stop(paths: StackPaths, name: str, grace: float = 30.0) -> bool:
+def _children(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid`` (a worker's flow runs: each in its own
+    session, out of the worker's process group)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid and fields[0] != "Z":
+                    found.append(int(entry.name))
+    return found
+
+
+def _stop(paths: StackPaths, name: str, grace: float = 30.0, idle_grace: float = 5.0) -> bool:
+    """SIGTERM to the service's process group; SIGKILL after ``grace`` seconds. A service with
+    no child process left (a worker with no flow run going on) that has not ended ``idle_grace``
+    seconds after the SIGTERM gets a second SIGTERM, which Prefect's worker turns into its own
+    SIGKILL: after a flow run, the worker was seen to ignore the first one and keep the stack's
+    'down' waiting the whole grace (30 s) for nothing."""
     pid = _alive(paths, name)
     if pid is None:
         _pid_file(paths, name).unlink(missing_ok=True)
         return False
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
+    idle_after = time.monotonic() + idle_grace
     deadline = time.monotonic() + grace
+    signalled_again = False
     while time.monotonic() < deadline and _alive(paths, name):
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.2)
+        if not signalled_again and time.monotonic() >= idle_after and not _children(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+            signalled_again = True
+        time.sleep(0.1)
     if _alive(paths, name):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
