@@ -185,15 +185,43 @@ class _Above:
         """(rank, row, column, level code) of the value of the label at (r, c) on one side:
         the expected shape first, on the label's row then the row above; else an acceptable
         one."""
-        same, up = self.side(r, c, step)
+        # `side`'s cells taken one by one: most labels find their value in the first cell, so
+        # neither the rest of the row nor the row above is listed.
+        labels, rows = self.labels, self.rows
         acceptable = None
-        for rr, cols in ((r, same), (r - 1, up)):
-            for cc in cols:
-                rank, code = _rank(shape, self.rows[rr][cc], ref)
+        cols = self.filled(r)
+        bound: int | None = None
+        for x in cols if step > 0 else reversed(cols):
+            if (x <= c) if step > 0 else (x >= c):
+                continue
+            if (r, x) in labels:
+                bound = x
+                break
+            rank, code = _rank(shape, rows[r][x], ref)
+            if rank == 2:
+                return rank, r, x, code
+            if rank == 1 and acceptable is None:
+                acceptable = (rank, r, x, code)
+        if r > 0:
+            above = self.filled(r - 1)
+            for x in above if step > 0 else reversed(above):
+                if step > 0:
+                    if x < c:
+                        continue
+                    if bound is not None and x >= bound:
+                        break
+                else:
+                    if x > c:
+                        continue
+                    if bound is not None and x <= bound:
+                        break
+                if (r - 1, x) in labels:
+                    break
+                rank, code = _rank(shape, rows[r - 1][x], ref)
                 if rank == 2:
-                    return rank, rr, cc, code
+                    return rank, r - 1, x, code
                 if rank == 1 and acceptable is None:
-                    acceptable = (rank, rr, cc, code)
+                    acceptable = (rank, r - 1, x, code)
         return acceptable
 
     def nearest(self, at: tuple[int, int], step: int, f: MetaField) -> Located:
@@ -208,33 +236,35 @@ class _Above:
         return Located(None, None, label_cell, False)
 
 
-_KINDS: dict[tuple[MetaField, ...], dict[str, tuple[str | None, bool, str | None]]] = {}
+_Kinds = dict[str, tuple[str | None, bool, str | None]]
+_KINDS: dict[int, tuple[tuple[MetaField, ...], _Kinds]] = {}
+"""By the id of the fields' tuple (hashing its fields costs ~5 us a call), the tuple kept."""
 
 
-def _text_kinds(fields: tuple[MetaField, ...]) -> dict[str, tuple[str | None, bool, str | None]]:
+def _text_kinds(fields: tuple[MetaField, ...]) -> _Kinds:
     """The memo of `_text_kind` for one set of fields (the same labels recur in every file)."""
-    kinds = _KINDS.get(fields)
-    if kinds is None or len(kinds) > 1 << 14:
-        kinds = _KINDS[fields] = {}
-    return kinds
+    entry = _KINDS.get(id(fields))
+    if entry is None or entry[0] is not fields or len(entry[1]) > 1 << 14:
+        entry = _KINDS[id(fields)] = (fields, {})
+    return entry[1]
 
 
 _LabelCells = tuple[tuple[int, str | None, str | None], ...]
-_ROW_LABELS: dict[tuple[MetaField, ...], dict[tuple[object, ...], _LabelCells]] = {}
+_ROW_LABELS: dict[int, tuple[tuple[MetaField, ...], dict[tuple[object, ...], _LabelCells]]] = {}
 
 
 def _row_labels_memo(fields: tuple[MetaField, ...]) -> dict[tuple[object, ...], _LabelCells]:
     """The memo of `_label_cells` by a row's cells, for one set of fields: the rows above a
     header (titles, labels, hidden marker rows) recur from one file of an export to the next."""
-    memo = _ROW_LABELS.get(fields)
-    if memo is None or len(memo) > 1 << 12:
-        memo = _ROW_LABELS[fields] = {}
-    return memo
+    entry = _ROW_LABELS.get(id(fields))
+    if entry is None or entry[0] is not fields or len(entry[1]) > 1 << 12:
+        entry = _ROW_LABELS[id(fields)] = (fields, {})
+    return entry[1]
 
 
 def _label_cells(
     row: Sequence[object],
-    kinds: dict[str, tuple[str | None, bool, str | None]],
+    kinds: _Kinds,
     fields: Sequence[MetaField],
 ) -> _LabelCells:
     """The label cells of a row above the header: (column, the metadata name of its label,

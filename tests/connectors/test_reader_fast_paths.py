@@ -301,3 +301,38 @@ def test_memoised_metadata_rows_read_as_without_memo(tmp_path, monkeypatch):
     assert {"1APIC-1", "2APIC-3"} <= classes
     semesters = {r.frame["semester"][0] for r in memo if "semester" in r.frame.columns}
     assert semesters == {"1", "2"}
+
+
+def _choose_from_side(above, r, c, step, shape, ref):
+    """`_Above.choose` as specified: `side`'s cells in order, the expected shape first."""
+    same, up = above.side(r, c, step)
+    acceptable = None
+    for rr, cols in ((r, same), (r - 1, up)):
+        for cc in cols:
+            rank, code = metadata_location._rank(shape, above.rows[rr][cc], ref)
+            if rank == 2:
+                return rank, rr, cc, code
+            if rank == 1 and acceptable is None:
+                acceptable = (rank, rr, cc, code)
+    return acceptable
+
+
+def test_choose_takes_sides_cells_in_order():
+    """The value chosen cell by cell is the one `side`'s lists give, on random blocks of
+    labels, values of every shape, blanks and numbers."""
+    from connectors.reading.reference import reference
+
+    ref = reference()
+    shapes = ("year", "class", "level", "session", "text")
+    values = ["", "", "", "2023/2024", "1APIC-1", "الأولى إعدادي", "الدورة الأولى", "نص", 3.0, " "]
+    rnd = random.Random(11)
+    for _ in range(400):
+        width, height = rnd.randint(1, 9), rnd.randint(1, 4)
+        rows = [[rnd.choice(values) for _ in range(width)] for _ in range(height)]
+        labels = {(r, c) for r in range(height) for c in range(width) if rnd.random() < 0.25}
+        above = metadata_location._Above(rows, labels)
+        for r, c in labels:
+            for step in (-1, 1):
+                for shape in shapes:
+                    expected = _choose_from_side(above, r, c, step, shape, ref)
+                    assert above.choose(r, c, step, shape, ref) == expected, (rows, labels, r, c)
