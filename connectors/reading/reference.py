@@ -4,7 +4,7 @@ another folder), read once; and whether a subject code and a subject name agree 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from schemas.reference_data import LEVELS, REFERENCE_DIR, SUBJECTS, reference_rows
@@ -47,13 +47,17 @@ def reference(folder: Path = REFERENCE_DIR) -> Reference:
     )
 
 
+_name_key = lru_cache(maxsize=1 << 12)(match_key)
+"""match_key memoised: every NotesCC file names its subject, among a few dozen."""
+
+
 def subject_check(code: str | None, name: str | None, ref: Reference) -> str | None:
     """The disagreement between a subject code and a subject name in the reference, as a
     short phrase, or None (they agree, or one of them is unknown to the reference)."""
     if not code or not name:
         return None
     known_name = ref.subject_name.get(code)
-    codes = ref.subject_codes.get(match_key(name), frozenset())
+    codes = ref.subject_codes.get(_name_key(name), frozenset())
     if code in codes or (known_name is None and not codes):
         return None
     left = f"{code} = {known_name}" if known_name else f"{code} = ?"
