@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,9 +197,26 @@ def evaluate_warehouse(
     schools: set[str] = set()
     files = partition_files(warehouse, "marks", versions["marks"])
     connection = evaluation_connection(settings)
+    # a batch's writes (delta-rs' writer, one thread) and exams (polars) run while DuckDB
+    # computes the next batch; at most one batch is being written, so memory holds two
+    # batches' results at most, whatever the country; the commits stay in batch order
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluation-writes")
+    pending: Future[_Written] | None = None
+
+    def written_before() -> None:
+        nonlocal pending
+        if pending is not None:
+            done, pending = pending.result(), None
+            run.versions.update(done.versions)
+            for table, count in done.rows.items():
+                run.rows[table] = run.rows.get(table, 0) + count
+            skipped.extend(done.skipped)
+
     try:
         for batch in batches:
             run.batches += 1
+            if semester is not None:  # reads the result tables the last batch writes
+                written_before()
             enrolled = _enrolments_of(enrollments, batch)
             active = _active_frame(enrolled)
             elsewhere = _reader_of_elsewhere(enrollments)
@@ -209,6 +227,7 @@ def evaluate_warehouse(
                 if semester is None
                 else None
             )
+            written_before()
             if fast is not None:
                 if fast.empty:
                     skipped.append(fast.plan.skipped)
@@ -232,25 +251,28 @@ def evaluate_warehouse(
             skipped.append(plan.skipped)
             schools.update(plan.schools)
             years.update(plan.years)
-            written = write_results(settings, results, plan, tables=SCORED_TABLES)
-            run.versions.update(written)
             for table, frame in results.items():
                 run.rows[table] = run.rows.get(table, 0) + _height(frame)
             annual = _polars(results.get("annual_results"))
             if annual is not None:
                 run.pupils += annual.height
                 run.schools_evaluated += annual.get_column("school_code").n_unique()
-            if exams.years:
-                exam_plan = exams.of_batch(batch, active, plan)
-                skipped.append(exam_plan.skipped)
-                if years:
-                    computed = exams.results(exam_plan, batch, annual, rules)
-                    run.rows["exam_results"] = run.rows.get("exam_results", 0) + computed.height
-                    exam_tables = {"exam_results": computed}
-                    written = write_results(settings, exam_tables, plan, tables=("exam_results",))
-                    run.versions.update(written)
+            pending = writer.submit(
+                _write_batch,
+                settings,
+                results,
+                plan,
+                batch,
+                active,
+                annual,
+                exams,
+                rules,
+                bool(years),
+            )
             del results
+        written_before()
     finally:
+        writer.shutdown(wait=True)
         connection.close()
 
     if unchanged:  # what the evaluation said of the kept schools when it made their results
@@ -286,6 +308,42 @@ def evaluate_warehouse(
     plan = Evaluable({}, sorted(years), _ordered(skipped), looked_at, sorted(schools))
     run.plan = plan
     return run
+
+
+@dataclass
+class _Written:
+    """What a batch's writes did: versions per table, exam rows computed, exams held back."""
+
+    versions: dict[str, int]
+    rows: dict[str, int]
+    skipped: list[pl.DataFrame]
+
+
+def _write_batch(
+    settings: Settings,
+    results: dict[str, pl.DataFrame | pa.Table],
+    plan: Evaluable,
+    batch: list[str],
+    active: pl.DataFrame,
+    annual: pl.DataFrame | None,
+    exams: _Exams,
+    rules: EvaluationRules,
+    any_years: bool,
+) -> _Written:
+    """A batch's results written, then its exams computed and written (they need its annual
+    results: the candidates' continuous-assessment averages)."""
+    versions = write_results(settings, results, plan, tables=SCORED_TABLES)
+    rows: dict[str, int] = {}
+    skipped: list[pl.DataFrame] = []
+    if exams.years:
+        exam_plan = exams.of_batch(batch, active, plan)
+        skipped.append(exam_plan.skipped)
+        if any_years:
+            computed = exams.results(exam_plan, batch, annual, rules)
+            rows["exam_results"] = computed.height
+            exam_tables = {"exam_results": computed}
+            versions.update(write_results(settings, exam_tables, plan, tables=("exam_results",)))
+    return _Written(versions, rows, skipped)
 
 
 def evaluation_connection(settings: Settings) -> duckdb.DuckDBPyConnection:

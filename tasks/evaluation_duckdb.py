@@ -142,10 +142,6 @@ def evaluate_batch(
             GROUP BY ALL
             """
         ).pl()
-        pairs = connection.sql(
-            "SELECT DISTINCT school_year, school_code FROM batch_groups "
-            "WHERE school_year IS NOT NULL"
-        ).pl()
         if held.height:
             subjects = _arrow(
                 connection,
@@ -167,9 +163,11 @@ def evaluate_batch(
         annual = _arrow(connection, annual_query("batch_semesters", rules))
     finally:
         connection.unregister("batch_semesters")
-    years = sorted(
-        {value for value in subjects.column("school_year").unique().to_pylist() if value}
-    )
+    # the (year, school) pairs with marks: those of the kept groups are the annual results'
+    # (every kept group reaches them), far fewer rows than the groups; those of held ones
+    pairs = _pairs(annual, held)
+    evaluated = annual.column("school_year").unique().to_pylist()  # years of the kept groups
+    years = sorted(value for value in evaluated if value)
     skipped = pl.concat(
         [
             _held(held, active, elsewhere),
@@ -184,6 +182,15 @@ def evaluate_batch(
         "annual_results": annual,
     }
     return BatchEvaluation(plan, results)
+
+
+def _pairs(annual: pa.Table, held: pl.DataFrame) -> pl.DataFrame:
+    """The distinct (school_year, school_code) of the annual results and the held groups
+    (years unknown aside)."""
+    kept = pl.from_arrow(annual.select(["school_year", "school_code"]))
+    assert isinstance(kept, pl.DataFrame)
+    frames = [kept, held.select("school_year", "school_code")]
+    return pl.concat(frames, how="vertical_relaxed").drop_nulls("school_year").unique()
 
 
 def _empty(active: pl.DataFrame, looked_at: list[str]) -> BatchEvaluation:

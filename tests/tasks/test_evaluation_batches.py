@@ -6,6 +6,8 @@ docs/evaluation-rules.md written in SQL (DuckDB) over the same Delta tables."""
 
 from __future__ import annotations
 
+import shutil
+
 import duckdb
 import polars as pl
 import pytest
@@ -23,7 +25,12 @@ from tasks.evaluation_batches import (
 from tasks.evaluation_steps import plan_evaluation, read_published
 from tasks.ingest import discover_inbox, ingest_school
 from warehouse.control import ControlDatabase
-from warehouse.delta import read_table, table_versions
+from warehouse.delta import (
+    SchemaChangeRefused,
+    read_table,
+    replace_school_rows,
+    table_versions,
+)
 from warehouse.nights import finish_night, start_night
 
 RULES = load_rules()
@@ -289,3 +296,25 @@ def test_held_pupils_and_schools_without_marks_are_told_as_the_whole_warehouse_t
     ]
     assert reasons == sorted(whole.skipped.select("school_code", "reason", "pupils").rows())
     assert run.pupils == 1
+
+
+def test_a_refused_write_stops_the_run_and_no_later_batch_is_written(consolidated, tmp_path):
+    """A batch's writes run while the next batch is computed; a write refused by the warehouse
+    (here: the subject results lack a column the table gained) stops the run with its error,
+    and no table receives a commit after it: no later batch's results are written."""
+    home = tmp_path / "home"
+    shutil.copytree(consolidated.home, home)
+    settings = consolidated.model_copy(update={"home": home})
+    evaluate_warehouse(settings, RULES, batch_rows=10**9)
+    stored = _stored(
+        settings, "subject_results", table_versions(settings.warehouse)["subject_results"]
+    )
+    first = min(stored["school_code"].unique())
+    rows = stored.filter(pl.col("school_code") == first)
+    gained = rows.with_columns(pl.lit(None, pl.Utf8).alias("note")).to_arrow()
+    replace_school_rows(settings.warehouse, "subject_results", [first], gained)
+    before = table_versions(settings.warehouse)
+
+    with pytest.raises(SchemaChangeRefused):
+        evaluate_warehouse(settings, RULES, batch_rows=1)
+    assert table_versions(settings.warehouse) == before
