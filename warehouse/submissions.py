@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from warehouse.control import ControlDatabase, Finding, School, Submission, utcnow
@@ -99,12 +99,16 @@ def register_submissions(database: ControlDatabase, rows: Sequence[dict[str, Any
         try:
             with database.session() as session:
                 if new:
+                    # Rows of the same keys (the ingest's): on the table, Core's executemany
+                    # without the ORM's bulk work per row (a school registers hundreds of
+                    # files at once); the ORM's insert groups rows of different keys.
+                    table = _SUBMISSIONS
+                    same = len({frozenset(row) for row in new}) == 1
                     result = session.execute(
-                        insert(Submission).returning(
-                            Submission.school_code,
-                            Submission.sha256,
-                            Submission.submission_id,
-                            sort_by_parameter_order=True,
+                        insert(table if same else Submission).returning(
+                            table.c.school_code,
+                            table.c.sha256,
+                            table.c.submission_id,
                         ),
                         [{"state": RECEIVED, "received_at": now, **row} for row in new],
                     )
@@ -192,40 +196,39 @@ def record_outcomes(database: ControlDatabase, outcomes: Sequence[dict[str, Any]
         if outcome["rows_read"] != outcome["rows_accepted"] + outcome["rows_quarantined"]:
             raise ValueError(f"submission {outcome['submission_id']}: rows do not add up")
     ids = [o["submission_id"] for o in outcomes]
+    table = _SUBMISSIONS
     with database.session() as session:
-        files = dict(
-            session.execute(
-                select(Submission.submission_id, Submission.file_name).where(
-                    Submission.submission_id.in_(ids)
+        named = {
+            sid: (school_code, file_name)
+            for sid, school_code, file_name in session.execute(
+                select(table.c.submission_id, table.c.school_code, table.c.file_name).where(
+                    table.c.submission_id.in_(ids)
                 )
-            ).all()
-        )
-        schools = dict(
-            session.execute(
-                select(Submission.submission_id, Submission.school_code).where(
-                    Submission.submission_id.in_(ids)
-                )
-            ).all()
-        )
+            )
+        }
+        # Core's executemany of one UPDATE by key (the ORM's bulk update by primary key did
+        # the same with more work per row); parameters are named apart from the columns.
         session.execute(
-            update(Submission),
+            update(table)
+            .where(table.c.submission_id == bindparam("_id"))
+            .values({name: bindparam(f"_{name}") for name in _RECORDED}),
             [
                 {
-                    "submission_id": o["submission_id"],
-                    "dataset": o["dataset"],
-                    "state": o["state"],
-                    "school_year": o["school_year"],
-                    "scope_key": o["scope_key"],
-                    "rows_read": o["rows_read"],
-                    "rows_accepted": o["rows_accepted"],
-                    "rows_quarantined": o["rows_quarantined"],
-                    "processed_at": now,
-                    "detail": o.get("detail", ""),
-                    "hold": HELD if o.get("hold_rows_before") is not None else "",
-                    "hold_rows_before": o.get("hold_rows_before"),
-                    "hold_rows_after": o.get("hold_rows_after"),
-                    "exported_on": o.get("exported_on"),
-                    "exported_on_source": o.get("exported_on_source", ""),
+                    "_id": o["submission_id"],
+                    "_dataset": o["dataset"],
+                    "_state": o["state"],
+                    "_school_year": o["school_year"],
+                    "_scope_key": o["scope_key"],
+                    "_rows_read": o["rows_read"],
+                    "_rows_accepted": o["rows_accepted"],
+                    "_rows_quarantined": o["rows_quarantined"],
+                    "_processed_at": now,
+                    "_detail": o.get("detail", ""),
+                    "_hold": HELD if o.get("hold_rows_before") is not None else "",
+                    "_hold_rows_before": o.get("hold_rows_before"),
+                    "_hold_rows_after": o.get("hold_rows_after"),
+                    "_exported_on": o.get("exported_on"),
+                    "_exported_on_source": o.get("exported_on_source", ""),
                 }
                 for o in outcomes
             ],
@@ -235,8 +238,8 @@ def record_outcomes(database: ControlDatabase, outcomes: Sequence[dict[str, Any]
             {
                 **row,
                 "submission_id": o["submission_id"],
-                "school_code": schools[o["submission_id"]],
-                "file_name": files[o["submission_id"]],
+                "school_code": named[o["submission_id"]][0],
+                "file_name": named[o["submission_id"]][1],
             }
             for o in outcomes
             for row in o["findings"]
@@ -275,6 +278,26 @@ def record_outcomes(database: ControlDatabase, outcomes: Sequence[dict[str, Any]
                 done.update(older)
     return superseded
 
+
+# The submissions table itself, for Core statements (executemany without the ORM's work).
+_SUBMISSIONS = cast(Table, Submission.__table__)
+# The columns record_outcomes sets on each submission.
+_RECORDED = (
+    "dataset",
+    "state",
+    "school_year",
+    "scope_key",
+    "rows_read",
+    "rows_accepted",
+    "rows_quarantined",
+    "processed_at",
+    "detail",
+    "hold",
+    "hold_rows_before",
+    "hold_rows_after",
+    "exported_on",
+    "exported_on_source",
+)
 
 # Values per IN (...) list: SQLite allows 32 766 bound parameters per statement.
 _IN_CHUNK = 5000
