@@ -412,11 +412,14 @@ def _rejection(error: FileRejected, file_name: str, school_code: str) -> dict[st
 
 def _scope(dataset: str, school_code: str, frame: pl.DataFrame) -> tuple[str, str]:
     """The school year of a submission and the key of the rows it replaces."""
-    first = frame.row(0, named=True) if frame.height else {}
-    year = str(first.get("school_year") or "")
+
+    def first(column: str) -> Any:  # one cell, not the whole first row (a file's 30 columns)
+        return frame.get_column(column)[0] if frame.height and column in frame.columns else None
+
+    year = str(first("school_year") or "")
     values = []
     for column in DATASETS[dataset].scope:
-        value = school_code if column == "school_code" else first.get(column)
+        value = school_code if column == "school_code" else first(column)
         values.append("" if value is None else str(value))
     return year, "|".join([dataset, *values])
 
@@ -524,6 +527,8 @@ def _slices(frame: pl.DataFrame, submission_ids: list[int]) -> list[pl.DataFrame
     """Each submission's rows of a validated frame, in ``submission_ids``' order: validation
     keeps the rows in the order they came, one submission after the other, so each part is a
     slice (no copy) rather than a partition."""
+    if frame.height == 0:  # the usual quarantine: nothing to look for
+        return [frame] * len(submission_ids)
     runs = frame.get_column("submission_id").rle().struct.unnest().rows()  # (length, id)
     counts = {sid: n for n, sid in runs}
     order = [sid for sid in submission_ids if sid in counts]
