@@ -1,0 +1,158 @@
+"""Registering and recording submissions in one statement each (Core executemany), on SQLite
+and PostgreSQL: every row gets its own id and its own values, whatever the rows' keys."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import create_engine, select, text
+
+from warehouse.control import ControlDatabase, Finding, Submission, upgrade_database
+from warehouse.submissions import record_outcomes, register_submissions
+
+ARRIVED = datetime(2026, 11, 30, 7, 15, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'control.db'}"
+    else:
+        base = request.getfixturevalue("postgres_url")
+        name = f"r_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f"create database {name}"))
+        admin.dispose()
+        url = base.rsplit("/", 1)[0] + "/" + name
+    upgrade_database(url)
+    handle = ControlDatabase(url)
+    yield handle
+    handle.dispose()
+
+
+def arrival(school: str, index: int, **extra) -> dict:
+    return {
+        "school_code": school,
+        "file_name": f"NotesCC_{index}.xlsx",
+        "sha256": f"{index:064x}",
+        "size_bytes": 100 + index,
+        "archive_path": f"/archive/{index}",
+        **extra,
+    }
+
+
+def stored(database: ControlDatabase) -> dict[int, Submission]:
+    with database.session() as session:
+        return {s.submission_id: s for s in session.scalars(select(Submission))}
+
+
+def test_a_batch_of_files_gets_one_id_each_in_the_order_given(database):
+    rows = [arrival("27783Y", i) for i in range(300)]
+    ids = register_submissions(database, rows)
+    assert len(set(ids)) == 300
+    kept = stored(database)
+    assert [(kept[i].sha256, kept[i].size_bytes) for i in ids] == [
+        (r["sha256"], r["size_bytes"]) for r in rows
+    ]
+    assert {kept[i].state for i in ids} == {"received"}
+    # again, with a new file in the middle: the same ids, one new
+    again = register_submissions(database, [*rows[:150], arrival("27783Y", 999), *rows[150:]])
+    assert again[:150] + again[151:] == ids
+    assert again[150] not in ids
+
+
+def test_files_of_different_keys_keep_each_its_values(database):
+    """Some rows say when they arrived, others not: none takes another's value, none is
+    lost (whether the first row has the key or not)."""
+    ids = register_submissions(
+        database,
+        [
+            arrival("27783Y", 1),
+            arrival("27783Y", 2, arrived_at=ARRIVED),
+            arrival("11742K", 3),
+            arrival("11742K", 4, arrived_at=ARRIVED),
+        ],
+    )
+    kept = stored(database)
+    arrived = [kept[i].arrived_at for i in ids]
+    assert [a is not None and a.replace(tzinfo=UTC) == ARRIVED for a in arrived] == [
+        False,
+        True,
+        False,
+        True,
+    ]
+    assert arrived[0] is None and arrived[2] is None
+    assert [kept[i].school_code for i in ids] == ["27783Y", "27783Y", "11742K", "11742K"]
+
+
+def test_each_submission_is_recorded_with_its_own_outcome_and_findings(database):
+    ids = register_submissions(database, [arrival("27783Y", 1), arrival("27783Y", 2)])
+    finding = {
+        "sheet": "Feuil1",
+        "sheet_row": 12,
+        "column_name": "mark",
+        "value": "21",
+        "rule_id": "R003",
+        "severity": "error",
+        "message_ar": "ar",
+        "message_fr": "fr",
+    }
+    record_outcomes(
+        database,
+        [
+            {
+                "submission_id": ids[0],
+                "dataset": "marks",
+                "state": "partially_accepted",
+                "school_year": "2025/2026",
+                "scope_key": "marks|27783Y|2025/2026|1APIC-1|0030|1",
+                "rows_read": 30,
+                "rows_accepted": 29,
+                "rows_quarantined": 1,
+                "findings": [finding],
+                "detail": "",
+                "hold_rows_before": 40,
+                "hold_rows_after": 29,
+            },
+            {
+                "submission_id": ids[1],
+                "dataset": "students",
+                "state": "accepted",
+                "school_year": "2025/2026",
+                "scope_key": "students|27783Y|2025/2026",
+                "rows_read": 31,
+                "rows_accepted": 31,
+                "rows_quarantined": 0,
+                "findings": [],
+                "detail": "",
+                "exported_on": date(2026, 11, 29),
+                "exported_on_source": "file name",
+            },
+        ],
+    )
+    kept = stored(database)
+    marks, students = kept[ids[0]], kept[ids[1]]
+    assert (marks.dataset, marks.state, marks.rows_read, marks.rows_quarantined) == (
+        "marks",
+        "partially_accepted",
+        30,
+        1,
+    )
+    assert (marks.hold, marks.hold_rows_before, marks.hold_rows_after) == ("held", 40, 29)
+    assert marks.scope_key.startswith("marks|") and marks.processed_at is not None
+    assert (students.dataset, students.state, students.rows_accepted, students.hold) == (
+        "students",
+        "accepted",
+        31,
+        "",
+    )
+    assert students.exported_on == date(2026, 11, 29)
+    assert students.exported_on_source == "file name"
+    with database.session() as session:
+        findings = list(session.scalars(select(Finding)))
+    assert [(f.submission_id, f.school_code, f.file_name, f.rule_id) for f in findings] == [
+        (ids[0], "27783Y", "NotesCC_1.xlsx", "R003")
+    ]
