@@ -6,10 +6,10 @@ batch (``Settings.evaluation_batch_rows`` marks), not the country.
 A school's subject, semester and annual results need only its own marks and enrolments (ranks
 are within a class), so the marks are read one batch of school partitions at a time, restricted
 as :func:`tasks.evaluable.evaluable` restricts a whole warehouse, computed by the SQL of
-:mod:`tasks.results_sql` (inside DuckDB from the batch's Parquet files: tasks/evaluation_duckdb.py;
-a run of one semester reads the batch with polars and :mod:`tasks.results_formulas`) and
-written with one commit per result table and batch (the
-night published afterwards names the last version; readers never see a batch alone). What
+:mod:`tasks.results_sql` (inside DuckDB from the batch's Parquet files, a run of one semester
+too: tasks/evaluation_duckdb.py; files not laid out by school folder are read with polars) and
+written with one commit per result table and batch (the night published afterwards names the
+last version; readers never see a batch alone), while DuckDB computes the next batch. What
 crosses schools is read apart, small: the school years of the marks (a first pass over the
 school_year column), the accepted lists (school, year), the active enrolments elsewhere of the
 batch's held pupils, and the exams (a pupil's regional exam may lie in his former school): the
@@ -47,7 +47,7 @@ from tasks.evaluable import (
     _split_enrolled,
     evaluable,
 )
-from tasks.evaluation_duckdb import MARK_COLUMNS, evaluate_batch
+from tasks.evaluation_duckdb import MARK_COLUMNS, OtherSemester, evaluate_batch
 from tasks.output_fingerprints import kept_results, unchanged_results
 from tasks.results_formulas import (
     ENGINE,
@@ -221,11 +221,18 @@ def evaluate_warehouse(
             active = _active_frame(enrolled)
             elsewhere = _reader_of_elsewhere(enrollments)
             results: dict[str, pl.DataFrame | pa.Table]
-            # a whole semester's run: the marks stay in DuckDB (tasks/evaluation_duckdb.py)
-            fast = (
-                evaluate_batch(connection, files, batch, rules, active, year, looked_at, elsewhere)
-                if semester is None
-                else None
+            # the marks stay in DuckDB (tasks/evaluation_duckdb.py)
+            fast = evaluate_batch(
+                connection,
+                files,
+                batch,
+                rules,
+                active,
+                year,
+                looked_at,
+                elsewhere,
+                semester,
+                _reader_of_other_semester(settings, semester) if semester else None,
             )
             written_before()
             if fast is not None:
@@ -538,6 +545,16 @@ def other_semester_results(
         assert isinstance(frame, pl.DataFrame)
         kept[table] = frame
     return kept
+
+
+def _reader_of_other_semester(settings: Settings, semester: int) -> OtherSemester:
+    """How a run of ``semester`` reads the other semester's stored results of a batch."""
+
+    def read(schools: list[str], looked_at: list[str]) -> dict[str, pl.DataFrame]:
+        scope = Evaluable({}, [], _rows([]), looked_at, schools)
+        return other_semester_results(settings, scope, semester)
+
+    return read
 
 
 def _stacked(computed: pl.DataFrame, stored: pl.DataFrame | None) -> pl.DataFrame:

@@ -18,12 +18,14 @@ then reads the batch with polars, as before).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from schemas.evaluation_rules import EvaluationRules
 from tasks.evaluable import (
@@ -48,6 +50,9 @@ from tasks.results_sql import (
 
 # the marks' columns an evaluation reads (mark_scale may be absent from older files)
 MARK_COLUMNS = [*SUBJECT_KEYS, "slot", "mark", "absence", "mark_scale"]
+# the warehouse's subject and semester results of the other semester, by table, in the schools
+# and school years given (a run of one semester keeps them)
+OtherSemester = Callable[[list[str], list[str]], dict[str, pl.DataFrame]]
 
 
 @dataclass
@@ -91,12 +96,18 @@ def evaluate_batch(
     year: str | None,
     looked_at: list[str],
     elsewhere: Elsewhere = None,
+    semester: int | None = None,
+    other_semester: OtherSemester | None = None,
 ) -> BatchEvaluation | None:
     """The batch ``schools`` evaluated from their marks' Parquet ``files`` (school → paths of
     the published version), with ``active`` their active enrolments (school_code, school_year,
     student_code), ``year`` the year asked for (None: every year), ``looked_at`` the years
     looked at and ``elsewhere`` how to read the active enrolments in other schools of pupils
-    held back. None: the files are not laid out by school folder."""
+    held back. With ``semester``, that semester's subject and semester results are computed
+    and stacked with ``other_semester(schools, years)``, the warehouse's rows of the other
+    semester, before the annual results (what is held back is counted over both semesters, as
+    :func:`tasks.evaluable.evaluable` counts it). None: the files are not laid out by school
+    folder."""
     paths = _hive_laid_out(files, schools)
     if paths is None:
         return None
@@ -153,20 +164,22 @@ def evaluate_batch(
     finally:
         connection.unregister("batch_groups")
     del every
-    connection.register("batch_subjects", subjects)
-    try:
-        semesters = _arrow(connection, semester_query("batch_subjects"))
-    finally:
-        connection.unregister("batch_subjects")
-    connection.register("batch_semesters", semesters)
-    try:
-        annual = _arrow(connection, annual_query("batch_semesters", rules))
-    finally:
-        connection.unregister("batch_semesters")
-    # the (year, school) pairs with marks: those of the kept groups are the annual results'
-    # (every kept group reaches them), far fewer rows than the groups; those of held ones
-    pairs = _pairs(annual, held)
-    evaluated = annual.column("school_year").unique().to_pylist()  # years of the kept groups
+    if semester is None:
+        semesters = _arrow_of(connection, semester_query("batch_subjects"), batch_subjects=subjects)
+        annual = _arrow_of(
+            connection, annual_query("batch_semesters", rules), batch_semesters=semesters
+        )
+        # the (year, school) pairs with marks: those of the kept groups are the annual
+        # results' (every kept group reaches them), far fewer rows than the groups; and the
+        # held ones'
+        pairs = _pairs(annual, held)
+        evaluated = annual.column("school_year").unique().to_pylist()  # years of kept groups
+    else:
+        pairs = _pairs(subjects, held)
+        evaluated = subjects.column("school_year").unique().to_pylist()
+        schools = pairs.get_column("school_code").unique().sort().to_list()
+        other = other_semester(schools, looked_at) if other_semester is not None else {}
+        subjects, semesters, annual = _one_semester(connection, subjects, semester, other, rules)
     years = sorted(value for value in evaluated if value)
     skipped = pl.concat(
         [
@@ -184,10 +197,55 @@ def evaluate_batch(
     return BatchEvaluation(plan, results)
 
 
-def _pairs(annual: pa.Table, held: pl.DataFrame) -> pl.DataFrame:
-    """The distinct (school_year, school_code) of the annual results and the held groups
-    (years unknown aside)."""
-    kept = pl.from_arrow(annual.select(["school_year", "school_code"]))
+def _arrow_of(connection: duckdb.DuckDBPyConnection, sql: str, **sources: pa.Table) -> pa.Table:
+    """``sql`` over the Arrow ``sources``, registered by their names for the query."""
+    for name, table in sources.items():
+        connection.register(name, table)
+    try:
+        return _arrow(connection, sql)
+    finally:
+        for name in sources:
+            connection.unregister(name)
+
+
+def _one_semester(
+    connection: duckdb.DuckDBPyConnection,
+    subjects: pa.Table,
+    semester: int,
+    other: dict[str, pl.DataFrame],
+    rules: EvaluationRules,
+) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """The subject and semester results of ``semester`` from the kept groups ``subjects``,
+    each stacked with the ``other`` semester's stored rows, and the annual results of both."""
+    chosen = subjects.filter(pc.equal(subjects.column("semester"), semester))
+    semesters = _arrow_of(connection, semester_query("batch_subjects"), batch_subjects=chosen)
+    chosen = _stacked(chosen, other.get("subject_results"))
+    semesters = _stacked(semesters, other.get("semester_results"))
+    annual = _arrow_of(
+        connection, annual_query("batch_semesters", rules), batch_semesters=semesters
+    )
+    return chosen, semesters, annual
+
+
+def _stacked(computed: pa.Table, stored: pl.DataFrame | None) -> pa.Table:
+    """``computed`` and the ``stored`` rows, typed as the computed ones (the warehouse stores
+    no unsigned integers; a column it lacks is null)."""
+    if stored is None or not stored.height:
+        return computed
+    rows = stored.to_arrow()
+    columns = [
+        rows.column(field.name).cast(field.type)
+        if field.name in rows.column_names
+        else pa.nulls(rows.num_rows, field.type)
+        for field in computed.schema
+    ]
+    return pa.concat_tables([computed, pa.Table.from_arrays(columns, schema=computed.schema)])
+
+
+def _pairs(results: pa.Table, held: pl.DataFrame) -> pl.DataFrame:
+    """The distinct (school_year, school_code) of ``results`` and the held groups (years
+    unknown aside)."""
+    kept = pl.from_arrow(results.select(["school_year", "school_code"]))
     assert isinstance(kept, pl.DataFrame)
     frames = [kept, held.select("school_year", "school_code")]
     return pl.concat(frames, how="vertical_relaxed").drop_nulls("school_year").unique()

@@ -21,6 +21,7 @@ from tasks.evaluation_batches import (
     batches_of,
     compute_results,
     evaluate_warehouse,
+    other_semester_results,
 )
 from tasks.evaluation_steps import plan_evaluation, read_published
 from tasks.ingest import discover_inbox, ingest_school
@@ -318,3 +319,37 @@ def test_a_refused_write_stops_the_run_and_no_later_batch_is_written(consolidate
     with pytest.raises(SchemaChangeRefused):
         evaluate_warehouse(settings, RULES, batch_rows=1)
     assert table_versions(settings.warehouse) == before
+
+
+def test_a_semester_run_in_duckdb_gives_the_in_memory_results_with_the_stored_other_semester(
+    consolidated, tmp_path
+):
+    """A run of the 2nd semester computes it inside DuckDB, batch by batch, and takes the 1st
+    semester's results as the warehouse holds them (here: none, removed after a whole run), as
+    the in-memory path does: the same rows, and annual results of the 2nd semester alone."""
+    home = tmp_path / "home"
+    shutil.copytree(consolidated.home, home)
+    settings = consolidated.model_copy(update={"home": home})
+    evaluate_warehouse(settings, RULES, batch_rows=10**9)
+    for table in ("subject_results", "semester_results"):
+        stored = _stored(settings, table, table_versions(settings.warehouse)[table])
+        second = stored.filter(pl.col("semester") == 2)
+        schools = stored["school_code"].unique().to_list()
+        replace_school_rows(settings.warehouse, table, schools, second.to_arrow())
+    whole = read_published(settings)
+    plan = plan_evaluation(whole, RULES)
+    kept = other_semester_results(settings, plan, 2)
+    assert not any(frame.height for frame in kept.values())
+    expected = compute_results(plan.inputs, RULES, 2, kept)
+
+    run = evaluate_warehouse(settings, RULES, semester=2, batch_rows=20_000)
+    assert run.batches > 1
+    assert run.plan.years == plan.years and run.plan.schools == plan.schools
+    assert run.plan.skipped.sort(pl.all()).equals(plan.skipped.sort(pl.all()))
+    assert set(expected) == set(RESULT_TABLES)
+    for table in RESULT_TABLES:
+        assert run.rows[table] == expected[table].height
+        _same(expected[table], _stored(settings, table, run.versions[table]), KEYS[table])
+    annual = _stored(settings, "annual_results", run.versions["annual_results"])
+    assert annual["average_s1"].null_count() == annual.height
+    assert annual["average_s2"].drop_nulls().len()
