@@ -147,6 +147,7 @@ def column_letter(index: int) -> str:
     return out
 
 
+@functools.lru_cache(maxsize=1 << 14)  # ~30 calls a NotesCC file, on the same few hundred cells
 def cell_address(row: int, column: int) -> str:
     """0-based (row, column) → "C6"."""
     return f"{column_letter(column)}{row + 1}"
