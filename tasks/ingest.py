@@ -412,14 +412,11 @@ def _rejection(error: FileRejected, file_name: str, school_code: str) -> dict[st
 
 def _scope(dataset: str, school_code: str, frame: pl.DataFrame) -> tuple[str, str]:
     """The school year of a submission and the key of the rows it replaces."""
-
-    def first(column: str) -> Any:  # one cell, not the whole first row (a file's 30 columns)
-        return frame.get_column(column)[0] if frame.height and column in frame.columns else None
-
-    year = str(first("school_year") or "")
+    first = frame.row(0, named=True) if frame.height else {}
+    year = str(first.get("school_year") or "")
     values = []
     for column in DATASETS[dataset].scope:
-        value = school_code if column == "school_code" else first(column)
+        value = school_code if column == "school_code" else first.get(column)
         values.append("" if value is None else str(value))
     return year, "|".join([dataset, *values])
 
