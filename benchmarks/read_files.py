@@ -17,15 +17,17 @@ is kept. Polars runs on one thread, as in the ingest's worker processes.
 
 Figures (issue 17, item 1): a generated province of 60 schools (`generate_province(...,
 schools=60, seed=2024)`: 6,516 files, 6,228 of them NotesCC), `--repeat 1` (each file's first
-read), the tree before this round (40cb72b) and after, run back to back twice on the 2 shared
-cores at load average 10-14 (wall times follow the load; compare CPU seconds):
+read), the tree before this round (40cb72b) and after, run back to back three times on the 2 shared
+cores at load average 9-14 (wall times follow the load; compare CPU seconds):
 
                           before (40cb72b)           after
     ours CPU / bare CPU   7.67 / 2.56 s = 3.00x      6.24 / 2.55 s = 2.44x
                           7.84 / 2.58 s = 3.04x      6.50 / 2.57 s = 2.53x
-      NotesCC             7.02-7.18 s (2.97-3.01x)   5.61-5.86 s (2.41-2.49x)
+                          7.33 / 2.45 s = 2.99x      5.92 / 2.44 s = 2.42x (a3a1395)
+      NotesCC             6.69-7.18 s (2.97-3.01x)   5.31-5.86 s (2.40-2.49x)
     ours wall / bare wall 34.02 / 10.32 s = 3.30x    16.48 / 6.66 s = 2.47x
                           26.99 / 8.14 s = 3.31x     14.04 / 6.05 s = 2.32x
+                          19.28 / 5.99 s = 3.22x     11.53 / 4.77 s = 2.42x (load 9-10)
 
 Most of the wall time saved was waiting: each NotesCC frame was gathered by polars' thread
 pool, a hand-off of two context switches per file (3,250 voluntary switches per 2,327 files,
