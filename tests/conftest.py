@@ -36,10 +36,24 @@ def prefect_server() -> Iterator[str]:
 
     Yields the API URL, for tests that start a subprocess (CLI, worker) against it.
     """
-    from prefect.settings import PREFECT_API_URL
+    import prefect.context
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        temporary_settings,
+    )
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=90):
+    # The tests' flows run in their own process, as the embedded mode runs them: without
+    # flow-run heartbeats (massar/runner.prefect_api). With them, each flow run waited up to
+    # 1 s at its end for Prefect to join the heartbeat thread (30 flow runs: 38 s, 12 s
+    # without), and a session runs hundreds.
+    with (
+        prefect_test_harness(server_startup_timeout=90),
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+        # For Prefect's own threads too, as the harness does for its API address.
+        prefect.context._temporary_global_settings_context(prefect.context.SettingsContext.get()),
+    ):
         yield PREFECT_API_URL.value()
 
 
