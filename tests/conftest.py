@@ -36,24 +36,41 @@ def prefect_server() -> Iterator[str]:
 
     Yields the API URL, for tests that start a subprocess (CLI, worker) against it.
     """
+    from contextlib import ExitStack
+    from unittest import mock
+
     import prefect.context
+    import prefect.testing.utilities as harness
     from prefect.settings import (
         PREFECT_API_URL,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         temporary_settings,
     )
-    from prefect.testing.utilities import prefect_test_harness
 
-    # The tests' flows run in their own process, as the embedded mode runs them: without
-    # flow-run heartbeats (massar/runner.prefect_api). With them, each flow run waited up to
-    # 1 s at its end for Prefect to join the heartbeat thread (30 flow runs: 38 s, 12 s
-    # without), and a session runs hundreds.
-    with (
-        prefect_test_harness(server_startup_timeout=90),
-        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+    from massar.prefect_database import keep_as_template, start_from_template
+
+    # The server's database starts as a copy of the installation's migrated one, as a fresh
+    # home's does (massar/prefect_database.py): Prefect's migrations cost 4 s of CPU, 4-6 s
+    # of wall at load 10. The harness names its database's folder with mkdtemp.
+    folder = Path(tempfile.mkdtemp(prefix="massar-tests-prefect-db-"))
+    database = folder / "prefect-test.db"
+    copied = start_from_template(database)
+    with ExitStack() as stack:
+        with mock.patch.object(harness, "mkdtemp", lambda: str(folder)):
+            stack.enter_context(harness.prefect_test_harness(server_startup_timeout=90))
+        if not copied:
+            keep_as_template(database)  # migrated, no run recorded yet: for the next ones
+        # The tests' flows run in their own process, as the embedded mode runs them: without
+        # flow-run heartbeats (massar/runner.prefect_api). With them, each flow run waited up
+        # to 1 s at its end for Prefect to join the heartbeat thread (30 flow runs: 38 s, 12 s
+        # without), and a session runs hundreds.
+        stack.enter_context(temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}))
         # For Prefect's own threads too, as the harness does for its API address.
-        prefect.context._temporary_global_settings_context(prefect.context.SettingsContext.get()),
-    ):
+        stack.enter_context(
+            prefect.context._temporary_global_settings_context(
+                prefect.context.SettingsContext.get()
+            )
+        )
         yield PREFECT_API_URL.value()
 
 

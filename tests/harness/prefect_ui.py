@@ -80,11 +80,18 @@ class PrefectUIServer:
         return env
 
     def start(self, timeout: float = 90.0) -> PrefectUIServer:
+        from massar.prefect_database import start_from_template
+
         self.root.mkdir(parents=True, exist_ok=True)
+        env = self.environment()
+        # A copy of the installation's migrated database, as a fresh home's embedded API
+        # starts (massar/prefect_database.py): no migrations, no block registrations.
+        if start_from_template(Path(env["PREFECT_HOME"]) / "prefect.db"):
+            env["PREFECT_API_BLOCKS_REGISTER_ON_START"] = "false"
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.environment(),
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # stop() ends the server and the processes it started
