@@ -33,6 +33,47 @@ returns the rows for benchmarks/report.py.
 Figures (2026-12-05, the 2-core machine shared with four other engineers; batches of 8 M
 marks, DuckDB held to 2,048 MB; the warehouses kept in /tmp/national).
 
+This round (2026-12-06, 02:20-03:15 UTC, the machine shared: load 8-11, so the walls say
+little; CPU seconds "in call" are evaluate_warehouse's alone, "process" adds the child's start,
+~2 s of it Prefect's import, which the earlier figures below included; before: the tree at
+73e3bbf~1 (git archive), each size run back to back, before then after):
+
+    marks   before: wall (process CPU)  peak RSS   after: wall (CPU in call; process)  peak RSS
+    10 M     49.5 s (18.9 s)            1,832 MB    32.9 s (16.5 s; 18.6 s)           1,950 MB
+    10 M     34.3 s (20.1 s)            1,937 MB    28.4 s (15.7 s; 17.7 s)           1,919 MB
+    40 M    116.1 s (77.5 s)            2,600 MB   125.1 s (69.7 s; 71.6 s)          3,124 MB
+    DuckDB's bare GROUP BY meanwhile: 10 M 1.6-5.0 s wall, 1.6-2.2 s CPU; 40 M 4.3-19.3 s, 8.2-8.3 s
+
+What changed: (a) a batch's writes (delta-rs' writer: one thread) and its exams (polars) run in
+a writer thread while DuckDB computes the next batch, one batch written at a time, so a quiet
+2-core machine no longer leaves a core idle through the ~40 % of the CPU that writes and exams
+take (the wall gain shows only on a quiet machine: not measured here); the price is a second
+batch's results in memory (peak +0-120 MB at 10 M, +524 MB at 40 M; it follows the batch, not
+the country; at load 8-11 the overlap's contention made the 40 M wall worse); (b) the exams: no
+exam computed for levels none of the batch's pupils is at, papers grouped only when one is
+entered twice, the missing papers found by an anti-join: 2.0 -> 1.3 s CPU for a batch's 863 k
+exam marks; (c) the (year, school) pairs from the annual results instead of a DISTINCT over
+every group; (d) runs of one semester go through the DuckDB batches too (they took the polars
+path). CPU: about -10 % (10 M: process 18.9-20.1 -> 17.7-18.6 s; 40 M: 77.5 -> 71.6 s). Ratio to
+the bare GROUP BY, CPU in call: 10 M 8-10x, 40 M 8.4x: the 1.2x target is missed by far, and
+cannot be met with these four tables written: writing the subject results alone costs more than
+the bare GROUP BY (below).
+
+Measured and not adopted (one batch of 8 M marks of the 10 M warehouse, CPU seconds, load
+5-10): writing its 4 M subject-result rows takes 2.0 s with delta-rs (ZSTD 1; LZ4 1.8, Snappy
+2.1, statistics off 2.1, row groups of 64 k 2.2, rows sorted by school 2.3), 3.7-4.2 s with
+DuckDB's COPY ... PARTITION_BY (school_code) (2.3-2.9 s unpartitioned, which a table
+partitioned by school cannot take), 17 s with pyarrow's write_dataset on the rows as DuckDB
+gives them and 1.6 s + 1.65 s of sorting on rows sorted by school: so DuckDB- or
+pyarrow-written files committed as add actions would not be faster, and the writes stay with
+delta-rs. The 7-key aggregation with exact sums: 3.5-3.8 s whatever the sums' type (DECIMAL
+3.7, BIGINT micro-units 3.9, DOUBLE 3.9), without the levels' join 3.8, grouped by 4 keys with
+any_value of the others 3.3 (and inexact for a pupil moved within a semester); the bare 3-key
+GROUP BY of the same marks to Arrow 1.5, 7 keys 2.2. The semester step's points in BIGINT
+instead of DECIMAL: 1.4 s either way. What one 8 M batch costs now: the subject results 4.3-5.5
+s (the aggregation ~3.6, the enrolment flag and the hand-over to Arrow the rest), the semester
+results 1.1-1.9, the annual 0.5, the writes ~4.4 (the subject table 2.0-2.5), the exams ~1.7.
+
 Quiet run of this code (2026-12-06, 00:50-00:59 UTC, nothing else running, load 1.8-2.1;
 the lead's run for the issue's note):
 
