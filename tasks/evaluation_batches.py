@@ -277,6 +277,7 @@ def evaluate_warehouse(
                 bool(years),
             )
             del results
+            fast = None  # the writer holds the batch's results alone, and lets them go
         written_before()
     finally:
         writer.shutdown(wait=True)
@@ -339,7 +340,10 @@ def _write_batch(
 ) -> _Written:
     """A batch's results written, then its exams computed and written (they need its annual
     results: the candidates' continuous-assessment averages)."""
-    versions = write_results(settings, results, plan, tables=SCORED_TABLES)
+    versions: dict[str, int] = {}
+    for table in SCORED_TABLES:  # a table's rows let go once written (the next batch grows)
+        versions.update(write_results(settings, results, plan, tables=(table,)))
+        results.pop(table, None)
     rows: dict[str, int] = {}
     skipped: list[pl.DataFrame] = []
     if exams.years:
