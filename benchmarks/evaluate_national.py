@@ -46,19 +46,20 @@ little; CPU seconds "in call" are evaluate_warehouse's alone, "process" adds the
     DuckDB's bare GROUP BY meanwhile: 10 M 1.6-5.0 s wall, 1.6-2.2 s CPU; 40 M 4.3-19.3 s, 8.2-8.3 s
 
 What changed: (a) a batch's writes (delta-rs' writer: one thread) and its exams (polars) run in
-a writer thread while DuckDB computes the next batch, one batch written at a time, so a quiet
-2-core machine no longer leaves a core idle through the ~40 % of the CPU that writes and exams
-take (the wall gain shows only on a quiet machine: not measured here); the price is a second
-batch's results in memory (peak +0-120 MB at 10 M, +214 MB at 40 M once the writer lets each
-table's rows go after writing them, +524 before; it follows the batch, not the country; at load
-8-11 the overlap's contention made the 40 M wall worse); (b) the exams: no exam computed for
-levels none of the batch's pupils is at, papers grouped only when one is entered twice, the
-missing papers found by an anti-join: 2.0 -> 1.3 s CPU for a batch's 863 k exam marks; (c) the
-(year, school) pairs from the annual results instead of a DISTINCT over every group; (d) runs of
-one semester go through the DuckDB batches too (they took the polars path). CPU: about -10 % (10
-M: process 18.9-20.1 -> 17.7-18.6 s; 40 M: 77.5 -> 70.2-71.6 s). Ratio to the bare GROUP BY, CPU in
-call: 10 M 8-10x, 40 M 8.4-8.9x: the 1.2x target is missed by far, and cannot be met with these four
-tables written: writing the subject results alone costs more than the bare GROUP BY (below).
+a writer thread while DuckDB computes the next batch, one batch written at a time, so that a
+core is not left idle while one thread writes (the gain shows only on a quiet machine, not
+measured here, and is small: the quiet run below used ~1.7 of the 2 cores on average, (17.2 - ~2
+s of start) / 8.9 s at 10 M, so ~15 % of wall at most); the price is a second batch's results in
+memory (peak +0-120 MB at 10 M, +214 MB at 40 M once the writer lets each table's rows go after
+writing them, +524 before; it follows the batch, not the country; at load 8-11 the overlap's
+contention made the 40 M wall worse); (b) the exams: no exam computed for levels none of the
+batch's pupils is at, papers grouped only when one is entered twice, the missing papers found by
+an anti-join: 2.0 -> 1.3 s CPU for a batch's 863 k exam marks; (c) the (year, school) pairs from
+the annual results instead of a DISTINCT over every group; (d) runs of one semester go through
+the DuckDB batches too (they took the polars path). CPU: about -10 % (10 M: process 18.9-20.1 ->
+17.7-18.6 s; 40 M: 77.5 -> 70.2-71.6 s). Ratio to the bare GROUP BY, CPU in call: 10 M 8-10x, 40
+M 8.4-8.9x: the 1.2x target is missed by far, and cannot be met with these four tables written:
+writing the subject results alone costs more than the bare GROUP BY (below).
 
 Measured and not adopted (one batch of 8 M marks of the 10 M warehouse, CPU seconds, load
 5-10): writing its 4 M subject-result rows takes 2.0 s with delta-rs (ZSTD 1; LZ4 1.8, Snappy
