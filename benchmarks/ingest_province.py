@@ -51,6 +51,35 @@ noise. The register step is mostly the kernel creating the archive's files: user
 0.18 s for 4,404 files, system CPU 0.6 to 1.9 s for the same work from one run to the next.
 A small night (``--schools 3``: 643 files) no longer starts workers: 13.40 s -> 4.39 s wall,
 9.3 -> 2.0 s CPU (workers' and flow's), ratio 50 -> 8.9.
+
+Issue 17, item 1, the steps after reading (a chunk's schools share one control-database handle;
+pandera imported only when a frame fails; Core statements to register and record; an empty
+quarantine not sliced; staged rows at zstd level 1; reports assembled in memory). Generated
+province of 250 schools, 31,413 files, 3.94 M rows (``--province``, --no-reingest), run back to
+back: the tree at 4bde448 with the ingest's seven files as they were at 40cb72b, then as is.
+Load average 8.4-12.5 all along (2 cores shared with four sessions): wall times are noise here.
+
+                                   before (40cb72b's steps)   after (4bde448)
+    ingest / bare read, wall       200.4 / 55.6 s = 3.61×     169.2 / 42.3 s = 4.00×
+    load average at the start      8.4                        11.1
+    workers' CPU / bare read's     88.2 / 13.9 s              86.5 / 14.4 s
+    CPU: register, read,           7.9, 36.4, 10.5,           7.7, 37.2, 10.2,
+      validate, cross, write       4.2, 11.2                  4.1, 10.8
+    workers' CPU outside the steps 18.0 s                     16.4 s
+      (start, Prefect, reports)
+
+The difference (-1.7 s of 88) is inside this machine's noise (±10 % from run to run). Measured
+apart, in one process (30 schools of the same province through ``ingest_schools`` with their
+reports, three runs of each tree alternated, load 4.9-7.1): CPU outside the read 10.46 -> 9.42 s
+(mean; -10 %), the write step 2.34 -> 1.79 s; a worker's import of the ingest 1.12-1.25 ->
+0.80-1.03 s. Still missed by far: the read alone (36-37 s of CPU, 2.6× the bare read's) is above
+the 2× target before any other step. What is left after reading is proportional to the rows,
+not per school: validation (normalising: one select of typed columns, ~14 ms for a school's
+30,000 marks rows; the pre-check's code patterns over every pupil's code, ~6 ms), the Parquet
+encoding of the staged rows (~19 ms a school uncompressed as well as compressed) and the
+cross-record joins (~15 ms a school). Validating a chunk's schools in one call was measured
+first and gave nothing (8 schools: 0.41-0.56 s together against 0.45-0.47 s one by one), so
+the validation stays per school.
 """
 
 from __future__ import annotations
