@@ -39,6 +39,21 @@ API CPU); first night 110.2 s wall, 119.3 s CPU (ingest 75.6, consolidation 10.5
 ingest alone (another part of issue 17) is ~4x; "after" also holds the other engineers'
 changes of the same round (ingest, evaluation), see the steps above for this file's parts.
 
+This round, the night after its ingest (consolidation two tables at a time, the reports'
+inputs through polars' reader, e-services and statistics side by side, the extract built 32
+schools at a time; benchmarks/night_after_ingest.py isolates it: 34.9 -> 30.1 s CPU), with
+``benchmarks/report.py --only nightly`` on the default province, before (40cb72b) then after
+(4bde448, every engineer's commits of the round), back to back on 2 cores shared with other
+work: first night 322.3 s (night 293.6 + API 28.7; load 9.9-12) -> 96.9 s (90.4 + 6.5; load
+5.8-7.1) against bare reads of 43.9 / 21.1 s (load-inflated too): 7.34x -> 4.59x, CPU 139.5
+-> 107.2 s; unchanged night 5.81 s, 2.5 s CPU -> 7.72 s, 3.2 s CPU (8.5 % of the first night's
+wall, missed at that load; 3.0 % of its CPU). Run again alone at load 4.7-6.6 (after): API
+start 13.2 s, first night 131.2 s wall, 105.9 s CPU (after the ingest: consolidation 11.5 s,
+evaluate 19.2 s of which evaluation 4.8, read_results_for_reports 2.9, e-services 10.8 beside
+statistics 5.7), unchanged night 6.39 s wall, 2.51 s CPU = 4.9 % wall, 2.4 % CPU (the ingest's
+pre-check of the known files is 4.7 s of it). The 3x target stays missed: the ingest is
+most of the first night.
+
 ``run(quick, province=None)`` returns the rows for benchmarks/report.py: {measure, ours_s,
 baseline_s, peak_rss_mb, target, note}: the first night (the API's start included) against the
 bare python-calamine + csv read of the same inbox (target <= 3x), and the unchanged night
