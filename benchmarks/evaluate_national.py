@@ -61,6 +61,11 @@ the DuckDB batches too (they took the polars path). CPU: about -10 % (10 M: proc
 M 8.4-8.9x: the 1.2x target is missed by far, and cannot be met with these four tables written:
 writing the subject results alone costs more than the bare GROUP BY (below).
 
+The writer thread against the same code writing synchronously (evaluate_warehouse in-process
+on the 10 M warehouse, alternated, 5 runs each, load 4.7-6.7): wall 13.4-22.5 s (median 16.5)
+against 9.4-29.9 s (median 22.3), CPU 15.3-16.8 s against 15.9-17.7 s: no harm seen, the wall
+gain lost in the machine's noise.
+
 Measured and not adopted (one batch of 8 M marks of the 10 M warehouse, CPU seconds, load
 5-10): writing its 4 M subject-result rows takes 2.0 s with delta-rs (ZSTD 1; LZ4 1.8, Snappy
 2.1, statistics off 2.1, row groups of 64 k 2.2, rows sorted by school 2.3), 3.7-4.2 s with
