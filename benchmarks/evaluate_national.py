@@ -41,6 +41,10 @@ little; CPU seconds "in call" are evaluate_warehouse's alone, "process" adds the
     marks   before: wall (process CPU)  peak RSS   after: wall (CPU in call; process)  peak RSS
     10 M     49.5 s (18.9 s)            1,832 MB    32.9 s (16.5 s; 18.6 s)           1,950 MB
     10 M     34.3 s (20.1 s)            1,937 MB    28.4 s (15.7 s; 17.7 s)           1,919 MB
+    10 M     14.1 s (17.9 s)            2,335 MB    20.7 s (16.1 s; 18.1 s)           1,987 MB
+    10 M     12.2 s (20.5 s)            1,984 MB    23.3 s (16.5 s; 18.4 s)           1,896 MB
+    10 M     30.3 s (19.7 s)            1,886 MB    25.0 s (16.1 s; 18.0 s)           1,917 MB
+      (these three pairs at load 3.7-5.6; the walls swing with the others' work, both ways)
     40 M    116.1 s (77.5 s)            2,600 MB   125.1 s (69.7 s; 71.6 s)          3,124 MB
     40 M    (each table's rows let go once written, load 5.4→7.1)  64.8 s (68.2 s; 70.2 s)  2,814 MB
     DuckDB's bare GROUP BY meanwhile: 10 M 1.6-5.0 s wall, 1.6-2.2 s CPU; 40 M 4.3-19.3 s, 8.2-8.3 s
