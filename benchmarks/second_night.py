@@ -52,7 +52,8 @@ start 13.2 s, first night 131.2 s wall, 105.9 s CPU (after the ingest: consolida
 evaluate 19.2 s of which evaluation 4.8, read_results_for_reports 2.9, e-services 10.8 beside
 statistics 5.7), unchanged night 6.39 s wall, 2.51 s CPU = 4.9 % wall, 2.4 % CPU (the ingest's
 pre-check of the known files is 4.7 s of it). The 3x target stays missed: the ingest is
-most of the first night.
+most of the first night. The e-services extract and the statistics, side by side in these
+runs, run one after the other again since (their peaks added up: 2.7 -> 3.4 GB).
 
 ``run(quick, province=None)`` returns the rows for benchmarks/report.py: {measure, ours_s,
 baseline_s, peak_rss_mb, target, note}: the first night (the API's start included) against the
