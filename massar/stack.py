@@ -26,6 +26,7 @@ import glob
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -145,16 +146,34 @@ def _env_file(values: dict[str, str]) -> str:
     lines = [
         "# Written by deployments/stack; secrets: keep this file 0600, outside the repository."
     ]
-    lines += [f"{key}={value}" for key, value in values.items()]
+    lines += [f"{key}={_env_value(value)}" for key, value in values.items()]
     return "\n".join(lines) + "\n"
 
 
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_./:@%+,=-]*")
+
+
+def _env_value(value: str) -> str:
+    """The value as the file holds it: bare when plain, else in single quotes, which both a
+    shell's ``set -a; . file`` and systemd's ``EnvironmentFile=`` take off again (bare, a
+    shell drops the double quotes inside a JSON list: ``["/x"]`` became ``[/x]``)."""
+    if _PLAIN_VALUE.fullmatch(value):
+        return value
+    if "'" in value or "\n" in value or "\\" in value:
+        raise ValueError("an environment value holds a quote, a backslash or a line break")
+    return f"'{value}'"
+
+
 def read_env_file(path: Path) -> dict[str, str]:
+    """The file's values as a shell or systemd sees them (surrounding quotes taken off)."""
     values: dict[str, str] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            values[key.strip()] = value
     return values
 
 
