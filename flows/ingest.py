@@ -10,6 +10,7 @@ from uuid import UUID
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed
+from prefect.utilities.annotations import quote
 
 from flows.recorded import recorded
 from flows.runners import in_flow_process, school_task_runner, worker_count
@@ -60,7 +61,9 @@ def ingest_submissions(
         ),
     )
     root = inbox or settings.inbox
-    schools, unchanged = split_known_task(settings, schools)  # nothing new: no worker for them
+    # nothing new: no worker for them; quote: the inbox's 31 k paths not walked by Prefect
+    # for futures (~0.5 s of an unchanged night's CPU)
+    schools, unchanged = split_known_task(settings, cast(Any, quote(schools)))
     schools, left = claim_schools(settings, schools)
     outcomes = list(unchanged)
     reports_at = datetime.now(settings.zone)
