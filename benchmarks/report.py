@@ -26,6 +26,22 @@ its verdicts say how the small sizes compare, not the issue's sizes. The load av
 printed at the start, before each benchmark and at the end: the machine may be shared, and
 wall times follow the load.
 
+Figures of the next round (2026-12-06, 03:55-04:14 UTC, nothing else running, load 0.8-3.4),
+the issue's sizes:
+
+    | ingest / bare read            | 41.26 -> 37.17 s | 12.00 s | 3.54 -> 3.10× | <= 2x | missed
+      (workers' CPU 73.4 -> 64.0 s: register 5.7, read 27.4, validate 7.6, cross 3.0, write 8.4)
+    | first night / bare read       | 69.80 -> 64.00 s | 12.57 s | 5.88 -> 5.09× | <= 3x | missed
+      (the night 57.8 s + API start 6.2 s; CPU 107.1 -> 99.0 s)
+    | unchanged night / first night | 2.67 -> 4.63 s   | 57.80 s | 4.2 -> 8.0 %  | <= 5% | missed
+      then mended (e362257) and measured with the API idle (benchmarks/second_night.py):
+      2.32 s / 54.64 s = 4.3 % (CPU 2.4 %)                                   | <= 5% | met
+    | evaluation 10 M / 40 M / 100 M / 300 M: 10.7 / 32.3 / 88.4 / 293.1 s against DuckDB's
+      GROUP BY 1.1 / 3.5 / 11.5 / 37.5 s: 9.7 / 9.2 / 7.7 / 7.8× (<= 1.2x missed); 300 M
+      293.1 s, peak 2,970 MB (<= 10 min, <= 8 GB met)
+    | exchange, 200,000 children    | 12.19 -> 13.26 s | - | | <= 15 s | met (load 2.9-3.4)
+    --quick: 50 s.
+
 Figures (2026-12-06, 00:48-01:03 UTC, nothing else running, load 1.0-2.6), the previous
 round's (2026-12-05, 21:58-22:16, load 0.3-2.4) before the arrow:
 
