@@ -114,3 +114,27 @@ class PostgresServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def fresh_control_database(request: object, tmp_path: Path, kind: str) -> object:
+    """A migrated control database of its own for a test parametrised on ``kind``: a SQLite
+    file under ``tmp_path``, or a new database on the session's PostgreSQL server (the
+    ``postgres_url`` fixture, asked of ``request`` only then). Returns a ControlDatabase."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from warehouse.control import ControlDatabase, upgrade_database
+
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'control.db'}"
+    else:
+        base = request.getfixturevalue("postgres_url")  # type: ignore[attr-defined]
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f"create database {name}"))
+        admin.dispose()
+        url = base.rsplit("/", 1)[0] + "/" + name
+    upgrade_database(url)
+    return ControlDatabase(url)

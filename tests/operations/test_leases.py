@@ -5,13 +5,13 @@ file is idempotent by (school, sha256) — what lets a run redo the work a dead 
 from __future__ import annotations
 
 import threading
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
-from warehouse.control import ControlDatabase, Submission, upgrade_database
+from tests.harness.postgres import fresh_control_database
+from warehouse.control import Submission
 from warehouse.leases import Holder, acquire, current_leases, release, renew
 from warehouse.submissions import register_submissions, unfinished_files
 
@@ -21,18 +21,7 @@ MINUTE = timedelta(minutes=1)
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'control.db'}"
-    else:
-        base = request.getfixturevalue("postgres_url")
-        name = f"l_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f"create database {name}"))
-        admin.dispose()
-        url = base.rsplit("/", 1)[0] + "/" + name
-    upgrade_database(url)
-    handle = ControlDatabase(url)
+    handle = fresh_control_database(request, tmp_path, request.param)
     yield handle
     handle.dispose()
 

@@ -6,20 +6,18 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, delete, text, update
+from sqlalchemy import delete, update
 
+from tests.harness.postgres import fresh_control_database
 from warehouse.acknowledgement_records import overdue_batches, record_acknowledgement
 from warehouse.control import (
     Approval,
-    ControlDatabase,
     Delivery,
     ExchangeBatch,
     MessageLogEntry,
-    upgrade_database,
 )
 from warehouse.exchange_ledger import ExchangeLedger, ExchangeRecordError, ledger_rows
 from warehouse.message_log import GENESIS_HASH, canonical_entry, chain_hash, message_log
@@ -30,20 +28,9 @@ APPROVER = "F. Zahra"
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'control.db'}"
-    else:
-        base = request.getfixturevalue("postgres_url")
-        name = f"t_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f"create database {name}"))
-        admin.dispose()
-        url = base.rsplit("/", 1)[0] + "/" + name
-    upgrade_database(url)
-    db = ControlDatabase(url)
-    yield db
-    db.dispose()
+    handle = fresh_control_database(request, tmp_path, request.param)
+    yield handle
+    handle.dispose()
 
 
 def sha(text_: str) -> str:

@@ -3,12 +3,10 @@ only, and fingerprints round-trip through the control database (SQLite and Postg
 
 from __future__ import annotations
 
-import uuid
-
 import pyarrow as pa
 import pytest
 
-from warehouse.control import ControlDatabase, upgrade_database
+from tests.harness.postgres import fresh_control_database
 from warehouse.delta import replace_school_rows
 from warehouse.output_fingerprints import forget, partition_digests, record, recorded
 
@@ -41,20 +39,7 @@ def test_a_write_of_one_school_changes_its_digest_only(tmp_path):
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'control.db'}"
-    else:
-        from sqlalchemy import create_engine, text
-
-        base = request.getfixturevalue("postgres_url")
-        name = f"t_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f"create database {name}"))
-        admin.dispose()
-        url = base.rsplit("/", 1)[0] + "/" + name
-    upgrade_database(url)
-    handle = ControlDatabase(url)
+    handle = fresh_control_database(request, tmp_path, request.param)
     yield handle
     handle.dispose()
 

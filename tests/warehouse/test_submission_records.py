@@ -3,13 +3,13 @@ and PostgreSQL: every row gets its own id and its own values, whatever the rows'
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
-from warehouse.control import ControlDatabase, Finding, Submission, upgrade_database
+from tests.harness.postgres import fresh_control_database
+from warehouse.control import ControlDatabase, Finding, Submission
 from warehouse.submissions import record_outcomes, register_submissions
 
 ARRIVED = datetime(2026, 11, 30, 7, 15, tzinfo=UTC)
@@ -17,18 +17,7 @@ ARRIVED = datetime(2026, 11, 30, 7, 15, tzinfo=UTC)
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'control.db'}"
-    else:
-        base = request.getfixturevalue("postgres_url")
-        name = f"r_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f"create database {name}"))
-        admin.dispose()
-        url = base.rsplit("/", 1)[0] + "/" + name
-    upgrade_database(url)
-    handle = ControlDatabase(url)
+    handle = fresh_control_database(request, tmp_path, request.param)
     yield handle
     handle.dispose()
 
