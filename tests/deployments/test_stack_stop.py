@@ -5,18 +5,19 @@ stack starts its services), so that no stack needs to come up."""
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
-import time
 from pathlib import Path
 
+import massar.stack as stack
 from massar.stack import StackPaths, _alive, _spawn, _stop
 from tests.harness.prefect_runs import wait_until
 
 # A service that records every SIGTERM: the first is ignored (Prefect's worker turns it into
 # a SIGINT it may sit on), the second ends it (Prefect's worker SIGKILLs itself then). With
-# a child (a flow run in its own session, waiting for the file 'finish'), the first SIGTERM
-# lets the child end, then the service ends by itself.
+# a child (a flow run in its own session, blocked on the FIFO 'finish' until the test writes
+# to it), the first SIGTERM lets the child end, then the service ends by itself.
 SERVICE = """
 import os, signal, subprocess, sys, time
 from pathlib import Path
@@ -35,18 +36,17 @@ child = None
 if sys.argv[2] == "with-run":
     child = subprocess.Popen(
         [sys.executable, "-c",
-         "import pathlib, time, sys\\n"
-         "while not pathlib.Path(sys.argv[1]).exists(): time.sleep(0.05)",
+         "import sys; open(sys.argv[1]).read()",
          str(marks.parent / "finish")],
         start_new_session=True,
     )
 note("ready")
 while True:
+    signal.pause()  # until a signal's handler ran
     if terms and child is not None:
         child.wait()
         note("graceful")
         sys.exit(0)
-    time.sleep(0.05)
 """
 
 
@@ -76,14 +76,25 @@ def test_an_idle_service_that_ignores_its_first_sigterm_is_stopped_without_its_g
     assert not (paths.run / "worker.pid").exists()
 
 
-def test_a_worker_whose_flow_run_goes_on_is_left_to_finish_it(tmp_path):
+def test_a_worker_whose_flow_run_goes_on_is_left_to_finish_it(tmp_path, monkeypatch):
+    os.mkfifo(tmp_path / "finish")
     paths, marks = _start_service(tmp_path, "with-run")
+    # The stop looks for children only once past its idle grace: seen a few times finding
+    # the flow run, it has had every chance to signal again wrongly.
+    looked: list[int] = []
+    real_children = stack._children
+
+    def children(pid: int) -> list[int]:
+        found = real_children(pid)
+        looked.append(len(found))
+        return found
+
+    monkeypatch.setattr("massar.stack._children", children)
     stopped = threading.Thread(target=_stop, args=(paths, "worker", 600.0, 0.1), daemon=True)
     stopped.start()
-    wait_until(lambda: "TERM" in _marks(marks), "the first SIGTERM", 60, 0.05)
-    # Time for a wrong stop to signal again past its idle grace (0.1 s) while the run goes on.
-    time.sleep(1.0)
-    (tmp_path / "finish").touch()  # the flow run ends
+    wait_until(lambda: looked.count(1) >= 3, "the stop past its idle grace", 60, 0.05)
+    with (tmp_path / "finish").open("w") as fifo:  # the flow run ends
+        fifo.write("done")
     stopped.join(120)
     assert not stopped.is_alive()
     assert _marks(marks) == ["ready", "TERM", "graceful"]
