@@ -17,7 +17,9 @@ import stat
 import time
 import traceback
 from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
@@ -625,6 +627,22 @@ def _blocking_rules(batch: _Batch) -> pl.DataFrame:
     )
 
 
+@contextmanager
+def control_handle(
+    settings: Settings, database: ControlDatabase | None = None
+) -> Iterator[ControlDatabase]:
+    """``database`` when given (a chunk's shared handle, left open), else one opened for the
+    block and closed after it."""
+    if database is not None:
+        yield database
+        return
+    own = ControlDatabase(settings.resolved_database_url)
+    try:
+        yield own
+    finally:
+        own.dispose()
+
+
 def ingest_school(
     settings: Settings,
     school_code: str,
@@ -642,10 +660,7 @@ def ingest_school(
     """
     outcome = SchoolOutcome(school_code=school_code, files_seen=len(files))
     folder = folder or settings.inbox / school_code
-    own = database is None
-    if database is None:
-        database = ControlDatabase(settings.resolved_database_url)
-    try:
+    with control_handle(settings, database) as database:
         started = outcome.clock()
         statuses = [path.stat() for path in files]
         # The archive keeps each new file: a full disk is a sentence before anything is done.
@@ -735,9 +750,6 @@ def ingest_school(
         started = outcome.clock()
         _store(settings, database, school_code, batches, outcome)
         outcome.add_time("write", started)
-    finally:
-        if own:
-            database.dispose()
     return outcome
 
 
@@ -894,10 +906,7 @@ def write_reports(
     what the school still owes per campaign (tasks/coverage.py). ``database``: a handle to
     use (else one is opened and closed)."""
     owed = owed_sections(settings, school_codes, now)
-    own = database is None
-    if database is None:
-        database = ControlDatabase(settings.resolved_database_url)
-    try:
+    with control_handle(settings, database) as database:
         for school_code in school_codes:
             submissions, findings = school_findings(database, school_code)
             write_school_report(
@@ -934,9 +943,6 @@ def write_reports(
                 ],
                 coverage=owed.get(school_code),
             )
-    finally:
-        if own:
-            database.dispose()
     return len(school_codes)
 
 
