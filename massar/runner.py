@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,60 +23,41 @@ def prefect_api(settings: Settings, warm: tuple[str, ...] = ()) -> Iterator[None
 
     In the embedded mode the local API is started here, once, and named explicitly: Prefect's
     own ephemeral mode would start one more API in each worker process of the ingest (seconds
-    each), since the address of an ephemeral API is not passed to them. A fresh home's database
-    starts as a copy of the installation's migrated one (massar/prefect_database.py), and the
-    modules named in ``warm`` (the flow to run) are imported while the API starts."""
+    each), since the address of an ephemeral API is not passed to them. The API's process is
+    spawned first (massar/prefect_api.py: a fresh home's database is a copy of the
+    installation's migrated one), then the modules named in ``warm`` (the flow to run) are
+    imported while it starts, and only then is its answer awaited."""
     apply_prefect_environment(settings)  # before anything imports Prefect
     if not settings.embedded or os.environ.get("PREFECT_API_URL"):
         yield
         return
-    from prefect.server.api.server import SubprocessASGIServer
+    from massar.prefect_api import EmbeddedAPI
+
+    api = EmbeddedAPI()
+    api.start()
+    _import_meanwhile(warm)
+    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 120))
+    api_url = api.wait(timeout)
     from prefect.settings import (
-        PREFECT_API_BLOCKS_REGISTER_ON_START,
-        PREFECT_API_DATABASE_CONNECTION_URL,
         PREFECT_API_URL,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         temporary_settings,
     )
 
-    from massar.prefect_database import keep_as_template, sqlite_file, start_from_template
-
-    database = sqlite_file(str(PREFECT_API_DATABASE_CONNECTION_URL.value()))
-    fresh = database is not None and not database.exists()
-    copied = database is not None and start_from_template(database)
-    server = SubprocessASGIServer()
-    importing = _import_meanwhile(warm)
-    # the copy holds Prefect's block types already: registering them again costs ~1 s of CPU
-    with temporary_settings(updates={PREFECT_API_BLOCKS_REGISTER_ON_START: not copied}):
-        server.start(
-            timeout=int(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 120))
-        )
-    if fresh and not copied and database is not None:
-        keep_as_template(database)  # migrated, no run recorded yet
-    if importing is not None:
-        importing.join()
     # No flow-run heartbeats: they tell a lasting server that a run died, and this API ends
     # with the command; each flow run would wait up to 1 s at its end for the thread to stop.
     with temporary_settings(
-        updates={PREFECT_API_URL: server.api_url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+        updates={PREFECT_API_URL: api_url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
     ):
         yield
 
 
-def _import_meanwhile(modules: tuple[str, ...]) -> threading.Thread | None:
-    """Import ``modules`` in a thread (the API's process starts meanwhile); an import that
-    fails fails again, with its traceback, where the caller imports the module."""
-    if not modules:
-        return None
-
-    def load() -> None:
-        for name in modules:
-            with contextlib.suppress(Exception):
-                importlib.import_module(name)
-
-    thread = threading.Thread(target=load, name="massar-warm-imports", daemon=True)
-    thread.start()
-    return thread
+def _import_meanwhile(modules: tuple[str, ...]) -> None:
+    """Import ``modules`` while the API's process starts; an import that fails fails again,
+    with its traceback, where the caller imports the module."""
+    for name in modules:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
 
 
 def run_ingest(settings: Settings, path: Path | None = None) -> str:

@@ -1,12 +1,14 @@
 """The embedded Prefect API as the command line starts it (massar/runner.prefect_api), in a
 process of its own as 'massar nightly' runs: a second fresh home starts from the
 installation's migrated database and runs a flow on it, without flow-run heartbeats, the
-flow's module imported while the API started."""
+flow's module imported while the API started, the API listening on 127.0.0.1 only; the
+installation's template holds no run."""
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +29,16 @@ with prefect_api(settings, warm=("json.tool",)):
     from prefect.settings import get_current_settings
 
     warmed = "json.tool" in sys.modules
+    from prefect.settings import PREFECT_API_URL
+
+    port = int(PREFECT_API_URL.value().rsplit(":", 1)[1].split("/", 1)[0])
+    listening = []  # (local address, in /proc's hex) of the sockets listening on the port
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, _, hex_port = fields[1].partition(":")
+            if fields[3] == "0A" and int(hex_port, 16) == port:
+                listening.append(address)
 
     @flow
     def answer() -> int:
@@ -39,6 +51,8 @@ with prefect_api(settings, warm=("json.tool",)):
         "warmed": warmed,
         "database": database.is_file(),
         "template_after": template_path().is_file(),
+        "template": str(template_path()),
+        "listening": listening,
     }))
 """
 
@@ -69,3 +83,7 @@ def test_a_fresh_home_runs_its_flows_on_a_copy_of_the_installations_database(
     assert second["result"] == 42 and second["database"]
     assert second["heartbeat"] is None  # the API ends with the command: no heartbeats
     assert second["warmed"]
+    assert second["listening"] == ["0100007F"]  # 127.0.0.1, no other interface, no IPv6
+    with sqlite3.connect(f"file:{second['template']}?mode=ro", uri=True) as template:
+        (runs,) = template.execute("select count(*) from flow_run").fetchone()
+    assert runs == 0  # kept before the API served anything: Prefect's schema and blocks only
