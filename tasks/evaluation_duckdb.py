@@ -124,62 +124,52 @@ def evaluate_batch(
     marks = f"(SELECT {', '.join(columns)} FROM {scan}{where})"
     keys = active.select(ENROLMENT_KEYS).unique().to_arrow()
     known = ", ".join(_text(level) for level in rules.level_cycle) or "NULL"
-    enrolled = " AND ".join(f"a.{k} = s.{k}" for k in ENROLMENT_KEYS)
+    sums = f"({subject_sums_query(marks, rules, columns)})"
     connection.register("batch_active", keys)
-    try:  # each group flagged in the one pass that sums it: its pupil actively enrolled there
-        flagged = (
-            f"(SELECT s.*, a.student_code IS NOT NULL AS enrolled "
-            f"FROM ({subject_sums_query(marks, rules, columns)}) s "
-            f"LEFT JOIN batch_active a ON {enrolled})"
-        )
-        # every group's results at once, the held ones dropped after (usually none): one
-        # hand-over of the groups to Arrow instead of two
-        every = _arrow(
-            connection, subject_finish_query(flagged, rules, passed_on=("enrolled", "marks_read"))
-        )
+    try:
+        every = _arrow(connection, subject_finish_query(sums, rules, passed_on=("marks_read",)))
+        if not every.num_rows:
+            return _empty(active, looked_at)
+        if semester is None:
+            # the results of every group first: the restriction's keys (school, year, pupil,
+            # level) are keys of the annual results too, so when each of those rows is kept,
+            # every group was (the usual case), checked on a row a pupil instead of joining
+            # the enrolments to every group
+            semesters = _arrow_of(
+                connection, semester_query("batch_subjects"), batch_subjects=every
+            )
+            annual = _arrow_of(
+                connection, annual_query("batch_semesters", rules), batch_semesters=semesters
+            )
+            if _all_kept(connection, annual, known):
+                held = _NONE_HELD
+                subjects = every.drop_columns(["marks_read"])
+            else:  # the held groups dropped, and the results computed again without them
+                held, subjects = _restricted(connection, every, known)
+                semesters = _arrow_of(
+                    connection, semester_query("batch_subjects"), batch_subjects=subjects
+                )
+                annual = _arrow_of(
+                    connection, annual_query("batch_semesters", rules), batch_semesters=semesters
+                )
+            del every
+            # the (year, school) pairs with marks: those of the kept groups are the annual
+            # results' (every kept group reaches them), far fewer rows than the groups; and the
+            # held ones'
+            pairs = _pairs(annual, held)
+            evaluated = annual.column("school_year").unique().to_pylist()  # years of kept groups
+        else:
+            held, subjects = _restricted(connection, every, known)
+            del every
+            pairs = _pairs(subjects, held)
+            evaluated = subjects.column("school_year").unique().to_pylist()
+            schools = pairs.get_column("school_code").unique().sort().to_list()
+            other = other_semester(schools, looked_at) if other_semester is not None else {}
+            subjects, semesters, annual = _one_semester(
+                connection, subjects, semester, other, rules
+            )
     finally:
         connection.unregister("batch_active")
-    if not every.num_rows:
-        return _empty(active, looked_at)
-    connection.register("batch_groups", every)
-    try:
-        held = connection.sql(
-            f"""
-            SELECT school_year, school_code, level_code, student_code,
-                sum(marks_read) AS marks, enrolled
-            FROM batch_groups
-            WHERE school_year IS NULL OR NOT enrolled
-                OR level_code IS NULL OR level_code NOT IN ({known})
-            GROUP BY ALL
-            """
-        ).pl()
-        if held.height:
-            subjects = _arrow(
-                connection,
-                "SELECT * EXCLUDE (enrolled, marks_read) FROM batch_groups "
-                f"WHERE enrolled AND level_code IN ({known})",
-            )
-        else:
-            subjects = every.drop_columns(["enrolled", "marks_read"])
-    finally:
-        connection.unregister("batch_groups")
-    del every
-    if semester is None:
-        semesters = _arrow_of(connection, semester_query("batch_subjects"), batch_subjects=subjects)
-        annual = _arrow_of(
-            connection, annual_query("batch_semesters", rules), batch_semesters=semesters
-        )
-        # the (year, school) pairs with marks: those of the kept groups are the annual
-        # results' (every kept group reaches them), far fewer rows than the groups; and the
-        # held ones'
-        pairs = _pairs(annual, held)
-        evaluated = annual.column("school_year").unique().to_pylist()  # years of kept groups
-    else:
-        pairs = _pairs(subjects, held)
-        evaluated = subjects.column("school_year").unique().to_pylist()
-        schools = pairs.get_column("school_code").unique().sort().to_list()
-        other = other_semester(schools, looked_at) if other_semester is not None else {}
-        subjects, semesters, annual = _one_semester(connection, subjects, semester, other, rules)
     years = sorted(value for value in evaluated if value)
     skipped = pl.concat(
         [
@@ -195,6 +185,76 @@ def evaluate_batch(
         "annual_results": annual,
     }
     return BatchEvaluation(plan, results)
+
+
+# no group held back: the held groups' columns, without rows
+_NONE_HELD = pl.DataFrame(
+    schema={
+        "school_year": pl.Utf8,
+        "school_code": pl.Utf8,
+        "level_code": pl.Utf8,
+        "student_code": pl.Utf8,
+        "marks": pl.Int64,
+        "enrolled": pl.Boolean,
+    }
+)
+
+
+def _unruled(level: str, known: str) -> str:
+    """SQL: the level ``level`` has no rules (``known``: the listed levels with rules)."""
+    return f"NOT coalesce({level} IN ({known}), FALSE)"
+
+
+def _all_kept(connection: duckdb.DuckDBPyConnection, annual: pa.Table, known: str) -> bool:
+    """Whether every row of the ``annual`` results is of a year, of a pupil actively
+    enrolled in that school that year (``batch_active``) and of a level with rules."""
+    enrolled = " AND ".join(f"a.{k} = r.{k}" for k in ENROLMENT_KEYS)
+    connection.register("batch_annual", annual)
+    try:
+        found = connection.sql(
+            f"""
+            SELECT count(*) FROM batch_annual r LEFT JOIN batch_active a ON {enrolled}
+            WHERE a.student_code IS NULL OR {_unruled("r.level_code", known)}
+            """
+        ).fetchall()
+    finally:
+        connection.unregister("batch_annual")
+    return not found[0][0]
+
+
+def _restricted(
+    connection: duckdb.DuckDBPyConnection, every: pa.Table, known: str
+) -> tuple[pl.DataFrame, pa.Table]:
+    """The groups ``every`` (subject results with ``marks_read``) parted into the held ones,
+    counted by (school_year, school_code, level_code, student_code, enrolled) with their
+    marks, and the subject results of the kept ones: of a year, of a pupil actively enrolled
+    in that school that year (``batch_active``), at a level with rules."""
+    enrolled = " AND ".join(f"a.{k} = g.{k}" for k in ENROLMENT_KEYS)
+    flagged = (
+        "(SELECT g.*, a.student_code IS NOT NULL AS enrolled "
+        f"FROM batch_groups g LEFT JOIN batch_active a ON {enrolled})"
+    )
+    connection.register("batch_groups", every)
+    try:
+        held = connection.sql(
+            f"""
+            SELECT school_year, school_code, level_code, student_code,
+                CAST(sum(marks_read) AS BIGINT) AS marks, enrolled
+            FROM {flagged}
+            WHERE school_year IS NULL OR NOT enrolled OR {_unruled("level_code", known)}
+            GROUP BY ALL
+            """
+        ).pl()
+        if not held.height:
+            return held, every.drop_columns(["marks_read"])
+        subjects = _arrow(
+            connection,
+            f"SELECT * EXCLUDE (enrolled, marks_read) FROM {flagged} "
+            f"WHERE enrolled AND NOT {_unruled('level_code', known)}",
+        )
+        return held, subjects
+    finally:
+        connection.unregister("batch_groups")
 
 
 def _arrow_of(connection: duckdb.DuckDBPyConnection, sql: str, **sources: pa.Table) -> pa.Table:
