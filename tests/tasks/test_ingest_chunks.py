@@ -4,6 +4,7 @@ the chunk's others, and schools a retried chunk already finished are not done ag
 
 from __future__ import annotations
 
+import gc
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -102,6 +103,17 @@ def test_a_failing_school_never_stops_the_others_of_its_chunk(two_schools):
     # the school after the failing one was ingested and reported all the same
     assert len(_known(settings, second.school_code)) == len(second.files)
     assert (settings.reports / second.school_code / f"rapport_{second.school_code}.html").exists()
+
+
+def test_the_garbage_collector_is_as_it_was_after_a_chunk_even_a_failing_one(two_schools):
+    # A small night runs its chunks in the flow's own process: it goes on collecting as before.
+    settings, (first, second) = two_schools
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
+    gone = SchoolFolder(first.school_code, [*first.files, first.folder / "gone.csv"], first.folder)
+    with pytest.raises(FileNotFoundError):
+        ingest_schools(settings, [gone, second], datetime.now(settings.zone))
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (threshold, frozen)
+    assert len(_known(settings, second.school_code)) == len(second.files)
 
 
 def test_a_retried_chunk_does_not_redo_the_schools_it_finished(two_schools):
