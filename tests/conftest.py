@@ -160,13 +160,32 @@ def sftp_server() -> Iterator:
         yield server
 
 
-def pytest_terminal_summary(terminalreporter) -> None:
-    """Which tests asked an approver for more codes than the clock's step gives: the harness
-    moved the platform's code clock on instead of waiting 30 s (tests/harness/approvers.py)."""
+def _approver_waits() -> list[tuple[str, float]]:
     import sys
 
     approvers = sys.modules.get("tests.harness.approvers")
-    moves = getattr(approvers, "waits", [])
+    return list(getattr(approvers, "waits", []))
+
+
+def pytest_sessionfinish(session) -> None:
+    """Under pytest-xdist, a worker hands its approver waits to the controller's summary."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["approver_waits"] = _approver_waits()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:  # pytest-xdist's hook, in the controller
+    _workers_waits.extend(tuple(wait) for wait in node.workeroutput.get("approver_waits", []))
+
+
+_workers_waits: list[tuple[str, float]] = []
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Which tests asked an approver for more codes than the clock's step gives: the harness
+    moved the platform's code clock on instead of waiting 30 s (tests/harness/approvers.py)."""
+    moves = _approver_waits() + _workers_waits
     if moves:
         total = sum(steps for _, steps in moves)
         terminalreporter.write_line(
