@@ -117,13 +117,17 @@ def _nights_main(home: Path, out: Path) -> None:
     """Run in a subprocess: the API start, then two nights, each timed."""
     sys.path.insert(0, str(Path.cwd()))
     from ground.settings import load_settings
+    from massar import runner
     from massar.runner import prefect_api
 
     settings = load_settings(str(home))
     figures: dict[str, Any] = {"load_start": _load()}
     started, cpu = time.perf_counter(), _cpu()
     # as 'massar nightly' does; an older checkout's prefect_api has no warm-up
-    warm = {"warm": ("flows.nightly",)} if "warm" in signature(prefect_api).parameters else {}
+    charts = getattr(runner, "REPORT_CHARTS", ())  # what 'massar nightly' also imports then
+    warm = (
+        {"warm": ("flows.nightly", *charts)} if "warm" in signature(prefect_api).parameters else {}
+    )
     with prefect_api(settings, **warm):
         from flows.nightly import nightly
 
