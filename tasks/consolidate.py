@@ -48,7 +48,8 @@ from warehouse.delta import (
 from warehouse.staging import read_staged
 from warehouse.submissions import (
     HELD,
-    active_submissions_by_school,
+    ActiveSubmission,
+    active_rows_by_school,
     add_findings,
     delete_findings,
 )
@@ -152,18 +153,21 @@ def _warehouse_counts(
     return counts
 
 
-def _active(database: ControlDatabase, schools: Sequence[str], dataset: str) -> dict:
-    # one query for the province (a query a school took ~5 ms each, 1,485 on a first night)
-    active = active_submissions_by_school(database, dataset) if schools else {}
+def _active(
+    database: ControlDatabase, schools: Sequence[str], dataset: str
+) -> dict[str, list[ActiveSubmission]]:
+    # one query for the province (a query a school took ~5 ms each, 1,485 on a first night),
+    # of the columns read only
+    active = active_rows_by_school(database, dataset) if schools else {}
     return {code: active.get(code, []) for code in schools}
 
 
-def _expected(submissions: Sequence[Submission]) -> dict[int, int]:
+def _expected(submissions: Sequence[ActiveSubmission]) -> dict[int, int]:
     return {s.submission_id: s.rows_accepted for s in submissions if s.rows_accepted}
 
 
 def _schools_to_write(
-    settings: Settings, table: str, active: dict[str, list[Submission]]
+    settings: Settings, table: str, active: dict[str, list[ActiveSubmission]]
 ) -> list[str]:
     """The schools whose active submissions (and their accepted rows) differ from what the
     table holds: staged rows of a submission never change, so the others need no write."""
@@ -174,7 +178,7 @@ def _schools_to_write(
 
 
 def _check_staged(
-    dataset: str, code: str, subs: Sequence[Submission], staged: pl.DataFrame | None
+    dataset: str, code: str, subs: Sequence[ActiveSubmission], staged: pl.DataFrame | None
 ) -> None:
     """Refuse to consolidate a school whose staged rows (``staged``, read for its write) lack
     rows its submissions accepted (a staged file lost or not yet written): writing would
@@ -197,7 +201,10 @@ def _check_staged(
 
 
 def school_rows(
-    settings: Settings, spec: WarehouseTable, school_code: str, submissions: Sequence[Submission]
+    settings: Settings,
+    spec: WarehouseTable,
+    school_code: str,
+    submissions: Sequence[ActiveSubmission],
 ) -> pa.Table | None:
     """The table's rows for one school from the staged rows of its active submissions."""
     assert spec.dataset is not None
@@ -214,13 +221,13 @@ def school_rows(
     return spec.rows(frame, context)
 
 
-def arrival(submission: Submission) -> datetime:
+def arrival(submission: ActiveSubmission) -> datetime:
     """When the file arrived in the inbox (submissions registered before that was recorded:
     when it was registered)."""
     return as_utc(submission.arrived_at or submission.received_at)
 
 
-def list_date(submission: Submission, zone: tzinfo) -> tuple[date, str]:
+def list_date(submission: ActiveSubmission, zone: tzinfo) -> tuple[date, str]:
     """The date a list carries and where it was read; failing that, the day it arrived in the
     inbox (local time), marked ``arrival``."""
     if submission.exported_on is not None:
@@ -229,7 +236,7 @@ def list_date(submission: Submission, zone: tzinfo) -> tuple[date, str]:
 
 
 def _stream_rows(
-    settings: Settings, spec: WarehouseTable, active: dict[str, list[Submission]]
+    settings: Settings, spec: WarehouseTable, active: dict[str, list[ActiveSubmission]]
 ) -> Iterator[pa.RecordBatch]:
     """The rows of these schools, derived a few schools ahead of the writer."""
     with ThreadPoolExecutor(max_workers=PREFETCH_SCHOOLS) as pool:

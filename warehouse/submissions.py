@@ -8,8 +8,8 @@ class × subject × semester) supersedes the older one.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
-from typing import Any, cast
+from datetime import date, datetime
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -163,15 +163,46 @@ def active_submissions_by_school(
 ) -> dict[str, list[Submission]]:
     """`active_submissions` of one dataset for every school at once (one query for the
     province), by school code."""
-    query = select(Submission).where(
-        Submission.dataset == dataset,
-        Submission.state.in_(ACTIVE_STATES),
-        Submission.hold != HELD,
-    )
+    query = select(Submission).where(*_active_of(dataset))
     found: dict[str, list[Submission]] = {}
     with database.session() as session:
         for submission in session.scalars(query.order_by(Submission.submission_id)):
             found.setdefault(submission.school_code, []).append(submission)
+    return found
+
+
+def _active_of(dataset: str) -> tuple[Any, ...]:
+    return (
+        Submission.dataset == dataset,
+        Submission.state.in_(ACTIVE_STATES),
+        Submission.hold != HELD,
+    )
+
+
+class ActiveSubmission(NamedTuple):
+    """What a consolidation reads of an active submission: a row, not an ORM object (the
+    province's 30 k NotesCC submissions in ~0.1 s of CPU instead of ~0.6 s)."""
+
+    submission_id: int
+    school_code: str
+    rows_accepted: int
+    received_at: datetime
+    arrived_at: datetime | None
+    exported_on: date | None
+    exported_on_source: str
+
+
+def active_rows_by_school(
+    database: ControlDatabase, dataset: str
+) -> dict[str, list[ActiveSubmission]]:
+    """:func:`active_submissions_by_school` as :class:`ActiveSubmission` rows."""
+    query = select(*(getattr(Submission, name) for name in ActiveSubmission._fields))
+    found: dict[str, list[ActiveSubmission]] = {}
+    with database.session() as session:
+        for row in session.execute(
+            query.where(*_active_of(dataset)).order_by(Submission.submission_id)
+        ):
+            found.setdefault(row.school_code, []).append(ActiveSubmission(*row))
     return found
 
 
