@@ -114,16 +114,29 @@ def _levels(rules: EvaluationRules) -> str:
     )
 
 
-def _subjects(rules: EvaluationRules) -> str:
-    return _values(
-        rules.subject_rows(),
-        {
-            "level_code": "VARCHAR",
-            "subject_code": "VARCHAR",
-            "coefficient": "DOUBLE",
-            "activities_weight": "DOUBLE",
-        },
-    )
+def _weights(rules: EvaluationRules) -> str:
+    """Per level × subject of the rules: its coefficient and activities weight (the level's
+    default when the subject has none, else 0), so that a group needs one join, not two."""
+    defaults = {row["level_code"]: row["default_activities_weight"] for row in rules.level_rows()}
+    rows = []
+    for row in rules.subject_rows():
+        weight = row["activities_weight"]
+        if weight is None:
+            weight = defaults.get(row["level_code"])
+        rows.append({**row, "weight": 0.0 if weight is None else weight})
+    columns = {"level_code": "VARCHAR", "subject_code": "VARCHAR", "coefficient": "DOUBLE"}
+    return _values(rows, {**columns, "weight": "DOUBLE"})
+
+
+def _default_weight(level: str, rules: EvaluationRules) -> str:
+    """The activities weight of a subject the rules do not list: its level's default (NULL
+    for a level without rules)."""
+    cases = [
+        f"WHEN {_literal(row['level_code'])} "
+        f"THEN CAST({_literal(row['default_activities_weight'])} AS DOUBLE)"
+        for row in rules.level_rows()
+    ]
+    return f"CASE {level} {' '.join(cases)} END" if cases else "CAST(NULL AS DOUBLE)"
 
 
 def _mention(value: str, cycle: str, rules: EvaluationRules) -> str:
@@ -217,12 +230,11 @@ def subject_finish_query(sums: str, rules: EvaluationRules, passed_on: tuple[str
         SELECT s.*,
             {mean.format(n="test_count", s="test_sum", d=STORED_DECIMALS)} AS tests_mean,
             {mean.format(n="activity_count", s="activity_sum", d=STORED_DECIMALS)} AS act_mean,
-            coalesce(j.activities_weight, l.default_activities_weight, 0.0) AS weight,
+            coalesce(j.weight, {_default_weight("s.level_code", rules)}, 0.0) AS weight,
             j.coefficient
         FROM {sums} s
-        LEFT JOIN {_subjects(rules)} j
+        LEFT JOIN {_weights(rules)} j
             ON j.level_code = s.level_code AND j.subject_code = s.subject_code
-        LEFT JOIN {_levels(rules)} l ON l.level_code = s.level_code
     ), averaged AS (
         SELECT *, CASE WHEN weight > 0 THEN act_mean END AS activities FROM means
     ), combined AS (
