@@ -66,6 +66,20 @@ listing passed to split_known_schools for futures (~0.5 s). Both mended (e362257
 threads, the listing quoted): 2.32 s wall, 2.29 s CPU + 0.72 s in the API = 4.3 % of the
 first night's 54.6 s (2.4 % of its CPU).
 
+The API's start (massar/prefect_api.py: its process spawned first, the flow's modules and
+matplotlib's imported while it starts, no import of Prefect's server in the command; no
+automations, event stream or event persister in the embedded API), default province, back to
+back at load 2.6-2.9 (2026-12-06 06:14-06:18 UTC, 2 cores shared with other engineers' work):
+before (563703a) API start + flow import 7.5 s wall, 4.3 s CPU here + 4.6 s in the API's
+process; after (7cfc53c) 6.7 s wall, 2.8 s CPU here (matplotlib included) + 3.8 s in the
+API's; the API's CPU during the first night 3.98 -> 3.39 s. First night 71.5 s wall, 120.7 s
+CPU (load 2.6) -> 124.0 s, 112.5 s CPU (load rising to 5.2: the wall is the machine's); end
+to end (API + night) 79.0 s / 130.7 s. Unchanged night 5.03 s wall, 2.15 s CPU (7.0 %) ->
+3.54 s, 1.95 s CPU (2.9 % of the first night's wall; 1.7 % of its CPU). The start alone
+(a fresh home's ``prefect_api`` and the flow's import, timed apart), alternating, load
+4.5-7.4: before 14.2 / 15.6 / 16.4 s wall (3.85-3.99 s CPU here), after 11.4 / 13.4 / 11.1 s
+(2.14-2.42 s CPU here), the API's process 4.3-4.5 s CPU in both.
+
 ``run(quick, province=None)`` returns the rows for benchmarks/report.py: {measure, ours_s,
 baseline_s, peak_rss_mb, target, note}: the first night (the API's start included) against the
 bare python-calamine + csv read of the same inbox (target <= 3x), and the unchanged night
