@@ -33,7 +33,58 @@ returns the rows for benchmarks/report.py.
 Figures (2026-12-05, the 2-core machine shared with four other engineers; batches of 8 M
 marks, DuckDB held to 2,048 MB; the warehouses kept in /tmp/national).
 
-This round (2026-12-06, 02:20-03:15 UTC, the machine shared: load 8-11, so the walls say
+Latest round (2026-12-06, 05:35-06:25 UTC, the machine shared: load 2.6-7.2; "CPU" is
+evaluate_warehouse's alone, all threads; before = the tree at 563703a (git archive), run back to
+back with after on the same kept warehouses):
+
+    marks   before: wall (CPU)   peak RSS    after: wall (CPU)    peak RSS   load
+    10 M     33.5 s (18.2 s)     1,873 MB     20.8 s (16.3 s)     1,947 MB   1.8→5.9 (not paired)
+    10 M     16.2 s (16.3 s)     1,877 MB     15.9 s (14.8 s)     1,856 MB   3.3→3.5
+    10 M     15.5 s (15.3 s)     1,975 MB     16.3 s (14.4 s)     1,948 MB   2.6→3.9
+    10 M     16.5 s (15.3 s)     1,875 MB     25.2 s (15.9 s)     1,832 MB   3.8→4.8
+    40 M     76.2 s (74.0 s)     2,817 MB     81.7 s (61.3 s)     2,665 MB   4.8→7.2
+    DuckDB's bare GROUP BY meanwhile: 10 M 1.2-4.6 s wall, 1.5-2.3 s CPU;
+    40 M 8.8-12.9 s wall, 8.5-10.2 s CPU
+
+    the steps in one process, the writes not overlapped (a profiling script, 10 M, load 5.1-5.6):
+    before 16.6, 18.0 s CPU; after 16.0, 14.8 s
+
+What changed: (a) the restriction to active enrolments is checked on the annual results (one
+row a pupil: its keys school, year, pupil and level are the restriction's keys, so every group
+was kept when each annual row is) instead of joining the enrolments to every pupil × subject ×
+semester group; only when a group is held are the groups restricted and the semester and annual
+results computed again (tests/tasks/test_evaluation_duckdb.py holds pupils back in a ranked
+class); (b) the exams look for expected papers absent from the data (an anti-join on 6 string
+keys, 0.5-0.6 s a batch) only when fewer papers than expected are present, counted by a
+semi-join (the papers are unique by their keys): a batch's exams 1.34 -> 0.91 s CPU; (c) one
+join of the rules a group instead of two (the weight with the level's default already applied);
+(d) is_exempt by bool_and instead of counting the excused slots. CPU: 10 M about -5 %, within the
+machine's noise (the pairs -9 %, -6 %, +4 %: 14.4-16.3 against 15.3-18.2 s; the second batch is
+2 M marks there, where each table's per-file write cost weighs most), 40 M -17 % (74.0 -> 61.3
+s). Ratio to the bare GROUP BY in CPU: 10 M 7.9-8.5x, 40 M 7.2x (was 8-10x, 8.4-8.9x): the 1.2x
+target is still missed by far.
+
+Where an 8 M-mark batch's CPU goes now (DuckDB queries measured alone, load 3-6): the sums per
+pupil × subject × semester 2.7 s (the bare 7-key GROUP BY of the same marks 1.5-1.7: the rest
+is reading slot, absence and mark_scale and the row expressions, not the aggregates: two sums
+and a count alone take 3.19 s where the six take 3.33), the subject results' finish 0.6-0.9, the
+hand-over of its 4 M rows to Arrow 0.9, the semester results 0.9-1.1, the annual 0.25; the
+writes ~3 (the subject table 2.0-2.8; each small table ~0.25 s of delta-rs' cost per file, one
+per school: the semester results written unpartitioned take 0.14 s, partitioned 0.38), the
+exams 0.9 (polars) and their reading 0.15.
+
+Measured this round and not adopted (one 8 M batch of the 10 M warehouse, CPU seconds): the
+semester step's counts from pre-computed flags or its points in BIGINT 1.00-1.03 s against 1.05;
+the subject step's six counts packed into one BIGINT sum 3.79 against 3.33; DuckDB's Arrow
+string views (arrow_output_version 1.5, produce_arrow_string_view) 4.97-5.28 against 4.23-5.30
+for the subject results' hand-over, and 0.96 s more to cast them back to the table's strings;
+rows handed to delta-rs sorted by school (a sort on the school's dictionary indices, 0.41 s) or
+one record batch a school: 2.08-2.86 s against 2.35-2.80 (noise); delta-rs' per-file cost
+unchanged by compression (none 0.25 s against ZSTD 0.27 for a batch's annual results),
+target_file_size, no checkpoint hook or no statistics; DuckDB's memory at 6,000 MB instead of
+2,048 for the subject query: 4.09-4.63 against 4.44-4.99 s (no spill seen either way).
+
+The round before (2026-12-06, 02:20-03:15 UTC, the machine shared: load 8-11, so the walls say
 little; CPU seconds "in call" are evaluate_warehouse's alone, "process" adds the child's start,
 ~2 s of it Prefect's import, which the earlier figures below included; before: the tree at
 73e3bbf~1 (git archive), each size run back to back, before then after):
