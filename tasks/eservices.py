@@ -637,36 +637,44 @@ def write_school_extracts(
     for school_code in sorted(set(made_of) - set(extracts)):  # built from the same inputs
         target = Path(folder) / school_code
         written.extend([target / EXTRACT_NAME, target / MANIFEST_NAME])
-    for school_code in sorted(extracts):
+    for school_code in extracts:  # every name checked before anything is written
         if not _SCHOOL_FOLDER.match(school_code):
             raise ValueError(f"school code {school_code!r} cannot name a folder")
-        records = extracts[school_code]
-        schools, years, count, counts = _described(records)
-        if schools - {school_code}:
-            raise ValueError(f"the extract of {school_code} holds records of other schools")
-        target = Path(folder) / school_code
-        target.mkdir(parents=True, exist_ok=True)
-        data = _json_lines(records)
-        extract = target / EXTRACT_NAME
-        sha256 = hashlib.sha256(data).hexdigest()
-        manifest_path = target / MANIFEST_NAME
-        inputs = made_of.get(school_code)
-        if _same_extract(target, sha256, len(data), inputs):
-            written.extend([extract, manifest_path])
-            continue
-        _write_atomic(extract, data)
-        manifest = {
-            "format": "massar-eservices",
-            "format_version": FORMAT_VERSION,
-            "school_code": school_code,
-            "school_years": years,
-            "inputs_sha256": inputs,
-            "files": [
-                {"name": EXTRACT_NAME, "sha256": sha256, "bytes": len(data), "records": count}
-            ],
-            "counts": counts,
-        }
-        text = json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"
-        _write_atomic(manifest_path, text.encode("utf-8"))
-        written.extend([extract, manifest_path])
+
+    def write(school_code: str) -> list[Path]:
+        return _write_school(Path(folder) / school_code, extracts[school_code], made_of)
+
+    # serialising, hashing and writing release the GIL: two schools at a time
+    with ThreadPoolExecutor(max_workers=BUILDERS) as pool:
+        for paths in pool.map(write, sorted(extracts)):
+            written.extend(paths)
     return written
+
+
+def _write_school(target: Path, records: Records, made_of: Mapping[str, str]) -> list[Path]:
+    """One school's extract and manifest under ``target`` (not rewritten when the same)."""
+    school_code = target.name
+    schools, years, count, counts = _described(records)
+    if schools - {school_code}:
+        raise ValueError(f"the extract of {school_code} holds records of other schools")
+    target.mkdir(parents=True, exist_ok=True)
+    data = _json_lines(records)
+    extract = target / EXTRACT_NAME
+    sha256 = hashlib.sha256(data).hexdigest()
+    manifest_path = target / MANIFEST_NAME
+    inputs = made_of.get(school_code)
+    if _same_extract(target, sha256, len(data), inputs):
+        return [extract, manifest_path]
+    _write_atomic(extract, data)
+    manifest = {
+        "format": "massar-eservices",
+        "format_version": FORMAT_VERSION,
+        "school_code": school_code,
+        "school_years": years,
+        "inputs_sha256": inputs,
+        "files": [{"name": EXTRACT_NAME, "sha256": sha256, "bytes": len(data), "records": count}],
+        "counts": counts,
+    }
+    text = json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"
+    _write_atomic(manifest_path, text.encode("utf-8"))
+    return [extract, manifest_path]
