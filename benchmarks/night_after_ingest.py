@@ -39,6 +39,25 @@ The final code (reports one after the other) against before, two pairs in altern
 a quieter machine (load 1.4-2.0): before 33.3 / 35.3 s wall, 42.5 / 44.5 s CPU, peak 2,709 /
 2,617 MB; after 23.2 / 26.0 s wall, 31.0 / 34.8 s CPU, peak 2,701 / 2,618 MB. Means 34.3 ->
 24.6 s wall (-28 %), 43.5 -> 32.9 s CPU (-24 %), the same peak.
+
+Next round (2026-12-06 06:29-06:36 UTC, 2 cores shared, load 1.6-5.2): before = 563703a, after
+= 9970213 (the consolidation reads its active submissions as rows of the columns it uses, not
+ORM objects; the e-services extracts written two at a time; with the other engineers' commits
+of the round: the evaluation batch's SQL, the ingest chunks' garbage collector), 2 rounds,
+alternating (before, after, after, before):
+
+    run       wall      CPU      load      consolidation  marks  e-services  statistics  batches
+    before 1  40.92 s   35.24 s  5.2-5.1   15.3 s         8.3 s  8.3 s       2.4 s       5.3 s
+    after 1   20.33 s   27.46 s  3.0-3.2    7.2 s         2.9 s  4.9 s       1.6 s       1.8 s
+    after 2   21.31 s   30.42 s  2.2-2.8    8.1 s         3.4 s  4.1 s       1.8 s       2.1 s
+    before 2  38.39 s   36.19 s  1.6-2.5   13.8 s         6.5 s  9.3 s       3.0 s       4.2 s
+
+Means 39.7 -> 20.8 s wall, 35.7 -> 28.9 s CPU. Of the consolidation's CPU, the active
+submissions as rows are ~0.5 s (measured apart: 30 k rows in 0.1-0.2 s against 0.5-0.7 s as
+ORM objects); that alone does not explain the halved wall of the consolidation, whose cause is
+not established (load differences between the runs are part of it). The e-services write
+phase alone, alternating at load 4.8-8: 3.1-4.2 s -> 2.2-3.4 s wall, the same CPU. The
+batches (evaluate_by_school_batches) are another engineer's change of the round.
 """
 
 from __future__ import annotations
