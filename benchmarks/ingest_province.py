@@ -80,6 +80,50 @@ encoding of the staged rows (~19 ms a school uncompressed as well as compressed)
 cross-record joins (~15 ms a school). Validating a chunk's schools in one call was measured
 first and gave nothing (8 schools: 0.41-0.56 s together against 0.45-0.47 s one by one), so
 the validation stays per school.
+
+Issue 17, item 1, the worker's CPU (this round). Where a worker's CPU goes, measured in one
+process (POLARS_MAX_THREADS=1, as in a worker; the province's first schools through
+``ingest_schools``, load 5-11): the read ~1.0 ms a file of which python-calamine's parse ~0.4
+(py-spy: ``get_sheet_by_index`` 29 % of the read's samples, ``to_python`` 4.5 %, opening 4.6 %)
+and the reader's Python ~0.6 (layout and header 77 us, zip checks 66, metadata 88, marks grid
+87, frame 68, technical row 36 us a NotesCC file); the register step mostly the kernel creating
+the archive's files (0.6-1.0 ms of system CPU a file on this busy ext4, ~50 us of Python);
+validation ~39 ms a school (marks, 27 k rows: 24 ms of polars selects; ~1.5 ms fixed for each
+other dataset); the staged Parquet ~16 ms a school's marks; the reports 24-28 ms a school
+(xlsxwriter 12-18, the school's findings from the control database 5-8, HTML 3); a worker's
+start ~2.0 s of CPU (importing Prefect 1.2 s). Adopted: the cyclic garbage collector out of
+the way during a chunk (tasks/ingest_chunks.fewer_collections): its passes took 2.24 s of
+78.4 s of CPU for the whole province in one process (load ~11; 1.64 s in 12 full passes over
+the objects alive since the imports), 0.02 s for 12 schools after (0.19 s before).
+
+The flow, back to back (``--province``, --no-reingest); "before" is the tree with
+tasks/ingest_chunks.py as it was (563703a, or HEAD's other files with it: "HEAD-"); wall
+times follow four sessions' load, and workers' CPU varies ±10 % from run to run:
+
+    run (load at start)      ingest / bare read, wall   workers' CPU (user + system)
+    563703a (5.2)            81.5 / 28.2 s = 2.89x      81.1 s
+    after   (4.8)            117.9 / 16.9 s = 6.97x     89.1 s
+    after*  (4.4)            150.1 / 20.6 s = 7.29x     102.1 s (88.1 + 14.0)
+    563703a (6.8)            76.7 / 20.7 s = 3.71x      90.7 s (78.8 + 11.9)
+    after   (1.7)            56.0 / 16.2 s = 3.46x      85.3 s (74.0 + 11.3)
+    563703a (3.0)            95.7 / 14.1 s = 6.81x      85.5 s (74.4 + 11.1)
+    HEAD-   (4.6)            110.1 / 14.0 s = 7.87x     93.9 s (79.4 + 14.5)
+    after   (5.6)            67.0 / 14.3 s = 4.70x      79.7 s (67.1 + 12.6)
+
+(* with the X-rule variant below, not adopted, and other tests of this session running.) The
+collector's ~3 % is below this noise (means: before 87.8 s, after 89.0 s). Target ≤ 2x
+still missed by far: the reader's Python alone is ~1.5x python-calamine's parse, and the steps
+after it cost more than the read. Measured and not adopted: the flow's own process taking
+chunks beside one worker (one worker's start saved, and its first seconds, but the flow's
+process runs polars on two threads: every step of its chunks cost ~10 % more, 12 schools
+5.17-5.32 s of CPU on one thread against 5.49-5.91 s on two; the province 84.3 -> 86.7 s of
+CPU in all); the cross-record rules X009-X014 joining on the key columns alone rather than
+the wide marks rows (13.6-15.8 ms a school either way: polars already shares the columns);
+archive files created under their final name without the temporary one (601-819 against
+709-1008 us of system CPU a file, inside the noise, and a half-written file possible); the
+staged rows through pyarrow (72-93 ms against polars' 16 ms a school's marks) or as Arrow IPC
+(9-14 ms, but another format for the consolidation); xlsxwriter's reports cost 11 ms for 230
+files, three quarters in its own XML at ``close``.
 """
 
 from __future__ import annotations
@@ -132,6 +176,11 @@ def bare_read(inbox: Path) -> tuple[float, int, int]:
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def _children_system_cpu() -> float:
+    """The kernel's share (creating the archive's files, mostly): it varies most with the load."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime
 
 
 def _phases(seconds: dict[str, float]) -> str:
@@ -211,11 +260,13 @@ def measure(
         )
 
         children_cpu, flow_cpu = _children_cpu(), time.process_time()
+        children_system = _children_system_cpu()
         load_ingest = os.getloadavg()
         started = time.perf_counter()
         state = ingest_submissions(settings, return_state=True)
         first = time.perf_counter() - started
         children_cpu = _children_cpu() - children_cpu
+        children_system = _children_system_cpu() - children_system
         flow_cpu = time.process_time() - flow_cpu
         summary = state.result()
         totals = summary["totals"]
@@ -231,7 +282,9 @@ def measure(
         print(f"  split, CPU s (summed over threads):  {_phases(totals['cpu_seconds'])}")
         print(
             f"  CPU of the worker processes: {children_cpu:.2f} s "
-            f"({children_cpu / bare_cpu:.2f}× the bare read's CPU); the flow's own process "
+            f"({children_cpu / bare_cpu:.2f}× the bare read's CPU; user "
+            f"{children_cpu - children_system:.2f} s, system {children_system:.2f} s); the flow's "
+            "own process "
             f"(inbox pre-check, province check, summary, Prefect's engine) {flow_cpu:.2f} s; "
             f"load average at the ingest's start {load_ingest[0]:.2f}"
         )
@@ -266,6 +319,7 @@ def measure(
             "bare_cpu_s": bare_cpu,
             "ingest_s": first,
             "ingest_worker_cpu_s": children_cpu,
+            "ingest_worker_system_cpu_s": children_system,
             "ingest_flow_cpu_s": flow_cpu,
             "ratio": first / bare_seconds,
             "split_s": totals["seconds"],
