@@ -33,6 +33,21 @@ returns the rows for benchmarks/report.py.
 Figures (2026-12-05, the 2-core machine shared with four other engineers; batches of 8 M
 marks, DuckDB held to 2,048 MB; the warehouses kept in /tmp/national).
 
+The lead's runs at the end of that round (2026-12-06, 07:15-07:35 UTC, nothing else running,
+load 0.6-3.6; the machine slower than at 01:00 or 04:00, see benchmarks/report.py; "CPU" in the
+call; before = 563703a through PYTHONPATH, in the same hour):
+
+    marks   before: wall (CPU)     after: wall (CPU), two runs        DuckDB GROUP BY wall
+    10 M     10.4 s (17.5 s)       10.0 s (17.4 s), 9.6 s (16.7 s)     0.9-1.1 s
+    40 M     37.3 s (70.2 s)       39.0 s (73.0 s), 38.6 s (73.0 s)    3.6-5.1 s
+    100 M         -                97.5 s (184.7 s), peak 2,705 MB    13.7 s
+    300 M         -               306.9 s (577.8 s), peak 2,921 MB    39.3 s (peak 12,160 MB)
+
+So on a quiet machine the whole run shows no gain from the changes below (10 M -1 to -5 %,
+40 M +4 % in CPU): the per-step gains measured at load 3-7 do not add up to a measurable one.
+Ratio to the bare GROUP BY: 9.1 / 7.7 / 7.1 / 7.8× in wall (<= 1.2× missed); 300 M within
+10 min and 8 GB.
+
 Latest round (2026-12-06, 05:35-06:25 UTC, the machine shared: load 2.6-7.2; "CPU" is
 evaluate_warehouse's alone, all threads; before = the tree at 563703a (git archive), run back to
 back with after on the same kept warehouses):

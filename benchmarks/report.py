@@ -26,6 +26,22 @@ its verdicts say how the small sizes compare, not the issue's sizes. The load av
 printed at the start, before each benchmark and at the end: the machine may be shared, and
 wall times follow the load.
 
+Figures of the round after (2026-12-06, 07:00-07:20 UTC, nothing else running, load 0.9-3.4;
+the machine was slower than at 04:00: the same old tree's workers took 97.6 s of CPU where they
+took 64.0 then, so "before" is the tree at 563703a run in the same hour, with --province of the
+same default province):
+
+    | ingest / bare read  | 56.36 -> 47.24 / 46.72 s | 13.5-14.6 s | 4.18 -> 3.49 / 3.20× | missed
+      (workers' CPU 97.6 -> 75.3 / 76.2 s: read 38.8 -> 31.9 / 28.9, validate 11.8 -> 9.8 / 8.8,
+      write 12.1 -> 9.8 / 10.0, cross 4.7 -> 3.8 / 3.6, register 11.0 -> 6.4 / 11.5 (kernel))
+    | first night / bare  | 98.13 -> 73.64 / 74.47 s | 13.0-17.1 s | 5.74 -> 5.66 / 5.66× | missed
+      (API start 8.6 -> 4.3 s; CPU 143.9 -> 114.8 / 117.0 s)
+    | unchanged / first   | 3.95 -> 2.67 / 2.33 s    | 69-90 s     | 4.4 -> 3.8 / 3.3 %   | met
+    | exchange, 200,000 children | 15.15 / 13.66 s | <= 15 s | met once of two (untouched; the
+      first run right after the test suite, load 2.5)
+    | evaluation 10 M / 40 M / 100 M / 300 M: 10.0 / 39.0 / 97.5 / 306.9 s against DuckDB's GROUP
+      BY 1.1 / 5.1 / 13.7 / 39.3 s: 9.1 / 7.7 / 7.1 / 7.8× (<= 1.2x missed); 300 M peak 2,921 MB
+
 Figures of the next round (2026-12-06, 03:55-04:14 UTC, nothing else running, load 0.8-3.4),
 the issue's sizes:
 
