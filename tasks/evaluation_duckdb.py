@@ -135,23 +135,13 @@ def evaluate_batch(
             # level) are keys of the annual results too, so when each of those rows is kept,
             # every group was (the usual case), checked on a row a pupil instead of joining
             # the enrolments to every group
-            semesters = _arrow_of(
-                connection, semester_query("batch_subjects"), batch_subjects=every
-            )
-            annual = _arrow_of(
-                connection, annual_query("batch_semesters", rules), batch_semesters=semesters
-            )
+            semesters, annual = _semesters_and_annual(connection, every, rules)
             if _all_kept(connection, annual, known):
                 held = _NONE_HELD
                 subjects = every.drop_columns(["marks_read"])
             else:  # the held groups dropped, and the results computed again without them
                 held, subjects = _restricted(connection, every, known)
-                semesters = _arrow_of(
-                    connection, semester_query("batch_subjects"), batch_subjects=subjects
-                )
-                annual = _arrow_of(
-                    connection, annual_query("batch_semesters", rules), batch_semesters=semesters
-                )
+                semesters, annual = _semesters_and_annual(connection, subjects, rules)
             del every
             # the (year, school) pairs with marks: those of the kept groups are the annual
             # results' (every kept group reaches them), far fewer rows than the groups; and the
@@ -266,6 +256,17 @@ def _arrow_of(connection: duckdb.DuckDBPyConnection, sql: str, **sources: pa.Tab
     finally:
         for name in sources:
             connection.unregister(name)
+
+
+def _semesters_and_annual(
+    connection: duckdb.DuckDBPyConnection, subjects: pa.Table, rules: EvaluationRules
+) -> tuple[pa.Table, pa.Table]:
+    """The semester results of the subject results ``subjects``, and the annual results."""
+    semesters = _arrow_of(connection, semester_query("batch_subjects"), batch_subjects=subjects)
+    annual = _arrow_of(
+        connection, annual_query("batch_semesters", rules), batch_semesters=semesters
+    )
+    return semesters, annual
 
 
 def _one_semester(

@@ -277,14 +277,15 @@ def _papers(exam_marks: pl.LazyFrame, cc: pl.LazyFrame, rules: EvaluationRules) 
         .select("level_code", "subject_code", pl.col("exams").str.split(";").alias("exam"))
         .explode("exam")
         .filter(pl.col("exam") != "")
+        .collect(engine=ENGINE)
     )
     marked = papers.collect(engine=ENGINE)
     sat = marked.select("school_year", "student_code", "level_code", "exam", "session").unique()
-    expected_papers = sat.join(expected.collect(engine=ENGINE), on=["level_code", "exam"])
+    expected_papers = sat.join(expected, on=["level_code", "exam"])
     # the papers are unique by PAPER_KEYS: as many of them expected (keys not null) as
     # expected papers, and none is absent (usually; counted for less than the anti-join)
     present = marked.drop_nulls(PAPER_KEYS).join(
-        expected.collect(engine=ENGINE), on=["level_code", "exam", "subject_code"], how="semi"
+        expected, on=["level_code", "exam", "subject_code"], how="semi"
     )
     papers = marked.lazy()
     if present.height < expected_papers.height:
