@@ -48,8 +48,8 @@ from tasks.validation.submission import validate_submission
 from warehouse.control import ControlDatabase
 from warehouse.staging import read_staged, write_quarantined, write_staged
 from warehouse.submissions import (
+    active_rows_by_school,
     active_submissions,
-    active_submissions_by_school,
     add_findings,
     delete_findings,
     known_files,
@@ -857,7 +857,7 @@ def check_province(settings: Settings) -> set[str]:
         before = schools_with_findings(database, PROVINCE_RULE_IDS)
         students: dict[str, pl.DataFrame] = {}
         submission_ids: list[int] = []
-        lists = active_submissions_by_school(database, "students")
+        lists = active_rows_by_school(database, "students")
         for folder in sorted(settings.staging.glob("*/students")):
             school_code = folder.parent.name
             active = lists.get(school_code, [])

@@ -158,19 +158,6 @@ def active_submissions(
         return list(session.scalars(query.order_by(Submission.submission_id)))
 
 
-def active_submissions_by_school(
-    database: ControlDatabase, dataset: str
-) -> dict[str, list[Submission]]:
-    """`active_submissions` of one dataset for every school at once (one query for the
-    province), by school code."""
-    query = select(Submission).where(*_active_of(dataset))
-    found: dict[str, list[Submission]] = {}
-    with database.session() as session:
-        for submission in session.scalars(query.order_by(Submission.submission_id)):
-            found.setdefault(submission.school_code, []).append(submission)
-    return found
-
-
 def _active_of(dataset: str) -> tuple[Any, ...]:
     return (
         Submission.dataset == dataset,
@@ -195,7 +182,8 @@ class ActiveSubmission(NamedTuple):
 def active_rows_by_school(
     database: ControlDatabase, dataset: str
 ) -> dict[str, list[ActiveSubmission]]:
-    """:func:`active_submissions_by_school` as :class:`ActiveSubmission` rows."""
+    """The active submissions of one dataset (accepted or partially, nothing superseding them,
+    not held) for every school at once (one query for the province), by school code."""
     query = select(*(getattr(Submission, name) for name in ActiveSubmission._fields))
     found: dict[str, list[ActiveSubmission]] = {}
     with database.session() as session:
@@ -468,11 +456,9 @@ def schools_with_findings(database: ControlDatabase, rule_ids: Iterable[str]) ->
 def school_findings(database: ControlDatabase, school_code: str) -> tuple[list[Row], list[Row]]:
     """The school's current submissions and all their findings: not superseded, and not a
     rejected file the school has sent again since under the same name (its findings would
-    repeat the new attempt's, or be answered by it). Rows of what a report shows (submissions:
-    submission_id, file_name, dataset, state, rows_read, rows_accepted, rows_quarantined, hold;
-    findings: submission_id, file_name, sheet, sheet_row, column_name, value, rule_id,
-    severity, message_ar, message_fr), not ORM objects: ~3 instead of ~6-8 ms of CPU for a
-    school's ~230 files, each school's report at every ingest."""
+    repeat the new attempt's, or be answered by it). Rows of the columns a report shows
+    (``_REPORTED_SUBMISSION``, ``_REPORTED_FINDING``), not ORM objects: ~3 instead of ~6-8 ms
+    of CPU for a school's ~230 files, each school's report at every ingest."""
     table, found = _SUBMISSIONS, _FINDINGS
     with database.session() as session:
         current = session.execute(
