@@ -223,6 +223,7 @@ def measure(
     from massar.home import init_home
 
     work = Path(tempfile.mkdtemp(prefix="massar-bench-ingest-"))
+    api = None
     try:
         if province is None:
             from massar.synthetic import generate_province
@@ -332,6 +333,8 @@ def measure(
             "load_end": load_after,
         }
     finally:
+        if api is not None:
+            api.__exit__(None, None, None)
         if keep:
             print(f"kept {work}")
         else:

@@ -51,10 +51,36 @@ def prefect_api(settings: Settings, warm: tuple[str, ...] = ()) -> Iterator[None
 
     # No flow-run heartbeats: they tell a lasting server that a run died, and this API ends
     # with the command; each flow run would wait up to 1 s at its end for the thread to stop.
-    with temporary_settings(
-        updates={PREFECT_API_URL: api_url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    # The address goes in the environment too: Prefect's settings context does not follow
+    # into the threads Prefect starts itself (the process pool's thread that forwards the
+    # workers' logs and events), which, finding no API, started a temporary one of their own
+    # on the same database: one more server process and its CPU during every ingest.
+    with (
+        _environment("PREFECT_API_URL", api_url),
+        temporary_settings(
+            updates={PREFECT_API_URL: api_url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+        ),
     ):
         yield
+
+
+@contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """``name`` set to ``value`` in the environment and in Prefect's process-wide settings (what
+    a thread without a settings context of its own reads), both restored after."""
+    from prefect.context import refresh_global_settings_context
+
+    before = os.environ.get(name)
+    os.environ[name] = value
+    refresh_global_settings_context()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+        refresh_global_settings_context()
 
 
 def _import_meanwhile(modules: tuple[str, ...]) -> None:

@@ -87,3 +87,76 @@ def test_a_fresh_home_runs_its_flows_on_a_copy_of_the_installations_database(
     with sqlite3.connect(f"file:{second['template']}?mode=ro", uri=True) as template:
         (runs,) = template.execute("select count(*) from flow_run").fetchone()
     assert runs == 0  # kept before the API served anything: Prefect's schema and blocks only
+
+
+WORKERS = """
+import json, sys, time
+from pathlib import Path
+from massar.home import init_home
+from massar.runner import prefect_api
+
+settings = init_home(sys.argv[1])
+with prefect_api(settings):
+    from prefect import flow, get_run_logger, task
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+    from prefect.server.api.server import SubprocessASGIServer
+
+    from flows.runners import school_task_runner
+
+    @task
+    def greet(n: int) -> int:
+        get_run_logger().info("worker line %s", n)
+        return n
+
+    @flow
+    def fan_out() -> list[int]:
+        with school_task_runner(settings) as runner:
+            futures = [runner.submit(greet, {"n": n}) for n in range(2)]
+            return [future.result() for future in futures]
+
+    state = fan_out(return_state=True)
+    APILogWorker.drain_all()
+    flow_run = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+    deadline = time.monotonic() + 30
+    with get_client(sync_client=True) as client:
+        while True:
+            lines = sorted(
+                log.message for log in client.read_logs(flow_run)
+                if log.message.startswith("worker line")
+            )
+            if len(lines) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    print(json.dumps({
+        "result": state.result(),
+        "lines": lines,
+        "temporary_servers": [p for p, s in SubprocessASGIServer._instances.items() if s.running],
+    }))
+"""
+
+
+def test_the_workers_logs_reach_the_commands_api_and_no_other_is_started(
+    tmp_path: Path,
+) -> None:
+    """The ingest's task runs in worker processes: their log lines, forwarded by a thread of
+    the flow's process, are in the API the command started (what an officer reads), and no
+    temporary API of Prefect's own was started beside it: that thread has no settings context
+    and used to start one (seconds of CPU, a second server on the same database)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MASSAR_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", WORKERS, str(tmp_path / "home")],
+        env={**env, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert sorted(seen["result"]) == [0, 1]
+    assert seen["lines"] == ["worker line 0", "worker line 1"]
+    assert seen["temporary_servers"] == []
+    assert "Starting temporary server" not in done.stdout + done.stderr
