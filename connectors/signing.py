@@ -189,23 +189,53 @@ def make_test_certificate(
 # Signing
 
 
-def sign_xml(document: bytes, identity: SigningIdentity) -> bytes:
+def sign_xml(document: bytes, identity: SigningIdentity, canonical: bytes | None = None) -> bytes:
     """``document`` with an enveloped XML-DSig signature appended to its root element.
 
     The signature is the one signxml's ``XMLSigner`` (enveloped, RSA-SHA256, SHA-256, exclusive
     c14n) makes, byte for byte (tests/connectors/test_exchange_profiles.py compares them), built
     here on the tree parsed once: signxml serialises and parses the whole document twice more,
     seconds for a batch of 200,000 children. The digest is of the exclusive canonical form of
-    the document without the signature; the signature value of that of ``SignedInfo``."""
+    the document without the signature; the signature value of that of ``SignedInfo``.
+
+    ``canonical``: that form of the root element, when the caller wrote ``document`` as the
+    XML declaration, a newline, that form and a newline
+    (:func:`connectors.exchange.response_files.response_xml_and_canonical`): the document is
+    then not parsed, the signature is written before the root's end tag, the same bytes."""
+    if canonical is not None:
+        end = document.rindex(b"</")
+        written = memoryview(document)[len(_DECLARATION) : -1]
+        if not (document.startswith(_DECLARATION) and document.endswith(b"\n")) or (
+            written != canonical
+        ):
+            raise ValueError("The document is not its canonical form written after a declaration.")
+        signature = _signature(_sha256(canonical), identity)
+        return b"".join((document[:end], etree.tostring(signature), document[end:-1]))
     root = etree.fromstring(document, parser=_xml_parser())
-    canonical = etree.tostring(root, method="c14n", exclusive=True, with_comments=False)
+    digest = _sha256(etree.tostring(root, method="c14n", exclusive=True, with_comments=False))
+    root.append(_signature(digest, identity))
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+_DECLARATION = b"<?xml version='1.0' encoding='UTF-8'?>\n"
+
+
+def _sha256(data: bytes) -> bytes:
     digest = hashes.Hash(hashes.SHA256())
-    digest.update(canonical)
+    digest.update(data)
+    return digest.finalize()
+
+
+def _signature(digest: bytes, identity: SigningIdentity) -> etree._Element:
+    """The ``ds:Signature`` element of a document whose canonical form has ``digest``.
+
+    Made on its own: exclusive c14n of ``SignedInfo`` renders only the namespaces it uses
+    (``ds``), the same whether the element is inside the document or not."""
 
     def ds(parent: etree._Element, tag: str, **attributes: str) -> etree._Element:
         return etree.SubElement(parent, f"{{{DS_NAMESPACE}}}{tag}", attributes)
 
-    signature = etree.SubElement(root, f"{{{DS_NAMESPACE}}}Signature", nsmap={"ds": DS_NAMESPACE})
+    signature = etree.Element(f"{{{DS_NAMESPACE}}}Signature", nsmap={"ds": DS_NAMESPACE})
     signed_info = ds(signature, "SignedInfo")
     ds(signed_info, "CanonicalizationMethod", Algorithm=_EXCLUSIVE_C14N)
     ds(signed_info, "SignatureMethod", Algorithm=SignatureMethod.RSA_SHA256.value)
@@ -214,7 +244,7 @@ def sign_xml(document: bytes, identity: SigningIdentity) -> bytes:
     ds(transforms, "Transform", Algorithm=_ENVELOPED_TRANSFORM)
     ds(transforms, "Transform", Algorithm=_EXCLUSIVE_C14N)
     ds(reference, "DigestMethod", Algorithm=DigestAlgorithm.SHA256.value)
-    ds(reference, "DigestValue").text = base64.b64encode(digest.finalize()).decode()
+    ds(reference, "DigestValue").text = base64.b64encode(digest).decode()
     value = ds(signature, "SignatureValue")
     certificate = ds(ds(ds(signature, "KeyInfo"), "X509Data"), "X509Certificate")
     certificate.text = _pem_body(identity.certificate)
@@ -222,7 +252,7 @@ def sign_xml(document: bytes, identity: SigningIdentity) -> bytes:
     value.text = base64.b64encode(
         identity.key.sign(signed, padding.PKCS1v15(), hashes.SHA256())
     ).decode()
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return signature
 
 
 def _pem_body(certificate: x509.Certificate) -> str:

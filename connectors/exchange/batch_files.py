@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING
 
 from connectors.exchange.file_names import batch_file_names, canonical_school_year
 from connectors.exchange.profile import Profile
-from connectors.exchange.response_files import answer_rows, response_csv, response_xml
+from connectors.exchange.response_files import (
+    answer_rows,
+    response_csv,
+    response_xml_and_canonical,
+)
+from ground.collector import collector_paused
 from schemas.exchange import ChildAnswer
 
 if TYPE_CHECKING:
@@ -60,12 +65,14 @@ def build_batch_files(
 
     names = batch_file_names(profile, school_year, sequence)
     year = canonical_school_year(school_year)
-    rows = answer_rows(answers, year)  # once for the XML and the CSV
-    xml = sign_xml(
-        response_xml(profile, batch_id, sequence, year, rows, generated_at, legal_basis),
-        identity,
-    )
-    table = response_csv(profile, rows)
+    # A record per child (200,000): the garbage collector paused (ground/collector.py).
+    with collector_paused():
+        rows = answer_rows(answers, year)  # once for the XML and the CSV
+        document, canonical = response_xml_and_canonical(
+            profile, batch_id, sequence, year, rows, generated_at, legal_basis
+        )
+        xml = sign_xml(document, identity, canonical)
+        table = response_csv(profile, rows)
     files = {
         names.xml: xml,
         names.csv: table,
