@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -13,7 +14,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.utilities.annotations import quote
 
 from flows.recorded import recorded
-from flows.runners import in_flow_process, school_task_runner, worker_count
+from flows.runners import in_flow_process, let_workers_go, school_task_runner, worker_count
 from ground.settings import Settings, flow_settings
 from tasks.coverage import coverage_after_ingest_task
 from tasks.disk_space import disk_guarded, ingest_folders
@@ -68,13 +69,14 @@ def ingest_submissions(
     outcomes = list(unchanged)
     reports_at = datetime.now(settings.zone)
     files = sum(len(paths) for paths in schools.values())
-    if schools and in_flow_process(settings, files):  # a small night: no worker started
-        chunks = school_chunks(schools, root, 1)
-        for done, chunk in enumerate(chunks, start=1):
-            outcomes.extend(ingest_chunk_task(settings, chunk, chunk_label(chunk), reports_at))
-            update_progress_artifact(progress, 100.0 * done / len(chunks))
-    elif schools:  # a task per chunk of schools; each writes its schools' reports
-        with school_task_runner(settings) as runner:
+    with ExitStack() as workers:  # started or not, they wind down while the province is checked
+        if schools and in_flow_process(settings, files):  # a small night: no worker started
+            chunks = school_chunks(schools, root, 1)
+            for done, chunk in enumerate(chunks, start=1):
+                outcomes.extend(ingest_chunk_task(settings, chunk, chunk_label(chunk), reports_at))
+                update_progress_artifact(progress, 100.0 * done / len(chunks))
+        elif schools:  # a task per chunk of schools; each writes its schools' reports
+            runner = workers.enter_context(school_task_runner(settings))
             futures: list[PrefectFuture[Any]] = [
                 runner.submit(
                     ingest_chunk_task,
@@ -90,13 +92,14 @@ def ingest_submissions(
             for done, future in enumerate(as_completed(futures), start=1):
                 outcomes.extend(future.result())
                 update_progress_artifact(progress, 100.0 * done / len(futures))
-    update_progress_artifact(progress, 100.0)
-    province_left = wait_for_province_check(settings)
-    changed = set() if province_left else check_province_task(settings)
-    write_reports_task(settings, sorted(changed), reports_at)  # the province's findings
-    summary = publish_ingest_summary(outcomes, strangers, root)
-    if left or province_left:  # the run completes, saying what it left to another one
-        summary["note"] = " ".join(s for s in (left, province_left) if s)
-    summary["coverage"] = coverage_after_ingest_task(settings)  # snapshot, page, artifact
+            let_workers_go(runner)
+        update_progress_artifact(progress, 100.0)
+        province_left = wait_for_province_check(settings)
+        changed = set() if province_left else check_province_task(settings)
+        write_reports_task(settings, sorted(changed), reports_at)  # the province's findings
+        summary = publish_ingest_summary(outcomes, strangers, root)
+        if left or province_left:  # the run completes, saying what it left to another one
+            summary["note"] = " ".join(s for s in (left, province_left) if s)
+        summary["coverage"] = coverage_after_ingest_task(settings)  # snapshot, page, artifact
     record_run_finish(settings, run_id, summary)
     return summary

@@ -8,7 +8,9 @@ own process, so a worker lost by Dask, which then recomputes its tasks, never re
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 
 import polars
@@ -36,7 +38,12 @@ def school_task_runner(settings: Settings) -> Iterator[TaskRunner]:
         _one_polars_thread_per_worker(),
         choose_task_runner(settings) as runner,
     ):
-        yield runner
+        try:
+            yield runner
+        finally:
+            waiting = _WINDING_DOWN.pop(id(runner), None)
+            if waiting is not None:  # let go early: their exit is awaited here
+                waiting.join()
 
 
 @contextmanager
@@ -58,6 +65,26 @@ def _one_polars_thread_per_worker() -> Iterator[None]:
 
 
 _POLARS_THREADS = "POLARS_MAX_THREADS"
+
+
+def let_workers_go(runner: TaskRunner) -> None:
+    """Tell the default runner's worker processes to exit once their tasks are done, without
+    waiting for them here: each takes ~1.5 s to wind down (Prefect's log and event services
+    stopping), idle time for this process, which goes on with the flow's next steps meanwhile.
+    The ``school_task_runner`` block still waits for them at its end (and for their last log
+    lines). Submit nothing after. A Dask cluster's workers: left as they are."""
+    executor = getattr(runner, "_executor", None)  # Prefect's pool; absent: nothing to do
+    if isinstance(executor, ProcessPoolExecutor) and id(runner) not in _WINDING_DOWN:
+        # The public shutdown, waiting in a thread of its own: a shutdown that does not wait
+        # would drop the pool's own handle on its processes, and the runner's exit with it.
+        waiting = threading.Thread(
+            target=executor.shutdown, kwargs={"wait": True}, name="massar-workers-exit"
+        )
+        waiting.start()
+        _WINDING_DOWN[id(runner)] = waiting
+
+
+_WINDING_DOWN: dict[int, threading.Thread] = {}
 
 
 def in_flow_process(settings: Settings, files: int) -> bool:
