@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from itertools import chain, compress, zip_longest
+from itertools import compress, zip_longest
 from typing import NamedTuple
 
 from connectors.reading.cells import Rows, cell_address, column_letter, key, render, render_all
@@ -49,8 +49,20 @@ from schemas.text import clean_text
 
 _NOTES_FIXED = ("internal_id", "student_code", "full_name", "birth_date", "remark")
 _NOTES_KEYS = {key(MARKS.column(n).header_ar): n for n in _NOTES_FIXED}
+_NOTES_REQUIRED = tuple(
+    (n, MARKS.column(n).header_ar) for n in _NOTES_FIXED if MARKS.column(n).required
+)
 _SLOT_LABEL = {slot: label for slot, label, _ in MARK_SLOTS}  # canonical, for finding columns
 _MARK_KEY = key(MARK_LABEL)
+# A slot's (mark column, absence column) names in findings, without / with an absence column.
+_SLOT_COLUMNS = {
+    (slot, has_absence): (
+        f"{label} - {MARK_LABEL}",
+        f"{label} - {ABSENCE_LABEL}" if has_absence else None,
+    )
+    for slot, label in _SLOT_LABEL.items()
+    for has_absence in (False, True)
+}
 _SUBJECT_TOKEN_RE = re.compile(r"^#(\d{4})#$")
 _SCHOOL_CODE_RE = re.compile(SCHOOL_CODE)
 _clean = functools.lru_cache(maxsize=1 << 12)(clean_text)
@@ -129,19 +141,17 @@ def technical_cells(rows: Sequence[Sequence[object]], header_row: int) -> dict[s
 
 
 def _technical(r: int, row: Sequence[object], subject_at: int) -> dict[str, Located]:
-    texts = render_all(row)
-    subject = _SUBJECT_TOKEN_RE.match(_clean(texts[subject_at] or ""))
-    school_at = next(
-        (
-            i
-            for i, text in enumerate(texts)
-            if text is not None and _SCHOOL_CODE_RE.match(_clean(text).upper())
-        ),
-        2,  # C5
-    )
+    subject = _SUBJECT_TOKEN_RE.match(_clean(render(row[subject_at]) or ""))
+    school_at = 2  # C5
+    # Only the cells read are rendered; a falsy cell ("", 0, False) never reads as a code.
+    for i, cell in compress(enumerate(row), row):
+        text = render(cell)
+        if text is not None and _SCHOOL_CODE_RE.match(_clean(text).upper()):
+            school_at = i
+            break
 
     def at(i: int) -> Located:
-        text = texts[i] if i < len(texts) else None
+        text = render(row[i]) if i < len(row) else None
         return Located(text, cell_address(r, i) if text is not None else None)
 
     return {
@@ -189,12 +199,9 @@ def read_marks_sheet(
     except TypeError:  # an unhashable cell: not from python-calamine
         header = _header_layout.__wrapped__(tuple(head), tuple(sub))
     positions, groups, slot_groups, problems = header.positions, *header.slots
-    for name in _NOTES_FIXED:
-        column = MARKS.column(name)
-        if column.required and name not in positions:
-            raise FileRejected(
-                "F008", f"sheet {sheet}, row {header_row + 1}", column=column.header_ar
-            )
+    for name, label in _NOTES_REQUIRED:
+        if name not in positions:
+            raise FileRejected("F008", f"sheet {sheet}, row {header_row + 1}", column=label)
     found = locate_metadata(rows, header_row, NOTES_FIELDS, header.side, header.evidence, ref)
     if found.missing:
         missing_label(sheet, rows, header_row, found.missing[0])
@@ -344,13 +351,7 @@ def _marks_grid(
     meta: dict[str, str | None],
 ) -> Grid:
     """The pupils' rows from `start` (0-based) as a pupil × slot grid."""
-    slot_info = [
-        (
-            f"{_SLOT_LABEL[slot]} - {MARK_LABEL}",
-            f"{_SLOT_LABEL[slot]} - {ABSENCE_LABEL}" if absence_at is not None else None,
-        )
-        for slot, _, _, absence_at in slots
-    ]
+    slot_info = [_SLOT_COLUMNS[slot, absence_at is not None] for slot, _, _, absence_at in slots]
     # Column by column: the block under the header transposed once (short rows padded with
     # None, which renders as None like a cell beyond the row's width).
     block = rows[start:]
@@ -373,16 +374,22 @@ def _marks_grid(
             if keep[i] and codes[i] is None and all(c[i] is None for c in needed):
                 keep[i] = not all(render(c) is None for c in row)
     # Long format: each pupil row gives one row per slot (pupil-major, slots in column order).
-    pupil_rows = list(compress(range(start + 1, start + 1 + len(block)), keep))
+    if False in keep:
+        fixed_values = [list(compress(column, keep)) for column in fixed_values]
+        marks = [list(compress(column, keep)) for column in marks]
+        absences = [list(compress(column, keep)) for column in absences]
+        pupil_rows = list(compress(range(start + 1, start + 1 + len(block)), keep))
+    else:  # every row a pupil (the usual export): the columns as they are
+        pupil_rows = list(range(start + 1, start + 1 + len(block)))
     grid = Grid(len(pupil_rows), len(slots))
     grid.constant("sheet", sheet)
     grid.per_outer("sheet_row", pupil_rows)
     for name, column in zip(_NOTES_FIXED[:4], fixed_values[:4], strict=True):
-        grid.per_outer(name, list(compress(column, keep)))
+        grid.per_outer(name, column)
     grid.per_inner("slot", [slot for slot, _, _, _ in slots])
-    grid.per_row("mark", _interleaved(marks, keep))
-    grid.per_row("absence", _interleaved(absences, keep))
-    grid.per_outer("remark", list(compress(fixed_values[4], keep)))
+    grid.per_row("mark", _interleaved(marks))
+    grid.per_row("absence", _interleaved(absences))
+    grid.per_outer("remark", fixed_values[4])
     grid.per_inner("slot_label", [label for _, label, _, _ in slots])
     grid.per_inner("mark_column", [m for m, _ in slot_info])
     grid.per_inner("absence_column", [a for _, a in slot_info])
@@ -391,7 +398,12 @@ def _marks_grid(
     return grid
 
 
-def _interleaved(per_slot: list[list[str | None]], keep: list[bool]) -> list[str | None]:
-    """Slot columns (one value per block row) as one long column, pupil-major."""
-    kept = [compress(column, keep) for column in per_slot]
-    return list(chain.from_iterable(zip(*kept, strict=True)))
+def _interleaved(per_slot: list[list[str | None]]) -> list[str | None]:
+    """Slot columns (one value per pupil) as one long column, pupil-major."""
+    step = len(per_slot)
+    if step <= 1:
+        return list(per_slot[0]) if step else []
+    out: list[str | None] = [None] * (step * len(per_slot[0]))
+    for j, column in enumerate(per_slot):
+        out[j::step] = column  # a slice assignment: no tuple per pupil
+    return out

@@ -88,9 +88,11 @@ def find_table_header(
     partial: tuple[int, TableMatch] | None = None
     seen = 0
     for r, row in enumerate(rows):
-        if is_blank(row):
+        index = index_of(r) if index_of is not None else row_index(row)
+        # A row with a label key has a text cell, so it is not blank: is_blank only for the rest.
+        if not index and is_blank(row):
             continue
-        match = match_table_index(index_of(r) if index_of is not None else row_index(row))
+        match = match_table_index(index)
         if match is not None:
             if match.complete:
                 return r, match
