@@ -1,0 +1,123 @@
+"""The partner check (``massar exchange verify``) finds every child that carries what its status
+must not, or lacks what it must, in a response whose schema holds: the counts libxml2 makes
+tell that one is wrong, the child is then named."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from connectors.exchange.batch_files import build_batch_files
+from connectors.exchange.file_names import batch_file_names
+from connectors.exchange.registry import profile_for
+from connectors.exchange.response_files import ALWAYS_CARRIED, CARRIED_BY_STATUS, xml_name
+from connectors.signing import load_signing_identity, make_test_certificate
+from connectors.verify import verify_file
+from schemas.exchange import LEFT, NOT_FOUND, NOT_SCHOOLED, REVIEW, SCHOOLED, ChildAnswer
+
+YEAR = "2024/2025"
+AT = datetime(2025, 1, 10, 8, 30, tzinfo=UTC)
+VALUES = {  # valid for the schema
+    "student_code": "N111400199",
+    "level_code": "2APIC",
+    "school_code": "61285X",
+    "leaving_date": "2024-11-03",
+}
+PLACE = list(ChildAnswer.CONTRACTED)  # the schema's order of a child's elements
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory) -> tuple[bytes, Path]:
+    now = datetime.now(UTC)
+    key, cert = make_test_certificate(
+        tmp_path_factory.mktemp("pki"), now - timedelta(days=1), now + timedelta(days=30), "DP"
+    )
+    base = ChildAnswer(fund_reference="R0", status=NOT_FOUND, school_year=YEAR)
+    full = {fld: VALUES[fld] for fld in VALUES if fld != "leaving_date"}
+    answers = [
+        base,
+        dataclasses.replace(base, fund_reference="R1", status=SCHOOLED, **full),
+        dataclasses.replace(
+            base, fund_reference="R2", status=LEFT, leaving_date=date(2024, 11, 3), **full
+        ),
+        dataclasses.replace(base, fund_reference="R3", status=NOT_SCHOOLED),
+        dataclasses.replace(base, fund_reference="R4", status=REVIEW),
+        dataclasses.replace(base, fund_reference="R5", status=NOT_FOUND),
+    ]
+    profile = profile_for("cnss")
+    files = build_batch_files(
+        profile, "B-1", 1, YEAR, answers, AT, load_signing_identity(key, cert)
+    )
+    return files[batch_file_names(profile, YEAR, 1).xml], cert
+
+
+def _changed(
+    signed: bytes, reference: str, fld: str, folder: Path, *, add: bool
+) -> tuple[Path, int]:
+    """The file with the child ``reference`` given ``fld`` (``add``) or without it; its
+    position."""
+    root = etree.fromstring(signed)
+    ns = etree.QName(root).namespace
+    children = root.findall(f"{{{ns}}}Children/{{{ns}}}Child")
+    position, child = next(
+        (i, c)
+        for i, c in enumerate(children, start=1)
+        if c.findtext(f"{{{ns}}}FundReference") == reference
+    )
+    existing = child.find(f"{{{ns}}}{xml_name(fld)}")
+    if add:
+        assert existing is None
+        element = etree.Element(f"{{{ns}}}{xml_name(fld)}")
+        element.text = VALUES[fld]
+        after = [e for e in child if PLACE.index(_field(e.tag)) < PLACE.index(fld)]
+        child.insert(len(after), element)
+    else:
+        assert existing is not None
+        child.remove(existing)
+    path = folder / "MEN_CNSS_SCOL_2024-2025_000001.xml"
+    path.write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+    return path, position
+
+
+def _field(tag: str) -> str:
+    local = etree.QName(tag).localname
+    return next(fld for fld in PLACE if xml_name(fld) == local)
+
+
+REFERENCE = {SCHOOLED: "R1", LEFT: "R2", NOT_SCHOOLED: "R3", REVIEW: "R4", NOT_FOUND: "R5"}
+CASES = [
+    (status, fld, "must not carry" if fld not in carried else "lacks")
+    for status, carried in CARRIED_BY_STATUS.items()
+    for fld in ChildAnswer.CONTRACTED
+    if fld not in ALWAYS_CARRIED and (fld not in carried or carried[fld] == "required")
+]
+
+
+def test_the_file_as_built_holds(signed, tmp_path) -> None:
+    path = tmp_path / "MEN_CNSS_SCOL_2024-2025_000001.xml"
+    path.write_bytes(signed[0])
+    assert verify_file(path, signed[1]).problems == []
+
+
+@pytest.mark.parametrize(("status", "fld", "said"), CASES)
+def test_a_field_its_status_forbids_or_requires_is_named(
+    signed, tmp_path, status, fld, said
+) -> None:
+    reference = REFERENCE[status]
+    path, position = _changed(signed[0], reference, fld, tmp_path, add=said != "lacks")
+    problems = verify_file(path, signed[1]).problems
+    expected = f"child {position} ({reference}) is {status} and {said} {fld}."
+    assert any(problem.endswith(expected) for problem in problems), problems
+    assert not any("breaks the schema" in problem for problem in problems), problems
+
+
+def test_a_header_count_that_is_not_the_files_is_named(signed, tmp_path) -> None:
+    text = signed[0].replace(b"<Review>1</Review>", b"<Review>2</Review>")
+    path = tmp_path / "MEN_CNSS_SCOL_2024-2025_000001.xml"
+    path.write_bytes(text)
+    problems = verify_file(path, signed[1]).problems
+    assert any("the header counts 2 REVIEW but the file lists 1." in p for p in problems)
