@@ -317,6 +317,11 @@ def extract_records(
     exam_results = _conform(exam_results, _EXAM_RESULTS, "exam_results")
     history = _conform(history, _ANNUAL_RESULTS, "history")
 
+    # A pupil's classes and levels in the marks (a few at most) with the highest scale of
+    # each: one pass over the marks for the placement and the scale
+    marked = marks.group_by([*PUPIL_KEY, "class_code", "level_code"], maintain_order=True).agg(
+        pl.col("mark_scale").max().alias("_scale")
+    )
     # Class and level: the annual result's, else a semester's, a subject's, an exam's, a mark's.
     placed = pl.concat(
         [
@@ -329,11 +334,9 @@ def extract_records(
                     semester_results,
                     subject_results,
                     exam_results,
-                    # a pupil's marks name a few classes at most: the province's marks,
-                    # sorted whole below, cost more than the rest of the placement
-                    marks.select(*PUPIL_KEY, "class_code", "level_code").unique(
-                        maintain_order=True
-                    ),
+                    # the province's marks, sorted whole below, cost more than the rest of
+                    # the placement
+                    marked,
                 )
             )
         ]
@@ -344,7 +347,7 @@ def extract_records(
         .unique(list(PUPIL_KEY), keep="first", maintain_order=True)
         .drop("_order")
     )
-    scales = marks.group_by(list(PUPIL_KEY)).agg(pl.col("mark_scale").max().alias("_scale"))
+    scales = marked.group_by(list(PUPIL_KEY)).agg(pl.col("_scale").max())
     pupils = (
         pl.concat([students.select(*PUPIL_KEY), placed.select(*PUPIL_KEY)])
         .drop_nulls(list(PUPIL_KEY))
