@@ -136,21 +136,28 @@ def _filled(cell: object) -> bool:
     return render(cell) is not None
 
 
+def _filled_columns(row: Sequence[object]) -> tuple[int, ...]:
+    """The columns of a row's non-empty cells."""
+    return tuple(i for i, v in compress(enumerate(row), map(ne, row, repeat(""))) if _filled(v))
+
+
 class _Above:
     """The rows above the header with their label cells, and per row the columns of its
     non-empty cells (computed once a row: most cells of the block are empty)."""
 
-    def __init__(self, rows: Sequence[Sequence[object]], labels: set[tuple[int, int]]) -> None:
+    def __init__(
+        self,
+        rows: Sequence[Sequence[object]],
+        labels: set[tuple[int, int]],
+        filled: dict[int, Sequence[int]] | None = None,
+    ) -> None:
         self.rows, self.labels = rows, labels
-        self._filled: dict[int, list[int]] = {}
+        self._filled: dict[int, Sequence[int]] = {} if filled is None else filled
 
-    def filled(self, r: int) -> list[int]:
+    def filled(self, r: int) -> Sequence[int]:
         cols = self._filled.get(r)
         if cols is None:
-            row = self.rows[r]
-            cols = self._filled[r] = [
-                i for i, v in compress(enumerate(row), map(ne, row, repeat(""))) if _filled(v)
-            ]
+            cols = self._filled[r] = _filled_columns(self.rows[r])
         return cols
 
     def side(self, r: int, c: int, step: int) -> tuple[list[int], list[int]]:
@@ -250,12 +257,15 @@ def _text_kinds(fields: tuple[MetaField, ...]) -> _Kinds:
 
 
 _LabelCells = tuple[tuple[int, str | None, str | None], ...]
-_ROW_LABELS: dict[int, tuple[tuple[MetaField, ...], dict[tuple[object, ...], _LabelCells]]] = {}
+_RowFacts = tuple[_LabelCells, tuple[int, ...] | None]
+"""A row's label cells, and the columns of its non-empty cells when it has labels."""
+_ROW_LABELS: dict[int, tuple[tuple[MetaField, ...], dict[tuple[object, ...], _RowFacts]]] = {}
 
 
-def _row_labels_memo(fields: tuple[MetaField, ...]) -> dict[tuple[object, ...], _LabelCells]:
-    """The memo of `_label_cells` by a row's cells, for one set of fields: the rows above a
-    header (titles, labels, hidden marker rows) recur from one file of an export to the next."""
+def _row_labels_memo(fields: tuple[MetaField, ...]) -> dict[tuple[object, ...], _RowFacts]:
+    """The memo of `_label_cells` (with the row's filled columns) by a row's cells, for one
+    set of fields: the rows above a header (titles, labels, hidden marker rows) recur from one
+    file of an export to the next."""
     entry = _ROW_LABELS.get(id(fields))
     if entry is None or entry[0] is not fields or len(entry[1]) > 1 << 12:
         entry = _ROW_LABELS[id(fields)] = (fields, {})
@@ -317,19 +327,25 @@ def locate_metadata(
     found_at: dict[str, tuple[int, int]] = {}
     inline: dict[str, Located] = {}
     labels: set[tuple[int, int]] = set()
+    filled: dict[int, Sequence[int]] = {}  # the label rows' (and blank rows') filled columns
     for r in range(min(header_row, len(rows))):
         row = rows[r]
         if row.count("") == len(row):
+            filled[r] = ()
             continue
         try:
             cells = tuple(row)
-            row_kinds = row_labels.get(cells)
+            facts = row_labels.get(cells)
         except TypeError:  # an unhashable cell: not from python-calamine
-            cells, row_kinds = None, None
-        if row_kinds is None:
-            row_kinds = _label_cells(row, kinds, fields)
+            cells, facts = None, None
+        if facts is None:
+            kinds_of_row = _label_cells(row, kinds, fields)
+            facts = (kinds_of_row, _filled_columns(row) if kinds_of_row else None)
             if cells is not None:
-                row_labels[cells] = row_kinds
+                row_labels[cells] = facts
+        row_kinds, cols = facts
+        if cols is not None:
+            filled[r] = cols
         for c, name, after in row_kinds:
             labels.add((r, c))
             if name is not None:
@@ -337,7 +353,7 @@ def locate_metadata(
                 if after is not None:  # "label: value" in one cell
                     address = cell_address(r, c)
                     inline.setdefault(name, Located(after, address, address))
-    above = _Above(rows, labels)
+    above = _Above(rows, labels, filled)
     # The side where more labels find a value of the expected shape; the header breaks a tie.
     chosen: dict[str, dict[str, tuple[int, int, int, str | None]]] = {LOWER: {}, HIGHER: {}}
     for side, step in ((LOWER, -1), (HIGHER, 1)):
