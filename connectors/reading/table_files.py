@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from itertools import compress, zip_longest
+from typing import cast
 
 import polars as pl
 
@@ -55,11 +56,12 @@ def read_csv(
     _, match = found
     require_complete(match, "line 1")
     out = empty_columns(match.dataset)
-    table_columns(match, records, 1, range(1, len(records) + 1), "", out)
+    table_columns(match, records, 1, range(1, len(records) + 1), "", out, text_cells=True)
     frame = build_frame(out)
     if frame.height == 0 and not allow_empty:
         raise FileRejected("F005", "header without data rows")
-    check_school_codes(frame, school_code)
+    if "school_code" in out:
+        check_school_code_values(out["school_code"], school_code)
     return match.dataset, frame, encoding
 
 
@@ -97,16 +99,24 @@ def table_columns(
     row_numbers: Sequence[int],
     sheet: str,
     out: Columns,
+    *,
+    text_cells: bool = False,
 ) -> None:
     """Append the data rows `rows[first_row:]` to the column lists `out` (rendering cells),
     blank rows left out. Column by column: the block transposed once (short rows padded with
     None, which renders as None like a cell beyond the row's width), each column rendered by
-    `render_all` (a few C-level passes for the usual all-text columns of a CSV)."""
+    `render_all` (a few C-level passes for the usual all-text columns of a CSV).
+    `text_cells`: every cell is a str (a CSV's records)."""
     block = rows[first_row:]
     numbers = row_numbers[first_row:]
     if len(block) != len(numbers):
         raise ValueError("one row number per row")
-    keep = [not is_blank(row) for row in block]
+    if text_cells:
+        # Text cells only: a row is blank when its cells joined are whitespace (C-level passes).
+        texts = cast("Sequence[Sequence[str]]", block)
+        keep = list(map(bool, map(str.strip, map("".join, texts))))
+    else:
+        keep = [not is_blank(row) for row in block]
     if not all(keep):
         block, numbers = list(compress(block, keep)), list(compress(numbers, keep))
     columns = list(zip_longest(*block, fillvalue=None))
@@ -135,16 +145,21 @@ def check_school_codes(frame: pl.DataFrame, school_code: str) -> None:
     so is a column of values that look like no school code at all (R008)."""
     if "school_code" not in frame.columns:
         return
+    check_school_code_values(frame.get_column("school_code").to_list(), school_code)
+
+
+def check_school_code_values(values: Sequence[str | None], school_code: str) -> None:
+    """`check_school_codes` on the school code column's values (str or None)."""
     mine = clean_text(school_code).upper()
     # Each distinct text cleaned once (a table repeats its school's code on every row), with
     # its count, in the order of first appearance (the most common code's tie-break).
-    counted = frame.get_column("school_code").drop_nulls().value_counts(sort=False)
-    times = dict(counted.iter_rows())
     codes: Counter[str] = Counter()
-    for value in frame.get_column("school_code").drop_nulls().unique(maintain_order=True):
+    for value, times in Counter(values).items():
+        if value is None:
+            continue
         code = clean_text(value).upper()
         if code:
-            codes[code] += times[value]
+            codes[code] += times
     if not codes or mine in codes:
         return
     plausible = Counter({c: n for c, n in codes.items() if _SCHOOL_CODE_RE.match(c)})

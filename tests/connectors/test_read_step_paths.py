@@ -1,0 +1,148 @@
+"""The read step's shortcuts (issue 17, item 1) give what the plain code they replace gives:
+
+- a CSV's blank lines found by joining its text cells, as `is_blank` finds them;
+- a table's school codes counted in Python, as the polars counting did (F004 and its value);
+- NotesCC's slot columns interleaved by slice assignment, pupil-major;
+- NotesCC's technical row read cell by cell, as from the whole row rendered.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from itertools import chain
+
+import polars as pl
+import pytest
+
+from connectors.reading import notes_cc, table_files
+from connectors.reading.cells import is_blank, render_all
+from connectors.reading.read_result import FileRejected, Located
+from connectors.reading.table_headers import match_table_header
+from schemas.datasets import DATASETS
+from schemas.text import clean_text
+
+SCHOOL = "27783Y"
+
+
+def test_csv_blank_lines_found_as_is_blank():
+    """Records of text cells, some blank ("", spaces, tabs, no-break spaces), read with and
+    without `text_cells`: the same rows kept, the same columns."""
+    dataset = DATASETS["guardians"]
+    header = list(dataset.headers_ar)
+    match = match_table_header(header)
+    assert match is not None
+    blanks = ["", " ", "\t", "\xa0", "\u3000", "  \r"]
+    texts = ["x", " y ", "0", "27783Y", "ا"]
+    rnd = random.Random(17)
+    for _ in range(200):
+        records = [header]
+        for _ in range(rnd.randint(0, 12)):
+            width = rnd.randint(0, len(header) + 2)
+            pool = blanks if rnd.random() < 0.4 else blanks + texts
+            records.append([rnd.choice(pool) for _ in range(width)])
+        fast, plain = table_files.empty_columns(dataset), table_files.empty_columns(dataset)
+        numbers = range(1, len(records) + 1)
+        table_files.table_columns(match, records, 1, numbers, "", fast, text_cells=True)
+        table_files.table_columns(match, records, 1, numbers, "", plain)
+        assert fast == plain, records
+        kept = [n for n, row in zip(numbers, records, strict=True) if n > 1 and not is_blank(row)]
+        assert fast["sheet_row"] == kept
+
+
+def _polars_verdict(values: list[str | None], school_code: str) -> tuple[str, str | None] | None:
+    """F004 as decided before: the column's codes counted by polars."""
+    frame = pl.DataFrame({"school_code": values}, schema={"school_code": pl.Utf8})
+    mine = clean_text(school_code).upper()
+    counted = frame.get_column("school_code").drop_nulls().value_counts(sort=False)
+    times = dict(counted.iter_rows())
+    codes: Counter[str] = Counter()
+    for value in frame.get_column("school_code").drop_nulls().unique(maintain_order=True):
+        code = clean_text(value).upper()
+        if code:
+            codes[code] += times[value]
+    if not codes or mine in codes:
+        return None
+    plausible = Counter({c: n for c, n in codes.items() if table_files._SCHOOL_CODE_RE.match(c)})
+    if plausible:
+        return "F004", plausible.most_common(1)[0][0]
+    return None
+
+
+def _verdict(values: list[str | None], school_code: str) -> tuple[str, str | None] | None:
+    try:
+        table_files.check_school_code_values(values, school_code)
+    except FileRejected as exc:
+        return exc.rule_id, exc.value
+    return None
+
+
+def test_school_codes_counted_as_polars_counted():
+    """Columns of the school's code (spaced, lower case), other schools' codes (ties broken by
+    first appearance), texts that are no code and nulls: the same verdict and value."""
+    pool = [None, "", " ", SCHOOL, " 27783y ", "11111A", "22222B", "22222b", "abc", "123"]
+    rnd = random.Random(4)
+    rejected = 0
+    for _ in range(500):
+        values = [rnd.choice(pool) for _ in range(rnd.randint(0, 8))]
+        expected = _polars_verdict(values, SCHOOL)
+        assert _verdict(values, SCHOOL) == expected, values
+        rejected += expected is not None
+    assert rejected > 50  # the draw does reach F004
+    assert _verdict(["11111A", "22222B", "22222B", "11111A"], SCHOOL) == ("F004", "11111A")
+    frame = pl.DataFrame({"school_code": ["22222B", None]})
+    with pytest.raises(FileRejected) as err:
+        table_files.check_school_codes(frame, SCHOOL)
+    assert (err.value.rule_id, err.value.value) == ("F004", "22222B")
+
+
+def test_slot_columns_interleaved_pupil_major():
+    rnd = random.Random(3)
+    for slots in range(6):
+        pupils = rnd.randint(0, 5)
+        per_slot = [[rnd.choice([None, "7", "12.5"]) for _ in range(pupils)] for _ in range(slots)]
+        expected = list(chain.from_iterable(zip(*per_slot, strict=True))) if slots else []
+        assert notes_cc._interleaved(per_slot) == expected
+
+
+def _technical_from_rendered_row(r: int, row: list[object], subject_at: int) -> dict[str, Located]:
+    """The technical row's cells as read before: from the whole row rendered."""
+    texts = render_all(row)
+    clean = notes_cc._clean
+    subject = notes_cc._SUBJECT_TOKEN_RE.match(clean(texts[subject_at] or ""))
+    school_at = next(
+        (
+            i
+            for i, text in enumerate(texts)
+            if text is not None and notes_cc._SCHOOL_CODE_RE.match(clean(text).upper())
+        ),
+        2,
+    )
+
+    def at(i: int) -> Located:
+        text = texts[i] if i < len(texts) else None
+        return Located(text, notes_cc.cell_address(r, i) if text is not None else None)
+
+    return {
+        "school_code": at(school_at),
+        "subject_code": Located(
+            subject.group(1) if subject else None, notes_cc.cell_address(r, subject_at)
+        ),
+        "session": at(6),
+        "level_code": at(14),
+    }
+
+
+def test_technical_row_read_as_from_the_rendered_row():
+    """Rows of codes, numbers, zeros, False and blanks around a subject token: the same school
+    code (first code-shaped cell, else C5), session, level code and cells."""
+    pool = ["", "", " ", 0.0, 0, False, 2.0, 16.0, "1103", SCHOOL, " 27783y ", "11111A", "x"]
+    rnd = random.Random(5)
+    for _ in range(500):
+        row: list[object] = [rnd.choice(pool) for _ in range(rnd.randint(1, 20))]
+        subject_at = rnd.randrange(len(row))
+        row[subject_at] = rnd.choice(["#0503#", " #0101# ", "#12#"])
+        r = rnd.randint(0, 6)
+        assert notes_cc._technical(r, row, subject_at) == _technical_from_rendered_row(
+            r, row, subject_at
+        ), row
