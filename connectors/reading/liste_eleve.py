@@ -87,7 +87,9 @@ def read_students_sheet(
         if is_blank(row):
             continue
         code = render(row[code_at]) if code_at < len(row) else None
-        if code is not None and key(code) == _LE_CODE:
+        # An ASCII code (every pupil's) has an ASCII key: never the Arabic label's, and its key
+        # need not be made (a memo miss per pupil).
+        if code is not None and not code.isascii() and key(code) == _LE_CODE:
             continue
         block.append(row)
         sheet_rows.append(r + 1)

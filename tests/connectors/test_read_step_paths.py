@@ -3,7 +3,8 @@
 - a CSV's blank lines found by joining its text cells, as `is_blank` finds them;
 - a table's school codes counted in Python, as the polars counting did (F004 and its value);
 - NotesCC's slot columns interleaved by slice assignment, pupil-major;
-- NotesCC's technical row read cell by cell, as from the whole row rendered.
+- NotesCC's technical row read cell by cell, as from the whole row rendered;
+- ListEleve's repeated header rows still skipped when pupils' ASCII codes skip the label key.
 """
 
 from __future__ import annotations
@@ -14,13 +15,17 @@ from itertools import chain
 
 import polars as pl
 import pytest
+from python_calamine import CalamineWorkbook
 
 from connectors.reading import notes_cc, table_files
-from connectors.reading.cells import is_blank, render_all
+from connectors.reading.cells import is_blank, key, render_all
+from connectors.reading.layout_detection import classify_sheet
+from connectors.reading.liste_eleve import _LE_CODE, read_students_sheet, students_columns
 from connectors.reading.read_result import FileRejected, Located
 from connectors.reading.table_headers import match_table_header
 from schemas.datasets import DATASETS
 from schemas.text import clean_text
+from tests.connectors.school_file_builders import pupils, write_list_eleve
 
 SCHOOL = "27783Y"
 
@@ -146,3 +151,22 @@ def test_technical_row_read_as_from_the_rendered_row():
         assert notes_cc._technical(r, row, subject_at) == _technical_from_rendered_row(
             r, row, subject_at
         ), row
+
+
+def test_list_eleve_repeated_header_rows_skipped(tmp_path):
+    """A ListEleve sheet with its header row copied among the pupils (printed page headers),
+    as written and with its code label spelt differently: those rows are no pupils; every pupil
+    (ASCII codes) is read."""
+    path = write_list_eleve(tmp_path / "ListEleve.xlsx", {"1APIC-1": pupils(4)})
+    rows = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python()
+    header_row = classify_sheet(rows).header_row
+    header = rows[header_row]
+    at = next(i for i, c in enumerate(header) if isinstance(c, str) and key(c) == _LE_CODE)
+    variant = list(header)
+    variant[at] = f" {header[at]} :"
+    rows[header_row + 2 : header_row + 2] = [list(header), variant]
+    out = students_columns()
+    read_students_sheet("Sheet1", rows, header_row, out)
+    assert len(out["student_code"]) == 4
+    assert all(code.isascii() for code in out["student_code"])
+    assert header_row + 3 not in out["sheet_row"] and header_row + 4 not in out["sheet_row"]
