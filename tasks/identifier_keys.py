@@ -38,6 +38,9 @@ def cin_key(value: str | None) -> str:
         text = value.upper()
     else:
         text = _NOT_CIN.sub("", clean_text(str(value)).upper())
+    letters = len(text) - len(text.lstrip(_LETTERS))
+    if text[letters : letters + 1] != "0":
+        return text  # no leading zero after the letters: nothing for _CIN_ZEROS to drop
     return _CIN_ZEROS.sub(r"\1", text)
 
 
@@ -54,6 +57,7 @@ _NUMBER_SEPARATORS = re.compile(r"[\s./-]")
 _NOT_CIN = re.compile(r"[^0-9A-Z]")
 _CIN_ZEROS = re.compile(r"^([A-Z]*)0+(?=\d)")
 _SPACE = re.compile(r"\s")
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def number_key_expr(expr: pl.Expr) -> pl.Expr:

@@ -183,9 +183,12 @@ class Matcher:
                     dates[skeleton].add(birth)
         return {skeleton: frozenset(days) for skeleton, days in dates.items()}
 
-    def may_have_candidates(self, keys: RequestKeys) -> bool:
-        """False only when ``score`` would drop every candidate ``candidates`` finds."""
-        if (keys.code or keys.number or keys.cin) and self._index.identified(keys):
+    def may_have_candidates(self, keys: RequestKeys, identified: set[int] | None = None) -> bool:
+        """False only when ``score`` would drop every candidate ``candidates`` finds.
+        ``identified``: the index's positions of the request's code and parent, when known."""
+        if identified is None and (keys.code or keys.number or keys.cin):
+            identified = self._index.identified(keys)
+        if identified:
             return True
         agreeing = _agreeing_dates(keys.birth_dates, keys.near_dates)
         if not agreeing:
@@ -231,11 +234,16 @@ class Matcher:
             cins=frozenset(cins),
         )
 
-    def candidates(self, request: ChildRequest, keys: RequestKeys) -> list[Evidence]:
+    def candidates(
+        self, request: ChildRequest, keys: RequestKeys, identified: set[int] | None = None
+    ) -> list[Evidence]:
         """Every candidate the request's keys find (Register.lookup's pupils and the leavers the
-        same keys find), scored; those ``score`` drops are left out."""
+        same keys find), scored; those ``score`` drops are left out. ``identified``: the
+        index's positions of the request's code and parent, when known."""
         code_at = self._code_at
-        codes = {code_at[i] for i in self._index.identified(keys)}
+        if identified is None:
+            identified = self._index.identified(keys)
+        codes = {code_at[i] for i in identified}
         # Found by birth date and name keys only: neither the code nor the parent's identifier
         # is the request's (those bring a candidate by their own keys), so ``score`` drops
         # the candidate unless its birth date agrees (exact, swapped, near) and its family
@@ -275,7 +283,12 @@ class Matcher:
             cin_key(request.parent_cin),
             self.policy,
         )
-        scored = self.candidates(request, keys) if self.may_have_candidates(keys) else []
+        identified = self._index.identified(keys) if keys.code or keys.number or keys.cin else set()
+        scored = (
+            self.candidates(request, keys, identified)
+            if self.may_have_candidates(keys, identified)
+            else []
+        )
         plausible = [s for s in scored if s.plausible]
         policy = self.policy
         if keys.code:

@@ -124,8 +124,9 @@ def request_keys(
     """The request's keys; ``code``, ``number`` and ``cin`` keyed by tasks/identifier_keys.py."""
     birth = request.birth_date
     days, near = _birth_keys(birth, policy.near_days) if birth else ((), ())
-    family, first_name = request.child_family_name, request.child_first_name
-    first = name_skeletons(first_name)
+    family_skeletons, first, names, name_key = _name_keys(
+        request.child_family_name, request.child_first_name
+    )
     return RequestKeys(
         code=code,
         number=number,
@@ -133,10 +134,25 @@ def request_keys(
         birth=birth,
         birth_dates=days,
         near_dates=near,
-        family_skeletons=_sorted_skeletons(family),
+        family_skeletons=family_skeletons,
         first_skeletons=first,
-        names_skeletons=first | name_skeletons(family),
-        name_key=blocking_key(family, first_name),
+        names_skeletons=names,
+        name_key=name_key,
+    )
+
+
+@lru_cache(maxsize=1 << 17)
+def _name_keys(
+    family: str, first_name: str
+) -> tuple[tuple[str, ...], frozenset[str], frozenset[str], str]:
+    """A request's names' keys (``RequestKeys``' family_skeletons, first_skeletons,
+    names_skeletons, name_key); remembered: a fund's children share their names."""
+    first = name_skeletons(first_name)
+    return (
+        _sorted_skeletons(family),
+        first,
+        first | name_skeletons(family),
+        blocking_key(family, first_name),
     )
 
 
