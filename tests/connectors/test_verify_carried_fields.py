@@ -121,3 +121,83 @@ def test_a_header_count_that_is_not_the_files_is_named(signed, tmp_path) -> None
     path.write_bytes(text)
     problems = verify_file(path, signed[1]).problems
     assert any("the header counts 2 REVIEW but the file lists 1." in p for p in problems)
+
+
+# ---- the CSV: every row read, each problem named with its line ----------------------------------
+
+
+def _csv_with(signed_csv: bytes, line: int, change: dict[str, str], folder: Path) -> Path:
+    profile = profile_for("cnss")
+    layout = profile.response_csv
+    lines = signed_csv.decode(layout.encoding).split(layout.line_ending)
+    cells = lines[line - 1].split(layout.delimiter)
+    for fld, value in change.items():
+        cells[list(layout.header).index(fld)] = value
+    lines[line - 1] = layout.delimiter.join(cells)
+    path = folder / batch_file_names(profile, YEAR, 1).csv
+    path.write_bytes(layout.line_ending.join(lines).encode(layout.encoding))
+    return path
+
+
+@pytest.fixture(scope="module")
+def signed_csv(signed) -> bytes:
+    profile = profile_for("cnss")
+    root = etree.fromstring(signed[0])
+    ns = etree.QName(root).namespace
+    answers = [
+        ChildAnswer(
+            **{
+                fld: (date.fromisoformat(text) if fld == "leaving_date" and text else text)
+                for fld in ChildAnswer.CONTRACTED
+                if (text := child.findtext(f"{{{ns}}}{xml_name(fld)}")) is not None
+            }
+        )
+        for child in root.iter(f"{{{ns}}}Child")
+    ]
+    key_and_cert = signed[1].parent
+    identity = load_signing_identity(
+        next(key_and_cert.glob("*-key.pem")), next(key_and_cert.glob("*-cert.pem"))
+    )
+    files = build_batch_files(profile, "B-1", 1, YEAR, answers, AT, identity)
+    return files[batch_file_names(profile, YEAR, 1).csv]
+
+
+@pytest.mark.parametrize(
+    ("line", "change", "said"),
+    [
+        (3, {"level_code": ""}, "line 3 is SCHOOLED and lacks level_code."),
+        (2, {"school_code": "61285X"}, "line 2 is NOT_FOUND and must not carry school_code."),
+        (4, {"leaving_date": ""}, "line 4 is LEFT and lacks leaving_date."),
+        (6, {"school_year": "2024-2025"}, "'2024-2025' is not a school year written YYYY/YYYY."),
+        (6, {"school_year": "2023/2024"}, "is not the batch's school year 2024/2025."),
+        (7, {"fund_reference": "R1"}, "line 7: the reference R1 already appears on line 3."),
+        (7, {"fund_reference": ""}, "line 7: "),
+        (3, {"student_code": "n1"}, "'n1' is not a Massar code."),
+        (4, {"leaving_date": "2024-13-45"}, "line 4: "),
+        (5, {"status": "MAYBE"}, "'MAYBE' is not one of"),
+    ],
+)
+def test_each_problem_of_a_csv_row_is_named_with_its_line(
+    signed, signed_csv, tmp_path, line, change, said
+) -> None:
+    path = _csv_with(signed_csv, line, change, tmp_path)
+    problems = verify_file(path, signed[1]).problems
+    assert any(said in problem for problem in problems), problems
+    first = [p for p in problems if "line" in p and ".p7s" not in p]
+    assert first and all(f" line {line}" in p for p in first), problems
+
+
+@pytest.mark.parametrize(
+    ("stray", "ending"),
+    [("", "\n"), ("\r", "\r\n")],  # one line ending LF; a carriage return inside a line
+)
+def test_a_line_not_ended_as_the_profile_says_is_named(
+    signed, signed_csv, tmp_path, stray, ending
+) -> None:
+    lines = signed_csv.decode("utf-8").split("\r\n")
+    third = lines[2][:3] + stray + lines[2][3:]
+    text = "\r\n".join(lines[:2]) + "\r\n" + third + ending + "\r\n".join(lines[3:])
+    path = tmp_path / batch_file_names(profile_for("cnss"), YEAR, 1).csv
+    path.write_bytes(text.encode("utf-8"))
+    problems = verify_file(path, signed[1]).problems
+    assert any("line 3 does not end with CRLF" in problem for problem in problems), problems
