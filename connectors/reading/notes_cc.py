@@ -13,7 +13,8 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from itertools import compress, zip_longest
+from itertools import compress, repeat, zip_longest
+from operator import ne
 from typing import NamedTuple
 
 from connectors.reading.cells import Rows, cell_address, column_letter, key, render, render_all
@@ -355,7 +356,9 @@ def _marks_grid(
     # Column by column: the block under the header transposed once (short rows padded with
     # None, which renders as None like a cell beyond the row's width).
     block = rows[start:]
-    columns = list(zip_longest(*block, fillvalue=None))
+    # Rows of one width (python-calamine's): zip needs no padding.
+    even = len(set(map(len, block))) == 1
+    columns = list(zip(*block, strict=True)) if even else list(zip_longest(*block, fillvalue=None))
     blank: list[str | None] = [None] * len(block)
 
     def rendered(p: int | None) -> list[str | None]:
@@ -366,7 +369,12 @@ def _marks_grid(
     absences = [rendered(absence_at) for _, _, _, absence_at in slots]
     # A row is a pupil unless all its cells are "" or, rendered, all None. The second test
     # only concerns rows without a pupil code.
-    keep = [row.count("") != len(row) for row in block]
+    if even:
+        # A row compared with an empty one stops at its first filled cell, where counting ""
+        # reads every cell.
+        keep = list(map(ne, block, repeat([""] * len(block[0]))))
+    else:
+        keep = [row.count("") != len(row) for row in block]
     codes = fixed_values[_NOTES_FIXED.index("student_code")]
     if None in compress(codes, keep):
         needed = fixed_values + marks + absences
