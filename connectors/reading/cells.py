@@ -117,10 +117,15 @@ def row_index(cells: Sequence[object]) -> dict[str, int]:
 
     Memoised by the row's cells: the rows above a header (titles, labels, a class's metadata)
     recur from one file of a school to the next (9 calls in 10 on a generated province)."""
+    if cells.count("") == len(cells):  # an empty row: no memo lookup
+        return _NO_KEYS
     try:
         return _row_index(tuple(cells))
     except TypeError:  # an unhashable cell: not from python-calamine
         return _index_of(cells)
+
+
+_NO_KEYS: dict[str, int] = {}
 
 
 def _index_of(cells: Sequence[object]) -> dict[str, int]:
