@@ -76,10 +76,6 @@ PROCESSED_STATES = ("accepted", "partially_accepted", "superseded", "rejected")
 # Schools derived ahead of the Delta writer, each in its own thread (polars releases the GIL);
 # memory stays at a few schools' rows.
 PREFETCH_SCHOOLS = 4
-# ... each a group of schools converted to the table's schema at once: up to this many schools
-# and accepted rows (the marks: a few schools a group; a small table: a few groups in all).
-SCHOOLS_PER_GROUP = 32
-ROWS_PER_GROUP = 100_000
 
 
 # ---- what changed -----------------------------------------------------------------------------
@@ -192,9 +188,7 @@ def _check_staged(
     if not expected:
         return
     found: dict[int, int] = {}
-    if staged is not None and len(subs) == 1:  # the staged rows are that submission's only
-        found = {subs[0].submission_id: staged.height}
-    elif staged is not None:
+    if staged is not None:
         counts = staged.group_by("submission_id").len()
         found = {int(sid): int(n) for sid, n in counts.iter_rows()}
     short = sorted(sid for sid, n in expected.items() if found.get(sid, 0) != n)
@@ -213,17 +207,6 @@ def school_rows(
     submissions: Sequence[ActiveSubmission],
 ) -> pa.Table | None:
     """The table's rows for one school from the staged rows of its active submissions."""
-    frame = _school_frame(settings, spec, school_code, submissions)
-    return None if frame is None else spec.to_arrow(frame)
-
-
-def _school_frame(
-    settings: Settings,
-    spec: WarehouseTable,
-    school_code: str,
-    submissions: Sequence[ActiveSubmission],
-) -> pl.DataFrame | None:
-    """:func:`school_rows` as a polars frame of the table's columns, not yet in its schema."""
     assert spec.dataset is not None
     ids = [s.submission_id for s in submissions]
     frame = read_staged(settings.staging, school_code, spec.dataset, ids)
@@ -235,47 +218,7 @@ def _school_frame(
         {s.submission_id: arrival(s) for s in submissions},
         {s.submission_id: list_date(s, settings.zone) for s in submissions},
     )
-    if spec.derive is None:
-        raise TypeError(f"table {spec.name} is reference data, not derived from staging")
-    return spec.derive(frame, context).select(spec.names)
-
-
-def _schools_rows(
-    settings: Settings, spec: WarehouseTable, active: dict[str, list[ActiveSubmission]]
-) -> pa.Table | None:
-    """The table's rows of a few schools (in order), converted to its schema at once: one
-    conversion for them all instead of one a school (a small table's 135 schools paid it 135
-    times)."""
-    frames = [
-        frame
-        for code, subs in active.items()
-        if (frame := _school_frame(settings, spec, code, subs)) is not None
-    ]
-    if not frames:
-        return None
-    try:
-        return spec.to_arrow(pl.concat(frames, how="vertical_relaxed"))
-    except pl.exceptions.PolarsError:  # types two schools' rows share in no polars type
-        return pa.concat_tables([spec.to_arrow(frame) for frame in frames])
-
-
-def school_groups(
-    active: dict[str, list[ActiveSubmission]],
-    rows: int = ROWS_PER_GROUP,
-    schools: int = SCHOOLS_PER_GROUP,
-) -> list[dict[str, list[ActiveSubmission]]]:
-    """``active`` cut, in order, into groups of at most ``schools`` schools holding at most
-    ``rows`` accepted rows (a school alone may hold more)."""
-    groups: list[dict[str, list[ActiveSubmission]]] = []
-    held = 0
-    for code, subs in active.items():
-        count = sum(s.rows_accepted or 0 for s in subs)
-        if not groups or len(groups[-1]) >= schools or (groups[-1] and held + count > rows):
-            groups.append({})
-            held = 0
-        groups[-1][code] = subs
-        held += count
-    return groups
+    return spec.rows(frame, context)
 
 
 def arrival(submission: ActiveSubmission) -> datetime:
@@ -295,19 +238,21 @@ def list_date(submission: ActiveSubmission, zone: tzinfo) -> tuple[date, str]:
 def _stream_rows(
     settings: Settings, spec: WarehouseTable, active: dict[str, list[ActiveSubmission]]
 ) -> Iterator[pa.RecordBatch]:
-    """The rows of these schools, derived a few groups of schools ahead of the writer."""
+    """The rows of these schools, derived a few schools ahead of the writer."""
     with ThreadPoolExecutor(max_workers=PREFETCH_SCHOOLS) as pool:
         waiting: deque[Future[pa.Table | None]] = deque()
-        groups = iter(school_groups(active))
-        for group in groups:
-            waiting.append(pool.submit(_schools_rows, settings, spec, group))
+        codes = iter(active)
+        for code in codes:
+            waiting.append(pool.submit(school_rows, settings, spec, code, active[code]))
             if len(waiting) >= PREFETCH_SCHOOLS:
                 break
         while waiting:
             rows = waiting.popleft().result()
-            following = next(groups, None)
+            following = next(codes, None)
             if following is not None:
-                waiting.append(pool.submit(_schools_rows, settings, spec, following))
+                waiting.append(
+                    pool.submit(school_rows, settings, spec, following, active[following])
+                )
             if rows is not None:
                 yield from rows.to_batches()
 
