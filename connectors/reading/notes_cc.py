@@ -236,24 +236,11 @@ def read_marks_sheet(
                 first_data_row=start + 1,
                 value_side=found.side,
                 value_side_evidence=found.evidence,
-                columns={name: column_letter(p) for name, p in positions.items()},
+                columns=dict(header.letters),
                 metadata=found.values,
                 technical=technical,
-                slots=tuple(
-                    SlotColumns(
-                        s.slot,
-                        s.group.label,
-                        f"{column_letter(s.group.start)}{header_row + 1}:"
-                        f"{column_letter(s.group.end - 1)}{header_row + 1}",
-                        None if s.group.mark_at is None else column_letter(s.group.mark_at),
-                        None if s.group.absence_at is None else column_letter(s.group.absence_at),
-                        (tokens or {}).get(s.group.start),
-                    )
-                    for s in slot_groups
-                ),
-                remark_column=(
-                    column_letter(positions["remark"]) if "remark" in positions else None
-                ),
+                slots=_slot_columns(header, header_row, tokens),
+                remark_column=header.letters.get("remark"),
                 token_row=None if tokens_at is None else tokens_at + 1,
                 rows_read=grid.outer * grid.inner,
                 findings=findings,
@@ -271,6 +258,35 @@ class _HeaderLayout(NamedTuple):
     evidence: str
     slots: tuple[list[HeaderGroup], list[SlotGroup], list[str]]
     has_sub: bool
+    letters: dict[str, str]  # the fixed columns' letters
+    described: dict[tuple[int, tuple[str | None, ...]], tuple[SlotColumns, ...]]
+    """The slots as a layout describes them, by header row and tokens over the slots."""
+
+
+def _slot_columns(
+    header: _HeaderLayout, header_row: int, tokens: dict[int, str] | None
+) -> tuple[SlotColumns, ...]:
+    """The slots of `header` as `SheetLayout.slots` gives them (immutable: made once for the
+    files of an export, whose header rows and tokens recur)."""
+    slot_groups = header.slots[1]
+    over = tuple((tokens or {}).get(s.group.start) for s in slot_groups)
+    described = header.described.get((header_row, over))
+    if described is None:
+        described = tuple(
+            SlotColumns(
+                s.slot,
+                s.group.label,
+                f"{column_letter(s.group.start)}{header_row + 1}:"
+                f"{column_letter(s.group.end - 1)}{header_row + 1}",
+                None if s.group.mark_at is None else column_letter(s.group.mark_at),
+                None if s.group.absence_at is None else column_letter(s.group.absence_at),
+                token,
+            )
+            for s, token in zip(slot_groups, over, strict=True)
+        )
+        if len(header.described) < 64:
+            header.described[header_row, over] = described
+    return described
 
 
 @functools.lru_cache(maxsize=1 << 10)
@@ -290,7 +306,9 @@ def _header_layout(head: tuple[object, ...], sub: tuple[object, ...]) -> _Header
     groups = header_groups(head, sub)
     slot_groups, problems = find_slots(groups)
     has_sub = any(type(c) is str and c.strip() and key(c) == _MARK_KEY for c in sub)
-    return _HeaderLayout(positions, side, evidence, (groups, slot_groups, problems), has_sub)
+    letters = {name: column_letter(p) for name, p in positions.items()}
+    slots = (groups, slot_groups, problems)
+    return _HeaderLayout(positions, side, evidence, slots, has_sub, letters, {})
 
 
 def _notes_findings(

@@ -4,7 +4,8 @@
 - a table's school codes counted in Python, as the polars counting did (F004 and its value);
 - NotesCC's slot columns interleaved by slice assignment, pupil-major;
 - NotesCC's technical row read cell by cell, as from the whole row rendered;
-- ListEleve's repeated header rows still skipped when pupils' ASCII codes skip the label key.
+- ListEleve's repeated header rows still skipped when pupils' ASCII codes skip the label key;
+- NotesCC's layout slots, made once per export, name each file's own header row.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from connectors.reading.layout_detection import classify_sheet
 from connectors.reading.liste_eleve import _LE_CODE, read_students_sheet, students_columns
 from connectors.reading.read_result import FileRejected, Located
 from connectors.reading.table_headers import match_table_header
+from connectors.school_files import read_submission
 from schemas.datasets import DATASETS
 from schemas.text import clean_text
-from tests.connectors.school_file_builders import pupils, write_list_eleve
+from tests.connectors.school_file_builders import pupils, write_list_eleve, write_notes_cc
 
 SCHOOL = "27783Y"
 
@@ -170,3 +172,25 @@ def test_list_eleve_repeated_header_rows_skipped(tmp_path):
     assert len(out["student_code"]) == 4
     assert all(code.isascii() for code in out["student_code"])
     assert header_row + 3 not in out["sheet_row"] and header_row + 4 not in out["sheet_row"]
+
+
+def test_notes_cc_layout_slots_follow_each_files_header_row(tmp_path):
+    """The slots a NotesCC layout describes (label cells, columns, tokens) are made once per
+    export: files with their header at different rows, read in turn, each name their own
+    rows, as a read with nothing remembered does."""
+    paths = [
+        write_notes_cc(tmp_path / "a.xlsx", pupils(2), school_code=SCHOOL),
+        write_notes_cc(tmp_path / "b.xlsx", pupils(2), school_code=SCHOOL, header_row=17),
+        write_notes_cc(tmp_path / "c.xlsx", pupils(3), school_code=SCHOOL, tests=2),
+    ]
+    remembered = [read_submission(p, school_code=SCHOOL).layouts for p in paths + paths]
+    fresh = []
+    for p in paths + paths:
+        notes_cc._header_layout.cache_clear()
+        fresh.append(read_submission(p, school_code=SCHOOL).layouts)
+    assert remembered == fresh
+    first, moved = remembered[0][0], remembered[1][0]
+    assert first.slots[0].label_cells.endswith(str(first.header_rows[0]))
+    assert moved.slots[0].label_cells.endswith(str(moved.header_rows[0]))
+    assert first.header_rows[0] != moved.header_rows[0]
+    assert first.columns == moved.columns and first.columns is not moved.columns
