@@ -37,6 +37,55 @@ export, the metadata values looked up cell by cell. Target (<= 2x the bare read)
 reader's own work beyond python-calamine (classifying the sheet, locating the metadata and the
 technical row, the marks grid, the frame, the zip checks; each 20-60 us a NotesCC file) still
 costs ~1.4x python-calamine's parse of the same files.
+
+Round 2 (issue 17, item 1, 6 December 2026): the default generated province (/tmp/a3/province),
+`--limit-schools 40` (9,112 files, 8,752 NotesCC), `--repeat 1`, the reader of 299dfab (tree
+684c2e4) and after (the reader of 8b82490, then of fd724d6), back to back in pairs on the 2
+shared cores at load average 3.8-6.6 (the other engineers' work: CPU seconds grow with the
+load too, compare the ratios of each pair):
+
+                          before (299dfab reader)    after
+    ours CPU / bare CPU   8.97 / 3.75 s = 2.39x      8.32 / 3.69 s = 2.25x   (8b82490, load 3.8-4.0)
+                          9.24 / 3.91 s = 2.36x      8.26 / 3.54 s = 2.33x   (8b82490, load 4.0)
+                          10.45 / 4.28 s = 2.44x     8.95 / 3.96 s = 2.26x   (8b82490, load 4.7)
+                          9.96 / 3.81 s = 2.61x      12.87 / 5.10 s = 2.52x  (8b82490, load 5.0-6.6)
+                          10.71 / 4.26 s = 2.51x     9.32 / 4.03 s = 2.31x   (fd724d6, load 6.4)
+                          9.16 / 3.77 s = 2.43x      8.66 / 3.98 s = 2.17x   (fd724d6, load 5.3-5.6)
+      NotesCC             2.30-2.56x                 2.15-2.51x
+      tables (CSV, xlsx)  2.65-2.85x                 2.16-2.32x
+      ListEleve           4.85-5.39x                 3.84-4.45x
+
+What changed (each compared with the code it replaces on 3,271 files of every layout, frames,
+layouts, findings and rejections identical; tests/connectors/test_read_step_paths.py):
+- NotesCC: the pupils' block transposed with zip when its rows have one width, its empty rows
+  found by comparing each row with an empty one (stops at the first filled cell), no compress
+  copies when every row is a pupil, the slot columns interleaved by slice assignment; the
+  technical row renders only the cells it reads; the layout's slot descriptions and column
+  letters made once per export; a metadata row's filled columns memoised with its label cells;
+  an empty row's label keys known without a memo lookup; a row with a label key is not blank
+  (no is_blank scan while looking for a table header).
+- Tables: a CSV's blank lines by joining its text cells; the school codes (F004) counted with a
+  Counter instead of three polars calls a file (320 table files: 1.67 -> 0.67 s under cProfile).
+- ListEleve: a pupil's ASCII code is never the Arabic code label, its key is not made (a memo
+  miss per pupil, ~40% of a ListEleve read).
+
+Measured and dropped: inflating only the first 1 kB of a worksheet for its `<dimension>` (the
+tag stands at byte ~200): zlib's window costs ~6 us even for 256 bytes, 8 kB ~13 us, so ~5 us
+a file saved, and an entry corrupt between 1 and 8 kB would get calamine's F001 detail instead
+of the zip check's; the frame's memo of repeated columns removed (grid_frame 67-97 -> 118-129
+us a file in context: kept); Located built without its frozen __init__ (0.9 -> 0.4 us, 13 a
+file: not worth bypassing the dataclass). GC is not a factor (57 gen-0 collections, 0.07 s
+per 4,224 files).
+
+Why still above 2x (target missed): a step measured alone (the same rows read again) costs a
+third of what it costs inside a read (NotesCC, 20 schools, CPU per file, load ~4.5: classify
+17 vs 63 us, the sheet's reader 130 vs 237, the frame 20 vs 70, the zip checks 24 vs 72):
+fresh cells from python-calamine are hashed and compared with the memos' keys, and the cache
+is cold after calamine's parse and the other processes; python-calamine itself takes ~430 us
+a NotesCC file inside a read vs ~300 alone. The reader's work is spread over ~25 steps of
+5-60 us; the next large cut needs fewer Python objects per file (e.g. one memo lookup per row
+shared by classify, metadata and technical row, or frames built per school from column lists,
+which needs the ingest to stack them).
 """
 
 from __future__ import annotations
