@@ -74,7 +74,7 @@ tag stands at byte ~200): zlib's window costs ~6 us even for 256 bytes, 8 kB ~13
 a file saved, and an entry corrupt between 1 and 8 kB would get calamine's F001 detail instead
 of the zip check's; the frame's memo of repeated columns removed (grid_frame 67-97 -> 118-129
 us a file in context: kept); Located built without its frozen __init__ (0.9 -> 0.4 us, 13 a
-file: not worth bypassing the dataclass). GC is not a factor (57 gen-0 collections, 0.07 s
+file: not worth bypassing the dataclass). GC is not a factor (63 collections, ~0.1 s
 per 4,224 files).
 
 Why still above 2x (target missed): a step measured alone (the same rows read again) costs a
