@@ -125,33 +125,57 @@ def _match_in_processes(
     policy: MatchPolicy,
     processes: int,
 ) -> list[ChildAnswer]:
-    """The first part of the batch answered here, each other part in a process forked once the
-    matcher is built: a forked process starts with the matcher, its indexes, its name caches and
-    the requests as this process holds them (nothing imported again, nothing pickled to it);
-    only its answers come back, pickled."""
+    """The batch cut into small spans, answered here and in processes forked once the matcher
+    is built, each taking the next span not yet taken until none is left: a process slowed
+    down (by the machine's other work, or by building the matcher before the fork) takes fewer
+    spans, and all finish within a span of each other. A forked process starts with the
+    matcher, its indexes, its name caches and the requests as this process holds them (nothing
+    imported again, nothing pickled to it); only its answers come back, pickled."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    size = -(-len(requests) // processes)
+    size = max(SPAN_FROM, -(-len(requests) // (processes * SPANS_PER_PROCESS)))
     spans = [(i, min(i + size, len(requests))) for i in range(0, len(requests), size)]
+    # fork, though the parent may hold Prefect's threads (decision 0010): a forked process
+    # only matches (pure Python and rapidfuzz; no logging, I/O, network or database) and
+    # leaves with os._exit; the locks Python itself needs (import, logging) are reset after
+    # a fork. Its garbage collector is paused as this process's is: it copies no page of
+    # the register by visiting it.
+    context = multiprocessing.get_context("fork")
+    taken = context.Value("i", 0)  # the next span to answer, shared with the forked processes
     # under a key of this call's own: two batches matched at once in two threads each fork
     # their own (the process forks in ``submit``, from this thread)
     token = next(_calls)
-    _forked[token] = (matcher, requests, dict(age_windows), on_date, policy)
+    _forked[token] = (matcher, requests, dict(age_windows), on_date, policy, spans, taken)
     try:
-        # fork, though the parent may hold Prefect's threads (decision 0010): a forked process
-        # only matches (pure Python and rapidfuzz; no logging, I/O, network or database) and
-        # leaves with os._exit; the locks Python itself needs (import, logging) are reset after
-        # a fork. Its garbage collector is paused as this process's is: it copies no page of
-        # the register by visiting it.
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=len(spans) - 1, mp_context=context) as pool:
-            others = [pool.submit(_answer_span, token, span) for span in spans[1:]]
-            first = _answer_all(matcher, requests[: spans[0][1]], age_windows, on_date, policy)
-            parts = [_unpacked(future.result()) for future in others]
+        with ProcessPoolExecutor(max_workers=processes - 1, mp_context=context) as pool:
+            others = [pool.submit(_answer_spans, token) for _ in range(processes - 1)]
+            answered = dict(_take_spans(token))
+            for future in others:
+                answered.update(_unpacked(future.result()))
     finally:
         del _forked[token]
-    return [*first, *(answer for part in parts for answer in part)]
+    return [answer for index in range(len(spans)) for answer in answered[index]]
+
+
+SPAN_FROM = 1_000  # children of a span at least
+SPANS_PER_PROCESS = 32  # spans a process answers, about: a span apart at most when they end
+
+
+def _take_spans(token: int) -> list[tuple[int, list[ChildAnswer]]]:
+    """The spans this process answers: the next one not taken, until none is left."""
+    matcher, requests, age_windows, on_date, policy, spans, taken = _forked[token]
+    done = []
+    while True:
+        with taken.get_lock():
+            index = taken.value
+            taken.value = index + 1
+        if index >= len(spans):
+            return done
+        start, stop = spans[index]
+        done.append(
+            (index, _answer_all(matcher, requests[start:stop], age_windows, on_date, policy))
+        )
 
 
 def _packed(value: object) -> bytes:
@@ -167,15 +191,22 @@ def _unpacked(data: bytes) -> Any:
 
 # What a forked matching process answers from, by call: set just before the fork, removed after.
 _forked: dict[
-    int, tuple[Matcher, Sequence[ChildRequest], dict[str, tuple[int, int]], date, MatchPolicy]
+    int,
+    tuple[
+        Matcher,
+        Sequence[ChildRequest],
+        dict[str, tuple[int, int]],
+        date,
+        MatchPolicy,
+        list[tuple[int, int]],
+        Any,  # multiprocessing's shared Value: the next span to answer
+    ],
 ] = {}
 _calls = itertools.count()
 
 
-def _answer_span(token: int, span: tuple[int, int]) -> bytes:
-    matcher, requests, age_windows, on_date, policy = _forked[token]
-    start, stop = span
-    return _packed(_answer_all(matcher, requests[start:stop], age_windows, on_date, policy))
+def _answer_spans(token: int) -> bytes:
+    return _packed(_take_spans(token))
 
 
 # ---- Prefect tasks ------------------------------------------------------------------------------
