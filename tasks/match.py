@@ -165,7 +165,7 @@ SPANS_PER_PROCESS = 32  # spans a process answers, about: a span apart at most w
 def _take_spans(token: int) -> list[tuple[int, list[ChildAnswer]]]:
     """The spans this process answers: the next one not taken, until none is left."""
     matcher, requests, age_windows, on_date, policy, spans, taken = _forked[token]
-    done = []
+    done: list[tuple[int, list[ChildAnswer]]] = []
     while True:
         with taken.get_lock():
             index = taken.value
