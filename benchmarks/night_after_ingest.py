@@ -58,12 +58,53 @@ ORM objects); that alone does not explain the halved wall of the consolidation, 
 not established (load differences between the runs are part of it). The e-services write
 phase alone, alternating at load 4.8-8: 3.1-4.2 s -> 2.2-3.4 s wall, the same CPU. The
 batches (evaluate_by_school_batches) are another engineer's change of the round.
+
+Next round (2026-12-06 09:20-09:40 UTC, 2 cores shared with three other engineers' work, load
+5.2-11.4 throughout: walls are the machine's, compare CPU, and even CPU moves ±10 % at that
+load): before = 6bd7fef, after = 3bf1421 (the statistics report beside the e-services extract
+again, the statistics taking only the inputs they read, not a copy of the year's marks; the
+extract reads the marks once for a pupil's classes and scale), worktrees of both, alternating:
+
+    run       wall      CPU      load       peak      consolidation  e-services  statistics
+    before 1  79.84 s   40.41 s  5.2-8.3    2,492 MB  20.0 s         23.4 s      7.2 s
+    after 1   59.72 s   37.85 s  8.3-9.7    2,535 MB  17.2 s         22.8 s*     14.5 s*
+    after 2   57.20 s   35.56 s  8.2-11.4   2,562 MB  18.5 s         18.8 s*     12.0 s*
+    before 2  85.67 s   40.12 s  8.8-10.3   2,512 MB  21.8 s         32.0 s      8.0 s
+    (* side by side; "evaluate", the subflow: 47.4 / 54.3 s before, 32.6 / 31.8 s after)
+
+Means 82.8 -> 58.5 s wall, 40.3 -> 36.7 s CPU, peak +45 MB (the last try side by side, with
+the statistics' copy of the marks: +700 MB). On this saturated machine most of the wall gained
+is two runnable threads getting a larger share of the cores than one, not an idle core put to
+work; on a quiet machine the statistics' ~1.5 s of CPU (its charts, matplotlib, one core)
+should hide behind the extract's polars work. The reports alone (one process, the extract and
+the statistics of the evaluated province, alternating at load 4.5-6.4): one after the other
+15.5-24.7 s wall, 9.5-12.8 s CPU; side by side 15.7-23.7 s, 9.2-12.2 s CPU: no idle core then.
+
+Measured and not adopted this round:
+- the consolidation's rows converted to the table's schema a group of schools at a time (up
+  to 32 schools / 100 k rows) instead of once a school: every table consolidated alone,
+  alternating, 12.3-12.7 s of CPU against 10.3-11.3 s before (the Delta writer then splits
+  each batch by school); undone (faa4b54). A school's rows per table cost ~3-7 ms of fixed
+  polars and pyarrow calls (7 collects a school), 135 schools × 10 tables: a derivation over
+  several schools at once would need warehouse/tables.py's derivations to take a school column
+  instead of a school's context;
+- the e-services' assessments grouped after one sort by slot (an Enum) instead of a sort
+  within each group, and the pupils' assessments after one sort by semester and subject: the
+  same records, 2.6-3.3 s of CPU either way (the grouping's filter, not the sort, is its cost:
+  the plain grouping of the marks' 3.5 M rows is ~0.5 s, with the tests' struct ~1.8 s);
+- the reports' reads restricted to the columns the extract and the statistics read (marks 11
+  of 14 columns, students 4 of 11): 0.25-0.68 s of CPU either way, 80 MB less;
+- what the e-services cost now (default province, alone): their fingerprints 1.1 s of CPU,
+  building the records 4.8 s (the assessments 2.6-3.3 of it), the JSON Lines 1.4 s for 352 MB
+  (polars' writer), sha256 0.2 s; the statistics report 1.4 s (the chart by school 0.7 s, its
+  constrained layout measuring 135 tick labels twice), computing the statistics 0.2 s.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -111,6 +152,8 @@ def _night_main(home: Path, out: Path) -> None:
             "load_before": load,
             "load_after": _load(),
             "changes": summary.get("changes", ""),
+            # the night's process (nothing new: no ingest worker), in MB
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         }
     out.write_text(json.dumps(figures))
 
@@ -208,7 +251,8 @@ def main() -> None:
                 print(
                     f"{name:>8} round {round_ + 1}: {figures['wall_s']:6.2f} s wall, "
                     f"{figures['cpu_s']:6.2f} s CPU, load {figures['load_before']} -> "
-                    f"{figures['load_after']}\n          tasks (wall s): {steps}",
+                    f"{figures['load_after']}, peak {figures.get('peak_rss_mb', '?')} MB\n"
+                    f"          tasks (wall s): {steps}",
                     flush=True,
                 )
     finally:

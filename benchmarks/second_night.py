@@ -80,6 +80,22 @@ to end (API + night) 79.0 s / 130.7 s. Unchanged night 5.03 s wall, 2.15 s CPU (
 4.5-7.4: before 14.2 / 15.6 / 16.4 s wall (3.85-3.99 s CPU here), after 11.4 / 13.4 / 11.1 s
 (2.14-2.42 s CPU here), the API's process 4.3-4.5 s CPU in both.
 
+The start and the ingest's pre-check (2026-12-06 ~09:05 UTC, fresh home with the default
+province's inbox, 2 cores shared, load 6.5; a script of this round, not kept): the API's
+process spawned, then the command imports flows.nightly and matplotlib: done at 7.9 / 9.1 s
+wall (2.75 / 3.13 s CPU); the API answers at 12.1 / 12.6 s. The command's process idles
+~3.5 s (quiet machine: ~1 s, the API's ~3.8 s of CPU importing Prefect's server being the
+critical path: ``import prefect.server.api.server`` alone is 2.9-3.0 s of CPU). A first
+night's pre-check (discover_inbox, then split_known_schools stopping at each school's first
+new file) costs 0.40-0.43 s of CPU there (0.9-2.1 s wall at that load, the listing of 31 k
+files most of it): run in that idle time and handed to the flow, it would take ~0.4-1 s off
+a first night (~2 % of it), an unchanged night's hashing (~1.2 s) more. Not done this round:
+the ingest flow (another engineer's file) would take the pre-checked listing, and as a flow
+parameter the 31 k paths would be serialised into the flow run's record; the smallest change
+proposed is a hand-off in tasks/ingest.py (the listing and known/unknown split of an inbox
+computed by the command, taken once by ``ingest_submissions`` when its inbox and the control
+database's last submission are those it was computed for, else computed again).
+
 ``run(quick, province=None)`` returns the rows for benchmarks/report.py: {measure, ours_s,
 baseline_s, peak_rss_mb, target, note}: the first night (the API's start included) against the
 bare python-calamine + csv read of the same inbox (target <= 3x), and the unchanged night
