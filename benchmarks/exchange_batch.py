@@ -132,6 +132,73 @@ and unpickled the matcher (~10 s of CPU), a forked process inherits both; about 
 children from elsewhere meet none of the province's (birth date, consonant key) pairs and are
 answered without index look-ups (a small gain: the costly children are those with candidates
 to score, about 94 000 of the 200 000, 50 us each).
+
+Issue 17, third stop (the margin). Where we started: 13.26 s wall on a quiet machine, 13.7-15.2 s
+at load 2-2.5. The machine was never quiet this time either (load 4-10: four engineers on two
+cores), so wall times say little; below, CPU seconds of the code before (6bd7fef) and after,
+run back to back in the same five minutes, ``--children 200000 --fund cnss``, three pairs at
+load 4, 6.5 and 6 (ranges over the pairs; the "after" of these pairs is the code up to f92cb77,
+without the matching's shared spans and the request's inline cells, see below):
+
+    step                        before (s CPU)       after (s CPU)
+    1. parse_request            1.34-1.89            1.45-1.69      (unchanged then)
+    2. register_from_frames     1.17-1.28            1.12-1.60      (unchanged code)
+    3. match_children, 2 procs  10.8-13.5            10.5-14.5      (the gain of the code, ~8 %
+       its busiest process      5.8-7.1              5.5-7.8         per child, is under this
+                                                                     noise; see below)
+    4. build_batch_files        3.18-4.03            1.23-1.67      the clearest gain
+    5a. verify_file XML         2.32-3.08            2.22-2.40
+    5b. verify_file CSV         0.83-1.07            0.55-0.82
+    critical path (CPU)         15.0 / 17.9 / 16.0   13.1 / 15.7 / 13.4   (pair by pair)
+    total wall                  23.8 / 57.2 / 28.9   16.6 / 47.9 / 19.9
+    peak RSS                    1 377 MB             1 409 MB
+
+Two more pairs on the final code, at load 9-10, do not separate before from after (critical path
+before 14.0 and 19.7 s, after 15.8 and 16.3 s: two runs of the same code differ by 40 % there).
+
+Each change measured alone, before and after in the same minutes (CPU seconds, 200 000 children):
+build 2.7 -> 1.8 (the XML written as its own exclusive canonical form: its digest is taken over
+the written bytes and the signature spliced before the root's end tag, the same bytes as parsing,
+canonicalising and serialising 1.4 million elements again, which signxml and lxml are compared
+with in tests/connectors/test_sign_canonical.py; the collector paused while a row per child is
+made, 0.74 s of collections in this process's state) and its CSV 0.37-0.42 -> 0.16-0.24 (values
+joined when the counts of delimiters, quotes and line breaks show none needs quoting, else the
+csv module); verify XML 2.0 -> 1.6 (per status, the children and those carrying each field counted
+by libxml2 on the schema's one Status per child, instead of a dozen-clause predicate per child
+and six counts); verify CSV 0.86 -> 0.57 (fields by position, each distinct year and date checked
+once, the row's shape looked up, line endings from counts); a half of the matching 4.96 -> 4.56
+(a request's names' keys remembered per pair of names, its code and parent looked up once,
+its keys a named tuple: 3.1 -> 1.4 us each). The answers of all 200 000 children, the CSV and the
+XML up to its signature value are identical before and after (compared with ``--keep``); the
+partner checks, xmlsec1 and openssl cms hold.
+
+The matching's two processes now take small spans (about 32 each) in turn from a shared counter
+instead of one half each: a process the other engineers' work slows down takes fewer, and both
+end within a span (~0.1 s) instead of the slower half setting the step's wall time. The line
+"this process / the others" then says how the spans fell, not an imbalance of the work; the
+critical path above (the busiest process's CPU) overstates what an idle machine takes by up to
+half the difference between the two.
+
+Estimate for a quiet machine: the code before took 13.26 s wall for a critical path measured
+at 13.6-15.0 s of CPU under load; after, 13.1-13.4 s in the same conditions, i.e. about 2 s
+less: ~11 s wall, the bottom of the 10-11 s aimed at, not below it. Not measured on a quiet
+machine this session (none was).
+
+Tried and dropped: the school year's check cached per answer (the regular expression costs 0.04 s
+for 200 000: nothing to gain); a path back from each field to its child's status in the partner
+check (``m:StudentCode/../m:Status``): libxml2 merges such node sets in quadratic time, minutes
+for 200 000 children (the filter ``m:Child[m:StudentCode]/m:Status`` takes 0.1 s); splitting the
+batch by first name so that each process meets fewer names (the second half of a batch in a
+process whose name caches the first half filled takes as long as the first: the misses are not
+where the time goes); ``gc.freeze`` after each paused step (the deferred passes cost 0.1-0.3 s a
+step, but freezing is process-wide and keeps the cycles of a long-lived worker for ever).
+
+Where the time goes now (critical path ~13 s of CPU under load): matching ~5-5.5 s in the busier
+process (per child ~45 us: ~47 % of the children share a birth date and a consonant key with
+someone of the province and have candidates to look up and score, ~75 us each; the others ~15 us:
+their keys, the answer record and the age window), verify XML ~1.6-2 (parse 0.34, XSD 0.53, c14n
+of the digest 0.23, the content counts 0.6), parse 1.1-1.4, register 1.1-1.3 (of which 0.2-0.3 s
+is the collector's deferred pass over the requests), build 1.2-1.6, CSV 0.5-0.6.
 """
 
 from __future__ import annotations
