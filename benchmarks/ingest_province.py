@@ -124,6 +124,49 @@ archive files created under their final name without the temporary one (601-819 
 staged rows through pyarrow (72-93 ms against polars' 16 ms a school's marks) or as Arrow IPC
 (9-14 ms, but another format for the consolidation); xlsxwriter's reports cost 11 ms for 230
 files, three quarters in its own XML at ``close``.
+
+Issue 17, item 1, the idle wall (this round: flows/ingest.py, flows/runners.py). The
+benchmark now also prints, from the task runs' times, where the flow waits rather than
+ingests: its start to the first chunk running, the last two chunks' ends apart (one worker
+idle), the last chunk's end to the flow's end. Found (40-school province, 9,112 files, timed
+per task run, load 2.5-5.4): the flow waited ~1.5 s after the last chunk for the worker
+processes to wind down (Prefect's services stopping; no CPU) before the province check; equal
+chunks left one worker idle 0.25-2.6 s at the end (five runs). Adopted: the workers are let go
+as soon as the last result is in (``let_workers_go``) and the province check, its reports, the
+summary and the coverage run meanwhile: last chunk -> province check 1.53-1.64 s before,
+0.04-0.16 s after. Tried and taken back: chunks heaviest first, their shares falling to a
+quarter (a simulation of two workers, chunk times off by 5-15 %: 0.3-0.75 s sooner of ~37 s;
+ends 0.10, 2.46 and 0.75 s apart in three runs), because both flow runs with it below spent
+6-7 s more of workers' CPU (+20-25 %, the read step as much as the others) and one process
+ingesting the same chunks showed 21.7-22.4 s (equal) against 22.9-25.9 s (heaviest first): no
+cause found, and the gain sought was smaller than that doubt (letting the workers go
+early only stops this process waiting, but these runs do not separate the two). Back to
+back, 684c2e4 and the same tree with both changes ("after"), 40 schools, load 6.6-9.6 (four
+sessions' benchmarks: wall is noise here, the gaps less so):
+
+    run (load at start)   wall     workers' CPU  bare read CPU  to 1st chunk  last two apart  tail
+    before (9.6)          61.9 s   29.6 s        3.85 s         8.9 s         3.31 s          7.07 s
+    after  (9.5)          89.2 s   37.1 s        4.86 s         21.7 s        2.46 s          4.42 s
+    before (6.7)          57.8 s   30.5 s        5.00 s         11.1 s        2.27 s          4.87 s
+    after  (6.6)          81.8 s   36.8 s        4.56 s         11.9 s        0.75 s          2.94 s
+
+The default province at the same hours (load 3.5-4.5 at the start, rising to 8): before
+130.1 and 228.9 s wall, workers' CPU 99.6 and 109.7 s; after 178.8 s, 107.1 s (a second after
+run stopped at load 8-10): the ~1.5-3 s these changes save are far inside that noise, and
+the figures of 08:25 (40.1 s, 70.7 s of workers' CPU, quiet machine) stand as the reference.
+Measured and not adopted: check_province is not the tail's cost (86 ms for 40 schools, ~0.5 s
+for 250: reading the staged lists in threads would gain little); the reports (24-42 ms of CPU
+a school, ~7.5 s for 250, the largest cost of a worker outside the steps) are xlsxwriter's
+cell XML, and tasks/feedback.py is part of every report's fingerprint: any change there would
+write every school's reports again once; the staged Parquet costs ~1 ms per string column of a
+school's marks (27 k rows) whatever its distinct values, 14 ms in all, the same uncompressed,
+lz4 or with other page and group sizes (Arrow IPC 2.6 ms: another format); a worker's start is
+~2.6 s of CPU (Prefect 1.2, the ingest's modules 0.8, Prefect's context 0.5 of which 0.3-0.4
+importing prefect-dask through its entry point, for a block lookup), not cut: only through
+Prefect's private state. py-spy put 14.7 % of a worker's samples in SchoolOutcome.add_time;
+timed directly, 2,322 calls took 85 ms wall and 16 ms of CPU (py-spy counts time waiting for a
+core on a loaded machine). The archive's files: 210-400 us of system CPU each on this disk's
+ext4 against 16-26 us on tmpfs, with or without the temporary name: the kernel's, not ours.
 """
 
 from __future__ import annotations
@@ -188,25 +231,43 @@ def _phases(seconds: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()) + f" (total {total:.1f})"
 
 
-def count_task_runs(flow_run_id) -> int:  # type: ignore[no-untyped-def]
+def task_runs_of(flow_run_id) -> tuple[list[Any], Any]:  # type: ignore[no-untyped-def]
+    """The flow run's task runs and the flow run itself (their start and end times)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    async def count() -> int:
-        total, offset = 0, 0
+    async def read() -> tuple[list[Any], Any]:
+        runs: list[Any] = []
         async with get_client() as client:
             while True:
                 page = await client.read_task_runs(
                     flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
                     limit=200,
-                    offset=offset,
+                    offset=len(runs),
                 )
-                total += len(page)
-                offset += 200
+                runs.extend(page)
                 if len(page) < 200:
-                    return total
+                    return runs, await client.read_flow_run(flow_run_id)
 
-    return asyncio.run(count())
+    return asyncio.run(read())
+
+
+def idle_wall(runs: list[Any], flow_run: Any) -> dict[str, float] | None:
+    """Where the flow waits rather than ingests, from its task runs' times (load-independent
+    more than the wall itself): the flow's start to the first chunk running (the flow's
+    pre-check and the workers' start), the last two chunk ends apart (one worker idle at the
+    end: a lower bound with two workers), the last chunk's end to the flow's end (the province
+    check, the reports of its findings, the summary, the coverage). None without chunks."""
+    chunks = [r for r in runs if r.name.startswith("ingest-") and r.start_time and r.end_time]
+    if not chunks or flow_run.start_time is None or flow_run.end_time is None:
+        return None
+    ends = sorted(r.end_time.timestamp() for r in chunks)
+    first = min(r.start_time.timestamp() for r in chunks)
+    return {
+        "to_first_chunk_s": first - flow_run.start_time.timestamp(),
+        "last_chunks_apart_s": ends[-1] - ends[-2] if len(ends) > 1 else 0.0,
+        "tail_s": flow_run.end_time.timestamp() - ends[-1],
+    }
 
 
 def measure(
@@ -295,8 +356,16 @@ def measure(
             f"{totals['queries']} queries"
         )
         print(f"  ratio ingest / bare read: {first / bare_seconds:.2f} (target <= 2)")
-        task_runs = count_task_runs(state.state_details.flow_run_id)
+        runs, flow_run = task_runs_of(state.state_details.flow_run_id)
+        task_runs = len(runs)
         print(f"  task runs in the flow run: {task_runs}")
+        idle = idle_wall(runs, flow_run)
+        if idle is not None:
+            print(
+                f"  the flow's start to the first chunk {idle['to_first_chunk_s']:.2f} s; the "
+                f"last two chunks ended {idle['last_chunks_apart_s']:.2f} s apart; the last "
+                f"chunk's end to the flow's end {idle['tail_s']:.2f} s"
+            )
 
         second = None
         if reingest:
@@ -327,6 +396,7 @@ def measure(
             "split_cpu_s": totals["cpu_seconds"],
             "reingest_s": second,
             "task_runs": task_runs,
+            "idle_wall": idle,
             "peak_rss_mb": max(peak, children),
             "load_start": load_before,
             "load_ingest": load_ingest,

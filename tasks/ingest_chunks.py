@@ -27,10 +27,6 @@ from tasks.ingest import SchoolOutcome, database_away, ingest_school, log, write
 from warehouse.control import ControlDatabase
 
 CHUNKS_PER_WORKER = 4  # small enough to balance big and small schools, few enough task runs
-# The last chunk's files against the first's. A simulation of two workers over 8 chunks, each
-# chunk's time off by 5-15 %, the second worker starting up to 1 s late: the ingest ends
-# 0.3-0.75 s sooner (of ~37 s) than with equal chunks, for the same task runs.
-LAST_CHUNK_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -45,25 +41,16 @@ class SchoolFolder:
 def school_chunks(
     schools: dict[str, list[Path]], root: Path, workers: int
 ) -> list[list[SchoolFolder]]:
-    """The schools dealt into ``workers * CHUNKS_PER_WORKER`` chunks, heaviest first: chunk
-    ``i``'s share of the files falls geometrically, the last about ``LAST_CHUNK_SHARE`` of the
-    first (largest school first, each to the chunk furthest below its share), each chunk in
-    school order. Submitted in this order, the big chunks keep both workers busy and the small
-    last ones, taken by whichever worker is free, let them end nearly together: equal chunks
-    left one worker idle ~0.5-2.6 s at the end of a 40-school ingest, the time its last chunk's
-    schools took longer than the other's."""
+    """The schools dealt into ``workers * CHUNKS_PER_WORKER`` chunks of about the same number
+    of files (largest school first, each to the lightest chunk), each chunk in school order."""
     count = max(1, min(len(schools), workers * CHUNKS_PER_WORKER))
-    ratio = LAST_CHUNK_SHARE ** (1 / (count - 1)) if count > 1 else 1.0
-    total = sum(len(files) or 1 for files in schools.values())
-    shares = [total * ratio**i / sum(ratio**k for k in range(count)) for i in range(count)]
     chunks: list[list[SchoolFolder]] = [[] for _ in range(count)]
     weights = [0] * count
     for code in sorted(schools, key=lambda c: (-len(schools[c]), c)):
-        room = [share - weight for share, weight in zip(shares, weights, strict=True)]
-        emptiest = room.index(max(room))
+        lightest = weights.index(min(weights))
         folder = root if root.name == code else root / code
-        chunks[emptiest].append(SchoolFolder(code, schools[code], folder))
-        weights[emptiest] += len(schools[code]) or 1
+        chunks[lightest].append(SchoolFolder(code, schools[code], folder))
+        weights[lightest] += len(schools[code]) or 1
     return [sorted(chunk, key=lambda s: s.school_code) for chunk in chunks if chunk]
 
 
