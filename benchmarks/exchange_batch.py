@@ -155,6 +155,24 @@ without the matching's shared spans and the request's inline cells, see below):
 
 Two more pairs on the final code, at load 9-10, do not separate before from after (critical path
 before 14.0 and 19.7 s, after 15.8 and 16.3 s: two runs of the same code differ by 40 % there).
+Then the load fell to 2-2.7 (one-minute average; the others' work between runs) and two pairs
+on the final code (1fe8aff + 5ef6c9c), one run each way round, gave (wall / CPU seconds):
+
+    step                        before                    after
+    1. parse_request            1.57/1.43  1.55/1.54      1.73/1.73  1.25/1.25
+    2. register_from_frames     1.11/1.09  1.21/1.14      1.43/1.56  0.98/1.09   (unchanged code)
+    3. match_children, 2 procs  10.17/10.67 11.55/11.80   6.22/10.79  5.46/9.70
+    4. build_batch_files        3.29/3.22  3.77/3.77      1.32/1.32  1.18/1.18
+    5a. verify_file XML         2.43/2.43  2.03/2.02      2.26/2.26  2.16/2.16
+    5b. verify_file CSV         1.05/1.05  0.84/0.83      0.58/0.56  0.55/0.54
+    total of steps 1-5          19.78/20.04 21.09/21.22   13.66/18.33 11.71/16.04  PASS (15 s)
+    critical path (CPU)         14.98      15.61          13.38      11.47
+    peak RSS                    1 380 MB   1 377 MB       1 406 MB   1 410 MB
+
+The matching's wall is where the two differ most: before, its two halves barely overlapped on
+this busy machine (wall ~ the CPU of both processes added, in both pairs); after, the processes
+share the spans and the step takes about the busier one's CPU. Build and the CSV check are the
+steady gains (-2.0 to -2.6 s and -0.3 to -0.5 s of CPU); the XML check's is within the noise.
 
 Each change measured alone, before and after in the same minutes (CPU seconds, 200 000 children):
 build 2.7 -> 1.8 (the XML written as its own exclusive canonical form: its digest is taken over
@@ -180,9 +198,9 @@ critical path above (the busiest process's CPU) overstates what an idle machine 
 half the difference between the two.
 
 Estimate for a quiet machine: the code before took 13.26 s wall for a critical path measured
-at 13.6-15.0 s of CPU under load; after, 13.1-13.4 s in the same conditions, i.e. about 2 s
-less: ~11 s wall, the bottom of the 10-11 s aimed at, not below it. Not measured on a quiet
-machine this session (none was).
+at 13.6-15.6 s of CPU under load; after, 11.5-13.4 s in the same conditions, i.e. about 2 s
+less: ~11 s wall, the bottom of the 10-11 s aimed at, not below it (11.7 s measured at load 2).
+Not measured on an idle machine this session (none was).
 
 Tried and dropped: the school year's check cached per answer (the regular expression costs 0.04 s
 for 200 000: nothing to gain); a path back from each field to its child's status in the partner
