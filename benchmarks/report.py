@@ -26,6 +26,25 @@ its verdicts say how the small sizes compare, not the issue's sizes. The load av
 printed at the start, before each benchmark and at the end: the machine may be shared, and
 wall times follow the load.
 
+Figures of the round of 2026-12-06, 09:51-10:08 UTC, nothing else running (load 1.0-2.4),
+"before" = the tree of the last stop (78b9573) run in the same hour (a worktree through
+PYTHONPATH), alternating; the bare read itself swung 11.7-16.3 s, so compare each ratio with
+its own run's bare read:
+
+    | ingest / bare read  | 51.12 / 47.08 -> 39.15 / 43.87 s | 12.1-13.9 s
+      | 4.03 / 3.89 -> 3.13 / 3.15× | <= 2x | missed (workers' CPU 81.1 / 76.6 -> 69.4 / 76.7 s;
+      the flow's process 4.6 -> 2.5-3.0 s: no temporary Prefect server any more, 299dfab;
+      6bd7fef alone: 43.06 / 46.76 s, 3.67 / 3.57×)
+    | first night / bare  | 84.51 -> 73.48 s | 16.3 / 15.1 s | 5.18 -> 4.88× | <= 3x | missed
+      (API start 4.3 / 5.1 s; CPU 129.2 -> 119.5 s; peak 2,682 -> 2,584 MB)
+    | unchanged / first   | 3.21 -> 3.12 s | 80.2 / 68.4 s | 4.0 -> 4.6 % | <= 5% | met
+    | exchange, 200,000 children | 16.99 -> 11.80 / 11.91 s | <= 15 s | missed -> met (critical
+      path 16.6 -> 11.7 / 11.9 s of CPU; match 6.99 -> 5.46 / 5.38, build + sign 3.47 -> 1.22,
+      verify CSV 0.98 -> 0.58 / 0.48 s; the same answers, xmlsec1 and openssl cms OK)
+    | evaluation 10 M / 40 M (code unchanged): 8.8 / 32.2 s against DuckDB's GROUP BY 0.9 /
+      4.7 s: 10.3 / 6.9× (<= 1.2x missed); 40 M peak 2,725 MB
+    --quick: 50 s.
+
 Figures of the round after (2026-12-06, 07:00-07:20 UTC, nothing else running, load 0.9-3.4;
 the machine was slower than at 04:00: the same old tree's workers took 97.6 s of CPU where they
 took 64.0 then, so "before" is the tree at 563703a run in the same hour, with --province of the
