@@ -267,18 +267,16 @@ def response_csv(profile: Profile, rows: Sequence[Mapping[str, str | date | None
     searched value by value), else by the csv module, which quotes them: the same bytes."""
     layout = profile.response_csv
     date_format, delimiter, ending = layout.date_format, layout.delimiter, layout.line_ending
-    lines = [delimiter.join(layout.header.values())]
-    lines += [
-        delimiter.join(
-            [
-                value.strftime(date_format)
-                if isinstance(value, date)
-                else ("" if value is None else value)
-                for value in row.values()
-            ]
-        )
+    cells = [
+        [
+            value.strftime(date_format)
+            if isinstance(value, date)
+            else ("" if value is None else value)
+            for value in row.values()
+        ]
         for row in rows
     ]
+    lines = [delimiter.join(layout.header.values()), *(delimiter.join(row) for row in cells)]
     text = ending.join(lines) + ending
     width = len(layout.header)
     # no value with the delimiter, a quote or a line break: the counts are the lines' own
@@ -293,15 +291,7 @@ def response_csv(profile: Profile, rows: Sequence[Mapping[str, str | date | None
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=layout.delimiter, lineterminator=layout.line_ending)
     writer.writerow(layout.header.values())
-    writer.writerows(
-        [
-            value.strftime(date_format)
-            if isinstance(value, date)
-            else ("" if value is None else value)
-            for value in row.values()
-        ]
-        for row in rows
-    )
+    writer.writerows(cells)
     return buffer.getvalue().encode(layout.encoding)
 
 

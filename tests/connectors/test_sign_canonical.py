@@ -3,20 +3,11 @@ bytes the parsed way and signxml make: the same digest, the same signature, the 
 
 from __future__ import annotations
 
-import dataclasses
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from lxml import etree
-from signxml import (
-    CanonicalizationMethod,
-    DigestAlgorithm,
-    SignatureMethod,
-    XMLSigner,
-    XMLVerifier,
-    methods,
-)
+from signxml import XMLVerifier
 
 from connectors.exchange.batch_files import build_batch_files
 from connectors.exchange.file_names import batch_file_names
@@ -26,61 +17,19 @@ from connectors.exchange.response_files import (
     response_xml,
     response_xml_and_canonical,
 )
-from connectors.signing import (
-    SigningIdentity,
-    load_signing_identity,
-    make_test_certificate,
-    sign_xml,
-    verify_xml_signature,
+from connectors.signing import SigningIdentity, sign_xml, verify_xml_signature
+from tests.connectors.signed_responses import (
+    AT,
+    YEAR,
+    answers,
+    make_identity,
+    signxml_signed,
 )
-from schemas.exchange import LEFT, NOT_FOUND, REVIEW, SCHOOLED, ChildAnswer
-
-YEAR = "2024/2025"
-AT = datetime(2025, 1, 10, 8, 30, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def identity(tmp_path_factory) -> tuple[SigningIdentity, Path]:
-    now = datetime.now(UTC)
-    key, cert = make_test_certificate(
-        tmp_path_factory.mktemp("pki"), now - timedelta(days=1), now + timedelta(days=30), "DP"
-    )
-    return load_signing_identity(key, cert), cert
-
-
-def _answers(first_reference: str) -> list[ChildAnswer]:
-    base = ChildAnswer(fund_reference=first_reference, status=NOT_FOUND, school_year=YEAR)
-    return [
-        base,
-        dataclasses.replace(
-            base,
-            fund_reference="R2",
-            status=SCHOOLED,
-            student_code="N111400145",
-            level_code="2APIC",
-            school_code="61285X",
-        ),
-        dataclasses.replace(
-            base,
-            fund_reference="R3",
-            status=LEFT,
-            student_code="N111400146",
-            school_code="61285X",
-            leaving_date=date(2024, 11, 3),
-        ),
-        dataclasses.replace(base, fund_reference="R4", status=REVIEW, student_code="N1"),
-    ]
-
-
-def _signxml(document: bytes, identity: SigningIdentity) -> bytes:
-    signer = XMLSigner(
-        method=methods.enveloped,
-        signature_algorithm=SignatureMethod.RSA_SHA256,
-        digest_algorithm=DigestAlgorithm.SHA256,
-        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
-    )
-    signed = signer.sign(etree.fromstring(document), key=identity.key, cert=[identity.certificate])
-    return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+    return make_identity(tmp_path_factory.mktemp("pki"))
 
 
 # references with what c14n and the text escape alike, and what they escape differently
@@ -94,30 +43,30 @@ def test_the_canonical_form_is_lxmls_and_the_signed_file_signxmls(
     identity, fund, legal_basis, reference
 ) -> None:
     profile = profile_for(fund)
-    rows = answer_rows(_answers(reference), YEAR)
+    rows = answer_rows(answers(reference), YEAR)
     document, canonical = response_xml_and_canonical(profile, "B-1", 7, YEAR, rows, AT, legal_basis)
     assert document == response_xml(profile, "B-1", 7, YEAR, rows, AT, legal_basis)
     assert canonical == etree.tostring(
         etree.fromstring(document), method="c14n", exclusive=True, with_comments=False
     )
     signed = sign_xml(document, identity[0], canonical)
-    assert signed == sign_xml(document, identity[0]) == _signxml(document, identity[0])
+    assert signed == sign_xml(document, identity[0]) == signxml_signed(document, identity[0])
     verify_xml_signature(signed, identity[1])
     XMLVerifier().verify(signed, x509_cert=identity[0].certificate)
 
 
 def test_a_text_c14n_writes_otherwise_gives_no_canonical_form(identity) -> None:
     profile = profile_for("cnss")
-    with_return = answer_rows(_answers("R\r1"), YEAR)
+    with_return = answer_rows(answers("R\r1"), YEAR)
     assert response_xml_and_canonical(profile, "B-1", 1, YEAR, with_return, AT)[1] is None
     assert response_xml_and_canonical(profile, "B-1", 1, YEAR, [], AT)[1] is None  # <Children/>
     document = response_xml(profile, "B-1", 1, YEAR, with_return, AT)
-    assert sign_xml(document, identity[0]) == _signxml(document, identity[0])
+    assert sign_xml(document, identity[0]) == signxml_signed(document, identity[0])
 
 
 def test_a_canonical_form_that_is_not_the_documents_is_refused(identity) -> None:
     profile = profile_for("cnss")
-    rows = answer_rows(_answers("R1"), YEAR)
+    rows = answer_rows(answers(), YEAR)
     document, canonical = response_xml_and_canonical(profile, "B-1", 1, YEAR, rows, AT)
     assert canonical is not None
     changed = canonical.replace(b"R2", b"R9")
@@ -127,7 +76,7 @@ def test_a_canonical_form_that_is_not_the_documents_is_refused(identity) -> None
 
 def test_the_batch_files_xml_is_the_one_signed_on_the_parsed_tree(identity) -> None:
     profile = profile_for("cmr")
-    answers = _answers("R1")
-    files = build_batch_files(profile, "B-1", 3, YEAR, answers, AT, identity[0])
-    document = response_xml(profile, "B-1", 3, YEAR, answer_rows(answers, YEAR), AT)
+    batch = answers()
+    files = build_batch_files(profile, "B-1", 3, YEAR, batch, AT, identity[0])
+    document = response_xml(profile, "B-1", 3, YEAR, answer_rows(batch, YEAR), AT)
     assert files[batch_file_names(profile, YEAR, 3).xml] == sign_xml(document, identity[0])

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 from datetime import date
 
@@ -12,9 +11,8 @@ import pytest
 
 from connectors.exchange.registry import profile_for
 from connectors.exchange.response_files import answer_rows, read_response_csv, response_csv
-from schemas.exchange import LEFT, NOT_FOUND, SCHOOLED, ChildAnswer
-
-YEAR = "2024/2025"
+from schemas.exchange import ChildAnswer
+from tests.connectors.signed_responses import YEAR, answers
 
 
 def _csv_module(fund: str, rows: list) -> bytes:
@@ -33,26 +31,7 @@ def _csv_module(fund: str, rows: list) -> bytes:
 
 
 def _answers(reference: str) -> list[ChildAnswer]:
-    base = ChildAnswer(fund_reference="R1", status=NOT_FOUND, school_year=YEAR)
-    return [
-        base,
-        dataclasses.replace(
-            base,
-            fund_reference=reference,
-            status=SCHOOLED,
-            student_code="N111400145",
-            level_code="2APIC",
-            school_code="61285X",
-        ),
-        dataclasses.replace(
-            base,
-            fund_reference="R3",
-            status=LEFT,
-            student_code="N111400146",
-            school_code="61285X",
-            leaving_date=date(2024, 11, 3),
-        ),
-    ]
+    return answers(second=reference)[:3]
 
 
 @pytest.mark.parametrize("fund", ["cnss", "cmr"])

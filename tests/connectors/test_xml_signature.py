@@ -13,7 +13,7 @@ import copy
 import dataclasses
 import subprocess
 from base64 import b64encode
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,11 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from lxml import etree
 from signxml import (
     CanonicalizationMethod,
-    DigestAlgorithm,
     SignatureMethod,
-    XMLSigner,
     XMLVerifier,
-    methods,
 )
 
 from connectors.exchange.registry import profile_for
@@ -40,62 +37,28 @@ from connectors.signing import (
     DS_NAMESPACE,
     SignatureCheckError,
     SigningIdentity,
-    load_signing_identity,
     make_test_certificate,
     sign_xml,
     verify_xml_signature,
 )
 from connectors.verify import verify_file
-from schemas.exchange import LEFT, NOT_FOUND, REVIEW, SCHOOLED, ChildAnswer
-
-YEAR = "2024/2025"
-AT = datetime(2025, 1, 10, 8, 30, tzinfo=UTC)
+from schemas.exchange import ChildAnswer
+from tests.connectors.signed_responses import (
+    AT,
+    YEAR,
+    answers,
+    make_identity,
+    signxml_signed,
+)
 
 
 @pytest.fixture(scope="module")
 def identity(tmp_path_factory) -> tuple[SigningIdentity, Path]:
-    now = datetime.now(UTC)
-    key, cert = make_test_certificate(
-        tmp_path_factory.mktemp("pki"), now - timedelta(days=1), now + timedelta(days=30), "DP"
-    )
-    return load_signing_identity(key, cert), cert
+    return make_identity(tmp_path_factory.mktemp("pki"))
 
 
 def _answers() -> list[ChildAnswer]:
-    base = ChildAnswer(fund_reference="R1", status=NOT_FOUND, school_year=YEAR)
-    return [
-        dataclasses.replace(base, fund_reference="A&B <c> 'd' \"e\" é عربي\r\n\tf"),
-        dataclasses.replace(
-            base,
-            fund_reference="R2",
-            status=SCHOOLED,
-            student_code="N111400145",
-            level_code="2APIC",
-            school_code="61285X",
-        ),
-        dataclasses.replace(
-            base,
-            fund_reference="  R3  ",
-            status=LEFT,
-            student_code="N111400146",
-            school_code="61285X",
-            leaving_date=date(2024, 11, 3),
-        ),
-        dataclasses.replace(base, fund_reference="R4", status=REVIEW, student_code="N1"),
-    ]
-
-
-def _signxml(document: bytes, identity: SigningIdentity) -> bytes:
-    """How the platform signed before: signxml's enveloped signer."""
-    signer = XMLSigner(
-        method=methods.enveloped,
-        signature_algorithm=SignatureMethod.RSA_SHA256,
-        digest_algorithm=DigestAlgorithm.SHA256,
-        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
-    )
-    root = etree.fromstring(document)
-    signed = signer.sign(root, key=identity.key, cert=[identity.certificate])
-    return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+    return answers(first="A&B <c> 'd' \"e\" é عربي\r\n\tf", third="  R3  ")
 
 
 @pytest.mark.parametrize("fund", ["cnss", "cmr"])
@@ -109,7 +72,7 @@ def test_the_text_and_its_signature_are_the_bytes_lxml_and_signxml_made(
     text = response_xml(profile, "B-1", 7, YEAR, rows, AT, legal_basis)
     assert text == _response_tree(profile, "B-1", 7, YEAR, rows, AT, legal_basis)
     signed = sign_xml(text, identity[0])
-    assert signed == _signxml(text, identity[0])
+    assert signed == signxml_signed(text, identity[0])
     assert verify_xml_signature(signed, identity[1]).subject.startswith("CN=DP,")
 
 
