@@ -57,10 +57,12 @@ with prefect_api(settings, warm=("json.tool",)):
 """
 
 
-def _start(home: Path) -> dict:
+def _run(script: str, home: Path) -> tuple[dict, str]:
+    """``script`` run for ``home`` in a process of its own, as a command runs (no Prefect or
+    massar variables of the test session): the JSON of its last line and all it printed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MASSAR_"))}
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(home)],
+        [sys.executable, "-c", script, str(home)],
         env={**env, "PYTHONPATH": str(REPO)},
         cwd=REPO,
         capture_output=True,
@@ -69,7 +71,11 @@ def _start(home: Path) -> dict:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stdout + done.stderr
+
+
+def _start(home: Path) -> dict:
+    return _run(SCRIPT, home)[0]
 
 
 def test_a_fresh_home_runs_its_flows_on_a_copy_of_the_installations_database(
@@ -144,19 +150,8 @@ def test_the_workers_logs_reach_the_commands_api_and_no_other_is_started(
     the flow's process, are in the API the command started (what an officer reads), and no
     temporary API of Prefect's own was started beside it: that thread has no settings context
     and used to start one (seconds of CPU, a second server on the same database)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MASSAR_"))}
-    done = subprocess.run(
-        [sys.executable, "-c", WORKERS, str(tmp_path / "home")],
-        env={**env, "PYTHONPATH": str(REPO)},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen, printed = _run(WORKERS, tmp_path / "home")
     assert sorted(seen["result"]) == [0, 1]
     assert seen["lines"] == ["worker line 0", "worker line 1"]
     assert seen["temporary_servers"] == []
-    assert "Starting temporary server" not in done.stdout + done.stderr
+    assert "Starting temporary server" not in printed
