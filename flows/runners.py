@@ -7,7 +7,6 @@ own process, so a worker lost by Dask, which then recomputes its tasks, never re
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -17,6 +16,7 @@ import polars
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner
 
+from ground.environment import environment_variable
 from ground.settings import Settings
 
 # Schools are CPU work (reading workbooks, validating): processes use both cores.
@@ -53,15 +53,8 @@ def _one_polars_thread_per_worker() -> Iterator[None]:
     frames, spent ~8% more CPU for no gain in time. This process's polars keeps its threads:
     its pool is made first (a night goes on with polars' work in this process)."""
     polars.thread_pool_size()
-    before = os.environ.get(_POLARS_THREADS)
-    os.environ[_POLARS_THREADS] = "1"
-    try:
+    with environment_variable(_POLARS_THREADS, "1"):
         yield
-    finally:
-        if before is None:
-            os.environ.pop(_POLARS_THREADS, None)
-        else:
-            os.environ[_POLARS_THREADS] = before
 
 
 _POLARS_THREADS = "POLARS_MAX_THREADS"

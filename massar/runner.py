@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ground.environment import environment_variable
 from ground.errors import OperatorError, RequestsUnanswered, WorkFailed
 from ground.settings import Settings, apply_prefect_environment
 
@@ -70,17 +71,12 @@ def _environment(name: str, value: str) -> Iterator[None]:
     a thread without a settings context of its own reads), both restored after."""
     from prefect.context import refresh_global_settings_context
 
-    before = os.environ.get(name)
-    os.environ[name] = value
-    refresh_global_settings_context()
     try:
-        yield
+        with environment_variable(name, value):
+            refresh_global_settings_context()
+            yield
     finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
-        refresh_global_settings_context()
+        refresh_global_settings_context()  # the variable as it was
 
 
 def _import_meanwhile(modules: tuple[str, ...]) -> None:
