@@ -122,6 +122,20 @@ class Finding(Base):
     message_fr: Mapped[str] = mapped_column(Text)
 
 
+# What a finding says and where, in the table's order: what a school's report, the feedback
+# workbook and `massar query` show of each finding after its file.
+FINDING_DETAIL = (
+    "sheet",
+    "sheet_row",
+    "column_name",
+    "value",
+    "rule_id",
+    "severity",
+    "message_ar",
+    "message_fr",
+)
+
+
 class ExchangeBatch(Base):
     """One answer to one partner request."""
 

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from sqlalchemy import func, select
 
 from schemas.campaigns import CampaignError
-from warehouse.control import ControlDatabase, Finding, Submission
+from warehouse.control import FINDING_DETAIL, ControlDatabase, Finding, Submission
 from warehouse.coverage import COVERAGE_COLUMNS, COVERAGE_DOC, coverage_table
 
 # Control-side tables of the public contract, with their public columns in order.
@@ -45,19 +45,7 @@ CONTROL_TABLES = {
     ),
     "findings": (
         Finding,
-        (
-            "submission_id",
-            "school_code",
-            "file_name",
-            "sheet",
-            "sheet_row",
-            "column_name",
-            "value",
-            "rule_id",
-            "severity",
-            "message_ar",
-            "message_fr",
-        ),
+        ("submission_id", "school_code", "file_name", *FINDING_DETAIL),
     ),
 }
 

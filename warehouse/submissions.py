@@ -14,7 +14,14 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import Row, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from warehouse.control import ControlDatabase, Finding, School, Submission, utcnow
+from warehouse.control import (
+    FINDING_DETAIL,
+    ControlDatabase,
+    Finding,
+    School,
+    Submission,
+    utcnow,
+)
 
 ACTIVE_STATES = ("accepted", "partially_accepted")
 RECEIVED = "received"  # registered, not recorded yet
@@ -497,18 +504,7 @@ _REPORTED_SUBMISSION = (
     "rows_quarantined",
     "hold",
 )
-_REPORTED_FINDING = (
-    "submission_id",
-    "file_name",
-    "sheet",
-    "sheet_row",
-    "column_name",
-    "value",
-    "rule_id",
-    "severity",
-    "message_ar",
-    "message_fr",
-)
+_REPORTED_FINDING = ("submission_id", "file_name", *FINDING_DETAIL)
 
 
 def counts_by_school(database: ControlDatabase, submission_ids: Sequence[int]) -> dict[str, Any]:

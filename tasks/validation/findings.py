@@ -18,6 +18,7 @@ import polars as pl
 
 from schemas.models import Field, fields
 from schemas.rules import Rule, catalogue, render
+from warehouse.control import FINDING_DETAIL
 
 ROW = "_row"  # the position of a row in the validated frame (dropped before anything leaves)
 # A column's polars type: a class (pl.Utf8) or an instance (pl.Datetime("us", "UTC")).
@@ -36,16 +37,7 @@ CROSS_COLUMNS: dict[str, ColumnType] = {
     "dataset": pl.Utf8,
     "submission_id": pl.Utf8,
 }
-FINDINGS_TABLE_COLUMNS = (
-    "sheet",
-    "sheet_row",
-    "column_name",
-    "value",
-    "rule_id",
-    "severity",
-    "message_ar",
-    "message_fr",
-)
+FINDINGS_TABLE_COLUMNS = FINDING_DETAIL  # the control database's columns of a finding
 
 
 def empty_findings(columns: Mapping[str, ColumnType] = FINDING_COLUMNS) -> pl.DataFrame:
