@@ -510,8 +510,11 @@ def _validate(
     validated_rows: dict[str, list[pl.DataFrame]] = {}
     for dataset, parts in grouped.items():
         # One frame per dataset, each row with its file's submission id (one column for all
-        # the dataset's files rather than one polars call per file).
-        combined = _stack([frame for _, frame in parts])
+        # the dataset's files rather than one polars call per file), in one chunk: stacked,
+        # its columns keep a chunk per file (hundreds of NotesCC workbooks), and every select
+        # of validation, of the cross-record rules and of the staged Parquet pays for each
+        # (a school's marks: ~3 ms a select over 234 chunks, 0.02 ms over one).
+        combined = _stack([frame for _, frame in parts]).rechunk()
         ids = pl.DataFrame(
             {"id": [b.submission_id for b, _ in parts], "n": [f.height for _, f in parts]},
             schema={"id": pl.Int64, "n": pl.UInt32},

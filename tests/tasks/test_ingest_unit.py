@@ -193,6 +193,27 @@ def test_a_school_is_ingested_once_and_every_row_is_counted(one_school):
     assert [(o.school_code, o.already_known) for o in done] == [(code, len(files))]
 
 
+def test_a_datasets_files_are_validated_as_one_chunk(one_school, monkeypatch):
+    """Stacked, the files' frames keep a chunk each; every select of validation, of the
+    cross-record rules and of the staged Parquet would pay for each of them."""
+    import tasks.ingest
+
+    settings, code, files, folder = one_school
+    seen: dict[str, tuple[int, int]] = {}
+    validate = tasks.ingest.validate_submission
+
+    def watched(dataset, frame, **options):  # type: ignore[no-untyped-def]
+        seen[dataset] = (frame.height, max(frame.n_chunks("all"), default=1))
+        return validate(dataset, frame, **options)
+
+    monkeypatch.setattr("tasks.ingest.validate_submission", watched)
+    ingest_school(settings, code, files, folder)
+    assert "marks" in seen and seen["marks"][0] > 0
+    marks_files = _submissions(settings).filter(pl.col("dataset") == "marks").height
+    assert marks_files > 1  # several files stacked: the case this is about
+    assert {dataset: chunks for dataset, (_, chunks) in seen.items()} == dict.fromkeys(seen, 1)
+
+
 def test_files_too_big_to_hold_are_read_back_from_the_archive_with_the_same_outcome(
     one_school, monkeypatch
 ):
