@@ -182,6 +182,7 @@ import shutil
 import sys
 import tempfile
 import time
+from inspect import signature
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +225,23 @@ def _children_cpu() -> float:
 def _children_system_cpu() -> float:
     """The kernel's share (creating the archive's files, mostly): it varies most with the load."""
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime
+
+
+def _worker_server_cpu() -> tuple[float, float]:
+    """CPU seconds (all, system) of the server the workers are forked from (flows/runners.py)
+    and of its children it has reaped, the workers: they are not this process's children, and
+    the server lives as long as this process: all of it is counted, its imports while the API
+    started included. (0, 0) when there is none (an older tree)."""
+    from multiprocessing import forkserver
+
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0, 0.0
+    # utime, stime, cutime, cstime: fields 14-17 of proc(5), in clock ticks
+    utime, stime, cutime, cstime = (int(f) / os.sysconf("SC_CLK_TCK") for f in fields[11:15])
+    return utime + stime + cutime + cstime, stime + cstime
 
 
 def _phases(seconds: dict[str, float]) -> str:
@@ -315,7 +333,10 @@ def measure(
         from massar.runner import prefect_api
 
         started = time.perf_counter()
-        api = prefect_api(settings)  # as 'massar ingest' does: the embedded API, started once
+        # as 'massar ingest' does: the embedded API, started once, and the workers' server
+        # meanwhile (an older tree's prefect_api: without it)
+        workers = {"workers": True} if "workers" in signature(prefect_api).parameters else {}
+        api = prefect_api(settings, **workers)
         api.__enter__()
         print(
             f"embedded Prefect API started in {time.perf_counter() - started:.1f} s (not counted)"
@@ -327,8 +348,9 @@ def measure(
         started = time.perf_counter()
         state = ingest_submissions(settings, return_state=True)
         first = time.perf_counter() - started
-        children_cpu = _children_cpu() - children_cpu
-        children_system = _children_system_cpu() - children_system
+        server_cpu, server_system = _worker_server_cpu()
+        children_cpu = _children_cpu() - children_cpu + server_cpu
+        children_system = _children_system_cpu() - children_system + server_system
         flow_cpu = time.process_time() - flow_cpu
         summary = state.result()
         totals = summary["totals"]

@@ -7,10 +7,13 @@ own process, so a worker lost by Dask, which then recomputes its tasks, never re
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from multiprocessing import forkserver
+from typing import Any
 
 import polars
 from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -21,6 +24,55 @@ from ground.settings import Settings
 
 # Schools are CPU work (reading workbooks, validating): processes use both cores.
 DEFAULT_PROCESSES = 2
+
+# What every worker imports that starts no thread when imported: the server process the
+# workers are forked from imports these once (start_worker_server). polars and pyarrow are
+# not among them: importing them starts allocator and clean-up threads, which a fork would
+# not carry over, so each worker imports them itself (tests/flows/test_worker_server.py
+# checks that these imports leave one thread).
+WORKER_PRELOAD = (
+    "prefect",
+    "prefect.context",
+    "prefect.flows",
+    "prefect.task_engine",
+    "sqlalchemy",
+    "ground.settings",
+    "warehouse.control",
+)
+
+
+def start_worker_server() -> None:
+    """Start, if it is not running, the process the ingest's workers are forked from, with
+    ``WORKER_PRELOAD`` imported in it. It returns at once: the server imports meanwhile, and
+    the first worker asked for waits for it. Started while something else runs (the embedded
+    API's start, the inbox's pre-check), the workers are there when the schools are: a worker
+    spawned afresh spent ~2.6 s of CPU importing before its first file, both at once.
+    The server keeps polars on one thread for the workers (see below)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(WORKER_PRELOAD))  # no effect once it runs
+    with environment_variable(_POLARS_THREADS, "1"):  # the server's environment is theirs
+        forkserver.ensure_running()
+
+
+class ForkedProcessPoolTaskRunner(ProcessPoolTaskRunner):
+    """Prefect's process pool task runner, its worker processes forked from the worker server
+    (``start_worker_server``) instead of spawned, each importing Prefect again. The same
+    runner otherwise: Prefect's worker set-up (log and event forwarding) runs in each worker,
+    and each task run gets this process's context and environment as before."""
+
+    def __enter__(self) -> ForkedProcessPoolTaskRunner:
+        super().__enter__()
+        spawning: Any = self._executor  # Prefect's pool: no process is started before a submit
+        if isinstance(spawning, ProcessPoolExecutor):
+            start_worker_server()
+            self._executor = ProcessPoolExecutor(
+                max_workers=self._max_workers,
+                mp_context=multiprocessing.get_context("forkserver"),
+                initializer=spawning._initializer,  # Prefect's worker set-up and its queue
+                initargs=spawning._initargs,
+            )
+            spawning.shutdown(wait=False)
+        return self
 
 
 @contextmanager
@@ -95,7 +147,7 @@ def worker_count(settings: Settings) -> int:
 def choose_task_runner(settings: Settings) -> TaskRunner:
     """The task runner the settings ask for, not started."""
     if settings.task_runner == "default":
-        return ProcessPoolTaskRunner(max_workers=DEFAULT_PROCESSES)
+        return ForkedProcessPoolTaskRunner(max_workers=DEFAULT_PROCESSES)
     from prefect_dask import DaskTaskRunner
 
     if settings.dask_address:

@@ -24,7 +24,9 @@ REPORT_CHARTS = ("matplotlib.figure", "matplotlib.backends.backend_agg")
 
 
 @contextmanager
-def prefect_api(settings: Settings, warm: tuple[str, ...] = ()) -> Iterator[None]:
+def prefect_api(
+    settings: Settings, warm: tuple[str, ...] = (), workers: bool = False
+) -> Iterator[None]:
     """Point Prefect at the installation for the flows run inside.
 
     In the embedded mode the local API is started here, once, and named explicitly: Prefect's
@@ -32,7 +34,9 @@ def prefect_api(settings: Settings, warm: tuple[str, ...] = ()) -> Iterator[None
     each), since the address of an ephemeral API is not passed to them. The API's process is
     spawned first (massar/prefect_api.py: a fresh home's database is a copy of the
     installation's migrated one), then the modules named in ``warm`` (the flow to run) are
-    imported while it starts, and only then is its answer awaited."""
+    imported while it starts, and only then is its answer awaited. ``workers``: the flow may
+    start the ingest's workers; the server they are forked from starts with the API, so that
+    its imports are done when they are needed (flows/runners.start_worker_server)."""
     apply_prefect_environment(settings)  # before anything imports Prefect
     if not settings.embedded or os.environ.get("PREFECT_API_URL"):
         yield
@@ -41,6 +45,10 @@ def prefect_api(settings: Settings, warm: tuple[str, ...] = ()) -> Iterator[None
 
     api = EmbeddedAPI()
     api.start()
+    if workers and settings.task_runner == "default":
+        from flows.runners import start_worker_server
+
+        start_worker_server()
     _import_meanwhile(warm)
     timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 120))
     api_url = api.wait(timeout)
@@ -89,7 +97,7 @@ def _import_meanwhile(modules: tuple[str, ...]) -> None:
 
 def run_ingest(settings: Settings, path: Path | None = None) -> str:
     """Run ``ingest_submissions`` and return a short summary for the operator."""
-    with prefect_api(settings, warm=("flows.ingest",)):
+    with prefect_api(settings, warm=("flows.ingest",), workers=True):
         from flows.ingest import ingest_submissions
 
         summary = ingest_submissions(settings.without_secrets(), path.resolve() if path else None)
@@ -140,7 +148,7 @@ def describe_ingest(summary: dict, settings: Settings) -> str:
 
 def run_nightly(settings: Settings) -> str:
     """Run the ``nightly`` flow (ingest, then consolidation) and summarise it."""
-    with prefect_api(settings, warm=("flows.nightly", *REPORT_CHARTS)):
+    with prefect_api(settings, warm=("flows.nightly", *REPORT_CHARTS), workers=True):
         from flows.nightly import nightly
 
         result = nightly(settings.without_secrets())

@@ -102,7 +102,9 @@ from massar.home import init_home
 from massar.runner import prefect_api
 
 settings = init_home(sys.argv[1])
-with prefect_api(settings):
+with prefect_api(settings, workers=True):
+    import os
+
     from prefect import flow, get_run_logger, task
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
@@ -112,12 +114,14 @@ with prefect_api(settings):
     from flows.runners import school_task_runner
 
     @task
-    def greet(n: int) -> int:
+    def greet(n: int) -> dict:
+        import polars
+
         get_run_logger().info("worker line %s", n)
-        return n
+        return {"n": n, "parent": os.getppid(), "polars_threads": polars.thread_pool_size()}
 
     @flow
-    def fan_out() -> list[int]:
+    def fan_out() -> list[dict]:
         with school_task_runner(settings) as runner:
             futures = [runner.submit(greet, {"n": n}) for n in range(2)]
             return [future.result() for future in futures]
@@ -134,6 +138,7 @@ with prefect_api(settings):
         )
     print(json.dumps({
         "result": state.result(),
+        "command": os.getpid(),
         "lines": lines,
         "temporary_servers": [p for p, s in SubprocessASGIServer._instances.items() if s.running],
     }))
@@ -146,9 +151,13 @@ def test_the_workers_logs_reach_the_commands_api_and_no_other_is_started(
     """The ingest's task runs in worker processes: their log lines, forwarded by a thread of
     the flow's process, are in the API the command started (what an officer reads), and no
     temporary API of Prefect's own was started beside it: that thread has no settings context
-    and used to start one (seconds of CPU, a second server on the same database)."""
+    and used to start one (seconds of CPU, a second server on the same database). The workers
+    are forked from the server started with the API (their parent is not the command), and
+    run polars on one thread each."""
     seen, printed = _run(WORKERS, tmp_path / "home")
-    assert sorted(seen["result"]) == [0, 1]
+    assert sorted(run["n"] for run in seen["result"]) == [0, 1]
+    assert all(run["parent"] != seen["command"] for run in seen["result"])
+    assert [run["polars_threads"] for run in seen["result"]] == [1, 1]
     assert seen["lines"] == ["worker line 0", "worker line 1"]
     assert seen["temporary_servers"] == []
     assert "Starting temporary server" not in printed
