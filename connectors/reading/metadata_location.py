@@ -312,6 +312,68 @@ def _text_kind(text: str, fields: Sequence[MetaField]) -> tuple[str | None, bool
     return None, False, None
 
 
+_Placement = tuple[bool, bool, Located, Located]
+"""A label's value found on the lower side, on the higher side; its Located if the lower side
+wins, if the higher side wins."""
+_PlacementMemo = dict[tuple[object, ...], dict[str, _Placement]]
+_PLACEMENTS: dict[int, tuple[tuple[MetaField, ...], Reference, _PlacementMemo]] = {}
+"""By the id of the fields' tuple, the tuple and the reference kept."""
+
+
+def _placements_memo(fields: tuple[MetaField, ...], ref: Reference) -> _PlacementMemo:
+    """The memo of `_place_row` for one set of fields and reference, by (row index, the row's
+    cells, the cells of the row above, "" when blank): a class's metadata rows recur from one
+    file of an export to the next (9 label lookups in 10 on a generated province). A label's
+    values are read from its row and the row above only (`_Above.choose`, `_Above.nearest`)."""
+    entry = _PLACEMENTS.get(id(fields))
+    if entry is None or entry[0] is not fields or entry[1] is not ref or len(entry[2]) > 1 << 12:
+        entry = _PLACEMENTS[id(fields)] = (fields, ref, {})
+    return entry[2]
+
+
+_STR_FLOAT = frozenset((str, float))
+
+
+def _keyable(cells: tuple[object, ...] | str | None) -> bool:
+    """Whether a row's cells may key the memo of rendered values: "" (a blank row), or text
+    and floats only (equal cells of other types render apart: 1 == 1.0 == True)."""
+    return cells == "" or (cells is not None and _STR_FLOAT.issuperset(map(type, cells)))
+
+
+def _place_row(
+    above: _Above,
+    r: int,
+    label_cells: _LabelCells,
+    fields: tuple[MetaField, ...],
+    ref: Reference,
+) -> dict[str, _Placement]:
+    """Each named label of row `r` (its first cell in the row): whether a value of its shape
+    is found on each side, and the Located it gives when that side wins (else the nearest
+    cell, `_Above.nearest`)."""
+    out: dict[str, _Placement] = {}
+    by_name = {f.name: f for f in fields}
+    rows = above.rows
+    for c, name, _ in label_cells:
+        if name is None or name in out:
+            continue
+        f = by_name[name]
+        lower, higher = (above.choose(r, c, step, f.shape, ref) for step in (-1, 1))
+        located = [
+            above.nearest((r, c), step, f)
+            if hit is None
+            else Located(
+                render(rows[hit[1]][hit[2]]),
+                cell_address(hit[1], hit[2]),
+                cell_address(r, c),
+                True,
+                hit[3],
+            )
+            for step, hit in ((-1, lower), (1, higher))
+        ]
+        out[name] = (lower is not None, higher is not None, located[0], located[1])
+    return out
+
+
 def locate_metadata(
     rows: Sequence[Sequence[object]],
     header_row: int,
@@ -328,16 +390,21 @@ def locate_metadata(
     inline: dict[str, Located] = {}
     labels: set[tuple[int, int]] = set()
     filled: dict[int, Sequence[int]] = {}  # the label rows' (and blank rows') filled columns
+    # Per row: its cells ("" when blank, None when unhashable) and its label cells.
+    row_cells: dict[int, tuple[object, ...] | str | None] = {}
+    label_rows: dict[int, _LabelCells] = {}
     for r in range(min(header_row, len(rows))):
         row = rows[r]
         if row.count("") == len(row):
             filled[r] = ()
+            row_cells[r] = ""
             continue
         try:
             cells = tuple(row)
             facts = row_labels.get(cells)
         except TypeError:  # an unhashable cell: not from python-calamine
             cells, facts = None, None
+        row_cells[r] = cells
         if facts is None:
             kinds_of_row = _label_cells(row, kinds, fields)
             facts = (kinds_of_row, _filled_columns(row) if kinds_of_row else None)
@@ -346,6 +413,7 @@ def locate_metadata(
         row_kinds, cols = facts
         if cols is not None:
             filled[r] = cols
+        label_rows[r] = row_kinds
         for c, name, after in row_kinds:
             labels.add((r, c))
             if name is not None:
@@ -354,17 +422,23 @@ def locate_metadata(
                     address = cell_address(r, c)
                     inline.setdefault(name, Located(after, address, address))
     above = _Above(rows, labels, filled)
+    # Each label's value on both sides (found, and the Located it gives), by label row.
+    placed: dict[str, _Placement] = {}
+    memo = _placements_memo(fields, ref)
+    for r in sorted({at[0] for name, at in found_at.items() if name not in inline}):
+        here, up = row_cells[r], row_cells[r - 1] if r else ""
+        key = (r, here, up) if _keyable(here) and _keyable(up) else None
+        row_placed = memo.get(key) if key is not None else None
+        if row_placed is None:
+            row_placed = _place_row(above, r, label_rows[r], fields, ref)
+            if key is not None:
+                memo[key] = row_placed
+        for name, at in found_at.items():
+            if at[0] == r and name not in inline:
+                placed[name] = row_placed[name]
     # The side where more labels find a value of the expected shape; the header breaks a tie.
-    chosen: dict[str, dict[str, tuple[int, int, int, str | None]]] = {LOWER: {}, HIGHER: {}}
-    for side, step in ((LOWER, -1), (HIGHER, 1)):
-        for f in fields:
-            at = found_at.get(f.name)
-            if at is None or f.name in inline:
-                continue
-            hit = above.choose(at[0], at[1], step, f.shape, ref)
-            if hit is not None:
-                chosen[side][f.name] = hit
-    n_lower, n_higher = len(chosen[LOWER]), len(chosen[HIGHER])
+    n_lower = sum(1 for lower, _, _, _ in placed.values() if lower)
+    n_higher = sum(1 for _, higher, _, _ in placed.values() if higher)
     if n_lower != n_higher:
         side = LOWER if n_lower > n_higher else HIGHER
         evidence = (
@@ -374,20 +448,14 @@ def locate_metadata(
     else:
         side, evidence = header_side, f"{header_evidence} (metadata: {n_lower} each side)"
     values: dict[str, Located] = {}
-    step = -1 if side == LOWER else 1
     for f in fields:
-        at = found_at.get(f.name)
         if f.name in inline:
             values[f.name] = inline[f.name]
-        elif at is None:
+        elif f.name not in found_at:
             values[f.name] = Located(None, None)
-        elif f.name in chosen[side]:
-            _, rr, cc, code = chosen[side][f.name]
-            values[f.name] = Located(
-                render(rows[rr][cc]), cell_address(rr, cc), cell_address(*at), True, code
-            )
         else:
-            values[f.name] = above.nearest(at, step, f)
+            _, _, if_lower, if_higher = placed[f.name]
+            values[f.name] = if_lower if side == LOWER else if_higher
     missing = [f for f in fields if f.required and f.name not in found_at]
     return MetadataFound(values, side, evidence, missing)
 

@@ -5,11 +5,14 @@
 - NotesCC's slot columns interleaved by slice assignment, pupil-major;
 - NotesCC's technical row read cell by cell, as from the whole row rendered;
 - ListEleve's repeated header rows still skipped when pupils' ASCII codes skip the label key;
-- NotesCC's layout slots, made once per export, name each file's own header row.
+- NotesCC's layout slots, made once per export, name each file's own header row;
+- a metadata label's value, remembered by its row and the row above, is the one found afresh,
+  whatever the type of the cells (1.0, 1 and True are equal keys but render apart).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from collections import Counter
 from itertools import chain
@@ -18,11 +21,13 @@ import polars as pl
 import pytest
 from python_calamine import CalamineWorkbook
 
-from connectors.reading import notes_cc, table_files
+from connectors.reading import metadata_location, notes_cc, table_files
 from connectors.reading.cells import is_blank, key, render_all
 from connectors.reading.layout_detection import classify_sheet
 from connectors.reading.liste_eleve import _LE_CODE, read_students_sheet, students_columns
+from connectors.reading.metadata_location import HIGHER, LIST_FIELDS, LOWER, NOTES_FIELDS
 from connectors.reading.read_result import FileRejected, Located
+from connectors.reading.reference import reference
 from connectors.reading.table_headers import match_table_header
 from connectors.school_files import read_submission
 from schemas.datasets import DATASETS
@@ -194,3 +199,70 @@ def test_notes_cc_layout_slots_follow_each_files_header_row(tmp_path):
     assert moved.slots[0].label_cells.endswith(str(moved.header_rows[0]))
     assert first.header_rows[0] != moved.header_rows[0]
     assert first.columns == moved.columns and first.columns is not moved.columns
+
+
+def _twin(cell: object) -> object:
+    """An equal number of another type (an equal key), which renders apart: 1.0 ("1") and
+    True ("TRUE"), 0.0 and False, True and 1."""
+    t = type(cell)
+    if t is float and cell in (0.0, 1.0):
+        return bool(cell)
+    if t is bool:
+        return int(cell)
+    return cell
+
+
+def _metadata_blocks(rnd: random.Random, fields, values: list[object]) -> list[list[list[object]]]:
+    """Blocks of rows above a header with the same label rows (some of `fields`' labels, at
+    times as "label: value" in one cell, among values), a row of values or a blank row above
+    each: the blocks differ by the rows above the label rows, by a blank row on top (every
+    row one lower), by their label rows' values, and each has a twin with its numbers of
+    another type."""
+    label_rows = []
+    for _ in range(rnd.randint(1, 4)):
+        row = [rnd.choice(values) if rnd.random() < 0.25 else "" for _ in range(12)]
+        for c in rnd.sample(range(1, 11), rnd.randint(1, 3)):
+            f = rnd.choice(fields)
+            row[c] = f.label if rnd.random() < 0.85 else f"{f.label}: {rnd.choice(values)}"
+        label_rows.append((row, rnd.random() < 0.3))
+    blocks = []
+    for _ in range(5):
+        rows: list[list[object]] = [[""] * 12] if rnd.random() < 0.3 else []
+        redraw = rnd.random() < 0.3
+        for label_row, blank_above in label_rows:
+            above = [rnd.choice(values) if rnd.random() < 0.6 else "" for _ in range(12)]
+            rows.append([""] * 12 if blank_above else above)
+            row = list(label_row)
+            if redraw:
+                at = rnd.randrange(12)
+                row[at] = rnd.choice(values) if row[at] not in values else row[at]
+            rows.append(row)
+        blocks += [rows, [[_twin(cell) for cell in row] for row in rows]]
+    return blocks
+
+
+def test_metadata_values_remembered_by_row_are_found_afresh():
+    """Metadata blocks read in turn (each label row's values remembered by the row and the row
+    above) give what each gives read with nothing remembered: blocks whose label rows are the
+    same and whose rows above or numbers' types (1.0, 1, True; 0.0, 0, False) differ."""
+    values: list[object] = ["", " ", "2023/2024", "1APIC-1", "3ASCG-2", "السنة الأولى ابتدائي"]
+    values += ["بنحدو مراد", "الدورة الثانية", "1APG", 1.0, 1, True, 0.0, 0, False, -0.0]
+    values += [2023.0, dt.date(2024, 1, 8), dt.datetime(2024, 1, 8, 9, 30), "x :", "أكاديمية :"]
+    rnd = random.Random(29)
+    ref = reference()
+    cases = []
+    for _ in range(150):
+        fields = NOTES_FIELDS if rnd.random() < 0.5 else LIST_FIELDS
+        side = rnd.choice((LOWER, HIGHER))
+        cases += [(rows, fields, side) for rows in _metadata_blocks(rnd, fields, values)]
+    fresh = []
+    for rows, fields, side in cases:
+        metadata_location._PLACEMENTS.clear()
+        fresh.append(metadata_location.locate_metadata(rows, len(rows), fields, side, "h", ref))
+    metadata_location._PLACEMENTS.clear()
+    for _ in range(2):
+        for (rows, fields, side), expected in zip(cases, fresh, strict=True):
+            found = metadata_location.locate_metadata(rows, len(rows), fields, side, "h", ref)
+            assert found == expected, rows
+    read = {v.value for found in fresh for v in found.values.values()}
+    assert {"TRUE", "1", "0", "FALSE", "08/01/2024"} <= read
