@@ -135,10 +135,23 @@ def technical_cells(rows: Sequence[Sequence[object]], header_row: int) -> dict[s
     for r in range(min(header_row, len(rows))):
         row = rows[r]
         if row.count("") != len(row):
-            for i, c in compress(enumerate(row), row):  # "" (and other falsy cells) skipped
-                if type(c) is str and "#" in c and _SUBJECT_TOKEN_RE.match(c.strip()):
-                    return _technical(r, row, i)
+            try:
+                subject_at = _subject_token_at(tuple(row))
+            except TypeError:  # an unhashable cell: not from python-calamine
+                subject_at = _subject_token_at.__wrapped__(tuple(row))
+            if subject_at is not None:
+                return _technical(r, row, subject_at)
     return {}
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _subject_token_at(row: tuple[object, ...]) -> int | None:
+    """The column of a row's first subject token `#dddd#`, memoised by the row's cells: the
+    rows above the technical row (hidden rows, the title) recur in every file of an export."""
+    for i, c in compress(enumerate(row), row):  # "" (and other falsy cells) skipped
+        if type(c) is str and "#" in c and _SUBJECT_TOKEN_RE.match(c.strip()):
+            return i
+    return None
 
 
 def _technical(r: int, row: Sequence[object], subject_at: int) -> dict[str, Located]:

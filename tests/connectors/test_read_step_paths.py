@@ -3,7 +3,8 @@
 - a CSV's blank lines found by joining its text cells, as `is_blank` finds them;
 - a table's school codes counted in Python, as the polars counting did (F004 and its value);
 - NotesCC's slot columns interleaved by slice assignment, pupil-major;
-- NotesCC's technical row read cell by cell, as from the whole row rendered;
+- NotesCC's technical row read cell by cell, as from the whole row rendered, and found as
+  the first row holding a subject token whether its rows are remembered or not;
 - ListEleve's repeated header rows still skipped when pupils' ASCII codes skip the label key;
 - NotesCC's layout slots, made once per export, name each file's own header row;
 - a metadata label's value, remembered by its row and the row above, is the one found afresh,
@@ -158,6 +159,41 @@ def test_technical_row_read_as_from_the_rendered_row():
         assert notes_cc._technical(r, row, subject_at) == _technical_from_rendered_row(
             r, row, subject_at
         ), row
+
+
+def _technical_row_scanned(rows: list[list[object]], header_row: int) -> dict[str, Located]:
+    """The technical row as found before: every cell of each row above the header looked at."""
+    for r, row in enumerate(rows[:header_row]):
+        for i, c in enumerate(row):
+            if isinstance(c, str) and notes_cc._SUBJECT_TOKEN_RE.match(c.strip()):
+                return notes_cc._technical(r, row, i)
+    return {}
+
+
+def test_technical_row_found_as_by_scanning_every_cell():
+    """Blocks of rows with and without a subject token (as text, among numbers, zeros, False,
+    blanks and other markers), read in turn (rows remembered) and each with nothing
+    remembered: the technical row found is the first row holding a token, at its first token."""
+    pool: list[object] = ["", "", " ", 0.0, False, 1.0, True, 16.0, "#1#", "#100#", "x", "sgs"]
+    tokens = ["#0503#", " #0101# ", "#12#", "#0503"]
+    rnd = random.Random(11)
+    blocks = []
+    for _ in range(400):
+        rows = [[rnd.choice(pool) for _ in range(rnd.randint(0, 8))] for _ in range(6)]
+        for _ in range(rnd.randint(0, 2)):
+            row = rows[rnd.randrange(6)]
+            if row:
+                row[rnd.randrange(len(row))] = rnd.choice(tokens)
+        blocks += [rows, [list(row) for row in rows[::-1]]]
+    for rows in blocks:
+        notes_cc._subject_token_at.cache_clear()
+        header_row = rnd.randint(0, 6)
+        expected = _technical_row_scanned(rows, header_row)
+        assert notes_cc.technical_cells(rows, header_row) == expected, rows
+        assert notes_cc.technical_cells(rows, header_row) == expected, rows  # remembered
+    remembered = [notes_cc.technical_cells(rows, 5) for rows in blocks]
+    assert remembered == [_technical_row_scanned(rows, 5) for rows in blocks]
+    assert sum(1 for found in remembered if found) > 100
 
 
 def test_list_eleve_repeated_header_rows_skipped(tmp_path):
