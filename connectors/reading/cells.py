@@ -19,7 +19,18 @@ from schemas.text import label_key
 Rows = list[list[Any]]
 """A sheet's cells, row by row, at their Excel positions."""
 
-key = functools.lru_cache(maxsize=1 << 16)(label_key)
+
+def _label_key(text: str) -> str:
+    """`label_key`, ASCII text without the passes that cannot change it: no invisible mark,
+    tatweel, Arabic digit, haraka or letter variant, NFKD and NFC leave ASCII as it is, and
+    casefold is lower there; what remains is whitespace collapsed, case and trailing colon.
+    A NotesCC technical row's identifier is new in every file (~11 us through label_key)."""
+    if text.isascii():
+        return " ".join(text.split()).lower().rstrip(":： ").strip()
+    return label_key(text)
+
+
+key = functools.lru_cache(maxsize=1 << 16)(_label_key)
 """label_key memoised: the same labels recur in every file of a province."""
 
 

@@ -7,6 +7,7 @@
   the first row holding a subject token whether its rows are remembered or not;
 - ListEleve's repeated header rows still skipped when pupils' ASCII codes skip the label key;
 - NotesCC's layout slots, made once per export, name each file's own header row;
+- an ASCII text's label key made without the Unicode passes, as label_key makes it;
 - a metadata label's value, remembered by its row and the row above, is the one found afresh,
   whatever the type of the cells (1.0, 1 and True are equal keys but render apart).
 """
@@ -23,7 +24,7 @@ import pytest
 from python_calamine import CalamineWorkbook
 
 from connectors.reading import metadata_location, notes_cc, table_files
-from connectors.reading.cells import is_blank, key, render_all
+from connectors.reading.cells import _label_key, is_blank, key, render_all
 from connectors.reading.layout_detection import classify_sheet
 from connectors.reading.liste_eleve import _LE_CODE, read_students_sheet, students_columns
 from connectors.reading.metadata_location import HIGHER, LIST_FIELDS, LOWER, NOTES_FIELDS
@@ -32,7 +33,7 @@ from connectors.reading.reference import reference
 from connectors.reading.table_headers import match_table_header
 from connectors.school_files import read_submission
 from schemas.datasets import DATASETS
-from schemas.text import clean_text
+from schemas.text import clean_text, label_key
 from tests.connectors.school_file_builders import pupils, write_list_eleve, write_notes_cc
 
 SCHOOL = "27783Y"
@@ -302,3 +303,15 @@ def test_metadata_values_remembered_by_row_are_found_afresh():
             assert found == expected, rows
     read = {v.value for found in fresh for v in found.values.values()}
     assert {"TRUE", "1", "0", "FALSE", "08/01/2024"} <= read
+
+
+def test_ascii_label_keys_as_label_key_makes_them():
+    """ASCII texts (every ASCII character, whitespace runs and the separators str.split knows,
+    colons, letters of both cases, digits), and a few others: the same key as label_key."""
+    named = ["ID", " Code : ", "CNE:", "x\x1cy\x1f", "a\tb\n\x0bc", "#0501#", "3477aa6e-82cb", ""]
+    named += ["\x85x", "é", "A\u00a0B", "ID：", "رقم التلميذ :"]  # not ASCII: label_key itself
+    alphabet = [chr(i) for i in range(128)] + [" ", ":", "\t", "A", "z"] * 8
+    rnd = random.Random(23)
+    texts = named + ["".join(rnd.choices(alphabet, k=rnd.randint(0, 14))) for _ in range(20000)]
+    for text in texts:
+        assert _label_key(text) == label_key(text), repr(text)
