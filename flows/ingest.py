@@ -13,6 +13,12 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed
 from prefect.utilities.annotations import quote
 
+# The coverage step after the schools reads the published tables' fingerprints
+# (tasks/output_fingerprints.py: deltalake, pyarrow's dataset and compute modules, ~0.8 s to
+# import). tasks/coverage.py imports it only when called, since the workers import that module
+# too and never call it; imported here, with the flow, it is not paid for at the ingest's end
+# (the 'massar' commands import the flow while their API starts).
+import tasks.output_fingerprints  # noqa: F401
 from flows.recorded import recorded
 from flows.runners import in_flow_process, let_workers_go, school_task_runner, worker_count
 from ground.settings import Settings, flow_settings
