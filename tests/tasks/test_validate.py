@@ -694,6 +694,7 @@ def test_precheck_and_pandera_agree(dataset, n, defects, school):
     from schemas.models import model, row_checks
     from schemas.rules import catalogue
     from tasks.validate import _failing_rows, _pandera_findings
+    from tasks.validation.model_check import _cleared
 
     frame = _normalised(dataset, _with_defects(_base_frame(dataset, n), dataset, defects))
     columns, rows = _failing_rows(dataset, frame, school)
@@ -714,6 +715,8 @@ def test_precheck_and_pandera_agree(dataset, n, defects, school):
             assert frame.select(ours.passes()).to_series().to_list() == verdict.to_list()
             if frame.select(ours.cleared()).item():
                 assert verdict.all()
+            if ours.pattern is not None:  # the pre-check's own: exactly every row passing
+                assert frame.select(_cleared(ours)).item() == verdict.all()
     rules = catalogue()
     fast = _pandera_findings(dataset, frame, school, rules)
     whole = _pandera_findings(dataset, frame, school, rules, whole=True)
@@ -736,3 +739,18 @@ def test_precheck_and_pandera_agree_on_a_large_marks_frame():
     whole = _pandera_findings("marks", frame, SCHOOL, rules, whole=True)
     assert fast.height > 0
     assert fast.to_dicts() == whole.to_dicts()
+
+
+def test_a_clean_frame_of_many_pupils_is_cleared_by_the_first_select():
+    """Codes that differ from row to row (pupils, their classes) but all match their pattern
+    clear their checks at once: no row by row pass over a clean school's marks."""
+    from tasks.validation.model_check import _uncleared
+
+    frame = marks(
+        [
+            {"student_code": f"K{100000000 + i}", "class_code": f"1APG-{1 + i % 3}"}
+            for i in range(300)
+        ]
+    )
+    assert frame.get_column("student_code").n_unique() == 300
+    assert _uncleared("marks", _normalised("marks", frame), SCHOOL) == []
