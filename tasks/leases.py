@@ -33,7 +33,15 @@ from typing import Any, TypeVar
 
 from ground.settings import Settings, flow_settings
 from warehouse.control import ControlDatabase
-from warehouse.leases import Holder, LeaseHeld, acquire, current_leases, release, renew
+from warehouse.leases import (
+    Holder,
+    LeaseHeld,
+    acquire,
+    acquire_many,
+    current_leases,
+    release,
+    renew,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +78,7 @@ class RunLeases:
 
     def claim(self, resources: list[str]) -> list[str]:
         """Take each of ``resources`` nobody else holds, without waiting; returns those taken."""
-        taken = [r for r in resources if acquire(self.database, r, self.holder, self.expiry)]
+        taken = acquire_many(self.database, resources, self.holder, self.expiry)
         self._holding(taken)
         return taken
 

@@ -17,7 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, Integer, String, delete, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Integer,
+    String,
+    and_,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -77,6 +88,26 @@ class LeaseHeld:
         )
 
 
+def _lease_values(holder: Holder, expiry: timedelta, now: datetime) -> dict[str, object]:
+    return {
+        "holder": holder.key,
+        "host": holder.host[:100],
+        "pid": holder.pid,
+        "run_id": holder.run_id[:60],
+        "flow": holder.flow[:60],
+        "acquired_at": now,
+        "renewed_at": now,
+        "expires_at": now + expiry,
+    }
+
+
+def _takeable(resources: list[str], holder: Holder, now: datetime) -> ColumnElement[bool]:
+    """Leases of ``resources`` that ``holder`` may take: expired (their holder died) or its own."""
+    return and_(
+        Lease.resource.in_(resources), or_(Lease.expires_at < now, Lease.holder == holder.key)
+    )
+
+
 def acquire(
     database: ControlDatabase,
     resource: str,
@@ -87,16 +118,7 @@ def acquire(
     """Take ``resource`` for ``holder`` until ``now + expiry`` if nobody holds it, its lease
     expired (its holder died), or ``holder`` already holds it; True when taken."""
     now = now or utcnow()
-    values = {
-        "holder": holder.key,
-        "host": holder.host[:100],
-        "pid": holder.pid,
-        "run_id": holder.run_id[:60],
-        "flow": holder.flow[:60],
-        "acquired_at": now,
-        "renewed_at": now,
-        "expires_at": now + expiry,
-    }
+    values = _lease_values(holder, expiry, now)
     try:
         with database.session() as session:
             session.execute(insert(Lease).values(resource=resource, **values))
@@ -106,14 +128,15 @@ def acquire(
     with database.session() as session:
         taken = session.execute(
             update(Lease)
-            .where(
-                Lease.resource == resource,
-                or_(Lease.expires_at < now, Lease.holder == holder.key),
-            )
+            .where(_takeable([resource], holder, now))
             .values(**values)
             .execution_options(synchronize_session=False)
         )
         return bool(taken.rowcount)  # type: ignore[attr-defined]
+
+
+# Resources claimed in one transaction at most (bound parameters of one IN list).
+CLAIM_BATCH = 500
 
 
 def acquire_many(
@@ -123,8 +146,49 @@ def acquire_many(
     expiry: timedelta,
     now: datetime | None = None,
 ) -> list[str]:
-    """Each of ``resources`` that could be taken (see :func:`acquire`), in order."""
-    return [r for r in resources if acquire(database, r, holder, expiry, now)]
+    """Each of ``resources`` that could be taken (see :func:`acquire`), in order; up to
+    ``CLAIM_BATCH`` of them in one transaction (an ingest claims every school of the province:
+    a transaction each was ~2 ms, ~0.5 s for 250 schools). Those nobody held are inserted
+    together, those held before taken over where :func:`acquire` would. Should another run
+    insert one of them meanwhile, the batch is undone and each is asked for alone."""
+    now = now or utcnow()
+    taken: set[str] = set()
+    for start in range(0, len(resources), CLAIM_BATCH):
+        batch = list(dict.fromkeys(resources[start : start + CLAIM_BATCH]))
+        try:
+            taken |= _acquire_together(database, batch, holder, expiry, now)
+        except IntegrityError:  # inserted by another run meanwhile: one by one, as acquire
+            taken |= {r for r in batch if acquire(database, r, holder, expiry, now)}
+    return [r for r in resources if r in taken]
+
+
+def _acquire_together(
+    database: ControlDatabase,
+    resources: list[str],
+    holder: Holder,
+    expiry: timedelta,
+    now: datetime,
+) -> set[str]:
+    values = _lease_values(holder, expiry, now)
+    with database.session() as session:
+        known = set(session.scalars(select(Lease.resource).where(Lease.resource.in_(resources))))
+        fresh = [r for r in resources if r not in known]
+        if fresh:
+            session.execute(insert(Lease), [{"resource": r, **values} for r in fresh])
+        if not known:
+            return set(fresh)
+        session.execute(
+            update(Lease)
+            .where(_takeable(sorted(known), holder, now))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        ours = session.scalars(
+            select(Lease.resource).where(
+                Lease.resource.in_(sorted(known)), Lease.holder == holder.key
+            )
+        )
+        return set(fresh) | set(ours)
 
 
 def renew(

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from tests.harness.postgres import fresh_control_database
 from warehouse.control import Submission
-from warehouse.leases import Holder, acquire, current_leases, release, renew
+from warehouse.leases import Holder, acquire, acquire_many, current_leases, release, renew
 from warehouse.submissions import register_submissions, unfinished_files
 
 T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
@@ -76,6 +76,48 @@ def test_two_holders_asking_at_once_never_both_get_it(database):
         thread.join(timeout=120)
     assert len(winners) == 1
     assert [h.run_id for h in current_leases(database, "exchange:", now=later)] == winners
+
+
+def test_a_batch_of_schools_is_taken_as_one_by_one(database):
+    """An ingest claims its schools together (one transaction): it gets those nobody held,
+    those whose holder died and its own, never one a living run holds; that run's lease stays
+    as it was."""
+    mine, alive, dead = holder("mine"), holder("alive"), holder("dead")
+    assert acquire(database, "school:2", alive, MINUTE, now=T0)
+    assert acquire(database, "school:3", dead, MINUTE, now=T0 - timedelta(minutes=5))
+    assert acquire(database, "school:4", mine, MINUTE, now=T0)
+    asked = ["school:5", "school:2", "school:3", "school:1", "school:4", "school:1"]
+    later = T0 + timedelta(seconds=30)
+    taken = acquire_many(database, asked, mine, MINUTE, now=later)
+    assert taken == ["school:5", "school:3", "school:1", "school:4", "school:1"]
+    held = {h.resource: h.run_id for h in current_leases(database, "school:", now=later)}
+    assert held == {f"school:{n}": "mine" for n in (1, 3, 4, 5)} | {"school:2": "alive"}
+    [renewed] = [h for h in current_leases(database, "school:4", now=later)]
+    assert renewed.expires_at == later + MINUTE  # its own lease renewed, as acquire does
+
+
+def test_runs_claiming_the_same_schools_at_once_share_them_out(database):
+    """Eight runs claim the same forty schools at the same instant: each school goes to one
+    run, and every school goes to some run (the runs that met another's insert asked again
+    one by one)."""
+    schools = [f"school:{n:05d}" for n in range(40)]
+    claimed: dict[str, list[str]] = {}
+    start = threading.Barrier(8)
+
+    def claim(index: int) -> None:
+        start.wait()
+        claimed[f"t{index}"] = acquire_many(database, schools, holder(f"t{index}"), MINUTE)
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(claimed) == 8
+    every = [school for taken in claimed.values() for school in taken]
+    assert sorted(every) == schools  # each once, none missing
+    held = {h.resource: h.run_id for h in current_leases(database, "school:")}
+    assert held == {school: run for run, taken in claimed.items() for school in taken}
 
 
 def arrival(school: str, sha: str, name: str) -> dict:
