@@ -86,6 +86,67 @@ a NotesCC file inside a read vs ~300 alone. The reader's work is spread over ~25
 5-60 us; the next large cut needs fewer Python objects per file (e.g. one memo lookup per row
 shared by classify, metadata and technical row, or frames built per school from column lists,
 which needs the ingest to stack them).
+
+Round 3 (issue 17, item 1, 6 December 2026, 11:20-12:30 UTC): target (the read step's CPU down
+by a third, 26.9 s -> 18 s in the ingest) missed. Where a NotesCC file's read goes, in the
+read (3,000 files of /tmp/a3/province, bytes given as the ingest does, one process, load ~3-4,
+coarse timers): 849 us a file, of which python-calamine's parse of the marks sheet 364 us
+(`load_sheets` without the classification), classify 62, the zip checks 60 (the 8 kB inflate
+of the marks sheet's head ~30), metadata 66, marks grid 76, grid frame 59, technical row 23,
+the rest ~40 (reading the file, 45 us, when its bytes are not given). The same file read again
+at once costs 718 us instead of 775 (parse alone 343): the reader's ~400 us are work, not a cold
+cache. In instructions (callgrind, 600 files, startup subtracted) a file costs 5.6 M: the
+python-calamine extension 3.0 M (quick-xml, zlib-rs, UTF-8 checks), CPython 1.6 M, libc 0.5 M,
+the zip checks' zlib 0.12 M, polars 0.09 M. A third off the read needs the reader's Python cut
+by ~60%: ~25 steps of 5-60 us each, no single one worth more than a few per cent.
+
+What changed (each compared with 7d98905 on 2,902 files: a sample of every layout of
+/tmp/a3/province, a `--defects` province of 7 schools, both genuine replica folders; frames,
+dtypes, layouts, findings and rejections identical; tests/connectors/test_read_step_paths.py):
+- a metadata label's values on both sides, and the Located each side gives, remembered per label
+  row with the row above (9 label lookups in 10 hit: a class's metadata rows recur from file to
+  file); rows holding cells other than text and floats are not remembered (1.0 == True as keys):
+  111 k instructions a file fewer, metadata 37 -> 27 us a file measured alone (3c44b61);
+- the technical row's subject token found through a memo of each row's token column (the rows
+  above it recur): 22 k instructions a file fewer (68f1c54);
+- label keys of ASCII text without the Unicode passes that cannot change them: the technical
+  row's identifier is new in every file and cost ~11 us through label_key: 66 k fewer (531da6e).
+
+Together (callgrind with its cache model, 600 NotesCC files, one process): 4,683 -> 4,565 M
+instructions, first-level cache misses 63.4 -> 62.9 M, last-level the same; estimated cycles
+(instructions + 10 x L1 misses + 100 x LL misses) 5,391 -> 5,268 M: ~205 k a file, -3% of a
+file's read. The benchmark cannot see it at this load: the pairs scatter by +-5% (ours CPU /
+bare CPU, load average in brackets, old and new run alternately in the same minutes):
+
+    --repeat 1               before (7d98905)                after (531da6e)
+    province (31,413 files)  31.82 / 14.07 = 2.26x (6.6-6.8) 35.81 / 15.67 = 2.29x (5.3-6.7)
+                             31.35 / 14.03 = 2.23x (4.9-5.2) 38.25 / 17.22 = 2.22x (68f1c54)
+                             30.92 / 13.51 = 2.29x (5.0-5.6) 34.54 / 15.27 = 2.26x (3c44b61)
+                             33.12 / 14.60 = 2.27x (5.1-5.7)
+    40 schools (9,112 files) 7.54 / 3.37 = 2.23x (5.7-6.2)   7.87 / 3.61 = 2.18x (6.2-6.8)
+                             8.35 / 3.64 = 2.29x (5.5)       7.83 / 3.41 = 2.29x (5.5-5.7)
+                             8.96 / 3.84 = 2.33x (4.5-4.8)   8.70 / 3.71 = 2.35x (68f1c54)
+                             9.90 / 4.22 = 2.35x (4.7-6.2)   10.19 / 4.23 = 2.41x (68f1c54)
+
+Measured and dropped:
+- fastexcel 0.21.0 (Rust, calamine underneath, Arrow columns): 2,000 NotesCC files from bytes,
+  the marks sheet to Arrow 295-412 us a file against python-calamine's `to_python` of the same
+  sheet 316-333 us (its parse without the Python cells 265-312): the parse is calamine's either
+  way and not cheaper, and the rows above the header would still be needed as Python cells.
+  Its text also differs from `render`: " " stays " " (ours None), True "true" ("TRUE"), -0.0
+  "-0" ("0"), 1.2345678901234568e17 "123456789012345696" ("123456789012345700"), a date
+  "2017-06-22 00:00:00" ("22/06/2017"), a date and time "2017-06-22 08:30:00" ("22/06/2017
+  08:30:00"). Not adopted.
+- NotesCC's empty absence and remark columns given to the grid as constants (no interleaving,
+  no series of None built): +190 instructions a file under callgrind (the emptiness test costs
+  what the lists saved).
+- reading the file with os.open/os.read instead of pathlib: 14 -> 8 us a file alone, < 1%.
+- "one memo lookup per row shared by classify, metadata and technical row": the metadata's own
+  row lookups cost ~10 us a file measured alone (its rows loop), the bound of what sharing saves.
+
+Next: the grid frame (~60 us a file) could shrink with frames built per school from column
+lists (the ingest stacking them, outside the reader); a third off needs the reader's layout work
+(classify, metadata, grid) out of Python, e.g. a compiled NotesCC reader.
 """
 
 from __future__ import annotations
