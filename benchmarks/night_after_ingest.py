@@ -98,6 +98,38 @@ Measured and not adopted this round:
   building the records 4.8 s (the assessments 2.6-3.3 of it), the JSON Lines 1.4 s for 352 MB
   (polars' writer), sha256 0.2 s; the statistics report 1.4 s (the chart by school 0.7 s, its
   constrained layout measuring 135 tick labels twice), computing the statistics 0.2 s.
+
+Next round (2026-12-06 11:20-12:10 UTC, 2 cores shared, load 3.4-10.7 throughout: compare
+CPU). The code at 7d98905, the default province (135 schools with marks), three nights:
+
+    run        wall      CPU      load       peak      consolidation  evaluate  e-services
+    before a   43.95 s   37.91 s  4.0-5.0    2,518 MB  12.1 s         27.2 s    18.0 s*
+    before b   40.64 s   33.02 s  5.0-5.7    2,631 MB  13.2 s         20.9 s    12.4 s*
+    before c   54.08 s   40.96 s  3.4-5.6    2,535 MB  13.5 s         34.6 s    20.6 s*
+    (* beside the statistics: 10.3 / 7.5 / 15.1 s; read_results_for_reports 3.9 / 2.3 / 4.2 s)
+
+Where the CPU goes, the same steps as plain functions in one process, one table at a time, on
+a copy of the ingested home (three runs, load 4-10): the consolidation 8.95-10.4 s (marks
+3.6-4.1, each of the nine others 0.35-0.8, the enrolments 0.6-1.0; wall = CPU: one table uses
+one core), the evaluation's batches 3.4-4.2 s, read_results_for_reports 2.0-3.2 s (of it the
+province's marks restricted again by tasks/evaluable.evaluable: 2.1 s wall, five _distinct
+passes over 3.5 M rows; reading the tables 0.7 s), the e-services 6.9-8.8 s (their inputs'
+fingerprints 2.1 s wall, the records' polars collects 6.0 s of two threads' time, the writes
+1.7 s). About 28 s of CPU after the ingest: on 2 cores the 15 s goal needs both cores busy
+throughout and a few seconds of CPU less.
+
+Measured and not adopted this round:
+- the statistics report started beside the marks' restriction instead of beside the records
+  (the result tables read once; the statistics reading their four inputs themselves; the
+  e-services task restricting the marks): the same files (extracts and report compared byte
+  for byte), but the reports alone, alternating old/new/new/old/new/old at load 5.4-9.4, took
+  21.8 / 21.0 / 12.3 s wall before against 25.7 / 37.1 / 15.2 s after, CPU 13.3 / 12.4 /
+  11.0 s against 13.4 / 12.3 / 11.2 s: at that load no core was idle to take them, the wall worse
+  every time. Two whole nights with it (34.6 / 47.7 s wall, 28.9 / 34.9 s CPU, beside
+  before b and c) looked better, but within the hour's noise, which the reports alone contradict;
+- the tables' rows handed to Arrow in polars' oldest layout (large strings) before their cast to the
+  table's schema (warehouse/tables.to_arrow): the province's marks 0.32-0.36 s of CPU against
+  0.27-0.46 s: no gain.
 """
 
 from __future__ import annotations
