@@ -227,7 +227,7 @@ def _children_system_cpu() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime
 
 
-def _worker_server_cpu() -> tuple[float, float]:
+def worker_server_cpu() -> tuple[float, float]:
     """CPU seconds (all, system) of the server the workers are forked from (flows/runners.py)
     and of its children it has reaped, the workers: they are not this process's children, and
     the server lives as long as this process: all of it is counted, its imports while the API
@@ -348,7 +348,7 @@ def measure(
         started = time.perf_counter()
         state = ingest_submissions(settings, return_state=True)
         first = time.perf_counter() - started
-        server_cpu, server_system = _worker_server_cpu()
+        server_cpu, server_system = worker_server_cpu()
         children_cpu = _children_cpu() - children_cpu + server_cpu
         children_system = _children_system_cpu() - children_system + server_system
         flow_cpu = time.process_time() - flow_cpu

@@ -128,9 +128,14 @@ def _load() -> list[float]:
 
 
 def _cpu() -> float:
+    """This process's CPU seconds, its reaped children's, and the ingest's workers' (forked
+    from a server of their own, not reaped by this process: benchmarks/ingest_province.py)."""
+    from benchmarks.ingest_province import worker_server_cpu
+
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    workers = worker_server_cpu()[0]
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + workers
 
 
 def _process_cpu(pid: int) -> float:
@@ -153,11 +158,13 @@ def _nights_main(home: Path, out: Path) -> None:
     settings = load_settings(str(home))
     figures: dict[str, Any] = {"load_start": _load()}
     started, cpu = time.perf_counter(), _cpu()
-    # as 'massar nightly' does; an older checkout's prefect_api has no warm-up
+    # as 'massar nightly' does; an older checkout's prefect_api has no warm-up, nor the
+    # workers' server started with the API
     charts = getattr(runner, "REPORT_CHARTS", ())  # what 'massar nightly' also imports then
-    warm = (
-        {"warm": ("flows.nightly", *charts)} if "warm" in signature(prefect_api).parameters else {}
-    )
+    options = signature(prefect_api).parameters
+    warm = {"warm": ("flows.nightly", *charts)} if "warm" in options else {}
+    if "workers" in options:
+        warm["workers"] = True
     with prefect_api(settings, **warm):
         from flows.nightly import nightly
 
