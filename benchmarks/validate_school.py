@@ -14,6 +14,32 @@ the per-dataset breakdown, and the split between normalisation, the pandera mode
 pre-check), the other row rules (R007, mark scales) and the cross-record checks. Finally runs
 benchmarks/validate_marks.py's throughput measure on the synthetic marks frame
 (target ≥ 1 M rows/s). Target here: ≤ 0.15 s per school for validate × datasets + cross checks.
+
+Issue 17, item 1 (the steps after reading), this round. A dataset's files stacked kept a chunk
+per file in every column (a school's marks: 166-330 NotesCC workbooks), and every polars select
+over such a frame paid for each (~3 ms a select over 234 chunks, 0.02 ms over one, the rechunk
+1.5-4.8 ms once): tasks/ingest.py ``_validate`` now rechunks once (and this benchmark stacks
+its frames the same way). The pre-check's code pattern checks (R001, R008, R009) are cleared
+when each distinct code matches, not only when the column repeats one value (a clean school's
+pupils', classes' and subjects' codes had gone on to the row by row pass): pandera_findings
+10.5-16.5 -> 6.5-11.1 ms a school (8 schools, both alternated in one process). The staged
+Parquet is encoded in memory and written at once (the same bytes, ~10 % less CPU). The default
+province (250 schools, --no-reingest), the tree at 7d98905 against the same tree with these
+three files, back to back, CPU seconds summed over the workers:
+
+    pair (load at start)   validate     cross       write       workers' CPU in all
+    1 (6.6 / 5.5)          10.4 -> 8.2  4.3 -> 2.1  9.8 -> 9.6  81.6 -> 69.6 s
+    2 (2.9 / 3.5)          9.4 -> 7.5   3.8 -> 2.1  9.6 -> 8.9  72.8 -> 66.7 s
+
+Measured and not adopted: staged rows as Arrow IPC (35 schools' 343 frames: written in 0.40-0.50
+s against 1.0-1.1 s of Parquet, but read back in 0.62-0.80 s against 0.25-0.55 s, and 525 MB
+uncompressed, 17 MB lz4, 7.8 MB zstd against 6.0 MB of Parquet: the consolidation would read
+it slower); the reports' cells written by type (write_string / write_number instead of
+write_row: 0.43-0.60 against 0.44-0.46 s for 35 schools, noise) and xlsxwriter's
+constant_memory (0.65-0.68 s, slower: a temporary file per sheet); the X013/X014 and X010
+joins as one filter with is_in (same cost once the frame is in one chunk: the chunks were the
+cost); a submission's scope read column by column rather than as its first row (9 us a file
+either way).
 """
 
 from __future__ import annotations
@@ -68,8 +94,9 @@ def read_schools(province: Path, count: int) -> dict[str, dict[str, pl.DataFrame
             grouped[result.dataset].append(
                 result.frame.with_columns(pl.lit(submission_id, pl.Int64).alias("submission_id"))
             )
-        schools[folder.name] = {
-            name: pl.concat(parts, how="diagonal_relaxed") for name, parts in grouped.items()
+        schools[folder.name] = {  # in one chunk, as tasks/ingest.py ``_validate`` stacks them
+            name: pl.concat(parts, how="diagonal_relaxed").rechunk()
+            for name, parts in grouped.items()
         }
     return schools
 
