@@ -33,13 +33,13 @@ three files, back to back, CPU seconds summed over the workers:
 
 Measured and not adopted: staged rows as Arrow IPC (35 schools' 343 frames: written in 0.40-0.50
 s against 1.0-1.1 s of Parquet, but read back in 0.62-0.80 s against 0.25-0.55 s, and 525 MB
-uncompressed, 17 MB lz4, 7.8 MB zstd against 6.0 MB of Parquet: the consolidation would read
-it slower); the reports' cells written by type (write_string / write_number instead of
-write_row: 0.43-0.60 against 0.44-0.46 s for 35 schools, noise) and xlsxwriter's
-constant_memory (0.65-0.68 s, slower: a temporary file per sheet); the X013/X014 and X010
-joins as one filter with is_in (same cost once the frame is in one chunk: the chunks were the
-cost); a submission's scope read column by column rather than as its first row (9 us a file
-either way).
+uncompressed, 17 MB lz4, 7.8 MB zstd against 6.0 MB of Parquet: the consolidation would read it
+slower); the reports' cells written by type (write_string / write_number instead of write_row:
+best and median 0.44 and 0.46 s against 0.43 and 0.60 s, 35 schools: noise) and xlsxwriter's
+constant_memory (0.65-0.68 s, slower: a temporary file per sheet); the X013/X014 and X010 joins
+as one filter with is_in (4.4 against 4.6 ms on a 234-chunk marks frame, whose filter alone cost
+3.9 ms: the chunks, not the joins, were the cost); a submission's scope read column by column
+rather than as its first row (9 us a file either way).
 """
 
 from __future__ import annotations
