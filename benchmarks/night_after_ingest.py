@@ -129,7 +129,31 @@ Measured and not adopted this round:
   before b and c) looked better, but within the hour's noise, which the reports alone contradict;
 - the tables' rows handed to Arrow in polars' oldest layout (large strings) before their cast to the
   table's schema (warehouse/tables.to_arrow): the province's marks 0.32-0.36 s of CPU against
-  0.27-0.46 s: no gain.
+  0.27-0.46 s: no gain;
+- the reports' inputs (the night's tables read and restricted by tasks/evaluable.evaluable, the
+  2-3 s of read_results_for_reports that are not the results) read in a Prefect task submitted
+  beside the batches, the results alone read after them (diff: /tmp/n2/reports-inputs-beside-
+  batches.diff, with a test that the inputs equal those restricted after the batches and one
+  that inputs of another night are read again). Before = a70a50d, after = it with the change,
+  12:13-12:23 UTC, load 5.4-9.9, alternating:
+
+    run       wall      CPU      load       peak      inputs beside  batches  results  evaluate
+    before 1  30.60 s   25.81 s  6.6-6.1    2,645 MB  -              3.5 s    1.8 s    15.1 s
+    after 1   30.96 s   27.33 s  5.4-8.8    2,637 MB  2.2 s          5.1 s    0.5 s    15.3 s
+    after 2   55.26 s   29.89 s  6.7-9.6    2,554 MB  3.9 s          9.1 s    0.7 s    38.9 s
+    before 2  66.42 s   35.42 s  8.2-9.9    2,512 MB  -              5.0 s    3.0 s    30.9 s
+    ("results": read_results_for_reports, the inputs' restriction included before; "evaluate":
+    the subflow, reports included)
+
+  The same files (exchange and reports, 682 files, 371 MB, byte for byte in all four nights),
+  the same peak. The restriction left the reports' path (3.0 / 1.8 -> 0.5 / 0.7 s) but the
+  batches grew by as much (3.5 -> 5.1 s at the same load): no idle core took it; the
+  subflow 15.1 -> 15.3 s at load 6, the second pair too loaded to say. The night process's
+  CPU sampled every 0.2 s during a night (old code, load 7-11): 0.42 cores during the batches,
+  0.37 during the e-services: the machine's load, not the night, fills the cores. Not adopted
+  (no clear gain in two pairs). Whether a core is idle during the batches on a quiet machine
+  (DuckDB's aggregation uses two threads, delta-rs' writer one) is not established: to
+  measure again when the machine is quiet.
 """
 
 from __future__ import annotations
