@@ -153,7 +153,11 @@ Measured and not adopted this round:
   0.37 during the e-services: the machine's load, not the night, fills the cores. Not adopted
   (no clear gain in two pairs). Whether a core is idle during the batches on a quiet machine
   (DuckDB's aggregation uses two threads, delta-rs' writer one) is not established: to
-  measure again when the machine is quiet.
+  measure again when the machine is quiet. What there is to move is small in CPU: on a
+  consolidated copy of the home (a70a50d, one process, load 11-15), read_published 0.66 s of
+  CPU (0.91 s wall) and tasks/evaluable.evaluable over the 3,522,752 marks 0.66-0.84 s of CPU
+  in 2.9-5.3 s wall, three runs (its five _distinct passes 0.07-0.42 s of CPU each): the
+  "2.1 s wall" of the restriction is mostly waiting for a core at that load, not work.
 """
 
 from __future__ import annotations
