@@ -128,14 +128,20 @@ def _load() -> list[float]:
 
 
 def _cpu() -> float:
-    """This process's CPU seconds, its reaped children's, and the ingest's workers' (forked
-    from a server of their own, not reaped by this process: benchmarks/ingest_province.py)."""
-    from benchmarks.ingest_province import worker_server_cpu
-
+    """This process's CPU seconds, its reaped children's, and the ingest's workers'."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    workers = worker_server_cpu()[0]
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + workers
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + _workers_cpu()
+
+
+def _workers_cpu() -> float:
+    """The CPU seconds of the server the ingest's workers are forked from (flows/runners.py)
+    and of the workers it reaped: they are not this process's children. 0 without a server
+    (an older checkout: its workers are this process's children)."""
+    from multiprocessing import forkserver
+
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
+    return _process_cpu(pid) if pid else 0.0
 
 
 def _process_cpu(pid: int) -> float:
