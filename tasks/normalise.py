@@ -18,7 +18,7 @@ import datetime as dt
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
+from functools import cache, partial
 from typing import Any, cast
 
 import polars as pl
@@ -314,6 +314,7 @@ _LABEL_SYNONYMS: dict[str, Mapping[Any, Sequence[str]]] = {
 }
 
 
+@cache
 def _known_labels(item: Field) -> dict[str, object]:
     """Label texts as schools usually write them (the synonyms or the declared values, and
     their match keys) → their typed value, computed with the field's builder itself."""
@@ -336,35 +337,67 @@ def _quick(item: Field) -> tuple[pl.Expr, pl.Expr]:
     ``needs_full`` is False; elsewhere the field's builder must run (``_full``). Together they
     give exactly the values of ``normalise_by_column``."""
     text = pl.col(item.name)
+    value, dirty = _quick_value(item, text), _dirty(item, text)
+    if item.kind == "integer":
+        # integer_column: integer_expr on the dirty rows, on every row when they are more than
+        # a quarter, or when the column repeats one value on a large frame (_constant).
+        return value, dirty | (dirty.sum() * 4 > pl.len()) | _integer_constant(text)
+    return value, dirty
+
+
+def _integer_constant(text: pl.Expr) -> pl.Expr:
+    """True when integer_column computes the column once (_constant: a large frame, one value)."""
+    return (
+        (pl.len() >= _PER_VALUE_MIN_ROWS) & (text.null_count() == 0) & (text == text.first()).all()
+    )
+
+
+def _any_needs_full(item: Field, large: bool) -> pl.Expr:
+    """One boolean: whether ``_quick``'s needs_full is True on some row. Whether a row is dirty
+    depends on its text alone, so on a large frame it is asked of each distinct text once (a
+    school's marks: 27 k rows, a few hundred pupils' codes and birth dates, a few classes and
+    subjects; runs of equal texts are taken first, which is cheaper than hashing every row)."""
+    text = pl.col(item.name)
+    if not large:
+        return _dirty(item, text).any()
+    dirty = _dirty(item, text.rle().struct.field("value").unique()).any()
+    return dirty | _integer_constant(text) if item.kind == "integer" else dirty
+
+
+def _dirty(item: Field, text: pl.Expr) -> pl.Expr:
+    """Per text, True where ``_quick_value`` is not the typed value (the builder must run)."""
     kind = item.kind
     if kind == "code":  # code_key: clean codes are code_key_expr's fixed points
-        return text, ~text.str.contains(_CLEAN_CODE).fill_null(True)
-    if kind == "integer":
-        # integer_column: the direct cast where it gives a whole number ≥ 0, integer_expr on
-        # the other rows, on every row when they are more than a quarter, or when the column
-        # repeats one value on a large frame (_constant).
+        return ~text.str.contains(_CLEAN_CODE).fill_null(True)
+    if kind == "integer":  # the direct cast where it gives a whole number ≥ 0
         quick = text.cast(pl.Int64, strict=False)
-        dirty = (quick.is_null() & text.is_not_null()) | (quick < 0).fill_null(False)
-        constant = (
-            (pl.len() >= _PER_VALUE_MIN_ROWS)
-            & (text.null_count() == 0)
-            & (text == text.first()).all()
-        )
-        return quick, dirty | (dirty.sum() * 4 > pl.len()) | constant
+        return (quick.is_null() & text.is_not_null()) | (quick < 0).fill_null(False)
     if kind == "date":
-        value = text.str.replace_all("-", "/", literal=True).str.to_date("%d/%m/%Y", strict=False)
-        quick = pl.when(value.is_between(pl.lit(MIN_DATE), pl.lit(MAX_DATE))).then(value)
-        return quick, ~text.str.contains(_CLEAN_DATE).fill_null(True)
+        return ~text.str.contains(_CLEAN_DATE).fill_null(True)
     if kind == "decimal":
-        return (
-            text.cast(pl.Float64, strict=False),
-            ~text.str.contains(_CLEAN_DECIMAL).fill_null(True),
-        )
+        return ~text.str.contains(_CLEAN_DECIMAL).fill_null(True)
     known = _known_labels(item)
     if known:
-        quick = text.replace_strict(known, default=None, return_dtype=item.dtype)
-        return quick, ~(text.is_null() | text.is_in(list(known)))
-    return pl.repeat(None, pl.len(), dtype=item.dtype), text.is_null() | text.is_not_null()
+        return ~(text.is_null() | text.is_in(list(known)))
+    return text.is_null() | text.is_not_null()
+
+
+def _quick_value(item: Field, text: pl.Expr) -> pl.Expr:
+    """The typed value of a text wherever ``_dirty`` is False."""
+    kind = item.kind
+    if kind == "code":
+        return text
+    if kind == "integer":
+        return text.cast(pl.Int64, strict=False)
+    if kind == "date":
+        value = text.str.replace_all("-", "/", literal=True).str.to_date("%d/%m/%Y", strict=False)
+        return pl.when(value.is_between(pl.lit(MIN_DATE), pl.lit(MAX_DATE))).then(value)
+    if kind == "decimal":
+        return text.cast(pl.Float64, strict=False)
+    known = _known_labels(item)
+    if known:
+        return text.replace_strict(known, default=None, return_dtype=item.dtype)
+    return pl.repeat(None, pl.len(), dtype=item.dtype)
 
 
 def _full(item: Field) -> Callable[[pl.Expr], pl.Expr]:
@@ -387,15 +420,51 @@ def _column_of(item: Field) -> tuple[str, type[pl.DataType]]:
 
 
 @cache
-def _quick_exprs(name: str) -> tuple[pl.Expr, ...]:
-    """Per typed column of a dataset: its quick value and its needs_full flag (built once)."""
+def _quick_exprs(name: str, large: bool) -> tuple[pl.Expr, ...]:
+    """Per typed column of a dataset: its quick value where the select computes it
+    (``_in_select``) and whether some row needs the full normalisation (built once)."""
     exprs = []
     for i, item in enumerate(_jobs(name)):
-        value, needs_full = _quick(item)
-        typed, dtype = _column_of(item)
-        exprs.append(value.cast(dtype).alias(typed))
-        exprs.append(needs_full.alias(f"_full{i}"))
+        if _in_select(item, large):
+            typed, dtype = _column_of(item)
+            exprs.append(_quick_value(item, pl.col(item.name)).cast(dtype).alias(typed))
+        exprs.append(_any_needs_full(item, large).alias(f"_full{i}"))
     return tuple(exprs)
+
+
+def _in_select(item: Field, large: bool) -> bool:
+    """Whether the select computes a field's quick value on every row: always on a small frame,
+    and codes and numbers (a cast at most) on a large one, whose dates and labels are computed
+    per run of equal texts (``_by_runs``)."""
+    return not large or item.kind in ("code", "integer", "decimal") or not _known_labels(item)
+
+
+# Below this many texts, a label is looked up in a dict: polars' replace_strict costs ~0.1 ms
+# however few the texts (~0.1 us a text in Python).
+_LOOKUP_MAX_TEXTS = 1000
+
+
+def _by_runs(item: Field, series: pl.Series) -> pl.Series:
+    """A date or label column's quick value computed once per run of equal texts and spread
+    back, when the runs are long (a dataset's files stacked: their metadata repeated on every
+    row, a pupil's rows of a marks sheet); among the runs, dates are parsed once per distinct
+    text and few labels looked up in a dict. The quick value depends on the text alone."""
+    typed, dtype = _column_of(item)
+    build = _quick_builder(item)
+    runs = series.rle().struct.field("value")
+    if runs.len() * 4 > series.len():
+        return _apply(series, build).cast(dtype).alias(typed)
+    if item.kind != "date" and runs.len() <= _LOOKUP_MAX_TEXTS:
+        known = _known_labels(item)
+        values = pl.Series(typed, [known.get(text) for text in runs.to_list()], dtype=dtype)
+    else:
+        values = apply_per_value(runs, build).cast(dtype)
+    return values.gather(series.rle_id()).alias(typed)
+
+
+@cache
+def _quick_builder(item: Field) -> Callable[[pl.Expr], pl.Expr]:
+    return partial(_quick_value, item)
 
 
 @cache
@@ -407,23 +476,29 @@ def normalise(dataset: str | ds.Dataset, frame: pl.DataFrame) -> pl.DataFrame:
     """The read frame with the typed columns of schemas/models.py added (originals kept).
 
     One select computes every typed column where a cheap expression is exact (clean codes,
-    plain numbers and dates, labels written as declared) and flags the other rows; the full
-    normalisation runs on those rows only. Very large frames go column by column
-    (``normalise_by_column``, threads). Both give the same values."""
+    plain numbers and dates, labels written as declared; on a large frame, dates and labels
+    once per run of equal texts: ``_by_runs``) and tells the columns where some text needs
+    more (on a large frame, asked of each distinct text); the full normalisation runs on those
+    rows only. Very large frames go column by column (``normalise_by_column``, threads). Both
+    give the same values."""
     name = _dataset_name(dataset)
     frame = with_original_columns(name, frame)
     if frame.height >= _PARALLEL_MIN_ROWS:
         return normalise_by_column(name, frame)
     jobs = _jobs(name)
-    quick = frame.select(_quick_exprs(name))
-    flags = [f"_full{i}" for i in range(len(jobs))]
-    dirty = quick.select(pl.col(flags).any()).row(0) if flags else ()
+    large = frame.height >= _PER_VALUE_MIN_ROWS
+    quick = frame.select(_quick_exprs(name, large))
+    first = quick.row(0, named=True) if jobs and frame.height else None
+    dirty = [bool(first and first[f"_full{i}"]) for i in range(len(jobs))]
     columns = []
     for i, item in enumerate(jobs):
         typed, dtype = _column_of(item)
-        value = quick.get_column(typed)
+        if _in_select(item, large):
+            value = quick.get_column(typed)
+        else:
+            value = _by_runs(item, frame.get_column(item.name))
         if dirty[i]:
-            rows = quick.get_column(flags[i]).arg_true()
+            rows = frame.select(_quick(item)[1]).to_series().arg_true()
             source = frame.get_column(item.name)
             build = _full(item)
             if rows.len() == frame.height:

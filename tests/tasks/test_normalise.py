@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from schemas.text import clean_text, match_key
 from tasks.normalise import (
@@ -34,13 +35,13 @@ TEXT_ALPHABET = (
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=TEXT_ALPHABET, max_size=30))
 def test_clean_expr_agrees_with_clean_text(text):
     assert one(clean_expr, text) == clean_text(text)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=TEXT_ALPHABET, max_size=30))
 def test_match_key_expr_agrees_with_match_key(text):
     assert one(match_key_expr, text) == match_key(text)
@@ -66,7 +67,7 @@ def _spellings(day: dt.date) -> list[str]:
     ]
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(dates)
 def test_every_date_spelling_reads_back_the_same_day(day):
     values = _spellings(day)
@@ -74,7 +75,7 @@ def test_every_date_spelling_reads_back_the_same_day(day):
     assert parsed == [day] * len(values)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.text(alphabet="0123456789/-. abc", max_size=12))
 def test_date_parser_never_raises_and_only_returns_plausible_days(text):
     value = one(date_expr, text)
@@ -89,7 +90,7 @@ def test_impossible_and_unreadable_dates_are_null():
 # ---- decimals --------------------------------------------------------------------------------
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.integers(min_value=0, max_value=2000), st.sampled_from([".", ",", "٫", "،"]))
 def test_decimal_with_any_separator_and_digits(hundredths, separator):
     whole, fraction = divmod(hundredths, 100)
@@ -100,7 +101,7 @@ def test_decimal_with_any_separator_and_digits(hundredths, separator):
     assert one(decimal_expr, f" {text}\u00a0") == expected
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.text(alphabet="0123456789.,eE+-infa ", max_size=8))
 def test_decimal_parser_never_raises_and_rejects_exponents(text):
     value = one(decimal_expr, text)
@@ -399,3 +400,94 @@ def test_normalise_agrees_on_integer_quirks(pattern, rows):
         names = [item.name for item in fields(dataset)]
         frame = pl.DataFrame({name: values for name in names}, schema=dict.fromkeys(names, pl.Utf8))
         assert_frame_equal(normalise(dataset, frame), normalise_by_column(dataset, frame))
+
+
+# ---- large frames: dates and labels once per run of equal texts --------------------------------
+# A dataset's files are stacked before validation, so their metadata repeat over long runs and a
+# marks sheet lists each pupil's rows together: on a large frame normalise computes dates and
+# labels once per run (tasks.normalise._by_runs). The values must be those of every row.
+
+RUN_TEXTS = (
+    None,
+    "",
+    "12/03/2011",
+    "12-03-2011",
+    "2011-05-06",
+    "45123",
+    "31/02/2011",
+    "٠١/٠٢/٢٠١١",
+    "ذكر",
+    "انثى",
+    "M",
+    "fille",
+    "نعم",
+    "Non",
+    "1",
+    "S2",
+    "الدورة الثانية",
+    "مبرر",
+    "Justifiée",
+    "عادية",
+    "اقليمي",
+    "x?",
+)
+
+
+def _runs(texts: list[int], lengths: list[int]) -> list[str | None]:
+    pairs = zip(texts, lengths, strict=True)
+    return [RUN_TEXTS[text % len(RUN_TEXTS)] for text, n in pairs for _ in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("dataset", "column"),
+    [
+        ("marks", "birth_date"),
+        ("marks", "semester"),
+        ("marks", "absence"),
+        ("students", "sex"),
+        ("exam_marks", "absent"),
+        ("exam_marks", "session"),
+        ("guardians", "relation"),
+    ],
+)
+@pytest.mark.parametrize("runs", [1, 7, 1200, 5000])
+def test_by_runs_gives_every_rows_quick_value(dataset, column, runs):
+    """Few long runs, more runs than a dict lookup takes (1200 labels), and runs too short to
+    be worth it (5000 over 6000 rows): the values of the quick expression on every row."""
+    from schemas.models import fields
+    from tasks.normalise import _by_runs, _quick_value
+
+    item = next(item for item in fields(dataset) if item.name == column)
+    lengths = [6000 // runs + (i < 6000 % runs) for i in range(runs)]
+    series = pl.Series(column, _runs([i * 7 + i // 3 for i in range(runs)], lengths), pl.Utf8)
+    expected = series.to_frame().select(
+        _quick_value(item, pl.col(column)).cast(item.dtype).alias(item.typed)
+    )
+    assert_frame_equal(_by_runs(item, series).to_frame(), expected)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    dataset=st.sampled_from(DATASET_NAMES),
+    files=st.lists(
+        st.tuples(st.integers(1, 900), st.lists(st.integers(0, 100), min_size=1, max_size=4)),
+        min_size=2,
+        max_size=12,
+    ),
+)
+def test_normalise_agrees_on_stacked_files(dataset, files):
+    """Files stacked as the ingest validates them (thousands of rows): each file's columns
+    repeat a few texts over long runs, some of them unreadable or spelled otherwise."""
+    from schemas.models import fields
+    from tasks.normalise import normalise_by_column
+
+    names = [item.name for item in fields(dataset)]
+    parts = []
+    for height, texts in files:
+        data = {
+            name: _runs([texts[(i + j) % len(texts)] + i for j in range(4)], [height] * 4)
+            for i, name in enumerate(names)
+        }
+        parts.append(pl.DataFrame(data, schema=dict.fromkeys(names, pl.Utf8)))
+    frame = pl.concat(parts)
+    assert_frame_equal(normalise(dataset, frame), normalise_by_column(dataset, frame))
