@@ -31,6 +31,19 @@ three files, back to back, CPU seconds summed over the workers:
     1 (6.6 / 5.5)          10.4 -> 8.2  4.3 -> 2.1  9.8 -> 9.6  81.6 -> 69.6 s
     2 (2.9 / 3.5)          9.4 -> 7.5   3.8 -> 2.1  9.6 -> 8.9  72.8 -> 66.7 s
 
+Normalising (tasks/normalise.py, 9e11582): whether a column needs the full normalisation is
+asked of its distinct texts (runs of equal texts, then unique) rather than of every row, and on
+a frame of 4096 rows or more dates are parsed once per distinct text among the runs and labels
+looked up per run in a dict (a school's marks: 27 k rows, ~6.8 k runs of pupils' birth dates,
+2 runs of semesters). 35 schools, POLARS_MAX_THREADS=1, 01fca4d's normalise and the new one
+alternated per frame in one process (best of 5, CPU): marks 345-391 -> 183-201 ms, all
+datasets 0.53-0.62 -> 0.35-0.39 s (load 8-11). This benchmark, 20 schools, old and new
+alternated twice (load 9-11, wall): normalise 15.3 / 19.8 -> 10.9 / 10.5 ms a school,
+validate + cross 40.7 / 53.4 -> 37.5 / 37.1 ms. Measured and not adopted: labels looked up in
+Python on frames under 4096 rows (exam_marks 29 -> 36 ms for 35 schools: the list's
+conversions cost more than replace_strict there). Not tried: codes and numbers per run (a
+marks column's runs cost 0.09-0.20 ms, its code 0.015 ms as it is, its number cast 0.2 ms).
+
 Measured and not adopted: staged rows as Arrow IPC (35 schools' 343 frames: written in 0.40-0.50
 s against 1.0-1.1 s of Parquet, but read back in 0.62-0.80 s against 0.25-0.55 s, and 525 MB
 uncompressed, 17 MB lz4, 7.8 MB zstd against 6.0 MB of Parquet: the consolidation would read it
