@@ -13,6 +13,41 @@ in a fresh process (so peak memory is the consolidation's own):
 
     .venv/bin/python benchmarks/consolidate_province.py [--province /tmp/tiznit]
         [--scales 1,2,4] [--resubmit 0.05] [--work DIR] [--keep]
+
+Why the province's first consolidation took 12-13.5 s of wall for ~10 s of CPU in the night
+(issue 17; 2026-12-06 12:18-12:45 UTC, the ingested default province, 2 cores shared, load
+5-18: walls are the machine's). ``nightly_consolidation`` alone under the embedded API, on a
+copy of the ingested home, its task runs' times from Prefect's database:
+
+- not the GIL: py-spy ``--gil`` over the whole flow (100 Hz) finds ~2 s of samples holding it
+  in the tables' threads (writer, prefetch, Prefect's) over ~16 s of their wall; polars and
+  delta-rs release it;
+- not one core idle: the steps as plain functions in one process (no Prefect), every table
+  but the enrolments, one table at a time against two side by side, alternating (load 5.6-6.6):
+  one at a time 6.62 / 5.73 / 6.25 s wall for 10.62 / 9.32 / 10.09 s of CPU, two at a time
+  5.43 / 6.02 / 5.53 s wall for 9.55 / 10.38 / 9.68 s. One table already keeps ~1.6 cores busy
+  (its four schools derived ahead, polars' pool, delta-rs' writer), so on 2 cores the second
+  writer adds little; ~10 s of CPU cannot take less than ~5 s of wall, and at load 6-18 the
+  process gets less than both cores;
+- a serial tail in the main thread: Prefect visited every submission id handed to
+  ``publish_night`` (~31 k on a first night, twice) looking for futures before the task
+  started: the last table's end to publish_night's start 1.20 / 0.77 / 0.28 s before, 0.01 /
+  0.01 / 0.01 s with the ids quoted (flows/nightly.py); the flow's CPU 13.71 / 11.16 / 11.05
+  s before against 12.12 / 10.64 / 10.90 s after (load 7-18, alternating). At load 4.5-5
+  (alternating old, new, new, old, old, new): the flow 7.53 / 8.09 / 7.78 s wall and 11.42 /
+  12.40 / 11.96 s of CPU before, 7.40 / 7.19 / 7.40 s and 11.35 / 11.07 / 11.29 s after (the
+  gap 0.27-0.28 -> 0.01 s): the night's consolidation is ~7.5 s on a quieter machine, the
+  12-13.5 s measured in the night were the load. Same night: the versions and rows published,
+  the 31,413 submissions marked, the Delta logs equal apart from timestamps, ids, file names
+  and execution times;
+- the rest of the flow's head and tail is small: the pending submissions of the 11 datasets
+  0.12-0.25 s of CPU (0.23-0.62 s wall), marking the 31 k submissions consolidated 0.12 s of
+  CPU (0.36 s wall), publish_night 0.24-1.20 s wall in all.
+
+Measured and not adopted: two schools derived ahead of the Delta writer instead of four
+(``PREFETCH_SCHOOLS``), the marks then the classes (both read the NotesCC rows), alternating
+in one process: CPU 3.94-4.61 s with two against 4.08-4.42 s with four over two rounds
+(load 7.8-12.6), no clear gain; one ahead 4.42-4.49 s of CPU and a slower wall (3.2-6.6 s).
 """
 
 from __future__ import annotations
