@@ -5,6 +5,7 @@ file is idempotent by (school, sha256) — what lets a run redo the work a dead 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -28,6 +29,22 @@ def database(request, tmp_path):
 
 def holder(run: str) -> Holder:
     return Holder("host-a", 4242, run, "ingest_submissions")
+
+
+def at_once(count: int, work: Callable[[int], None]) -> None:
+    """``work(0)`` .. ``work(count - 1)``, each in a thread of its own, started together (a
+    barrier), all joined."""
+    start = threading.Barrier(count)
+
+    def run(index: int) -> None:
+        start.wait()
+        work(index)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
 
 
 def test_one_holder_at_a_time_until_it_gives_back(database):
@@ -62,18 +79,12 @@ def test_two_holders_asking_at_once_never_both_get_it(database):
     assert acquire(database, "exchange:cnss", holder("old"), MINUTE, now=T0)
     later = T0 + timedelta(minutes=5)
     winners: list[str] = []
-    start = threading.Barrier(20)
 
     def ask(index: int) -> None:
-        start.wait()
         if acquire(database, "exchange:cnss", holder(f"t{index}"), MINUTE, now=later):
             winners.append(f"t{index}")
 
-    threads = [threading.Thread(target=ask, args=(i,)) for i in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    at_once(20, ask)
     assert len(winners) == 1
     assert [h.run_id for h in current_leases(database, "exchange:", now=later)] == winners
 
@@ -102,17 +113,11 @@ def test_runs_claiming_the_same_schools_at_once_share_them_out(database):
     one by one)."""
     schools = [f"school:{n:05d}" for n in range(40)]
     claimed: dict[str, list[str]] = {}
-    start = threading.Barrier(8)
 
     def claim(index: int) -> None:
-        start.wait()
         claimed[f"t{index}"] = acquire_many(database, schools, holder(f"t{index}"), MINUTE)
 
-    threads = [threading.Thread(target=claim, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    at_once(8, claim)
     assert len(claimed) == 8
     every = [school for taken in claimed.values() for school in taken]
     assert sorted(every) == schools  # each once, none missing
@@ -146,17 +151,7 @@ def test_registering_the_same_file_again_returns_its_submission(database):
 def test_two_runs_registering_the_same_files_at_once_get_the_same_ids(database):
     rows = [arrival("27783Y", c, f"{c}.xlsx") for c in "abcdefgh"]
     results: list[list[int]] = []
-    start = threading.Barrier(6)
-
-    def register() -> None:
-        start.wait()
-        results.append(register_submissions(database, rows))
-
-    threads = [threading.Thread(target=register) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    at_once(6, lambda _: results.append(register_submissions(database, rows)))
     assert len(results) == 6 and all(r == results[0] for r in results)
     with database.session() as session:
         assert len(session.scalars(select(Submission)).all()) == 8
