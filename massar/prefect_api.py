@@ -21,6 +21,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -145,9 +146,28 @@ def serve(fd: int) -> None:
     # the copy holds Prefect's block types already: registering them again costs ~1 s of CPU
     with temporary_settings(updates={PREFECT_API_BLOCKS_REGISTER_ON_START: not copied}):
         server = uvicorn.Server(config)
+        _ends_with_the_command(server, os.getppid())
         server.run(sockets=[listening])
     if not server.started:
         sys.exit(3)  # as uvicorn's command: the application did not start
+
+
+def _ends_with_the_command(server: Any, command: int, every: float = 1.0) -> threading.Thread:
+    """A thread that stops ``server`` (uvicorn's: it shuts down as on SIGTERM) once the command
+    that started it is gone without stopping it (killed: its exit handlers never ran), which
+    the process sees as its parent changing. Without it, the API of a killed 'massar nightly'
+    went on serving the home's database until someone found it."""
+
+    def watch() -> None:
+        while not server.should_exit:
+            if os.getppid() != command:
+                server.should_exit = True
+                return
+            time.sleep(every)
+
+    watcher = threading.Thread(target=watch, name="massar-api-ends-with-command", daemon=True)
+    watcher.start()
+    return watcher
 
 
 def _application(keep: Path | None) -> FastAPI:

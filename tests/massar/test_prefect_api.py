@@ -11,6 +11,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -161,3 +162,53 @@ def test_the_workers_logs_reach_the_commands_api_and_no_other_is_started(
     assert seen["lines"] == ["worker line 0", "worker line 1"]
     assert seen["temporary_servers"] == []
     assert "Starting temporary server" not in printed
+
+
+KILLED = """
+import json, os, signal, sys
+from massar.home import init_home
+from massar.prefect_api import EmbeddedAPI
+from ground.settings import apply_prefect_environment
+
+apply_prefect_environment(init_home(sys.argv[1]))
+api = EmbeddedAPI()
+api.start()
+api.wait(120)
+print(json.dumps({"api": api.process.pid}), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # killed: no exit handler stops the API
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended; its new parent reaps it when it will
+
+
+def test_the_api_of_a_killed_command_ends_with_it(tmp_path: Path) -> None:
+    """A command killed outright (its exit handlers never run) does not leave its API serving
+    the home's database: the API's process sees its parent gone and shuts down."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MASSAR_"))}
+    printed = tmp_path / "printed.txt"  # a file, not a pipe: the API writes to it too
+    with printed.open("w") as output:
+        done = subprocess.run(
+            [sys.executable, "-c", KILLED, str(tmp_path / "home")],
+            env={**env, "PYTHONPATH": str(REPO)},
+            cwd=REPO,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            timeout=300,
+            check=False,
+        )
+    text = printed.read_text()
+    assert done.returncode == -9, text[-2000:]
+    api = json.loads(next(line for line in text.splitlines() if line.startswith('{"api"')))["api"]
+    deadline = time.monotonic() + 60
+    while _running(api) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    ended = not _running(api)
+    if not ended:
+        os.kill(api, 9)  # leave nothing behind, then fail
+    assert ended
