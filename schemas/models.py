@@ -251,7 +251,14 @@ class RowCheck:
         return None
 
     def cleared(self) -> pl.Expr:
-        """One boolean: True only if every row passes (False may still mean all pass)."""
+        """One boolean: True only if every row passes (False may still mean all pass). A code
+        pattern check is cleared when each distinct code of the column matches, which is
+        exactly every row passing (the check is the pattern, null passes): its row shortcut,
+        the column's first value repeated, clears metadata columns only, and a school's
+        pupils', classes' and subjects' codes went on to the row by row pass on every clean
+        frame (a school's marks: ~1.5-2.5 ms)."""
+        if self.pattern is not None:
+            return pl.col(self.column).drop_nulls().unique().str.contains(self.pattern).all()
         quick = self.quick()
         return (self.passes() if quick is None else quick).all()
 

@@ -694,7 +694,6 @@ def test_precheck_and_pandera_agree(dataset, n, defects, school):
     from schemas.models import model, row_checks
     from schemas.rules import catalogue
     from tasks.validate import _failing_rows, _pandera_findings
-    from tasks.validation.model_check import _cleared
 
     frame = _normalised(dataset, _with_defects(_base_frame(dataset, n), dataset, defects))
     columns, rows = _failing_rows(dataset, frame, school)
@@ -716,7 +715,7 @@ def test_precheck_and_pandera_agree(dataset, n, defects, school):
             if frame.select(ours.cleared()).item():
                 assert verdict.all()
             if ours.pattern is not None:  # the pre-check's own: exactly every row passing
-                assert frame.select(_cleared(ours)).item() == verdict.all()
+                assert frame.select(ours.cleared()).item() == verdict.all()
     rules = catalogue()
     fast = _pandera_findings(dataset, frame, school, rules)
     whole = _pandera_findings(dataset, frame, school, rules, whole=True)
