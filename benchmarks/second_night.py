@@ -137,7 +137,9 @@ def _cpu() -> float:
 def _workers_cpu() -> float:
     """The CPU seconds of the server the ingest's workers are forked from (flows/runners.py)
     and of the workers it reaped: they are not this process's children. 0 without a server
-    (an older checkout: its workers are this process's children)."""
+    (an older checkout: its workers are this process's children). Not imported from
+    benchmarks/ingest_province.py, which puts this checkout first on the import path: with
+    ``--code`` the nights would then import this checkout's flows instead of the other's."""
     from multiprocessing import forkserver
 
     pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
