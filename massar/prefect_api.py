@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -152,18 +153,21 @@ def serve(fd: int) -> None:
         sys.exit(3)  # as uvicorn's command: the application did not start
 
 
-def _ends_with_the_command(server: Any, command: int, every: float = 1.0) -> threading.Thread:
+def _ends_with_the_command(server: Any, command: int) -> threading.Thread:
     """A thread that stops ``server`` (uvicorn's: it shuts down as on SIGTERM) once the command
-    that started it is gone without stopping it (killed: its exit handlers never ran), which
-    the process sees as its parent changing. Without it, the API of a killed 'massar nightly'
-    went on serving the home's database until someone found it."""
+    that started it, its parent ``command``, has ended without stopping it (killed: its exit
+    handlers never ran). It waits on the command's pidfd, readable when the process ends.
+    Without it, the API of a killed 'massar nightly' went on serving the home's database
+    until someone found it."""
 
     def watch() -> None:
-        while not server.should_exit:
-            if os.getppid() != command:
-                server.should_exit = True
-                return
-            time.sleep(every)
+        try:
+            handle = os.pidfd_open(command)
+        except ProcessLookupError:  # gone already
+            handle = None
+        if handle is not None and os.getppid() == command:  # still ours: not a reused pid
+            select.select([handle], [], [])
+        server.should_exit = True
 
     watcher = threading.Thread(target=watch, name="massar-api-ends-with-command", daemon=True)
     watcher.start()
