@@ -21,6 +21,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -63,7 +64,13 @@ class Submission(Base):
     """One file a school sent, identified by its sha256 within the school."""
 
     __tablename__ = "submissions"
-    __table_args__ = (UniqueConstraint("school_code", "sha256", name="uq_submission_file"),)
+    __table_args__ = (
+        UniqueConstraint("school_code", "sha256", name="uq_submission_file"),
+        # A school's new files look up the active submissions of their scopes (resends,
+        # supersession): by scope and state together, or SQLite's planner takes the state's
+        # index and walks every active submission of the installation, school after school.
+        Index("ix_submissions_scope_state", "scope_key", "state"),
+    )
 
     submission_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     school_code: Mapped[str] = mapped_column(String(40), index=True)
@@ -74,7 +81,7 @@ class Submission(Base):
     archive_path: Mapped[str] = mapped_column(String(1000), default="")
     school_year: Mapped[str] = mapped_column(String(9), default="")
     # The rows this submission replaces when accepted (school, year, dataset scope), as text.
-    scope_key: Mapped[str] = mapped_column(String(300), default="", index=True)
+    scope_key: Mapped[str] = mapped_column(String(300), default="")
     state: Mapped[str] = mapped_column(String(20), default="received", index=True)
     rows_read: Mapped[int] = mapped_column(Integer, default=0)
     rows_accepted: Mapped[int] = mapped_column(Integer, default=0)

@@ -145,3 +145,68 @@ def test_each_submission_is_recorded_with_its_own_outcome_and_findings(database)
     assert [(f.submission_id, f.school_code, f.file_name, f.rule_id) for f in findings] == [
         (ids[0], "27783Y", "NotesCC_1.xlsx", "R003")
     ]
+
+
+def outcome(submission_id: int, scope_key: str) -> dict:
+    return {
+        "submission_id": submission_id,
+        "dataset": "marks",
+        "state": "accepted",
+        "school_year": "2025/2026",
+        "scope_key": scope_key,
+        "rows_read": 30,
+        "rows_accepted": 30,
+        "rows_quarantined": 0,
+        "findings": [],
+        "detail": "",
+    }
+
+
+def test_a_schools_scopes_are_looked_up_by_their_index_not_by_walking_every_active_file(
+    database,
+):
+    """A school's ingest asks for the active submissions of its files' scopes (resends,
+    supersession). Those lookups must use the index on (scope_key, state): SQLite's planner,
+    with one index per column, took the state's and walked every accepted submission of the
+    province for each school (7 ms a school at 31 k submissions, growing every night). Checked
+    on the statements the functions really send; PostgreSQL's planner decides on statistics,
+    so there the index is checked to exist."""
+    from sqlalchemy import event, inspect
+
+    from warehouse.submissions import scope_lines
+
+    names = {
+        tuple(index["column_names"]): index["name"]
+        for index in inspect(database.engine).get_indexes("submissions")
+    }
+    assert names[("scope_key", "state")] == "ix_submissions_scope_state"
+    # A school's night holds a hundred scopes and more (one a NotesCC workbook): with that many
+    # values in the IN list, SQLite's planner without statistics prefers the state's index.
+    scopes = [f"marks|27783Y|2025/2026|1APIC-{c}|{i:04d}|1" for c in range(1, 4) for i in range(40)]
+    ids = register_submissions(database, [arrival("27783Y", i) for i in range(len(scopes))])
+    record_outcomes(database, [outcome(i, s) for i, s in zip(ids, scopes, strict=True)])
+    resent = register_submissions(database, [arrival("27783Y", 1000 + i) for i in range(100)])
+    sent: list[tuple[str, object]] = []
+
+    def keep(connection, cursor, statement, parameters, context, executemany):
+        if "scope_key IN" in statement and not executemany:
+            sent.append((statement, parameters))
+
+    event.listen(database.engine, "before_cursor_execute", keep)
+    try:
+        earlier = zip(scopes[:100], ids[:100], strict=True)
+        assert scope_lines(database, scopes[:100]) == {s: [i] for s, i in earlier}
+        again = [outcome(i, s) for i, s in zip(resent, scopes, strict=False)]
+        assert sorted(record_outcomes(database, again)) == ids[:100]
+    finally:
+        event.remove(database.engine, "before_cursor_execute", keep)
+    assert len(sent) == 2  # scope_lines' query and record_outcomes' active submissions
+    if database.engine.dialect.name != "sqlite":
+        return
+    with database.engine.connect() as connection:
+        for statement, parameters in sent:
+            plan = " ".join(
+                str(row[-1])
+                for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            )
+            assert "USING INDEX ix_submissions_scope_state" in plan, plan
