@@ -89,7 +89,8 @@ class Submission(Base):
     superseded_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    consolidated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Indexed: each night looks for the few submissions not consolidated yet among all of them.
+    consolidated_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
     detail: Mapped[str] = mapped_column(Text, default="")
     # When the file landed in the inbox (its modification time there), whatever the order in
     # which schools are ingested; and the date the export itself carries (ListEleve_YYYYMMDD

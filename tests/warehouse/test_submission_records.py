@@ -210,3 +210,49 @@ def test_a_schools_scopes_are_looked_up_by_their_index_not_by_walking_every_acti
                 for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
             )
             assert "USING INDEX ix_submissions_scope_state" in plan, plan
+
+
+def test_a_night_finds_what_is_left_to_consolidate_by_index_not_by_walking_every_file(database):
+    """Each night asks, dataset by dataset, for the submissions no consolidation has taken
+    yet: among a year's files, a few. Through the state's index that walked every processed
+    submission ever recorded; the query must use the index on consolidated_at (SQLite's plan
+    of the statement really sent; on PostgreSQL the index is checked to exist)."""
+    from sqlalchemy import event, inspect, update
+
+    from tasks.consolidate import pending_submissions
+
+    names = {
+        tuple(index["column_names"]): index["name"]
+        for index in inspect(database.engine).get_indexes("submissions")
+    }
+    assert names[("consolidated_at",)] == "ix_submissions_consolidated_at"
+    scopes = [f"marks|27783Y|2025/2026|1APIC-1|{i:04d}|1" for i in range(60)]
+    ids = register_submissions(database, [arrival("27783Y", i) for i in range(len(scopes))])
+    record_outcomes(database, [outcome(i, s) for i, s in zip(ids, scopes, strict=True)])
+    with database.session() as session:  # all but the last two consolidated by earlier nights
+        session.execute(
+            update(Submission)
+            .where(Submission.submission_id.in_(ids[:-2]))
+            .values(consolidated_at=ARRIVED)
+        )
+    sent: list[tuple[str, object]] = []
+
+    def keep(connection, cursor, statement, parameters, context, executemany):
+        if "consolidated_at IS NULL" in statement:
+            sent.append((statement, parameters))
+
+    event.listen(database.engine, "before_cursor_execute", keep)
+    try:
+        assert pending_submissions(database, "marks") == {"27783Y": ids[-2:]}
+    finally:
+        event.remove(database.engine, "before_cursor_execute", keep)
+    assert len(sent) == 1
+    if database.engine.dialect.name != "sqlite":
+        return
+    with database.engine.connect() as connection:
+        statement, parameters = sent[0]
+        plan = " ".join(
+            str(row[-1])
+            for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        )
+    assert "USING INDEX ix_submissions_consolidated_at" in plan, plan
