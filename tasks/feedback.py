@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, fields
 from datetime import datetime
+from functools import cache
 from itertools import count, repeat
 from pathlib import Path
 from typing import Any
@@ -182,33 +183,38 @@ def report_order(
     return ordered, sorted(findings, key=lambda f: place.get(f.submission_id, len(place)))
 
 
+@cache  # a handful of datasets, looked up for every file of every report
 def _dataset_title(name: str) -> str:
     dataset = DATASETS.get(name)
     return f"{dataset.title_ar} / {dataset.title_fr}" if dataset else (name or "—")
+
+
+@cache  # a handful of states, for every file of every report
+def _state_label(state: str, held: bool) -> str:
+    """A file's state in Arabic and French; a held resend says it is held."""
+    state_ar, state_fr = STATE_LABELS.get(state, (state, state))
+    if held:
+        state_ar, state_fr = f"{state_ar} — {HELD_LABEL[0]}", f"{state_fr} — {HELD_LABEL[1]}"
+    return f"{state_ar} / {state_fr}"
 
 
 def _summary_rows(
     submissions: list[ReportSubmission], findings: list[ReportFinding]
 ) -> list[list[object]]:
     counts = Counter((f.submission_id, f.severity) for f in findings)
-    rows: list[list[object]] = []
-    for s in submissions:
-        state_ar, state_fr = STATE_LABELS.get(s.state, (s.state, s.state))
-        if s.held:
-            state_ar, state_fr = f"{state_ar} — {HELD_LABEL[0]}", f"{state_fr} — {HELD_LABEL[1]}"
-        rows.append(
-            [
-                s.file_name,
-                _dataset_title(s.dataset),
-                f"{state_ar} / {state_fr}",
-                s.rows_read,
-                s.rows_accepted,
-                s.rows_quarantined,
-                counts[(s.submission_id, "error")],
-                counts[(s.submission_id, "query")],
-            ]
-        )
-    return rows
+    return [
+        [
+            s.file_name,
+            _dataset_title(s.dataset),
+            _state_label(s.state, s.held),
+            s.rows_read,
+            s.rows_accepted,
+            s.rows_quarantined,
+            counts.get((s.submission_id, "error"), 0),
+            counts.get((s.submission_id, "query"), 0),
+        ]
+        for s in submissions
+    ]
 
 
 def _finding_rows(findings: list[ReportFinding]) -> list[list[object]]:
@@ -432,13 +438,23 @@ def write_html_report(
             body.append(f"<tr{css}>{''.join(row)}</tr>")
         return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
+    # A file's dataset, state and counts recur from row to row: each one's cell is made once.
+    labels: dict[object, str] = {}
+    numbers: dict[object, str] = {}
     summary_rows = []
     for values in _summary_rows(submissions, findings):
         file_name, dataset, state, *counts = values
         summary_rows.append(
-            [f"<td>{isolated(file_name, 'ltr')}</td>", f"<td>{e(str(dataset))}</td>"]
-            + [f"<td>{e(str(state))}</td>"]
-            + [f"<td>{isolated(count, 'ltr')}</td>" for count in counts]
+            [f"<td>{isolated(file_name, 'ltr')}</td>"]
+            + [
+                labels.get(label) or labels.setdefault(label, f"<td>{e(str(label))}</td>")
+                for label in (dataset, state)
+            ]
+            + [
+                numbers.get(count)
+                or numbers.setdefault(count, f"<td>{isolated(count, 'ltr')}</td>")
+                for count in counts
+            ]
         )
     finding_rows = []
     for f, values in zip(findings, _finding_rows(findings), strict=True):

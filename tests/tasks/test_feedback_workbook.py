@@ -13,12 +13,15 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from lxml import html as lxml_html
 from openpyxl import load_workbook
 from xlsxwriter.worksheet import Worksheet
 
 import tasks.feedback as feedback
 from tasks.feedback import (
     FINDING_HEADERS,
+    HELD_LABEL,
+    STATE_LABELS,
     SUMMARY_HEADERS,
     OwedLine,
     OwedSection,
@@ -26,6 +29,7 @@ from tasks.feedback import (
     ReportSubmission,
     _dataset_title,
     report_order,
+    write_school_report,
     write_xlsx_report,
 )
 
@@ -182,8 +186,11 @@ def test_the_cells_read_back_as_the_report_says(tmp_path: Path):
         ]
         assert [c.data_type for c in row] == ["s"] * 3 + ["n"] * 5
         assert all(c.alignment.wrap_text and not c.font.b for c in row)
-        errors = sum(f.submission_id == s.submission_id and f.severity == "error" for f in findings)
-        assert row[6].value == errors
+        state_ar, state_fr = STATE_LABELS[s.state]
+        assert row[2].value.startswith(state_ar) and state_fr in row[2].value
+        assert (HELD_LABEL[0] in row[2].value, HELD_LABEL[1] in row[2].value) == (s.held, s.held)
+        own = [f.severity for f in findings if f.submission_id == s.submission_id]
+        assert [row[6].value, row[7].value] == [own.count("error"), own.count("query")]
 
     assert [c.value for c in constats[1]] == [f"{ar}\n{fr}" for ar, fr in FINDING_HEADERS]
     assert constats.auto_filter.ref == f"A1:I{len(findings) + 1}"
@@ -196,3 +203,29 @@ def test_the_cells_read_back_as_the_report_says(tmp_path: Path):
         assert row[3].value == f.sheet and row[5].value == f.column_name
         assert row[6].value == _as_read(f.value)
     assert [row[0].value for row in owed.iter_rows(min_row=2)] == ["rentree-2023"] + ["s1-2023"] * 3
+
+
+def test_the_page_says_what_the_workbook_says(tmp_path: Path):
+    """Row by row, the page's summary and findings hold the workbook's texts and numbers (the
+    page makes each recurring dataset, state and count cell once: none may land on another
+    row)."""
+    submissions = _submissions()
+    findings = [f for f in _findings(submissions) if f.value != LONG_VALUE]  # not truncated
+    xlsx, page = write_school_report(tmp_path, SCHOOL, NOW, submissions, findings, COVERAGE)
+    summary, constats, _ = load_workbook(xlsx).worksheets
+    tables = lxml_html.fromstring(page.read_text(encoding="utf-8")).xpath("//table")
+
+    def texts(table) -> list[list[str]]:
+        rows = table.xpath("./tbody/tr")
+        return [[_as_read(td.text_content()) or "" for td in tr.xpath("./td")] for tr in rows]
+
+    def cells(sheet, first_row: int) -> list[list[str]]:
+        return [
+            ["" if c.value is None else _as_read(str(c.value)) or "" for c in row]
+            for row in sheet.iter_rows(min_row=first_row)
+        ]
+
+    assert len({row[1] for row in texts(tables[0])}) > 1  # several datasets and states
+    assert len({row[2] for row in texts(tables[0])}) > 1
+    assert texts(tables[0]) == cells(summary, 4)
+    assert [row[:7] for row in texts(tables[1])] == [row[:7] for row in cells(constats, 2)]
