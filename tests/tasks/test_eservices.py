@@ -498,3 +498,112 @@ def test_extracts_built_a_few_schools_at_a_time_are_those_of_one_build(
         ("2021/2022", A),
         ("2022/2023", B),
     ]
+
+
+def _assessment_marks(rows: list[tuple[str, str, int, str, float | None, str | None]]):
+    """Marks of school A in 2023/2024 from (pupil, subject, semester, slot, mark, absence)."""
+    return pl.DataFrame(
+        [
+            {
+                "school_code": A,
+                "school_year": YEAR,
+                "student_code": pupil,
+                "subject_code": subject,
+                "semester": semester,
+                "slot": slot,
+                "mark": mark,
+                "absence": absence,
+            }
+            for pupil, subject, semester, slot, mark, absence in rows
+        ],
+        schema={
+            "school_code": pl.Utf8,
+            "school_year": pl.Utf8,
+            "student_code": pl.Utf8,
+            "subject_code": pl.Utf8,
+            "semester": pl.Int8,
+            "slot": pl.Utf8,
+            "mark": pl.Float64,
+            "absence": pl.Utf8,
+        },
+        orient="row",
+    )
+
+
+# NotesCC rows: one pupil's slots of a subject and semester one after the other, slots out of
+# order, a pupil with activities only, one without, one with two activities (the first counts)
+IN_RUNS = [
+    (K1, "0110", 1, "test2", None, "justified"),
+    (K1, "0110", 1, "test1", 12.5, None),
+    (K1, "0110", 1, "activities", 16.0, None),
+    (K1, "0110", 1, "test3", 0.0, "unjustified"),
+    (K2, "0110", 1, "activities", 11.0, "justified"),
+    (K2, "0110", 1, "remark", None, None),
+    (K1, "0110", 2, "test1", 9.0, "justified"),
+    (K1, "0110", 2, "test4", 7.0, None),
+    (K3, "0060", 1, "test1", None, None),
+    (K3, "0060", 1, "activities", 3.0, None),
+    (K3, "0060", 1, "activities", 4.0, "justified"),
+]
+
+
+def _keyed(frame: pl.DataFrame) -> pl.DataFrame:
+    from tasks.eservices import ASSESSMENT_KEY
+
+    return frame.sort(ASSESSMENT_KEY)
+
+
+def test_slots_grouped_by_runs_are_those_grouped_by_key(monkeypatch: pytest.MonkeyPatch):
+    from tasks import eservices
+
+    marks = _assessment_marks(IN_RUNS)
+    by_key = eservices._slots_by_key(
+        marks.filter(pl.col("slot").is_in([*eservices.TEST_SLOTS, "activities"]))
+    )
+
+    def refused(_: pl.DataFrame) -> pl.DataFrame:
+        raise AssertionError("marks in runs are grouped by run")
+
+    monkeypatch.setattr(eservices, "_slots_by_key", refused)
+    by_run = eservices._slots(marks)
+    assert _keyed(by_run).equals(_keyed(by_key))
+    first = by_run.filter(pl.col("student_code") == K1, pl.col("semester") == 1).row(0, named=True)
+    assert [t["slot"] for t in first["tests"]] == ["test1", "test2", "test3"]
+    assert by_run.filter(pl.col("student_code") == K3).item(0, "activities")["mark"] == 3.0
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        # the same pupil, subject and semester in two runs (two classes' workbooks)
+        [*IN_RUNS, (K1, "0110", 1, "test4", 5.0, None)],
+        # a run that repeats a slot: which one comes first is the grouping's
+        [*IN_RUNS[:2], (K1, "0110", 1, "test1", 13.0, None), *IN_RUNS[2:]],
+    ],
+    ids=["key-in-two-runs", "slot-repeated"],
+)
+def test_marks_not_in_runs_are_grouped_by_key(rows, monkeypatch: pytest.MonkeyPatch):
+    from tasks import eservices
+
+    marks = _assessment_marks(rows)
+    expected = eservices._slots_by_key(
+        marks.filter(pl.col("slot").is_in([*eservices.TEST_SLOTS, "activities"]))
+    )
+    used: list[int] = []
+    by_key = eservices._slots_by_key
+
+    def counted(frame: pl.DataFrame) -> pl.DataFrame:
+        used.append(frame.height)
+        return by_key(frame)
+
+    monkeypatch.setattr(eservices, "_slots_by_key", counted)
+    assert _keyed(eservices._slots(marks)).equals(_keyed(expected))
+    assert used, "the key's grouping decides"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_marks_order_does_not_change_the_records(inputs, seed: int):
+    from tasks.eservices import extract_records
+
+    shuffled = {**inputs, "marks": inputs["marks"].sample(fraction=1.0, shuffle=True, seed=seed)}
+    assert extract_records(**shuffled).equals(extract_records(**inputs))
