@@ -24,7 +24,7 @@ from typing import Any
 import xlsxwriter
 from xlsxwriter.format import Format
 from xlsxwriter.utility import xl_col_to_name
-from xlsxwriter.worksheet import CellBlankTuple, CellNumberTuple, CellStringTuple, Worksheet
+from xlsxwriter.worksheet import Worksheet
 
 from schemas.datasets import DATASETS
 from tasks.bidi import isolated, isolated_message
@@ -238,84 +238,110 @@ def _finding_rows(findings: list[ReportFinding]) -> list[list[object]]:
 
 
 class ReportSheet(Worksheet):
-    """An xlsxwriter worksheet that takes a report's rows of text and whole numbers in one call
-    and writes them out as the same XML, the same cells and the same shared strings, as
-    ``write_row`` and xlsxwriter's own sheet writer would, at a fraction of their CPU:
-    xlsxwriter spends ~5 us a cell going through its generic paths (argument conversion, type
-    dispatch, dimension checks, attribute escaping), three quarters of a report's workbook for
-    a school of ~230 files. Any other cell (an empty or very long string, another type, a cell
-    without a format) goes through xlsxwriter's own code, as do sheets with row settings or
-    comments."""
+    """An xlsxwriter worksheet that takes a report's rows in one call and writes them out as
+    the same XML, cells and shared strings as ``write`` and xlsxwriter's own sheet writer would,
+    at a fraction of their CPU: xlsxwriter spends ~5 us a cell in its generic paths (argument
+    conversion, type dispatch, dimension checks, a tuple per cell, attribute escaping), three
+    quarters of a report's workbook for a school of ~230 files. Here a row of texts, whole
+    numbers and empty cells is kept as its values, and written at the end through one template
+    per pattern of cell kinds and formats (a report has a handful): one ``str.format`` a row."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # row -> (kinds: "s" text, "n" number, "b" empty cell; formats; the texts' shared
+        # string indices and the numbers, in column order)
+        self.report_rows: dict[int, tuple[str, tuple[Format, ...], list[object]]] = {}
 
     def write_report_rows(
         self,
         first_row: int,
         rows: Iterable[Sequence[object]],
-        formats: Iterable[Iterable[Format]],
+        formats: Iterable[tuple[Format, ...]],
     ) -> None:
-        """Each row's values from column 0 on with their formats (one iterable a row), as
-        ``write_row`` would store them: a string as its index in the shared strings, an
-        ``int`` as a number."""
-        table, shared = self.table, self.str_table._get_shared_string_index
-        short = self.xls_strmax // 2  # longer strings may need truncating: xlsxwriter's way
-        last_row, last_column = first_row - 1, -1
+        """Each row's values from column 0 on, with their formats (a tuple a row, one format a
+        value), on rows nothing else is written to. A text or an ``int`` is kept as ``write``
+        would store it (a text as its index in the shared strings, taken now so that they keep
+        their order), an empty text as an empty cell with its format; a row holding anything
+        else (a text too long for a cell, another type) is written by ``write``, cell by
+        cell."""
+        shared = self.str_table._get_shared_string_index
+        short = self.xls_strmax // 2  # longer texts may need truncating: xlsxwriter's way
+        last_row = first_row - 1
+        width = 0
         for row, values, row_formats in zip(count(first_row), rows, formats):
-            cells = table[row]
-            for column, value, cell_format in zip(count(), values, row_formats):
-                if isinstance(value, str) and value and len(value) <= short:
-                    cells[column] = CellStringTuple(shared(value), cell_format)
-                elif type(value) is int:  # not a bool, which is an int too
-                    cells[column] = CellNumberTuple(value, cell_format)
-                else:  # blank, truncated, or another type: xlsxwriter's own way
+            kinds = "".join(_cell_kind(value, short) for value in values)
+            if "x" in kinds:
+                for column, (value, cell_format) in enumerate(
+                    zip(values, row_formats, strict=True)
+                ):
                     self._write(row, column, value, cell_format)
-            last_row, last_column = row, max(last_column, len(values) - 1)
-        if last_row >= first_row:
+            else:
+                cells = [
+                    shared(value) if kind == "s" else value
+                    for kind, value in zip(kinds, values, strict=True)
+                    if kind != "b"
+                ]
+                self.report_rows[row] = (kinds, row_formats, cells)
+            last_row, width = row, max(width, len(values))
+        if width:
             self._check_dimensions(first_row, 0)
-            self._check_dimensions(last_row, last_column)
+            self._check_dimensions(last_row, width - 1)
 
     def _write_rows(self) -> None:
-        """The ``<row>`` and ``<c>`` elements of the sheet's cells, as xlsxwriter writes them
-        (its row spans: the first and last columns used in each block of 16 rows)."""
+        """The ``<row>`` and ``<c>`` elements, as xlsxwriter writes them: rows in order, the
+        first and last columns used in each block of 16 rows as the rows' spans, the formats'
+        style indices given in the order of their first cells."""
         if self.row_info or self.comments:
-            super()._write_rows()
-            return
-        rows = [(row, self.table[row]) for row in sorted(self.table) if self.table[row]]
+            raise NotImplementedError("a report's sheet has no row settings nor comments")
+        table = {row: cells for row, cells in self.table.items() if cells}
+        used: dict[int, tuple[int, int]] = {row: (min(c), max(c)) for row, c in table.items()}
+        used.update((row, (0, len(kinds) - 1)) for row, (kinds, _, _) in self.report_rows.items())
         spans: dict[int, tuple[int, int]] = {}
-        for row, cells in rows:
-            low, high = spans.get(row // 16, (min(cells), max(cells)))
-            spans[row // 16] = (min(low, *cells), max(high, *cells))
-        names: dict[int, str] = {}
+        for row, (low, high) in used.items():
+            first, last = spans.get(row // 16, (low, high))
+            spans[row // 16] = (min(first, low), max(last, high))
+        templates: dict[tuple[str, tuple[Format, ...]], str] = {}
         xml: list[str] = []
-        for row, cells in rows:
+        for row in sorted(used):
             low, high = spans[row // 16]
-            number = row + 1
-            xml.append(f'<row r="{number}" spans="{low + 1}:{high + 1}">')
-            for column in sorted(cells):
-                cell = cells[column]
-                name = names.get(column) or names.setdefault(column, xl_col_to_name(column))
-                kind = cell.__class__
-                if cell.format is None:
-                    self.fh.write("".join(xml))
-                    xml.clear()
-                    self._write_cell(row, column, cell)
-                elif kind is CellStringTuple:
-                    xml.append(
-                        f'<c r="{name}{number}" s="{cell.format._get_xf_index()}" t="s">'
-                        f"<v>{cell.string}</v></c>"
-                    )
-                elif kind is CellNumberTuple:
-                    xml.append(
-                        f'<c r="{name}{number}" s="{cell.format._get_xf_index()}">'
-                        f"<v>{cell.number:.16G}</v></c>"
-                    )
-                elif kind is CellBlankTuple:
-                    xml.append(f'<c r="{name}{number}" s="{cell.format._get_xf_index()}"/>')
-                else:
-                    self.fh.write("".join(xml))
-                    xml.clear()
-                    self._write_cell(row, column, cell)
-            xml.append("</row>")
+            if row in table:
+                xml.append(f'<row r="{row + 1}" spans="{low + 1}:{high + 1}">')
+                self.fh.write("".join(xml))
+                xml.clear()
+                for column in sorted(table[row]):
+                    self._write_cell(row, column, table[row][column])
+                xml.append("</row>")
+                continue
+            kinds, row_formats, cells = self.report_rows[row]
+            key = (kinds, row_formats)
+            template = templates.get(key) or templates.setdefault(key, _row_template(*key))
+            xml.append(template.format(row + 1, f"{low + 1}:{high + 1}", *cells))
         self.fh.write("".join(xml))
+
+
+def _cell_kind(value: object, short: int) -> str:
+    """How :class:`ReportSheet` stores a value: "s" a text, "n" a number, "b" an empty cell,
+    "x" anything else (written by xlsxwriter)."""
+    if isinstance(value, str):
+        return ("s" if len(value) <= short else "x") if value else "b"
+    return "n" if type(value) is int else "x"  # a bool is an int too: xlsxwriter's
+
+
+def _row_template(kinds: str, formats: tuple[Format, ...]) -> str:
+    """The XML of a row of cells of these kinds and formats, as a ``str.format`` template:
+    {0} the row's number, {1} its spans, then the texts' shared string indices and the
+    numbers in column order (a number as xlsxwriter writes it, ``.16G``)."""
+    cells, value = [], 2
+    for column, (kind, cell_format) in enumerate(zip(kinds, formats, strict=True)):
+        start = f'<c r="{xl_col_to_name(column)}{{0}}" s="{cell_format._get_xf_index()}"'
+        if kind == "s":
+            cells.append(f'{start} t="s"><v>{{{value}}}</v></c>')
+        elif kind == "n":
+            cells.append(f"{start}><v>{{{value}:.16G}}</v></c>")
+        else:
+            cells.append(f"{start}/>")
+        value += kind != "b"
+    return '<row r="{0}" spans="{1}">' + "".join(cells) + "</row>"
 
 
 def write_xlsx_report(
@@ -360,7 +386,9 @@ def write_xlsx_report(
     )
     for column, (ar, fr) in enumerate(SUMMARY_HEADERS):
         summary.write(2, column, f"{ar}\n{fr}", bold)
-    summary.write_report_rows(3, _summary_rows(submissions, findings), repeat(repeat(wrap)))
+    summary.write_report_rows(
+        3, _summary_rows(submissions, findings), repeat((wrap,) * len(SUMMARY_HEADERS))
+    )
     summary.set_column(0, 0, 45)
     summary.set_column(1, 2, 28)
     summary.set_column(3, 7, 14)
@@ -398,7 +426,7 @@ def write_xlsx_report(
                 owed.write(row, 0, section.campaign_id, wrap)
                 owed.write(row, 2, f"{NO_CLASSES[0]}\n{NO_CLASSES[1]}", wrap)
                 row += 1
-        owed.write_report_rows(row, _owed_rows(coverage), repeat(repeat(wrap)))
+        owed.write_report_rows(row, _owed_rows(coverage), repeat((wrap,) * len(OWED_HEADERS)))
         owed.set_column(0, 1, 14)
         owed.set_column(2, 2, 40)
         owed.set_column(3, 3, 12)

@@ -1,6 +1,6 @@
 """A school's workbook holds what xlsxwriter's own cell writing would have made of the report:
-tasks/feedback.ReportSheet writes the report's rows without xlsxwriter's per-cell paths (a third
-of the CPU), and every part of the file must stay as it was (cells, shared strings, styles,
+tasks/feedback.ReportSheet writes the report's rows without xlsxwriter's per-cell paths (most
+of its CPU), and every part of the file must stay as it was (cells, shared strings, styles,
 columns, panes, filter), whatever the rows hold: both severities, empty cells, numbers, text an
 XML part must escape, a value too long for a cell, a coverage section with and without classes.
 """
