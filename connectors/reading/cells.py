@@ -71,16 +71,17 @@ def render_all(values: Sequence[Any]) -> list[str | None]:
     """`[render(v) for v in values]`, for a column of cells: the common columns (all empty,
     all text, numbers and empty cells) with a few C-level passes, numbers through a memo (marks,
     codes and ids recur from one file of a class to the next)."""
+    # An empty column (a NotesCC sheet's absences and remarks, mostly) by one count of its ""
+    # cells (compared by identity: python-calamine gives the one empty str), before its types.
+    empty = values.count("")
+    if empty == len(values):
+        return [None] * empty
     types = set(map(type, values))
     if types == _STR:
-        empty = values.count("")
-        if empty == len(values):
-            return [None] * empty
         if not any(map(str.isspace, values)):
             # "" → None, other text as is
             return list(map(_EMPTY.get, values, values)) if empty else list(values)
     elif types <= _STR_FLOAT:
-        empty = values.count("") if str in types else 0
         texts = list(map(_FLOAT_TEXT.get, values))
         if texts.count(None) == empty:  # every number known, and no text but ""
             return texts
@@ -126,17 +127,16 @@ def row_index(cells: Sequence[object]) -> dict[str, int]:
     """The label keys of a row's text cells and the position of each key's first cell (shared
     between equal rows: read it, never change it).
 
-    Memoised by the row's cells: the rows above a header (titles, labels, a class's metadata)
-    recur from one file of a school to the next (9 calls in 10 on a generated province)."""
+    Remembered by the row's cells (`row_facts`): the rows above a header (titles, labels, a
+    class's metadata) recur from one file of a school to the next (9 calls in 10 on a generated
+    province)."""
     if cells.count("") == len(cells):  # an empty row: no memo lookup
-        return _NO_KEYS
-    try:
-        return _row_index(tuple(cells))
-    except TypeError:  # an unhashable cell: not from python-calamine
-        return _index_of(cells)
+        return NO_KEYS
+    return row_facts(cells).index
 
 
-_NO_KEYS: dict[str, int] = {}
+NO_KEYS: dict[str, int] = {}
+"""The label keys of an empty row (shared: read it, never change it)."""
 
 
 def _index_of(cells: Sequence[object]) -> dict[str, int]:
@@ -149,7 +149,58 @@ def _index_of(cells: Sequence[object]) -> dict[str, int]:
     return index
 
 
-_row_index = functools.lru_cache(maxsize=1 << 12)(_index_of)
+class RowFacts:
+    """What the steps of a read learn of a row's cells: its label keys (`index`, see
+    `row_index`) and what a layout's steps note of it (`notes`: a NotesCC row's subject token,
+    a layout's metadata label cells), each made once for equal rows.
+
+    Facts are of the row's text cells and of which of its cells are filled, the same for equal
+    rows whatever the type of their numbers (1.0 == 1 == True as keys): a step whose result
+    depends on how a number renders must not note it here."""
+
+    __slots__ = ("index", "notes")
+
+    def __init__(self, cells: Sequence[object]) -> None:
+        self.index = _index_of(cells)
+        self.notes: dict[object, Any] = {}
+
+
+_FACTS: dict[tuple[object, ...], RowFacts] = {}
+_FACTS_SIZE = 1 << 13
+
+
+def row_facts(cells: Sequence[object]) -> RowFacts:
+    """The facts of a row, remembered by its cells (a row with an unhashable cell, not from
+    python-calamine, gets facts of its own)."""
+    try:
+        cells_key = tuple(cells)
+        facts = _FACTS.get(cells_key)
+    except TypeError:
+        return RowFacts(cells)
+    if facts is None:
+        if len(_FACTS) >= _FACTS_SIZE:
+            _FACTS.clear()
+        facts = _FACTS[cells_key] = RowFacts(cells)
+    return facts
+
+
+class SheetRows(dict[int, RowFacts | None]):
+    """A sheet's rows with each row's facts looked up once for every step of its read (layout
+    detection, NotesCC's technical row, the metadata): one memo lookup a row instead of one a
+    step (the lookup hashes and compares every cell of the row). `sheet_rows[r]` is the facts
+    of row `r`, None for an empty row (every cell ""); a dict, so that a row looked up already
+    costs a subscript."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: Sequence[Sequence[object]]) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def __missing__(self, r: int) -> RowFacts | None:
+        row = self.rows[r]
+        facts = self[r] = None if row.count("") == len(row) else row_facts(row)
+        return facts
 
 
 @functools.lru_cache(maxsize=1 << 10)  # ~40 calls a NotesCC file, on a few dozen columns

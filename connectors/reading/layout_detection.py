@@ -5,10 +5,10 @@ with a Massar layout's labels but no header row is F009, never skipped silently.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from connectors.reading.cells import Rows, key, row_index
+from connectors.reading.cells import NO_KEYS, Rows, SheetRows, key, row_index
 from connectors.reading.metadata_location import LIST_FIELDS, NOTES_FIELDS
 from connectors.reading.read_result import FileRejected
 from connectors.reading.table_headers import TableMatch, find_table_header
@@ -39,6 +39,8 @@ class SheetKind:
     dataset: str
     header_row: int  # 0-based index in rows
     table: TableMatch | None = None
+    # The sheet's rows with the facts classifying them looked up, for the layout's reader.
+    rows: SheetRows | None = field(default=None, compare=False, repr=False)
 
 
 class FoundSheet(NamedTuple):
@@ -83,17 +85,15 @@ def classify_sheet(rows: Rows) -> SheetKind | None:
     """The dataset a sheet holds and its header row, from labels only: a complete table
     header first, then (row by row) NotesCC's or ListEleve's, then an incomplete table header
     (its missing columns are F008 for the table reader)."""
-    cache: dict[int, dict[str, int]] = {}
+    rows_facts = SheetRows(rows)
 
     def keys_of(r: int) -> dict[str, int]:
-        keys = cache.get(r)
-        if keys is None:
-            keys = cache[r] = row_index(rows[r])
-        return keys
+        facts = rows_facts[r]
+        return NO_KEYS if facts is None else facts.index
 
     found = find_table_header(rows, keys_of)
     if found is not None and found[1].complete:
-        return SheetKind(found[1].dataset.name, found[0], found[1])
+        return SheetKind(found[1].dataset.name, found[0], found[1], rows_facts)
     limit = min(len(rows), HEADER_SCAN_ROWS)
     for r in range(limit):
         keys = keys_of(r)
@@ -104,11 +104,11 @@ def classify_sheet(rows: Rows) -> SheetKind | None:
             marks_below = r + 1 < len(rows) and _MARK_KEY in keys_of(r + 1)
             # The code with a slot or النقطة below; or a slot over النقطة (code column lost: F008)
             if marks_below or (has_slot and _NOTES_CODE in keys):
-                return SheetKind(MARKS.name, r)
+                return SheetKind(MARKS.name, r, rows=rows_facts)
         if _LE_CODE in keys and len(_LE_KEY_SET.intersection(keys)) >= 4:
-            return SheetKind(STUDENTS.name, r)
+            return SheetKind(STUDENTS.name, r, rows=rows_facts)
     if found is not None:  # a table header missing required columns: F008 later
-        return SheetKind(found[1].dataset.name, found[0], found[1])
+        return SheetKind(found[1].dataset.name, found[0], found[1], rows_facts)
     return None
 
 

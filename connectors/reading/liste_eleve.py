@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import zip_longest
 
-from connectors.reading.cells import Rows, column_letter, is_blank, key, render, render_all
+from connectors.reading.cells import (
+    Rows,
+    SheetRows,
+    column_letter,
+    is_blank,
+    key,
+    render,
+    render_all,
+)
 from connectors.reading.layout_detection import FoundSheet
 from connectors.reading.metadata_location import (
     LIST_FIELDS,
@@ -33,7 +41,7 @@ def read_liste_eleve(sheets: Sequence[FoundSheet], ref: Reference) -> SheetsRead
     out = students_columns()
     layouts: list[SheetLayout] = []
     for name, rows, kind in sheets:
-        read_students_sheet(name, rows, kind.header_row, out, layouts, ref)
+        read_students_sheet(name, rows, kind.header_row, out, layouts, ref, kind.rows)
     return SheetsRead(build_frame(out), list(dict.fromkeys(out["sheet"])), layouts)
 
 
@@ -52,9 +60,11 @@ def read_students_sheet(
     out: Columns,
     layouts: list[SheetLayout] | None = None,
     ref: Reference | None = None,
+    rows_facts: SheetRows | None = None,
 ) -> None:
     """Append the pupils of one ListEleve class sheet to `out`, and how the sheet was placed
-    to `layouts`. F008 for a header column missing, F009 for a metadata label missing."""
+    to `layouts`. F008 for a header column missing, F009 for a metadata label missing.
+    `rows_facts`: the rows' facts as layout detection looked them up."""
     header = rows[header_row]
     positions: dict[str, int] = {}
     for i, cell in enumerate(header):
@@ -71,7 +81,9 @@ def read_students_sheet(
     side, evidence = header_side(
         header, STUDENTS.column("row_number").header_ar, STUDENTS.column("student_code").header_ar
     )
-    found = locate_metadata(rows, header_row, LIST_FIELDS, side, evidence, ref or reference())
+    found = locate_metadata(
+        rows, header_row, LIST_FIELDS, side, evidence, ref or reference(), rows_facts
+    )
     if found.missing:
         missing_label(sheet, rows, header_row, found.missing[0])
     meta_values = [(out[c.name], found.values[c.name].value) for c in STUDENTS.metadata]

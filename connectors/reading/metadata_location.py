@@ -25,7 +25,7 @@ from itertools import compress, repeat
 from operator import ne
 from typing import Any, NoReturn
 
-from connectors.reading.cells import cell_address, column_letter, key, render
+from connectors.reading.cells import RowFacts, SheetRows, cell_address, column_letter, key, render
 from connectors.reading.read_result import FileRejected, Located
 from connectors.reading.reference import Reference
 from schemas.datasets import CLASS_CODE, MARKS, STUDENTS, Dataset
@@ -259,17 +259,22 @@ def _text_kinds(fields: tuple[MetaField, ...]) -> _Kinds:
 _LabelCells = tuple[tuple[int, str | None, str | None], ...]
 _RowFacts = tuple[_LabelCells, tuple[int, ...] | None]
 """A row's label cells, and the columns of its non-empty cells when it has labels."""
-_ROW_LABELS: dict[int, tuple[tuple[MetaField, ...], dict[tuple[object, ...], _RowFacts]]] = {}
 
 
-def _row_labels_memo(fields: tuple[MetaField, ...]) -> dict[tuple[object, ...], _RowFacts]:
-    """The memo of `_label_cells` (with the row's filled columns) by a row's cells, for one
-    set of fields: the rows above a header (titles, labels, hidden marker rows) recur from one
-    file of an export to the next."""
-    entry = _ROW_LABELS.get(id(fields))
-    if entry is None or entry[0] is not fields or len(entry[1]) > 1 << 12:
-        entry = _ROW_LABELS[id(fields)] = (fields, {})
-    return entry[1]
+def _row_labels(
+    facts: RowFacts, row: Sequence[object], kinds: _Kinds, fields: tuple[MetaField, ...]
+) -> _RowFacts:
+    """`_label_cells` of a row with its filled columns, noted in the row's facts for one set
+    of fields: the rows above a header (titles, labels, hidden marker rows) recur from one file
+    of an export to the next."""
+    noted = facts.notes.get(id(fields))
+    if noted is None or noted[0] is not fields:
+        row_kinds = _label_cells(row, kinds, fields)
+        noted = facts.notes[id(fields)] = (
+            fields,
+            (row_kinds, _filled_columns(row) if row_kinds else None),
+        )
+    return noted[1]
 
 
 def _label_cells(
@@ -315,16 +320,18 @@ def _text_kind(text: str, fields: Sequence[MetaField]) -> tuple[str | None, bool
 _Placement = tuple[bool, bool, Located, Located]
 """A label's value found on the lower side, on the higher side; its Located if the lower side
 wins, if the higher side wins."""
-_PlacementMemo = dict[tuple[object, ...], dict[str, _Placement]]
+_PlacementMemo = dict[tuple[int, RowFacts | str, RowFacts | str], dict[str, _Placement]]
 _PLACEMENTS: dict[int, tuple[tuple[MetaField, ...], Reference, _PlacementMemo]] = {}
 """By the id of the fields' tuple, the tuple and the reference kept."""
 
 
 def _placements_memo(fields: tuple[MetaField, ...], ref: Reference) -> _PlacementMemo:
     """The memo of `_place_row` for one set of fields and reference, by (row index, the row's
-    cells, the cells of the row above, "" when blank): a class's metadata rows recur from one
+    facts, the facts of the row above, "" when blank): a class's metadata rows recur from one
     file of an export to the next (9 label lookups in 10 on a generated province). A label's
-    values are read from its row and the row above only (`_Above.choose`, `_Above.nearest`)."""
+    values are read from its row and the row above only (`_Above.choose`, `_Above.nearest`).
+    Equal rows share their facts (`cells.row_facts`), and the facts (kept by the memo's keys)
+    stand for the rows' cells."""
     entry = _PLACEMENTS.get(id(fields))
     if entry is None or entry[0] is not fields or entry[1] is not ref or len(entry[2]) > 1 << 12:
         entry = _PLACEMENTS[id(fields)] = (fields, ref, {})
@@ -334,10 +341,10 @@ def _placements_memo(fields: tuple[MetaField, ...], ref: Reference) -> _Placemen
 _STR_FLOAT = frozenset((str, float))
 
 
-def _keyable(cells: tuple[object, ...] | str | None) -> bool:
-    """Whether a row's cells may key the memo of rendered values: "" (a blank row), or text
-    and floats only (equal cells of other types render apart: 1 == 1.0 == True)."""
-    return cells == "" or (cells is not None and _STR_FLOAT.issuperset(map(type, cells)))
+def _keyable(row: Sequence[object]) -> bool:
+    """Whether a row's rendered values may be remembered by its facts: text and floats only
+    (equal cells of other types render apart: 1 == 1.0 == True)."""
+    return _STR_FLOAT.issuperset(map(type, row))
 
 
 def _place_row(
@@ -381,36 +388,29 @@ def locate_metadata(
     header_side: str,
     header_evidence: str,
     ref: Reference,
+    rows_facts: SheetRows | None = None,
 ) -> MetadataFound:
-    """The metadata values above `header_row` (0-based) with their cells; see the module doc."""
+    """The metadata values above `header_row` (0-based) with their cells; see the module doc.
+    `rows_facts`: the rows' facts already looked up (layout detection's)."""
     fields = tuple(fields)
     kinds = _text_kinds(fields)
-    row_labels = _row_labels_memo(fields)
+    if rows_facts is None:
+        rows_facts = SheetRows(rows)
     found_at: dict[str, tuple[int, int]] = {}
     inline: dict[str, Located] = {}
     labels: set[tuple[int, int]] = set()
     filled: dict[int, Sequence[int]] = {}  # the label rows' (and blank rows') filled columns
-    # Per row: its cells ("" when blank, None when unhashable) and its label cells.
-    row_cells: dict[int, tuple[object, ...] | str | None] = {}
+    # Per row: its facts ("" when blank) and its label cells.
+    row_facts: dict[int, RowFacts | str] = {}
     label_rows: dict[int, _LabelCells] = {}
     for r in range(min(header_row, len(rows))):
-        row = rows[r]
-        if row.count("") == len(row):
-            filled[r] = ()
-            row_cells[r] = ""
-            continue
-        try:
-            cells = tuple(row)
-            facts = row_labels.get(cells)
-        except TypeError:  # an unhashable cell: not from python-calamine
-            cells, facts = None, None
-        row_cells[r] = cells
+        facts = rows_facts[r]
         if facts is None:
-            kinds_of_row = _label_cells(row, kinds, fields)
-            facts = (kinds_of_row, _filled_columns(row) if kinds_of_row else None)
-            if cells is not None:
-                row_labels[cells] = facts
-        row_kinds, cols = facts
+            filled[r] = ()
+            row_facts[r] = ""
+            continue
+        row_facts[r] = facts
+        row_kinds, cols = _row_labels(facts, rows[r], kinds, fields)
         if cols is not None:
             filled[r] = cols
         label_rows[r] = row_kinds
@@ -426,8 +426,9 @@ def locate_metadata(
     placed: dict[str, _Placement] = {}
     memo = _placements_memo(fields, ref)
     for r in sorted({at[0] for name, at in found_at.items() if name not in inline}):
-        here, up = row_cells[r], row_cells[r - 1] if r else ""
-        key = (r, here, up) if _keyable(here) and _keyable(up) else None
+        here, up = row_facts[r], row_facts[r - 1] if r else ""
+        keyable = _keyable(rows[r]) and (isinstance(up, str) or _keyable(rows[r - 1]))
+        key = (r, here, up) if keyable else None
         row_placed = memo.get(key) if key is not None else None
         if row_placed is None:
             row_placed = _place_row(above, r, label_rows[r], fields, ref)

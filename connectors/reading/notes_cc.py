@@ -17,7 +17,15 @@ from itertools import compress, repeat, zip_longest
 from operator import ne
 from typing import NamedTuple
 
-from connectors.reading.cells import Rows, cell_address, column_letter, key, render, render_all
+from connectors.reading.cells import (
+    Rows,
+    SheetRows,
+    cell_address,
+    column_letter,
+    key,
+    render,
+    render_all,
+)
 from connectors.reading.layout_detection import FoundSheet
 from connectors.reading.metadata_location import (
     NOTES_FIELDS,
@@ -31,9 +39,8 @@ from connectors.reading.notes_slots import (
     SlotGroup,
     find_slots,
     header_groups,
+    slot_tokens,
     token_check,
-    token_row,
-    tokens_of,
 )
 from connectors.reading.read_frame import Columns, Grid, build_frame, grid_frame
 from connectors.reading.read_result import (
@@ -77,7 +84,7 @@ def read_notes_cc(sheets: Sequence[FoundSheet], school_code: str, ref: Reference
     sheet was placed with the reader's findings."""
     layouts: list[SheetLayout] = []
     grids = [
-        (name, read_marks_sheet(name, rows, kind.header_row, school_code, layouts, ref))
+        (name, read_marks_sheet(name, rows, kind.header_row, school_code, layouts, ref, kind.rows))
         for name, rows, kind in sheets
     ]
     used = [name for name, grid in grids if grid.outer]
@@ -128,26 +135,35 @@ def marks_columns() -> Columns:
     return out
 
 
-def technical_cells(rows: Sequence[Sequence[object]], header_row: int) -> dict[str, Located]:
+def technical_cells(
+    rows: Sequence[Sequence[object]], header_row: int, rows_facts: SheetRows | None = None
+) -> dict[str, Located]:
     """The hidden row 5: the row above the header holding the subject token `#dddd#`; its
     school code (by pattern, else C5), subject code, session (G5) and level code (O5). Without
-    that row no position is trusted (no school code is read, so no F004 either)."""
+    that row no position is trusted (no school code is read, so no F004 either).
+
+    `rows_facts`: the rows' facts already looked up (layout detection's); a row's subject token
+    is noted in its facts: the rows above the technical row (hidden rows, the title) recur in
+    every file of an export."""
+    if rows_facts is None:
+        rows_facts = SheetRows(rows)
     for r in range(min(header_row, len(rows))):
-        row = rows[r]
-        if row.count("") != len(row):
-            try:
-                subject_at = _subject_token_at(tuple(row))
-            except TypeError:  # an unhashable cell: not from python-calamine
-                subject_at = _subject_token_at.__wrapped__(tuple(row))
+        facts = rows_facts[r]
+        if facts is not None:
+            subject_at = facts.notes.get(_SUBJECT_AT, _UNSEEN)
+            if subject_at is _UNSEEN:
+                subject_at = facts.notes[_SUBJECT_AT] = _subject_token_at(rows[r])
             if subject_at is not None:
-                return _technical(r, row, subject_at)
+                return _technical(r, rows[r], subject_at)
     return {}
 
 
-@functools.lru_cache(maxsize=1 << 12)
-def _subject_token_at(row: tuple[object, ...]) -> int | None:
-    """The column of a row's first subject token `#dddd#`, memoised by the row's cells: the
-    rows above the technical row (hidden rows, the title) recur in every file of an export."""
+_SUBJECT_AT = "notes_cc.subject_at"
+_UNSEEN = object()
+
+
+def _subject_token_at(row: Sequence[object]) -> int | None:
+    """The column of a row's first subject token `#dddd#` (text cells only)."""
     for i, c in compress(enumerate(row), row):  # "" (and other falsy cells) skipped
         if type(c) is str and "#" in c and _SUBJECT_TOKEN_RE.match(c.strip()):
             return i
@@ -195,15 +211,18 @@ def read_marks_sheet(
     school_code: str,
     layouts: list[SheetLayout] | None = None,
     ref: Reference | None = None,
+    rows_facts: SheetRows | None = None,
 ) -> Grid:
     """One NotesCC sheet in long format (pupil × slot), columns in `marks_columns()` order;
     how the sheet was placed, with the reader's findings (F010, F011), goes to `layouts`.
     F004 for another school's code, F008 for a header label missing, F009 for a metadata
-    label missing."""
+    label missing. `rows_facts`: the rows' facts as layout detection looked them up."""
     ref = ref or reference()
+    if rows_facts is None:
+        rows_facts = SheetRows(rows)
     head = rows[header_row]
     sub = rows[header_row + 1] if header_row + 1 < len(rows) else []
-    technical = technical_cells(rows, header_row)
+    technical = technical_cells(rows, header_row, rows_facts)
     found_code = technical["school_code"].value if technical else None
     if found_code is not None and _clean(found_code).upper() != _clean(school_code).upper():
         at = technical["school_code"].cell or "C5"
@@ -216,15 +235,17 @@ def read_marks_sheet(
     for name, label in _NOTES_REQUIRED:
         if name not in positions:
             raise FileRejected("F008", f"sheet {sheet}, row {header_row + 1}", column=label)
-    found = locate_metadata(rows, header_row, NOTES_FIELDS, header.side, header.evidence, ref)
+    found = locate_metadata(
+        rows, header_row, NOTES_FIELDS, header.side, header.evidence, ref, rows_facts
+    )
     if found.missing:
         missing_label(sheet, rows, header_row, found.missing[0])
     if not slot_groups:
         raise FileRejected(
             "F008", f"sheet {sheet}, rows {header_row + 1}-{header_row + 2}", column=MARK_LABEL
         )
-    tokens_at = token_row(rows, header_row)
-    tokens = tokens_of(rows[tokens_at]) if tokens_at is not None else None
+    token_row = slot_tokens(rows_facts, header_row)
+    tokens_at, tokens = token_row if token_row is not None else (None, None)
     findings = _notes_findings(
         sheet, header_row, groups, tokens_at, tokens, problems, technical, found, ref
     )

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from connectors.reading.cells import column_letter, key, render
+from connectors.reading.cells import SheetRows, column_letter, key, render
 from schemas.datasets import ABSENCE_LABEL, MARK_LABEL, MARK_SLOTS, MARKS
 
 _SLOT_BY_LABEL = {key(label): slot for slot, label, _ in MARK_SLOTS}
@@ -121,20 +121,28 @@ def _span(g: HeaderGroup, row: int | None = None) -> str:
     return f"{a}{suffix}:{b}{suffix}" if b != a else f"{a}{suffix}"
 
 
-def token_row(rows: Sequence[Sequence[object]], header_row: int) -> int | None:
-    """The hidden row of slot tokens (#1# .. #100#): the nearest row above the header holding
-    one; None when there is none."""
-    for r in range(min(header_row, len(rows)) - 1, -1, -1):
-        row = rows[r]
-        if row.count("") != len(row) and any(
-            type(c) is str and c and _SLOT_TOKEN_RE.match(c.strip()) for c in row
-        ):
-            return r
+def slot_tokens(rows_facts: SheetRows, header_row: int) -> tuple[int, dict[int, str]] | None:
+    """The hidden row of slot tokens (#1# .. #100#), the nearest row above the header holding
+    one, with its tokens by column index; None when there is none. A row's tokens are noted in
+    its facts: the marker row recurs in every file of an export."""
+    for r in range(min(header_row, len(rows_facts.rows)) - 1, -1, -1):
+        facts = rows_facts[r]
+        if facts is None:  # an empty row
+            continue
+        tokens = facts.notes.get(_TOKENS)
+        if tokens is None:
+            tokens = facts.notes[_TOKENS] = _tokens_of(rows_facts.rows[r])
+        if tokens:
+            return r, tokens
     return None
 
 
-def tokens_of(row: Sequence[object]) -> dict[int, str]:
-    """The slot markers of the marker row by column index."""
+_TOKENS = "notes_slots.tokens"
+
+
+def _tokens_of(row: Sequence[object]) -> dict[int, str]:
+    """The slot markers of a row by column index (text cells only; shared between equal rows:
+    read it, never change it)."""
     return {
         i: c.strip()
         for i, c in enumerate(row)

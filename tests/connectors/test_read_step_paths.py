@@ -5,6 +5,8 @@
 - NotesCC's slot columns interleaved by slice assignment, pupil-major;
 - NotesCC's technical row read cell by cell, as from the whole row rendered, and found as
   the first row holding a subject token whether its rows are remembered or not;
+- NotesCC's marker row and its slot tokens, noted in each row's remembered facts, as the
+  scan of every cell finds them;
 - ListEleve's repeated header rows still skipped when pupils' ASCII codes skip the label key;
 - NotesCC's layout slots, made once per export, name each file's own header row;
 - an ASCII text's label key made without the Unicode passes, as label_key makes it;
@@ -23,7 +25,7 @@ import polars as pl
 import pytest
 from python_calamine import CalamineWorkbook
 
-from connectors.reading import metadata_location, notes_cc, table_files
+from connectors.reading import cells, metadata_location, notes_cc, notes_slots, table_files
 from connectors.reading.cells import _label_key, is_blank, key, render_all
 from connectors.reading.layout_detection import classify_sheet
 from connectors.reading.liste_eleve import _LE_CODE, read_students_sheet, students_columns
@@ -187,13 +189,58 @@ def test_technical_row_found_as_by_scanning_every_cell():
                 row[rnd.randrange(len(row))] = rnd.choice(tokens)
         blocks += [rows, [list(row) for row in rows[::-1]]]
     for rows in blocks:
-        notes_cc._subject_token_at.cache_clear()
+        cells._FACTS.clear()
         header_row = rnd.randint(0, 6)
         expected = _technical_row_scanned(rows, header_row)
         assert notes_cc.technical_cells(rows, header_row) == expected, rows
         assert notes_cc.technical_cells(rows, header_row) == expected, rows  # remembered
     remembered = [notes_cc.technical_cells(rows, 5) for rows in blocks]
     assert remembered == [_technical_row_scanned(rows, 5) for rows in blocks]
+    assert sum(1 for found in remembered if found) > 100
+
+
+def _slot_tokens_scanned(rows: list[list[object]], header_row: int):
+    """The marker row as found before: the rows above the header scanned upwards, each cell of
+    a non-empty row matched, the tokens of the first row holding one."""
+    for r in range(min(header_row, len(rows)) - 1, -1, -1):
+        row = rows[r]
+        if row.count("") != len(row) and any(
+            type(c) is str and c and notes_slots._SLOT_TOKEN_RE.match(c.strip()) for c in row
+        ):
+            tokens = {
+                i: c.strip()
+                for i, c in enumerate(row)
+                if type(c) is str and c and notes_slots._SLOT_TOKEN_RE.match(c.strip())
+            }
+            return r, tokens
+    return None
+
+
+def test_slot_tokens_found_as_by_scanning_every_cell():
+    """Blocks of rows with and without slot markers (among numbers, their twins of another
+    type, blanks, subject tokens), read in turn (each row's tokens noted in its facts,
+    remembered by its cells, the layout detection's lookups made before) and with nothing
+    remembered: the same marker row and tokens as the scan of every cell."""
+    pool: list[object] = ["", "", " ", 0.0, False, 1.0, True, 1, "x", "#0503#", "#1", "1#"]
+    markers = ["#1#", " #2# ", "#100#", "#12#", "#4#"]
+    rnd = random.Random(13)
+    blocks = []
+    for _ in range(400):
+        rows = [[rnd.choice(pool) for _ in range(rnd.randint(0, 8))] for _ in range(6)]
+        for _ in range(rnd.randint(0, 3)):
+            row = rows[rnd.randrange(6)]
+            if row:
+                row[rnd.randrange(len(row))] = rnd.choice(markers)
+        blocks += [rows, [list(row) for row in rows[::-1]]]
+    for rows in blocks:
+        header_row = rnd.randint(0, 6)
+        expected = _slot_tokens_scanned(rows, header_row)
+        cells._FACTS.clear()
+        assert notes_slots.slot_tokens(cells.SheetRows(rows), header_row) == expected, rows
+        classify_sheet(rows)  # the rows' facts looked up (and remembered) before
+        assert notes_slots.slot_tokens(cells.SheetRows(rows), header_row) == expected, rows
+    remembered = [notes_slots.slot_tokens(cells.SheetRows(rows), 6) for rows in blocks]
+    assert remembered == [_slot_tokens_scanned(rows, 6) for rows in blocks]
     assert sum(1 for found in remembered if found) > 100
 
 
@@ -295,6 +342,7 @@ def test_metadata_values_remembered_by_row_are_found_afresh():
     fresh = []
     for rows, fields, side in cases:
         metadata_location._PLACEMENTS.clear()
+        cells._FACTS.clear()
         fresh.append(metadata_location.locate_metadata(rows, len(rows), fields, side, "h", ref))
     metadata_location._PLACEMENTS.clear()
     for _ in range(2):

@@ -261,6 +261,13 @@ def test_row_index_memo_is_the_plain_index():
     assert row_index([["not hashable"], "ر.ت"]) == {cells.key("ر.ت"): 1}
 
 
+class _Forgetful(dict):
+    """A memo that remembers nothing: every row's facts made afresh."""
+
+    def __setitem__(self, key: object, value: object) -> None:
+        pass
+
+
 def test_memoised_header_rows_read_as_without_memo(tmp_path, monkeypatch):
     """Files with different header rows (slots, sub-header) read in turn, then again without
     the memos: the same frames, layouts and findings."""
@@ -271,7 +278,7 @@ def test_memoised_header_rows_read_as_without_memo(tmp_path, monkeypatch):
         write_notes_cc(tmp_path / "d.xlsx", pupils(6), school_code=SCHOOL, header_row=17),
     ]
     memo = [read_submission(p, school_code=SCHOOL) for p in paths + paths[::-1]]
-    monkeypatch.setattr(cells, "_row_index", cells._index_of)
+    monkeypatch.setattr(cells, "_FACTS", _Forgetful())
     monkeypatch.setattr(notes_cc, "_header_layout", notes_cc._header_layout.__wrapped__)
     plain = [read_submission(p, school_code=SCHOOL) for p in paths + paths[::-1]]
     for a, b in zip(memo, plain, strict=True):
@@ -292,7 +299,7 @@ def test_memoised_metadata_rows_read_as_without_memo(tmp_path, monkeypatch):
         write_list_eleve(tmp_path / "ListEleve.xlsx", {"1APIC-1": pupils(2), "3APIC-2": pupils(3)}),
     ]
     memo = [read_submission(p, school_code=SCHOOL) for p in paths + paths[::-1]]
-    monkeypatch.setattr(metadata_location, "_row_labels_memo", lambda fields: {})
+    monkeypatch.setattr(cells, "_FACTS", _Forgetful())
     plain = [read_submission(p, school_code=SCHOOL) for p in paths + paths[::-1]]
     for a, b in zip(memo, plain, strict=True):
         assert a.layouts == b.layouts and a.findings == b.findings
