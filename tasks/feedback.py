@@ -18,6 +18,7 @@ from dataclasses import astuple, dataclass, fields
 from datetime import datetime
 from functools import cache
 from itertools import count, repeat
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -269,7 +270,14 @@ class ReportSheet(Worksheet):
         last_row = first_row - 1
         width = 0
         for row, values, row_formats in zip(count(first_row), rows, formats):
-            kinds = "".join(_cell_kind(value, short) for value in values)
+            kinds = "".join(
+                [
+                    (("s" if len(value) <= short else "x") if value else "b")
+                    if isinstance(value, str)
+                    else ("n" if type(value) is int else "x")  # a bool too is an int
+                    for value in values
+                ]
+            )
             if "x" in kinds:
                 for column, (value, cell_format) in enumerate(
                     zip(values, row_formats, strict=True)
@@ -317,14 +325,6 @@ class ReportSheet(Worksheet):
             template = templates.get(key) or templates.setdefault(key, _row_template(*key))
             xml.append(template.format(row + 1, f"{low + 1}:{high + 1}", *cells))
         self.fh.write("".join(xml))
-
-
-def _cell_kind(value: object, short: int) -> str:
-    """How :class:`ReportSheet` stores a value: "s" a text, "n" a number, "b" an empty cell,
-    "x" anything else (written by xlsxwriter)."""
-    if isinstance(value, str):
-        return ("s" if len(value) <= short else "x") if value else "b"
-    return "n" if type(value) is int else "x"  # a bool is an int too: xlsxwriter's
 
 
 def _row_template(kinds: str, formats: tuple[Format, ...]) -> str:
@@ -609,11 +609,12 @@ def write_school_report(
 
 def _fields_of(item: ReportSubmission | ReportFinding) -> tuple[Any, ...]:
     """`astuple` of a flat dataclass (its values are no dataclasses, lists or dicts)."""
-    return tuple(getattr(item, name) for name in _FIELD_NAMES[type(item)])
+    return _FIELD_GETTERS[type(item)](item)
 
 
-_FIELD_NAMES = {
-    kind: tuple(f.name for f in fields(kind)) for kind in (ReportSubmission, ReportFinding)
+# Every field at once, in one C call (a getattr a field costs 3x as much, ~0.1 ms a report).
+_FIELD_GETTERS = {
+    kind: attrgetter(*(f.name for f in fields(kind))) for kind in (ReportSubmission, ReportFinding)
 }
 
 

@@ -59,3 +59,26 @@ def test_a_new_finding_or_a_lost_file_makes_both_again(tmp_path):
     paths[0].unlink()  # an officer deleted the workbook
     write_school_report(tmp_path, SCHOOL, NOW, SUBMISSIONS, [FINDING])
     assert paths[0].is_file()
+
+
+def test_every_field_of_a_file_or_a_finding_is_in_the_fingerprint():
+    """A report is made again when anything it shows changes: each field of a submission or a
+    finding, changed alone, changes the fingerprint."""
+    from dataclasses import fields, replace
+
+    from tasks.feedback import _report_fingerprint
+
+    def changed(value):
+        return (not value) if isinstance(value, bool) else f"{value}+" if value else 7
+
+    first = _report_fingerprint(SCHOOL, SUBMISSIONS, [FINDING], None)
+    assert _report_fingerprint(SCHOOL, SUBMISSIONS, [FINDING], None) == first
+    for item, index in ((SUBMISSIONS[1], None), (FINDING, 0)):
+        for field in fields(item):
+            other = replace(item, **{field.name: changed(getattr(item, field.name))})
+            submissions, findings = list(SUBMISSIONS), [FINDING]
+            if index is None:
+                submissions[1] = other
+            else:
+                findings[index] = other
+            assert _report_fingerprint(SCHOOL, submissions, findings, None) != first, field.name
