@@ -28,7 +28,7 @@ Rules every derivation follows:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -57,12 +57,20 @@ class WarehouseColumn:
         return pa.field(self.name, self.type, nullable=self.nullable)
 
 
+# A frame holding several schools' staged rows names each row's school (the inbox folder its
+# file came from) in this column (WarehouseTable.rows_of_schools); a school's own frame does not
+# carry it, its school is SchoolContext.school_code.
+ROW_SCHOOL = "_row_school"
+
+
 @dataclass(frozen=True)
 class SchoolContext:
     """What a derivation knows besides the staged frame: the school (its inbox folder), when
     each of its submissions arrived in the inbox, and for a student list the date it carries
     with where that date was read (``file name``, ``file metadata``, or ``arrival``: the day
-    it arrived, when the export carries no date)."""
+    it arrived, when the export carries no date). For a frame of several schools (a
+    ``ROW_SCHOOL`` column), ``school_code`` names them all, for messages, and the
+    submissions are theirs."""
 
     school_code: str
     received_at: Mapping[int, datetime] = field(default_factory=dict)
@@ -106,6 +114,31 @@ class WarehouseTable:
         if self.derive is None:
             raise TypeError(f"table {self.name} is reference data, not derived from staging")
         return self.to_arrow(self.derive(frame, context))
+
+    def rows_of_schools(
+        self, frames: Mapping[str, pl.DataFrame], context: SchoolContext
+    ) -> dict[str, pa.Table]:
+        """:meth:`rows` of several schools (``frames``: each school's staged frame; ``context``
+        of all their submissions) derived in one pass, returned per school in the order of
+        ``frames``: the same rows as one school at a time, a derivation's fixed cost (its
+        polars calls and their mappings, ~1-3 ms) paid once instead of once a school."""
+        if len(frames) == 1:
+            ((code, frame),) = frames.items()
+            return {code: self.rows(frame, replace(context, school_code=code))}
+        schools = [
+            frame.with_columns(pl.lit(code, pl.Utf8).alias(ROW_SCHOOL))
+            for code, frame in frames.items()
+        ]
+        rows = self.rows(pl.concat(schools, how="diagonal_relaxed"), context)
+        heights = [frame.height for frame in frames.values()]
+        if rows.num_rows != sum(heights):  # every derivation keeps a row per staged row
+            raise ValueError(f"table {self.name} derived {rows.num_rows} rows of {sum(heights)}")
+        out: dict[str, pa.Table] = {}
+        offset = 0
+        for code, height in zip(frames, heights, strict=True):
+            out[code] = rows.slice(offset, height)
+            offset += height
+        return out
 
     def to_arrow(self, frame: pl.DataFrame) -> pa.Table:
         """A polars frame holding the table's columns as an Arrow table of the table's schema."""
@@ -170,7 +203,9 @@ def _coded(frame: pl.DataFrame, name: str, codes: Mapping[str, str]) -> pl.Expr:
     )
 
 
-def _school(context: SchoolContext) -> pl.Expr:
+def _school(frame: pl.DataFrame, context: SchoolContext) -> pl.Expr:
+    if ROW_SCHOOL in frame.columns:
+        return pl.col(ROW_SCHOOL).alias("school_code")
     return pl.lit(context.school_code, pl.Utf8).alias("school_code")
 
 
@@ -187,7 +222,7 @@ def _provenance(frame: pl.DataFrame) -> list[pl.Expr]:
 
 def derive_classes(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFrame:
     return frame.select(
-        _school(context),
+        _school(frame, context),
         _col(frame, "school_year_key").alias("school_year"),
         _col(frame, "class_code_key").alias("class_code"),
         level_code_expr(frame).alias("level_code"),
@@ -201,7 +236,7 @@ def derive_classes(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFrame:
 
 def derive_rooms(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFrame:
     return frame.select(
-        _school(context),
+        _school(frame, context),
         _col(frame, "room_code_key").alias("room_code"),
         _text(frame, "room_name").alias("room_name"),
         _col(frame, "room_type_value").alias("room_type"),
@@ -212,7 +247,7 @@ def derive_rooms(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFrame:
 
 def derive_students(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFrame:
     return frame.select(
-        _school(context),
+        _school(frame, context),
         _col(frame, "school_year_key").alias("school_year"),
         _col(frame, "student_code_key").alias("student_code"),
         _text(frame, "family_name").alias("family_name"),
@@ -237,7 +272,7 @@ def derive_enrollments(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFr
     days = {sid: day for sid, (day, _) in context.listed_on.items()}
     sources = {sid: source for sid, (_, source) in context.listed_on.items()}
     return frame.select(
-        _school(context),
+        _school(frame, context),
         _col(frame, "school_year_key").alias("school_year"),
         _col(frame, "class_code_key").alias("class_code"),
         level_code_expr(frame).alias("level_code"),
@@ -258,7 +293,7 @@ def derive_enrollments(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFr
 
 def derive_guardians(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFrame:
     return frame.select(
-        _school(context),
+        _school(frame, context),
         _col(frame, "student_code_key").alias("student_code"),
         _coded(frame, "relation", RELATIONS).alias("relation"),
         _text(frame, "guardian_family_name").alias("guardian_family_name"),
@@ -276,7 +311,7 @@ def derive_guardians(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFram
 
 def derive_marks(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFrame:
     return frame.select(
-        _school(context),
+        _school(frame, context),
         _col(frame, "school_year_key").alias("school_year"),
         _col(frame, "class_code_key").alias("class_code"),
         level_code_expr(frame).alias("level_code"),
@@ -293,7 +328,7 @@ def derive_marks(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFrame:
 
 def derive_exam_marks(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFrame:
     return frame.select(
-        _school(context),
+        _school(frame, context),
         _col(frame, "school_year_key").alias("school_year"),
         _col(frame, "class_code_key").alias("class_code"),
         _col(frame, "student_code_key").alias("student_code"),
@@ -310,7 +345,7 @@ def derive_exam_marks(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFra
 def derive_absences(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFrame:
     justified = _col(frame, "justified_value", pl.Boolean)
     return frame.select(
-        _school(context),
+        _school(frame, context),
         _col(frame, "school_year_key").alias("school_year"),
         _col(frame, "class_code_key").alias("class_code"),
         _col(frame, "student_code_key").alias("student_code"),
@@ -330,7 +365,7 @@ def derive_absences(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFrame
 
 def derive_discipline(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFrame:
     return frame.select(
-        _school(context),
+        _school(frame, context),
         _col(frame, "school_year_key").alias("school_year"),
         _col(frame, "incident_id_key").alias("incident_id"),
         _col(frame, "student_code_key").alias("student_code"),
@@ -343,7 +378,7 @@ def derive_discipline(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFra
 
 def derive_timetable(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFrame:
     return frame.select(
-        _school(context),
+        _school(frame, context),
         _col(frame, "school_year_key").alias("school_year"),
         _col(frame, "class_code_key").alias("class_code"),
         _coded(frame, "day", DAYS).alias("day"),
@@ -358,7 +393,7 @@ def derive_timetable(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFram
 
 def derive_support(frame: pl.DataFrame, context: SchoolContext) -> pl.DataFrame:
     return frame.select(
-        _school(context),
+        _school(frame, context),
         _col(frame, "school_year_key").alias("school_year"),
         _col(frame, "student_code_key").alias("student_code"),
         _col(frame, "programme_value").alias("programme"),

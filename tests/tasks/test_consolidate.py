@@ -16,13 +16,16 @@ from ground.settings import Settings, load_settings
 from massar.home import init_home
 from schemas.datasets import DATASETS
 from tasks.consolidate import (
+    _active,
     changed_schools,
     consolidate_enrollments,
     consolidate_school_reference,
     consolidate_table,
+    derivation_groups,
     mark_consolidated,
     pending_submissions,
     resolve_enrollments,
+    schools_rows,
     transfers_of,
     write_transfer_report,
 )
@@ -31,7 +34,7 @@ from tasks.resends import confirm_resend
 from warehouse.control import ControlDatabase, Finding, Submission
 from warehouse.delta import WarehouseError, current_version, read_table, table_versions
 from warehouse.submissions import active_submissions, upsert_schools
-from warehouse.tables import TABLES, tables_of
+from warehouse.tables import TABLES, SchoolContext, tables_of
 
 SCHOOLS = 4
 
@@ -396,3 +399,79 @@ def test_a_school_whose_staged_rows_are_lost_is_refused_and_nothing_is_committed
         consolidate_table(home, "guardians", [first, second], rebuild=True)
     assert current_version(home.warehouse, "guardians") == versions["guardians"]
     assert frame(home, "guardians").filter(pl.col("school_code") == second).height > 0
+
+
+DERIVED = [name for name, spec in TABLES.items() if spec.derive is not None]
+
+
+@pytest.mark.parametrize("table", DERIVED)
+def test_schools_derived_together_are_those_derived_one_at_a_time(
+    home: Settings, database: ControlDatabase, table: str
+) -> None:
+    spec = TABLES[table]
+    assert spec.dataset is not None
+    active = _active(database, changed_schools(database, spec.dataset), spec.dataset)
+    assert len(active) > 1
+    together = schools_rows(home, spec, active)
+    alone = {
+        code: rows
+        for code in active
+        for rows in schools_rows(home, spec, {code: active[code]}).values()
+    }
+    assert list(together) == list(alone)
+    for code, rows in alone.items():
+        assert rows.num_rows
+        assert together[code].equals(rows), code
+
+
+def test_staged_frames_of_different_columns_derive_as_they_would_alone() -> None:
+    """A school's staged rows may lack a column another school's have (an optional column
+    never sent), or hold only nulls in it: together they give each school its own rows."""
+    first = pl.DataFrame(
+        {
+            "school_year_key": ["2023/2024", "2023/2024"],
+            "class_code_key": ["1APIC-1", "2APIC-3"],
+            "level_label": ["الأولى إعدادي", None],
+            "stream": [" علوم ", "  "],
+            "submission_id": [1, 1],
+            "sheet": ["s", None],
+            "sheet_row": [2, 3],
+        }
+    )
+    second = pl.DataFrame(
+        {
+            "school_year_key": ["2023/2024"],
+            "class_code_key": ["TCSF-2"],
+            "level_label": [None],
+            "submission_id": [2],
+            "sheet_row": [7],
+        }
+    )
+    spec = TABLES["classes"]
+    frames = {"11111A": first, "22222B": second}
+    together = spec.rows_of_schools(frames, SchoolContext("11111A, 22222B"))
+    for code, staged in frames.items():
+        assert together[code].equals(spec.rows(staged, SchoolContext(code))), code
+    assert together["22222B"].column("school_code").to_pylist() == ["22222B"]
+
+
+def test_schools_are_derived_in_groups_of_bounded_rows_in_their_order() -> None:
+    def accepted(*rows: int) -> list:
+        return [ActiveRows(rows_accepted=n) for n in rows]
+
+    active = {
+        "A": accepted(10, 5),
+        "B": accepted(20),
+        "C": accepted(90),
+        "D": accepted(0),
+        "E": accepted(40),
+        "F": accepted(70),
+    }
+    assert derivation_groups(active, 50) == [["A", "B"], ["C"], ["D", "E"], ["F"]]
+    assert derivation_groups(active, 1_000) == [["A", "B", "C", "D", "E", "F"]]
+    assert derivation_groups({}, 50) == []
+
+
+class ActiveRows:
+    def __init__(self, rows_accepted: int) -> None:
+        self.rows_accepted = rows_accepted
