@@ -16,26 +16,34 @@ query, the fingerprint, the workbook, the page, the rest (the records, the files
 two checkouts, run this file from each one's folder (its directory is put first on the import
 path) on the same ``--home``.
 
-Figures (issue 17, item 1: the reports' CPU halved). The 40-school province (/tmp/s8/prov40:
-21 schools send files, ~230 files each, all accepted), before (f056f5a) and after, run in turn
-twice each, load 5.1-5.3, CPU seconds for the 21 schools (3 passes each):
+Figures (issue 17, item 1: the reports' CPU halved). The default province (/tmp/a3/province:
+135 of its 250 schools send files, ~230 files each, all accepted), before (f056f5a) and after
+(159d524), run in turn twice each, load 6.1-7.1, CPU seconds for the 135 schools (2 passes each):
 
-    run      in all         coverage     query        workbook     page         rest
-    before   0.557-0.582 s  0.149-0.153  0.053-0.062  0.239-0.267  0.061-0.063  0.024-0.041
-    after    0.379-0.403 s  0.154-0.176  0.040-0.044  0.117-0.124  0.025        0.021-0.031
-    before   0.529-0.541 s  0.133-0.156  0.051-0.055  0.234-0.239  0.053-0.060  0.023-0.041
-    after    0.372-0.410 s  0.150-0.155  0.042-0.050  0.119-0.125  0.025-0.028  0.022-0.037
+    run      in all         coverage     query        workbook     page         rest + fp.
+    before   3.911-3.982 s  0.961-0.995  0.403-0.432  1.752-1.803  0.480-0.483  0.280-0.302
+    after    2.468-2.532 s  0.882-0.947  0.340-0.372  0.724-0.783  0.200-0.220  0.257-0.274
+    before   3.752-4.048 s  0.976-1.131  0.371-0.388  1.703-1.772  0.438-0.474  0.265-0.282
+    after    2.378-2.444 s  0.890-0.909  0.285-0.305  0.720-0.766  0.199-0.221  0.247-0.282
 
-(the fingerprint 0.011-0.014 s in every run.)
+The reports' own part (in all less the coverage, which the province benchmarks leave out: no
+campaign declared there) fell from 2.78-3.02 s to 1.47-1.65 s, 21-22 -> 11-12 ms a school: the
+workbook's rows written without xlsxwriter's per-cell paths (tasks/feedback.ReportSheet), the
+page's recurring cells made once. The two files alone, the three versions of tasks/feedback.py
+alternated school by school in one process (135 schools, 3 passes, load 4-5): workbook 13.8
+(f056f5a) -> 8.4 (cells as xlsxwriter's tuples, written by ReportSheet) -> 5.8 ms (a template
+per row pattern), page 3.5 -> 1.6 ms. The 40-school province (21 schools), before and after
+503a267, twice each at load 5.1-5.3: 0.53-0.58 -> 0.37-0.41 s in all.
 
-The reports' own part (in all less the coverage, which tasks/coverage.py computes once per chunk
-and the generated province's ingest benchmark leaves out: no campaigns declared there) fell from
-~0.40 to ~0.23 s, 19 -> 11 ms a school: the workbook's rows written without xlsxwriter's per-cell
-paths (tasks/feedback.ReportSheet, 11.5 -> 5.7 ms a school), the page's recurring cells made once
-(2.9 -> 1.2 ms). What is left: xlsxwriter's fixed parts (styles, theme, shared strings, the zip
-at zlib's level 6: ~1.3 ms a school of which level 1 would save 0.7, but xlsxwriter does not let
-it be chosen), ~0.7 us a cell to write the sheet's XML, the findings' query (~2 ms, in
-tasks/ingest.py), and the coverage (7 ms a school here, once per chunk: tasks/coverage.py).
+What is left of the workbook is xlsxwriter's fixed parts: styles, theme, the shared strings'
+escaping (~0.8 ms a school) and the zip at zlib's level 6 (~1.3 ms; level 1 would save ~0.7,
+but xlsxwriter does not let it be chosen). Measured and not adopted: one findings query per
+chunk instead of per school (tasks/ingest.py: 0.26 -> 0.21 s for 135 schools, the rows
+themselves cost), the code's hash kept across reports (0.05 ms a school). Found: with
+campaigns declared, the coverage each chunk's reports ask for (tasks/coverage.owed_sections)
+reads every submission of the province whatever the schools (warehouse/coverage.py
+``_read_submissions``): 0.2-0.36 s a call, 5.4 s for 15 chunks of 9 schools against 1.2 s for
+the 135 at once, more than the reports themselves.
 """
 
 from __future__ import annotations
