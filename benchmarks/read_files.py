@@ -147,6 +147,55 @@ Measured and dropped:
 Next: the grid frame (~60 us a file) could shrink with frames built per school from column
 lists (the ingest stacking them, outside the reader); a third off needs the reader's layout work
 (classify, metadata, grid) out of Python, e.g. a compiled NotesCC reader.
+
+Round 4 (issue 17, item 1, 6 December 2026, 14:10-15:40 UTC): target (the read step's CPU
+<= ~22 s, the reader's Python beyond the parse cut by a third) missed again. Where a NotesCC
+read goes, measured without py-spy's syscall bias (perf, cpu-clock samples of one process
+reading 4,000 NotesCC files from bytes): python-calamine's extension 34% of the samples,
+CPython 48%, libc 7%, polars 3%, zlib (the zip checks) 2.5%. With call graphs (a loop of
+from_filelike, get_sheet_by_index, to_python on 1,500 files): get_sheet_by_index 59% of
+the samples, of which calamine's worksheet_range 35% and merge_cells_by_sheet_name 24%:
+python-calamine 0.9.1 reads each sheet's merged cells whenever a sheet is loaded, a second
+inflate and XML pass over the whole sheet that the reader never uses. That is the largest
+single item left in the read, and it is not the reader's Python: python-calamine 0.3.2 (the
+last release before merged cells) parses the same NotesCC files in 253 us instead of 315-321
+(bare) and reads them in 611-625 us instead of 711-735 (3,000 files, one process, load 6.9-7.2;
+4,000 workbooks of every layout: 295 vs 352 us a file), with the same cells (values and types)
+on 4,000 workbooks and the same reads on 4,330 files, but 0.3.2 panics (PanicException, not
+caught as F001) on a truncated .xls: no drop-in. The saving needs python-calamine to read
+merged cells only when asked (`merged_cell_ranges` lazily), an upstream change.
+
+What changed (2c0c941): a sheet's rows' facts looked up once for every step of its read. Layout
+detection, the technical row, the marker row and the metadata each looked a row up in a memo
+of their own (~35 lookups of a 26-cell tuple a NotesCC file, each hashing and comparing every
+cell); now one memo of row facts (cells.row_facts: label keys, and what each step notes of the
+row), each sheet's facts looked up once by layout detection and handed to the readers
+(SheetKind.rows), the metadata's placements memo keyed by the facts themselves; the marker
+row's tokens noted in its facts; render_all answers an empty column before collecting its
+types. Callgrind, 600 NotesCC files (parse + classify + read, one process, reproducible to
+0.03%): 4,491 -> 4,418 M instructions, -122 k a file of ~5.3 M (shared facts -82 k; marker row
+-40 k; empty columns -40 k, measured apart: -24 M each). The same reads: frames (values, dtypes),
+layouts, findings and rejections of 4,330 files (3,000 sampled from /tmp/a3/province, the
+table and ListEleve files of a 40-school province, an 8-school `--defects` province, both genuine
+replica folders) equal 0c5aeac's; tests/connectors/test_read_step_paths.py.
+
+    --repeat 1, province     before (0c5aeac)                    after (2c0c941)
+    ours CPU / bare CPU      27.22 / 12.10 = 2.25x (3.9-6.3)     26.63 / 12.47 = 2.13x (6.3-6.7)
+                             26.56 / 11.87 = 2.24x (6.5-5.6)     24.87 / 11.77 = 2.11x (5.6-5.0)
+      NotesCC                2.23-2.24x                          2.13-2.14x
+    ours beyond bare (CPU)   15.1, 14.7 s                        14.2, 13.1 s
+
+Measured and dropped:
+- the marks grid's columns picked from the rows (`map(itemgetter(p), block)`, 13 of a sheet's
+  26 columns) instead of transposing the whole block, on the idea that each cell touched is a
+  cache miss (py-spy put 14% of the reader's samples on the transposition): +90 k
+  instructions a file under callgrind, and first reads not faster (184-242 vs 178-194 us a
+  file for classify + read_notes_cc, 3,000 files, load 4.4-5);
+- the garbage collector: first reads with it disabled cost the same (183-196 vs 183-204 us).
+Not tried, the bound being small (steps measured alone, the same rows again): the zip checks
+cost 53 us a NotesCC file (central directory 16, the marks sheet's 8 kB head 20, of which the
+inflate 16: needed for the same F001/F006 verdicts, see round 2); the grid frame 23-28 us, of
+which polars' constructors 13 and its 18 memo lookups of repeated columns 5.
 """
 
 from __future__ import annotations
