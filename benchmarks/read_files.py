@@ -184,6 +184,8 @@ replica folders) equal 0c5aeac's; tests/connectors/test_read_step_paths.py.
                              26.56 / 11.87 = 2.24x (6.5-5.6)     24.87 / 11.77 = 2.11x (5.6-5.0)
       NotesCC                2.23-2.24x                          2.13-2.14x
     ours beyond bare (CPU)   15.1, 14.7 s                        14.2, 13.1 s
+    40 schools (9,112 files) 7.17 / 3.34 = 2.14x (8.6-7.7)       7.03 / 3.55 = 1.98x (7.7-7.3)
+                             7.29 / 3.37 = 2.16x (7.3-6.8)       7.09 / 3.50 = 2.03x (6.8-6.4)
 
 Measured and dropped:
 - the marks grid's columns picked from the rows (`map(itemgetter(p), block)`, 13 of a sheet's
