@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import shutil
 
 import polars as pl
 import pytest
+from prefect.utilities.annotations import quote
 from python_calamine import CalamineWorkbook
 
+import flows.ingest
 from flows.ingest import ingest_submissions
 from massar.demo import stage_inbox
 from massar.home import init_home
@@ -163,3 +166,34 @@ def test_only_a_small_night_on_the_default_runner_stays_in_the_flows_process():
     assert not in_flow_process(Settings(), 1000)  # a province's first night
     assert not in_flow_process(Settings(task_runner="dask"), 1)  # the cluster asked for
     assert not in_flow_process(Settings(small_night_files=0), 1)  # the workers, always
+
+
+def test_the_outcomes_reach_the_summary_quoted_and_every_school_is_counted(
+    prefect_server, province, tmp_path, monkeypatch
+):
+    """Each school's outcome carries its new submission ids (31 k for a province): unquoted,
+    Prefect visits each of them twice before publish_ingest_summary starts (~0.25 s of the run's
+    serial end), so the flow hands them over quoted and the summary still counts them all."""
+    settings = init_home(tmp_path / "home")
+    schools = sorted(p for p in province.iterdir() if p.is_dir() and p.name[:5].isdigit())[:2]
+    for school in schools:
+        shutil.copytree(school, settings.inbox / school.name)
+    handed: list[object] = []
+    publish = flows.ingest.publish_ingest_summary
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        handed.append(args[0])
+        return publish(*args, **kwargs)
+
+    monkeypatch.setattr(flows.ingest, "publish_ingest_summary", recording)
+    summary, _ = _ingest(settings)
+
+    assert len(handed) == 1 and isinstance(handed[0], quote)
+    outcomes = handed[0].unquote()
+    assert sorted(o.school_code for o in outcomes) == [s.name for s in schools]
+    ids = sorted(sid for o in outcomes for sid in o.new_submissions)
+    assert ids == [
+        r["submission_id"]
+        for r in _query(settings, "select submission_id from submissions order by 1")
+    ]
+    assert summary["totals"]["new_submissions"] == len(ids) == summary["totals"]["files_seen"]
