@@ -158,6 +158,46 @@ Measured and not adopted this round:
   CPU (0.91 s wall) and tasks/evaluable.evaluable over the 3,522,752 marks 0.66-0.84 s of CPU
   in 2.9-5.3 s wall, three runs (its five _distinct passes 0.07-0.42 s of CPU each): the
   "2.1 s wall" of the restriction is mostly waiting for a core at that load, not work.
+
+Next round (2026-12-06 14:13-14:56 UTC, 2 cores shared, load 3.7-8.4 throughout: compare CPU).
+The default province (/tmp/a3/province: 135 schools with files, 31,413 files, 3.52 M marks).
+Where the CPU goes, the steps as plain functions in one process on a copy of the ingested home
+(0c5aeac, load 3.7): consolidation 10.0 s (marks 3.91; the nine others 0.36-0.79 each, 5.73 in
+all, mostly a fixed ~3 ms a school: read 1.1, derive 0.3-1, to Arrow 0.5), the batches 3.40,
+read_results_for_reports 1.88, statistics 1.56 (matplotlib: the PNGs' drawing and constrained
+layout), e-services 6.58 (fingerprints 1.1, records 5.1 of which the tests' grouping 2.6, the
+JSON Lines 1.5), about 23.6 s in all. Changed (a worktree of 0c5aeac with this round's three
+commits, against 0c5aeac):
+
+- e-services: a pupil's tests and activities grouped by the marks' runs (a NotesCC row gives
+  one pupil's slots together), the key's grouping kept for marks not in runs: 2.6-2.9 -> 0.94-
+  0.99 s of CPU; the fingerprints' row hashes computed as a column before the grouping:
+  extract_inputs 1.11 -> 0.75 s;
+- consolidation: a table's schools derived together up to 50 k accepted rows (ROW_SCHOOL
+  names each row's school), handed to the writer a school a batch as before: the nine tables
+  other than the marks 5.73 -> 4.01 s of CPU (one process, load 5-6.6).
+
+Same outputs: every consolidated table equal school by school in file order, the result
+tables equal as sets of rows (their order is DuckDB's, not fixed: two runs of the old code
+differ too), reports and e-services files byte for byte (manifests apart from inputs_sha256,
+which holds the module's code), findings and submissions equal, on the default province, the
+40-school one and a 10-school province with defects. On the latter, one pupil's extract
+(marked in two classes, annual results at two levels in one school) names 6APG-2 or 4APG-2
+from run to run with the old code as with the new: tasks/eservices.extract_records' placement
+sorts ties unstably over results whose row order is DuckDB's; the same pupil gets a second
+primary-certificate exam result (6APG-2, no final average) in 1 of 5 runs of the old code
+(exam_results 545 rows instead of 544). Both reported, not changed here.
+
+Alternating nights (this script, --code before=0c5aeac --code after=the worktree, 2 rounds):
+
+    run       wall      CPU      load        peak      consolidation  batches  e-services  stats
+    before 1  32.29 s   26.14 s  5.6 -> 8.2  2,513 MB  8.7 s          3.7 s    13.4 s*     7.0 s*
+    after 1   26.19 s   22.86 s  6.0 -> 6.2  2,620 MB  7.8 s          3.2 s     7.6 s*     3.9 s*
+    after 2   39.61 s   24.40 s  4.5 -> 8.4  2,538 MB  8.3 s          5.3 s    15.3 s*    10.5 s*
+    before 2  36.72 s   26.39 s  5.8 -> 7.7  2,617 MB  9.7 s          5.2 s    13.9 s*     9.4 s*
+    (* side by side)
+
+Means 34.5 -> 32.9 s wall (the load's), 26.27 -> 23.63 s CPU (-10 %), the same peak.
 """
 
 from __future__ import annotations
