@@ -33,7 +33,16 @@ page's recurring cells made once. The two files alone, the three versions of tas
 alternated school by school in one process (135 schools, 3 passes, load 4-5): workbook 13.8
 (f056f5a) -> 8.4 (cells as xlsxwriter's tuples, written by ReportSheet) -> 5.8 ms (a template
 per row pattern), page 3.5 -> 1.6 ms. The 40-school province (21 schools), before and after
-503a267, twice each at load 5.1-5.3: 0.53-0.58 -> 0.37-0.41 s in all.
+503a267, twice each at load 5.1-5.3: 0.53-0.58 -> 0.37-0.41 s in all. A school with 1,750
+findings (synthetic: 230 files, R003 on 3,000 and 500 cells): workbook 91 -> 27 ms, page 99 ->
+94 ms (the page's findings are tasks/bidi.isolated_message's, whose regular expression of the
+quoted values is compiled again once Python's cache of 512 is full: 95 -> 74 ms with those
+patterns cached, the same pages).
+
+In the flow (benchmarks/ingest_province.py --province /tmp/a3/province --no-reingest, 47c819c
+with f056f5a's tasks/feedback.py, then as is, in turn twice each, load 4.5-7.4 at the start):
+workers' CPU 58.00, 59.03 s before, 55.44, 56.19 s after; outside the timed steps (where the
+reports are) 9.9, 9.4 s before, 8.0, 8.4 s after.
 
 What is left of the workbook is xlsxwriter's fixed parts: styles, theme, the shared strings'
 escaping (~0.8 ms a school) and the zip at zlib's level 6 (~1.3 ms; level 1 would save ~0.7,
