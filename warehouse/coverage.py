@@ -279,7 +279,12 @@ def _marks_place(sent: _Sent, subjects_fr: Mapping[str, set[str]]) -> tuple[str,
     return None
 
 
-def _read_submissions(database: ControlDatabase, parents: Mapping[str, str]) -> list[_Sent]:
+def _read_submissions(
+    database: ControlDatabase, parents: Mapping[str, str], schools: set[str] | None = None
+) -> list[_Sent]:
+    """The submissions nothing superseded, each under its main school; only those of the main
+    ``schools`` and their satellites when given (a chunk's reports ask for a few schools: the
+    province's every submission was read for each chunk, 0.2-0.4 s a call at 31 k)."""
     columns = (
         Submission.submission_id,
         Submission.school_code,
@@ -290,12 +295,12 @@ def _read_submissions(database: ControlDatabase, parents: Mapping[str, str]) -> 
         Submission.file_name,
         Submission.received_at,
     )
+    query = select(*columns).where(Submission.state != "superseded")
+    if schools is not None:
+        senders = schools | {code for code, parent in parents.items() if parent in schools}
+        query = query.where(Submission.school_code.in_(sorted(senders)))
     with database.session() as session:
-        rows = session.execute(
-            select(*columns)
-            .where(Submission.state != "superseded")
-            .order_by(Submission.submission_id)
-        ).all()
+        rows = session.execute(query.order_by(Submission.submission_id)).all()
     sent = []
     for sid, school, dataset, state, year, scope_key, file_name, received_at in rows:
         parts = tuple(scope_key.split("|")) if scope_key else ()
@@ -539,13 +544,13 @@ def campaign_coverage(
     """Each campaign's coverage on ``today`` (local date), for every main school of the
     province's list and every school that sent a file (or only ``school_codes``)."""
     mains, parents = _schools(database)
-    sents = _read_submissions(database, parents)
+    asked = None if school_codes is None else {parents.get(c, c) for c in school_codes}
     per_school: dict[str, list[_Sent]] = defaultdict(list)
-    for sent in sents:
+    for sent in _read_submissions(database, parents, asked):
         per_school[sent.school_code].append(sent)
     codes = known = set(mains) | set(per_school)
-    if school_codes is not None:
-        codes = {parents.get(c, c) for c in school_codes}
+    if asked is not None:
+        codes = asked
     folders: dict[str, list[str]] = defaultdict(list)
     for satellite, parent in parents.items():
         folders[parent].append(satellite)

@@ -153,3 +153,19 @@ def test_a_school_lists_exactly_what_it_still_owes(partial):
         for line in section.lines
     }
     assert in_report == listed
+
+
+def test_a_few_schools_coverage_is_the_provinces_for_those_schools(partial):
+    """A chunk's reports ask for the coverage of its few schools only (the province's every
+    submission is not read for them): what each of them owes, and its counts, are those of the
+    whole province's computation."""
+    settings, held, _ = partial
+    asked = sorted({k[0] for k in held})[:3]
+    whole = compute_coverage(settings, now=NOW)
+    few = compute_coverage(settings, school_codes=asked, now=NOW)
+    assert {s.school_code for c in few for s in c.schools} == set(asked)
+    assert item_rows(few) == [r for r in item_rows(whole) if r["school_code"] in asked]
+    assert school_rows(few) == [r for r in school_rows(whole) if r["school_code"] in asked]
+    assert [s.known for c in few for s in c.schools] == [
+        s.known for c in whole for s in c.schools if s.school_code in asked
+    ]
