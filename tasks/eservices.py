@@ -381,7 +381,8 @@ def extract_records(
     )
     placement = (
         placed.filter(pl.col("class_code").is_not_null() | pl.col("level_code").is_not_null())
-        .sort([*PUPIL_KEY, "_order"])
+        # level and class break ties: the same placement whatever order the results come in
+        .sort([*PUPIL_KEY, "_order", "level_code", "class_code"], nulls_last=True)
         .unique(list(PUPIL_KEY), keep="first", maintain_order=True)
         .drop("_order")
     )
@@ -407,7 +408,9 @@ def extract_records(
         pl.len().cast(pl.Int32).alias("class_size")
     )
     annual = (
-        annual_results.unique(list(PUPIL_KEY), keep="first", maintain_order=True)
+        # a pupil's annual results at two levels (a defect): the placement's, by the same order
+        annual_results.sort([*PUPIL_KEY, "level_code", "class_code"], nulls_last=True)
+        .unique(list(PUPIL_KEY), keep="first", maintain_order=True)
         .join(
             class_sizes,
             on=["school_code", "school_year", "class_code"],

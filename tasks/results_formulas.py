@@ -233,9 +233,9 @@ def _papers(exam_marks: pl.LazyFrame, cc: pl.LazyFrame, rules: EvaluationRules) 
     counts ``absent_counts``), coefficient; papers expected by curriculum.csv but absent from
     the data for a pupil who sat that exam are added with value 0 and ``missing`` true."""
     schema = exam_marks.collect_schema()
-    levels_by_year = cc.select(
-        "school_year", "student_code", pl.col("level_code").alias("_cc_level")
-    ).unique(subset=["school_year", "student_code"], keep="first")
+    levels_by_year = _one_per_pupil(
+        cc.select("school_year", "student_code", "level_code", "class_code"), rules
+    ).select("school_year", "student_code", pl.col("level_code").alias("_cc_level"))
     absent = pl.col("absent").fill_null(False) if "absent" in schema else pl.lit(False)
     given = pl.col("mark_scale").cast(pl.Float64) if "mark_scale" in schema else pl.lit(None)
     rows = (
@@ -340,14 +340,17 @@ def exam_results(exam_marks: Frame, cc: Frame, rules: EvaluationRules) -> pl.Dat
     """
     marks = _cast_keys(_lazy(exam_marks), ("school_code", "school_year", "class_code"))
     cc_frame = _cast_keys(_lazy(cc), ("school_code", "school_year", "class_code", "level_code"))
-    cc_frame = cc_frame.select(
-        "school_code",
-        "school_year",
-        "class_code",
-        "level_code",
-        "student_code",
-        pl.col("average").alias("cc_average"),
-    ).unique(subset=["school_year", "student_code"], keep="first")
+    cc_frame = _one_per_pupil(
+        cc_frame.select(
+            "school_code",
+            "school_year",
+            "class_code",
+            "level_code",
+            "student_code",
+            pl.col("average").alias("cc_average"),
+        ),
+        rules,
+    )
     # computed once, each exam reads them (a lazy .cache() is not shared across the concat):
     # the level named by each mark's class, then the papers
     marks = (
@@ -367,6 +370,25 @@ def exam_results(exam_marks: Frame, cc: Frame, rules: EvaluationRules) -> pl.Dat
     sat = [name for name, exam in exams.items() if present & set(exam.levels)] or list(exams)[:1]
     frames = [_one_exam(name, exams[name], marks, cc_frame, papers, rules) for name in sat]
     return pl.concat(frames, how="vertical_relaxed").collect(engine=ENGINE)
+
+
+def _one_per_pupil(frame: pl.LazyFrame, rules: EvaluationRules) -> pl.LazyFrame:
+    """One row per pupil and school year. A pupil with results at two levels in a year (a
+    defect the school is told about) keeps a row at an exam's level first, then the first by
+    level, class and school: the same row whatever order the results come in. Kept as they
+    came (DuckDB's order), such a pupil got an exam result in one run and none in the next."""
+    exam_levels = sorted({level for exam in rules.exams().values() for level in exam.levels})
+    ties = [
+        name
+        for name in ("level_code", "class_code", "school_code")
+        if name in frame.collect_schema()
+    ]
+    return (
+        frame.with_columns((~pl.col("level_code").is_in(exam_levels)).alias("_not_exam"))
+        .sort(["school_year", "student_code", "_not_exam", *ties], nulls_last=True)
+        .unique(subset=["school_year", "student_code"], keep="first", maintain_order=True)
+        .drop("_not_exam")
+    )
 
 
 def _candidates(

@@ -607,3 +607,22 @@ def test_the_marks_order_does_not_change_the_records(inputs, seed: int):
 
     shuffled = {**inputs, "marks": inputs["marks"].sample(fraction=1.0, shuffle=True, seed=seed)}
     assert extract_records(**shuffled).equals(extract_records(**inputs))
+
+
+def test_a_pupil_with_results_at_two_levels_gets_the_same_record_whatever_their_order(inputs):
+    """A defect seen on generated provinces: a pupil with annual results in two classes of two
+    levels in one school and year. The record named either class from one run to the next
+    (the results come in DuckDB's order); it must not depend on that order."""
+    from tasks.eservices import extract_records
+
+    annual = inputs["annual_results"]
+    pupil = annual.row(0, named=True)
+    twice = pl.concat(
+        [annual, pl.DataFrame([{**pupil, "class_code": "2APIC-1", "level_code": "2APIC"}],
+                              schema=annual.schema)]
+    )  # fmt: skip
+    orders = [twice, twice.reverse(), twice.sample(fraction=1.0, shuffle=True, seed=5)]
+    records = [extract_records(**{**inputs, "annual_results": order}) for order in orders]
+    assert records[1].equals(records[0]) and records[2].equals(records[0])
+    mine = records[0].filter(pl.col("student_code") == pupil["student_code"]).row(0, named=True)
+    assert (mine["class_code"], mine["level_code"]) == ("2APIC-1", "2APIC")  # the lower level

@@ -455,6 +455,21 @@ def test_sixth_primary_certificate() -> None:
     assert result["result"] == "passed" and result["mention"] is None
 
 
+def test_a_pupil_with_results_at_two_levels_gets_the_same_exam_result_whatever_their_order():
+    """A defect seen on generated provinces: a pupil with annual results at two levels in one
+    year (here 4APG and 6APG) and the certificate's papers. Which of the two counted followed
+    the order the results came in (DuckDB's): an exam result in one run, none in the next.
+    The row at the exam's level counts."""
+    rows = papers("6APG", "local", {"0501": 8.0, "0502": 8.0}, "A")
+    rows += papers("6APG", "provincial", {"0501": 4.0, "0502": 4.0}, "A")
+    both = pl.concat([cc_frame("6APG", {"A": 6.0}), cc_frame("4APG", {"A": 7.0})])
+    first = exam_results(exam_frame(rows), both, RULES)
+    again = exam_results(exam_frame(rows), both.reverse(), RULES)
+    assert again.sort(again.columns).equals(first.sort(first.columns))
+    result = one(first, exam="primary_certificate")
+    assert (result["level_code"], result["cc_average"]) == ("6APG", 6.0)
+
+
 # ---- property: agreement with an independent implementation -----------------------------------
 
 SUBJECTS = ["0010", "0020", "0040", "0060"]
