@@ -167,6 +167,53 @@ Prefect's private state. py-spy put 14.7 % of a worker's samples in SchoolOutcom
 timed directly, 2,322 calls took 85 ms wall and 16 ms of CPU (py-spy counts time waiting for a
 core on a loaded machine). The archive's files: 210-400 us of system CPU each on this disk's
 ext4 against 16-26 us on tmpfs, with or without the temporary name: the kernel's, not ours.
+
+Issue 17, item 1, the ingest's head and tail (this round: flows/ingest.py,
+tasks/ingest_chunks.py). The benchmark now also prints the embedded API's CPU during the
+ingest (1.8-2.0 s: every task run, state, log line and artifact of the flow and the workers)
+and the flow's call to its run's start (0.9 s: Prefect's engine; the API's first answer alone
+took 0.86 s at load 7, the next ones 25 ms). Where the head went (the province, the flow and
+its workers timed from inside, load 5.8; the 21-school province at load 4.4 in brackets): the
+flow's pre-check 0.78 s (0.27), of which the inbox's listing 0.57 s (discover_inbox: 0.15-0.30
+s of CPU, a bare os.scandir of the same tree 0.022 s: the rest is its Path objects and their
+sort); the eight submissions 1.9 s (0.87) of the flow's main thread, Prefect's
+serialize_context dumping its settings twice a submission (~0.1 s each); the workers forked
+0.55 s (0.25) after the first submission; their import of the ingest's modules 1.8-2.2 s
+(1.6; 0.55 s of CPU); Prefect's first task context 1.4 s (0.9-1.3), loading Prefect's
+collections for a block lookup, which imports prefect_dask (0.35 s of CPU). Between two
+chunks of a worker 0.15-0.6 s (Prefect: the context and its settings rebuilt, two API clients
+and their TLS context, ~20 ms each, the task run's calls). Adopted: the chunk's schools no
+longer walked by Prefect for futures (three walks of every file path; 0.23 s -> 0.001 s of
+CPU for resolve and inputs over the 8 chunks, and the flow's submit thread's walk), and the
+outcomes handed to the summary quoted (two walks of every new submission id on the serial
+end: 0.25 s -> 0). Back to back, "before" the tree at 0f07c11 (this round's start) and
+"after" the same with both changes, the default province, --no-reingest, 2 cores shared with
+three sessions (the wall follows their load):
+
+    run (load at the ingest's start)  wall      workers' CPU  flow's CPU  head    apart   tail
+    before (6.6)                      79.8 s    54.6 s        2.19 s      3.83 s  0.93 s  1.04 s
+    after  (7.4)                      46.9 s    55.4 s        1.77 s      1.76 s  0.31 s  0.79 s
+    before (4.1)                      60.9 s    58.3 s        2.33 s      3.22 s  0.62 s  0.95 s
+    after  (4.0)                      28.4 s    50.3 s        1.83 s      1.59 s  0.14 s  0.77 s
+    before (3.0; API 2.02 s of CPU)   68.0 s    58.3 s        2.29 s      2.65 s  0.28 s  1.12 s
+    after  (4.7; API 1.84 s of CPU)   33.7 s    59.8 s        2.32 s      1.66 s  0.16 s  0.85 s
+
+(head: the flow's start to the first chunk; apart: the last two chunks' ends; tail: the last
+chunk's end to the flow's end.) The tail is 0.2-0.3 s shorter, as the quote's measure says;
+the head's gain is larger than the walks' CPU (the submit thread's walk held the GIL against
+the main thread's submissions, delaying the forks) but rides on this machine's load; the
+walls are load, not code. Measured and not adopted: 2 chunks a worker instead of 4 (the
+21-school province, alternated twice, load 4-7: all CPU, workers + flow + API, 14.95 and
+16.01 s against 14.99 and 16.49 s; the flow 0.14 s less, the rest noise; a simulation of the
+two workers' list scheduling with speeds varying ±5-40 % put 8 equal chunks, 4 equal, and
+heaviest-first shapes within 0.3 s of each other: the chunk plan is not where the wall goes);
+the progress artifact created after the submissions, and the first chunk of each worker
+submitted before the others (head 1.2-3.4 s with or without them, load 5-7.5: no difference
+seen); the pre-check chunk by chunk: after the listing, a first night's pre-check is 0.05-0.1
+s (split_known_schools 0.02-0.06 s: one file hashed a school; the leases 0.016 s; the chunks
+0.03 s), nothing to start earlier. What is left of the head is outside these files: the
+workers forked at the first submission rather than with the API, their imports and
+Prefect's first context, and Prefect's submissions.
 """
 
 from __future__ import annotations
@@ -244,6 +291,22 @@ def worker_server_cpu() -> tuple[float, float]:
     return utime + stime + cutime + cstime, stime + cstime
 
 
+def api_cpu() -> float:
+    """CPU seconds of the embedded Prefect API's process (this process's child running
+    massar.prefect_api): it answers every call of the flow and of the workers (task runs,
+    states, logs, artifacts) on the same cores. 0 when there is none."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # not a process, or gone
+            continue
+        if b"massar.prefect_api" in command and int(fields[1]) == os.getpid():
+            total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def _phases(seconds: dict[str, float]) -> str:
     total = sum(seconds.values())
     return ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()) + f" (total {total:.1f})"
@@ -270,22 +333,30 @@ def task_runs_of(flow_run_id) -> tuple[list[Any], Any]:  # type: ignore[no-untyp
     return asyncio.run(read())
 
 
-def idle_wall(runs: list[Any], flow_run: Any) -> dict[str, float] | None:
+def idle_wall(
+    runs: list[Any], flow_run: Any, called_at: float | None = None
+) -> dict[str, float] | None:
     """Where the flow waits rather than ingests, from its task runs' times (load-independent
     more than the wall itself): the flow's start to the first chunk running (the flow's
     pre-check and the workers' start), the last two chunk ends apart (one worker idle at the
     end: a lower bound with two workers), the last chunk's end to the flow's end (the province
-    check, the reports of its findings, the summary, the coverage). None without chunks."""
+    check, the reports of its findings, the summary, the coverage); with ``called_at`` (the
+    epoch second the flow was called), the call to the flow run's start (Prefect's engine:
+    the flow run created, the API's first answers), inside the ingest's wall too. None
+    without chunks."""
     chunks = [r for r in runs if r.name.startswith("ingest-") and r.start_time and r.end_time]
     if not chunks or flow_run.start_time is None or flow_run.end_time is None:
         return None
     ends = sorted(r.end_time.timestamp() for r in chunks)
     first = min(r.start_time.timestamp() for r in chunks)
-    return {
+    idle = {
         "to_first_chunk_s": first - flow_run.start_time.timestamp(),
         "last_chunks_apart_s": ends[-1] - ends[-2] if len(ends) > 1 else 0.0,
         "tail_s": flow_run.end_time.timestamp() - ends[-1],
     }
+    if called_at is not None:
+        idle["call_to_flow_start_s"] = flow_run.start_time.timestamp() - called_at
+    return idle
 
 
 def measure(
@@ -342,9 +413,11 @@ def measure(
             f"embedded Prefect API started in {time.perf_counter() - started:.1f} s (not counted)"
         )
 
+        api_before = api_cpu()
         children_cpu, flow_cpu = _children_cpu(), time.process_time()
         children_system = _children_system_cpu()
         load_ingest = os.getloadavg()
+        called_at = time.time()
         started = time.perf_counter()
         state = ingest_submissions(settings, return_state=True)
         first = time.perf_counter() - started
@@ -352,6 +425,7 @@ def measure(
         children_cpu = _children_cpu() - children_cpu + server_cpu
         children_system = _children_system_cpu() - children_system + server_system
         flow_cpu = time.process_time() - flow_cpu
+        ingest_api_cpu = api_cpu() - api_before
         summary = state.result()
         totals = summary["totals"]
         from flows.runners import in_flow_process
@@ -373,6 +447,10 @@ def measure(
             f"load average at the ingest's start {load_ingest[0]:.2f}"
         )
         print(
+            f"  CPU of the embedded Prefect API's process meanwhile: {ingest_api_cpu:.2f} s "
+            "(its answers to the flow and the workers)"
+        )
+        print(
             f"  outcome: {totals['accepted']} accepted, {totals['partially_accepted']} "
             f"partially accepted, {totals['rejected']} rejected; {totals['errors']} errors, "
             f"{totals['queries']} queries"
@@ -381,12 +459,16 @@ def measure(
         runs, flow_run = task_runs_of(state.state_details.flow_run_id)
         task_runs = len(runs)
         print(f"  task runs in the flow run: {task_runs}")
-        idle = idle_wall(runs, flow_run)
+        idle = idle_wall(runs, flow_run, called_at)
         if idle is not None:
             print(
                 f"  the flow's start to the first chunk {idle['to_first_chunk_s']:.2f} s; the "
                 f"last two chunks ended {idle['last_chunks_apart_s']:.2f} s apart; the last "
                 f"chunk's end to the flow's end {idle['tail_s']:.2f} s"
+            )
+            print(
+                f"  the flow's call to its run's start {idle['call_to_flow_start_s']:.2f} s "
+                "(Prefect's engine, inside the ingest's wall)"
             )
 
         second = None
@@ -413,6 +495,7 @@ def measure(
             "ingest_worker_cpu_s": children_cpu,
             "ingest_worker_system_cpu_s": children_system,
             "ingest_flow_cpu_s": flow_cpu,
+            "ingest_api_cpu_s": ingest_api_cpu,
             "ratio": first / bare_seconds,
             "split_s": totals["seconds"],
             "split_cpu_s": totals["cpu_seconds"],
