@@ -625,4 +625,4 @@ def test_a_pupil_with_results_at_two_levels_gets_the_same_record_whatever_their_
     records = [extract_records(**{**inputs, "annual_results": order}) for order in orders]
     assert records[1].equals(records[0]) and records[2].equals(records[0])
     mine = records[0].filter(pl.col("student_code") == pupil["student_code"]).row(0, named=True)
-    assert (mine["class_code"], mine["level_code"]) == ("2APIC-1", "2APIC")  # the lower level
+    assert (mine["class_code"], mine["level_code"]) == ("2APIC-1", "2APIC")  # first by level code
