@@ -37,6 +37,7 @@ from ground.settings import Settings
 from schemas.datasets import STUDENTS
 from schemas.rules import render, severity
 from tasks.bidi import isolated
+from tasks.packing import packed
 from tasks.validation.province_rules import ENROLMENT_MOVED, LISTS_OF_SAME_DATE
 from warehouse.control import ControlDatabase, School, Submission, utcnow
 from warehouse.delta import (
@@ -234,19 +235,13 @@ def derivation_groups(
 ) -> list[list[str]]:
     """The schools of ``active`` in order, in groups derived together: as many as hold up to
     ``rows`` accepted rows (a school with more is a group of its own)."""
-    groups: list[list[str]] = []
-    current: list[str] = []
-    held = 0
-    for code, submissions in active.items():
-        accepted = sum(s.rows_accepted or 0 for s in submissions)
-        if current and held + accepted > rows:
-            groups.append(current)
-            current, held = [], 0
-        current.append(code)
-        held += accepted
-    if current:
-        groups.append(current)
-    return groups
+    return packed(
+        (
+            (code, sum(s.rows_accepted or 0 for s in submissions))
+            for code, submissions in active.items()
+        ),
+        rows,
+    )
 
 
 def arrival(submission: ActiveSubmission) -> datetime:

@@ -49,6 +49,7 @@ from tasks.evaluable import (
 )
 from tasks.evaluation_duckdb import MARK_COLUMNS, OtherSemester, evaluate_batch
 from tasks.output_fingerprints import kept_results, unchanged_results
+from tasks.packing import packed
 from tasks.results_formulas import (
     ENGINE,
     annual_results,
@@ -104,18 +105,7 @@ class EvaluationRun:
 def batches_of(partitions: dict[str, int], batch_rows: int) -> list[list[str]]:
     """Schools in order, packed into batches of at most ``batch_rows`` rows (a school larger
     than that is a batch of its own)."""
-    batches: list[list[str]] = []
-    current: list[str] = []
-    rows = 0
-    for school, count in sorted(partitions.items()):
-        if current and rows + count > batch_rows:
-            batches.append(current)
-            current, rows = [], 0
-        current.append(school)
-        rows += count
-    if current:
-        batches.append(current)
-    return batches
+    return packed(sorted(partitions.items()), batch_rows)
 
 
 def _schools(codes: list[str]) -> pl.Expr:
