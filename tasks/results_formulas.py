@@ -231,11 +231,12 @@ def _level_from_class(class_code: pl.Expr, rules: EvaluationRules) -> pl.Expr:
 def _papers(exam_marks: pl.LazyFrame, cc: pl.LazyFrame, rules: EvaluationRules) -> pl.LazyFrame:
     """One row per pupil × exam × session × subject: level_code, value (absent or missing
     counts ``absent_counts``), coefficient; papers expected by curriculum.csv but absent from
-    the data for a pupil who sat that exam are added with value 0 and ``missing`` true."""
+    the data for a pupil who sat that exam are added with value 0 and ``missing`` true.
+    ``cc``: one row per pupil and school year (`_one_per_pupil`)."""
     schema = exam_marks.collect_schema()
-    levels_by_year = _one_per_pupil(
-        cc.select("school_year", "student_code", "level_code", "class_code"), rules
-    ).select("school_year", "student_code", pl.col("level_code").alias("_cc_level"))
+    levels_by_year = cc.select(
+        "school_year", "student_code", pl.col("level_code").alias("_cc_level")
+    )
     absent = pl.col("absent").fill_null(False) if "absent" in schema else pl.lit(False)
     given = pl.col("mark_scale").cast(pl.Float64) if "mark_scale" in schema else pl.lit(None)
     rows = (
@@ -378,14 +379,10 @@ def _one_per_pupil(frame: pl.LazyFrame, rules: EvaluationRules) -> pl.LazyFrame:
     level, class and school: the same row whatever order the results come in. Kept as they
     came (DuckDB's order), such a pupil got an exam result in one run and none in the next."""
     exam_levels = sorted({level for exam in rules.exams().values() for level in exam.levels})
-    ties = [
-        name
-        for name in ("level_code", "class_code", "school_code")
-        if name in frame.collect_schema()
-    ]
+    ties = ["_not_exam", "level_code", "class_code", "school_code"]
     return (
         frame.with_columns((~pl.col("level_code").is_in(exam_levels)).alias("_not_exam"))
-        .sort(["school_year", "student_code", "_not_exam", *ties], nulls_last=True)
+        .sort(["school_year", "student_code", *ties], nulls_last=True)
         .unique(subset=["school_year", "student_code"], keep="first", maintain_order=True)
         .drop("_not_exam")
     )
