@@ -48,6 +48,7 @@ from tasks.validation.submission import validate_submission
 from warehouse.control import ControlDatabase
 from warehouse.staging import read_staged, write_quarantined, write_staged
 from warehouse.submissions import (
+    ActiveSubmission,
     active_rows_by_school,
     active_submissions,
     add_findings,
@@ -862,15 +863,15 @@ _PROVINCE_CHECK_CODE = (
 )
 
 
-def province_check_fingerprint(lists: dict[str, list[Any]]) -> str:
+def province_check_fingerprint(lists: dict[str, list[ActiveSubmission]]) -> str:
     """The digest of the active student lists' submission ids, school by school, and of the
     files of the check's code and rules."""
-    from warehouse.output_fingerprints import digest, files_digest
+    from tasks.output_fingerprints import code_digest
+    from warehouse.output_fingerprints import digest
 
-    root = Path(__file__).resolve().parent.parent
     return digest(
         sorted((code, [s.submission_id for s in active]) for code, active in lists.items()),
-        files_digest(root / name for name in _PROVINCE_CHECK_CODE),
+        code_digest(_PROVINCE_CHECK_CODE),
     )
 
 
