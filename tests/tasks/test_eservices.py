@@ -88,6 +88,23 @@ FORBIDDEN_KEYS = (
 SECRETS = ("BE123456", "0612345678", "مجاهد", "Tiznit-birthplace", "غياب مرض", "2011-03-04")
 
 
+# The warehouse's marks as the extract reads them.
+MARK_SCHEMA = {
+    "school_code": pl.Utf8,
+    "school_year": pl.Utf8,
+    "class_code": pl.Utf8,
+    "level_code": pl.Utf8,
+    "student_code": pl.Utf8,
+    "subject_code": pl.Utf8,
+    "semester": pl.Int8,
+    "slot": pl.Utf8,
+    "mark": pl.Float64,
+    "absence": pl.Utf8,
+    "mark_scale": pl.Float64,
+    "reason": pl.Utf8,
+}
+
+
 def _frame(rows: list[dict[str, Any]], schema: dict[str, Any]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema, orient="row")
 
@@ -109,20 +126,6 @@ def inputs() -> dict[str, pl.DataFrame]:
             "phone": ["0612345678", None, None, None],
         }
     )
-    mark_schema = {
-        "school_code": pl.Utf8,
-        "school_year": pl.Utf8,
-        "class_code": pl.Utf8,
-        "level_code": pl.Utf8,
-        "student_code": pl.Utf8,
-        "subject_code": pl.Utf8,
-        "semester": pl.Int8,
-        "slot": pl.Utf8,
-        "mark": pl.Float64,
-        "absence": pl.Utf8,
-        "mark_scale": pl.Float64,
-        "reason": pl.Utf8,
-    }
     base = {"school_year": YEAR, "class_code": "3APIC-2", "level_code": "3APIC"}
     marks = _frame(
         [
@@ -143,7 +146,7 @@ def inputs() -> dict[str, pl.DataFrame]:
              "level_code": "6APG", "subject_code": "0504", "semester": 1, "slot": "test1",
              "mark": 7.5, "absence": None, "mark_scale": 10.0, "reason": None},
         ],
-        mark_schema,
+        MARK_SCHEMA,
     )  # fmt: skip
     subject_results = pl.DataFrame(
         {
@@ -502,30 +505,13 @@ def test_extracts_built_a_few_schools_at_a_time_are_those_of_one_build(
 
 def _assessment_marks(rows: list[tuple[str, str, int, str, float | None, str | None]]):
     """Marks of school A in 2023/2024 from (pupil, subject, semester, slot, mark, absence)."""
+    columns = ("student_code", "subject_code", "semester", "slot", "mark", "absence")
     return pl.DataFrame(
         [
-            {
-                "school_code": A,
-                "school_year": YEAR,
-                "student_code": pupil,
-                "subject_code": subject,
-                "semester": semester,
-                "slot": slot,
-                "mark": mark,
-                "absence": absence,
-            }
-            for pupil, subject, semester, slot, mark, absence in rows
+            {"school_code": A, "school_year": YEAR, **dict(zip(columns, row, strict=True))}
+            for row in rows
         ],
-        schema={
-            "school_code": pl.Utf8,
-            "school_year": pl.Utf8,
-            "student_code": pl.Utf8,
-            "subject_code": pl.Utf8,
-            "semester": pl.Int8,
-            "slot": pl.Utf8,
-            "mark": pl.Float64,
-            "absence": pl.Utf8,
-        },
+        schema={name: MARK_SCHEMA[name] for name in ("school_code", "school_year", *columns)},
         orient="row",
     )
 
