@@ -18,7 +18,6 @@ import time
 import traceback
 from collections import defaultdict
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -274,14 +273,12 @@ def split_known_schools(
         files = schools[code]
         return bool(files) and all(sha256_file(path) in seen for path in files)
 
-    # hashlib and the reads let go of the GIL: two threads hash an unchanged inbox in about
-    # half the wall time
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        known_schools = dict(zip(schools, pool.map(all_known, schools), strict=True))
+    # One thread: a school's files are small (10-30 KB), and two threads handing the GIL to
+    # each other at every read took an unchanged province's 31 k files from 0.5 s to 2.7 s
     pending: dict[str, list[Path]] = {}
     done: list[SchoolOutcome] = []
     for code, files in schools.items():
-        if known_schools[code]:
+        if all_known(code):
             done.append(SchoolOutcome(code, files_seen=len(files), already_known=len(files)))
         else:
             pending[code] = files
@@ -289,10 +286,16 @@ def split_known_schools(
 
 
 def sha256_file(path: Path) -> str:
+    """The file's SHA-256, read in 64 KB blocks straight from its descriptor: no buffered
+    reader and no megabyte buffer a file (each one mapped and unmapped by the allocator),
+    which made hashing a province's 31 k small files cost 0.65 s instead of 0.47 s."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        while block := os.read(handle, 1 << 16):
             digest.update(block)
+    finally:
+        os.close(handle)
     return digest.hexdigest()
 
 
