@@ -1,6 +1,6 @@
 """How a workbook's sheets are loaded: python-calamine, every worksheet as rows of cells at their
 Excel positions, each sheet's dimensions checked before its cells are built (F006); a workbook
-calamine cannot open is F001, one with a password F002."""
+calamine cannot open is F001 (a panic of its Rust code included), one with a password F002."""
 
 from __future__ import annotations
 
@@ -29,6 +29,10 @@ def load_sheets(data: bytes, stop: Callable[[Rows], bool] | None = None) -> list
         if "password" in str(exc).lower():
             raise FileRejected("F002", "password-protected workbook") from exc
         raise FileRejected("F001", _calamine_detail(exc)) from exc
+    except BaseException as exc:
+        if not _calamine_panic(exc):
+            raise
+        raise FileRejected("F001", _calamine_detail(exc)) from exc
     sheets: list[Sheet] = []
     with book:
         for index, meta in enumerate(book.sheets_metadata):
@@ -46,10 +50,23 @@ def load_sheets(data: bytes, stop: Callable[[Rows], bool] | None = None) -> list
                 raise FileRejected("F002", "password-protected workbook") from exc
             except Exception as exc:
                 raise FileRejected("F001", _calamine_detail(exc)) from exc
+            except BaseException as exc:
+                if not _calamine_panic(exc):
+                    raise
+                raise FileRejected("F001", _calamine_detail(exc)) from exc
             sheets.append((meta.name, rows))
             if stop is not None and stop(rows):
                 break
     return sheets
+
+
+def _calamine_panic(exc: BaseException) -> bool:
+    """A panic of python-calamine's Rust code, which reaches Python as pyo3's PanicException: a
+    BaseException, so no `except Exception` (the ingest's included) stops it. calamine 0.37
+    panics on an .xls cut short in its last sectors (slice bounds in its compound-file reader),
+    an upload interrupted near its end; the workbook object is dropped with the panic."""
+    cls = type(exc)
+    return cls.__name__ == "PanicException" and cls.__module__ == "pyo3_runtime"
 
 
 def _calamine_detail(exc: BaseException) -> str:

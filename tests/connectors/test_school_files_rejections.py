@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
 import pytest
 import xlsxwriter
@@ -20,6 +21,7 @@ from tests.connectors.school_file_builders import (
 )
 
 SCHOOL = "27783Y"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "massar_samples"
 
 
 def _rejected(path, **kwargs) -> FileRejected:
@@ -56,6 +58,22 @@ def test_truncated_xls_is_f001(tmp_path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 3])
     assert _rejected(path).rule_id == "F001"
+
+
+@pytest.mark.parametrize("genuine", [False, True])
+def test_xls_cut_short_of_its_last_sectors_is_f001(tmp_path, genuine):
+    """python-calamine panics on an .xls missing its last 1,024 bytes (a PanicException, not an
+    Exception, would pass the ingest's `except Exception`): the panic is F001 like any other
+    workbook calamine cannot open."""
+    if genuine:
+        data = (FIXTURES / "ListEleve_20231007.xls").read_bytes()
+    else:
+        data = write_list_eleve(tmp_path / "l.xls", {"1APIC-1": pupils(30)}).read_bytes()
+    path = tmp_path / "ListEleve_cut.xls"
+    path.write_bytes(data[: len(data) - 1024])
+    exc = _rejected(path)
+    assert exc.rule_id == "F001"
+    assert exc.detail.startswith("workbook parse error: ")
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
