@@ -37,7 +37,7 @@ from schemas.rules import render
 from tasks.coverage import owed_sections
 from tasks.disk_space import ensure_space
 from tasks.feedback import ReportFinding, ReportSubmission, write_school_report
-from tasks.inbox_digests import MEMO_NAME, InboxDigests, sha256_file
+from tasks.inbox_digests import SchoolDigests, sha256_file
 from tasks.resends import Resend, hold_finding, shrinking_resends
 from tasks.validation.cross_record import (
     PROVINCE_RULE_IDS,
@@ -271,28 +271,30 @@ def split_known_schools(
         known = known_files_by_school(database)
     finally:
         database.dispose()
-    digests = InboxDigests(settings.home / "tmp" / MEMO_NAME, settings.inbox)
-
-    def all_known(code: str) -> bool:  # stops at the school's first new file
-        seen = known.get(code, set())
-        files = schools[code]
-        return bool(files) and all(digests.digest(path) in seen for path in files)
 
     pending: dict[str, list[Path]] = {}
     done: list[SchoolOutcome] = []
     for code, files in schools.items():
-        if all_known(code):
+        seen = known.get(code, set())
+        digests = SchoolDigests(settings.home, code)
+        # stops at the school's first new file: its worker will remember its files' digests
+        if files and all(digests.digest(path) in seen for path in files):
             done.append(SchoolOutcome(code, files_seen=len(files), already_known=len(files)))
+            _save_digests(digests)
         else:
             pending[code] = files
+    return pending, done
+
+
+def _save_digests(digests: SchoolDigests) -> None:
     try:
         digests.save()
-    except OSError as error:  # a cache: the next pre-check hashes every file again
+    except OSError as error:  # a cache: the next pre-check hashes the school's files again
         _warn(
-            f"The inbox digests' memo could not be written ({error.strerror}): the next "
-            "ingest reads every file of the inbox again to know which are new."
+            f"The inbox digests' memo {digests.memo.name} could not be written "
+            f"({error.strerror}): the next ingest reads the school's files again to know "
+            "which are new."
         )
-    return pending, done
 
 
 def archive_original(archive: Path, path: Path, sha256: str) -> Path:
@@ -665,6 +667,7 @@ def ingest_school(
     folder = folder or settings.inbox / school_code
     with control_handle(settings, database) as database:
         started = outcome.clock()
+        digests = SchoolDigests(settings.home, school_code)  # before any file is read
         statuses = [path.stat() for path in files]
         # The archive keeps each new file: a full disk is a sentence before anything is done.
         ensure_space(
@@ -685,6 +688,7 @@ def ingest_school(
         for path, status in zip(files, statuses, strict=True):
             data = path.read_bytes() if status.st_size <= READ_ONCE_BYTES else None
             sha256 = sha256_file(path) if data is None else hashlib.sha256(data).hexdigest()
+            digests.remember(path, status, sha256)  # the next pre-check need not read it again
             if sha256 in known:
                 outcome.already_known += 1
                 continue
@@ -713,6 +717,7 @@ def ingest_school(
                 }
             )
         ids = register_submissions(database, arrivals)
+        _save_digests(digests)
         outcome.new_submissions.extend(ids)
         outcome.add_time("register", started)
         if not ids:

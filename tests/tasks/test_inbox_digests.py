@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import tasks.inbox_digests
-from tasks.inbox_digests import MEMO_NAME, SETTLED_NS, InboxDigests, sha256_file
+from tasks.inbox_digests import SETTLED_NS, SchoolDigests, sha256_file
 from tasks.ingest import discover_inbox, ingest_school, split_known_schools
 
 
@@ -47,11 +47,10 @@ def _file(folder: Path, name: str, data: bytes) -> Path:
 def test_a_settled_unchanged_file_is_not_read_again(tmp_path, hashed):
     inbox = tmp_path / "inbox"
     path = _file(inbox / "27783Y", "ListEleve.xlsx", b"first list")
-    memo = tmp_path / "tmp" / MEMO_NAME
-    first = InboxDigests(memo, inbox, now_ns=lambda: _later(path))
+    first = SchoolDigests(tmp_path, "27783Y", now_ns=lambda: _later(path))
     assert first.digest(path) == hashlib.sha256(b"first list").hexdigest()
     first.save()
-    second = InboxDigests(memo, inbox, now_ns=lambda: _later(path))
+    second = SchoolDigests(tmp_path, "27783Y", now_ns=lambda: _later(path))
     assert second.digest(path) == hashlib.sha256(b"first list").hexdigest()
     assert hashed == [path]  # read once, by the first pre-check only
 
@@ -64,9 +63,8 @@ def test_every_kind_of_change_to_a_file_is_hashed_again(tmp_path, hashed):
     in_place = _file(folder, "a.xlsx", b"AAAA")
     replaced = _file(folder, "b.xlsx", b"BBBB")
     grown = _file(folder, "c.xlsx", b"CCCC")
-    memo = tmp_path / MEMO_NAME
     files = [in_place, replaced, grown]
-    first = InboxDigests(memo, inbox, now_ns=lambda: max(_later(p) for p in files))
+    first = SchoolDigests(tmp_path, "27783Y", now_ns=lambda: max(_later(p) for p in files))
     for path in files:
         first.digest(path)
     first.save()
@@ -80,7 +78,7 @@ def test_every_kind_of_change_to_a_file_is_hashed_again(tmp_path, hashed):
     os.replace(upload, replaced)  # same name, size and mtime; another file
     grown.write_bytes(b"CCCCC")
 
-    second = InboxDigests(memo, inbox, now_ns=lambda: max(_later(p) for p in files))
+    second = SchoolDigests(tmp_path, "27783Y", now_ns=lambda: max(_later(p) for p in files))
     assert [second.digest(path) for path in files] == [
         hashlib.sha256(data).hexdigest() for data in (b"aaaa", b"bbbb", b"CCCCC")
     ]
@@ -92,11 +90,12 @@ def test_a_file_changed_just_before_the_hashing_is_not_remembered(tmp_path, hash
     its status through a second write, so it is hashed again next time."""
     inbox = tmp_path / "inbox"
     path = _file(inbox / "27783Y", "a.xlsx", b"young")
-    memo = tmp_path / MEMO_NAME
-    young = InboxDigests(memo, inbox, now_ns=lambda: path.stat().st_ctime_ns + SETTLED_NS - 1)
+    young = SchoolDigests(
+        tmp_path, "27783Y", now_ns=lambda: path.stat().st_ctime_ns + SETTLED_NS - 1
+    )
     young.digest(path)
     young.save()
-    InboxDigests(memo, inbox, now_ns=lambda: _later(path)).digest(path)
+    SchoolDigests(tmp_path, "27783Y", now_ns=lambda: _later(path)).digest(path)
     assert hashed == [path, path]
 
 
@@ -105,44 +104,43 @@ def test_a_file_changed_just_before_the_hashing_is_not_remembered(tmp_path, hash
     ["{not json", json.dumps({"format": 99, "files": {}}), json.dumps(["a", "list"]), ""],
 )
 def test_a_memo_that_cannot_be_trusted_means_every_file_is_read(tmp_path, hashed, memo_text):
-    inbox = tmp_path / "inbox"
-    path = _file(inbox / "27783Y", "a.xlsx", b"data")
-    memo = tmp_path / MEMO_NAME
-    memo.write_text(memo_text, encoding="utf-8")
-    assert InboxDigests(memo, inbox).digest(path) == hashlib.sha256(b"data").hexdigest()
+    path = _file(tmp_path / "inbox" / "27783Y", "a.xlsx", b"data")
+    digests = SchoolDigests(tmp_path, "27783Y")
+    digests.memo.parent.mkdir(parents=True)
+    digests.memo.write_text(memo_text, encoding="utf-8")
+    assert SchoolDigests(tmp_path, "27783Y").digest(path) == hashlib.sha256(b"data").hexdigest()
     assert hashed == [path]
 
 
-def test_a_memo_of_another_inbox_is_not_used(tmp_path, hashed):
+def test_the_same_file_elsewhere_is_read(tmp_path, hashed):
     inbox = tmp_path / "inbox"
     path = _file(inbox / "27783Y", "a.xlsx", b"data")
-    memo = tmp_path / MEMO_NAME
-    first = InboxDigests(memo, inbox, now_ns=lambda: _later(path))
+    first = SchoolDigests(tmp_path, "27783Y", now_ns=lambda: _later(path))
     first.digest(path)
     first.save()
-    other = tmp_path / "other"
-    shutil.copytree(inbox, other)
-    InboxDigests(memo, other, now_ns=lambda: _later(path)).digest(path)
-    assert hashed == [path, path]
+    copy = tmp_path / "elsewhere" / "27783Y"
+    shutil.copytree(path.parent, copy, copy_function=shutil.copy2)
+    SchoolDigests(tmp_path, "27783Y", now_ns=lambda: _later(path)).digest(copy / "a.xlsx")
+    assert hashed == [path, copy / "a.xlsx"]
 
 
 def test_a_school_whose_file_changed_in_place_is_ingested_again(province, massar_home, hashed):
-    """End to end through the pre-check: after a night that knew every file, a student list
-    rewritten in place (same size, modification time set back) sends its school to the
-    workers, and the new content becomes a submission."""
+    """End to end through the pre-check: the worker that ingested a school remembers its
+    files' digests, so the next pre-check reads none of them; a student list then rewritten in
+    place (same size, modification time set back) sends the school to the workers again, and
+    the new content becomes a submission."""
     source = next(p for p in sorted(province.iterdir()) if p.is_dir() and p.name[:5].isdigit())
     folder = massar_home.inbox / source.name
     shutil.copytree(source, folder)
     schools, _ = discover_inbox(massar_home.inbox)
     files = schools[source.name]
-    ingest_school(massar_home, source.name, files, folder)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(tasks.inbox_digests, "SETTLED_NS", 0)  # no racy window: files settled
-        pending, done = split_known_schools(massar_home, schools)
-        assert pending == {} and [o.already_known for o in done] == [len(files)]
+        ingest_school(massar_home, source.name, files, folder)
         hashed.clear()
         pending, done = split_known_schools(massar_home, schools)
-        assert pending == {} and hashed == []  # the memo answered for every file
+        assert pending == {} and [o.already_known for o in done] == [len(files)]
+        assert hashed == []  # the worker's digests answered for every file
 
         csv = next(p for p in files if p.suffix == ".csv")
         times = csv.stat()
