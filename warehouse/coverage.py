@@ -30,11 +30,11 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
-import pyarrow as pa
 from sqlalchemy import Float, Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -43,6 +43,9 @@ from schemas.campaigns import CAMPAIGNS_FILE, Campaign, load_campaigns
 from schemas.level_codes import level_code_expr
 from schemas.reference_data import reference_rows
 from warehouse.control import Base, ControlDatabase, School, Submission
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 COVERED = ("accepted", "partially_accepted")
 # An item's states, from the best to the worst.
@@ -596,17 +599,33 @@ def home_campaigns(home: Path) -> list[Campaign]:
     return load_campaigns(home / CAMPAIGNS_FILE)
 
 
-COVERAGE_COLUMNS = (
-    ("campaign", pa.string(), "Campaign id of campaigns.toml"),
-    ("school_code", pa.string(), "Main school that owes the item (satellites count under it)"),
-    ("dataset", pa.string(), "Dataset owed (schemas/datasets.py)"),
-    ("class_code", pa.string(), "Class, for students and marks (empty when unknown)"),
-    ("subject_code", pa.string(), "Subject of the level's curriculum, for marks"),
-    ("semester", pa.string(), "Semester 1 or 2, for marks"),
-    ("state", pa.string(), "accepted, partially_accepted, received, rejected or missing"),
-    ("last_submission", pa.int64(), "Submission that gives the state (null when missing)"),
-    ("received_at", pa.timestamp("us", tz="UTC"), "When that submission was received"),
-)
+@cache
+def _coverage_columns() -> tuple[tuple[str, pa.DataType, str], ...]:
+    import pyarrow as pa
+
+    return (
+        ("campaign", pa.string(), "Campaign id of campaigns.toml"),
+        ("school_code", pa.string(), "Main school that owes the item (satellites count under it)"),
+        ("dataset", pa.string(), "Dataset owed (schemas/datasets.py)"),
+        ("class_code", pa.string(), "Class, for students and marks (empty when unknown)"),
+        ("subject_code", pa.string(), "Subject of the level's curriculum, for marks"),
+        ("semester", pa.string(), "Semester 1 or 2, for marks"),
+        ("state", pa.string(), "accepted, partially_accepted, received, rejected or missing"),
+        ("last_submission", pa.int64(), "Submission that gives the state (null when missing)"),
+        ("received_at", pa.timestamp("us", tz="UTC"), "When that submission was received"),
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """``COVERAGE_COLUMNS`` (name, Arrow type, description of each column of the coverage
+    table) made when first asked for: pyarrow (and numpy) cost ~0.1 s of CPU to import, and
+    the ingest's workers import this module for the reports' coverage without ever building
+    the table."""
+    if name == "COVERAGE_COLUMNS":
+        return _coverage_columns()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 COVERAGE_DOC = (
     "What each school owes per campaign (campaigns.toml) and its state: one row per file or "
     "class owed, derived from the classes, levels and curriculum (docs/coverage.md)."
@@ -615,7 +634,10 @@ COVERAGE_DOC = (
 
 def coverage_rows(coverages: Iterable[CampaignCoverage]) -> pa.Table:
     """One row per owed item of every campaign (COVERAGE_COLUMNS)."""
-    data: dict[str, list[Any]] = {name: [] for name, _, _ in COVERAGE_COLUMNS}
+    import pyarrow as pa
+
+    columns = _coverage_columns()
+    data: dict[str, list[Any]] = {name: [] for name, _, _ in columns}
     for coverage in coverages:
         for school in coverage.schools:
             for entry in school.items:
@@ -629,7 +651,7 @@ def coverage_rows(coverages: Iterable[CampaignCoverage]) -> pa.Table:
                 data["state"].append(entry.state)
                 data["last_submission"].append(entry.submission_id)
                 data["received_at"].append(entry.received_at)
-    schema = pa.schema([pa.field(name, kind) for name, kind, _ in COVERAGE_COLUMNS])
+    schema = pa.schema([pa.field(name, kind) for name, kind, _ in columns])
     return pa.table(data, schema=schema)
 
 
