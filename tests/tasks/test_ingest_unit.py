@@ -108,20 +108,32 @@ def test_an_original_is_kept_once_read_only_under_its_hash(tmp_path):
 def test_bytes_already_read_are_archived_as_an_original_is(tmp_path):
     received = _write(tmp_path / "inbox" / "27783Y" / "notes.csv", "a,b\n1,2\n")
     sha = sha256_file(received)
-    folders: set[Path] = set()
     data = received.read_bytes()
-    kept, whole = archive_content(tmp_path / "archive", data, sha, folders)
-    assert kept == tmp_path / "archive" / sha[:2] / sha and folders == {kept.parent} and whole
+    kept, whole = archive_content(tmp_path / "archive", data, sha)  # its folder made for it
+    assert kept == tmp_path / "archive" / sha[:2] / sha and whole
     assert kept.read_bytes() == received.read_bytes()
     assert not kept.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
     assert archive_original(tmp_path / "archive", received, sha) == kept  # one copy per hash
-    assert archive_content(tmp_path / "archive", data, sha, folders) == (kept, True)
+    assert archive_content(tmp_path / "archive", data, sha) == (kept, True)
     assert kept.read_bytes() == received.read_bytes()
     assert [p for p in (tmp_path / "archive").rglob("*") if p.is_file()] == [kept]
     # something else in the archive's place (a folder): not taken for the file
     odd = tmp_path / "archive" / "ab" / ("ab" + "0" * 62)
     odd.mkdir(parents=True)
-    assert archive_content(tmp_path / "archive", data, odd.name, folders) == (odd, False)
+    assert archive_content(tmp_path / "archive", data, odd.name) == (odd, False)
+
+
+def test_bytes_archived_beside_others_in_an_existing_folder(tmp_path):
+    """A second file whose archive folder exists already (no folder to make), and a third
+    whose archive does not exist yet (its parents made): both kept whole, read-only."""
+    first, second = b"a,b\n1,2\n", b"a,b\n3,4\n"
+    archive = tmp_path / "archive"
+    sha = "ab" + "1" * 62
+    kept, _ = archive_content(archive, first, sha)
+    beside, whole = archive_content(archive, second, "ab" + "2" * 62)
+    assert whole and beside.parent == kept.parent and beside.read_bytes() == second
+    assert not beside.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    assert sorted(p.name for p in kept.parent.iterdir()) == [kept.name, beside.name]
 
 
 # ---- a file's fate ----------------------------------------------------------------------------
