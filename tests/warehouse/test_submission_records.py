@@ -147,6 +147,33 @@ def test_each_submission_is_recorded_with_its_own_outcome_and_findings(database)
     ]
 
 
+def test_recording_again_replaces_the_findings_even_with_none(database):
+    """A submission recorded again (a run that died after recording it) keeps only its new
+    findings: none when it is now clean, though no school or file is looked up for it."""
+    ids = register_submissions(database, [arrival("27783Y", 1), arrival("27783Y", 2)])
+    finding = {
+        "sheet": "Feuil1",
+        "sheet_row": 12,
+        "column_name": "mark",
+        "value": "21",
+        "rule_id": "R003",
+        "severity": "error",
+        "message_ar": "ar",
+        "message_fr": "fr",
+    }
+    first = [
+        {**outcome(sid, f"marks|27783Y|2025/2026|1APIC-1|00{sid}|1"), "findings": [finding]}
+        for sid in ids
+    ]
+    record_outcomes(database, first)
+    record_outcomes(database, [{**first[0], "findings": []}, first[1]])
+    with database.session() as session:
+        findings = list(session.scalars(select(Finding)))
+    assert [(f.submission_id, f.file_name, f.rule_id) for f in findings] == [
+        (ids[1], "NotesCC_2.xlsx", "R003")
+    ]
+
+
 def outcome(submission_id: int, scope_key: str) -> dict:
     return {
         "submission_id": submission_id,
