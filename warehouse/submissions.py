@@ -482,34 +482,20 @@ def school_findings(database: ControlDatabase, school_code: str) -> tuple[list[R
     repeat the new attempt's, or be answered by it). Rows of the columns a report shows
     (``_REPORTED_SUBMISSION``, ``_REPORTED_FINDING``), not ORM objects: ~3 instead of ~6-8 ms
     of CPU for a school's ~230 files, each school's report at every ingest."""
-    table, found = _SUBMISSIONS, _FINDINGS
     with database.session() as session:
-        current = session.execute(
-            select(*(table.c[name] for name in _REPORTED_SUBMISSION))
-            .where(table.c.school_code == school_code, table.c.state != "superseded")
-            .order_by(table.c.submission_id)
-        ).all()
-        latest = dict(
-            session.execute(
-                select(table.c.file_name, func.max(table.c.submission_id))
-                .where(table.c.school_code == school_code)
-                .group_by(table.c.file_name)
-            ).all()
-        )
+        current = session.execute(_SCHOOL_CURRENT, {"code": school_code}).all()
+        latest = dict(session.execute(_SCHOOL_LATEST, {"code": school_code}).all())
         submissions = [
             s
             for s in current
             if s.state != "rejected" or latest.get(s.file_name, 0) <= s.submission_id
         ]
         findings = session.execute(
-            select(*(found.c[name] for name in _REPORTED_FINDING))
-            .where(found.c.submission_id.in_([s.submission_id for s in submissions]))
-            .order_by(found.c.submission_id, found.c.sheet, found.c.sheet_row, found.c.rule_id)
+            _REPORTED_FINDINGS, {"ids": [s.submission_id for s in submissions]}
         ).all()
     return list(submissions), list(findings)
 
 
-_FINDINGS = cast(Table, Finding.__table__)
 _REPORTED_SUBMISSION = (
     "submission_id",
     "file_name",
@@ -521,6 +507,24 @@ _REPORTED_SUBMISSION = (
     "hold",
 )
 _REPORTED_FINDING = ("submission_id", "file_name", *FINDING_DETAIL)
+# school_findings' statements, made once (its ids an expanding parameter: see _REGISTERED)
+_SCHOOL_CURRENT = (
+    select(*(_SUBMISSIONS.c[name] for name in _REPORTED_SUBMISSION))
+    .where(_SUBMISSIONS.c.school_code == bindparam("code"), _SUBMISSIONS.c.state != "superseded")
+    .order_by(_SUBMISSIONS.c.submission_id)
+)
+_SCHOOL_LATEST = (
+    select(_SUBMISSIONS.c.file_name, func.max(_SUBMISSIONS.c.submission_id))
+    .where(_SUBMISSIONS.c.school_code == bindparam("code"))
+    .group_by(_SUBMISSIONS.c.file_name)
+)
+_REPORTED_FINDINGS = (
+    select(*(_FINDINGS.c[name] for name in _REPORTED_FINDING))
+    .where(_FINDINGS.c.submission_id.in_(bindparam("ids", expanding=True)))
+    .order_by(
+        _FINDINGS.c.submission_id, _FINDINGS.c.sheet, _FINDINGS.c.sheet_row, _FINDINGS.c.rule_id
+    )
+)
 
 
 def counts_by_school(database: ControlDatabase, submission_ids: Sequence[int]) -> dict[str, Any]:
