@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path, PosixPath
 
+from connectors.reading.calamine_copy import calamine_copy
 from connectors.reading.layout_detection import dataset_sheets
 from connectors.reading.liste_eleve import read_liste_eleve
 from connectors.reading.notes_cc import read_notes_cc
@@ -35,7 +36,7 @@ from connectors.reading.table_files import (
     read_csv,
     read_table_sheets,
 )
-from connectors.reading.workbook_safety import check_zip
+from connectors.reading.workbook_safety import check_zip, checked_worksheets
 from schemas.datasets import DATASETS, MARKS, STUDENTS
 
 __all__ = [
@@ -89,9 +90,10 @@ def read_submission(
             data, school_code=school_code, allow_empty=allow_empty_table
         )
         return ReadResult(table_dataset.name, frame, frame.height, "csv", encoding, [""])
-    # Safety checks on the zip directory, then load and locate each sheet's layout.
+    # Safety checks on the zip directory, then load and locate each sheet's layout (an xlsx
+    # through the copy calamine reads without a merged-cells pass: calamine_copy.py).
     if fmt == "xlsx":
-        check_zip(data)
+        data = calamine_copy(data, checked_worksheets(data))
     sheets = dataset_sheets(data)
     dataset = sheets[0].kind.dataset
     # The layout's own reader: metadata, columns, frame.

@@ -4,7 +4,8 @@ in this order, and each module answers one question:
 1. `sniff`: may the file be read at all (name, size) and in which format are its bytes?
    (`csv_text`: how a CSV's bytes become text, its delimiter.)
 2. `workbook_safety`: is a workbook safe to parse (zip directory, sheet dimensions)?
-   (`limits`: how big a file, a zip, a sheet may be.)
+   (`limits`: how big a file, a zip, a sheet may be.) `calamine_copy`: the xlsx as python-calamine
+   is given it, its worksheets stored so that calamine skips their merged cells.
 3. `workbook_loading`: the workbook's sheets as rows of cells (python-calamine).
 4. `layout_detection`: which layout each sheet holds and where its header row is
    (`table_headers`: which table dataset a header row names).

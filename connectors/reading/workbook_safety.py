@@ -11,7 +11,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from connectors.reading import limits
 from connectors.reading.read_result import FileRejected
@@ -34,18 +34,39 @@ def _column_number(letters: bytes) -> int:
 def check_zip(data: bytes) -> None:
     """F001/F002/F006 for an xlsx (zip) before calamine sees it: entry count, total
     uncompressed size, compression ratio per entry, encrypted entries, sheet dimensions."""
+    checked_worksheets(data)
+
+
+class DeflatedSheet(NamedTuple):
+    """A deflated worksheet as `check_zip` read its head: its directory entry, the head (its
+    first 8 kB) and the inflater stopped there (the rest of its stream in `unconsumed_tail`)."""
+
+    entry: ZipEntry
+    head: bytes
+    inflate: Any  # zlib's Decompress object
+
+
+def checked_worksheets(data: bytes) -> list[DeflatedSheet]:
+    """`check_zip`, giving the deflated worksheets whose heads it inflated, in directory order
+    (for the reader's copy of the workbook, connectors/reading/calamine_copy.py): none when
+    the archive took the `zipfile` module's path."""
     entries = _zip_entries(data)
     if entries is None:
         _check_zip_module(data)
-        return
+        return []
     _check_entries(entries)
+    deflated: list[DeflatedSheet] = []
     for entry in entries:
         if entry[_WORKSHEET]:
-            head = _entry_head(data, entry)
-            if head is None:
+            read = _entry_head(data, entry)
+            if read is None:
                 _check_zip_module(data)
-                return
+                return []
+            head, inflate = read
             _check_head(head)
+            if inflate is not None:
+                deflated.append(DeflatedSheet(entry, head, inflate))
+    return deflated
 
 
 def _check_entries(entries: Sequence[ZipEntry]) -> None:
@@ -111,7 +132,7 @@ _LOCAL = struct.Struct("<4s2xH18xHH")  # signature, flag bits, name and extra le
 _HEAD_BYTES = 8192
 _MAX_EXTRACT_VERSION = 63  # zipfile.MAX_EXTRACT_VERSION
 # An entry: (flag_bits, compress_size, file_size, method, crc, header_offset, raw name,
-# is a worksheet)
+# is a worksheet, offset of its central directory record)
 _WORKSHEET = 7
 
 
@@ -130,6 +151,7 @@ def _zip_entries(data: bytes) -> list[ZipEntry] | None:
     pos = cd_offset
     unpack = _CENTRAL.unpack_from
     while pos < end:
+        record = pos
         if pos + 46 > end:
             return None
         (
@@ -167,7 +189,7 @@ def _zip_entries(data: bytes) -> list[ZipEntry] | None:
                 return None
         # ASCII prefix and suffix: the same test on the bytes as on the decoded name
         worksheet = raw.startswith(b"xl/worksheets/") and raw.endswith(b".xml")
-        entries.append((flags, csize, usize, method, crc, offset, raw, worksheet))
+        entries.append((flags, csize, usize, method, crc, offset, raw, worksheet, record))
     return entries
 
 
@@ -182,10 +204,11 @@ def _plain_extra(extra: bytes) -> bool:
     return True
 
 
-def _entry_head(data: bytes, entry: ZipEntry) -> bytes | None:
-    """The first 8 kB of an entry (what `zipfile` reads with `open(info).read(8192)`), or None
-    when the entry needs the `zipfile` module's verdict."""
-    flags, csize, usize, method, crc, o, raw, _ = entry
+def _entry_head(data: bytes, entry: ZipEntry) -> tuple[bytes, Any] | None:
+    """The first 8 kB of an entry (what `zipfile` reads with `open(info).read(8192)`) with the
+    inflater stopped after them (None for a stored entry), or None when the entry needs the
+    `zipfile` module's verdict."""
+    flags, csize, usize, method, crc, o, raw, _, _ = entry
     if o + 30 > len(data) or flags & 0x61:
         return None
     sig, local_flags, name_len, extra_len = _LOCAL.unpack_from(data, o)
@@ -202,6 +225,7 @@ def _entry_head(data: bytes, entry: ZipEntry) -> bytes | None:
         if csize != usize:
             return None
         head = data[start : start + min(usize, _HEAD_BYTES)]
+        inflate = None
     elif method == 8:
         inflate = zlib.decompressobj(-15)
         try:
@@ -216,7 +240,7 @@ def _entry_head(data: bytes, entry: ZipEntry) -> bytes | None:
         return None
     if whole and (len(head) != usize or zlib.crc32(head) != crc):
         return None
-    return head
+    return head, inflate
 
 
 def check_dimensions(rows: int, columns: int) -> None:
