@@ -198,6 +198,52 @@ Not tried, the bound being small (steps measured alone, the same rows again): th
 cost 53 us a NotesCC file (central directory 16, the marks sheet's 8 kB head 20, of which the
 inflate 16: needed for the same F001/F006 verdicts, see round 2); the grid frame 23-28 us, of
 which polars' constructors 13 and its 18 memo lookups of repeated columns 5.
+
+Round 5 (issue 17, item 1, 6 December 2026, 16:40-18:15 UTC): python-calamine's merged-cells
+pass skipped. python-calamine 0.9.1 has no way to load a sheet without its merged cells
+(`get_sheet_by_name` calls calamine's `worksheet_merge_cells` whatever is asked later; `nrows`,
+`iter_rows` and `skip_empty_area` only shape the cells already parsed), and every release since
+0.4.0 reads them (0.3.2, the last without, panics on truncated .xls). The reader now gives
+calamine a copy of an xlsx (connectors/reading/calamine_copy.py) whose first worksheet is stored
+with an empty <mergeCells> before its <sheetData>: calamine's merged-cells pass stops there,
+and neither pass inflates the sheet. The copy is made only where calamine cannot tell it from
+the original (see the module), else the school's bytes are read. One process, 2,000 NotesCC
+files of /tmp/a3/province: check_zip + load_sheets 347-352 -> 272-275 us a file (copy 98 us,
+calamine 297 -> 177); the rest of the sheet's inflate in Python (zlib 1.2.13) is 31 us of the
+copy's cost. Old (2f1172f) and new (9bb2599) run in turn, 40 schools (9,112 files), `--repeat
+1`, load average 6.2-6.9:
+
+                          before (2f1172f)             after (9bb2599)
+    ours CPU / bare CPU   7.19 / 3.58 s = 2.01x        6.44 / 3.49 s = 1.84x
+                          7.15 / 3.48 s = 2.06x        6.47 / 3.47 s = 1.86x
+      NotesCC             6.58, 6.53 s (2.10-2.14x)    5.83, 5.81 s (1.89-1.91x)
+    ours wall / bare wall 15.53 / 8.33, 13.05 / 6.02   13.05 / 7.85, 11.42 / 5.97
+
+Same reads (frames with dtypes, layouts, findings, rejections) as 2f1172f on 3,700 files of
+/tmp/a3/province (2,500 NotesCC sampled, every table and ListEleve file of the first schools),
+an 8-school `--defects` province (1,081 files), both genuine replica folders, 2,460
+byte-damaged copies of 41 province and replica files (truncated, bits flipped, ranges zeroed)
+and 1,470 XML-damaged ones (sound zips, a character inserted or removed before, in and after
+<sheetData>): an earlier rule that only checked the elements up to <mergeCells> changed 34 of
+those 1,470 (calamine parses the <mergeCell> references and refuses a damaged one), hence the
+references checked too (tests/connectors/test_calamine_copy.py).
+
+Measured and dropped:
+- python-calamine releases (pip, one process, 2,000 NotesCC files, bare parse of the marks
+  sheet, best of 3, two runs): 0.3.2 243-267 us, 0.4.0 346-355, 0.6.2 305-312, 0.8.3 261-268,
+  0.9.1 294-299. 0.8.3 (calamine 0.36.1) reads the 4,789 sound files identically but refuses
+  95 of the 2,460 damaged ones otherwise (16 read where 0.9.1 refuses "File is larger than its
+  declared uncompressed size", 77 other error texts): not adopted. Every release reads merged
+  cells from 0.4.0 on.
+- the <dimension> search from the first b"dimension" (the regex costs < 1 us a head already).
+- the marks frame's per-pupil columns expanded in Python instead of gathered by polars: within
+  the noise of the machine (CPU per file 652-734 vs 679-760 us, load 4-7), not pursued.
+- the copy for every deflated worksheet: a sheet without <mergeCells> (tables, ListEleve
+  sheets) is inflated for nothing; the first worksheet only (a NotesCC marks sheet).
+Found on the way (fuzzing): python-calamine panics on .xls files cut short of their last
+sectors (PanicException, a BaseException: it passed the ingest's `except Exception`): F001 now
+(f410b00). A .xls with a record type zeroed makes calamine allocate 16 TB and abort the whole
+process (Rust's allocation failure, not catchable in Python): not fixed, see the round's report.
 """
 
 from __future__ import annotations
