@@ -218,6 +218,14 @@ copy's cost. Old (2f1172f) and new (9bb2599) run in turn, 40 schools (9,112 file
                           7.15 / 3.48 s = 2.06x        6.47 / 3.47 s = 1.86x
       NotesCC             6.58, 6.53 s (2.10-2.14x)    5.83, 5.81 s (1.89-1.91x)
     ours wall / bare wall 15.53 / 8.33, 13.05 / 6.02   13.05 / 7.85, 11.42 / 5.97
+    province (31,413)     25.62 / 12.26 = 2.09x        24.17 / 12.28 = 1.97x  (load 4.8-7.6)
+                          26.85 / 12.35 = 2.17x        24.75 / 12.39 = 2.00x  (load 6.8-8.5)
+      NotesCC             22.99, 24.06 s               21.40, 21.88 s
+      tables              1.98, 2.12 s                 2.11, 2.19 s (a table's first sheet,
+                                                       without merged cells, inflated for nothing)
+
+On the province the cut is 6-8% of the read (7-9% of NotesCC's), against 10-11% on the first
+40 schools; the load rose during the first old run and the second new one.
 
 Same reads (frames with dtypes, layouts, findings, rejections) as 2f1172f on 3,700 files of
 /tmp/a3/province (2,500 NotesCC sampled, every table and ListEleve file of the first schools),
