@@ -10,7 +10,7 @@ import polars as pl
 from schemas.evaluation_rules import load_rules
 from tasks.evaluation_batches import compute_results, evaluate_warehouse
 from tasks.evaluation_steps import plan_evaluation, read_published
-from tests.tasks.test_evaluable import enrollments, marks
+from tests.tasks.test_evaluable import YEAR, enrollments, marks
 from warehouse.control import ControlDatabase
 from warehouse.delta import read_table, replace_school_rows, table_versions
 from warehouse.nights import finish_night, start_night
@@ -93,3 +93,54 @@ def test_every_reason_to_hold_marks_back_is_counted_as_the_polars_restriction_co
                 .equals(right.get_column(name).cast(pl.Float64))
             ), (table, name)
     assert run.pupils == 2
+
+
+def _exam_marks(pupils: list[tuple[str, str, str]]) -> pl.DataFrame:
+    """A local and a regional collège paper for each (school, class named by the paper,
+    pupil)."""
+    return pl.DataFrame(
+        [
+            {
+                "school_code": school,
+                "school_year": YEAR,
+                "class_code": class_code,
+                "student_code": pupil,
+                "exam": exam,
+                "session": "normal",
+                "subject_code": "0010",
+                "mark": mark,
+                "absent": False,
+                "mark_scale": 20.0,
+            }
+            for school, class_code, pupil in pupils
+            for exam, mark in (("local", 11.0), ("regional", 13.5))
+        ]
+    )
+
+
+def test_the_exams_of_a_batch_read_every_annual_row_they_depend_on(massar_home) -> None:
+    """A batch's exam results are those of the whole warehouse when pupils' annual rows and
+    papers disagree on the level: a pupil whose papers name 3APIC but whose year is 2APIC is no
+    candidate (his annual row says so), a 3APIC pupil without papers is one."""
+    at_exam_level = [("11111A", "3APIC-1", "K200000001"), ("11111A", "3APIC-1", "K200000002")]
+    at_other_level = [("11111A", "2APIC-1", "K200000003"), ("11111A", "1APIC-1", "K200000004")]
+    papers = [("11111A", "3APIC-1", "K200000001"), ("11111A", "3APIC-1", "K200000003")]
+    listed = at_exam_level + at_other_level
+    _publish(
+        massar_home,
+        {
+            "marks": marks(listed),
+            "enrollments": enrollments(listed),
+            "exam_marks": _exam_marks(papers),
+        },
+    )
+    whole = plan_evaluation(read_published(massar_home), RULES)
+    expected = compute_results(whole.inputs, RULES)["exam_results"]
+    assert sorted(expected.get_column("student_code").to_list()) == ["K200000001", "K200000002"]
+
+    run = evaluate_warehouse(massar_home, RULES, batch_rows=1)
+    stored = pl.from_arrow(read_table(massar_home.warehouse, "exam_results").to_table())
+    assert isinstance(stored, pl.DataFrame)
+    keys = ["student_code", "exam", "session"]
+    assert run.rows["exam_results"] == expected.height
+    assert stored.select(expected.columns).sort(keys).equals(expected.sort(keys))
