@@ -21,7 +21,11 @@ its peak resident memory is its own:
   the setting ``evaluation_memory_mb``) straight from the batch's Parquet files
   (tasks/evaluation_duckdb.py);
 * baseline: DuckDB's bare ``SELECT student_code, subject_code, semester, avg(mark) ... GROUP BY``
-  over the same Parquet files (the aggregation alone: nothing written).
+  over the same Parquet files (the aggregation alone: nothing written);
+* floor (printed under each size; ``measure_floor``): the parts of ours that any evaluation
+  writing these four tables pays, each alone in ours' batches: ours' SQL for the subject,
+  semester and annual results with nothing written (each level a DuckDB table), copying those
+  tables to Parquet (no Delta), and delta-rs writing the four tables as ours wrote them.
 
 Targets (issue 17): 300 M marks in ≤ 10 min and ≤ 8 GB peak on the 2-core machine, ours ≤ 1.2×
 DuckDB's GROUP BY. CPU seconds (all threads) and the 1-minute load average before → after are
@@ -29,6 +33,75 @@ printed beside every wall time. ``--quick``: 3 M marks. ``--keep --workdir DIR``
 generated warehouses in DIR/national-<size>M and reuses them (their result tables removed
 before each measure); ``--build-only`` generates them without measuring. ``run(quick)``
 returns the rows for benchmarks/report.py.
+
+Round of 2026-12-06, 16:45-18:15 UTC (the machine shared by five engineers: load 4-11, so
+the walls say little; CPU seconds compared). The evaluation's code is unchanged this round:
+what it measured is where the CPU goes, the floor above, and the ideas below, dropped.
+
+Where a 40 M run's CPU goes (6 batches of up to 8 M marks; the writes made synchronous in a
+profiling script so that each step's process CPU is its own, every step timed directly; load
+6.6; 55.3 s in all, the same code with its writer thread 59.8-62.5 s at load 4-10):
+
+    the subject query (sums per pupil × subject × semester from the batch's Parquet files,
+      the subject results, handed to Arrow)                                  20.4 s
+    the semester and annual queries (from the Arrow subject results)           8.8 s
+    delta-rs writes 15.6 s: subject results 11.0, semester 2.0, annual 1.6, exam 1.5
+    the exams (polars) 5.2, reading the batch's exam marks 1.1                6.3 s
+    the rows of other years read before each write (24 scans)                 0.75 s
+    the years present (school_year of every mark, streamed)                  0.65 s
+    the rest (the Delta log's files, enrolments, the restriction's check on the annual rows,
+      the (year, school) pairs, the held groups, the connection)              0.8 s
+
+10 M (2 batches, 13.4 s, load 3.6): subject 5.1, semester + annual 2.2, writes 3.5, exams 1.6,
+the rest 0.6. One 8 M batch's pieces in one process (load 3-7): the bare 3-key GROUP BY
+1.1-1.4 s CPU (1.4 handed to Arrow); ours' subject query 3.7-3.9 handed to Arrow, its 7-key
+grouping alone (a count of the groups) 1.8, the hand-over of its 4 M rows 0.6-0.85; the
+semester query 1.35-1.5 (its 6-key grouping alone 0.6; the ranks, sums and hand-over the
+rest), the annual 0.3.
+
+The floor (``--child floor``; its SQL gives ours' rows exactly: on a batch of the 10 M
+warehouse, EXCEPT ALL both ways between its three tables and those ours wrote: 0 rows):
+
+    marks  ours wall (CPU)   GROUP BY  SQL alone (× GROUP BY)  Parquet  Delta writes   load
+    10 M   23.5 s (14.9 s)   1.5 s      6.5 s (4.2×)          3.1 s    4.2 s (2.7×)   5.3→5.8
+    10 M   19.8 s (13.5 s)   1.5 s      6.3 s (4.2×)          3.1 s    3.7 s (2.5×)   5.2→5.9
+    10 M   24.2 s (15.5 s)   1.7 s      6.7 s (4.1×)          3.1 s    4.1 s (2.5×)   7.1→7.3
+    40 M   53.4 s (55.9 s)   7.3 s     29.3 s (4.0×)         12.8 s   15.7 s (2.2×)   5.3→6.1
+    (CPU seconds but ours' wall; the GROUP BY's wall 1.2-3.1 s at 10 M, 8.1 s at 40 M)
+
+(the previous code's benchmark in the same minutes, the same evaluation: 10 M 13.5 s and
+14.6 s CPU, 8.0-8.7× the GROUP BY; 40 M 58.6 s CPU, 102.9 s wall at load 5.3→8.6, 7.0×.)
+
+So ≤ 1.2× is out of reach by construction: ours' SQL alone, with nothing written and nothing
+handed to Python, takes 4× the bare GROUP BY's CPU (it groups by 7 keys, not 3, reads slot,
+absence and mark scale, sums exactly, then groups the subject results again for the semester
+and annual results, with ranks), and delta-rs writing the four tables alone 2.2-2.7×; ours is
+their sum and the exams (~10 %), within the noise: nothing big is left between ours and its
+floor. Materialising the results in DuckDB and copying them to Parquet costs about what ours'
+hand-over to Arrow and delta-rs' writes cost, so another writer would not lower it either.
+
+Measured this round and dropped (CPU seconds):
+- the writer thread against synchronous writes (in-process, alternated): 40 M 60.0 against
+  59.8 s CPU (wall 75 against 127 s, load 4-8), 10 M 14.4, 14.4 against 16.3, 13.7: the
+  overlap costs no CPU and saves wall; kept;
+- the batch size (``--batch-rows``; 40 M, load 6-11): 16 M marks 65.4 s CPU, peak 4,440 MB;
+  8 M (the setting) 61.1-62.5 s, 2,657-2,989 MB; 4 M 60.2-61.1 s, 1,691-1,708 MB; 2 M 59.8 s,
+  1,187 MB: larger batches cost more (larger hash tables), smaller ones the same CPU in less
+  memory (the setting, in ground/settings.py, left to the lead);
+- a query per school instead of per batch (100 schools): 7.3-8.2 s against 2.3-2.4 s in one
+  query (~55 ms of planning a query);
+- the subject results kept in a DuckDB table for the semester query (1.1 s instead of 1.35-1.5
+  from Arrow) cost as much to build as the hand-over (3.7-3.95 s) and then 0.85 s more to
+  hand to Arrow for the writes;
+- the hand-over by DuckDB's to_arrow_table or in batches of 1 M rows instead of 128 k: 0.6-0.8
+  against 0.83-0.84 s (noise; the streamed reader keeps the memory limit's spill);
+- the exams given only the annual rows at an exam level or of pupils with a paper (66 k of
+  199 k rows a batch; the other rows decide nothing): 0.90-0.99 against 1.00-1.07 s a batch
+  (alternated in one process, load 6.6), the same four tables on the 10 M warehouse and on
+  generated provinces of 12 schools, clean and with defects (batches of one school and of the
+  setting): ~0.1 s a batch, under 1 % of the run, not worth a filter whose every reader must
+  be kept (tests/tasks/test_evaluation_duckdb.py now holds a batch's exam candidates to the
+  whole warehouse's when the annual rows and the papers disagree on the level).
 
 Figures (2026-12-05, the 2-core machine shared with four other engineers; batches of 8 M
 marks, DuckDB held to 2,048 MB; the warehouses kept in /tmp/national).
@@ -254,6 +327,8 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -505,6 +580,79 @@ def measure_baseline(home: Path) -> dict[str, Any]:
     }
 
 
+def measure_floor(home: Path, batch_rows: int | None) -> dict[str, Any]:
+    """The parts of ours that no evaluation writing these tables avoids, each alone, in ours'
+    school batches: ``compute``, DuckDB running ours' SQL (tasks/results_sql.py) for the
+    subject, semester and annual results of every mark, each level materialised in a DuckDB
+    table (no restriction to enrolments, no exams, nothing handed to Python); ``parquet``,
+    copying those tables to Parquet files (no Delta); ``writes``, the four
+    result tables as ours just wrote them, written again with
+    warehouse/delta.replace_school_rows into a scratch warehouse (reading them back is not
+    counted). Run after ours, whose tables it reads."""
+    from ground.settings import load_settings
+    from schemas.evaluation_rules import load_rules
+    from tasks.evaluation_batches import RESULT_TABLES, batches_of, evaluation_connection
+    from tasks.evaluation_duckdb import MARK_COLUMNS
+    from tasks.results_sql import (
+        annual_query,
+        semester_query,
+        subject_finish_query,
+        subject_sums_query,
+    )
+    from warehouse.delta import partition_files, partition_rows, read_table, replace_school_rows
+
+    settings = load_settings(home)
+    rules, warehouse = load_rules(), settings.warehouse
+    batches = batches_of(
+        partition_rows(warehouse, "marks"), batch_rows or settings.evaluation_batch_rows
+    )
+    files = partition_files(warehouse, "marks")
+    scratch = Path(tempfile.mkdtemp(prefix="floor-", dir=home))
+    connection = evaluation_connection(settings)
+    spent = dict.fromkeys(("compute_wall", "compute_cpu", "parquet_wall", "parquet_cpu"), 0.0)
+
+    def timed(step: str, sql: str) -> None:
+        started, cpu = time.perf_counter(), _cpu()
+        connection.execute(sql)
+        spent[f"{step}_wall"] += time.perf_counter() - started
+        spent[f"{step}_cpu"] += _cpu() - cpu
+
+    for number, batch in enumerate(batches):
+        listing = ", ".join(f"'{path}'" for school in batch for path in files[school])
+        marks = (
+            f"(SELECT {', '.join(MARK_COLUMNS)} FROM read_parquet([{listing}], "
+            "hive_partitioning = true, hive_types = {'school_code': VARCHAR}))"
+        )
+        sums = f"({subject_sums_query(marks, rules, MARK_COLUMNS)})"
+        steps = (
+            ("floor_subjects", subject_finish_query(sums, rules)),
+            ("floor_semesters", semester_query("floor_subjects")),
+            ("floor_annual", annual_query("floor_semesters", rules)),
+        )
+        for name, sql in steps:
+            timed("compute", f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+            target = scratch / f"{name}-{number}.parquet"
+            timed("parquet", f"COPY {name} TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+    connection.close()
+    writes_wall = writes_cpu = 0.0
+    for table in RESULT_TABLES:
+        stored = read_table(warehouse, table)
+        for batch in batches:
+            codes = pc.field("school_code").isin(pa.array(batch, pa.string()))
+            rows = stored.to_table(filter=codes)
+            started, cpu = time.perf_counter(), _cpu()
+            replace_school_rows(scratch, table, batch, rows)
+            writes_wall += time.perf_counter() - started
+            writes_cpu += _cpu() - cpu
+    shutil.rmtree(scratch)
+    return {
+        **spent,
+        "writes_wall": writes_wall,
+        "writes_cpu": writes_cpu,
+        "peak_mb": _peak_mb(),
+    }
+
+
 def _child(kind: str, home: Path, batch_rows: int | None) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", kind, "--workdir", str(home)]
     if batch_rows:
@@ -538,12 +686,14 @@ def measure_size(marks: int, workdir: Path, batch_rows: int | None, keep: bool) 
     before = _load()
     base = _child("baseline", home, None)
     load_base = f"{before:.1f}→{_load():.1f}"
+    floor = _child("floor", home, batch_rows)  # reads the result tables ours wrote
     if not keep:
         shutil.rmtree(home)
     return {
         **built,
         "ours": ours,
         "baseline": base,
+        "floor": floor,
         "load_ours": load_ours,
         "load_baseline": load_base,
     }
@@ -578,7 +728,7 @@ def run(quick: bool, sizes: tuple[int, ...] | None = None, **options: Any) -> li
         figures = measure_size(
             marks, workdir, options.get("batch_rows"), options.get("keep", False)
         )
-        ours, base = figures["ours"], figures["baseline"]
+        ours, base, floor = figures["ours"], figures["baseline"], figures["floor"]
         row = {
             "measure": f"evaluation, {_label(figures['marks'])} ({figures['pupils']:,} pupils)",
             "ours_s": round(ours["wall"], 1),
@@ -594,6 +744,12 @@ def run(quick: bool, sizes: tuple[int, ...] | None = None, **options: Any) -> li
             "batches": ours["batches"],
             "marks_mb": round(figures["mb"]),
             "build_s": round(figures["build_s"], 1),
+            "floor_compute_s": round(floor["compute_wall"], 1),
+            "floor_compute_cpu_s": round(floor["compute_cpu"], 1),
+            "floor_parquet_s": round(floor["parquet_wall"], 1),
+            "floor_parquet_cpu_s": round(floor["parquet_cpu"], 1),
+            "floor_writes_s": round(floor["writes_wall"], 1),
+            "floor_writes_cpu_s": round(floor["writes_cpu"], 1),
         }
         rows.append(row)
         print(
@@ -606,6 +762,16 @@ def run(quick: bool, sizes: tuple[int, ...] | None = None, **options: Any) -> li
             f"{ours['cpu'] / base['cpu']:.2f}× CPU | "
             f"load average {row['load_average']} | marks on disk {row['marks_mb']:,} MB, "
             f"built in {row['build_s']} s",
+            flush=True,
+        )
+        print(
+            f"    floor, each alone: ours' SQL for subject, semester and annual results, "
+            f"nothing written {row['floor_compute_s']} s ({row['floor_compute_cpu_s']} s CPU, "
+            f"{floor['compute_cpu'] / base['cpu']:.2f}× the GROUP BY's); copying them to "
+            f"Parquet (no Delta) {row['floor_parquet_s']} s ({row['floor_parquet_cpu_s']} s "
+            f"CPU); the four tables' Delta writes {row['floor_writes_s']} s "
+            f"({row['floor_writes_cpu_s']} s CPU, {floor['writes_cpu'] / base['cpu']:.2f}× "
+            "the GROUP BY's)",
             flush=True,
         )
     return rows
@@ -624,7 +790,7 @@ def main() -> None:
     parser.add_argument("--batch-rows", type=int, default=None)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the generated warehouses")
-    parser.add_argument("--child", choices=("ours", "baseline"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("ours", "baseline", "floor"), help=argparse.SUPPRESS)
     parser.add_argument(
         "--build-only", action="store_true", help="generate (and keep) the warehouses, no measure"
     )
@@ -632,6 +798,8 @@ def main() -> None:
     if args.child:
         if args.child == "ours":
             result = measure_ours(args.workdir, args.batch_rows)
+        elif args.child == "floor":
+            result = measure_floor(args.workdir, args.batch_rows)
         else:
             result = measure_baseline(args.workdir)
         print(json.dumps(result))
