@@ -214,6 +214,53 @@ s (split_known_schools 0.02-0.06 s: one file hashed a school; the leases 0.016 s
 0.03 s), nothing to start earlier. What is left of the head is outside these files: the
 workers forked at the first submission rather than with the API, their imports and
 Prefect's first context, and Prefect's submissions.
+
+Issue 17, item 1, the workers' CPU beyond the read (this round: the worker's steps other than
+the reader, warehouse/submissions.py, warehouse/coverage.py). Where it goes, one process
+(POLARS_MAX_THREADS=1, ``ingest_schools`` over the 40-school province's 21 schools, 4,679
+files, CPU timers around each call, load 4-11): of ~7.2-8 s, the reader (connectors,
+read_submission) 3.4-3.8 s; the archive's files 0.6-2.7 s, nearly all system CPU (the kernel
+creating and renaming them, varying with the other sessions' writes: 55-90 us a file when
+the disk is quiet); the staged Parquet 0.70 s (polars' encoder, ~1 ms per text column of a
+school's 43 k marks rows, compressed or not); validation 0.71 s (a school's marks 13.5 ms:
+normalising 6.4, the pre-check 3.3, the mark scales 2.1); the reports 0.24-0.35 s; registering
+and recording in the control database 0.35 s; the cross-record rules 0.26 s (eleven rules of
+1-2 ms a school, none ahead). A worker's own start ~0.95 s of CPU before its first chunk and
+~0.1 s between two chunks; the server it is forked from ~1.3 s. Adopted: pyarrow (and numpy)
+no longer imported by the workers (warehouse/coverage.py's Arrow types made with the coverage
+table: ~0.1 s a worker); an archive folder made when creating a file in it fails, not asked
+for once per folder and school (4,679 files: 3,069 mkdir calls of ~10 us -> 259); the
+control database's statements of registering, recording and the reports' findings made once,
+their lists as expanding parameters (a school of 230 files on SQLite: register 6.7-7.8 ->
+5.4-6.8 ms, record 7.9-9.1 -> 5.7-6.6 ms, the report's query 1.6 -> 1.15 ms). Same outputs:
+control tables, staged and quarantined Parquet (byte for byte), archive and reports (their
+contents; the workbook's creation time aside) on the 40-school province, a 20-school --defects
+one and the genuine-layout replicas, against efa51f5. The 21 schools in one process, efa51f5
+and after alternated three times (load 4.0-4.9): user CPU 6.37, 6.41, 6.48 -> 6.19, 6.24,
+6.36 s (-0.16 s, ~-1.1 s for the province, plus the two workers' pyarrow ~0.2 s); record
+0.18-0.20 -> 0.13 s. The flow on the default province, --no-reingest, efa51f5 and after in
+turn twice each:
+
+    run (load at start)   wall     workers' CPU (user + system)   bare read (CPU)
+    before (5.2)          61.7 s   53.06 s (47.12 + 5.94)         18.5 s (11.77 s)
+    after  (6.4)          71.7 s   56.43 s (49.10 + 7.33)         20.1 s (12.03 s)
+    before (4.7)          99.4 s   59.30 s (49.18 + 10.12)        15.3 s (11.80 s)
+    after  (6.7)          84.8 s   58.76 s (51.81 + 6.95)         25.6 s (12.47 s)
+
+The ~1.3 s saved is far inside these runs' spread (the untouched read step alone 24.7-27.3 s
+of CPU from run to run). Target <= 2x still missed: beside the reader's Python (the read step
+~25 s of CPU against the bare read's ~12), what is left after it is fixed work (the archive's
+file per original, the staged Parquet's encoding, Prefect's and the workers' start, ~15 s) or
+spread thin over many polars calls of ~0.1-2 ms each. Measured and not adopted: a
+submission's scope read from its dataset's files stacked, in one gather, rather than each
+file's first row (a school's 317 files 2.0 -> 1.0 ms: ~0.14 s for the province, for 30 lines);
+the read step timed once per school instead of per file (31,413 CPU clock pairs cost 0.05 s);
+a file's bytes by os.read of the size its status gave instead of Path.read_bytes (19.0-19.3 ->
+15.1 us a file: ~0.13 s); the staged Parquet written from one chunk instead of the batch's
+slices (31.0 against 32.2 ms with the rechunk, the same bytes); the archive's fchmod left to
+the open's mode (54-88 us of system CPU a file either way); prefect_dask imported in the
+worker server (0.37 s of a worker's first task context) is not possible: its import starts a
+thread, which a forked worker would not have.
 """
 
 from __future__ import annotations
