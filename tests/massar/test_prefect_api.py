@@ -6,6 +6,7 @@ installation's template holds no run."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import select
@@ -13,6 +14,11 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import sqlalchemy.exc
+from starlette.requests import Request
+
+from massar.prefect_api import RETRY_LOCKED_AFTER, _application, retry_soon_when_locked
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = """
@@ -215,3 +221,40 @@ def test_the_api_of_a_killed_command_ends_with_it(tmp_path: Path) -> None:
     if not ended:
         os.kill(api, 9)  # leave nothing behind, then fail
     assert ended
+
+
+def _request() -> Request:
+    return Request({"type": "http", "method": "POST", "path": "/api/task_runs/", "headers": []})
+
+
+def _sqlite_error(message: str) -> sqlalchemy.exc.OperationalError:
+    """An error of the API's database as SQLAlchemy raises it, SQLite's ``message`` inside."""
+    return sqlalchemy.exc.OperationalError(
+        "INSERT INTO task_run ...", {}, sqlite3.OperationalError(message)
+    )
+
+
+def test_a_request_that_found_the_database_locked_is_tried_again_soon() -> None:
+    """A request of the embedded API that met another connection's write (SQLite's 'database
+    is locked') gets Prefect's 503 with a Retry-After of a fraction of a second, not Prefect's
+    client's 2 s backoff; any other error gets Prefect's answer as it was, without it."""
+    locked = asyncio.run(retry_soon_when_locked(_request(), _sqlite_error("database is locked")))
+    assert locked.status_code == 503
+    assert locked.headers["Retry-After"] == RETRY_LOCKED_AFTER
+    assert 0 < float(RETRY_LOCKED_AFTER) < 2  # sooner than the client's first backoff
+
+    for error, status in (
+        (_sqlite_error("disk I/O error"), 500),  # not worth trying again, as Prefect says
+        (sqlalchemy.exc.DBAPIError("SELECT 1", {}, ConnectionError("gone")), 503),
+        (ValueError("a bug"), 500),
+    ):
+        answer = asyncio.run(retry_soon_when_locked(_request(), error))
+        assert answer.status_code == status
+        assert "Retry-After" not in answer.headers  # Prefect's backoff for other errors
+
+
+def test_the_embedded_api_answers_errors_with_the_retry_after() -> None:
+    """The application the API's process serves answers its requests' errors through
+    retry_soon_when_locked (the handler FastAPI uses for any exception)."""
+    application = _application(None)
+    assert application.api_app.exception_handlers[Exception] is retry_soon_when_locked
