@@ -93,6 +93,12 @@ Measured this round and dropped (CPU seconds):
 - the subject results kept in a DuckDB table for the semester query (1.1 s instead of 1.35-1.5
   from Arrow) cost as much to build as the hand-over (3.7-3.95 s) and then 0.85 s more to
   hand to Arrow for the writes;
+- the subject query taken apart (one 8 M batch, each result consumed by a hash of its rows
+  in DuckDB, nothing handed over; load 4-6): the 7-key grouping with one sum 1.9-2.0 s, six
+  aggregates of the raw columns 2.55, ours' sums 3.05-3.26 (the level's scale by a CASE
+  instead of the join with the levels 3.04-3.07, the same rows; no scale at all 2.9-2.96),
+  with the subject results' finish 3.4-3.65, handed to Arrow 3.8-4.15: no piece worth more
+  than ~0.5 s to rewrite, and the exact DECIMAL sums are what keeps the bits night after night;
 - the hand-over by DuckDB's to_arrow_table or in batches of 1 M rows instead of 128 k: 0.6-0.8
   against 0.83-0.84 s (noise; the streamed reader keeps the memory limit's spill);
 - the exams given only the annual rows at an exam level or of pupils with a paper (66 k of
