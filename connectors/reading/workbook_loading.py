@@ -11,7 +11,8 @@ from python_calamine import CalamineWorkbook, PasswordError, SheetTypeEnum
 
 from connectors.reading.cells import Rows
 from connectors.reading.read_result import FileRejected
-from connectors.reading.workbook_safety import check_dimensions
+from connectors.reading.sniff import OLE_MAGIC
+from connectors.reading.workbook_safety import check_biff, check_dimensions
 
 Sheet = tuple[str, Rows]
 """A worksheet's name and its rows."""
@@ -21,6 +22,8 @@ def load_sheets(data: bytes, stop: Callable[[Rows], bool] | None = None) -> list
     """The worksheets of a workbook as (name, rows), rows at their Excel positions (rows[0] is
     Excel row 1, column 0 is A), up to the first sheet for which `stop(rows)` is true.
     Raises F001/F002/F006."""
+    if data.startswith(OLE_MAGIC):  # a BIFF .xls: its declared dimensions before calamine
+        check_biff(data)
     try:
         book = CalamineWorkbook.from_filelike(io.BytesIO(data))
     except PasswordError as exc:

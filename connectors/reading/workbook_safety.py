@@ -1,7 +1,9 @@
 """Is a workbook safe to parse? An xlsx's zip directory (entries, sizes, compression ratio,
 encrypted entries: F001, F002, F006) and every sheet's dimensions (F006), checked on the raw
-bytes before python-calamine sees them. A BIFF .xls has no directory: its sheets' dimensions
-are checked as they load (connectors/reading/workbook_loading.py)."""
+bytes before python-calamine sees them. A BIFF .xls's sheets declare their dimensions in
+DIMENSIONS records inside its compound file: read with olefile and checked the same way
+before calamine opens the workbook (`check_biff`), since calamine sizes a sheet's cells from
+that record and a damaged one made it ask for terabytes and abort the worker process."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import zipfile
 import zlib
 from collections.abc import Sequence
 from typing import Any, NamedTuple
+
+import olefile
 
 from connectors.reading import limits
 from connectors.reading.read_result import FileRejected
@@ -251,3 +255,47 @@ def check_dimensions(rows: int, columns: int) -> None:
         raise FileRejected("F006", f"sheet {rows} rows tall > {limits.MAX_ROWS}")
     if rows * columns > limits.MAX_CELLS:
         raise FileRejected("F006", f"sheet {rows}x{columns} cells > {limits.MAX_CELLS}")
+
+
+_BIFF_STREAMS = ("Workbook", "Book")  # BIFF8; BIFF5/7
+_DIMENSIONS = 0x0200
+
+
+def check_biff(data: bytes) -> None:
+    """F006 for an .xls one of whose sheets declares, in its DIMENSIONS record, more rows,
+    columns or cells than the limits: the check `check_zip` makes of an xlsx's `<dimension>`.
+    python-calamine reserves a sheet's cells from that record when it opens the workbook; one
+    damaged byte of a school's ListEleve .xls (a record's type read as DIMENSIONS) made it ask
+    for 16 TB, and Rust's allocator aborted the worker, its chunk of schools with it. A first
+    row or column past the last is a damaged record: F001 (calamine survives inverted columns,
+    but the record it stands for is lost). A compound file or a record stream this check cannot
+    follow is left to calamine (F001 there): no workbook is refused for being unusual."""
+    try:
+        with olefile.OleFileIO(io.BytesIO(data)) as compound:
+            name = next((n for n in _BIFF_STREAMS if compound.exists(n)), None)
+            if name is None:
+                return
+            stream = compound.openstream(name).read()
+    except Exception:  # not a compound file olefile can follow: calamine decides (F001)
+        return
+    position, end = 0, len(stream)
+    while position + 4 <= end:
+        kind, size = struct.unpack_from("<HH", stream, position)
+        position += 4
+        if kind == _DIMENSIONS and size in (10, 14) and position + size <= end:
+            # the first row, one past the last, the first column, one past the last; rows
+            # 32-bit in BIFF8, 16-bit in BIFF5/7
+            bounds = struct.unpack_from("<IIHH" if size == 14 else "<HHHH", stream, position)
+            _check_declared(*bounds)
+        position += size
+
+
+def _check_declared(first_row: int, rows: int, first_column: int, columns: int) -> None:
+    """A DIMENSIONS record's bounds: beyond the limits F006; a first row or column past the
+    last (calamine subtracts them unsigned: the 16 TB) F001, a damaged workbook. An empty
+    sheet declares zeros."""
+    if (rows and first_row >= rows) or (columns and first_column >= columns):
+        raise FileRejected(
+            "F001", "workbook parse error: a sheet's declared dimensions are out of order"
+        )
+    check_dimensions(rows, columns)

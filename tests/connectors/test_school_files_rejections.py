@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -74,6 +77,57 @@ def test_xls_cut_short_of_its_last_sectors_is_f001(tmp_path, genuine):
     exc = _rejected(path)
     assert exc.rule_id == "F001"
     assert exc.detail.startswith("workbook parse error: ")
+
+
+def _declaring(rows: tuple[int, int], columns: tuple[int, int]) -> bytes:
+    """The genuine ListEleve .xls with its first sheet's DIMENSIONS record declaring other
+    bounds (first row, one past the last; first column, one past the last), as one damaged
+    record of a school's upload would."""
+    data = (FIXTURES / "ListEleve_20231007.xls").read_bytes()
+    record = bytes.fromhex("00020e00020000001d00000002001b000000")  # type, length, bounds
+    assert data.count(record) == 1
+    return data.replace(record, record[:4] + struct.pack("<IIHHH", *rows, *columns, 0))
+
+
+def test_an_xls_declaring_its_rows_out_of_order_is_f001_and_the_process_lives(tmp_path):
+    """python-calamine sizes a sheet's cells from its DIMENSIONS record, subtracting the
+    bounds unsigned: a first row past the last made it ask for terabytes and Rust's allocator
+    aborted the worker process, its chunk of schools with it (a fuzzed ListEleve .xls). Read in
+    a process of its own here, so that a regression fails this test rather than the run."""
+    path = tmp_path / "ListEleve_damaged.xls"
+    path.write_bytes(_declaring(rows=(42, 26), columns=(2, 27)))
+    reader = (
+        "import sys\nfrom pathlib import Path\n"
+        "from connectors.reading.read_result import FileRejected\n"
+        "from connectors.school_files import read_submission\n"
+        "try:\n    read_submission(Path(sys.argv[1]), school_code='27783Y')\n"
+        "except FileRejected as error:\n    print(error.rule_id, error.detail)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", reader, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.strip() == (
+        "F001 workbook parse error: a sheet's declared dimensions are out of order"
+    )
+
+
+def test_an_xls_declaring_columns_out_of_order_or_beyond_the_limits_is_refused(tmp_path):
+    path = tmp_path / "ListEleve_damaged.xls"
+    path.write_bytes(_declaring(rows=(2, 29), columns=(30, 27)))
+    assert _rejected(path).rule_id == "F001"
+    path.write_bytes(_declaring(rows=(2, 29), columns=(2, 250)))  # as an xlsx's <dimension>
+    exc = _rejected(path)
+    assert (exc.rule_id, exc.detail) == ("F006", "sheet 250 columns wide > 200")
+
+
+def test_an_xls_declaring_what_a_sheet_may_hold_is_read_as_before(tmp_path):
+    """BIFF8's last row (65,536) within the limits: the same pupils as the genuine file."""
+    path = tmp_path / "ListEleve_tall.xls"
+    path.write_bytes(_declaring(rows=(2, 65536), columns=(2, 27)))
+    genuine = read_submission(FIXTURES / "ListEleve_20231007.xls", school_code=SCHOOL)
+    declared = read_submission(path, school_code=SCHOOL)
+    assert declared.frame.height > 0 and declared.frame.equals(genuine.frame)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
