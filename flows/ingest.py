@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ from uuid import UUID
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed
+from prefect.task_runners import TaskRunner
 from prefect.utilities.annotations import quote
 
 # The coverage step after the schools reads the published tables' fingerprints
@@ -25,6 +27,7 @@ from ground.settings import Settings, flow_settings
 from tasks.coverage import coverage_after_ingest_task
 from tasks.disk_space import disk_guarded, ingest_folders
 from tasks.ingest import (
+    SchoolOutcome,
     check_province_task,
     discover_inbox_task,
     fetch_sftp_inbox_task,
@@ -36,7 +39,7 @@ from tasks.ingest import (
     stray_sentence,
     write_reports_task,
 )
-from tasks.ingest_chunks import chunk_label, ingest_chunk_task, school_chunks
+from tasks.ingest_chunks import SchoolFolder, chunk_label, ingest_chunk_task, school_chunks
 from tasks.leases import claim_schools, leased, wait_for_province_check
 
 
@@ -73,6 +76,7 @@ def ingest_submissions(
     schools, unchanged = split_known_task(settings, cast(Any, quote(schools)))
     schools, left = claim_schools(settings, schools)
     outcomes = list(unchanged)
+    stranded: list[SchoolFolder] = []  # schools of chunks whose worker process died
     reports_at = datetime.now(settings.zone)
     files = sum(len(paths) for paths in schools.values())
     with ExitStack() as workers:  # started or not, they wind down while the province is checked
@@ -83,26 +87,27 @@ def ingest_submissions(
                 update_progress_artifact(progress, 100.0 * done / len(chunks))
         elif schools:  # a task per chunk of schools; each writes its schools' reports
             runner = workers.enter_context(school_task_runner(settings))
-            futures: list[PrefectFuture[Any]] = [
-                runner.submit(
-                    ingest_chunk_task,
-                    {
-                        "settings": settings,
-                        "chunk": chunk,
-                        "label": chunk_label(chunk),
-                        "reports_at": reports_at,
-                    },
-                )
+            futures: dict[PrefectFuture[Any], list[SchoolFolder]] = {
+                _submit(runner, settings, chunk, reports_at): chunk
                 for chunk in school_chunks(schools, root, worker_count(settings))
-            ]
-            for done, future in enumerate(as_completed(futures), start=1):
-                outcomes.extend(future.result())
+            }
+            for done, future in enumerate(as_completed(list(futures)), start=1):
+                try:
+                    outcomes.extend(future.result())
+                except BrokenProcessPool:  # a worker died: every chunk not done is stranded
+                    stranded.extend(futures[future])
                 update_progress_artifact(progress, 100.0 * done / len(futures))
-            let_workers_go(runner)
+            if not stranded:
+                let_workers_go(runner)
+        if stranded:
+            outcomes.extend(_ingest_stranded(settings, stranded, reports_at))
         update_progress_artifact(progress, 100.0)
         province_left = wait_for_province_check(settings)
         changed = set() if province_left else check_province_task(settings)
-        write_reports_task(settings, sorted(changed), reports_at)  # the province's findings
+        # the province's findings; and a stranded chunk's schools, whose reports its worker
+        # did not write
+        changed |= {school.school_code for school in stranded}
+        write_reports_task(settings, sorted(changed), reports_at)
         # quote: each school's new submission ids (31 k for a province) not walked twice by
         # Prefect for futures at the run's end (~0.25 s of CPU)
         summary = publish_ingest_summary(cast(Any, quote(outcomes)), strangers, root)
@@ -111,3 +116,59 @@ def ingest_submissions(
         summary["coverage"] = coverage_after_ingest_task(settings)  # snapshot, page, artifact
     record_run_finish(settings, run_id, summary)
     return summary
+
+
+def _submit(
+    runner: TaskRunner, settings: Settings, chunk: list[SchoolFolder], reports_at: datetime
+) -> PrefectFuture[Any]:
+    parameters = {
+        "settings": settings,
+        "chunk": chunk,
+        "label": chunk_label(chunk),
+        "reports_at": reports_at,
+    }
+    return runner.submit(ingest_chunk_task, parameters)
+
+
+def _ingest_stranded(
+    settings: Settings, stranded: list[SchoolFolder], reports_at: datetime
+) -> list[SchoolOutcome]:
+    """The schools of chunks whose worker process died (killed for memory, or a library's
+    native code aborting on a file: no Python exception to catch), ingested again one at a
+    time in a fresh pool, so that one school's fault stops no other school. A school done
+    before the death has its files already known: its outcome says so, and its report is
+    written again by the flow. A school whose own worker dies is the culprit: its files are
+    counted unreadable (a fault of the platform, which makes the command fail with a
+    sentence), a sentence names it, and the next school gets a fresh pool."""
+    logger = get_run_logger()
+    logger.error(
+        "A worker process of this ingest died; the %d school(s) it had not reported on are "
+        "ingested again one at a time (already registered files are recognised).",
+        len(stranded),
+    )
+    outcomes: list[SchoolOutcome] = []
+    pending = list(stranded)
+    while pending:
+        with school_task_runner(settings) as runner:
+            while pending:
+                school = pending.pop(0)
+                try:
+                    outcomes.extend(_submit(runner, settings, [school], reports_at).result())
+                except BrokenProcessPool:
+                    logger.error(
+                        "School %s: the worker process reading its files died again (a fault "
+                        "of the platform, not of the school). Its %d file(s) are left in the "
+                        "inbox and tried again on the next run; the other schools went on. "
+                        "Report it to the platform's maintainers with this run's logs.",
+                        school.school_code,
+                        len(school.files),
+                    )
+                    outcomes.append(
+                        SchoolOutcome(
+                            school.school_code,
+                            files_seen=len(school.files),
+                            unreadable=len(school.files),
+                        )
+                    )
+                    break  # this pool is broken: the next school gets a fresh one
+    return outcomes

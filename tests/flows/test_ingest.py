@@ -6,6 +6,8 @@ import asyncio
 import hashlib
 import re
 import shutil
+import threading
+import time
 
 import polars as pl
 import pytest
@@ -197,3 +199,103 @@ def test_the_outcomes_reach_the_summary_quoted_and_every_school_is_counted(
         for r in _query(settings, "select submission_id from submissions order by 1")
     ]
     assert summary["totals"]["new_submissions"] == len(ids) == summary["totals"]["files_seen"]
+
+
+def test_a_worker_that_dies_stops_no_school(prefect_server, province, tmp_path):
+    """A worker process killed mid-run (as the kernel kills one short of memory, or a library's
+    native code aborts on a file: no Python exception to catch) broke the whole process pool,
+    and the ingest failed for every school. Now the schools of the chunks not reported are
+    ingested again one at a time in a fresh pool: the run completes, every file becomes a
+    submission once, and every school has its report."""
+    import psutil
+
+    settings = init_home(tmp_path / "home").model_copy(update={"small_night_files": 0})
+    stage_inbox(province, settings.inbox)
+    files = sum(1 for p in settings.inbox.rglob("*") if p.is_file())
+    killed: list[int] = []
+
+    def kill_a_worker_once_schools_are_under_way() -> None:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            registered = _query(settings, "select count(*) as n from submissions")[0]["n"]
+            servers = [
+                child
+                for child in psutil.Process().children(recursive=True)
+                if "forkserver" in " ".join(child.cmdline())
+            ]
+            workers = [w for server in servers for w in server.children()]
+            if registered and workers:
+                workers[0].kill()
+                killed.append(workers[0].pid)
+                return
+            time.sleep(0.05)  # polling the control database for the first registration
+
+    watcher = threading.Thread(target=kill_a_worker_once_schools_are_under_way)
+    watcher.start()
+    summary, _ = _ingest(settings)
+    watcher.join()
+
+    assert killed, "no worker was under way to kill: the test tested nothing"
+    totals = summary["totals"]
+    assert totals["unreadable"] == 0  # killed once: its schools went through the second time
+    assert totals["files_seen"] == files
+    rows = _query(settings, "select count(*) as n, count(distinct sha256) as d from submissions")
+    assert rows == [{"n": files, "d": files}]
+    schools = sorted(p.name for p in settings.inbox.iterdir())
+    assert sorted(o["school_code"] for o in summary["schools"]) == schools
+    assert all(any((settings.reports / code).glob("*.xlsx")) for code in schools)
+
+
+def test_a_school_whose_own_worker_dies_is_counted_unreadable_and_the_next_goes_on(
+    prefect_server, tmp_path, monkeypatch
+):
+    """Again one at a time, a school whose worker dies is the culprit: its files counted
+    unreadable (the command then fails with a sentence), and the schools after it run in a
+    fresh pool (the broken one takes no task). The pool is a stand-in here; the test above
+    kills a real worker."""
+    from concurrent.futures.process import BrokenProcessPool
+    from contextlib import contextmanager
+
+    from prefect import flow
+
+    from tasks.ingest import SchoolOutcome
+    from tasks.ingest_chunks import SchoolFolder
+
+    pools: list[list[str]] = []
+
+    class Pool:
+        def submit(self, _task, parameters):  # type: ignore[no-untyped-def]
+            (school,) = parameters["chunk"]
+            pools[-1].append(school.school_code)
+            outcome = SchoolOutcome(school.school_code, files_seen=len(school.files))
+
+            class Future:
+                def result(self):  # type: ignore[no-untyped-def]
+                    if school.school_code == "22222B":
+                        raise BrokenProcessPool("A process in the process pool was terminated")
+                    return [outcome]
+
+            return Future()
+
+    @contextmanager
+    def fresh_pool(_settings):  # type: ignore[no-untyped-def]
+        pools.append([])
+        yield Pool()
+
+    monkeypatch.setattr(flows.ingest, "school_task_runner", fresh_pool)
+    schools = [
+        SchoolFolder(code, [tmp_path / f"{code}-{n}.xlsx" for n in range(3)], tmp_path)
+        for code in ("11111A", "22222B", "33333C")
+    ]
+
+    @flow
+    def stranded_night() -> list[SchoolOutcome]:
+        return flows.ingest._ingest_stranded(init_home(tmp_path / "home"), schools, None)
+
+    outcomes = stranded_night()
+    assert pools == [["11111A", "22222B"], ["33333C"]]
+    assert [(o.school_code, o.files_seen, o.unreadable) for o in outcomes] == [
+        ("11111A", 3, 0),
+        ("22222B", 3, 3),
+        ("33333C", 3, 0),
+    ]
