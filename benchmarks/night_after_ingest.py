@@ -198,6 +198,51 @@ Alternating nights (this script, --code before=0c5aeac --code after=the worktree
     (* side by side)
 
 Means 34.5 -> 32.9 s wall (the load's), 26.27 -> 23.63 s CPU (-10 %), the same peak.
+
+Next round (2026-12-06 16:42-18:15 UTC, 2 cores shared with four other engineers' work, load
+3-11). The night's timeline (its Prefect flow and task runs, the night's and the API's
+processes' CPU sampled every 0.2 s, the Prefect client's answers of 400 and more recorded;
+a script of this round, not kept) showed both processes idle (0.00-0.08 cores) for 2.0-2.3 s
+at the boundary of two flows (the ingest's pre-check and the consolidation, or the
+consolidation and the evaluation) in 9 of 19 nights of the 40-school province (two in one
+night) and in 1 of 3 of the default province's: a POST /api/task_runs/ answered 503 (SQLite's
+database locked: a write of the API met another of its connections' commit, the flow
+before's logs and events), which Prefect's client tries again after a backoff of 2 s.
+Changed (22ca774, massar/prefect_api.py): that answer carries Retry-After 0.5 s (0.2 s while
+measured: 2 of 11 nights met the 503, the boundary 0.37-0.38 s instead of ~2.3 s). Other
+nights are unchanged: the default province after its ingest, before (e0b45dc) and after
+(22ca774) alternating, no 503 in any of the four, load 3.1-6.1: before 23.60 / 24.76 s wall,
+23.66 / 23.46 s CPU; after 23.74 / 27.79 s wall, 23.04 / 24.62 s CPU.
+The whole first night (benchmarks/second_night.py, default province, --code of each worktree,
+old / new / new / old, 17:39-17:50 UTC, load 4.7-8.9): API start 10.2 / 10.6 / 6.6 / 9.3 s
+(3.5-4.0 s CPU in the command, 3.3-3.6 s in the API's), first night 87.6 / 134.1 / 100.3 /
+105.8 s wall (the load's: a test suite ran beside the first "new"), 73.3 / 77.5 / 73.5 / 73.4 s
+CPU; unchanged night 2.12 / 2.73 / 2.93 / 2.09 s wall, 1.11 / 1.08 / 1.16 / 1.10 s CPU. The
+change removes a wait, not CPU: at a 503 in 2-5 nights of 10, ~1.5-1.8 s of wall each.
+
+Where the night's time went then (default province, one night at load 6, old code): the
+ingest's pre-check 2.0 s, the consolidation 8.8 s (~1 core: the machine's share), the
+evaluation's batches 4.2 s, read_results_for_reports 1.8 s, the e-services extract and the
+statistics side by side 4.8 s. In one process: the marks' consolidation 3.8-3.9 s of CPU (its
+rows derived, staged reads included, 1.6 s; the Delta write of 3.5 M rows ~1.4 s), the staged
+reads of all eleven datasets 1.7 s (the marks' 39 columns 0.49 s, the others 0.09-0.14 s each).
+
+Measured and not adopted this round:
+- warm-up requests to the API sent by a thread of the command as soon as it answers (GET
+  /api/admin/version, POST /api/flows/filter): the API's first answers beyond its health cost
+  0.4-0.6 s of its CPU (the first flow 0.86-1.5 s of wall at load 5-11, the next 0.1-0.2 s),
+  but on this machine the API's start (3.6-3.8 s of its CPU) ends after the command's imports
+  (2.4-2.7 s), so the warm-up only races the first flow: old / new alternating at load 6.8-11.5,
+  start + first flow 13.45 / 14.46 / 9.52 s against 14.46 / 10.49 / 10.65 s, the API's CPU in
+  the first flow 0.59-0.68 against 0.53-0.60 s. No gain: not kept;
+- SQLAlchemy's mappers configured in the API at its start (py-spy credited the first request's
+  time to their configuration): measured directly, 0.06 s of CPU: not the cost;
+- ZSTD level 1 for the consolidated tables (their writer's default level otherwise): the
+  marks' Delta write 1.33 / 1.35 s of CPU against 1.38-1.45 s, the same 4.9 MB: no gain;
+- the modules a night imports after its flow's import (157: fastapi, graphviz, Prefect's
+  engines, SQLAlchemy's SQLite dialect) cost 0.17 s of CPU: importing them while the API starts
+  would save that much at most; not done (benchmarks/second_night.py passes only
+  massar.runner.REPORT_CHARTS to the warm-up).
 """
 
 from __future__ import annotations
