@@ -77,18 +77,21 @@ def test_files_of_different_keys_keep_each_its_values(database):
     assert [kept[i].school_code for i in ids] == ["27783Y", "27783Y", "11742K", "11742K"]
 
 
+FINDING = {
+    "sheet": "Feuil1",
+    "sheet_row": 12,
+    "column_name": "mark",
+    "value": "21",
+    "rule_id": "R003",
+    "severity": "error",
+    "message_ar": "ar",
+    "message_fr": "fr",
+}
+
+
 def test_each_submission_is_recorded_with_its_own_outcome_and_findings(database):
     ids = register_submissions(database, [arrival("27783Y", 1), arrival("27783Y", 2)])
-    finding = {
-        "sheet": "Feuil1",
-        "sheet_row": 12,
-        "column_name": "mark",
-        "value": "21",
-        "rule_id": "R003",
-        "severity": "error",
-        "message_ar": "ar",
-        "message_fr": "fr",
-    }
+    finding = dict(FINDING)
     record_outcomes(
         database,
         [
@@ -151,16 +154,7 @@ def test_recording_again_replaces_the_findings_even_with_none(database):
     """A submission recorded again (a run that died after recording it) keeps only its new
     findings: none when it is now clean, though no school or file is looked up for it."""
     ids = register_submissions(database, [arrival("27783Y", 1), arrival("27783Y", 2)])
-    finding = {
-        "sheet": "Feuil1",
-        "sheet_row": 12,
-        "column_name": "mark",
-        "value": "21",
-        "rule_id": "R003",
-        "severity": "error",
-        "message_ar": "ar",
-        "message_fr": "fr",
-    }
+    finding = dict(FINDING)
     first = [
         {**outcome(sid, f"marks|27783Y|2025/2026|1APIC-1|00{sid}|1"), "findings": [finding]}
         for sid in ids
