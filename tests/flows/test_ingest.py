@@ -7,7 +7,6 @@ import hashlib
 import re
 import shutil
 import threading
-import time
 
 import polars as pl
 import pytest
@@ -18,6 +17,7 @@ import flows.ingest
 from flows.ingest import ingest_submissions
 from massar.demo import stage_inbox
 from massar.home import init_home
+from tests.harness.prefect_runs import wait_until
 from warehouse.control import ControlDatabase
 from warehouse.query import run_query
 
@@ -214,21 +214,22 @@ def test_a_worker_that_dies_stops_no_school(prefect_server, province, tmp_path):
     files = sum(1 for p in settings.inbox.rglob("*") if p.is_file())
     killed: list[int] = []
 
+    def a_worker_with_schools_under_way() -> psutil.Process | None:
+        registered = _query(settings, "select count(*) as n from submissions")[0]["n"]
+        servers = [
+            child
+            for child in psutil.Process().children(recursive=True)
+            if "forkserver" in " ".join(child.cmdline())
+        ]
+        workers = [w for server in servers for w in server.children()]
+        return workers[0] if registered and workers else None
+
     def kill_a_worker_once_schools_are_under_way() -> None:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            registered = _query(settings, "select count(*) as n from submissions")[0]["n"]
-            servers = [
-                child
-                for child in psutil.Process().children(recursive=True)
-                if "forkserver" in " ".join(child.cmdline())
-            ]
-            workers = [w for server in servers for w in server.children()]
-            if registered and workers:
-                workers[0].kill()
-                killed.append(workers[0].pid)
-                return
-            time.sleep(0.05)  # polling the control database for the first registration
+        worker = wait_until(
+            a_worker_with_schools_under_way, "a worker under way", timeout=180, interval=0.05
+        )
+        worker.kill()
+        killed.append(worker.pid)
 
     watcher = threading.Thread(target=kill_a_worker_once_schools_are_under_way)
     watcher.start()
