@@ -12,7 +12,6 @@ from uuid import UUID
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed
-from prefect.task_runners import TaskRunner
 from prefect.utilities.annotations import quote
 
 # The coverage step after the schools reads the published tables' fingerprints
@@ -22,12 +21,18 @@ from prefect.utilities.annotations import quote
 # (the 'massar' commands import the flow while their API starts).
 import tasks.output_fingerprints  # noqa: F401
 from flows.recorded import recorded
-from flows.runners import in_flow_process, let_workers_go, school_task_runner, worker_count
+from flows.runners import (
+    in_flow_process,
+    ingest_stranded,
+    let_workers_go,
+    school_task_runner,
+    submit_chunk,
+    worker_count,
+)
 from ground.settings import Settings, flow_settings
 from tasks.coverage import coverage_after_ingest_task
 from tasks.disk_space import disk_guarded, ingest_folders
 from tasks.ingest import (
-    SchoolOutcome,
     check_province_task,
     discover_inbox_task,
     fetch_sftp_inbox_task,
@@ -88,7 +93,7 @@ def ingest_submissions(
         elif schools:  # a task per chunk of schools; each writes its schools' reports
             runner = workers.enter_context(school_task_runner(settings))
             futures: dict[PrefectFuture[Any], list[SchoolFolder]] = {
-                _submit(runner, settings, chunk, reports_at): chunk
+                submit_chunk(runner, settings, chunk, reports_at): chunk
                 for chunk in school_chunks(schools, root, worker_count(settings))
             }
             for done, future in enumerate(as_completed(list(futures)), start=1):
@@ -100,7 +105,7 @@ def ingest_submissions(
             if not stranded:
                 let_workers_go(runner)
         if stranded:
-            outcomes.extend(_ingest_stranded(settings, stranded, reports_at))
+            outcomes.extend(ingest_stranded(settings, stranded, reports_at))
         update_progress_artifact(progress, 100.0)
         province_left = wait_for_province_check(settings)
         changed = set() if province_left else check_province_task(settings)
@@ -116,59 +121,3 @@ def ingest_submissions(
         summary["coverage"] = coverage_after_ingest_task(settings)  # snapshot, page, artifact
     record_run_finish(settings, run_id, summary)
     return summary
-
-
-def _submit(
-    runner: TaskRunner, settings: Settings, chunk: list[SchoolFolder], reports_at: datetime
-) -> PrefectFuture[Any]:
-    parameters = {
-        "settings": settings,
-        "chunk": chunk,
-        "label": chunk_label(chunk),
-        "reports_at": reports_at,
-    }
-    return runner.submit(ingest_chunk_task, parameters)
-
-
-def _ingest_stranded(
-    settings: Settings, stranded: list[SchoolFolder], reports_at: datetime
-) -> list[SchoolOutcome]:
-    """The schools of chunks whose worker process died (killed for memory, or a library's
-    native code aborting on a file: no Python exception to catch), ingested again one at a
-    time in a fresh pool, so that one school's fault stops no other school. A school done
-    before the death has its files already known: its outcome says so, and its report is
-    written again by the flow. A school whose own worker dies is the culprit: its files are
-    counted unreadable (a fault of the platform, which makes the command fail with a
-    sentence), a sentence names it, and the next school gets a fresh pool."""
-    logger = get_run_logger()
-    logger.error(
-        "A worker process of this ingest died; the %d school(s) it had not reported on are "
-        "ingested again one at a time (already registered files are recognised).",
-        len(stranded),
-    )
-    outcomes: list[SchoolOutcome] = []
-    pending = list(stranded)
-    while pending:
-        with school_task_runner(settings) as runner:
-            while pending:
-                school = pending.pop(0)
-                try:
-                    outcomes.extend(_submit(runner, settings, [school], reports_at).result())
-                except BrokenProcessPool:
-                    logger.error(
-                        "School %s: the worker process reading its files died again (a fault "
-                        "of the platform, not of the school). Its %d file(s) are left in the "
-                        "inbox and tried again on the next run; the other schools went on. "
-                        "Report it to the platform's maintainers with this run's logs.",
-                        school.school_code,
-                        len(school.files),
-                    )
-                    outcomes.append(
-                        SchoolOutcome(
-                            school.school_code,
-                            files_seen=len(school.files),
-                            unreadable=len(school.files),
-                        )
-                    )
-                    break  # this pool is broken: the next school gets a fresh one
-    return outcomes

@@ -11,16 +11,22 @@ import multiprocessing
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from datetime import datetime
 from multiprocessing import forkserver
 from typing import Any
 
 import polars
+from prefect import get_run_logger
+from prefect.futures import PrefectFuture
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner
 
 from ground.environment import environment_variable
 from ground.settings import Settings
+from tasks.ingest import SchoolOutcome
+from tasks.ingest_chunks import SchoolFolder, chunk_label, ingest_chunk_task
 
 # Schools are CPU work (reading workbooks, validating): processes use both cores.
 DEFAULT_PROCESSES = 2
@@ -182,3 +188,63 @@ def _embedded_api_for_workers() -> Iterator[None]:
         return
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
         yield
+
+
+def submit_chunk(
+    runner: TaskRunner, settings: Settings, chunk: list[SchoolFolder], reports_at: datetime
+) -> PrefectFuture[Any]:
+    """The ingest task of a chunk of schools, submitted to ``runner``. Here rather than in the
+    flow's module: the flow's own function travels by value with each task's context, and a
+    name of its module in its body made every worker import the flow's module (deltalake and
+    pyarrow with it, ~0.5 s each at its start)."""
+    parameters = {
+        "settings": settings,
+        "chunk": chunk,
+        "label": chunk_label(chunk),
+        "reports_at": reports_at,
+    }
+    return runner.submit(ingest_chunk_task, parameters)
+
+
+def ingest_stranded(
+    settings: Settings, stranded: list[SchoolFolder], reports_at: datetime
+) -> list[SchoolOutcome]:
+    """The schools of chunks whose worker process died (killed for memory, or a library's
+    native code aborting on a file: no Python exception to catch), ingested again one at a
+    time in a fresh pool, so that one school's fault stops no other school. A school done
+    before the death has its files already known: its outcome says so, and its report is
+    written again by the flow. A school whose own worker dies is the culprit: its files are
+    counted unreadable (a fault of the platform, which makes the command fail with a
+    sentence), a sentence names it, and the next school gets a fresh pool."""
+    logger = get_run_logger()
+    logger.error(
+        "A worker process of this ingest died; the %d school(s) it had not reported on are "
+        "ingested again one at a time (already registered files are recognised).",
+        len(stranded),
+    )
+    outcomes: list[SchoolOutcome] = []
+    pending = list(stranded)
+    while pending:
+        with school_task_runner(settings) as runner:
+            while pending:
+                school = pending.pop(0)
+                try:
+                    outcomes.extend(submit_chunk(runner, settings, [school], reports_at).result())
+                except BrokenProcessPool:
+                    logger.error(
+                        "School %s: the worker process reading its files died again (a fault "
+                        "of the platform, not of the school). Its %d file(s) are left in the "
+                        "inbox and tried again on the next run; the other schools went on. "
+                        "Report it to the platform's maintainers with this run's logs.",
+                        school.school_code,
+                        len(school.files),
+                    )
+                    outcomes.append(
+                        SchoolOutcome(
+                            school.school_code,
+                            files_seen=len(school.files),
+                            unreadable=len(school.files),
+                        )
+                    )
+                    break  # this pool is broken: the next school gets a fresh one
+    return outcomes
