@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from tasks.eservices import build_extract, changed_extracts, write_school_extracts
+from tasks.eservices import _MARKS, build_extract, changed_extracts, write_school_extracts
 
 YEAR = "2023/2024"
 A, B = "27783Y", "12345X"
@@ -88,21 +88,8 @@ FORBIDDEN_KEYS = (
 SECRETS = ("BE123456", "0612345678", "مجاهد", "Tiznit-birthplace", "غياب مرض", "2011-03-04")
 
 
-# The warehouse's marks as the extract reads them.
-MARK_SCHEMA = {
-    "school_code": pl.Utf8,
-    "school_year": pl.Utf8,
-    "class_code": pl.Utf8,
-    "level_code": pl.Utf8,
-    "student_code": pl.Utf8,
-    "subject_code": pl.Utf8,
-    "semester": pl.Int8,
-    "slot": pl.Utf8,
-    "mark": pl.Float64,
-    "absence": pl.Utf8,
-    "mark_scale": pl.Float64,
-    "reason": pl.Utf8,
-}
+# The warehouse's marks as the extract reads them, with a column it leaves out.
+MARK_SCHEMA = {**_MARKS, "reason": pl.Utf8}
 
 
 def _frame(rows: list[dict[str, Any]], schema: dict[str, Any]) -> pl.DataFrame:
