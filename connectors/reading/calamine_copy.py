@@ -39,16 +39,21 @@ _SHEET_DATA_END = b"</sheetData>"
 # pass reads beyond the cells pass: empty elements with plain attributes (NotesCC's
 # <sheetProtection .../>), then <mergeCells> holding only <mergeCell ref="D9:F9"/> elements.
 # Plain: ASCII names, printable ASCII values, XML's own spaces; references calamine parses.
+# Every repeat is possessive (*+, ++, {m,n}+): what follows a repeat can never start with what
+# the repeat takes (a name never holds "=", a value never '"', an element after the empty ones
+# is <mergeCells, after the references </mergeCells>), so giving back never leads to a match and
+# the pattern matches what its greedy form matches, up to the same end; without the
+# backtracking state the match costs half (a NotesCC sheet's 36 references: 16 -> 7 us).
 _TO_MERGES_END_RE = re.compile(
     rb"""
-    (?: [ \t\r\n]* < (?!mergeCells\b) [A-Za-z_][\w.-]* (?&ATTRIBUTES) [ \t\r\n]* /> )*
-    [ \t\r\n]* <mergeCells (?&ATTRIBUTES) [ \t\r\n]* >
-    (?: [ \t\r\n]* <mergeCell [ \t\r\n]+ ref="(?&CELL)(?::(?&CELL))?" [ \t\r\n]* /> )*
-    [ \t\r\n]* </mergeCells>
+    (?: [ \t\r\n]*+ < (?!mergeCells\b) [A-Za-z_][\w.-]*+ (?&ATTRIBUTES) [ \t\r\n]*+ /> )*+
+    [ \t\r\n]*+ <mergeCells (?&ATTRIBUTES) [ \t\r\n]*+ >
+    (?: [ \t\r\n]*+ <mergeCell [ \t\r\n]++ ref="(?&CELL)(?::(?&CELL))?" [ \t\r\n]*+ /> )*+
+    [ \t\r\n]*+ </mergeCells>
     """.replace(
         b"(?&ATTRIBUTES)",
-        rb'(?:[ \t\r\n]+[A-Za-z_][\w:.-]*="[\x20\x21\x23-\x25\x27-\x3b\x3d\x3f-\x7e]*")*',
-    ).replace(b"(?&CELL)", rb"[A-Z]{1,3}[1-9][0-9]{0,6}"),
+        rb'(?:[ \t\r\n]++[A-Za-z_][\w:.-]*+="[\x20\x21\x23-\x25\x27-\x3b\x3d\x3f-\x7e]*+")*+',
+    ).replace(b"(?&CELL)", rb"[A-Z]{1,3}+[1-9][0-9]{0,6}+"),
     re.VERBOSE,
 )
 _LOCAL = struct.Struct("<4s5H3L2H")  # a local header without extra field
