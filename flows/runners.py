@@ -25,7 +25,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner
 
 from ground.environment import environment_variable
 from ground.settings import Settings
-from tasks.ingest import SchoolOutcome
+from tasks.ingest import SchoolOutcome, count_recorded_since
 from tasks.ingest_chunks import SchoolFolder, chunk_label, ingest_chunk_task
 
 # Schools are CPU work (reading workbooks, validating): processes use both cores.
@@ -191,7 +191,10 @@ def _embedded_api_for_workers() -> Iterator[None]:
 
 
 def submit_chunk(
-    runner: TaskRunner, settings: Settings, chunk: list[SchoolFolder], reports_at: datetime
+    runner: TaskRunner,
+    settings: Settings,
+    chunk: list[SchoolFolder],
+    reports_at: datetime | None,
 ) -> PrefectFuture[Any]:
     """The ingest task of a chunk of schools, submitted to ``runner``. Here rather than in the
     flow's module: the flow's own function travels by value with each task's context, and a
@@ -207,15 +210,17 @@ def submit_chunk(
 
 
 def ingest_stranded(
-    settings: Settings, stranded: list[SchoolFolder], reports_at: datetime
+    settings: Settings, stranded: list[SchoolFolder], reports_at: datetime | None
 ) -> list[SchoolOutcome]:
     """The schools of chunks whose worker process died (killed for memory, or a library's
     native code aborting on a file: no Python exception to catch), ingested again one at a
     time in a fresh pool, so that one school's fault stops no other school. A school done
-    before the death has its files already known: its outcome says so, and its report is
-    written again by the flow. A school whose own worker dies is the culprit: its files are
-    counted unreadable (a fault of the platform, which makes the command fail with a
-    sentence), a sentence names it, and the next school gets a fresh pool."""
+    before the death has its files already known the second time; those its dead worker had
+    recorded since ``reports_at`` (when this run's chunks were submitted) are counted as this
+    run's new submissions (tasks/ingest.count_recorded_since), and its report is written
+    again by the flow. A school whose own worker dies is the culprit: its files are counted
+    unreadable (a fault of the platform, which makes the command fail with a sentence), a
+    sentence names it, and the next school gets a fresh pool."""
     logger = get_run_logger()
     logger.error(
         "A worker process of this ingest died; the %d school(s) it had not reported on are "
@@ -226,25 +231,40 @@ def ingest_stranded(
     pending = list(stranded)
     while pending:
         with school_task_runner(settings) as runner:
-            while pending:
-                school = pending.pop(0)
-                try:
-                    outcomes.extend(submit_chunk(runner, settings, [school], reports_at).result())
-                except BrokenProcessPool:
-                    logger.error(
-                        "School %s: the worker process reading its files died again (a fault "
-                        "of the platform, not of the school). Its %d file(s) are left in the "
-                        "inbox and tried again on the next run; the other schools went on. "
-                        "Report it to the platform's maintainers with this run's logs.",
-                        school.school_code,
-                        len(school.files),
-                    )
-                    outcomes.append(
-                        SchoolOutcome(
-                            school.school_code,
-                            files_seen=len(school.files),
-                            unreadable=len(school.files),
-                        )
-                    )
-                    break  # this pool is broken: the next school gets a fresh one
+            _until_the_pool_breaks(runner, settings, pending, reports_at, outcomes)
     return outcomes
+
+
+def _until_the_pool_breaks(
+    runner: TaskRunner,
+    settings: Settings,
+    pending: list[SchoolFolder],
+    reports_at: datetime | None,
+    outcomes: list[SchoolOutcome],
+) -> None:
+    """`ingest_stranded`'s pending schools, one at a time in ``runner``'s pool, until none is
+    left or a school's worker dies (the pool is then broken)."""
+    while pending:
+        school = pending.pop(0)
+        try:
+            done = submit_chunk(runner, settings, [school], reports_at).result()
+        except BrokenProcessPool:
+            get_run_logger().error(
+                "School %s: the worker process reading its files died again (a fault of the "
+                "platform, not of the school). Its %d file(s) are left in the inbox and tried "
+                "again on the next run; the other schools went on. Report it to the "
+                "platform's maintainers with this run's logs.",
+                school.school_code,
+                len(school.files),
+            )
+            outcomes.append(
+                SchoolOutcome(
+                    school.school_code,
+                    files_seen=len(school.files),
+                    unreadable=len(school.files),
+                )
+            )
+            return
+        if reports_at is not None:
+            done = [count_recorded_since(settings, outcome, reports_at) for outcome in done]
+        outcomes.extend(done)

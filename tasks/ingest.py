@@ -56,6 +56,7 @@ from warehouse.submissions import (
     known_files,
     known_files_by_school,
     record_outcomes,
+    recorded_since,
     register_submissions,
     school_findings,
     schools_with_findings,
@@ -764,6 +765,32 @@ def ingest_school(
         started = outcome.clock()
         _store(settings, database, school_code, batches, outcome)
         outcome.add_time("write", started)
+    return outcome
+
+
+def count_recorded_since(
+    settings: Settings, outcome: SchoolOutcome, since: datetime
+) -> SchoolOutcome:
+    """``outcome`` of a school ingested again after the worker that had its chunk died, with
+    the files that worker had already recorded (since ``since``, this run's start) counted as
+    this run's new submissions: the second time they read as already known, and the run's
+    summary would say the school sent nothing new. Their states, rows and findings are read
+    back from the control database as that worker recorded them."""
+    ours = set(outcome.new_submissions)
+    with control_handle(settings, None) as database:
+        recorded = recorded_since(database, outcome.school_code, since)
+    for done in recorded:
+        if done.submission_id in ours or outcome.already_known == 0:
+            continue
+        outcome.already_known -= 1
+        outcome.new_submissions.append(done.submission_id)
+        setattr(outcome, done.state, getattr(outcome, done.state) + 1)
+        outcome.held += done.held
+        outcome.rows_read += done.rows_read
+        outcome.rows_accepted += done.rows_accepted
+        outcome.rows_quarantined += done.rows_quarantined
+        outcome.errors += done.errors
+        outcome.queries += done.queries
     return outcome
 
 

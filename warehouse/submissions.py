@@ -14,6 +14,7 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import Row, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ground.utc import as_utc
 from warehouse.control import (
     FINDING_DETAIL,
     ControlDatabase,
@@ -62,6 +63,69 @@ def unfinished_files(database: ControlDatabase, school_code: str) -> dict[str, i
             )
         ).all()
     return {sha: sid for sha, sid in rows}
+
+
+class RecordedFile(NamedTuple):
+    """A submission as its run recorded it: what a school's outcome counts of it."""
+
+    submission_id: int
+    state: str  # accepted | partially_accepted | rejected (a superseded one: as it was)
+    held: bool
+    rows_read: int
+    rows_accepted: int
+    rows_quarantined: int
+    errors: int
+    queries: int
+
+
+def recorded_since(
+    database: ControlDatabase, school_code: str, since: datetime
+) -> list[RecordedFile]:
+    """The school's submissions recorded at ``since`` or later (its run's, when the run holds
+    the school's lease from before ``since``), by submission id. One superseded since then
+    (by a newer file of its scope, in the same run) counts as it was recorded: superseding
+    never touches a rejected file, so it was accepted, partially when it quarantined rows."""
+    moment = as_utc(since)
+    with database.session() as session:
+        files = session.execute(
+            select(
+                Submission.submission_id,
+                Submission.state,
+                Submission.hold,
+                Submission.rows_read,
+                Submission.rows_accepted,
+                Submission.rows_quarantined,
+            )
+            .where(
+                Submission.school_code == school_code,
+                Submission.state != RECEIVED,
+                Submission.processed_at >= moment,
+            )
+            .order_by(Submission.submission_id)
+        ).all()
+        severities = session.execute(
+            select(Finding.submission_id, Finding.severity, func.count())
+            .where(Finding.submission_id.in_([row[0] for row in files]))
+            .group_by(Finding.submission_id, Finding.severity)
+        ).all()
+    counts = {(sid, severity): count for sid, severity, count in severities}
+    recorded = []
+    for sid, state, hold, rows_read, accepted, quarantined in files:
+        if state == "superseded":
+            state = "partially_accepted" if quarantined else "accepted"
+        recorded.append(
+            RecordedFile(
+                sid,
+                state,
+                hold == HELD,
+                rows_read,
+                accepted,
+                quarantined,
+                counts.get((sid, "error"), 0),
+                counts.get((sid, "query"), 0),
+            )
+        )
+    return recorded
 
 
 def register_submission(

@@ -202,28 +202,49 @@ def test_the_outcomes_reach_the_summary_quoted_and_every_school_is_counted(
     assert summary["totals"]["new_submissions"] == len(ids) == summary["totals"]["files_seen"]
 
 
-def test_a_worker_that_dies_stops_no_school(prefect_server, province, tmp_path):
+def test_a_worker_that_dies_stops_no_school(
+    prefect_server, province, tmp_path, caplog, monkeypatch
+):
     """A worker process killed mid-run (as the kernel kills one short of memory, or a library's
     native code aborts on a file: no Python exception to catch) broke the whole process pool,
     and the ingest failed for every school. Now the schools of the chunks not reported are
     ingested again one at a time in a fresh pool: the run completes, every file becomes a
-    submission once, and every school has its report."""
+    submission once, every school has its report, and the files the dead worker had recorded
+    count as this run's new submissions (not as files known from before)."""
     import psutil
 
+    from tasks.ingest import discover_inbox
+    from tasks.ingest_chunks import school_chunks
+
+    # two schools a chunk: a chunk can be left with a school done and another not begun
+    monkeypatch.setattr("tasks.ingest_chunks.CHUNKS_PER_WORKER", 1)
     settings = init_home(tmp_path / "home").model_copy(update={"small_night_files": 0})
     stage_inbox(province, settings.inbox)
     files = sum(1 for p in settings.inbox.rglob("*") if p.is_file())
+    chunks = school_chunks(discover_inbox(settings.inbox)[0], settings.inbox, 2)
+    assert max(len(chunk) for chunk in chunks) >= 2
     killed: list[int] = []
 
     def a_worker_with_schools_under_way() -> psutil.Process | None:
-        registered = _query(settings, "select count(*) as n from submissions")[0]["n"]
+        # a chunk with a school recorded and one not begun: its worker's death strands a
+        # school whose files this run did, and which read as already known the second time
+        states = {
+            (row["school_code"], row["state"])
+            for row in _query(settings, "select distinct school_code, state from submissions")
+        }
+        begun = {code for code, _ in states}
+        recorded = {code for code, state in states if state != "received"}
         servers = [
             child
             for child in psutil.Process().children(recursive=True)
             if "forkserver" in " ".join(child.cmdline())
         ]
         workers = [w for server in servers for w in server.children()]
-        return workers[0] if registered and workers else None
+        halfway = any(
+            {s.school_code for s in chunk} & recorded and {s.school_code for s in chunk} - begun
+            for chunk in chunks
+        )
+        return workers[0] if halfway and workers else None
 
     def kill_a_worker_once_schools_are_under_way() -> None:
         worker = wait_until(
@@ -238,9 +259,25 @@ def test_a_worker_that_dies_stops_no_school(prefect_server, province, tmp_path):
     watcher.join()
 
     assert killed, "no worker was under way to kill: the test tested nothing"
+    assert "A worker process of this ingest died" in caplog.text, "killed after the last chunk"
     totals = summary["totals"]
     assert totals["unreadable"] == 0  # killed once: its schools went through the second time
     assert totals["files_seen"] == files
+    # what the dead worker had recorded is this run's work, not files known from before
+    assert (totals["already_known"], totals["new_submissions"]) == (0, files)
+    recorded = _query(
+        settings,
+        "select count(*) as n, sum(rows_read) as r, sum(rows_accepted) as a,"
+        " sum(rows_quarantined) as q, sum(case when state = 'rejected' then 1 else 0 end) as x"
+        " from submissions",
+    )[0]
+    assert totals["accepted"] + totals["partially_accepted"] + totals["rejected"] == files
+    assert totals["rejected"] == recorded["x"]
+    assert (totals["rows_read"], totals["rows_accepted"], totals["rows_quarantined"]) == (
+        recorded["r"],
+        recorded["a"],
+        recorded["q"],
+    )
     rows = _query(settings, "select count(*) as n, count(distinct sha256) as d from submissions")
     assert rows == [{"n": files, "d": files}]
     schools = sorted(p.name for p in settings.inbox.iterdir())

@@ -277,3 +277,57 @@ def test_a_night_finds_what_is_left_to_consolidate_by_index_not_by_walking_every
             for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
         )
     assert "USING INDEX ix_submissions_consolidated_at" in plan, plan
+
+
+def _outcome(submission_id: int, state: str, scope: str, read: int, quarantined: int, findings):
+    return {
+        "submission_id": submission_id,
+        "dataset": "marks",
+        "state": state,
+        "school_year": "2025/2026",
+        "scope_key": scope if state != "rejected" else "",
+        "rows_read": read,
+        "rows_accepted": 0 if state == "rejected" else read - quarantined,
+        "rows_quarantined": quarantined,
+        "findings": findings,
+        "detail": "",
+    }
+
+
+def test_a_run_finds_back_what_it_recorded_for_a_school_since_it_began(database):
+    """What a dead worker had recorded is read back for the school's outcome: the school's
+    files recorded since the run began, each with its state as recorded (one superseded since
+    by a newer file of its scope as what it was), rows and findings by severity; not a file
+    recorded before, nor one only registered, nor another school's."""
+    from datetime import timedelta
+
+    from warehouse.submissions import RecordedFile, recorded_since
+
+    earlier = register_submissions(database, [arrival("27783Y", 1)])
+    record_outcomes(database, [_outcome(earlier[0], "accepted", "s|old", 10, 0, [])])
+    since = datetime.now(UTC) + timedelta(milliseconds=5)
+    while datetime.now(UTC) <= since:  # the clock past `since` (a few ms)
+        pass
+    ids = register_submissions(
+        database, [arrival("27783Y", i) for i in (2, 3, 4, 5, 6)] + [arrival("11742K", 7)]
+    )
+    query = {**FINDING, "severity": "query", "rule_id": "X013"}
+    held = {"hold_rows_before": 40, "hold_rows_after": 12}
+    record_outcomes(
+        database,
+        [
+            _outcome(ids[0], "partially_accepted", "s|a", 30, 2, [FINDING, FINDING, query]),
+            _outcome(ids[1], "rejected", "s|b", 0, 0, [{**FINDING, "rule_id": "F001"}]),
+            _outcome(ids[2], "accepted", "s|a", 31, 0, []),  # supersedes ids[0]
+            {**_outcome(ids[3], "accepted", "s|d", 12, 0, []), **held},
+            _outcome(ids[5], "accepted", "s|c", 5, 0, []),  # another school's
+        ],
+    )  # ids[4]: registered only
+    assert stored(database)[ids[0]].state == "superseded"
+
+    assert recorded_since(database, "27783Y", since) == [
+        RecordedFile(ids[0], "partially_accepted", False, 30, 28, 2, 2, 1),
+        RecordedFile(ids[1], "rejected", False, 0, 0, 0, 1, 0),
+        RecordedFile(ids[2], "accepted", False, 31, 31, 0, 0, 0),
+        RecordedFile(ids[3], "accepted", True, 12, 12, 0, 0, 0),
+    ]
