@@ -187,8 +187,14 @@ def results_for_reports(
 ) -> tuple[Evaluable, dict[str, pl.DataFrame]]:
     """What the e-services extract and the statistics read, in memory: the inputs of the night
     the run evaluated, restricted as the run restricted them, and the results the run wrote
-    (the years it looked at, in the schools it looked at)."""
-    plan = evaluable(read_published(settings, run.night_versions), rules.level_cycle, year)
+    (the years it looked at, in the schools it looked at). When the run held no mark back,
+    the marks are not checked again (tasks/evaluable.py's ``marks_kept``)."""
+    plan = evaluable(
+        read_published(settings, run.night_versions),
+        rules.level_cycle,
+        year,
+        marks_kept=not marks_held(run.plan.skipped),
+    )
     results = {}
     for table in RESULT_TABLES:
         if table not in run.rows or table not in run.versions:
@@ -199,6 +205,13 @@ def results_for_reports(
             & pl.col("school_code").is_in(run.plan.schools)
         )
     return plan, results
+
+
+def marks_held(skipped: pl.DataFrame) -> bool:
+    """Whether the held-back rows ``skipped`` (SKIPPED_SCHEMA) hold back any mark (a school
+    with a list but no marks holds none)."""
+    held = (pl.col("dataset") == "marks") & (pl.col("reason") != SCHOOL_WITHOUT_MARKS)
+    return bool(skipped.filter(held).height)
 
 
 def publish_results(settings: Settings, versions: dict[str, int], summary: dict[str, Any]) -> int:

@@ -236,3 +236,50 @@ def test_exam_marks_of_pupils_without_a_list_are_held_too():
         "exam mark(s)"
         in skipped_sentences(plan.skipped.filter(pl.col("dataset") == "exam_marks"))[0]
     )
+
+
+def _same_plan(left, right) -> None:
+    assert left.years == right.years and left.looked_at == right.looked_at
+    assert left.schools == right.schools
+    assert left.skipped.equals(right.skipped)
+    assert sorted(left.inputs) == sorted(right.inputs)
+    for name, frame in left.inputs.items():
+        assert frame.equals(right.inputs[name]), name
+
+
+def test_marks_known_kept_give_what_the_checks_give():
+    """The reports' inputs after an evaluation that held no mark skip the marks' checks
+    (``marks_kept``): the same inputs, years, schools and held rows as with them, for every
+    year or one, with exam marks held and a school with a list but no marks."""
+    exam = pl.DataFrame(
+        {
+            "school_code": [A, A],
+            "school_year": [YEAR, PREVIOUS],
+            "class_code": ["3APIC-1", "3APIC-1"],
+            "student_code": ["K100000001", "K100000007"],
+            "exam": ["local", "regional"],
+            "session": ["normal", "normal"],
+            "subject_code": ["0010", "0010"],
+            "mark": [12.0, 9.0],
+        }
+    )
+    frames = {
+        "marks": pl.concat([marks(LISTED, year=PREVIOUS), marks(LISTED)]),
+        "enrollments": pl.concat(
+            [
+                enrollments(LISTED, year=PREVIOUS),
+                enrollments(LISTED),
+                enrollments([(B, "2APIC-1", "K100000005")]),
+                enrollments([(B, "2APIC-1", "K100000006")], status="left"),
+            ]
+        ),
+        "exam_marks": exam,
+        "schools": pl.DataFrame({"school_code": [A, B]}),
+    }
+    for year in (None, YEAR, PREVIOUS):
+        checked = evaluable(frames, LEVELS, year)
+        assert checked.inputs["marks"].height and checked.skipped.height
+        assert not checked.skipped.filter(
+            (pl.col("dataset") == "marks") & (pl.col("reason") != SCHOOL_WITHOUT_MARKS)
+        ).height
+        _same_plan(evaluable(frames, LEVELS, year, marks_kept=True), checked)

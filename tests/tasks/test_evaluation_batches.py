@@ -23,7 +23,7 @@ from tasks.evaluation_batches import (
     evaluate_warehouse,
     other_semester_results,
 )
-from tasks.evaluation_steps import plan_evaluation, read_published
+from tasks.evaluation_steps import plan_evaluation, read_published, results_for_reports
 from tasks.ingest import discover_inbox, ingest_school
 from warehouse.control import ControlDatabase
 from warehouse.delta import (
@@ -297,6 +297,60 @@ def test_held_pupils_and_schools_without_marks_are_told_as_the_whole_warehouse_t
     ]
     assert reasons == sorted(whole.skipped.select("school_code", "reason", "pupils").rows())
     assert run.pupils == 1
+
+
+def test_the_reports_take_the_inputs_the_whole_warehouse_restriction_gives(massar_home):
+    """The e-services extract and the statistics read the night's inputs restricted as the
+    evaluation restricted them: a pupil held back (on no list) has no mark among them, even
+    though the evaluation that held him back is not asked again; the others' marks are all
+    there."""
+    from tests.tasks.test_evaluable import enrollments, marks
+
+    listed = [("11111A", "1APIC-1", "K100000001"), ("11111A", "1APIC-1", "K100000002")]
+    unlisted = [("11111A", "1APIC-1", "K100000003")]
+    replace_school_rows(
+        massar_home.warehouse, "marks", ["11111A"], marks(listed + unlisted).to_arrow()
+    )
+    replace_school_rows(
+        massar_home.warehouse, "enrollments", ["11111A"], enrollments(listed).to_arrow()
+    )
+    database = ControlDatabase(massar_home.resolved_database_url)
+    try:
+        finish_night(database, start_night(database), table_versions(massar_home.warehouse), {})
+    finally:
+        database.dispose()
+    whole = plan_evaluation(read_published(massar_home), RULES)
+    run = evaluate_warehouse(massar_home, RULES)
+    plan, _ = results_for_reports(massar_home, RULES, run, None)
+    assert set(plan.inputs["marks"]["student_code"]) == {"K100000001", "K100000002"}
+    assert plan.inputs["marks"].equals(whole.inputs["marks"])
+    assert plan.years == whole.years
+
+
+def test_the_reports_take_the_province_s_inputs_and_results_as_the_warehouse_holds_them(
+    consolidated, tmp_path
+):
+    """After a run that held nothing back, the reports' inputs are the night's tables
+    restricted as the whole warehouse's evaluation restricts them, and their results the
+    rows the run wrote (as read from the tables, types included), in any order."""
+    home = tmp_path / "home"
+    shutil.copytree(consolidated.home, home)
+    settings = consolidated.model_copy(update={"home": home})
+    whole = plan_evaluation(read_published(settings), RULES)
+    run = evaluate_warehouse(settings, RULES)
+    assert run.plan.skipped.filter(pl.col("dataset") == "marks").height == 0
+    plan, results = results_for_reports(settings, RULES, run, None)
+    assert plan.years == whole.years and sorted(plan.inputs) == sorted(whole.inputs)
+    for name, frame in whole.inputs.items():
+        assert plan.inputs[name].equals(frame), name
+    assert sorted(results) == sorted(RESULT_TABLES)
+    for table in RESULT_TABLES:
+        stored = _stored(settings, table, run.versions[table])
+        assert results[table].schema == stored.schema, table
+        names = stored.columns
+        assert (
+            results[table].sort(names, nulls_last=True).equals(stored.sort(names, nulls_last=True))
+        ), table
 
 
 def test_a_refused_write_stops_the_run_and_no_later_batch_is_written(consolidated, tmp_path):
