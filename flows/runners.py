@@ -220,7 +220,10 @@ def ingest_stranded(
     run's new submissions (tasks/ingest.count_recorded_since), and its report is written
     again by the flow. A school whose own worker dies is the culprit: its files are counted
     unreadable (a fault of the platform, which makes the command fail with a sentence), a
-    sentence names it, and the next school gets a fresh pool."""
+    sentence names it, and the next school gets a fresh pool. When ``DEATHS_IN_A_ROW``
+    schools in a row lose their worker, the workers themselves cannot work (they die as they
+    start, e.g. a broken installation or no memory left): the schools left are not tried, their
+    files are counted unreadable as well and left in the inbox, and one sentence says so."""
     logger = get_run_logger()
     logger.error(
         "A worker process of this ingest died; the %d school(s) it had not reported on are "
@@ -229,10 +232,36 @@ def ingest_stranded(
     )
     outcomes: list[SchoolOutcome] = []
     pending = list(stranded)
-    while pending:
+    deaths = 0  # schools in a row whose worker died
+    while pending and deaths < DEATHS_IN_A_ROW:
         with school_task_runner(settings) as runner:
+            before = len(outcomes)
             _until_the_pool_breaks(runner, settings, pending, reports_at, outcomes)
+        # the pool broke on its first school (or ended the list): one more in a row
+        deaths = deaths + 1 if len(outcomes) - before == 1 else 1
+    if pending:
+        logger.error(
+            "The ingest's worker processes died for %d schools in a row, each in a fresh "
+            "process: they cannot work on this machine now (a fault of the platform, not of "
+            "the schools). The %d school(s) left (%d file(s)) were not tried; their files stay "
+            "in the inbox for the next run. Report it to the platform's maintainers with this "
+            "run's logs.",
+            deaths,
+            len(pending),
+            sum(len(school.files) for school in pending),
+        )
+        outcomes.extend(
+            SchoolOutcome(
+                school.school_code, files_seen=len(school.files), unreadable=len(school.files)
+            )
+            for school in pending
+        )
     return outcomes
+
+
+# Schools in a row whose worker died in `ingest_stranded` before the others are given up: one
+# culprit school is followed by a fresh pool that works; three deaths in a row are the workers.
+DEATHS_IN_A_ROW = 3
 
 
 def _until_the_pool_breaks(

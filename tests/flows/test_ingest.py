@@ -340,6 +340,71 @@ def test_a_school_whose_own_worker_dies_is_counted_unreadable_and_the_next_goes_
     ]
 
 
+def test_workers_that_die_school_after_school_are_given_up_with_one_sentence(
+    prefect_server, tmp_path, monkeypatch, caplog
+):
+    """Workers that die whatever the school (a broken installation, no memory left) are not
+    tried again for every school of the province: after three schools in a row lose their
+    worker, the schools left are counted unreadable untried, with one sentence. A culprit
+    school between schools that go through counts as one death, not three."""
+    from concurrent.futures.process import BrokenProcessPool
+    from contextlib import contextmanager
+
+    from prefect import flow
+
+    from tasks.ingest import SchoolOutcome
+    from tasks.ingest_chunks import SchoolFolder
+
+    dying: set[str] = set()
+    pools: list[list[str]] = []
+
+    class Pool:
+        def submit(self, _task, parameters):  # type: ignore[no-untyped-def]
+            (school,) = parameters["chunk"]
+            pools[-1].append(school.school_code)
+
+            class Future:
+                def result(self):  # type: ignore[no-untyped-def]
+                    if school.school_code in dying:
+                        raise BrokenProcessPool("A process in the process pool was terminated")
+                    return [SchoolOutcome(school.school_code, files_seen=len(school.files))]
+
+            return Future()
+
+    @contextmanager
+    def fresh_pool(_settings):  # type: ignore[no-untyped-def]
+        pools.append([])
+        yield Pool()
+
+    monkeypatch.setattr(flows.runners, "school_task_runner", fresh_pool)
+    codes = [f"{n}{n}{n}{n}{n}{letter}" for n, letter in zip(range(1, 8), "ABCDEFG", strict=True)]
+    schools = [
+        SchoolFolder(code, [tmp_path / f"{code}-{n}.xlsx" for n in range(2)], tmp_path)
+        for code in codes
+    ]
+
+    @flow
+    def stranded_night() -> list[SchoolOutcome]:
+        return flows.runners.ingest_stranded(init_home(tmp_path / "home"), schools, None)
+
+    # 22222B, 44444D and 55555E die: never three in a row, each school is tried
+    dying.update({"22222B", "44444D", "55555E"})
+    outcomes = stranded_night()
+    assert pools == [["11111A", "22222B"], ["33333C", "44444D"], ["55555E"], ["66666F", "77777G"]]
+    assert [o.unreadable for o in outcomes] == [0, 2, 0, 2, 2, 0, 0]
+
+    # from 33333C on every worker dies: three tried, the last four given up untried
+    pools.clear()
+    dying.update(codes[2:])
+    outcomes = stranded_night()
+    assert pools == [["11111A", "22222B"], ["33333C"], ["44444D"]]
+    assert [(o.school_code, o.unreadable) for o in outcomes] == [
+        (code, 0 if code == "11111A" else 2) for code in codes
+    ]
+    assert "died for 3 schools in a row" in caplog.text
+    assert "The 3 school(s) left (6 file(s)) were not tried" in caplog.text
+
+
 def test_the_flows_body_names_nothing_of_its_own_module():
     """The flow's function travels by value with each chunk task's context (cloudpickle: the
     module's attribute is the Flow, not the function), with the globals its body names; a
