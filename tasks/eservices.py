@@ -266,12 +266,19 @@ def _slots(marks: pl.DataFrame) -> pl.DataFrame:
         .filter(pl.col("_run").ne_missing(pl.col("_run").shift()))  # a run's first
         .select("_run", _activities_struct().alias("activities"))
     )
-    return (
-        runs.join(listed, on="_run", how="left")
-        .join(activities, on="_run", how="left")
-        .with_columns(pl.col("tests").fill_null(pl.lit([], dtype=listed.schema["tests"])))
-        .drop("_run")
-    )
+    # runs, listed and activities are in run order, a run at most once in each: when every
+    # run has its tests (its activities), they are the runs' column as it stands, no join
+    if listed.height == runs.height:
+        runs = runs.with_columns(listed.get_column("tests"))
+    else:
+        runs = runs.join(listed, on="_run", how="left").with_columns(
+            pl.col("tests").fill_null(pl.lit([], dtype=listed.schema["tests"]))
+        )
+    if activities.height == runs.height:
+        runs = runs.with_columns(activities.get_column("activities"))
+    else:
+        runs = runs.join(activities, on="_run", how="left")
+    return runs.drop("_run")
 
 
 def _assessments(marks: pl.DataFrame, subject_results: pl.DataFrame) -> pl.DataFrame:
@@ -478,6 +485,25 @@ def _per_school(frame: pl.DataFrame, school: str = "school_code") -> pl.DataFram
     return hashed.group_by(school).agg(pl.len().alias("n"), pl.col("h").sum())
 
 
+def _conformed(
+    students: pl.DataFrame | None,
+    marks: pl.DataFrame,
+    subject_results: pl.DataFrame,
+    semester_results: pl.DataFrame,
+    annual_results: pl.DataFrame | None,
+    exam_results: pl.DataFrame | None,
+) -> dict[str, pl.DataFrame]:
+    """The inputs of an extract reduced to the columns it reads (:func:`_conform`), by name."""
+    return {
+        "students": _conform(students, _STUDENTS, "students"),
+        "marks": _conform(marks, _MARKS, "marks"),
+        "subject_results": _conform(subject_results, _SUBJECT_RESULTS, "subject_results"),
+        "semester_results": _conform(semester_results, _SEMESTER_RESULTS, "semester_results"),
+        "annual_results": _conform(annual_results, _ANNUAL_RESULTS, "annual_results"),
+        "exam_results": _conform(exam_results, _EXAM_RESULTS, "exam_results"),
+    }
+
+
 def extract_inputs(
     students: pl.DataFrame | None,
     marks: pl.DataFrame,
@@ -491,24 +517,15 @@ def extract_inputs(
     reads of the school's rows in every input, the history rows of its pupils (any school),
     and this module with the reference tables it labels with. Hashed column by column in
     polars (no record is built): the same inputs give the same extract."""
-    frames = {
-        "students": _conform(students, _STUDENTS, "students"),
-        "marks": _conform(marks, _MARKS, "marks"),
-        "subject_results": _conform(subject_results, _SUBJECT_RESULTS, "subject_results"),
-        "semester_results": _conform(semester_results, _SEMESTER_RESULTS, "semester_results"),
-        "annual_results": _conform(annual_results, _ANNUAL_RESULTS, "annual_results"),
-        "exam_results": _conform(exam_results, _EXAM_RESULTS, "exam_results"),
-    }
-    pupils = pl.concat([frame.select(PUPIL_KEY) for frame in frames.values()]).unique()
-    # the rows _history reads: its pupils' results of years before the record's year
-    past = _conform(history, _ANNUAL_RESULTS, "history").rename(
-        {"school_code": "past_school", "school_year": "past_year"}
+    frames = _conformed(
+        students, marks, subject_results, semester_results, annual_results, exam_results
     )
-    frames["history"] = (
-        pupils.rename({"school_code": "_school"})
-        .join(past, on="student_code", how="inner")
-        .filter(pl.col("past_year") < pl.col("school_year"))
-    )
+    return _fingerprints(frames, _conform(history, _ANNUAL_RESULTS, "history"))
+
+
+def _fingerprints(frames: Mapping[str, pl.DataFrame], history: pl.DataFrame) -> dict[str, str]:
+    """:func:`extract_inputs` of the conformed inputs (:func:`_conformed`) and history."""
+    frames = {**frames, "history": _histories(frames, history)}
     parts = [
         _per_school(frame, "_school" if name == "history" else "school_code")
         .rename({"_school": "school_code"} if name == "history" else {})
@@ -529,6 +546,29 @@ def extract_inputs(
         ).hexdigest()
         for school, inputs, counts, hashes in rows.iter_rows()
     }
+
+
+def _histories(frames: Mapping[str, pl.DataFrame], history: pl.DataFrame) -> pl.DataFrame:
+    """The rows :func:`_history` reads for the inputs' pupils: their results of years before
+    the record's year (``_school``: the record's school). Only history rows of a year before
+    the inputs' latest, and only pupils with such rows, can be read: on a province's first
+    night the history holds this year's results only, and the marks' millions of pupil keys
+    are not made distinct for nothing."""
+    past = history.rename({"school_code": "past_school", "school_year": "past_year"})
+    latest = pl.concat([frame.select(pl.col("school_year").max()) for frame in frames.values()])
+    past = past.filter(pl.col("past_year") < latest.get_column("school_year").max())
+    codes = past.get_column("student_code").unique().implode()
+    pupils = pl.concat(
+        [
+            frame.select(PUPIL_KEY).filter(pl.col("student_code").is_in(codes))
+            for frame in frames.values()
+        ]
+    ).unique()
+    return (
+        pupils.rename({"school_code": "_school"})
+        .join(past, on="student_code", how="inner")
+        .filter(pl.col("past_year") < pl.col("school_year"))
+    )
 
 
 def _made_of(target: Path) -> str | None:
@@ -556,42 +596,48 @@ def changed_extracts(
     differ from those their extract under ``folder`` was made from (or that have none), and
     every school's inputs fingerprint, for :func:`write_school_extracts`: a night builds only
     what changed."""
-    made_of = extract_inputs(
-        students, marks, subject_results, semester_results, annual_results, exam_results, history
+    frames = _conformed(
+        students, marks, subject_results, semester_results, annual_results, exam_results
     )
+    history = _conform(history, _ANNUAL_RESULTS, "history")
+    made_of = _fingerprints(frames, history)
     changed = sorted(s for s, d in made_of.items() if _made_of(Path(folder) / s) != d)
     if not changed:
         return {}, made_of
-
-    def build(schools: list[str]) -> dict[str, pl.DataFrame]:
-        where = pl.col("school_code").is_in(pl.Series(schools, dtype=pl.Utf8).implode())
-
-        def only(frame: pl.DataFrame | None) -> pl.DataFrame:
-            if frame is None:
-                return pl.DataFrame()
-            return frame.filter(where) if "school_code" in frame.columns else frame
-
-        records = extract_records(
-            only(students),
-            only(marks),
-            only(subject_results),
-            only(semester_results),
-            only(annual_results),
-            only(exam_results),
-            history=history,
-        )
-        built = records.partition_by("school_code", as_dict=True, maintain_order=True)
-        return {s: built.get((s,), records.clear()) for s in schools}
 
     # a school's records depend on its own rows (and its pupils' history) only: built a few
     # schools at a time, side by side (polars' sorts and groupings of a few schools use both
     # cores better than one of the province's, for ~10 % less CPU)
     chunks = [changed[i : i + SCHOOLS_PER_BUILD] for i in range(0, len(changed), SCHOOLS_PER_BUILD)]
+    rows = {name: _by_chunk(frame, chunks) for name, frame in frames.items()}
+
+    def build(number: int) -> dict[str, pl.DataFrame]:
+        schools = chunks[number]
+        part = {name: rows[name].get(number, frame.clear()) for name, frame in frames.items()}
+        records = extract_records(**part, history=history)
+        built = records.partition_by("school_code", as_dict=True, maintain_order=True)
+        return {s: built.get((s,), records.clear()) for s in schools}
+
     extracts: dict[str, pl.DataFrame] = {}
     with ThreadPoolExecutor(max_workers=BUILDERS) as pool:
-        for part in pool.map(build, chunks):
+        for part in pool.map(build, range(len(chunks))):
             extracts.update(part)
     return extracts, made_of
+
+
+def _by_chunk(frame: pl.DataFrame, chunks: Sequence[Sequence[str]]) -> dict[int, pl.DataFrame]:
+    """The rows of ``frame`` by the number of the chunk of schools they are built in, in their
+    order (the marks' runs kept), rows of schools not built left out: the frame is split in one
+    pass, each part one contiguous block (polars' groupings and shifts over the blocks of the
+    night's per-school reads cost ~1/3 more CPU)."""
+    number = {school: n for n, chunk in enumerate(chunks) for school in chunk}
+    numbered = frame.with_columns(
+        pl.col("school_code")
+        .replace_strict(number, default=None, return_dtype=pl.Int32)
+        .alias("_chunk")
+    )
+    parts = numbered.partition_by("_chunk", as_dict=True, include_key=False)
+    return {key[0]: part for key, part in parts.items() if key[0] is not None}
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

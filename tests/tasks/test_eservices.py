@@ -469,6 +469,36 @@ def test_a_night_builds_the_extracts_of_the_schools_whose_inputs_changed_only(
     assert moved == {f"{B}/eservices.jsonl", f"{B}/manifest.json"}
 
 
+def test_a_pupils_earlier_result_in_any_school_is_in_the_fingerprint_of_the_pupils_school(
+    inputs,
+):
+    """The history an extract reads is its pupils' results of earlier years, in any school,
+    pupils known by a mark only included: one of them corrected gives the pupil's school a new
+    fingerprint (and so a new extract); a row of a later year, read by no record, changes
+    nothing."""
+    from tasks.eservices import extract_inputs
+
+    k4 = "K100000004"  # a pupil of A known by a mark only: no list, no result
+    mark = inputs["marks"].head(1).with_columns(pl.lit(k4).alias("student_code"))
+    inputs = {**inputs, "marks": pl.concat([inputs["marks"], mark])}
+    past = inputs["history"].head(1).with_columns(
+        pl.lit(k4).alias("student_code"), pl.lit(B).alias("school_code")
+    )
+    inputs["history"] = pl.concat([inputs["history"], past])
+    made_of = extract_inputs(**inputs)
+
+    def corrected(pupil: str, year: str) -> pl.DataFrame:
+        row = (pl.col("student_code") == pupil) & (pl.col("school_year") == year)
+        average = pl.when(row).then(pl.col("average") + 0.5).otherwise(pl.col("average"))
+        return inputs["history"].with_columns(average)
+
+    for pupil, year in ((K1, "2022/2023"), (k4, "2021/2022")):  # both were in B that year
+        now = extract_inputs(**{**inputs, "history": corrected(pupil, year)})
+        assert now[A] != made_of[A] and now[B] == made_of[B]
+    later = extract_inputs(**{**inputs, "history": corrected(K1, "2024/2025")})
+    assert later == made_of
+
+
 def test_extracts_built_a_few_schools_at_a_time_are_those_of_one_build(
     inputs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -526,10 +556,27 @@ def _keyed(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort(ASSESSMENT_KEY)
 
 
-def test_slots_grouped_by_runs_are_those_grouped_by_key(monkeypatch: pytest.MonkeyPatch):
+# NotesCC rows where every run has its tests and its activities (the usual workbook)
+COMPLETE_RUNS = [
+    (K1, "0110", 1, "test2", None, "justified"),
+    (K1, "0110", 1, "activities", 16.0, None),
+    (K1, "0110", 1, "test1", 12.5, None),
+    (K1, "0110", 1, "test3", 0.0, "unjustified"),
+    (K2, "0110", 1, "activities", 11.0, "justified"),
+    (K2, "0110", 1, "test3", 4.0, None),
+    (K1, "0110", 2, "test1", 9.0, "justified"),
+    (K1, "0110", 2, "activities", 7.0, None),
+    (K1, "0110", 2, "activities", 8.0, None),
+    (K3, "0060", 1, "test4", 3.5, None),
+    (K3, "0060", 1, "activities", 3.0, None),
+]
+
+
+@pytest.mark.parametrize("rows", [IN_RUNS, COMPLETE_RUNS], ids=["some-runs-partial", "complete"])
+def test_slots_grouped_by_runs_are_those_grouped_by_key(rows, monkeypatch: pytest.MonkeyPatch):
     from tasks import eservices
 
-    marks = _assessment_marks(IN_RUNS)
+    marks = _assessment_marks(rows)
     by_key = eservices._slots_by_key(
         marks.filter(pl.col("slot").is_in([*eservices.TEST_SLOTS, "activities"]))
     )
@@ -539,6 +586,7 @@ def test_slots_grouped_by_runs_are_those_grouped_by_key(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(eservices, "_slots_by_key", refused)
     by_run = eservices._slots(marks)
+    assert by_run.columns == by_key.columns
     assert _keyed(by_run).equals(_keyed(by_key))
     first = by_run.filter(pl.col("student_code") == K1, pl.col("semester") == 1).row(0, named=True)
     assert [t["slot"] for t in first["tests"]] == ["test1", "test2", "test3"]
