@@ -222,3 +222,40 @@ def test_a_tables_rows_at_each_version_are_those_a_reader_counts(tmp_path: Path)
     assert table_rows(tmp_path, "t", 0) == 3  # the night that published version 0 saw 3
     with pytest.raises(TableMissing):
         table_rows(tmp_path, "absent")
+
+
+def test_a_table_written_by_an_earlier_codec_reads_whole_after_a_night_rewrites_a_school(
+    tmp_path: Path,
+) -> None:
+    """The consolidated tables' files were ZSTD and are now written with the writer's codec
+    (warehouse/delta.py _WRITER): a warehouse holds both after its first night with the new
+    code, and every reader of the platform (pyarrow datasets: massar query; polars; DuckDB
+    over the partitions' files: the evaluation) reads the table whole."""
+    import duckdb
+    import pyarrow.parquet as pq
+    from deltalake import WriterProperties
+
+    from warehouse.delta import partition_files, read_frame
+
+    earlier = rows(("11111A", "K1", 12.0), ("11111A", "K2", None), ("22222B", "K3", 14.0))
+    write_deltalake(
+        str(tmp_path / "t"),
+        earlier,
+        partition_by=["school_code"],
+        writer_properties=WriterProperties(compression="ZSTD"),
+    )
+    assert replace_school_rows(tmp_path, "t", ["22222B"], rows(("22222B", "K4", 8.5))) == 1
+    files = partition_files(tmp_path, "t")
+    codec = {
+        code: {pq.ParquetFile(path).metadata.row_group(0).column(0).compression for path in paths}
+        for code, paths in files.items()
+    }
+    assert codec["11111A"] == {"ZSTD"}  # left as the earlier code wrote it
+    expected = [("11111A", "K1", 12.0), ("11111A", "K2", None), ("22222B", "K4", 8.5)]
+    assert content(tmp_path) == expected
+    assert sorted(read_frame(tmp_path, "t").select(*SCHEMA.names).iter_rows()) == expected
+    paths = [path for code in sorted(files) for path in files[code]]
+    read = duckdb.sql(
+        f"SELECT student_code, mark FROM read_parquet({paths!r}) ORDER BY student_code"
+    ).fetchall()
+    assert read == [(s, m) for _, s, m in expected]
