@@ -91,20 +91,32 @@ def pending_submissions(database: ControlDatabase, dataset: str) -> dict[str, li
     into account yet (``consolidated_at`` is null). A held resend is not one of them: it
     changes nothing while held, and stays unconsolidated until the night after its
     confirmation, even when it is confirmed while a night runs."""
+    return pending_by_dataset(database, [dataset]).get(dataset, {})
+
+
+def pending_by_dataset(
+    database: ControlDatabase, datasets: Iterable[str]
+) -> dict[str, dict[str, list[int]]]:
+    """:func:`pending_submissions` of several datasets in one query (a dataset none of whose
+    submissions is pending is left out): a night's snapshot of what it consolidates. One query
+    instead of one per dataset, its rows grouped as the cursor gives them (Core, not the ORM's
+    session, which buffers every row first): a query a dataset read the province's pending
+    submissions (~31 k on a first night) once per dataset through the index on
+    ``consolidated_at``, and the ~31 k rows held at once made the collector go through every
+    object of the flow's process (a full collection, ~0.1-0.15 s of CPU)."""
+    pending: dict[str, dict[str, list[int]]] = {}
     with database.session() as session:
-        rows = session.execute(
-            select(Submission.school_code, Submission.submission_id)
+        for dataset, school_code, submission_id in session.connection().execute(
+            select(Submission.dataset, Submission.school_code, Submission.submission_id)
             .where(
-                Submission.dataset == dataset,
+                Submission.dataset.in_(sorted(set(datasets))),
                 Submission.consolidated_at.is_(None),
                 Submission.state.in_(PROCESSED_STATES),
                 Submission.hold != HELD,
             )
-            .order_by(Submission.school_code, Submission.submission_id)
-        ).all()
-    pending: dict[str, list[int]] = {}
-    for school_code, submission_id in rows:
-        pending.setdefault(school_code, []).append(submission_id)
+            .order_by(Submission.dataset, Submission.school_code, Submission.submission_id)
+        ):
+            pending.setdefault(dataset, {}).setdefault(school_code, []).append(submission_id)
     return pending
 
 

@@ -21,7 +21,7 @@ from tasks.consolidate import (
     consolidate_school_reference,
     consolidate_table,
     mark_consolidated,
-    pending_submissions,
+    pending_by_dataset,
     write_transfer_report,
 )
 from warehouse.control import ControlDatabase
@@ -58,9 +58,10 @@ def largest_first(
 def find_changed_schools(settings: Settings) -> dict[str, dict[str, list[int]]]:
     """Per dataset, per school, the processed submissions no night has consolidated yet."""
     database = ControlDatabase(settings.resolved_database_url)
+    datasets = sorted({t.dataset for t in TABLES.values() if t.dataset})
     try:
-        datasets = {t.dataset for t in TABLES.values() if t.dataset}
-        return {dataset: pending_submissions(database, dataset) for dataset in sorted(datasets)}
+        pending = pending_by_dataset(database, datasets)
+        return {dataset: pending.get(dataset, {}) for dataset in datasets}
     finally:
         database.dispose()
 

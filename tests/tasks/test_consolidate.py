@@ -130,6 +130,64 @@ def test_warehouse_counts_equal_the_active_submissions_rows_accepted(
     assert frame(home, "schools").height > 0
 
 
+def test_a_nights_snapshot_is_every_datasets_processed_unheld_submissions_in_one_query(
+    home: Settings, database: ControlDatabase
+) -> None:
+    """What a night consolidates (find_changed_schools): per dataset and school, the processed
+    submissions no night took yet, a held resend left out, asked in one query for every
+    dataset (eleven tables' datasets: one query each walked the province's pending
+    submissions once per dataset)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from tasks.consolidation_steps import find_changed_schools
+
+    with database.session() as session:
+        every = session.execute(
+            select(Submission.submission_id, Submission.dataset).order_by(Submission.submission_id)
+        ).all()
+    by_dataset: dict[str, list[int]] = {}
+    for sid, dataset in every:
+        by_dataset.setdefault(dataset, []).append(sid)
+    changes = {  # one of each kind of submission a night must tell apart
+        by_dataset["marks"][0]: {"consolidated_at": datetime(2024, 1, 1, tzinfo=UTC)},
+        by_dataset["students"][0]: {"hold": "held"},
+        by_dataset["classes"][0]: {"state": "received"},
+        by_dataset["rooms"][0]: {"state": "rejected"},
+        by_dataset["guardians"][0]: {"state": "superseded"},
+    }
+    with database.session() as session:
+        for sid, values in changes.items():
+            session.execute(
+                update(Submission).where(Submission.submission_id == sid).values(**values)
+            )
+        submissions = list(session.scalars(select(Submission)))
+        expected: dict[str, dict[str, list[int]]] = {d: {} for d in by_dataset}
+        for s in sorted(submissions, key=lambda s: (s.school_code, s.submission_id)):
+            if (
+                s.consolidated_at is None
+                and s.state in ("accepted", "partially_accepted", "superseded", "rejected")
+                and s.hold != "held"
+            ):
+                expected[s.dataset].setdefault(s.school_code, []).append(s.submission_id)
+    sent: list[str] = []
+
+    def keep(connection, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if "consolidated_at IS NULL" in statement:
+            sent.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", keep)  # the engine the step opens itself
+    try:
+        found = find_changed_schools(home)
+    finally:
+        event.remove(Engine, "before_cursor_execute", keep)
+    assert found == {d: expected.get(d, {}) for d in found}
+    assert set(found) == {spec.dataset for spec in TABLES.values() if spec.dataset}
+    assert found["rooms"] and found["guardians"]  # rejected and superseded ones count
+    assert pending_submissions(database, "marks") == found["marks"]
+    assert len(sent) == 1
+
+
 def test_a_night_with_nothing_new_writes_no_version(
     home: Settings, database: ControlDatabase
 ) -> None:
