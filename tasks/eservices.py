@@ -609,35 +609,30 @@ def changed_extracts(
     # schools at a time, side by side (polars' sorts and groupings of a few schools use both
     # cores better than one of the province's, for ~10 % less CPU)
     chunks = [changed[i : i + SCHOOLS_PER_BUILD] for i in range(0, len(changed), SCHOOLS_PER_BUILD)]
-    rows = {name: _by_chunk(frame, chunks) for name, frame in frames.items()}
+    built_in = {school: n for n, chunk in enumerate(chunks) for school in chunk}
+    numbers = {
+        name: frame.get_column("school_code").replace_strict(
+            built_in, default=None, return_dtype=pl.Int32
+        )
+        for name, frame in frames.items()
+    }
 
     def build(number: int) -> dict[str, pl.DataFrame]:
-        schools = chunks[number]
-        part = {name: rows[name].get(number, frame.clear()) for name, frame in frames.items()}
+        # each input's rows of the chunk's schools, in their order (the marks' runs kept), as
+        # one contiguous block: polars' groupings and shifts over the blocks of the night's
+        # per-school reads cost ~1/3 more CPU, and a filter copies less than a gather
+        part = {
+            name: frame.filter(numbers[name] == number).rechunk() for name, frame in frames.items()
+        }
         records = extract_records(**part, history=history)
         built = records.partition_by("school_code", as_dict=True, maintain_order=True)
-        return {s: built.get((s,), records.clear()) for s in schools}
+        return {s: built.get((s,), records.clear()) for s in chunks[number]}
 
     extracts: dict[str, pl.DataFrame] = {}
     with ThreadPoolExecutor(max_workers=BUILDERS) as pool:
         for part in pool.map(build, range(len(chunks))):
             extracts.update(part)
     return extracts, made_of
-
-
-def _by_chunk(frame: pl.DataFrame, chunks: Sequence[Sequence[str]]) -> dict[int, pl.DataFrame]:
-    """The rows of ``frame`` by the number of the chunk of schools they are built in, in their
-    order (the marks' runs kept), rows of schools not built left out: the frame is split in one
-    pass, each part one contiguous block (polars' groupings and shifts over the blocks of the
-    night's per-school reads cost ~1/3 more CPU)."""
-    number = {school: n for n, chunk in enumerate(chunks) for school in chunk}
-    numbered = frame.with_columns(
-        pl.col("school_code")
-        .replace_strict(number, default=None, return_dtype=pl.Int32)
-        .alias("_chunk")
-    )
-    parts = numbered.partition_by("_chunk", as_dict=True, include_key=False)
-    return {key[0]: part for key, part in parts.items() if key[0] is not None}
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
