@@ -182,7 +182,9 @@ def _zip_entries(data: bytes) -> list[ZipEntry] | None:
         ):
             return None
         raw = data[name_start:name_end]
-        if b"\x00" in raw:
+        # A NUL byte looked for as the integer 0: `b"\x00" in raw` first tries its operand as
+        # an integer, raising and clearing a TypeError for every entry (~2 k instructions).
+        if 0 in raw:
             return None
         if extra_len and not _plain_extra(data[name_end : name_end + extra_len]):
             return None

@@ -99,6 +99,26 @@ def test_zip_fast_path_agrees_with_zipfile_on_damaged_archives(workbooks):
     assert None in verdicts and "F001" in verdicts
 
 
+def test_zip_fast_path_leaves_names_with_a_nul_byte_to_zipfile(workbooks):
+    """An entry name holding a NUL byte (zipfile cuts the name there) is left to the zipfile
+    module, wherever the byte stands, in the central directory's copy of the name; the same
+    names without it take the fast path."""
+    data = workbooks[0]
+    names = []
+    pos = data.find(b"PK\x01\x02")
+    while pos >= 0:
+        length = int.from_bytes(data[pos + 28 : pos + 30], "little")
+        names.append((pos + 46, length))
+        pos = data.find(b"PK\x01\x02", pos + 46 + length)
+    assert len(names) > 3 and workbook_safety._zip_entries(data) is not None
+    for start, length in names:
+        for at in (start, start + length // 2, start + length - 1):
+            damaged = data[:at] + b"\x00" + data[at + 1 :]
+            assert workbook_safety._zip_entries(damaged) is None, (start, at)
+            swapped = data[:at] + b"_" + data[at + 1 :]  # another byte: still the fast path
+            assert workbook_safety._zip_entries(swapped) is not None, (start, at)
+
+
 def test_zip_limits_apply_on_the_fast_path(workbooks, monkeypatch):
     monkeypatch.setattr(limits, "MAX_ZIP_ENTRIES", 3)
     assert _verdict(workbook_safety.check_zip, workbooks[0])[0] == "F006"
