@@ -363,8 +363,9 @@ def extract_records(
     history = _conform(history, _ANNUAL_RESULTS, "history")
 
     # A pupil's classes and levels in the marks (a few at most) with the highest scale of
-    # each: one pass over the marks for the placement and the scale
-    marked = marks.group_by([*PUPIL_KEY, "class_code", "level_code"], maintain_order=True).agg(
+    # each: one pass over the marks for the placement and the scale (in no order: the records
+    # are sorted by their key at the end)
+    marked = marks.group_by([*PUPIL_KEY, "class_code", "level_code"]).agg(
         pl.col("mark_scale").max().alias("_scale")
     )
     # Class and level: the annual result's, else a semester's, a subject's, an exam's, a mark's.
@@ -377,7 +378,10 @@ def extract_records(
                 (
                     annual_results,
                     semester_results,
-                    subject_results,
+                    # a pupil's subjects share his class: their distinct placements, so that
+                    # the sort below takes ~50 k rows, not the province's 880 k subject results
+                    # (0.5 -> 0.12 s of CPU)
+                    subject_results.select(*PUPIL_KEY, "class_code", "level_code").unique(),
                     exam_results,
                     # the province's marks, sorted whole below, cost more than the rest of
                     # the placement

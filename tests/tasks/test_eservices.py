@@ -481,8 +481,10 @@ def test_a_pupils_earlier_result_in_any_school_is_in_the_fingerprint_of_the_pupi
     k4 = "K100000004"  # a pupil of A known by a mark only: no list, no result
     mark = inputs["marks"].head(1).with_columns(pl.lit(k4).alias("student_code"))
     inputs = {**inputs, "marks": pl.concat([inputs["marks"], mark])}
-    past = inputs["history"].head(1).with_columns(
-        pl.lit(k4).alias("student_code"), pl.lit(B).alias("school_code")
+    past = (
+        inputs["history"]
+        .head(1)
+        .with_columns(pl.lit(k4).alias("student_code"), pl.lit(B).alias("school_code"))
     )
     inputs["history"] = pl.concat([inputs["history"], past])
     made_of = extract_inputs(**inputs)
@@ -647,3 +649,29 @@ def test_a_pupil_with_results_at_two_levels_gets_the_same_record_whatever_their_
     assert records[1].equals(records[0]) and records[2].equals(records[0])
     mine = records[0].filter(pl.col("student_code") == pupil["student_code"]).row(0, named=True)
     assert (mine["class_code"], mine["level_code"]) == ("2APIC-1", "2APIC")  # first by level code
+
+
+def test_a_pupil_placed_by_subject_results_in_two_classes_gets_the_first_by_level(inputs):
+    """A pupil with no annual or semester result takes the class of his subject results; in
+    two classes of two levels (a defect), the first by level code, whatever their order or
+    how many subjects each class has."""
+    from tasks.eservices import extract_records
+
+    subjects = inputs["subject_results"]
+    mine = subjects.filter(pl.col("student_code") == K1)
+    other = mine.with_columns(
+        pl.lit("2APIC-1").alias("class_code"), pl.lit("2APIC").alias("level_code")
+    )
+    twice = pl.concat([subjects, other.head(1), mine, other.tail(2)])
+    no_results = {"semester_results": pl.DataFrame(), "annual_results": pl.DataFrame()}
+    orders = [
+        twice,
+        twice.reverse(),
+        *(twice.sample(fraction=1.0, shuffle=True, seed=s) for s in (5, 6)),
+    ]
+    records = [
+        extract_records(**{**inputs, **no_results, "subject_results": order}) for order in orders
+    ]
+    assert all(r.equals(records[0]) for r in records[1:])
+    pupil = records[0].filter(pl.col("student_code") == K1).row(0, named=True)
+    assert (pupil["class_code"], pupil["level_code"]) == ("2APIC-1", "2APIC")
