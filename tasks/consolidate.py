@@ -46,7 +46,7 @@ from warehouse.delta import (
     read_table,
     replace_school_rows,
 )
-from warehouse.staging import read_staged
+from warehouse.staging import read_staged_schools
 from warehouse.submissions import (
     HELD,
     ActiveSubmission,
@@ -224,13 +224,13 @@ def schools_rows(
     (``active``: school → submissions), derived in one pass; a school without staged rows has
     none. Raises (WarehouseError) when a school's staging lacks accepted rows."""
     assert spec.dataset is not None
-    frames: dict[str, pl.DataFrame] = {}
-    for code, submissions in active.items():
-        ids = [s.submission_id for s in submissions]
-        frame = read_staged(settings.staging, code, spec.dataset, ids)
-        _check_staged(spec.dataset, code, submissions, frame)  # read once, checked here
-        if frame is not None:
-            frames[code] = frame
+    frames = read_staged_schools(
+        settings.staging,
+        spec.dataset,
+        {code: [s.submission_id for s in submissions] for code, submissions in active.items()},
+    )
+    for code, submissions in active.items():  # read once, checked here
+        _check_staged(spec.dataset, code, submissions, frames.get(code))
     if not frames:
         return {}
     submissions = [s for code in frames for s in active[code]]
