@@ -18,6 +18,7 @@ from typing import Any
 
 import polars as pl
 
+from ground.collector import collector_paused
 from tasks.bidi import isolated
 from tasks.statistics import BINS, UNKNOWN
 
@@ -253,6 +254,20 @@ def _save(figure, path: Path) -> None:  # type: ignore[no-untyped-def]
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})
     _write_if_changed(path, buffer.getvalue())
+
+
+def _write_charts(stem: Path, stats: Mapping[str, pl.DataFrame], year: str) -> list[str]:
+    """Draw the page's charts and save each as ``<stem>_<chart>.png``; returns their names.
+
+    Call it with the cyclic garbage collector paused: the figures (~30,000 matplotlib objects
+    held in reference cycles) are garbage once it returns, and the collector's next pass over
+    the young objects frees them. Drawn with it running, they outlive its passes into the
+    oldest generation and set off a full pass over everything the process holds (0.2-0.4 s
+    of CPU in the evaluation flow's process)."""
+    figures = chart_figures(stats, year)
+    for name, figure in figures.items():
+        _save(figure, stem.with_name(f"{stem.name}_{name}.png"))
+    return list(figures)
 
 
 def _write_if_changed(path: Path, data: bytes) -> bool:
@@ -519,10 +534,9 @@ def write_statistics_report(
     of_year = _of_year(stats, year)
     province, schools = of_year("province"), of_year("school")
 
-    figures = chart_figures(stats, year)
-    for name, figure in figures.items():
-        _save(figure, folder / f"{stem}_{name}.png")
-    for stale in set(CHARTS) - set(figures):  # a chart of an earlier run that no longer holds
+    with collector_paused():
+        charts = _write_charts(folder / stem, stats, year)
+    for stale in set(CHARTS) - set(charts):  # a chart of an earlier run that no longer holds
         (folder / f"{stem}_{stale}.png").unlink(missing_ok=True)
 
     notes = _school_list_notes(stats)
@@ -555,7 +569,7 @@ def write_statistics_report(
         f"<figure><img src='{html.escape(f'{stem}_{name}.png')}' "
         f"alt='{html.escape(CHARTS[name][1])}'><figcaption>{html.escape(CHARTS[name][0])} · "
         f"<span lang='fr'>{html.escape(CHARTS[name][1])}</span></figcaption></figure>"
-        for name in figures
+        for name in charts
     )
     tables = "\n".join(f"{_heading(2, ar, fr)}\n{table}" for ar, fr, table in sections)
     page = f"""<!DOCTYPE html>

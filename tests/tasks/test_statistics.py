@@ -311,6 +311,52 @@ def test_report_is_static_rtl_html_with_png_charts(frames, tmp_path: Path):
     assert "مجاهد" not in page
 
 
+def test_charts_are_drawn_with_the_collector_paused_and_freed_young(
+    frames, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The charts' figures are drawn with the cyclic collector paused, so that they do not
+    outlive its passes into the oldest generation (a full pass over the flow's process each
+    report); they are garbage once the report is written, freed by a pass over the young
+    objects, and the PNGs are those drawn with the collector running."""
+    import gc
+    import weakref
+
+    from tasks import statistics_report
+
+    stats = compute_statistics(**frames)
+    collector_on: list[bool] = []
+    drawn: list[weakref.ref] = []
+    charts, save = statistics_report.chart_figures, statistics_report._save
+
+    def figures(*args):  # type: ignore[no-untyped-def]
+        out = charts(*args)
+        drawn.extend(weakref.ref(figure) for figure in out.values())
+        return out
+
+    def saved(figure, path: Path) -> None:  # type: ignore[no-untyped-def]
+        collector_on.append(gc.isenabled())
+        save(figure, path)
+
+    monkeypatch.setattr(statistics_report, "chart_figures", figures)
+    monkeypatch.setattr(statistics_report, "_save", saved)
+    assert gc.isenabled()
+    page = write_statistics_report(tmp_path / "paused", stats, YEAR)
+    assert gc.isenabled()
+    assert collector_on == [False] * 4
+    gc.collect(0)  # the young generation only
+    assert drawn and all(figure() is None for figure in drawn)
+
+    monkeypatch.undo()
+    running = tmp_path / "running"
+    running.mkdir()
+    for name, figure in chart_figures(stats, YEAR).items():  # drawn with the collector on
+        statistics_report._save(figure, running / f"statistics_2023-2024_{name}.png")
+    images = _images(page.read_text(encoding="utf-8"))
+    assert len(images) == 4
+    for name in images:
+        assert (page.parent / name).read_bytes() == (running / name).read_bytes(), name
+
+
 def test_report_without_last_year_has_no_comparison(frames, tmp_path: Path):
     del frames["previous"]
     path = write_statistics_report(tmp_path, compute_statistics(**frames), YEAR)
