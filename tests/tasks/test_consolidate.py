@@ -533,3 +533,29 @@ def test_schools_are_derived_in_groups_of_bounded_rows_in_their_order() -> None:
 class ActiveRows:
     def __init__(self, rows_accepted: int) -> None:
         self.rows_accepted = rows_accepted
+
+
+def test_only_a_derivation_that_reads_them_dates_its_submissions(
+    home: Settings, database: ControlDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The arrivals and list dates of a group's submissions are worked out when a derivation
+    reads them (the enrolments, with the same values as before), not for the marks' many
+    submissions, which no derivation of theirs reads."""
+    import tasks.consolidate as consolidate
+
+    dated: list[int] = []
+
+    def arrival(submission):  # type: ignore[no-untyped-def]
+        dated.append(submission.submission_id)
+        return consolidate.as_utc(submission.arrived_at or submission.received_at)
+
+    monkeypatch.setattr(consolidate, "arrival", arrival)
+    marks = _active(database, changed_schools(database, "marks"), "marks")
+    assert schools_rows(home, TABLES["marks"], marks)
+    assert dated == []
+    students = _active(database, changed_schools(database, "students"), "students")
+    enrolments = schools_rows(home, TABLES["enrollments"], students)
+    assert sorted(set(dated)) == sorted(s.submission_id for subs in students.values() for s in subs)
+    for code, rows in enrolments.items():
+        enrolled = set(rows.column("enrolled_from").to_pylist())
+        assert enrolled == {arrival(s) for s in students[code]}, code
