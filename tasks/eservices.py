@@ -285,9 +285,16 @@ def _assessments(marks: pl.DataFrame, subject_results: pl.DataFrame) -> pl.DataF
     """Per pupil, the list of subject × semester rows of the continuous-assessment table."""
     key = ASSESSMENT_KEY
     slots = _slots(marks)
-    results = subject_results.select(*key, "average", "coefficient", "status").unique(
-        key, keep="first", maintain_order=True
-    )
+    columns = [*key, "average", "coefficient", "status"]
+    results = subject_results.select(columns).unique(key, keep="first", maintain_order=True)
+    if results.height < subject_results.height:
+        # a pupil's subject results at two levels (a defect): the first by level, then class,
+        # as the placement takes them, not the first in the order they come in (DuckDB's)
+        results = (
+            subject_results.sort(_AT_TWO_LEVELS, nulls_last=True, maintain_order=True)
+            .select(columns)
+            .unique(key, keep="first", maintain_order=True)
+        )
     rows = results.join(slots, on=key, how="full", coalesce=True, nulls_equal=True)
     rows = rows.with_columns(
         pl.col("tests").fill_null(pl.lit([], dtype=slots.schema["tests"])),
@@ -303,9 +310,18 @@ def _assessments(marks: pl.DataFrame, subject_results: pl.DataFrame) -> pl.DataF
     )
 
 
+# Ties of a pupil's rows at two levels (a defect) broken by level, then class: the same record
+# whatever order the results come in.
+_AT_TWO_LEVELS = ["level_code", "class_code"]
+
+
 def _listed(frame: pl.DataFrame, fields: Sequence[str], order: Sequence[str], name: str):
+    # a pupil's rows of one semester or exam at two levels (a defect) both listed, by level,
+    # class, then their values: the same list whatever order they come in
+    ties = [*_AT_TWO_LEVELS, *(f for f in fields if f not in order)]
+    nulls_last = [False] * (len(PUPIL_KEY) + len(order)) + [True] * len(ties)
     return (
-        frame.sort([*PUPIL_KEY, *order])
+        frame.sort([*PUPIL_KEY, *order, *ties], nulls_last=nulls_last)
         .group_by(list(PUPIL_KEY), maintain_order=True)
         .agg(pl.struct(list(fields)).alias(name))
     )

@@ -675,3 +675,44 @@ def test_a_pupil_placed_by_subject_results_in_two_classes_gets_the_first_by_leve
     assert all(r.equals(records[0]) for r in records[1:])
     pupil = records[0].filter(pl.col("student_code") == K1).row(0, named=True)
     assert (pupil["class_code"], pupil["level_code"]) == ("2APIC-1", "2APIC")
+
+
+@pytest.mark.parametrize("table", ["subject_results", "semester_results"])
+def test_a_pupils_results_at_two_levels_give_the_same_record_whatever_their_order(
+    inputs, table: str
+):
+    """A defect seen on a --defects province: a pupil with subject (and semester) results of
+    the same subject and semester in two classes of two levels. The record's assessment took
+    the average of the first in DuckDB's order, from one run to the next either; it takes the
+    first by level code now, as the placement does, and lists both semesters' rows by level."""
+    from tasks.eservices import extract_records
+
+    results = inputs[table]
+    mine = results.filter(pl.col("student_code") == K1)
+    other = mine.with_columns(
+        pl.lit("2APIC-1").alias("class_code"),
+        pl.lit("2APIC").alias("level_code"),
+        (pl.col("average") / 2 + 0.25).alias("average"),
+    )
+    twice = pl.concat([results, other])
+    orders = [
+        twice,
+        twice.reverse(),
+        *(twice.sample(fraction=1.0, shuffle=True, seed=s) for s in (5, 6, 7)),
+    ]
+    records = [extract_records(**{**inputs, table: order}) for order in orders]
+    assert all(r.equals(records[0]) for r in records[1:])
+    pupil = records[0].filter(pl.col("student_code") == K1).row(0, named=True)
+    if table == "subject_results":
+        averages = {(a["subject_code"], a["semester"]): a["average"] for a in pupil["assessments"]}
+        expected = {(r["subject_code"], r["semester"]): r["average"] for r in other.to_dicts()}
+        assert expected and averages.items() >= expected.items()  # the 2APIC rows
+    else:
+        assert [s["average"] for s in pupil["semesters"]] == [
+            a
+            for semester in sorted(mine.get_column("semester").to_list())
+            for a in (
+                other.filter(pl.col("semester") == semester).item(0, "average"),
+                mine.filter(pl.col("semester") == semester).item(0, "average"),
+            )
+        ]
