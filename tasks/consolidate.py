@@ -83,6 +83,14 @@ PREFETCH_SCHOOLS = 4
 # schools in one pass, the marks' a few at a time): a derivation costs ~1-3 ms whatever its
 # rows, ~135 schools x 10 tables on a province's first night.
 ROWS_PER_DERIVATION = 50_000
+# Measured on the ingested default province and not adopted (2026-12-06, load 3-9, CPU alternated
+# in one process): 100 k rows a group (43 marks groups instead of 97) made the marks' derivation
+# alone 1.67 -> 1.48 s (median, one polars thread) but consolidate_table's CPU moved within its
+# noise (4.03 -> 3.79 median, 3.42 -> 3.59 min) for ~+140 MB of peak (two groups ahead instead
+# of four kept the memory, CPU as noisy); the staged files read whole and filtered after, not
+# through the scan, 0.50 -> 0.46 s of the marks' read with one polars thread, none with the
+# pool; one scan of a table's files for all its schools (then split) helped rooms and classes
+# only (~0.025 s each) and cost the larger tables more.
 
 
 # ---- what changed -----------------------------------------------------------------------------

@@ -41,6 +41,13 @@ COMPACT_MIN_FILES = 8
 # 0.036 s of CPU, guardians 0.225 -> 0.146 s); a first night's tables -9 to -10 % of CPU, the
 # files ~12 % larger, read by polars, pyarrow and DuckDB in the same time. Files written with
 # ZSTD stay readable beside them (a Parquet file names its codec).
+# Measured and not adopted (2026-12-06, the province's first marks write, medians of 8-10
+# alternated in one process, load 4-4.3): row-group statistics only, no page index, 1.50 ->
+# 1.33 then 1.42 -> 1.47 s of CPU (two rounds); no dictionary for sheet_row, mark and
+# submission_id 1.50 -> 1.30 s (with row-group statistics only as well: 1.42 -> 1.35 s), for
+# files twice as large (5.5 -> 10.3 MB); 32 k rows a row group 1.50 -> 1.44 s; no predicate on
+# a table's first write (it replaces nothing) 1.40 -> 1.42 s through replace_school_rows. The
+# Delta log's statistics are the same with each.
 _WRITER = WriterProperties(compression="SNAPPY", max_row_group_size=8192)
 # The evaluation's result tables, rewritten school by school at each evaluation: the fastest
 # ZSTD level (about -5 % CPU on their writes, the files as small). Their column statistics
