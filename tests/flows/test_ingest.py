@@ -285,77 +285,15 @@ def test_a_worker_that_dies_stops_no_school(
     assert all(any((settings.reports / code).glob("*.xlsx")) for code in schools)
 
 
-def test_a_school_whose_own_worker_dies_is_counted_unreadable_and_the_next_goes_on(
-    prefect_server, tmp_path, monkeypatch
-):
-    """Again one at a time, a school whose worker dies is the culprit: its files counted
-    unreadable (the command then fails with a sentence), and the schools after it run in a
-    fresh pool (the broken one takes no task). The pool is a stand-in here; the test above
-    kills a real worker."""
+def _stand_in_pools(monkeypatch, dying: set[str]) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    """Fresh pools for the stranded schools whose worker dies for every school in ``dying``
+    (BrokenProcessPool, as a killed worker gives), each school's outcome otherwise; returns
+    the schools each pool was given, pool by pool (filled as the flow runs)."""
     from concurrent.futures.process import BrokenProcessPool
     from contextlib import contextmanager
 
-    from prefect import flow
-
     from tasks.ingest import SchoolOutcome
-    from tasks.ingest_chunks import SchoolFolder
 
-    pools: list[list[str]] = []
-
-    class Pool:
-        def submit(self, _task, parameters):  # type: ignore[no-untyped-def]
-            (school,) = parameters["chunk"]
-            pools[-1].append(school.school_code)
-            outcome = SchoolOutcome(school.school_code, files_seen=len(school.files))
-
-            class Future:
-                def result(self):  # type: ignore[no-untyped-def]
-                    if school.school_code == "22222B":
-                        raise BrokenProcessPool("A process in the process pool was terminated")
-                    return [outcome]
-
-            return Future()
-
-    @contextmanager
-    def fresh_pool(_settings):  # type: ignore[no-untyped-def]
-        pools.append([])
-        yield Pool()
-
-    monkeypatch.setattr(flows.runners, "school_task_runner", fresh_pool)
-    schools = [
-        SchoolFolder(code, [tmp_path / f"{code}-{n}.xlsx" for n in range(3)], tmp_path)
-        for code in ("11111A", "22222B", "33333C")
-    ]
-
-    @flow
-    def stranded_night() -> list[SchoolOutcome]:
-        return flows.runners.ingest_stranded(init_home(tmp_path / "home"), schools, None)
-
-    outcomes = stranded_night()
-    assert pools == [["11111A", "22222B"], ["33333C"]]
-    assert [(o.school_code, o.files_seen, o.unreadable) for o in outcomes] == [
-        ("11111A", 3, 0),
-        ("22222B", 3, 3),
-        ("33333C", 3, 0),
-    ]
-
-
-def test_workers_that_die_school_after_school_are_given_up_with_one_sentence(
-    prefect_server, tmp_path, monkeypatch, caplog
-):
-    """Workers that die whatever the school (a broken installation, no memory left) are not
-    tried again for every school of the province: after three schools in a row lose their
-    worker, the schools left are counted unreadable untried, with one sentence. A culprit
-    school between schools that go through counts as one death, not three."""
-    from concurrent.futures.process import BrokenProcessPool
-    from contextlib import contextmanager
-
-    from prefect import flow
-
-    from tasks.ingest import SchoolOutcome
-    from tasks.ingest_chunks import SchoolFolder
-
-    dying: set[str] = set()
     pools: list[list[str]] = []
 
     class Pool:
@@ -377,26 +315,71 @@ def test_workers_that_die_school_after_school_are_given_up_with_one_sentence(
         yield Pool()
 
     monkeypatch.setattr(flows.runners, "school_task_runner", fresh_pool)
+    return pools
+
+
+def _stranded_night(home, schools):  # type: ignore[no-untyped-def]
+    """The stranded schools ingested again under a flow run, as the ingest flow does."""
+    from prefect import flow
+
+    @flow
+    def stranded_night():  # type: ignore[no-untyped-def]
+        return flows.runners.ingest_stranded(init_home(home), schools, None)
+
+    return stranded_night()
+
+
+def test_a_school_whose_own_worker_dies_is_counted_unreadable_and_the_next_goes_on(
+    prefect_server, tmp_path, monkeypatch
+):
+    """Again one at a time, a school whose worker dies is the culprit: its files counted
+    unreadable (the command then fails with a sentence), and the schools after it run in a
+    fresh pool (the broken one takes no task). The pool is a stand-in here; the test above
+    kills a real worker."""
+    from tasks.ingest_chunks import SchoolFolder
+
+    pools = _stand_in_pools(monkeypatch, {"22222B"})
+    schools = [
+        SchoolFolder(code, [tmp_path / f"{code}-{n}.xlsx" for n in range(3)], tmp_path)
+        for code in ("11111A", "22222B", "33333C")
+    ]
+
+    outcomes = _stranded_night(tmp_path / "home", schools)
+    assert pools == [["11111A", "22222B"], ["33333C"]]
+    assert [(o.school_code, o.files_seen, o.unreadable) for o in outcomes] == [
+        ("11111A", 3, 0),
+        ("22222B", 3, 3),
+        ("33333C", 3, 0),
+    ]
+
+
+def test_workers_that_die_school_after_school_are_given_up_with_one_sentence(
+    prefect_server, tmp_path, monkeypatch, caplog
+):
+    """Workers that die whatever the school (a broken installation, no memory left) are not
+    tried again for every school of the province: after three schools in a row lose their
+    worker, the schools left are counted unreadable untried, with one sentence. A culprit
+    school between schools that go through counts as one death, not three."""
+    from tasks.ingest_chunks import SchoolFolder
+
+    dying: set[str] = set()
+    pools = _stand_in_pools(monkeypatch, dying)
     codes = [f"{n}{n}{n}{n}{n}{letter}" for n, letter in zip(range(1, 8), "ABCDEFG", strict=True)]
     schools = [
         SchoolFolder(code, [tmp_path / f"{code}-{n}.xlsx" for n in range(2)], tmp_path)
         for code in codes
     ]
 
-    @flow
-    def stranded_night() -> list[SchoolOutcome]:
-        return flows.runners.ingest_stranded(init_home(tmp_path / "home"), schools, None)
-
     # 22222B, 44444D and 55555E die: never three in a row, each school is tried
     dying.update({"22222B", "44444D", "55555E"})
-    outcomes = stranded_night()
+    outcomes = _stranded_night(tmp_path / "home", schools)
     assert pools == [["11111A", "22222B"], ["33333C", "44444D"], ["55555E"], ["66666F", "77777G"]]
     assert [o.unreadable for o in outcomes] == [0, 2, 0, 2, 2, 0, 0]
 
     # from 33333C on every worker dies: three tried, the last four given up untried
     pools.clear()
     dying.update(codes[2:])
-    outcomes = stranded_night()
+    outcomes = _stranded_night(tmp_path / "home", schools)
     assert pools == [["11111A", "22222B"], ["33333C"], ["44444D"]]
     assert [(o.school_code, o.unreadable) for o in outcomes] == [
         (code, 0 if code == "11111A" else 2) for code in codes
