@@ -26,6 +26,29 @@ its verdicts say how the small sizes compare, not the issue's sizes. The load av
 printed at the start, before each benchmark and at the end: the machine may be shared, and
 wall times follow the load.
 
+Figures of the round of 2026-12-06, 22:09-22:55 UTC (the machine otherwise idle, load 0.5-4),
+the issue's sizes, HEAD (9f86da3): ``report.py --province`` of the default province:
+
+    | ingest / bare read            | 33.90 s  | 14.03 s | 2.42x | <= 2x  | missed
+      (workers' CPU 61.0 s: register 11.4, read 24.5, validate 6.8, cross 2.0, write 7.5)
+    | first night / bare read       | 50.69 s  | 14.93 s | 3.40x | <= 3x  | missed
+      (the night 46.6 s + the API's start 4.1 s; CPU 81.3 s; peak 2,732 MB)
+    | unchanged night / first night | 1.83 s   | 46.60 s | 3.9 % | <= 5%  | met
+    | evaluation 10 M / 40 M / 100 M / 300 M: 8.5 / 33.1 / 87.4 / 275.7 s against DuckDB's GROUP
+      BY 1.0 / 3.6 / 14.4 / 36.4 s: 8.5 / 9.2 / 6.1 / 7.6x (<= 1.2x missed; floor printed per
+      size: our SQL alone 2.7-4.1x, the Delta writes alone 1.8-2.9x); 300 M 275.7 s, peak
+      2,981 MB (<= 10 min, <= 8 GB met)
+    | exchange, 200,000 children    | 14.13 s (13.41 s alone, load 0.5) | <= 15 s | met
+    --quick: 56 s.
+
+  Same hour, 231f31c (the stop before) against HEAD, alternating (after, before, before,
+  after): ingest_province 31.60 / 36.17 s (2.37 / 2.08x) against 36.18 / 40.52 s (2.49 /
+  2.60x), workers' CPU 56.4 / 65.0 against 65.7 / 72.7 s; second_night's first night 46.85 /
+  45.35 s (CPU 81.6 / 79.3) against 50.32 / 55.20 s (CPU 86.7 / 96.1), the unchanged night
+  1.46 / 1.49 against 1.98 / 2.23 s. The register step's system time (the kernel creating the
+  archive's 31 k files) swung 5.3-13.7 s between runs of either tree: ~0.3x of the ingest's
+  ratio by itself.
+
 Figures of the round of 2026-12-06, 09:51-10:08 UTC, nothing else running (load 1.0-2.4),
 "before" = the tree of the last stop (78b9573) run in the same hour (a worktree through
 PYTHONPATH), alternating; the bare read itself swung 11.7-16.3 s, so compare each ratio with
