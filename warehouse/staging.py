@@ -51,13 +51,18 @@ def write_quarantined(
     return _write_atomically(frame, quarantine / school_code / dataset / _batch_name(frame))
 
 
+def _batches(root: Path, school_code: str, dataset: str) -> list[Path]:
+    """The batch files of one school and dataset under ``root``, in name order."""
+    return sorted((root / school_code / dataset).glob("*.parquet"))
+
+
 def read_rows(
     root: Path, school_code: str, dataset: str, submission_ids: Iterable[int]
 ) -> pl.DataFrame | None:
     """The rows of these submissions of one school and dataset under ``root`` (the staging
     or the quarantine folder), or None when there is none."""
     ids = list(submission_ids)
-    paths = sorted((root / school_code / dataset).glob("*.parquet"))
+    paths = _batches(root, school_code, dataset)
     if not paths or not ids:
         return None
     frame = pl.concat([pl.read_parquet(path) for path in paths], how="diagonal_relaxed")
@@ -84,7 +89,7 @@ def read_staged_schools(
     scans: list[tuple[str, pl.LazyFrame]] = []
     for school_code, submission_ids in submissions.items():
         ids = list(submission_ids)
-        paths = sorted((staging / school_code / dataset).glob("*.parquet"))
+        paths = _batches(staging, school_code, dataset)
         if not paths or not ids:
             continue
         files = pl.concat([pl.scan_parquet(path) for path in paths], how="diagonal_relaxed")
