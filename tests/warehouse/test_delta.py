@@ -251,6 +251,7 @@ def test_a_table_written_by_an_earlier_codec_reads_whole_after_a_night_rewrites_
         for code, paths in files.items()
     }
     assert codec["11111A"] == {"ZSTD"}  # left as the earlier code wrote it
+    assert codec["22222B"] == {"SNAPPY"}  # the night's file: both codecs in one table
     expected = [("11111A", "K1", 12.0), ("11111A", "K2", None), ("22222B", "K4", 8.5)]
     assert content(tmp_path) == expected
     assert sorted(read_frame(tmp_path, "t").select(*SCHEMA.names).iter_rows()) == expected
